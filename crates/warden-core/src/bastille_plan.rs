@@ -1,0 +1,617 @@
+//! The FreeBSD plan: desired layout vs observed [`BastilleHost`] → ordered actions, in the seeds' steps.
+//!
+//! Every command goes through `bastille`, `sysrc`, `service`, `ifconfig`, `sysctl`, `pfctl` or `jexec` as an
+//! exact argv. Inside jails Warden uses `jexec -l -U root` rather than `bastille cmd`/`bastille pkg`, because only
+//! jexec passes the command's exit status through (reference/bastille.md §3 cmd, §8.6).
+
+use crate::layout::{Layout, Role, Service, Shape};
+use crate::observed::{BastilleHost, JailState};
+use crate::plan::{Action, Plan, Step};
+use crate::render::{self, hosts, rc_conf};
+
+/// Where Bastille reads its config.
+pub const BASTILLE_CONF: &str = "/usr/local/etc/bastille/bastille.conf";
+/// The pf ruleset.
+pub const PF_CONF: &str = "/etc/pf.conf";
+/// devfs rules (Bastille's VNET ruleset 13 lives here).
+pub const DEVFS_RULES: &str = "/etc/devfs.rules";
+/// The hosts file.
+pub const HOSTS: &str = "/etc/hosts";
+/// The control plane's rc.d script.
+pub const RC_D: &str = "/usr/local/etc/rc.d/warden";
+
+/// The platform databases of seed 002, prefixed with the namespace.
+pub fn databases(layout: &Layout) -> Vec<String> {
+    ["ops", "brain", "skills", "git", "web"]
+        .iter()
+        .map(|d| format!("{}_{d}", layout.namespace))
+        .collect()
+}
+
+/// PostgreSQL package (seed 002: PostgreSQL 18).
+pub const POSTGRES_PKG: &str = "postgresql18-server";
+/// Where the git jail keeps bare repositories.
+pub const GIT_REPOS: &str = "/var/git/repos";
+
+/// devfs ruleset 13 as `bastille setup vnet` writes it (reference/bastille.md §3 setup): unhides bpf for DHCP.
+pub const DEVFS_VNET_RULES: &str = "[bastille_vnet=13]\n\
+add include $devfsrules_hide_all\n\
+add include $devfsrules_unhide_basic\n\
+add include $devfsrules_unhide_login\n\
+add include $devfsrules_jail\n\
+add path 'bpf*' unhide\n";
+
+/// Which step owns an rc.conf variable: dnsmasq's belong to `dns`, the rest to `host`.
+fn rc_step(var: &str) -> Step {
+    if var.starts_with("dnsmasq_") {
+        Step::Dns
+    } else {
+        Step::Host
+    }
+}
+
+/// Plans every step for `host`.
+pub fn plan(layout: &Layout, host: &BastilleHost) -> Plan {
+    let mut actions = Vec::new();
+    let mut notes = Vec::new();
+    if host.bastille_version.is_none() {
+        notes.push("bastille not found: planning for a fresh FreeBSD host (install it first: pkg install bastille dnsmasq)".into());
+    }
+    host_step(layout, host, &mut actions);
+    jails_step(layout, host, &mut actions);
+    service_steps(layout, host, &mut actions, &mut notes);
+    hosts_step(layout, host, &mut actions);
+    dns_step(layout, host, &mut actions);
+    notes.push(
+        "step verify has no host actions: `warden setup` runs the doctor's checks after applying"
+            .into(),
+    );
+    Plan { actions, notes }
+}
+
+fn file_if_changed(
+    host: &BastilleHost,
+    out: &mut Vec<Action>,
+    step: Step,
+    what: &str,
+    path: &str,
+    mode: &str,
+    content: String,
+) {
+    if host.files.get(path) != Some(&content) {
+        out.push(Action::file(step, what, path, mode, content));
+    }
+}
+
+fn sysrc(out: &mut Vec<Action>, host: &BastilleHost, step: Step, var: &str, value: &str) {
+    if var == "cloned_interfaces" {
+        // Append rather than overwrite: the host may clone other interfaces already.
+        let present = host
+            .rc_conf
+            .get(var)
+            .is_some_and(|v| v.split_whitespace().any(|w| w == value));
+        if !present {
+            out.push(Action::run(
+                step,
+                format!("add {value} to cloned_interfaces in rc.conf (created at boot, then renamed by ifconfig_{value}_name)"),
+                &["sysrc", &format!("{var}+={value}")],
+            ));
+        }
+    } else if host.rc_conf.get(var).map(String::as_str) != Some(value) {
+        out.push(Action::run(
+            step,
+            format!("set {var}=\"{value}\" in /etc/rc.conf"),
+            &["sysrc", &format!("{var}={value}")],
+        ));
+    }
+}
+
+fn host_step(layout: &Layout, host: &BastilleHost, out: &mut Vec<Action>) {
+    let s = Step::Host;
+    file_if_changed(
+        host,
+        out,
+        s,
+        "write bastille.conf: stock structure, seed 000's ZFS, timezone and naming values, bastille_sharedir set",
+        BASTILLE_CONF,
+        "0644",
+        render::bastille_conf::render(layout),
+    );
+    if host.prefix_mode != Some(0o750) {
+        out.push(Action::run(
+            s,
+            format!(
+                "create {} with mode 0750 (Bastille refuses any other mode)",
+                layout.bastille.prefix
+            ),
+            &["install", "-d", "-m", "0750", &layout.bastille.prefix],
+        ));
+    }
+    for (var, value) in rc_conf::settings(layout) {
+        if rc_step(&var) == s {
+            sysrc(out, host, s, &var, &value);
+        }
+    }
+    let want_addr = format!("{}/24", layout.gateway);
+    if !host.bridge_exists {
+        out.push(
+            Action::run(
+                s,
+                format!(
+                    "create the bridge {} (cloned bridge0, renamed) from rc.conf",
+                    layout.bridge
+                ),
+                &["service", "netif", "cloneup"],
+            )
+            .verified_by(&["ifconfig", &layout.bridge]),
+        );
+    }
+    if !host.bridge_addrs.contains(&want_addr) {
+        out.push(
+            Action::run(
+                s,
+                format!("give {} the gateway address {want_addr}", layout.bridge),
+                &["ifconfig", &layout.bridge, "inet", &want_addr, "up"],
+            )
+            .verified_by(&["ifconfig", &layout.bridge]),
+        );
+    }
+    if !host.forwarding {
+        out.push(Action::run(
+            s,
+            "enable IPv4 forwarding now (gateway_enable keeps it across boots)",
+            &["sysctl", "net.inet.ip.forwarding=1"],
+        ));
+    }
+    let devfs = host.files.get(DEVFS_RULES).cloned().unwrap_or_default();
+    if !devfs.contains("[bastille_vnet=13]") {
+        let mut content = devfs.clone();
+        if !content.is_empty() && !content.ends_with('\n') {
+            content.push('\n');
+        }
+        content.push_str(DEVFS_VNET_RULES);
+        out.push(Action::file(
+            s,
+            "add devfs ruleset 13 (bastille_vnet) that VNET jails use",
+            DEVFS_RULES,
+            "0644",
+            content,
+        ));
+        out.push(Action::run(
+            s,
+            "reload devfs rules",
+            &["service", "devfs", "restart"],
+        ));
+    }
+    let pf = render::pf_conf::render(layout);
+    let pf_changed = host.files.get(PF_CONF) != Some(&pf);
+    if pf_changed {
+        out.push(Action::file(
+            s,
+            "write pf.conf: NAT for the subnet, pass on the bridge, the jails table",
+            PF_CONF,
+            "0644",
+            pf,
+        ));
+    }
+    if !host.pf_enabled {
+        out.push(
+            Action::run(
+                s,
+                "start pf (loads pf.ko, the ruleset, and enables it)",
+                &["service", "pf", "start"],
+            )
+            .verified_by(&["pfctl", "-sn"]),
+        );
+    } else if pf_changed || !host.pf_nat.contains(&layout.cidr()) {
+        out.push(
+            Action::run(s, "reload the pf ruleset", &["pfctl", "-f", PF_CONF])
+                .verified_by(&["pfctl", "-sn"]),
+        );
+    }
+    file_if_changed(
+        host,
+        out,
+        s,
+        "install the control plane's rc.d script",
+        RC_D,
+        "0555",
+        render::rc_d::render(layout),
+    );
+}
+
+fn create_argv(layout: &Layout, svc: &Service) -> Vec<String> {
+    let gw = layout.gateway.to_string();
+    let mut argv = vec!["bastille".to_string(), "create".into()];
+    if svc.shape == Shape::Thick {
+        argv.push("-T".into());
+    }
+    argv.extend(["-B".into(), "-g".into(), gw.clone(), "-n".into(), gw]);
+    argv.extend([
+        svc.jail.clone(),
+        layout.release.clone(),
+        format!("{}/24", svc.addr),
+        layout.bridge.clone(),
+    ]);
+    argv
+}
+
+fn jails_step(layout: &Layout, host: &BastilleHost, out: &mut Vec<Action>) {
+    let s = Step::Jails;
+    if !host.releases.contains(&layout.release) {
+        let major: u32 = layout
+            .release
+            .split('.')
+            .next()
+            .and_then(|m| m.parse().ok())
+            .unwrap_or(0);
+        let mut argv = vec!["bastille", "bootstrap"];
+        // pkgbase is opt-in on 15, forced from 16 and refused up to 14 (reference/bastille.md §3 bootstrap).
+        if major >= 15 {
+            argv.push("-p");
+        }
+        argv.push(&layout.release);
+        out.push(
+            Action::run(
+                s,
+                format!(
+                    "bootstrap the {} release{}",
+                    layout.release,
+                    if major >= 15 { " (pkgbase)" } else { "" }
+                ),
+                &argv,
+            )
+            .verified_by(&["bastille", "list", "releases"]),
+        );
+    }
+    for svc in layout.jails() {
+        match host.jails.get(&svc.jail) {
+            None => {
+                let shape = if svc.shape == Shape::Thick {
+                    "thick (-T, the only thick jail)"
+                } else {
+                    "thin"
+                };
+                let seed_name = format!("{}-{}", layout.identity, svc.role.name());
+                out.push(
+                    Action::run(
+                        s,
+                        format!(
+                            "create the {} jail {} at {}/24 on {}, {shape}, bridged VNET (-B) with gateway {}; \
+                             departs from the seeds: named {} not {seed_name} (current Bastille refuses '-' and '_' in \
+                             VNET names), and -n {} so the jail resolves {} through dnsmasq",
+                            svc.role.name(),
+                            svc.jail,
+                            svc.addr,
+                            layout.bridge,
+                            layout.gateway,
+                            svc.jail,
+                            layout.gateway,
+                            layout.domain
+                        ),
+                        &create_argv(layout, svc),
+                    )
+                    .verified_by(&["jls", "-j", &svc.jail, "jid"]),
+                );
+            }
+            Some(state) if !state.running => out.push(
+                Action::run(
+                    s,
+                    format!("start the {} jail {}", svc.role.name(), svc.jail),
+                    &["bastille", "start", &svc.jail],
+                )
+                .verified_by(&["jls", "-j", &svc.jail, "jid"]),
+            ),
+            Some(_) => {}
+        }
+    }
+}
+
+/// Commands inside a jail, as root, with the real exit status.
+fn jexec(jail: &str, user: &str, cmd: &[&str]) -> Vec<String> {
+    let mut argv: Vec<String> = ["jexec", "-l", "-U", user, jail]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    argv.extend(cmd.iter().map(|s| s.to_string()));
+    argv
+}
+
+struct InJail<'a> {
+    step: Step,
+    jail: &'a str,
+    state: JailState,
+    out: &'a mut Vec<Action>,
+}
+
+impl InJail<'_> {
+    fn push(&mut self, summary: String, argv: Vec<String>) {
+        self.out.push(Action {
+            step: self.step,
+            summary,
+            op: crate::plan::Op::Argv(argv),
+            verify: None,
+        });
+    }
+
+    fn pkg(&mut self, pkg: &str) {
+        if !self.state.packages.contains(pkg) {
+            let argv = jexec(
+                self.jail,
+                "root",
+                &["env", "ASSUME_ALWAYS_YES=yes", "pkg", "install", pkg],
+            );
+            let summary = format!("install {pkg} in {}", self.jail);
+            self.out.push(Action {
+                step: self.step,
+                summary,
+                op: crate::plan::Op::Argv(argv),
+                verify: Some(jexec(self.jail, "root", &["pkg", "info", "-e", pkg])),
+            });
+        }
+    }
+
+    fn enable(&mut self, var: &str) {
+        if self.state.rc_conf.get(var).map(String::as_str) != Some("YES") {
+            self.push(
+                format!("set {var}=YES in {}'s rc.conf", self.jail),
+                jexec(self.jail, "root", &["sysrc", &format!("{var}=YES")]),
+            );
+        }
+    }
+
+    fn start(&mut self, service: &str) {
+        if !self.state.services_running.contains(service) {
+            self.push(
+                format!("start {service} in {}", self.jail),
+                jexec(self.jail, "root", &["service", service, "start"]),
+            );
+        }
+    }
+}
+
+fn service_steps(
+    layout: &Layout,
+    host: &BastilleHost,
+    out: &mut Vec<Action>,
+    notes: &mut Vec<String>,
+) {
+    let jail_of = |role: Role| layout.service(role).map(|s| s.jail.clone());
+    if let Some(jail) = jail_of(Role::Db) {
+        let state = host.jails.get(&jail).cloned().unwrap_or_default();
+        let mut j = InJail {
+            step: Step::Db,
+            jail: &jail,
+            state,
+            out,
+        };
+        j.pkg(POSTGRES_PKG);
+        j.enable("postgresql_enable");
+        if !j.state.paths.contains("/var/db/postgres/data18") {
+            j.push(
+                format!("initialise the PostgreSQL 18 cluster in {jail}"),
+                jexec(&jail, "root", &["service", "postgresql", "initdb"]),
+            );
+        }
+        j.start("postgresql");
+        for db in databases(layout) {
+            if !j.state.databases.contains(&db) {
+                j.push(
+                    format!("create the platform database {db}"),
+                    jexec(&jail, "postgres", &["createdb", &db]),
+                );
+            }
+        }
+    }
+    if let Some(jail) = jail_of(Role::Git) {
+        let state = host.jails.get(&jail).cloned().unwrap_or_default();
+        let mut j = InJail {
+            step: Step::Git,
+            jail: &jail,
+            state,
+            out,
+        };
+        j.pkg("git");
+        if !j.state.users.contains("git") {
+            j.push(
+                format!(
+                    "create the git user in {jail} (plain bare repositories first; Forgejo later)"
+                ),
+                jexec(
+                    &jail,
+                    "root",
+                    &[
+                        "pw", "useradd", "-n", "git", "-d", "/var/git", "-m", "-s", "/bin/sh",
+                    ],
+                ),
+            );
+        }
+        if !j.state.paths.contains(GIT_REPOS) {
+            j.push(
+                format!("create {GIT_REPOS} for bare repositories"),
+                jexec(
+                    &jail,
+                    "root",
+                    &[
+                        "install", "-d", "-o", "git", "-g", "git", "-m", "0750", GIT_REPOS,
+                    ],
+                ),
+            );
+        }
+    }
+    if let Some(jail) = jail_of(Role::Cms) {
+        let state = host.jails.get(&jail).cloned().unwrap_or_default();
+        let mut j = InJail {
+            step: Step::Cms,
+            jail: &jail,
+            state,
+            out,
+        };
+        j.pkg("nginx");
+        j.enable("nginx_enable");
+        j.start("nginx");
+        notes.push("step cms serves nginx's default page; the Astro/Starlight site and its deploy are not designed yet".into());
+    }
+    if let Some(jail) = jail_of(Role::Ai) {
+        let state = host.jails.get(&jail).cloned().unwrap_or_default();
+        let mut j = InJail {
+            step: Step::Ai,
+            jail: &jail,
+            state,
+            out,
+        };
+        j.pkg("llama-cpp");
+        notes.push("step ai installs llama.cpp only; model choice and its rc.d service are not designed yet".into());
+    }
+}
+
+fn hosts_step(layout: &Layout, host: &BastilleHost, out: &mut Vec<Action>) {
+    let block = hosts::render(layout);
+    let existing = host.files.get(HOSTS).cloned().unwrap_or_default();
+    if hosts::extract(&existing).as_deref() != Some(block.as_str()) {
+        out.push(Action::file(
+            Step::Hosts,
+            "write the managed block of /etc/hosts (other lines kept)",
+            HOSTS,
+            "0644",
+            hosts::splice(&existing, &block),
+        ));
+    }
+}
+
+fn dns_step(layout: &Layout, host: &BastilleHost, out: &mut Vec<Action>) {
+    let s = Step::Dns;
+    let conf = render::dnsmasq_conf::render(layout);
+    let changed = host.files.get(rc_conf::DNSMASQ_CONF) != Some(&conf);
+    if changed {
+        out.push(Action::file(
+            s,
+            format!(
+                "write dnsmasq.conf: the {} zone on 127.0.0.1 and {}",
+                layout.domain, layout.gateway
+            ),
+            rc_conf::DNSMASQ_CONF,
+            "0644",
+            conf,
+        ));
+    }
+    for (var, value) in rc_conf::settings(layout) {
+        if rc_step(&var) == s {
+            sysrc(out, host, s, &var, &value);
+        }
+    }
+    if !host.dnsmasq_running {
+        out.push(
+            Action::run(s, "start dnsmasq", &["service", "dnsmasq", "start"]).verified_by(&[
+                "service",
+                "dnsmasq",
+                "onestatus",
+            ]),
+        );
+    } else if changed {
+        out.push(
+            Action::run(
+                s,
+                "restart dnsmasq to load the new zone",
+                &["service", "dnsmasq", "restart"],
+            )
+            .verified_by(&["service", "dnsmasq", "onestatus"]),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::load;
+    use crate::plan::Op;
+
+    fn default_layout() -> Layout {
+        Layout::from_loaded(&load(None, &|_| None, &vec![]).unwrap()).unwrap()
+    }
+
+    fn argvs(plan: &Plan) -> Vec<Vec<String>> {
+        plan.actions
+            .iter()
+            .filter_map(|a| {
+                if let Op::Argv(v) = &a.op {
+                    Some(v.clone())
+                } else {
+                    None
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn fresh_host_creates_seed_equivalent_jails() {
+        let plan = plan(&default_layout(), &BastilleHost::default());
+        let all = argvs(&plan);
+        let want = |s: &str| s.split(' ').map(str::to_string).collect::<Vec<_>>();
+        assert!(all.contains(&want("bastille bootstrap -p 15.0-RELEASE")));
+        assert!(all.contains(&want("bastille create -B -g 10.0.1.1 -n 10.0.1.1 clawdiegit 15.0-RELEASE 10.0.1.2/24 warden0")));
+        assert!(all.contains(&want("bastille create -B -g 10.0.1.1 -n 10.0.1.1 clawdiecms 15.0-RELEASE 10.0.1.3/24 warden0")));
+        assert!(all.contains(&want("bastille create -T -B -g 10.0.1.1 -n 10.0.1.1 clawdiedb 15.0-RELEASE 10.0.1.5/24 warden0")));
+        // Bridge before any VNET create: Bastille refuses -B on a missing bridge.
+        let bridge = all
+            .iter()
+            .position(|a| a == &want("service netif cloneup"))
+            .unwrap();
+        let first_create = all
+            .iter()
+            .position(|a| a.get(1).map(String::as_str) == Some("create"))
+            .unwrap();
+        assert!(bridge < first_create);
+        let steps: Vec<Step> = plan.actions.iter().map(|a| a.step).collect();
+        let mut sorted = steps.clone();
+        sorted.sort();
+        assert_eq!(steps, sorted, "actions must come in step order");
+    }
+
+    #[test]
+    fn converged_host_plans_nothing() {
+        let layout = default_layout();
+        let mut host = BastilleHost {
+            bastille_version: Some("1.4.4".into()),
+            ..Default::default()
+        };
+        // Apply the plan's effects to the observation, as a perfect host would.
+        for a in plan(&layout, &host).actions {
+            if let Op::File(f) = &a.op {
+                host.files.insert(f.path.clone(), f.content.clone());
+            }
+        }
+        host.prefix_mode = Some(0o750);
+        for (k, v) in rc_conf::settings(&layout) {
+            host.rc_conf.insert(k, v);
+        }
+        host.bridge_exists = true;
+        host.bridge_addrs = vec!["10.0.1.1/24".into()];
+        host.forwarding = true;
+        host.pf_enabled = true;
+        host.pf_nat = "nat on vtnet0 inet from 10.0.1.0/24 to any -> (vtnet0) round-robin".into();
+        host.releases.insert("15.0-RELEASE".into());
+        host.dnsmasq_running = true;
+        for svc in layout.jails() {
+            let mut st = JailState {
+                running: true,
+                ..Default::default()
+            };
+            for p in [POSTGRES_PKG, "git", "nginx", "llama-cpp"] {
+                st.packages.insert(p.into());
+            }
+            for v in ["postgresql_enable", "nginx_enable"] {
+                st.rc_conf.insert(v.into(), "YES".into());
+            }
+            st.services_running
+                .extend(["postgresql".to_string(), "nginx".to_string()]);
+            st.paths
+                .extend(["/var/db/postgres/data18".to_string(), GIT_REPOS.to_string()]);
+            st.databases.extend(databases(&layout));
+            st.users.insert("git".into());
+            host.jails.insert(svc.jail.clone(), st);
+        }
+        let again = plan(&layout, &host);
+        assert!(again.actions.is_empty(), "{}", again.to_text());
+    }
+}

@@ -1,0 +1,860 @@
+//! The validated layout: slots, roles, jail names and DNS names, derived from a [`Config`].
+//!
+//! This is the registry of design.md's table. Only a `Layout` reaches the renderers and planners, so every rule
+//! that relates config values (private /24, slot collisions, DNS labels, Bastille's jail-name limits) is checked
+//! here, once, and all problems are reported together.
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use crate::config::{parse_subnet, Config, Loaded};
+use crate::error::{ConfigError, Invalid};
+use crate::names::{check_domain, check_jail_name, check_label};
+
+/// What a slot is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// The host on the bridge: control plane and dnsmasq.
+    Gateway,
+    /// Shared Git Service.
+    Git,
+    /// Shared Web Service.
+    Cms,
+    /// Local AI Models (llama.cpp).
+    Ai,
+    /// PostgreSQL, the one thick jail.
+    Db,
+    /// The browser VM (bhyve; a separate executor class).
+    Browser,
+    /// Ephemeral networked workers.
+    Worker,
+    /// Ephemeral browser task clones.
+    BrowserClone,
+}
+
+impl Role {
+    /// The role's short name, used in jail names and DNS names.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Gateway => "gateway",
+            Role::Git => "git",
+            Role::Cms => "cms",
+            Role::Ai => "ai",
+            Role::Db => "db",
+            Role::Browser => "browser",
+            Role::Worker => "worker",
+            Role::BrowserClone => "browser-clone",
+        }
+    }
+}
+
+/// How a jail's root filesystem is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Shape {
+    /// Shares the release read-only (Bastille nullfs; Linux overlayfs).
+    Thin,
+    /// Owns a copy of the release.
+    Thick,
+    /// A VM disk image.
+    Image,
+}
+
+/// A persistent service jail (or VM) at a fixed slot.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Service {
+    /// What it is for.
+    pub role: Role,
+    /// Jail name: `<identity><role>` (letters and digits only; see [`crate::names::check_jail_name`]).
+    pub jail: String,
+    /// Its address on the bridge.
+    pub addr: Ipv4Addr,
+    /// Thin, thick or image.
+    pub shape: Shape,
+    /// Its DNS name.
+    pub fqdn: String,
+}
+
+/// A tenant and its sites.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Tenant {
+    /// The tenant's label.
+    pub name: String,
+    /// `<tenant>.<domain>`.
+    pub fqdn: String,
+    /// `<site>.<tenant>.<domain>` for each site.
+    pub sites: Vec<String>,
+}
+
+/// One name the local DNS answers.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Record {
+    /// Fully qualified name.
+    pub name: String,
+    /// Its IPv4 address.
+    pub addr: Ipv4Addr,
+    /// Why it exists, e.g. `control plane`, `tenant atlas`.
+    pub purpose: String,
+}
+
+/// Bastille's settings that Warden writes into `bastille.conf`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BastilleSettings {
+    /// `bastille_prefix`.
+    pub prefix: String,
+    /// `bastille_zfs_zpool`.
+    pub zfs_pool: String,
+    /// `bastille_zfs_prefix`.
+    pub zfs_prefix: String,
+    /// `bastille_network_pf_table`.
+    pub pf_table: String,
+    /// `bastille_network_loopback`.
+    pub loopback: String,
+}
+
+/// Resource limits of one worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Limits {
+    /// Memory in bytes.
+    pub memory_bytes: u64,
+    /// Maximum number of processes.
+    pub pids: u32,
+    /// Wall-clock limit.
+    #[serde(with = "duration_ms")]
+    pub timeout: Duration,
+    /// Combined stdout+stderr cap in bytes.
+    pub output_bytes: u64,
+}
+
+mod duration_ms {
+    use std::time::Duration;
+
+    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis() as u64)
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let ms: u64 = serde::Deserialize::deserialize(d)?;
+        Ok(Duration::from_millis(ms))
+    }
+}
+
+/// The whole validated layout.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Layout {
+    /// Service identity (`clawdie`).
+    pub identity: String,
+    /// Platform namespace (`system`).
+    pub namespace: String,
+    /// Timezone for jails.
+    pub timezone: String,
+    /// State directory override (empty: the backend's default).
+    pub state_dir: String,
+    /// Network address of the /24.
+    pub network: Ipv4Addr,
+    /// `<subnet>.1`, the host on the bridge.
+    pub gateway: Ipv4Addr,
+    /// Bridge name.
+    pub bridge: String,
+    /// Uplink interface.
+    pub ext_if: String,
+    /// Local zone.
+    pub domain: String,
+    /// The host's FQDN.
+    pub internal_domain: String,
+    /// FreeBSD release.
+    pub release: String,
+    /// The service jails (git, cms, ai, db) and the browser VM, in slot order.
+    pub services: Vec<Service>,
+    /// First and last networked-worker address.
+    pub workers: (Ipv4Addr, Ipv4Addr),
+    /// First and last browser task clone address.
+    pub browser_clones: (Ipv4Addr, Ipv4Addr),
+    /// Tenants and sites.
+    pub tenants: Vec<Tenant>,
+    /// Every name the local DNS answers, in a stable order.
+    pub records: Vec<Record>,
+    /// Bastille settings.
+    pub bastille: BastilleSettings,
+    /// Control plane port.
+    pub port: u16,
+    /// Control plane listen addresses.
+    pub listen: Vec<Ipv4Addr>,
+    /// Default worker limits.
+    pub limits: Limits,
+    /// User workers run as.
+    pub worker_user: String,
+    /// Parked workers per release and network mode.
+    pub pool_size: u32,
+}
+
+impl Layout {
+    /// The address `<subnet>.<octet>`.
+    pub fn addr(&self, octet: u8) -> Ipv4Addr {
+        let [a, b, c, _] = self.network.octets();
+        Ipv4Addr::new(a, b, c, octet)
+    }
+
+    /// The subnet as `a.b.c.0/24`.
+    pub fn cidr(&self) -> String {
+        format!("{}/24", self.network)
+    }
+
+    /// The service with `role`, if it is part of the layout.
+    pub fn service(&self, role: Role) -> Option<&Service> {
+        self.services.iter().find(|s| s.role == role)
+    }
+
+    /// The service jails Bastille manages (everything but the browser VM), in slot order.
+    pub fn jails(&self) -> impl Iterator<Item = &Service> {
+        self.services.iter().filter(|s| s.shape != Shape::Image)
+    }
+
+    /// Builds and validates the layout; all problems are reported at once.
+    pub fn from_loaded(loaded: &Loaded) -> Result<Layout, ConfigError> {
+        let c: &Config = &loaded.config;
+        let mut problems = Vec::new();
+        let mut bad = |key: &str, value: &str, rule: String, fix: &str| {
+            problems.push(Invalid {
+                key: key.to_string(),
+                value: value.to_string(),
+                origin: loaded.source(key),
+                rule,
+                fix: fix.to_string(),
+            })
+        };
+
+        let network = match parse_subnet(&c.subnet) {
+            Ok(n) => n,
+            Err(rule) => {
+                bad(
+                    "network.subnet",
+                    &c.subnet,
+                    rule,
+                    "use a private /24, e.g. AGENT_SUBNET_BASE=10.0.1",
+                );
+                Ipv4Addr::new(10, 0, 1, 0)
+            }
+        };
+        if let Err(rule) = check_label(&c.identity) {
+            bad(
+                "identity",
+                &c.identity,
+                rule,
+                "use letters and digits, e.g. identity = \"clawdie\"",
+            );
+        }
+        if let Err(rule) = check_domain(&c.domain) {
+            bad(
+                "dns.domain",
+                &c.domain,
+                rule,
+                "use a name under home.arpa, e.g. AGENT_DOMAIN=home.arpa",
+            );
+        }
+        let internal_domain = if c.internal_domain.is_empty() {
+            format!("{}.{}", c.identity, c.domain)
+        } else {
+            c.internal_domain.clone()
+        };
+        if !c.internal_domain.is_empty() {
+            if let Err(rule) = check_domain(&c.internal_domain) {
+                bad(
+                    "dns.internal_domain",
+                    &c.internal_domain,
+                    rule,
+                    "use <agent>.home.arpa, e.g. AGENT_INTERNAL_DOMAIN=clawdie.home.arpa",
+                );
+            }
+        }
+        for (key, value) in [("network.bridge", &c.bridge), ("network.ext_if", &c.ext_if)] {
+            if value.is_empty()
+                || value.len() > 15
+                || !value
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+            {
+                bad(
+                    key,
+                    value,
+                    "an interface name has 1 to 15 letters, digits or '_'".into(),
+                    "e.g. network.bridge = \"warden0\"",
+                );
+            }
+        }
+        if !is_release(&c.release) {
+            bad(
+                "jails.release",
+                &c.release,
+                "not a FreeBSD release name Bastille accepts (N.N-RELEASE, -RCn, -BETAn, -STABLE, -CURRENT)".into(),
+                "e.g. WARDEN_RELEASE=15.0-RELEASE",
+            );
+        }
+
+        // Slots: every fixed slot distinct, not the gateway, and outside both dynamic ranges.
+        let mut fixed: Vec<(Role, &str, u8, Shape)> = vec![
+            (Role::Git, "slots.git", c.slot_git, Shape::Thin),
+            (Role::Cms, "slots.cms", c.slot_cms, Shape::Thin),
+        ];
+        if c.ai_enabled {
+            fixed.push((Role::Ai, "slots.ai", c.slot_ai, Shape::Thin));
+        }
+        if c.db_enabled {
+            fixed.push((Role::Db, "slots.db", c.slot_db, Shape::Thick));
+        }
+        fixed.push((Role::Browser, "slots.browser", c.slot_browser, Shape::Image));
+        fixed.sort_by_key(|f| f.2);
+        let ranges = [
+            (
+                "slots.workers_first",
+                "slots.workers_last",
+                c.workers_first,
+                c.workers_last,
+            ),
+            (
+                "slots.browser_clones_first",
+                "slots.browser_clones_last",
+                c.browser_clones_first,
+                c.browser_clones_last,
+            ),
+        ];
+        for (first_key, _, first, last) in ranges {
+            if first > last {
+                bad(
+                    first_key,
+                    &first.to_string(),
+                    format!("the range {first}..{last} is empty"),
+                    "first ≤ last, e.g. 101..149",
+                );
+            }
+        }
+        if ranges[0].2 <= ranges[1].3 && ranges[1].2 <= ranges[0].3 {
+            bad(
+                "slots.browser_clones_first",
+                &c.browser_clones_first.to_string(),
+                format!(
+                    "overlaps the worker range {}..{}",
+                    c.workers_first, c.workers_last
+                ),
+                "keep the ranges apart, e.g. workers 101..149 and browser clones 150..199",
+            );
+        }
+        for (i, (role, key, octet, _)) in fixed.iter().enumerate() {
+            if *octet == 1 {
+                bad(
+                    key,
+                    "1",
+                    format!("slot .1 is the gateway; {} needs its own", role.name()),
+                    "e.g. 2..99",
+                );
+            }
+            if let Some((other, ..)) = fixed[..i].iter().find(|f| f.2 == *octet) {
+                bad(
+                    key,
+                    &octet.to_string(),
+                    format!("slot .{octet} is already taken by {}", other.name()),
+                    "give every service its own slot (defaults: git 2, cms 3, ai 4, db 5, browser 6)",
+                );
+            }
+            for (_, _, first, last) in ranges {
+                if (first..=last).contains(octet) {
+                    bad(
+                        key,
+                        &octet.to_string(),
+                        format!("slot .{octet} lies in the dynamic range {first}..{last}"),
+                        "e.g. 2..99",
+                    );
+                }
+            }
+        }
+
+        let services: Vec<Service> = fixed
+            .iter()
+            .map(|(role, _, octet, shape)| {
+                let [a, b, cc, _] = network.octets();
+                Service {
+                    role: *role,
+                    jail: format!("{}{}", c.identity, role.name()),
+                    addr: Ipv4Addr::new(a, b, cc, *octet),
+                    shape: *shape,
+                    fqdn: format!("{}.{}", service_label(*role), c.domain),
+                }
+            })
+            .collect();
+        for service in services.iter().filter(|s| s.shape != Shape::Image) {
+            if let Err(rule) = check_jail_name(&service.jail) {
+                bad(
+                    "identity",
+                    &c.identity,
+                    format!(
+                        "it makes the {} jail name {:?}: {rule}",
+                        service.role.name(),
+                        service.jail
+                    ),
+                    "use at most 7 letters and digits, e.g. identity = \"clawdie\"",
+                );
+                break;
+            }
+        }
+
+        // Tenants: labels, no duplicates, no clash with a platform name.
+        let reserved: Vec<String> = ["ai", "git", "cms", "db", "models", "browser"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain([c.identity.clone()])
+            .collect();
+        let mut tenants = Vec::new();
+        for (i, t) in c.tenants.iter().enumerate() {
+            if let Err(rule) = check_label(&t.name) {
+                bad(
+                    "tenants",
+                    &t.name,
+                    format!("tenant name: {rule}"),
+                    "use a DNS label, e.g. name = \"atlas\" (no '_')",
+                );
+                continue;
+            }
+            if c.tenants[..i].iter().any(|o| o.name == t.name) {
+                bad(
+                    "tenants",
+                    &t.name,
+                    "duplicate tenant".into(),
+                    "name each tenant once",
+                );
+                continue;
+            }
+            if reserved.contains(&t.name) {
+                bad(
+                    "tenants",
+                    &t.name,
+                    format!("{}.{} is a platform name", t.name, c.domain),
+                    "choose another tenant name",
+                );
+                continue;
+            }
+            let mut sites = Vec::new();
+            for (j, site) in t.sites.iter().enumerate() {
+                if let Err(rule) = check_label(site) {
+                    bad(
+                        "tenants",
+                        site,
+                        format!("site of tenant {}: {rule}", t.name),
+                        "use a DNS label, e.g. sites = [\"blog\"]",
+                    );
+                } else if t.sites[..j].contains(site) {
+                    bad(
+                        "tenants",
+                        site,
+                        format!("duplicate site of tenant {}", t.name),
+                        "name each site once",
+                    );
+                } else {
+                    sites.push(site.clone());
+                }
+            }
+            tenants.push(Tenant {
+                name: t.name.clone(),
+                fqdn: format!("{}.{}", t.name, c.domain),
+                sites,
+            });
+        }
+
+        let mut listen = Vec::new();
+        for item in &c.listen {
+            if item == "gateway" {
+                listen.push(Ipv4Addr::new(
+                    network.octets()[0],
+                    network.octets()[1],
+                    network.octets()[2],
+                    1,
+                ));
+            } else {
+                match item.parse::<Ipv4Addr>() {
+                    Ok(a) => listen.push(a),
+                    Err(_) => bad(
+                        "control_plane.listen",
+                        item,
+                        "not an IPv4 address or \"gateway\"".into(),
+                        "e.g. listen = [\"127.0.0.1\", \"gateway\"]",
+                    ),
+                }
+            }
+        }
+        let memory_bytes = parse_size(&c.worker_memory).unwrap_or_else(|rule| {
+            bad("workers.memory", &c.worker_memory, rule, "e.g. 512M or 2G");
+            0
+        });
+        let output_bytes = parse_size(&c.worker_output).unwrap_or_else(|rule| {
+            bad("workers.output", &c.worker_output, rule, "e.g. 8M");
+            0
+        });
+        let timeout = parse_duration(&c.worker_timeout).unwrap_or_else(|rule| {
+            bad(
+                "workers.timeout",
+                &c.worker_timeout,
+                rule,
+                "e.g. 300s or 5m",
+            );
+            Duration::ZERO
+        });
+        if !is_user_name(&c.worker_user) {
+            bad(
+                "workers.user",
+                &c.worker_user,
+                "not a Unix user name".into(),
+                "e.g. workers.user = \"clawdie\"",
+            );
+        }
+
+        if !problems.is_empty() {
+            return Err(ConfigError::Invalid(problems));
+        }
+        let [a, b, cc, _] = network.octets();
+        let at = |o: u8| Ipv4Addr::new(a, b, cc, o);
+        let mut layout = Layout {
+            identity: c.identity.clone(),
+            namespace: c.namespace.clone(),
+            timezone: c.timezone.clone(),
+            state_dir: c.state_dir.clone(),
+            network,
+            gateway: at(1),
+            bridge: c.bridge.clone(),
+            ext_if: c.ext_if.clone(),
+            domain: c.domain.clone(),
+            internal_domain,
+            release: c.release.to_ascii_uppercase(),
+            services,
+            workers: (at(c.workers_first), at(c.workers_last)),
+            browser_clones: (at(c.browser_clones_first), at(c.browser_clones_last)),
+            tenants,
+            records: Vec::new(),
+            bastille: BastilleSettings {
+                prefix: c.bastille_prefix.clone(),
+                zfs_pool: c.zfs_pool.clone(),
+                zfs_prefix: c.zfs_prefix.clone(),
+                pf_table: c.pf_table.clone(),
+                loopback: c.loopback.clone(),
+            },
+            port: c.port,
+            listen,
+            limits: Limits {
+                memory_bytes,
+                pids: c.worker_pids,
+                timeout,
+                output_bytes,
+            },
+            worker_user: c.worker_user.clone(),
+            pool_size: c.pool_size,
+        };
+        layout.records = records(&layout);
+        Ok(layout)
+    }
+}
+
+/// The DNS label of a service: `models` for Local AI Models, because the seeds give `ai.` to the control plane.
+pub fn service_label(role: Role) -> &'static str {
+    match role {
+        Role::Ai => "models",
+        other => other.name(),
+    }
+}
+
+fn records(layout: &Layout) -> Vec<Record> {
+    let rec = |name: String, addr, purpose: &str| Record {
+        name,
+        addr,
+        purpose: purpose.to_string(),
+    };
+    let mut out = vec![
+        rec(
+            format!("ai.{}", layout.domain),
+            layout.gateway,
+            "control plane",
+        ),
+        rec(layout.internal_domain.clone(), layout.gateway, "host"),
+    ];
+    for s in &layout.services {
+        let purpose = match s.role {
+            Role::Git => "git service",
+            Role::Cms => "web service",
+            Role::Ai => "local AI models",
+            Role::Db => "database",
+            Role::Browser => "browser VM",
+            _ => "service",
+        };
+        out.push(rec(s.fqdn.clone(), s.addr, purpose));
+    }
+    // Tenant homes and sites are served by the shared Web Service.
+    if let Some(cms) = layout.service(Role::Cms).map(|s| s.addr) {
+        for t in &layout.tenants {
+            out.push(rec(t.fqdn.clone(), cms, &format!("tenant {}", t.name)));
+            for site in &t.sites {
+                out.push(rec(
+                    format!("{site}.{}", t.fqdn),
+                    cms,
+                    &format!("site of tenant {}", t.name),
+                ));
+            }
+        }
+    }
+    out
+}
+
+fn is_release(release: &str) -> bool {
+    let r = release.to_ascii_uppercase();
+    let Some((version, kind)) = r.split_once('-') else {
+        return false;
+    };
+    let Some((major, minor)) = version.split_once('.') else {
+        return false;
+    };
+    let digits = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit());
+    if !(digits(major) && !major.starts_with('0') && minor.len() == 1 && digits(minor)) {
+        return false;
+    }
+    matches!(kind, "RELEASE" | "STABLE" | "CURRENT")
+        || ["RC", "BETA"].iter().any(|p| {
+            kind.strip_prefix(p).is_some_and(|n| {
+                n.len() == 1 && ('1'..='9').contains(&n.chars().next().unwrap_or('0'))
+            })
+        })
+}
+
+fn is_user_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 32
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+}
+
+/// Parses a size such as `512M`, `2G`, `65536` (bytes) or `64K`.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let (digits, mult) = match t.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        None => (t, 1u64),
+        Some((i, _)) => {
+            let mult = match t[i..]
+                .to_ascii_uppercase()
+                .trim_end_matches("IB")
+                .trim_end_matches('B')
+            {
+                "" => 1,
+                "K" => 1 << 10,
+                "M" => 1 << 20,
+                "G" => 1 << 30,
+                "T" => 1 << 40,
+                other => return Err(format!("unknown size unit {other:?} (use K, M, G or T)")),
+            };
+            (&t[..i], mult)
+        }
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| "a size is a whole number with an optional unit".to_string())?;
+    n.checked_mul(mult)
+        .filter(|v| *v > 0)
+        .ok_or_else(|| "a size must be above 0 and fit in 64 bits".to_string())
+}
+
+/// Parses a duration such as `300s`, `5m`, `1h`, `250ms` or `30` (seconds).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let n: u64 = t[..split]
+        .parse()
+        .map_err(|_| "a duration is a whole number with a unit (ms, s, m, h)".to_string())?;
+    let d = match &t[split..] {
+        "ms" => Duration::from_millis(n),
+        "" | "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n.saturating_mul(60)),
+        "h" => Duration::from_secs(n.saturating_mul(3600)),
+        other => {
+            return Err(format!(
+                "unknown duration unit {other:?} (use ms, s, m or h)"
+            ))
+        }
+    };
+    if d.is_zero() {
+        return Err("a duration must be above 0".into());
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{load, TenantConfig};
+    use proptest::prelude::*;
+
+    fn layout_with(env: &[(&str, &str)]) -> Result<Layout, ConfigError> {
+        let owned: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let lookup = move |name: &str| {
+            owned
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        Layout::from_loaded(&load(None, &lookup, &vec![])?)
+    }
+
+    #[test]
+    fn default_layout_matches_design_table() {
+        let l = layout_with(&[]).unwrap();
+        assert_eq!(l.gateway, Ipv4Addr::new(10, 0, 1, 1));
+        let slots: Vec<(Role, String, Ipv4Addr)> = l
+            .services
+            .iter()
+            .map(|s| (s.role, s.jail.clone(), s.addr))
+            .collect();
+        assert_eq!(
+            slots,
+            vec![
+                (Role::Git, "clawdiegit".into(), Ipv4Addr::new(10, 0, 1, 2)),
+                (Role::Cms, "clawdiecms".into(), Ipv4Addr::new(10, 0, 1, 3)),
+                (Role::Ai, "clawdieai".into(), Ipv4Addr::new(10, 0, 1, 4)),
+                (Role::Db, "clawdiedb".into(), Ipv4Addr::new(10, 0, 1, 5)),
+                (
+                    Role::Browser,
+                    "clawdiebrowser".into(),
+                    Ipv4Addr::new(10, 0, 1, 6)
+                ),
+            ]
+        );
+        assert_eq!(l.service(Role::Db).unwrap().shape, Shape::Thick);
+        assert_eq!(
+            l.workers,
+            (Ipv4Addr::new(10, 0, 1, 101), Ipv4Addr::new(10, 0, 1, 149))
+        );
+        assert_eq!(l.internal_domain, "clawdie.home.arpa");
+        let names: Vec<&str> = l.records.iter().map(|r| r.name.as_str()).collect();
+        assert!(
+            names.contains(&"ai.home.arpa")
+                && names.contains(&"git.home.arpa")
+                && names.contains(&"models.home.arpa")
+        );
+    }
+
+    #[test]
+    fn bad_inputs_name_the_variable() {
+        let err = layout_with(&[("AGENT_SUBNET_BASE", "8.8.8")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("AGENT_SUBNET_BASE") && err.contains("private"),
+            "{err}"
+        );
+        let err = layout_with(&[("AGENT_DOMAIN", "home.local")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("AGENT_DOMAIN") && err.contains(".local"),
+            "{err}"
+        );
+        let err = layout_with(&[("TENANT_ID", "a_b")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("TENANT_ID") && err.contains("'_'"), "{err}");
+        let err = layout_with(&[("WARDEN_IDENTITY", "clawdie-x")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("identity"), "{err}");
+    }
+
+    #[test]
+    fn slot_collisions_are_reported() {
+        let err = layout_with(&[("WARDEN_SLOT_CMS", "2")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("already taken by git"), "{err}");
+        let err = layout_with(&[("WARDEN_SLOT_DB", "120")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("dynamic range"), "{err}");
+        let err = layout_with(&[("WARDEN_SLOT_GIT", "1")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("gateway"), "{err}");
+    }
+
+    #[test]
+    fn tenants_and_sites_resolve_to_cms() {
+        let mut loaded = load(None, &|_| None, &vec![]).unwrap();
+        loaded.config.tenants = vec![TenantConfig {
+            name: "atlas".into(),
+            sites: vec!["blog".into()],
+        }];
+        let l = Layout::from_loaded(&loaded).unwrap();
+        let blog = l
+            .records
+            .iter()
+            .find(|r| r.name == "blog.atlas.home.arpa")
+            .unwrap();
+        assert_eq!(blog.addr, Ipv4Addr::new(10, 0, 1, 3));
+    }
+
+    #[test]
+    fn duplicate_tenants_are_refused() {
+        let mut loaded = load(None, &|_| None, &vec![]).unwrap();
+        loaded.config.tenants = vec![
+            TenantConfig {
+                name: "atlas".into(),
+                sites: vec![],
+            },
+            TenantConfig {
+                name: "atlas".into(),
+                sites: vec![],
+            },
+        ];
+        assert!(Layout::from_loaded(&loaded)
+            .unwrap_err()
+            .to_string()
+            .contains("duplicate tenant"));
+    }
+
+    #[test]
+    fn sizes_and_durations() {
+        assert_eq!(parse_size("512M").unwrap(), 512 << 20);
+        assert_eq!(parse_size("2GiB").unwrap(), 2 << 30);
+        assert!(parse_size("12Q").is_err());
+        assert!(parse_size("0").is_err());
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert!(parse_duration("x").is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn any_subnet_env_never_panics(s in "\\PC{0,24}") {
+            let _ = layout_with(&[("AGENT_SUBNET_BASE", &s)]);
+        }
+
+        #[test]
+        fn any_private_24_gives_addresses_inside_it(a in 0u8..=255, b in 0u8..=255) {
+            let base = format!("10.{a}.{b}");
+            let l = layout_with(&[("AGENT_SUBNET_BASE", &base)]).unwrap();
+            for r in &l.records {
+                prop_assert_eq!(&r.addr.octets()[..3], &[10, a, b][..]);
+            }
+            prop_assert_eq!(l.gateway, Ipv4Addr::new(10, a, b, 1));
+        }
+
+        #[test]
+        fn any_toml_never_panics(text in "\\PC{0,200}") {
+            let _ = load(Some(("fuzz.toml", &text)), &|_| None, &vec![]).and_then(|l| Layout::from_loaded(&l));
+        }
+
+        #[test]
+        fn any_env_values_never_panic(domain in "\\PC{0,40}", tenant in "\\PC{0,20}", slot in "\\PC{0,5}") {
+            let _ = layout_with(&[("AGENT_DOMAIN", &domain), ("TENANT_ID", &tenant), ("WARDEN_SLOT_GIT", &slot)]);
+        }
+    }
+}

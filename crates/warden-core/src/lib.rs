@@ -1,0 +1,17 @@
+//! Warden's pure core: config → validated [`layout::Layout`] → rendered files and [`plan::Plan`]s. No IO here;
+//! backends observe hosts and apply plans.
+
+pub mod bastille_plan;
+pub mod config;
+pub mod error;
+pub mod layout;
+pub mod linux_plan;
+pub mod names;
+pub mod observed;
+pub mod plan;
+pub mod render;
+
+pub use config::{load, Config, Loaded};
+pub use error::{ConfigError, Source};
+pub use layout::Layout;
+pub use plan::{Action, Op, Plan, Step};

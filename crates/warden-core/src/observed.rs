@@ -1,0 +1,71 @@
+//! What a backend saw on the host: plain data, filled by the backend's `observe`, read by the planners.
+//! A fresh host is the `Default` of each struct.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A jail as the host reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct JailState {
+    /// Whether it is running (`jls -j NAME jid` succeeds).
+    pub running: bool,
+    /// Packages installed inside it, among those Warden cares about.
+    pub packages: BTreeSet<String>,
+    /// rc.conf variables inside it, among those Warden sets.
+    pub rc_conf: BTreeMap<String, String>,
+    /// Services running inside it, among those Warden starts.
+    pub services_running: BTreeSet<String>,
+    /// Paths that exist inside it, among those Warden creates.
+    pub paths: BTreeSet<String>,
+    /// PostgreSQL databases that exist (db jail only).
+    pub databases: BTreeSet<String>,
+    /// Unix users that exist, among those Warden creates.
+    pub users: BTreeSet<String>,
+}
+
+/// A FreeBSD host with Bastille, as observed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BastilleHost {
+    /// `bastille -v`, if Bastille is installed.
+    pub bastille_version: Option<String>,
+    /// Current content of the files Warden manages, by absolute path (absent: no such file).
+    pub files: BTreeMap<String, String>,
+    /// Mode of `bastille_prefix`, if it exists.
+    pub prefix_mode: Option<u32>,
+    /// `/etc/rc.conf` variables, among those Warden sets.
+    pub rc_conf: BTreeMap<String, String>,
+    /// Whether the bridge exists.
+    pub bridge_exists: bool,
+    /// The bridge's IPv4 addresses in CIDR form (`10.0.1.1/24`).
+    pub bridge_addrs: Vec<String>,
+    /// `net.inet.ip.forwarding` is 1.
+    pub forwarding: bool,
+    /// pf is enabled (`pfctl -si` says `Status: Enabled`).
+    pub pf_enabled: bool,
+    /// The loaded NAT rules (`pfctl -sn`).
+    pub pf_nat: String,
+    /// Bootstrapped releases.
+    pub releases: BTreeSet<String>,
+    /// Jails that exist (`jails/NAME/jail.conf`), with their state.
+    pub jails: BTreeMap<String, JailState>,
+    /// `service dnsmasq onestatus` says running.
+    pub dnsmasq_running: bool,
+}
+
+/// A Linux host, as observed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LinuxHost {
+    /// Whether the bridge exists.
+    pub bridge_exists: bool,
+    /// Whether the bridge is up.
+    pub bridge_up: bool,
+    /// The bridge's IPv4 addresses in CIDR form.
+    pub bridge_addrs: Vec<String>,
+    /// `net.ipv4.ip_forward` is 1.
+    pub forwarding: bool,
+    /// Whether nftables has Warden's table.
+    pub nft_table: bool,
+    /// Current content of the files Warden manages, by absolute path.
+    pub files: BTreeMap<String, String>,
+    /// Whether Warden's dnsmasq runs (its pid file names a live dnsmasq).
+    pub dnsmasq_running: bool,
+}

@@ -1,0 +1,31 @@
+//! `pf.conf`: seed 003's baseline (quoted `ext_if`, NAT for the subnet, pass on the bridge), Bastille's table and
+//! anchors so `bastille rdr` keeps working (reference/bastille.md §3 rdr, §8.7).
+
+use crate::layout::Layout;
+
+/// Renders `/etc/pf.conf`.
+pub fn render(layout: &Layout) -> String {
+    let table = &layout.bastille.pf_table;
+    format!(
+        r#"# Managed by warden: `warden render pf.conf` regenerates this file.
+# The ext_if macro stays double-quoted: Bastille's rdr reads it with a pattern that needs the quotes.
+ext_if = "{ext_if}"
+warden_if = "{bridge}"
+warden_net = "{cidr}"
+
+set skip on lo
+table <{table}> persist
+
+# Outbound NAT for every jail and worker on the Warden bridge, and for Bastille's shared-IP jails.
+nat on $ext_if from $warden_net to any -> ($ext_if)
+nat on $ext_if from <{table}> to any -> ($ext_if:0)
+rdr-anchor "rdr/*"
+
+pass quick on $warden_if inet from $warden_net to any keep state
+anchor "bastille/*"
+"#,
+        ext_if = layout.ext_if,
+        bridge = layout.bridge,
+        cidr = layout.cidr(),
+    )
+}

@@ -1,0 +1,13 @@
+//! Warden's host seam: every command and file write goes through a [`runner::Runner`]; plans are applied by
+//! [`apply::apply`], which journals each action before and after it runs ([`journal::Journal`]); a
+//! [`backend::Backend`] observes a host and plans for it.
+
+pub mod apply;
+pub mod backend;
+pub mod journal;
+pub mod runner;
+
+pub use apply::{apply, ApplyError, ApplyReport, Progress, SilentProgress};
+pub use backend::{Backend, HostError};
+pub use journal::Journal;
+pub use runner::{Output, RecordingRunner, RunError, Runner, SystemRunner};

@@ -1,0 +1,54 @@
+//! `warden config show`.
+
+use warden_core::config::{toml_value, KEYS};
+
+use crate::cli::Global;
+use crate::context;
+use crate::exit::Exit;
+
+/// Prints every key, its effective value and its source.
+pub fn show(global: &Global, json: bool) -> Result<(), Exit> {
+    let loaded = context::load(global)?;
+    if json {
+        let mut keys = serde_json::Map::new();
+        for key in KEYS {
+            let value = toml_value(&key.value(&loaded.config));
+            keys.insert(
+                key.path.to_string(),
+                serde_json::json!({"value": value, "source": loaded.source(key.path).to_string(), "env": key.env}),
+            );
+        }
+        let out = serde_json::json!({"keys": keys, "tenants": loaded.config.tenants, "tenants_source": loaded.source("tenants").to_string()});
+        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+        return Ok(());
+    }
+    let width = KEYS.iter().map(|k| k.path.len()).max().unwrap_or(10);
+    for key in KEYS {
+        let value = toml_value(&key.value(&loaded.config));
+        println!(
+            "{:<width$}  {:<28}  ({})",
+            key.path,
+            value,
+            loaded.source(key.path)
+        );
+    }
+    let tenants: Vec<String> = loaded
+        .config
+        .tenants
+        .iter()
+        .map(|t| {
+            if t.sites.is_empty() {
+                t.name.clone()
+            } else {
+                format!("{}[{}]", t.name, t.sites.join(","))
+            }
+        })
+        .collect();
+    println!(
+        "{:<width$}  {:<28}  ({})",
+        "tenants",
+        format!("[{}]", tenants.join(", ")),
+        loaded.source("tenants")
+    );
+    Ok(())
+}
