@@ -1,1 +1,163 @@
-fn main() {}
+//! `fakebsd`: a simulated FreeBSD 15 host for tests. One binary, dispatched on `argv[0]` (busybox style):
+//! `bastille jls jexec jail zfs ifconfig sysctl sysrc pfctl service route netstat freebsd-version chflags
+//! mount kldload kldstat`, plus `fakebsd install|init|state`. State lives in `$FAKEBSD_STATE`.
+
+mod bastille;
+mod fsutil;
+mod hosttools;
+mod ifconfig;
+mod init;
+mod io;
+mod jail;
+mod jexec;
+mod jls;
+mod pf_conf;
+mod pfctl;
+mod service;
+mod state;
+mod sysctl;
+mod sysrc;
+mod zfs;
+
+use std::path::Path;
+
+use io::Io;
+use state::Ctx;
+
+fn main() {
+    let args: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let argv0 = args.first().cloned().unwrap_or_default();
+    let tool = Path::new(&argv0)
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let code = if tool == "fakebsd" || tool.starts_with("fakebsd-") {
+        fakebsd_main(&args[1.min(args.len())..])
+    } else {
+        run_tool(&tool, &args[1..])
+    };
+    std::process::exit(code);
+}
+
+fn usage() -> i32 {
+    eprintln!("usage: fakebsd install DIR        link the tool names in DIR to this binary");
+    eprintln!(
+        "       fakebsd init [--bastille-version 1.3.2|1.4.4|master]   (needs FAKEBSD_STATE)"
+    );
+    eprintln!("       fakebsd state                print the simulated host as JSON");
+    eprintln!("       fakebsd TOOL [ARGS...]       run a tool (e.g. fakebsd jls)");
+    2
+}
+
+fn fakebsd_main(args: &[String]) -> i32 {
+    let Some(cmd) = args.first() else {
+        return usage();
+    };
+    match cmd.as_str() {
+        "install" => match args.get(1) {
+            Some(dir) => match init::install(Path::new(dir)) {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("fakebsd: install: {e}");
+                    1
+                }
+            },
+            None => usage(),
+        },
+        "init" => {
+            let version = match args.get(1).map(String::as_str) {
+                Some("--bastille-version") => match args.get(2) {
+                    Some(v) => Some(v.clone()),
+                    None => return usage(),
+                },
+                Some(_) => return usage(),
+                None => None,
+            };
+            match init::init(version) {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("{e}");
+                    1
+                }
+            }
+        }
+        "state" => match Ctx::open() {
+            Ok(cx) => match serde_json::to_string_pretty(&cx.st) {
+                Ok(s) => {
+                    println!("{s}");
+                    0
+                }
+                Err(e) => {
+                    eprintln!("fakebsd: {e}");
+                    1
+                }
+            },
+            Err(e) => {
+                eprintln!("{e}");
+                1
+            }
+        },
+        "-h" | "--help" | "help" => {
+            usage();
+            0
+        }
+        tool if state::TOOLS.contains(&tool) => run_tool(tool, &args[1..]),
+        _ => usage(),
+    }
+}
+
+/// Runs one simulated tool: take the lock, load the state, run, save, print.
+fn run_tool(tool: &str, args: &[String]) -> i32 {
+    if !state::TOOLS.contains(&tool) {
+        eprintln!(
+            "fakebsd: unknown tool name '{tool}' (argv[0]); expected one of: {}",
+            state::TOOLS.join(" ")
+        );
+        return 1;
+    }
+    let mut cx = match Ctx::open() {
+        Ok(cx) => cx,
+        Err(e) => {
+            eprintln!("{e}");
+            return 1;
+        }
+    };
+    let mut io = Io::default();
+    if tool == "jexec" {
+        // Release the host lock before running: a jexec'd command may run for long, and may call tools.
+        let plan = jexec::prepare(&cx, args, &mut io);
+        drop(cx);
+        io.flush();
+        return match plan {
+            Ok(p) => jexec::execute(p),
+            Err(code) => code,
+        };
+    }
+    let code = match tool {
+        "bastille" => bastille::run(&mut cx, args, &mut io),
+        "jls" => jls::run(&mut cx, args, &mut io),
+        "jail" => jail::run(&mut cx, args, &mut io),
+        "zfs" => zfs::run(&mut cx, args, &mut io),
+        "ifconfig" => ifconfig::run(&mut cx, args, &mut io),
+        "sysctl" => sysctl::run(&mut cx, args, &mut io),
+        "sysrc" => sysrc::run(&mut cx, args, &mut io),
+        "pfctl" => pfctl::run(&mut cx, args, &mut io),
+        "service" => service::run(&mut cx, args, &mut io),
+        "route" => hosttools::route(&mut cx, args, &mut io),
+        "netstat" => hosttools::netstat(&mut cx, args, &mut io),
+        "freebsd-version" => hosttools::freebsd_version(&mut cx, args, &mut io),
+        "kldload" => hosttools::kldload(&mut cx, args, &mut io),
+        "kldstat" => hosttools::kldstat(&mut cx, args, &mut io),
+        "mount" => hosttools::mount(&mut cx, args, &mut io),
+        "chflags" => hosttools::chflags(&mut cx, args, &mut io),
+        _ => 1,
+    };
+    if let Err(e) = cx.save() {
+        io.err(&e);
+    }
+    drop(cx);
+    io.flush();
+    code
+}

@@ -1,0 +1,236 @@
+//! `bastille bootstrap [-p] RELEASE` (reference/bastille.md §3 bootstrap, §1.7): no download — the
+//! release tree is synthesised (COPYRIGHT, `bin/freebsd-version`, /etc, rc.d scripts, a crontab).
+
+use super::{yes, Bx, Version};
+use crate::fsutil::{write_exec, write_file};
+
+/// Patch level the synthesised releases report (unverified: real ones vary).
+const PATCH: &str = "p2";
+
+fn usage(b: &mut Bx) -> i32 {
+    b.error_notify("Usage: bastille bootstrap [option(s)] RELEASE");
+    b.error_notify("                                      TEMPLATE");
+    b.io.out("\n    Options:\n\n    -p | --pkgbase          Bootstrap using pkgbase (15.0-RELEASE and above).\n    -u | --update           Update the release after bootstrap.\n");
+    1
+}
+
+/// `bastille bootstrap`.
+pub fn run(b: &mut Bx, args: &[String]) -> i32 {
+    let mut pkgbase = false;
+    let mut rest = vec![];
+    for a in args {
+        match a.as_str() {
+            "-h" | "--help" | "help" => return usage(b),
+            "-p" | "--pkgbase" => pkgbase = true,
+            "-u" | "--update" | "--i386" | "-i386" => {}
+            "-x" | "--debug" if b.v != Version::Master => {}
+            x if x.starts_with('-') => {
+                for c in x.trim_start_matches('-').chars() {
+                    match c {
+                        'p' => pkgbase = true,
+                        'u' => {}
+                        'x' if b.v != Version::Master => {}
+                        _ => return b.error_exit(&format!("[ERROR]: Unknown Option: \"{x}\"")),
+                    }
+                }
+            }
+            _ => rest.push(a.clone()),
+        }
+    }
+    let Some(arg) = rest.first().cloned() else {
+        return usage(b);
+    };
+    if let Err(c) = b.root_check() {
+        return c;
+    }
+    // The interactive ZFS trap (§3 bootstrap): stdin /dev/null answers "" → exit 1.
+    let host_zfs = crate::sysrc::get_var(
+        &[
+            b.p("/etc/defaults/rc.conf"),
+            b.p("/etc/rc.conf"),
+            b.p("/etc/rc.conf.local"),
+        ],
+        "zfs_enable",
+    );
+    if host_zfs.as_deref() == Some("YES") && !yes(&b.conf.get("bastille_zfs_enable")) {
+        b.warn("ZFS is enabled in rc.conf but not bastille.conf. Do you want to continue? (N|y)");
+        let answer = b.ask("");
+        if !matches!(answer.as_str(), "yes" | "Yes" | "y" | "Y") {
+            return b.error_exit("[ERROR]: Missing ZFS parameters. See bastille_zfs_enable.");
+        }
+    }
+    if yes(&b.conf.get("bastille_zfs_enable")) {
+        let pool = b.conf.get("bastille_zfs_zpool");
+        if pool.is_empty() {
+            return b.error_exit("[ERROR]: Missing ZFS parameters. See bastille_zfs_zpool.");
+        }
+        if b.conf.get("bastille_zfs_prefix").is_empty() {
+            return b.error_exit("[ERROR]: Missing ZFS parameters. See bastille_zfs_prefix.");
+        }
+        if !crate::zfs::exists(b.cx, &pool) {
+            return b.error_exit(&format!("[ERROR]: {pool} is not a ZFS pool."));
+        }
+    }
+    if arg.starts_with("http") || arg.starts_with("git@") {
+        return b.error_exit("[ERROR]: fakebsd does not simulate template bootstrap (no network).");
+    }
+    let up = arg.to_ascii_uppercase();
+    let major: u32 = up
+        .split('.')
+        .next()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0);
+    let valid = up.ends_with("-RELEASE")
+        || up.ends_with("-STABLE")
+        || up.ends_with("-CURRENT")
+        || up.contains("-RC")
+        || up.contains("-BETA");
+    if major == 0 || !valid || !up.contains('.') {
+        b.error_notify(&format!("Unknown Release: {arg}"));
+        return usage(b);
+    }
+    let release = up;
+    if pkgbase && major <= 14 {
+        return b.error_exit(&format!(
+            "[ERROR]: Pkgbase is not supported for release: {release}"
+        ));
+    }
+    let pkgbase = pkgbase || major >= 16;
+    // bootstrap_directories (§1.7).
+    let prefix = b.conf.get("bastille_prefix");
+    if b.conf.zfs() {
+        let base = b.conf.zfs_base();
+        let opts = super_props(&b.conf.get("bastille_zfs_options"));
+        let mk = |b: &mut Bx, ds: String, extra: Vec<(String, String)>| {
+            if !crate::zfs::exists(b.cx, &ds) {
+                let mut props = opts.clone();
+                props.extend(extra);
+                if let Err(e) = crate::zfs::create(b.cx, &ds, true, &props) {
+                    b.io.err(&e);
+                }
+            }
+        };
+        mk(b, base.clone(), vec![("mountpoint".into(), prefix.clone())]);
+        for sub in ["backups", "cache", "jails", "templates", "releases"] {
+            mk(b, format!("{base}/{sub}"), vec![]);
+        }
+        if b.v == Version::Master {
+            mk(b, format!("{base}/volumes"), vec![]);
+        }
+        mk(
+            b,
+            format!("{base}/logs"),
+            vec![("mountpoint".into(), b.conf.get("bastille_logsdir"))],
+        );
+        mk(b, format!("{base}/cache/{release}"), vec![]);
+        mk(b, format!("{base}/releases/{release}"), vec![]);
+    }
+    for d in [
+        "bastille_prefix",
+        "bastille_backupsdir",
+        "bastille_cachedir",
+        "bastille_jailsdir",
+        "bastille_logsdir",
+        "bastille_templatesdir",
+        "bastille_releasesdir",
+    ] {
+        let v = b.conf.get(d);
+        if !v.is_empty() {
+            let _ = std::fs::create_dir_all(b.p(&v));
+        }
+    }
+    if !prefix.is_empty() {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(b.p(&prefix), std::fs::Permissions::from_mode(0o750));
+    }
+    let rel_dir = b.p(&format!("{}/{release}", b.conf.releasesdir()));
+    if rel_dir.join("COPYRIGHT").is_file() {
+        b.info("\nBootstrap appears complete!\n");
+        return 0;
+    }
+    if let Err(e) = synthesise(&rel_dir, &release, pkgbase) {
+        b.io.err(&e.to_string());
+        return b.error_exit("[ERROR]: Bootstrap failed!");
+    }
+    b.info(if b.v == Version::V132 {
+        "\nBootstrap successful."
+    } else {
+        "\nBootstrap successful!"
+    });
+    0
+}
+
+fn super_props(opts: &str) -> Vec<(String, String)> {
+    opts.split_whitespace()
+        .filter(|w| *w != "-o")
+        .filter_map(|w| {
+            w.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+fn synthesise(dir: &std::path::Path, release: &str, pkgbase: bool) -> std::io::Result<()> {
+    let version = format!("{release}-{PATCH}");
+    write_file(
+        &dir.join("COPYRIGHT"),
+        "Copyright (c) 1992-2025 The FreeBSD Project.\n",
+    )?;
+    write_exec(
+        &dir.join("bin/freebsd-version"),
+        &format!("#!/bin/sh\nUSERLAND_VERSION=\"{version}\"\necho \"$USERLAND_VERSION\"\n"),
+    )?;
+    for d in [
+        "boot",
+        "lib",
+        "libexec",
+        "rescue",
+        "sbin",
+        "usr/bin",
+        "usr/include",
+        "usr/lib",
+        "usr/lib32",
+        "usr/libdata",
+        "usr/libexec",
+        "usr/sbin",
+        "usr/share/zoneinfo",
+        "usr/src",
+        "usr/obj",
+        "usr/tests",
+        "dev",
+        "media",
+        "mnt",
+        "net",
+        "proc",
+        "root",
+        "tmp",
+        "var/db",
+        "var/log",
+        "var/run",
+        "etc/rc.d",
+        "etc/defaults",
+    ] {
+        std::fs::create_dir_all(dir.join(d))?;
+    }
+    write_file(&dir.join(".cshrc"), "# .cshrc\n")?;
+    write_file(&dir.join(".profile"), "# .profile\n")?;
+    write_file(&dir.join("etc/passwd"), "root:*:0:0:Charlie &:/root:/bin/sh\nnobody:*:65534:65534:Unprivileged user:/nonexistent:/usr/sbin/nologin\n")?;
+    write_file(&dir.join("etc/group"), "wheel:*:0:root\n")?;
+    write_file(
+        &dir.join("etc/crontab"),
+        "SHELL=/bin/sh\n1,31\t0-5\t*\t*\t*\troot\tadjkerntz -a\n",
+    )?;
+    write_file(&dir.join("etc/defaults/rc.conf"), "hostname=\"\"\nsyslogd_flags=\"-s\"\nsendmail_enable=\"NO\"\ncron_flags=\"\"\ndefaultrouter=\"NO\"\nifconfig_lo0=\"inet 127.0.0.1\"\nsshd_enable=\"NO\"\n")?;
+    for s in ["netif", "sshd", "cron", "syslogd", "sendmail", "routing"] {
+        write_exec(
+            &dir.join(format!("etc/rc.d/{s}")),
+            "#!/bin/sh\n# simulated by fakebsd\n",
+        )?;
+    }
+    if pkgbase {
+        write_file(&dir.join("var/db/pkg/local.sqlite"), "")?;
+    } else {
+        write_file(&dir.join("root/.hushlogin"), "")?;
+    }
+    Ok(())
+}

@@ -1,0 +1,481 @@
+//! `bastille`: the main script (usr/local/bin/bastille) — config check, option parsing, dispatch —
+//! and what every subcommand shares: logging per version (§0), config (§4.4), targets (§4.2).
+
+mod bootstrap;
+mod create;
+mod jailcmds;
+mod lifecycle;
+mod list;
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::os::unix::fs::PermissionsExt;
+
+use crate::fsutil;
+use crate::io::Io;
+use crate::state::Ctx;
+
+/// The Bastille version range being simulated (§0).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+pub enum Version {
+    /// 1.3.2.251225: info on stdout.
+    V132,
+    /// 1.4.4: info on stderr; error_exit prints an empty line on stdout.
+    V144,
+    /// master after 1.4.4: info on stdout unless -q; global -q/-j/-p/-x.
+    Master,
+}
+
+impl Version {
+    fn parse(s: &str) -> Option<Version> {
+        match s {
+            "1.3.2" | "1.3" => Some(Version::V132),
+            "1.4.4" | "1.4" => Some(Version::V144),
+            "master" => Some(Version::Master),
+            _ => None,
+        }
+    }
+
+    /// What `bastille -v` prints (master: the `make install` stamp, unverified).
+    fn string(self) -> &'static str {
+        match self {
+            Version::V132 => "1.3.2.251225",
+            Version::V144 => "1.4.4",
+            Version::Master => "master-040f8061",
+        }
+    }
+}
+
+/// Parsed bastille.conf (sourced shell, §4.4).
+pub struct Conf {
+    vars: BTreeMap<String, String>,
+    /// FreeBSD path of the file.
+    pub path: String,
+}
+
+impl Conf {
+    /// A variable's value (empty when unset, as in sh).
+    pub fn get(&self, k: &str) -> String {
+        self.vars.get(k).cloned().unwrap_or_default()
+    }
+    /// Whether a variable is set at all (`${x+x}`).
+    pub fn is_set(&self, k: &str) -> bool {
+        self.vars.contains_key(k)
+    }
+    /// `checkyesno bastille_zfs_enable` (and a non-empty pool, as create/destroy require).
+    pub fn zfs(&self) -> bool {
+        yes(&self.get("bastille_zfs_enable")) && !self.get("bastille_zfs_zpool").is_empty()
+    }
+    /// POOL/PREFIX.
+    pub fn zfs_base(&self) -> String {
+        format!(
+            "{}/{}",
+            self.get("bastille_zfs_zpool"),
+            self.get("bastille_zfs_prefix")
+        )
+    }
+    /// `bastille_jailsdir`.
+    pub fn jailsdir(&self) -> String {
+        self.get("bastille_jailsdir")
+    }
+    /// `bastille_releasesdir`.
+    pub fn releasesdir(&self) -> String {
+        self.get("bastille_releasesdir")
+    }
+}
+
+/// `checkyesno` (yes/true/on/1, any case).
+pub fn yes(v: &str) -> bool {
+    matches!(v.to_ascii_lowercase().as_str(), "yes" | "true" | "on" | "1")
+}
+
+/// One bastille invocation: host context, output, version, config, master's quiet flag.
+pub struct Bx<'a> {
+    /// The host.
+    pub cx: &'a mut Ctx,
+    /// Output buffers.
+    pub io: &'a mut Io,
+    /// Simulated version.
+    pub v: Version,
+    /// bastille.conf.
+    pub conf: Conf,
+    /// master `-q`.
+    pub quiet: bool,
+}
+
+impl Bx<'_> {
+    /// `info` (levels 1/2; the stream depends on the version, §0).
+    pub fn info(&mut self, msg: &str) {
+        match self.v {
+            Version::V144 => self.io.err(msg),
+            Version::V132 => self.io.out(msg),
+            Version::Master => {
+                if !self.quiet {
+                    self.io.out(msg)
+                }
+            }
+        }
+    }
+    /// `info 3`: data, always stdout.
+    pub fn data(&mut self, msg: &str) {
+        self.io.out(msg);
+    }
+    /// `warn 1`.
+    pub fn warn(&mut self, msg: &str) {
+        match self.v {
+            Version::V132 => self.io.out(msg),
+            _ => {
+                if !self.quiet {
+                    self.io.err(msg)
+                }
+            }
+        }
+    }
+    /// `error_notify`: stderr (master -q hides it).
+    pub fn error_notify(&mut self, msg: &str) {
+        if !(self.v == Version::Master && self.quiet) {
+            self.io.err(msg);
+        }
+    }
+    /// `error_exit`: the message, 1.4.x's empty stdout line, exit status 1.
+    pub fn error_exit(&mut self, msg: &str) -> i32 {
+        self.error_notify(msg);
+        if self.v == Version::V144 {
+            self.io.out("");
+        }
+        1
+    }
+    /// `bastille_root_check` (lib/checks.sh, §1.2 step 1).
+    pub fn root_check(&mut self) -> Result<(), i32> {
+        if self.cx.is_root() {
+            return Ok(());
+        }
+        self.error_notify("Bastille: Permission Denied");
+        Err(self.error_exit("root / sudo / doas required"))
+    }
+    /// A FreeBSD path under the fake root.
+    pub fn p(&self, path: &str) -> std::path::PathBuf {
+        self.cx.host_path(path)
+    }
+    /// `bastille list jails`: directories of jailsdir holding a jail.conf, natural-sorted.
+    pub fn jails(&self) -> Vec<String> {
+        let dir = self.p(&self.conf.jailsdir());
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .map(|rd| {
+                rd.flatten()
+                    .filter(|e| e.path().join("jail.conf").is_file())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort_by(|a, b| natural(a, b));
+        v
+    }
+    /// The jail's directory (FreeBSD path).
+    pub fn jail_dir(&self, name: &str) -> String {
+        format!("{}/{name}", self.conf.jailsdir())
+    }
+    /// `settings.conf` value with Bastille's defaults.
+    pub fn setting(&self, name: &str, key: &str) -> String {
+        let p = self.p(&format!("{}/settings.conf", self.jail_dir(name)));
+        crate::sysrc::get_var(&[p], key).unwrap_or_else(|| match key {
+            "boot" => "on".into(),
+            "priority" => "99".into(),
+            _ => String::new(),
+        })
+    }
+    /// Resolves TARGET as `set_target` does (§4.2): ALL, JID, exact, unique prefix, tag.
+    pub fn set_target(&mut self, target: &str, reverse: bool) -> Result<Vec<String>, i32> {
+        let all = self.jails();
+        let mut out: Vec<String> = vec![];
+        if target.eq_ignore_ascii_case("all") {
+            out = all.clone();
+        } else {
+            for word in target.split_whitespace() {
+                let is_dir = self.p(&self.jail_dir(word)).is_dir();
+                if !is_dir && word.chars().all(|c| c.is_ascii_digit()) {
+                    match crate::jail::find(self.cx, word) {
+                        Some(n) => out.push(n),
+                        None => self.error_notify(&format!(
+                            "Error: JID \"{word}\" not found. Is jail running?"
+                        )),
+                    }
+                    continue;
+                }
+                if all.iter().any(|j| j == word) {
+                    out.push(word.to_string());
+                    continue;
+                }
+                let matches: Vec<&String> = all.iter().filter(|j| j.starts_with(word)).collect();
+                if matches.len() == 1 {
+                    out.push(matches[0].clone());
+                    continue;
+                }
+                if matches.len() > 1 {
+                    let list: Vec<String> = matches.iter().map(|s| s.to_string()).collect();
+                    if self.v == Version::Master {
+                        return Err(self.error_exit(&format!(
+                            "[ERROR]: Multiple jails found for {word}:\n{}",
+                            list.join("\n")
+                        )));
+                    }
+                    self.error_notify(&format!(
+                        "Multiple jails found for {word}:\n{}",
+                        list.join("\n")
+                    ));
+                    self.io.out("");
+                    return Err(1);
+                }
+                let tagged: Vec<String> = all
+                    .iter()
+                    .filter(|j| {
+                        let tags =
+                            std::fs::read_to_string(self.p(&format!("{}/tags", self.jail_dir(j))))
+                                .unwrap_or_default();
+                        tags.split_whitespace().any(|t| t == word)
+                    })
+                    .cloned()
+                    .collect();
+                if !tagged.is_empty() {
+                    out.extend(tagged);
+                    continue;
+                }
+                if self.v == Version::Master {
+                    self.error_notify(&format!("[ERROR]: Jail not found: {word}"));
+                } else {
+                    self.error_notify(&format!("Jail not found \"{word}\""));
+                }
+            }
+        }
+        if out.is_empty() {
+            return Err(1);
+        }
+        out.sort();
+        out.dedup();
+        let mut keyed: Vec<(i64, String)> = out
+            .into_iter()
+            .map(|j| (self.setting(&j, "priority").parse().unwrap_or(99), j))
+            .collect();
+        keyed.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+        if reverse {
+            keyed.reverse();
+        }
+        Ok(keyed.into_iter().map(|(_, j)| j).collect())
+    }
+    /// Whether the jail runs (`jls name`).
+    pub fn running(&self, name: &str) -> bool {
+        self.cx.st.jails.contains_key(name)
+    }
+    /// Reads stdin for a prompt answer (`read`); prints the prompt on stderr only for a terminal.
+    pub fn ask(&mut self, prompt: &str) -> String {
+        let stdin = std::io::stdin();
+        if stdin.is_terminal() {
+            self.io.err.push_str(prompt);
+            self.io.flush();
+        }
+        let mut line = String::new();
+        let _ = stdin.read_line(&mut line);
+        line.trim().to_string()
+    }
+}
+
+/// Natural ("ls -v") order.
+fn natural(a: &str, b: &str) -> std::cmp::Ordering {
+    let key = |s: &str| -> Vec<(String, u64)> {
+        let mut v = vec![];
+        let mut text = String::new();
+        let mut num = String::new();
+        for c in s.chars() {
+            if c.is_ascii_digit() {
+                num.push(c);
+            } else {
+                if !num.is_empty() {
+                    v.push((std::mem::take(&mut text), num.parse().unwrap_or(0)));
+                    num.clear();
+                }
+                text.push(c);
+            }
+        }
+        v.push((text, num.parse().unwrap_or(0)));
+        v
+    };
+    key(a).cmp(&key(b))
+}
+
+fn usage(io: &mut Io) -> i32 {
+    io.out("\t\nBastille is an open-source system for automating deployment and management of\ncontainerized applications on FreeBSD.\n\nUsage:\n  bastille [option(s)] COMMAND [option(s)] TARGET ARGS\n\nUse \"bastille -v|--version\" for version information.\nUse \"bastille command -h|--help\" for more information about a command.\nUse \"bastille -c|--config FILE command\" to specify a non-default config file.\n");
+    1
+}
+
+const DEFAULT_CONF: &str = "/usr/local/etc/bastille/bastille.conf";
+
+/// The `bastille` command line (usr/local/bin/bastille).
+pub fn run(cx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
+    let v = std::env::var("FAKEBSD_BASTILLE_VERSION")
+        .ok()
+        .and_then(|s| Version::parse(&s))
+        .or_else(|| Version::parse(&cx.st.bastille_version))
+        .unwrap_or(Version::V144);
+    let mut conf_path = std::env::var("BASTILLE_CONFIG")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| DEFAULT_CONF.to_string());
+    // bastille_conf_check (§4.4): a missing config is fatal unless the arguments mention `setup`.
+    if !cx.host_path(&conf_path).is_file() {
+        if args.iter().any(|a| a == "setup") {
+            let sample = cx.host_path("/usr/local/etc/bastille/bastille.conf.sample");
+            let _ = std::fs::copy(sample, cx.host_path(DEFAULT_CONF));
+        } else {
+            io.out("\n[ERROR]: No config file found!");
+            io.out("Please run 'bastille setup' to configure Bastille.\n");
+            return 1;
+        }
+    }
+    let mut args: Vec<String> = args.to_vec();
+    let mut quiet = false;
+    let mut json = false;
+    let mut bx = Bx {
+        conf: load_conf(cx, &conf_path),
+        cx,
+        io,
+        v,
+        quiet: false,
+    };
+    // bastille_perms_check (§4.4). Applied strictly: the real script runs it before sourcing the config.
+    let prefix = bx.conf.get("bastille_prefix");
+    if !prefix.is_empty() {
+        if let Ok(m) = std::fs::metadata(bx.p(&prefix)) {
+            if m.is_dir() && m.permissions().mode() & 0o7777 != 0o750 {
+                bx.error_notify(&format!("Insecure permissions on {prefix}"));
+                return bx.error_exit(&format!("Try: chmod 0750 {prefix}"));
+            }
+        }
+    }
+    while let Some(a) = args.first().cloned() {
+        match a.as_str() {
+            "-h" | "--help" | "help" => return usage(bx.io),
+            "version" | "-v" | "--version" => {
+                bx.info(v.string());
+                return 0;
+            }
+            "-c" | "--config" => {
+                let name = args.get(1).cloned().unwrap_or_default();
+                let full = format!("/usr/local/etc/bastille/{name}");
+                if name.is_empty() || !bx.p(&full).is_file() {
+                    return bx.error_exit(&format!("Not a valid config file: {name}"));
+                }
+                bx.info(&format!("Using custom config: {full}"));
+                conf_path = full;
+                bx.conf = load_conf(bx.cx, &conf_path);
+                args.drain(..2.min(args.len()));
+            }
+            "-q" | "--quiet" if v == Version::Master => {
+                quiet = true;
+                args.remove(0);
+            }
+            "-j" | "--json" | "-p" | "--pretty" if v == Version::Master => {
+                quiet = true;
+                json = true;
+                args.remove(0);
+            }
+            "-x" | "--debug" | "-xx" if v == Version::Master => {
+                args.remove(0);
+            }
+            x if x.starts_with('-') => return bx.error_exit(&format!("Unknown Option: \"{x}\"")),
+            _ => break,
+        }
+    }
+    bx.quiet = quiet;
+    if args.is_empty() {
+        return usage(bx.io);
+    }
+    let cmd = match args.remove(0).as_str() {
+        "destory" => "destroy".to_string(),
+        "limit" => "limits".to_string(),
+        "net" => "network".to_string(),
+        "unmount" => "umount".to_string(),
+        other => other.to_string(),
+    };
+    const KNOWN: &[&str] = &[
+        "bootstrap",
+        "clone",
+        "cmd",
+        "config",
+        "console",
+        "convert",
+        "cp",
+        "create",
+        "destroy",
+        "edit",
+        "etcupdate",
+        "export",
+        "htop",
+        "import",
+        "jcp",
+        "limits",
+        "list",
+        "migrate",
+        "monitor",
+        "mount",
+        "network",
+        "pkg",
+        "rcp",
+        "rdr",
+        "rename",
+        "restart",
+        "service",
+        "setup",
+        "start",
+        "stop",
+        "sysrc",
+        "tags",
+        "template",
+        "top",
+        "umount",
+        "update",
+        "upgrade",
+        "verify",
+        "zfs",
+    ];
+    if !KNOWN.contains(&cmd.as_str()) {
+        return usage(bx.io);
+    }
+    if json && cmd != "config" {
+        return bx.error_exit(&format!(
+            "[ERROR]: Command does not support json output: {cmd}"
+        ));
+    }
+    let script = format!("{}/{cmd}.sh", bx.conf.get("bastille_sharedir"));
+    if !bx.p(&script).is_file() {
+        return bx.error_exit(&format!("{script} not found."));
+    }
+    match cmd.as_str() {
+        "create" => create::run(&mut bx, &args),
+        "bootstrap" => bootstrap::run(&mut bx, &args),
+        "list" => list::run(&mut bx, &args),
+        "start" => lifecycle::start_cmd(&mut bx, &args),
+        "stop" => lifecycle::stop_cmd(&mut bx, &args),
+        "restart" => lifecycle::restart_cmd(&mut bx, &args),
+        "destroy" => lifecycle::destroy_cmd(&mut bx, &args),
+        "cmd" => jailcmds::cmd(&mut bx, &args),
+        "config" => jailcmds::config(&mut bx, &args),
+        "service" => jailcmds::service(&mut bx, &args),
+        "sysrc" => jailcmds::sysrc(&mut bx, &args),
+        "zfs" => jailcmds::zfs(&mut bx, &args),
+        "setup" => jailcmds::setup(&mut bx, &args),
+        "tags" => jailcmds::tags(&mut bx, &args),
+        other => bx.error_exit(&format!(
+            "[ERROR]: fakebsd does not simulate 'bastille {other}'"
+        )),
+    }
+}
+
+/// Sources bastille.conf: assignments with `${var}` expansion, nothing else.
+fn load_conf(cx: &Ctx, path: &str) -> Conf {
+    let mut vars = BTreeMap::new();
+    fsutil::read_vars(&cx.host_path(path), &mut vars);
+    Conf {
+        vars,
+        path: path.to_string(),
+    }
+}

@@ -1,0 +1,227 @@
+//! Small host tools Bastille shells out to: `route`, `netstat`, `freebsd-version`, `kldload`,
+//! `kldstat`, `mount`, `chflags`.
+
+use std::net::Ipv4Addr;
+
+use crate::io::{fail, Io};
+use crate::state::{Ctx, HOST_VERSION};
+
+/// `route -n get IP` (Bastille's start.sh checks for a `gateway:` line, §1.4) and `route add default`.
+pub fn route(cx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
+    let ops: Vec<&str> = args
+        .iter()
+        .map(String::as_str)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    match ops.as_slice() {
+        ["get", target] => {
+            let dest = if *target == "default" {
+                "0.0.0.0"
+            } else {
+                target
+            };
+            let Ok(ip) = dest.parse::<Ipv4Addr>() else {
+                return fail(io, &format!("route: bad address: {target}"));
+            };
+            let local = cx.st.interfaces.iter().find(|(_, i)| {
+                i.vnet.is_none() && i.inet.iter().any(|a| a.contains(ip) && a.prefix > 0)
+            });
+            io.out(&format!("   route to: {dest}"));
+            io.out(&format!(
+                "destination: {}",
+                if *target == "default" {
+                    "default"
+                } else {
+                    dest
+                }
+            ));
+            match (local, &cx.st.default_route) {
+                (Some((n, _)), _) if *target != "default" => io.out(&format!("  interface: {n}")),
+                (_, Some(r)) => {
+                    io.out(&format!("    gateway: {}", r.gateway));
+                    io.out(&format!("  interface: {}", r.interface));
+                }
+                _ => return fail(io, "route: route has not been found"),
+            }
+            io.out("      flags: <UP,GATEWAY,DONE,STATIC>");
+            0
+        }
+        ["add", "default", gw] => {
+            if !cx.is_root() {
+                return fail(io, "route: must be root to alter routing table");
+            }
+            let iface = cx
+                .st
+                .default_route
+                .as_ref()
+                .map(|r| r.interface.clone())
+                .unwrap_or("vtnet0".into());
+            cx.st.default_route = Some(crate::state::Route {
+                gateway: gw.to_string(),
+                interface: iface,
+            });
+            io.out(&format!("add net default: gateway {gw}"));
+            0
+        }
+        _ => fail(io, "usage: route [-46dnqtv] command [[modifiers] args]"),
+    }
+}
+
+/// `netstat -rn` (Bastille reads the default gateway with `netstat -4rn | awk '/default/ {print $2}'`).
+pub fn netstat(cx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
+    if !args.iter().any(|a| a.starts_with('-') && a.contains('r')) {
+        return fail(io, "netstat: only -r is simulated");
+    }
+    io.out("Routing tables\n\nInternet:");
+    io.out("Destination        Gateway            Flags         Netif Expire");
+    if let Some(r) = &cx.st.default_route {
+        io.out(&format!(
+            "{:<18} {:<18} {:<13} {}",
+            "default", r.gateway, "UGS", r.interface
+        ));
+    }
+    io.out(&format!(
+        "{:<18} {:<18} {:<13} {}",
+        "127.0.0.1", "link#2", "UH", "lo0"
+    ));
+    for (n, i) in cx.st.interfaces.iter().filter(|(_, i)| i.vnet.is_none()) {
+        for a in &i.inet {
+            let net = Ipv4Addr::from(u32::from(a.addr) & a.mask());
+            if a.prefix < 32 && n != "lo0" {
+                io.out(&format!(
+                    "{:<18} {:<18} {:<13} {}",
+                    format!("{net}/{}", a.prefix),
+                    format!("link#{}", i.unit + 1),
+                    "U",
+                    n
+                ));
+            }
+        }
+    }
+    0
+}
+
+/// `freebsd-version [-kru]`: the host's version, or inside a jail its `osrelease`.
+pub fn freebsd_version(cx: &mut Ctx, _args: &[String], io: &mut Io) -> i32 {
+    let v = cx
+        .jail
+        .as_ref()
+        .and_then(|j| cx.st.jails.get(j))
+        .map(|j| j.osrelease.clone())
+        .unwrap_or_else(|| HOST_VERSION.to_string());
+    io.out(&v);
+    0
+}
+
+/// `kldload [-n] MODULE` (the way pf.ko gets loaded).
+pub fn kldload(cx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
+    let quiet_if_loaded = args.iter().any(|a| a == "-n");
+    let mods: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    if mods.is_empty() {
+        return fail(io, "usage: kldload [-nqv] file ...");
+    }
+    if !cx.is_root() {
+        return fail(io, "kldload: an error occurred while loading module pf. Please check dmesg(8) for more details.");
+    }
+    for m in mods {
+        let name = m.trim_end_matches(".ko").to_string();
+        if ![
+            "pf",
+            "pflog",
+            "if_bridge",
+            "if_epair",
+            "nullfs",
+            "zfs",
+            "rctl",
+            "vmm",
+            "if_tuntap",
+        ]
+        .contains(&name.as_str())
+        {
+            return fail(
+                io,
+                &format!("kldload: can't load {m}: No such file or directory"),
+            );
+        }
+        if !cx.st.kmods.insert(name.clone()) && !quiet_if_loaded {
+            return fail(
+                io,
+                &format!("kldload: can't load {m}: module already loaded or in kernel"),
+            );
+        }
+    }
+    0
+}
+
+/// `kldstat [-q] [-m MODULE]`.
+pub fn kldstat(cx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
+    if let Some(pos) = args
+        .iter()
+        .position(|a| a == "-m" || a == "-qm" || a == "-n")
+    {
+        let Some(m) = args.get(pos + 1) else {
+            return fail(io, "kldstat: option requires an argument -- m");
+        };
+        if cx.st.kmods.contains(m.trim_end_matches(".ko")) {
+            if !args.iter().any(|a| a.contains('q')) {
+                io.out(&format!("Id Refs Name\n  1    1 {m}"));
+            }
+            return 0;
+        }
+        if !args.iter().any(|a| a.contains('q')) {
+            io.err(&format!(
+                "kldstat: can't find module {m}: No such file or directory"
+            ));
+        }
+        return 1;
+    }
+    io.out("Id Refs Address                Size Name");
+    io.out(" 1   10 0xffffffff80200000  1f3c6c8 kernel");
+    for (n, m) in cx.st.kmods.iter().enumerate() {
+        io.out(&format!(
+            "{:>2}    1 0xffffffff82{:06x}    10000 {m}.ko",
+            n + 2,
+            n * 0x10000
+        ));
+    }
+    0
+}
+
+/// `mount` with no arguments lists nullfs/devfs mounts and ZFS datasets (`SRC on TARGET (TYPE, ...)`).
+pub fn mount(cx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
+    if !args.is_empty() && args != ["-p"] {
+        return fail(io, "mount: only listing is simulated");
+    }
+    for name in cx.st.datasets.keys().filter(|k| !k.contains('@')) {
+        if let Some(mp) = crate::zfs::mountpoint(cx, name) {
+            io.out(&format!("{name} on {mp} (zfs, local, noatime, nfsv4acls)"));
+        }
+    }
+    for m in &cx.st.mounts {
+        io.out(&format!(
+            "{} on {} ({}, local, {})",
+            m.source, m.target, m.fstype, m.opts
+        ));
+    }
+    0
+}
+
+/// `chflags` accepts and does nothing (no file flags on this filesystem).
+pub fn chflags(cx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
+    if args.len() < 2 {
+        return fail(
+            io,
+            "usage: chflags [-fhvx] [-R [-H | -L | -P]] flags file ...",
+        );
+    }
+    if !cx.is_root() {
+        return fail(
+            io,
+            &format!(
+                "chflags: {}: Operation not permitted",
+                args.last().cloned().unwrap_or_default()
+            ),
+        );
+    }
+    0
+}

@@ -1,0 +1,390 @@
+//! `service NAME ACTION` with rc.subr semantics (reference/bastille.md §7.6): `one*` skips the rcvar check,
+//! `start` without `NAME_enable=YES` prints rc.subr's "Cannot 'start'" and returns 0, `status` is exempt.
+//! Special services: `pf` (loads pf.ko, loads the rules, enables), `netif` (`cloneup`), `dnsmasq`
+//! (refuses to start on a missing or unparsable config; uses `/usr/sbin/dnsmasq --test` when present).
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+use crate::fsutil;
+use crate::ifconfig;
+use crate::io::{fail, Io};
+use crate::pfctl;
+use crate::state::{Ctx, Service};
+
+/// rc.d scripts a fresh host has, and where.
+pub const HOST_SCRIPTS: &[&str] = &[
+    "/etc/rc.d/netif",
+    "/etc/rc.d/pf",
+    "/etc/rc.d/routing",
+    "/etc/rc.d/sshd",
+    "/etc/rc.d/syslogd",
+    "/etc/rc.d/cron",
+    "/etc/rc.d/sendmail",
+    "/etc/rc.d/devfs",
+    "/etc/rc.d/jail",
+    "/usr/local/etc/rc.d/dnsmasq",
+    "/usr/local/etc/rc.d/bastille",
+];
+
+fn script_path(cx: &Ctx, name: &str) -> Option<String> {
+    ["/etc/rc.d/", "/usr/local/etc/rc.d/"]
+        .iter()
+        .map(|d| format!("{d}{name}"))
+        .find(|p| cx.path(p).is_file())
+}
+
+fn rc_vars(cx: &Ctx) -> BTreeMap<String, String> {
+    let mut vars = BTreeMap::new();
+    for f in [
+        "/etc/defaults/rc.conf",
+        "/etc/rc.conf",
+        "/etc/rc.conf.local",
+    ] {
+        fsutil::read_vars(&cx.path(f), &mut vars);
+    }
+    vars
+}
+
+fn yes(v: Option<&String>) -> bool {
+    v.is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "yes" | "true" | "on" | "1"))
+}
+
+fn key(cx: &Ctx, name: &str) -> String {
+    format!("{}:{name}", cx.scope())
+}
+
+/// Whether service `name` runs in the current scope (pf: enabled).
+pub fn running(cx: &Ctx, name: &str) -> Option<u32> {
+    if name == "pf" {
+        return (pfctl::loaded(cx) && cx.st.pf.enabled).then_some(0);
+    }
+    cx.st.services.get(&key(cx, name)).map(|s| s.pid)
+}
+
+/// Checks dnsmasq's config the way starting it would: missing file, or a syntax error reported by the
+/// real `dnsmasq --test` (only messages naming a line count; file-access complaints about FreeBSD paths
+/// that do not exist on this machine are ignored).
+fn dnsmasq_check(cx: &Ctx, conf: &str) -> Result<(), String> {
+    let real = cx.path(conf);
+    if !real.is_file() {
+        return Err(format!(
+            "dnsmasq: cannot read {conf}: No such file or directory"
+        ));
+    }
+    if std::path::Path::new("/usr/sbin/dnsmasq").exists() {
+        let out = Command::new("/usr/sbin/dnsmasq")
+            .arg("--test")
+            .arg("-C")
+            .arg(&real)
+            .output();
+        if let Ok(out) = out {
+            let text = String::from_utf8_lossy(&out.stderr).to_string();
+            if !out.status.success() && text.contains(" at line ") {
+                let real_s = real.display().to_string();
+                return Err(text.trim().replace(&real_s, conf));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `service netif cloneup`: creates `cloned_interfaces`, applies `ifconfig_X_name` and `ifconfig_X`.
+pub fn cloneup(cx: &mut Ctx, io: &mut Io) -> i32 {
+    let vars = rc_vars(cx);
+    let clones: Vec<String> = vars
+        .get("cloned_interfaces")
+        .map(|v| v.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default();
+    let mut created = vec![];
+    let mut code = 0;
+    for c in clones {
+        let final_name = vars
+            .get(&format!("ifconfig_{c}_name"))
+            .cloned()
+            .unwrap_or(c.clone());
+        if cx.iface_visible(&c) || cx.iface_visible(&final_name) {
+            continue;
+        }
+        let made = match ifconfig::create(cx, &c) {
+            Ok(n) => n,
+            Err(e) => {
+                code = fail(io, &e);
+                continue;
+            }
+        };
+        created.push(c.clone());
+        let mut name = made.clone();
+        if final_name != made {
+            if let Err(e) = ifconfig::rename(cx, &made, &final_name) {
+                code = fail(io, &e);
+                continue;
+            }
+            name = final_name;
+        }
+        if let Some(args) = vars.get(&format!("ifconfig_{name}")) {
+            let words: Vec<String> = args
+                .split_whitespace()
+                .filter(|w| !matches!(w.to_ascii_uppercase().as_str(), "DHCP" | "SYNCDHCP"))
+                .map(str::to_string)
+                .collect();
+            let mut scratch = Io::default();
+            if let Err(e) = ifconfig::configure(cx, &name, &words, &mut scratch) {
+                code = fail(io, &e);
+            }
+        }
+        if let Some(i) = cx.st.interfaces.get_mut(&name) {
+            i.up = true;
+        }
+    }
+    if !created.is_empty() {
+        // (unverified) network.subr's clone_up message
+        io.out(&format!("Created clone interfaces: {}.", created.join(" ")));
+    }
+    code
+}
+
+/// The `service` command line.
+pub fn run(cx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
+    let mut i = 0;
+    let saved = cx.jail.clone();
+    while i < args.len() && args[i].starts_with('-') {
+        match args[i].as_str() {
+            "-j" => {
+                i += 1;
+                let Some(j) = args.get(i) else {
+                    return fail(io, "service: option requires an argument -- j");
+                };
+                if !cx.st.jails.contains_key(j) {
+                    return fail(io, &format!("service: jail \"{j}\" not found"));
+                }
+                cx.jail = Some(j.clone());
+            }
+            "-e" => {
+                let vars = rc_vars(cx);
+                for s in HOST_SCRIPTS {
+                    let n = s.rsplit('/').next().unwrap_or(s);
+                    if yes(vars.get(&format!("{n}_enable"))) {
+                        io.out(s);
+                    }
+                }
+                return 0;
+            }
+            "-v" | "-q" | "-R" => {}
+            other => {
+                return fail(io, &format!("service: illegal option -- {}\nusage: service [-j <jail name or id>] [-v] start|stop|etc.", other.trim_start_matches('-')))
+            }
+        }
+        i += 1;
+    }
+    let (Some(name), Some(action)) = (args.get(i), args.get(i + 1)) else {
+        return fail(io, "usage: service [-j <jail name or id>] -e\n       service [-j <jail name or id>] -R\n       service [-j <jail name or id>] [-v] -l | -r\n       service [-j <jail name or id>] [-v] <rc.d script> start|stop|etc.\n       service -h");
+    };
+    let code = action_run(cx, name, action, io);
+    cx.jail = saved;
+    code
+}
+
+fn action_run(cx: &mut Ctx, name: &str, action: &str, io: &mut Io) -> i32 {
+    let Some(script) = script_path(cx, name) else {
+        return fail(io, &format!("{name} does not exist in /etc/rc.d or the local startup directories (/usr/local/etc/rc.d), or is not executable"));
+    };
+    let (prefix, verb) = ["one", "force", "fast", "quiet"]
+        .iter()
+        .find_map(|p| action.strip_prefix(p).map(|v| (*p, v)))
+        .unwrap_or(("", action));
+    let vars = rc_vars(cx);
+    let rcvar = format!("{name}_enable");
+    let has_rcvar = name != "netif" && name != "routing" && name != "devfs";
+    let enabled = !has_rcvar || yes(vars.get(&rcvar));
+    let mutating = matches!(
+        verb,
+        "start" | "stop" | "restart" | "reload" | "enable" | "disable" | "cloneup" | "clonedown"
+    );
+    if mutating && !cx.is_root() {
+        return fail(io, &format!("{script}: Permission denied"));
+    }
+    match verb {
+        "enable" | "disable" => {
+            let v = if verb == "enable" { "YES" } else { "NO" };
+            let path = cx.path("/etc/rc.conf");
+            if let Err(e) = crate::sysrc::set_var(&path, &rcvar, v) {
+                return fail(io, &format!("service: {e}"));
+            }
+            io.out(&format!("{name} {verb}d in /etc/rc.conf"));
+            return 0;
+        }
+        "rcvar" => {
+            io.out(&format!(
+                "# {name}\n#\n{rcvar}=\"{}\"",
+                vars.get(&rcvar).cloned().unwrap_or("NO".into())
+            ));
+            return 0;
+        }
+        "enabled" => return if enabled { 0 } else { 1 },
+        _ => {}
+    }
+    let known = matches!(
+        verb,
+        "start" | "stop" | "restart" | "status" | "reload" | "poll"
+    ) || (name == "netif" && matches!(verb, "cloneup" | "clonedown"))
+        || (name == "pf" && matches!(verb, "check" | "resync"));
+    if !known {
+        return fail(io, &format!("Usage: {script} [fast|force|one|quiet](start|stop|restart|rcvar|enable|disable|delete|enabled|describe|extracommands|reload|status|poll)"));
+    }
+    // rc.subr: status is exempt from the rcvar check in current FreeBSD; stop only checks when not running.
+    let checks = has_rcvar
+        && prefix != "one"
+        && prefix != "force"
+        && verb != "status"
+        && !(verb == "stop" && running(cx, name).is_some());
+    if checks && !enabled {
+        if prefix != "quiet" {
+            io.out(&format!("Cannot '{verb}' {name}. Set {rcvar} to YES in /etc/rc.conf or use 'one{verb}' instead of '{verb}'."));
+        }
+        return 0;
+    }
+    match (name, verb) {
+        ("netif", "cloneup") => cloneup(cx, io),
+        ("netif", "start") | ("netif", "restart") => cloneup(cx, io),
+        ("netif", _) => 0,
+        ("pf", "status") => {
+            if !pfctl::loaded(cx) {
+                io.out("pf.ko is not loaded");
+                return 1;
+            }
+            pfctl::run(cx, &["-s".into(), "info".into()], io)
+        }
+        ("pf", "check") => {
+            let rules = vars
+                .get("pf_rules")
+                .cloned()
+                .unwrap_or("/etc/pf.conf".into());
+            io.out("Checking pf rules.");
+            pfctl::run(cx, &["-n".into(), "-f".into(), rules], io)
+        }
+        ("pf", "start") | ("pf", "restart") | ("pf", "reload") | ("pf", "resync") => {
+            cx.st.kmods.insert("pf".into());
+            let rules = vars
+                .get("pf_rules")
+                .cloned()
+                .unwrap_or("/etc/pf.conf".into());
+            if verb == "start" || verb == "restart" {
+                io.out("Enabling pf.");
+            } else {
+                io.out("Reloading pf rules.");
+            }
+            if let Err(lines) = pfctl::load_file(cx, &rules, None, false) {
+                for l in lines {
+                    io.err(&l);
+                }
+                if verb != "start" && verb != "restart" {
+                    return 1;
+                }
+            }
+            if verb == "start" || verb == "restart" {
+                cx.st.pf.enabled = true;
+                cx.st.pf.enabled_at = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
+            }
+            0
+        }
+        ("pf", "stop") => {
+            if !pfctl::loaded(cx) || !cx.st.pf.enabled {
+                io.err("pfctl: pf not enabled");
+                return 1;
+            }
+            io.out("Disabling pf.");
+            cx.st.pf.enabled = false;
+            0
+        }
+        (_, "status") | (_, "poll") => match running(cx, name) {
+            Some(pid) => {
+                io.out(&format!("{name} is running as pid {pid}."));
+                0
+            }
+            None => {
+                io.out(&format!("{name} is not running."));
+                1
+            }
+        },
+        (_, "start") => start(cx, name, &vars, &script, io),
+        (_, "stop") => stop(cx, name, io),
+        (_, "restart") => {
+            if running(cx, name).is_some() {
+                stop(cx, name, io);
+            }
+            start(cx, name, &vars, &script, io)
+        }
+        (_, "reload") => match running(cx, name) {
+            Some(_) => {
+                if name == "dnsmasq" {
+                    let conf = vars
+                        .get("dnsmasq_conf")
+                        .cloned()
+                        .unwrap_or("/usr/local/etc/dnsmasq.conf".into());
+                    if let Err(e) = dnsmasq_check(cx, &conf) {
+                        return fail(io, &e);
+                    }
+                }
+                0
+            }
+            None => fail(
+                io,
+                &format!("{name} not running? (check /var/run/{name}.pid)."),
+            ),
+        },
+        _ => 0,
+    }
+}
+
+fn start(
+    cx: &mut Ctx,
+    name: &str,
+    vars: &BTreeMap<String, String>,
+    script: &str,
+    io: &mut Io,
+) -> i32 {
+    if let Some(pid) = running(cx, name) {
+        return fail(io, &format!("{name} already running?  (pid={pid})."));
+    }
+    if name == "dnsmasq" {
+        let conf = vars
+            .get("dnsmasq_conf")
+            .cloned()
+            .unwrap_or("/usr/local/etc/dnsmasq.conf".into());
+        io.out(&format!("Starting {name}."));
+        if let Err(e) = dnsmasq_check(cx, &conf) {
+            io.err(&e);
+            io.err(&format!("{script}: WARNING: failed to start {name}"));
+            return 1;
+        }
+    } else {
+        io.out(&format!("Starting {name}."));
+    }
+    cx.st.next_pid += 1;
+    let pid = 1000 + cx.st.next_pid;
+    cx.st.services.insert(key(cx, name), Service { pid });
+    let _ = fsutil::write_file(
+        &cx.path(&format!("/var/run/{name}.pid")),
+        &format!("{pid}\n"),
+    );
+    0
+}
+
+fn stop(cx: &mut Ctx, name: &str, io: &mut Io) -> i32 {
+    match cx.st.services.remove(&key(cx, name)) {
+        Some(s) => {
+            io.out(&format!("Stopping {name}."));
+            io.out(&format!("Waiting for PIDS: {}.", s.pid));
+            let _ = fsutil::remove_any(&cx.path(&format!("/var/run/{name}.pid")));
+            0
+        }
+        None => fail(
+            io,
+            &format!("{name} not running? (check /var/run/{name}.pid)."),
+        ),
+    }
+}
