@@ -225,3 +225,62 @@ pub fn chflags(cx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
     }
     0
 }
+
+/// `install -d [-m MODE] [-o OWNER] [-g GROUP] DIR…` on the host: creates directories under the fake root with
+/// the mode asked for (owners are only checked to be given; this machine's users are not FreeBSD's). Warden's
+/// host step uses it for `bastille_prefix` (mode 0750, reference/bastille.md §4.4). File installs are not
+/// simulated on the host.
+pub fn install(cx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
+    use std::os::unix::fs::PermissionsExt;
+    let usage = "usage: install [-bCcpSsUv] [-f flags] [-g group] [-m mode] [-o owner] file1 file2\n       install -d [-lUv] [-g group] [-m mode] [-o owner] directory ...";
+    let mut dir_mode = false;
+    let mut mode: u32 = 0o755;
+    let mut dirs = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "-d" => dir_mode = true,
+            "-m" | "-o" | "-g" => {
+                let Some(v) = args.get(i + 1) else {
+                    return fail(io, usage);
+                };
+                if args[i] == "-m" {
+                    match u32::from_str_radix(v, 8) {
+                        Ok(m) if m <= 0o7777 => mode = m,
+                        _ => return fail(io, &format!("install: {v}: invalid file mode")),
+                    }
+                }
+                i += 1;
+            }
+            a if a.starts_with('-') => {
+                return fail(
+                    io,
+                    &format!("install: illegal option -- {}\n{usage}", &a[1..]),
+                )
+            }
+            a => dirs.push(a.to_string()),
+        }
+        i += 1;
+    }
+    if !dir_mode || dirs.is_empty() {
+        return fail(
+            io,
+            &format!("fakebsd: only `install -d` is simulated on the host\n{usage}"),
+        );
+    }
+    if !cx.is_root() {
+        return fail(
+            io,
+            &format!("install: chmod {}: Operation not permitted", dirs[0]),
+        );
+    }
+    for d in dirs {
+        let real = cx.host_path(&d);
+        if let Err(e) = std::fs::create_dir_all(&real)
+            .and_then(|_| std::fs::set_permissions(&real, std::fs::Permissions::from_mode(mode)))
+        {
+            return fail(io, &format!("install: mkdir {d}: {e}"));
+        }
+    }
+    0
+}

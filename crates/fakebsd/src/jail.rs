@@ -437,6 +437,11 @@ pub fn create(cx: &mut Ctx, name: &str, mut p: Params, io: &mut Io) -> i32 {
             return fail(io, &e);
         }
     }
+    // exec.start ('/bin/sh /etc/rc') is not run, but what it would start of the simulated package
+    // services (postgresql, nginx: enabled and ready) is started.
+    if p.contains_key("exec.start") {
+        crate::service::rc_autostart(cx, name);
+    }
     io.out(&format!("{name}: created"));
     0
 }
@@ -446,6 +451,9 @@ fn remove_record(cx: &mut Ctx, name: &str) {
     let Some(j) = cx.st.jails.remove(name) else {
         return;
     };
+    // Every process of the jail dies with it.
+    let scope = format!("{name}:");
+    cx.st.services.retain(|k, _| !k.starts_with(&scope));
     for (ifn, a) in &j.aliases {
         if let Some(i) = cx.st.interfaces.get_mut(ifn) {
             i.inet.retain(|x| x.addr.to_string() != *a);

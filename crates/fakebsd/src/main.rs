@@ -7,13 +7,16 @@ mod fsutil;
 mod hosttools;
 mod ifconfig;
 mod init;
+mod injail;
 mod io;
 mod jail;
 mod jexec;
 mod jls;
 mod pf_conf;
 mod pfctl;
+mod pkg;
 mod service;
+mod shjail;
 mod state;
 mod sysctl;
 mod sysrc;
@@ -110,6 +113,11 @@ fn fakebsd_main(args: &[String]) -> i32 {
 
 /// Runs one simulated tool: take the lock, load the state, run, save, print.
 fn run_tool(tool: &str, args: &[String]) -> i32 {
+    // Inside a jail (a process started by the in-jail sh), or a jail-only name: the in-jail tools.
+    let in_jail = std::env::var(state::ENV_JAIL).is_ok_and(|j| !j.is_empty());
+    if injail::JAIL_TOOLS.contains(&tool) && (in_jail || !state::TOOLS.contains(&tool)) {
+        return injail::tool_main(tool, args);
+    }
     if !state::TOOLS.contains(&tool) {
         eprintln!(
             "fakebsd: unknown tool name '{tool}' (argv[0]); expected one of: {}",
@@ -126,13 +134,17 @@ fn run_tool(tool: &str, args: &[String]) -> i32 {
     };
     let mut io = Io::default();
     if tool == "jexec" {
-        // Release the host lock before running: a jexec'd command may run for long, and may call tools.
-        let plan = jexec::prepare(&cx, args, &mut io);
+        // Built-ins run under the lock; a spawned sh runs after it is released (it may run for long,
+        // and its tools take the lock themselves).
+        let out = jexec::run(&mut cx, args, &mut io);
+        if let Err(e) = cx.save() {
+            io.err(&e);
+        }
         drop(cx);
         io.flush();
-        return match plan {
-            Ok(p) => jexec::execute(p),
-            Err(code) => code,
+        return match out {
+            injail::Outcome::Done(code) => code,
+            injail::Outcome::Spawn(cmd) => injail::run_inherit(*cmd),
         };
     }
     let code = match tool {
@@ -152,6 +164,7 @@ fn run_tool(tool: &str, args: &[String]) -> i32 {
         "kldstat" => hosttools::kldstat(&mut cx, args, &mut io),
         "mount" => hosttools::mount(&mut cx, args, &mut io),
         "chflags" => hosttools::chflags(&mut cx, args, &mut io),
+        "install" => hosttools::install(&mut cx, args, &mut io),
         _ => 1,
     };
     if let Err(e) = cx.save() {

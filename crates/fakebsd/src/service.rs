@@ -228,6 +228,7 @@ fn action_run(cx: &mut Ctx, name: &str, action: &str, io: &mut Io) -> i32 {
         verb,
         "start" | "stop" | "restart" | "status" | "reload" | "poll"
     ) || (name == "netif" && matches!(verb, "cloneup" | "clonedown"))
+        || (name == "postgresql" && matches!(verb, "initdb" | "promote"))
         || (name == "pf" && matches!(verb, "check" | "resync"));
     if !known {
         return fail(io, &format!("Usage: {script} [fast|force|one|quiet](start|stop|restart|rcvar|enable|disable|delete|enabled|describe|extracommands|reload|status|poll)"));
@@ -243,6 +244,9 @@ fn action_run(cx: &mut Ctx, name: &str, action: &str, io: &mut Io) -> i32 {
             io.out(&format!("Cannot '{verb}' {name}. Set {rcvar} to YES in /etc/rc.conf or use 'one{verb}' instead of '{verb}'."));
         }
         return 0;
+    }
+    if name == "postgresql" && cx.jail.is_some() {
+        return postgresql(cx, verb, io);
     }
     match (name, verb) {
         ("netif", "cloneup") => cloneup(cx, io),
@@ -361,6 +365,16 @@ fn start(
             io.err(&format!("{script}: WARNING: failed to start {name}"));
             return 1;
         }
+    } else if name == "nginx" && cx.jail.is_some() {
+        // rc.d/nginx's start_precmd: `nginx -t` (its output goes to stderr).
+        io.out("Performing sanity check on nginx configuration:");
+        let conf = "/usr/local/etc/nginx/nginx.conf";
+        if !cx.path(conf).is_file() {
+            io.err(&format!("nginx: [emerg] open() \"{conf}\" failed (2: No such file or directory)\nnginx: configuration file {conf} test failed"));
+            return 1;
+        }
+        io.err(&format!("nginx: the configuration file {conf} syntax is ok\nnginx: configuration file {conf} test is successful"));
+        io.out(&format!("Starting {name}."));
     } else {
         io.out(&format!("Starting {name}."));
     }
@@ -387,4 +401,87 @@ fn stop(cx: &mut Ctx, name: &str, io: &mut Io) -> i32 {
             &format!("{name} not running? (check /var/run/{name}.pid)."),
         ),
     }
+}
+
+/// rc.d/postgresql of the postgresql18-server port: every command is `su -l postgres -c "pg_ctl -D DATA
+/// -w -s -m fast CMD"` (silent), `initdb` runs initdb(1). Runs inside a jail only.
+fn postgresql(cx: &mut Ctx, verb: &str, io: &mut Io) -> i32 {
+    let Some(jail) = cx.jail.clone() else {
+        return 1;
+    };
+    let Some(fs) = crate::injail::JailFs::new(cx, &jail) else {
+        return 1;
+    };
+    let pid = running(cx, "postgresql");
+    match verb {
+        "initdb" => crate::pkg::initdb(cx, &fs, io),
+        "status" | "poll" => crate::pkg::pg_status(cx, pid, io),
+        "start" => pg_start(cx, &fs, io),
+        "stop" => pg_stop(cx, &fs, io),
+        "restart" => {
+            if pid.is_none() {
+                io.err(&format!("pg_ctl: PID file \"{}/postmaster.pid\" does not exist\nIs server running?\ntrying to start server anyway", crate::pkg::pg_data(cx)));
+            } else {
+                pg_stop(cx, &fs, io);
+            }
+            pg_start(cx, &fs, io)
+        }
+        "reload" | "promote" => match pid {
+            Some(_) if verb == "reload" => 0,
+            Some(_) => fail(
+                io,
+                "pg_ctl: cannot promote server; server is not in standby mode",
+            ),
+            None => fail(
+                io,
+                &format!(
+                    "pg_ctl: PID file \"{}/postmaster.pid\" does not exist\nIs server running?",
+                    crate::pkg::pg_data(cx)
+                ),
+            ),
+        },
+        _ => 0,
+    }
+}
+
+fn pg_start(cx: &mut Ctx, fs: &crate::injail::JailFs, io: &mut Io) -> i32 {
+    if let Err(c) = crate::pkg::pg_can_start(cx, fs, running(cx, "postgresql"), io) {
+        return c;
+    }
+    cx.st.next_pid += 1;
+    let pid = 1000 + cx.st.next_pid;
+    cx.st
+        .services
+        .insert(key(cx, "postgresql"), Service { pid });
+    crate::pkg::pg_pidfile(cx, fs, Some(pid));
+    0
+}
+
+fn pg_stop(cx: &mut Ctx, fs: &crate::injail::JailFs, io: &mut Io) -> i32 {
+    match cx.st.services.remove(&key(cx, "postgresql")) {
+        Some(_) => {
+            crate::pkg::pg_pidfile(cx, fs, None);
+            0
+        }
+        None => fail(
+            io,
+            &format!(
+                "pg_ctl: PID file \"{}/postmaster.pid\" does not exist\nIs server running?",
+                crate::pkg::pg_data(cx)
+            ),
+        ),
+    }
+}
+
+/// What the jail's /etc/rc does at jail start for the simulated package services: starts those whose
+/// `NAME_enable` is YES and whose preconditions hold (quietly; failures are only logged by rc).
+pub fn rc_autostart(cx: &mut Ctx, jail: &str) {
+    let saved = cx.jail.replace(jail.to_string());
+    for name in ["postgresql", "nginx"] {
+        let mut scratch = Io::default();
+        if script_path(cx, name).is_some() && yes(rc_vars(cx).get(&format!("{name}_enable"))) {
+            let _ = action_run(cx, name, "start", &mut scratch);
+        }
+    }
+    cx.jail = saved;
 }

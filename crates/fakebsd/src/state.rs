@@ -34,6 +34,7 @@ pub const TOOLS: &[&str] = &[
     "mount",
     "kldload",
     "kldstat",
+    "install",
 ];
 
 /// Environment variable naming the state directory.
@@ -74,6 +75,10 @@ pub struct State {
     pub next_pid: u32,
     /// A logical clock for creation order.
     pub clock: u64,
+    /// Simulated file ownership (`install -o/-g`, `pw useradd -m`, packages) by FreeBSD host path
+    /// (`/usr/local/bastille/jails/git/root/var/git/repos` → `git:git`); files are not chown'd for real.
+    #[serde(default)]
+    pub owners: BTreeMap<String, String>,
 }
 
 /// One ZFS dataset or snapshot.
@@ -246,6 +251,9 @@ pub struct Jail {
     pub osrelease: String,
     /// All parameters the jail was created with.
     pub params: BTreeMap<String, String>,
+    /// The jail's own default route (`route add default GW` inside a VNET jail).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
 }
 
 /// A non-ZFS mount.

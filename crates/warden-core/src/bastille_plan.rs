@@ -63,7 +63,7 @@ pub fn plan(layout: &Layout, host: &BastilleHost) -> Plan {
     hosts_step(layout, host, &mut actions);
     dns_step(layout, host, &mut actions);
     notes.push(
-        "step verify has no host actions: `warden setup` runs the doctor's checks after applying"
+        "step verify changes nothing: `warden setup` (all steps, or --step verify) runs `warden doctor` after applying"
             .into(),
     );
     Plan { actions, notes }

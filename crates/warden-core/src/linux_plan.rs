@@ -1,7 +1,8 @@
-//! The Linux plan: bridge, forwarding, nftables and a Warden-supervised dnsmasq, as exact argv.
+//! The Linux plan: bridge, forwarding, nftables, the service jails (`warden jail …`) and a Warden-supervised
+//! dnsmasq, as exact argv.
 //! Files live in Warden's state directory, never in the host's `/etc`, so a Linux host keeps its own config.
 
-use crate::layout::Layout;
+use crate::layout::{Layout, Shape};
 use crate::observed::LinuxHost;
 use crate::plan::{Action, Plan, Step};
 use crate::render;
@@ -28,7 +29,7 @@ impl LinuxPaths {
     }
 }
 
-/// Plans the `host` and `dns` steps for a Linux host.
+/// Plans the `host`, `jails` and `dns` steps for a Linux host.
 pub fn plan(layout: &Layout, host: &LinuxHost, paths: &LinuxPaths) -> Plan {
     let mut out = Vec::new();
     let s = Step::Host;
@@ -89,6 +90,9 @@ pub fn plan(layout: &Layout, host: &LinuxHost, paths: &LinuxPaths) -> Plan {
         );
     }
 
+    let mut notes = Vec::new();
+    jails(layout, host, paths, &mut out, &mut notes);
+
     let d = Step::Dns;
     let conf = render::dnsmasq_conf::render(layout);
     let conf_changed = host.files.get(&paths.dnsmasq_conf()) != Some(&conf);
@@ -105,7 +109,16 @@ pub fn plan(layout: &Layout, host: &LinuxHost, paths: &LinuxPaths) -> Plan {
         out.push(Action::run(
             d,
             "stop the old dnsmasq to load the new zone",
-            &["pkill", "-F", &paths.dnsmasq_pid()],
+            // --retry waits until the old process is gone, so the new one can bind port 53 at once.
+            &[
+                "start-stop-daemon",
+                "--stop",
+                "--oknodo",
+                "--retry",
+                "TERM/5/KILL/2",
+                "--pidfile",
+                &paths.dnsmasq_pid(),
+            ],
         ));
     }
     if !host.dnsmasq_running || conf_changed {
@@ -121,7 +134,78 @@ pub fn plan(layout: &Layout, host: &LinuxHost, paths: &LinuxPaths) -> Plan {
     }
     Plan {
         actions: out,
-        notes: Vec::new(),
+        notes,
+    }
+}
+
+/// The `jails` step: every service jail of the layout exists (on the `host` release, at its slot, in its shape)
+/// and runs. A jail that exists with another address or shape is left alone, with a note: recreating it would
+/// destroy its data.
+fn jails(
+    layout: &Layout,
+    host: &LinuxHost,
+    paths: &LinuxPaths,
+    out: &mut Vec<Action>,
+    notes: &mut Vec<String>,
+) {
+    let exe = if host.warden_exe.is_empty() {
+        "warden"
+    } else {
+        host.warden_exe.as_str()
+    };
+    let state = paths.state_dir.as_str();
+    for s in layout.jails() {
+        let shape = match s.shape {
+            Shape::Thick => "thick",
+            _ => "thin",
+        };
+        let name = s.jail.as_str();
+        let role = s.role.name();
+        match host.jails.get(name) {
+            None => {
+                // The subnet and bridge go along so the jail's gateway matches this layout whatever the
+                // child warden reads; the address is given exactly rather than as a slot for the same reason.
+                out.push(Action::run(
+                    Step::Jails,
+                    format!(
+                        "create the {role} jail {name} at {}/24 on {}, {shape}, on the host release",
+                        s.addr, layout.bridge
+                    ),
+                    &[
+                        exe.to_string(),
+                        "--state-dir".into(),
+                        state.into(),
+                        "--subnet".into(),
+                        layout.cidr(),
+                        "--bridge".into(),
+                        layout.bridge.clone(),
+                        "jail".into(),
+                        "create".into(),
+                        name.into(),
+                        "--addr".into(),
+                        s.addr.to_string(),
+                        "--shape".into(),
+                        shape.into(),
+                        "--release".into(),
+                        "host".into(),
+                    ],
+                ));
+            }
+            Some(j) if j.addr != Some(s.addr) || j.shape != shape => notes.push(format!(
+                "jail {name} exists as {} at {} but the layout wants {shape} at {}: left alone (its data would be lost); `warden jail destroy --force {name}` and `warden setup` recreate it",
+                j.shape,
+                j.addr.map(|a| a.to_string()).unwrap_or_else(|| "no address".into()),
+                s.addr
+            )),
+            Some(_) => {}
+        }
+        if !host.jails.get(name).is_some_and(|j| j.running) {
+            out.push(Action::run(
+                Step::Jails,
+                format!("start the {role} jail {name}"),
+                &[exe, "--state-dir", state, "jail", "start", name],
+            ));
+        }
     }
 }
 
@@ -129,6 +213,7 @@ pub fn plan(layout: &Layout, host: &LinuxHost, paths: &LinuxPaths) -> Plan {
 mod tests {
     use super::*;
     use crate::config::load;
+    use crate::observed::LinuxJail;
     use crate::plan::Op;
 
     #[test]
@@ -153,6 +238,39 @@ mod tests {
                 host.files.insert(f.path.clone(), f.content.clone());
             }
         }
+        let jail_actions = first.clone().only(Step::Jails).actions;
+        // create + start for git, cms, ai, db.
+        assert_eq!(jail_actions.len(), 8, "{jail_actions:#?}");
+        let Op::Argv(argv) = &jail_actions[6].op else {
+            panic!("not a command: {:?}", jail_actions[6]);
+        };
+        assert_eq!(
+            argv[7..].join(" "),
+            "jail create clawdiedb --addr 10.0.1.5 --shape thick --release host"
+        );
+        for s in layout.jails() {
+            host.jails.insert(
+                s.jail.clone(),
+                LinuxJail {
+                    running: s.role != crate::layout::Role::Cms,
+                    addr: Some(s.addr),
+                    shape: if s.shape == Shape::Thick {
+                        "thick"
+                    } else {
+                        "thin"
+                    }
+                    .into(),
+                    release: "host".into(),
+                },
+            );
+        }
+        let again = plan(&layout, &host, &paths);
+        assert_eq!(again.actions.len(), 1);
+        assert_eq!(again.actions[0].summary, "start the cms jail clawdiecms");
+        host.jails.get_mut("clawdiecms").unwrap().running = true;
         assert!(plan(&layout, &host, &paths).is_empty());
+        host.jails.get_mut("clawdiegit").unwrap().addr = Some("10.0.1.9".parse().unwrap());
+        let p = plan(&layout, &host, &paths);
+        assert!(p.is_empty() && p.notes[0].contains("left alone"), "{p:?}");
     }
 }

@@ -68,4 +68,21 @@ pub struct LinuxHost {
     pub files: BTreeMap<String, String>,
     /// Whether Warden's dnsmasq runs (its pid file names a live dnsmasq).
     pub dnsmasq_running: bool,
+    /// Warden's persistent jails (`<state_dir>/jails`), by name.
+    pub jails: BTreeMap<String, LinuxJail>,
+    /// The `warden` binary the plan's jail actions run (the observing binary); empty: `warden` on PATH.
+    pub warden_exe: String,
+}
+
+/// A persistent jail on a Linux host, as observed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LinuxJail {
+    /// Whether its init is alive.
+    pub running: bool,
+    /// Its fixed address, if it is on the bridge.
+    pub addr: Option<std::net::Ipv4Addr>,
+    /// `thin` or `thick`.
+    pub shape: String,
+    /// `host` or a bootstrapped release.
+    pub release: String,
 }

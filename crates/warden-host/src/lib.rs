@@ -6,6 +6,7 @@ pub mod apply;
 pub mod backend;
 pub mod journal;
 pub mod runner;
+pub mod setup;
 
 pub use apply::{apply, ApplyError, ApplyReport, Progress, SilentProgress};
 pub use backend::{Backend, HostError};

@@ -1,1 +1,237 @@
-//! warden-server.
+//! warden-server: `warden serve`, the control plane.
+//!
+//! An axum HTTP API (bearer token, JSON errors) over a SQLite store (warden-store), a queue
+//! (global concurrency limit, FIFO per tenant, bounded), and a runner that executes each turn in
+//! a Linux worker (warden-linux) — argv turns, or agent turns with pi (warden-agent) on a VNET
+//! worker. On start it recovers from a crash (reaps orphaned workers, frees leases, settles
+//! unfinished turns); on SIGTERM it stops accepting, lets running turns finish until a deadline,
+//! then cancels them. [`client`] is the matching HTTP client for the CLI.
+//!
+//! Modules: `api/` (routes), `auth`, `request` (turn request → validated spec), `scheduler`
+//! (the queue), `turn_runner`, `agent_turn`, `recovery`, `metrics`, `openapi`, `view` (results),
+//! `state` (shared state, options), `client`.
+
+pub mod agent_turn;
+pub mod api;
+pub mod auth;
+pub mod client;
+mod error;
+pub mod metrics;
+pub mod openapi;
+pub mod recovery;
+pub mod request;
+pub mod scheduler;
+pub mod state;
+mod turn_runner;
+pub mod view;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{watch, OnceCell};
+use warden_core::Layout;
+use warden_store::Store;
+
+pub use client::{token, Client, ClientError, ListQuery};
+pub use error::{ApiError, ServerError};
+pub use request::{LimitsRequest, Network, TurnRequest};
+pub use state::ServeOptions;
+pub use view::TurnView;
+pub use warden_store::RecoveryPolicy;
+
+use crate::state::{lock, App};
+
+/// Runs the control plane until SIGTERM or SIGINT, then shuts down gracefully.
+pub async fn serve(layout: Layout, opts: ServeOptions) -> Result<(), ServerError> {
+    serve_until(layout, opts, termination()).await
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn termination() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+    tracing::info!("shutdown signal received");
+}
+
+/// The addresses to bind: the override, else each layout address at the layout's port.
+fn listen_addrs(layout: &Layout, opts: &ServeOptions) -> Vec<SocketAddr> {
+    match &opts.listen {
+        Some(list) => list.clone(),
+        None => layout
+            .listen
+            .iter()
+            .map(|ip| SocketAddr::from((*ip, layout.port)))
+            .collect(),
+    }
+}
+
+/// Runs the control plane until `stop` resolves, then shuts down gracefully.
+pub async fn serve_until(
+    layout: Layout,
+    mut opts: ServeOptions,
+    stop: impl Future<Output = ()> + Send,
+) -> Result<(), ServerError> {
+    std::fs::create_dir_all(&opts.state_dir)
+        .map_err(|e| ServerError::io("create directory", &opts.state_dir, e))?;
+    // Workers need absolute paths (bind sources, records).
+    opts.state_dir = opts
+        .state_dir
+        .canonicalize()
+        .map_err(|e| ServerError::io("resolve", &opts.state_dir, e))?;
+    if let Some(dir) = &opts.pi_dir {
+        if !dir.is_absolute() {
+            return Err(ServerError::Options(format!(
+                "pi_dir {} must be absolute",
+                dir.display()
+            )));
+        }
+    }
+    let token = Arc::new(auth::load_or_create_token(&opts.state_dir)?);
+    let store = Arc::new(Store::open(&opts.state_dir.join("control.db"))?);
+    let recovered = {
+        let (dir, store, policy) = (opts.state_dir.clone(), store.clone(), opts.recovery);
+        tokio::task::spawn_blocking(move || recovery::recover(&dir, &store, policy))
+            .await
+            .map_err(|e| ServerError::Options(format!("recovery thread failed: {e}")))??
+    };
+    for line in &recovered.reaped {
+        tracing::info!(%line, "reaped");
+    }
+    if !recovered.interrupted.is_empty() {
+        tracing::warn!(count = recovered.interrupted.len(), policy = ?opts.recovery, "settled turns a previous server left unfinished");
+    }
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let app = Arc::new(App {
+        queue: Mutex::new(scheduler::Queue::new(opts.queue_size, opts.concurrency)),
+        running: Mutex::new(Default::default()),
+        events: watch::channel(0).0,
+        finished: watch::channel(0).0,
+        metrics: metrics::Metrics::default(),
+        shutdown: watch::channel(false).0,
+        pi: OnceCell::new(),
+        // Names from a time-seeded counter: a restarted server does not reuse a name whose
+        // teardown may still be in flight.
+        names: AtomicU64::new(seed >> 8),
+        listening: Mutex::new((Vec::new(), Vec::new())),
+        layout,
+        opts,
+        store,
+    });
+    for view in &recovered.ended {
+        app.append_end(view);
+    }
+    for (tenant, id) in recovered.requeue {
+        lock(&app.queue).push(&tenant, id, false);
+    }
+
+    let mut listeners = Vec::new();
+    for addr in listen_addrs(&app.layout, &app.opts) {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => {
+                let bound = l.local_addr().unwrap_or(addr);
+                tracing::info!(%bound, "listening");
+                lock(&app.listening).0.push(bound);
+                listeners.push(l);
+            }
+            Err(e) => {
+                tracing::warn!(%addr, error = %e, "skipping a listen address that cannot be bound");
+                lock(&app.listening).1.push(format!("{addr}: {e}"));
+            }
+        }
+    }
+    if listeners.is_empty() {
+        let skipped = lock(&app.listening).1.join("; ");
+        return Err(ServerError::NoListener(skipped));
+    }
+    let serve_file = app.opts.state_dir.join(client::SERVE_FILE);
+    let info = serde_json::json!({
+        "pid": std::process::id(),
+        "listening": lock(&app.listening).0.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+    });
+    std::fs::write(&serve_file, info.to_string())
+        .map_err(|e| ServerError::io("write", &serve_file, e))?;
+
+    let router = api::router(app.clone(), token);
+    let mut servers = Vec::new();
+    for l in listeners {
+        let mut down = app.shutdown.subscribe();
+        let router = router.clone();
+        servers.push(tokio::spawn(async move {
+            axum::serve(l, router)
+                .with_graceful_shutdown(async move {
+                    let _ = down.wait_for(|s| *s).await;
+                })
+                .await
+        }));
+    }
+    // Install pi in the background so the first agent turn does not pay for it.
+    {
+        let app = app.clone();
+        tokio::spawn(async move {
+            if let Err(e) = agent_turn::ensure_pi(&app).await {
+                tracing::warn!(error = %e, "pi is not available; agent turns will fail");
+            }
+        });
+    }
+    app.dispatch();
+    tracing::info!("control plane ready");
+
+    stop.await;
+    shutdown(&app).await;
+    for s in servers {
+        // In-flight requests (SSE of a turn that will never run) must not hold the exit.
+        match tokio::time::timeout(Duration::from_secs(2), s).await {
+            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "http server ended with an error"),
+            Ok(_) => {}
+            Err(_) => tracing::info!("closed lingering connections"),
+        }
+    }
+    let _ = std::fs::remove_file(&serve_file);
+    tracing::info!("control plane stopped");
+    Ok(())
+}
+
+/// Stops accepting, lets running turns finish until the deadline, then cancels them.
+async fn shutdown(app: &Arc<App>) {
+    app.shutdown.send_replace(true);
+    lock(&app.queue).pause();
+    let deadline = Instant::now() + app.opts.shutdown_deadline;
+    let mut finished = app.finished.subscribe();
+    while lock(&app.queue).running() > 0 && Instant::now() < deadline {
+        // Short waits: a runner counts as done only just after its turn's `finished` wake-up.
+        let _ = tokio::time::timeout(Duration::from_millis(20), finished.changed()).await;
+    }
+    let left: Vec<_> = lock(&app.running).values().cloned().collect();
+    if !left.is_empty() {
+        tracing::warn!(
+            count = left.len(),
+            "shutdown deadline passed; cancelling running turns"
+        );
+        for h in left {
+            h.cancel("shutdown");
+        }
+        let grace = Instant::now() + Duration::from_secs(10);
+        while lock(&app.queue).running() > 0 && Instant::now() < grace {
+            let _ = tokio::time::timeout(Duration::from_millis(20), finished.changed()).await;
+        }
+    }
+}

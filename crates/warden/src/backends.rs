@@ -1,7 +1,9 @@
-//! Choosing the host backend: the only place that knows which backends exist.
+//! Choosing the host backend: the only place in the CLI that knows which backends exist.
+
+use std::path::PathBuf;
 
 use warden_core::{Layout, Plan};
-use warden_host::{Backend, HostError, RecordingRunner, Runner};
+use warden_host::{Backend, HostError, RecordingRunner, Runner, SystemRunner};
 
 use crate::cli::BackendName;
 use crate::context;
@@ -9,14 +11,14 @@ use crate::exit::Exit;
 
 /// A backend ready to plan (and maybe apply), with notes for stderr.
 pub struct Chosen {
-    /// Which one.
-    pub name: BackendName,
     /// The backend.
     pub backend: Box<dyn Backend>,
     /// Whether it may change the host (false when it only assumes a fresh host).
     pub can_apply: bool,
     /// Things to tell the operator (assumptions).
     pub notes: Vec<String>,
+    /// Warden's state directory for this backend.
+    pub state_dir: PathBuf,
 }
 
 /// Plans against an assumed fresh host, for when the backend's tools are absent (e.g. `--backend bastille` on Linux).
@@ -39,21 +41,59 @@ impl Backend for FreshBastille {
     }
 }
 
+/// The root under which host file paths live: `/`, or a simulated host's root (`WARDEN_HOST_ROOT`, e.g.
+/// `$FAKEBSD_STATE/root` when running against fakebsd).
+pub fn host_root() -> PathBuf {
+    std::env::var_os("WARDEN_HOST_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/"))
+}
+
 /// Picks the backend named (or this OS's default).
 pub fn choose(name: Option<BackendName>, layout: &Layout) -> Result<Chosen, Exit> {
     let name = name.unwrap_or_else(context::default_backend);
+    let state_dir = context::state_dir(layout, name);
     match name {
+        BackendName::Bastille if !on_path("bastille") => Ok(Chosen {
+            backend: Box::new(FreshBastille {
+                runner: RecordingRunner::new(),
+            }),
+            can_apply: false,
+            notes: vec!["bastille is not on PATH: planning for a fresh FreeBSD host".into()],
+            state_dir,
+        }),
         BackendName::Bastille => {
-            let _ = layout;
+            // BastilleBackend::new takes the Bastille lock itself; wrapping here as well deadlocked every
+            // `bastille` call (two flocks on the same file from one thread).
+            let runner = SystemRunner::with_root(host_root());
             Ok(Chosen {
-                name,
-                backend: Box::new(FreshBastille {
-                    runner: RecordingRunner::new(),
-                }),
-                can_apply: false,
-                notes: vec!["bastille is not on PATH: planning for a fresh FreeBSD host".into()],
+                backend: Box::new(warden_freebsd::BastilleBackend::new(runner, &state_dir)),
+                can_apply: true,
+                notes: Vec::new(),
+                state_dir,
             })
         }
-        BackendName::Linux => Err(Exit::failure("the linux backend is not wired yet")),
+        BackendName::Linux => Ok(Chosen {
+            backend: Box::new(warden_linux::host::LinuxBackend::new(
+                Box::new(SystemRunner::new()),
+                &state_dir,
+            )),
+            can_apply: true,
+            notes: Vec::new(),
+            state_dir,
+        }),
     }
+}
+
+/// Whether `program` is on PATH.
+pub fn on_path(program: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::env::var_os("PATH")
+        .map(|paths| {
+            std::env::split_paths(&paths).any(|dir| {
+                std::fs::metadata(dir.join(program))
+                    .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            })
+        })
+        .unwrap_or(false)
 }

@@ -93,6 +93,105 @@ pub enum Command {
     Plan(PlanArgs),
     /// Plan, then apply with progress; journaled, resumable after a crash.
     Setup(SetupArgs),
+    /// Run one command in an ephemeral worker (Linux), stdio passed through; exits with its status.
+    Run(RunArgs),
+    /// Persistent jails (Linux): create, start, stop, destroy, list, exec.
+    Jail {
+        #[command(subcommand)]
+        command: JailCommand,
+    },
+    /// Releases (Linux): the root file systems jails and workers start from.
+    Release {
+        #[command(subcommand)]
+        command: ReleaseCommand,
+    },
+    /// Check the host against the layout: each check's expectation, what was seen, and the fixing command.
+    Doctor(DoctorArgs),
+    /// Show and validate the agent's runtime config (provider, model, models.json, pi, node).
+    PiConfig {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Serve the control plane (HTTP API, turn queue, workers) until SIGTERM.
+    Serve(ServeArgs),
+    /// Send one agent turn (prompt from the arguments, or stdin) to the control plane; print the reply.
+    Turn(TurnArgs),
+    /// Recorded turns, from the control plane.
+    Turns {
+        #[command(subcommand)]
+        command: TurnsCommand,
+    },
+    /// Print the control plane's bearer token.
+    Token,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The host backend (default: bastille on FreeBSD, linux elsewhere).
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendName>,
+    /// Print JSON: {"checks":[…],"summary":{…}}.
+    #[arg(long)]
+    pub json: bool,
+    /// Outbound probe target IP:PORT a VNET worker connects to through the NAT (doctor.probe).
+    #[arg(long, env = "WARDEN_DOCTOR_PROBE", value_name = "IP:PORT")]
+    pub probe: Option<String>,
+    /// The hosts file whose Warden block is checked (default /etc/hosts; on Linux only checked when given or
+    /// when /etc/hosts already has a Warden block).
+    #[arg(long, value_name = "PATH")]
+    pub hosts_file: Option<String>,
+    /// Time allowed to each check, in milliseconds.
+    #[arg(long, default_value_t = 3000, value_name = "MS")]
+    pub timeout_ms: u64,
+}
+
+/// A worker's network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NetworkArg {
+    /// Only loopback.
+    None,
+    /// Warden's own network namespace (no network isolation; the seeds' default "shared" worker).
+    Shared,
+    /// Its own stack on the bridge with a leased address, NAT out, DNS from the gateway.
+    Vnet,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Tenant the command runs for (a DNS label; passed to the worker as WARDEN_TENANT).
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Network mode.
+    #[arg(long, value_enum, default_value = "shared")]
+    pub network: NetworkArg,
+    /// Root filesystem: `host` (read-only binds of this host) or a bootstrapped release (e.g. `debian`).
+    #[arg(long, default_value = "host")]
+    pub release: String,
+    /// Wall-clock limit (e.g. 30s, 5m); default workers.timeout.
+    #[arg(long)]
+    pub timeout: Option<String>,
+    /// Memory limit (e.g. 256M); default workers.memory.
+    #[arg(long)]
+    pub memory: Option<String>,
+    /// Process limit; default workers.pids.
+    #[arg(long)]
+    pub pids: Option<u32>,
+    /// Output cap for stdout+stderr (e.g. 1M); default workers.output.
+    #[arg(long)]
+    pub output: Option<String>,
+    /// Working directory inside the worker.
+    #[arg(long)]
+    pub cwd: Option<String>,
+    /// Extra environment, NAME=VALUE (repeatable).
+    #[arg(long)]
+    pub env: Vec<String>,
+    /// Run as root inside the worker (capabilities are still dropped); default an unprivileged user.
+    #[arg(long)]
+    pub root: bool,
+    /// The command and its arguments.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -135,4 +234,174 @@ pub struct SetupArgs {
     /// Show the plan and change nothing (same as `warden plan`).
     #[arg(long)]
     pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Listen address IP:PORT (repeatable); default control_plane.listen at control_plane.port.
+    #[arg(long, value_name = "IP:PORT")]
+    pub listen: Vec<String>,
+    /// Turns running at once (default 8).
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+    /// Turns waiting at most; more are answered 429 (default 256).
+    #[arg(long)]
+    pub queue: Option<usize>,
+    /// On SIGTERM, how long running turns may finish before they are cancelled (default 30s).
+    #[arg(long, value_name = "DURATION")]
+    pub shutdown_deadline: Option<String>,
+    /// Turns a killed server left: fail_running (default; queued ones run), fail_all, requeue_running.
+    #[arg(long, value_name = "POLICY")]
+    pub recovery: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TurnArgs {
+    /// The tenant whose workspace and session the turn uses.
+    #[arg(long, env = "TENANT_ID")]
+    pub tenant: String,
+    /// Print the whole result as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// The prompt; read from stdin when absent.
+    pub prompt: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TurnsCommand {
+    /// Turns, newest first.
+    List {
+        /// Only this tenant.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Only this status (queued, running, succeeded, failed, cancelled).
+        #[arg(long)]
+        status: Option<String>,
+        /// At most this many (default 50).
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One turn and its result.
+    Show {
+        /// The turn id.
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// A jail's root: shared with the release (thin) or its own copy (thick).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ShapeArg {
+    /// overlayfs: a persistent upper directory over the release.
+    Thin,
+    /// A full copy of the release (on the host release: a root directory of its own).
+    Thick,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JailCommand {
+    /// Create a stopped jail.
+    Create(JailCreateArgs),
+    /// Start a jail (long-lived init in new namespaces); returns once it is up.
+    Start {
+        /// The jail.
+        name: String,
+    },
+    /// Stop a jail: SIGTERM to its processes, SIGKILL after the timeout.
+    Stop {
+        /// The jail.
+        name: String,
+        /// Time before SIGKILL (e.g. 10s).
+        #[arg(long, default_value = "10s")]
+        timeout: String,
+    },
+    /// Destroy a jail (stopping it first); its data goes with it.
+    Destroy {
+        /// The jail.
+        name: String,
+        /// Destroy even a thick jail or one with files of its own in its upper directory.
+        #[arg(long)]
+        force: bool,
+    },
+    /// List the jails: state, address, release, shape.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a command inside a running jail, stdio passed through; exits with its status.
+    Exec(JailExecArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct JailCreateArgs {
+    /// Jail name ([a-z0-9], at most 11); with --slot, defaults to the layout's name for the slot.
+    pub name: Option<String>,
+    /// A service slot of the layout (git, cms, ai, db): its address (and name, if none is given).
+    #[arg(long, conflicts_with = "addr")]
+    pub slot: Option<String>,
+    /// A fixed address on the bridge (inside the subnet, outside the worker range).
+    #[arg(long)]
+    pub addr: Option<std::net::Ipv4Addr>,
+    /// Release: `host` or a bootstrapped one (`warden release list`).
+    #[arg(long, default_value = "host")]
+    pub release: String,
+    /// Shape; default: the slot's shape (db is thick), else thin.
+    #[arg(long, value_enum)]
+    pub shape: Option<ShapeArg>,
+    /// Memory limit (e.g. 1G); default unlimited.
+    #[arg(long)]
+    pub memory: Option<String>,
+    /// Process limit; default unlimited.
+    #[arg(long)]
+    pub pids: Option<u64>,
+    /// CPU limit as a fraction of one core (e.g. 1.5); default unlimited.
+    #[arg(long)]
+    pub cpu: Option<f64>,
+}
+
+#[derive(Debug, Args)]
+pub struct JailExecArgs {
+    /// The jail.
+    pub name: String,
+    /// Run as the jail's root (a reduced capability set); default an unprivileged user.
+    #[arg(long)]
+    pub root: bool,
+    /// Working directory inside the jail.
+    #[arg(long)]
+    pub cwd: Option<String>,
+    /// Extra environment, NAME=VALUE (repeatable).
+    #[arg(long)]
+    pub env: Vec<String>,
+    /// The command and its arguments.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReleaseCommand {
+    /// Bootstrap a release (`debian`: debootstrap bookworm minbase; slow, downloads).
+    Bootstrap {
+        /// The release.
+        name: String,
+        /// Make it again even if it exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// List the releases: host, then the bootstrapped ones with size and date.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a bootstrapped release (refused while a thin jail runs on it).
+    Destroy {
+        /// The release.
+        name: String,
+    },
 }

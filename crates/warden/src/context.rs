@@ -68,3 +68,21 @@ pub fn state_dir(layout: &Layout, backend: BackendName) -> PathBuf {
         BackendName::Linux => PathBuf::from("/var/lib/warden"),
     }
 }
+
+/// Creates Warden's state directory if missing, mode 0700 (it holds the token, the journal and worker records).
+pub fn ensure_state_dir(dir: &std::path::Path) -> Result<(), Exit> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| {
+            Exit::failure(format!(
+                "failed to create the state directory {}: {e}",
+                dir.display()
+            ))
+        })
+}

@@ -14,6 +14,13 @@ use cli::{Cli, Command, ConfigCommand};
 use exit::Exit;
 
 fn main() -> ExitCode {
+    // `run` re-execs this binary as a small single-threaded helper that creates one worker.
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == warden_linux::HELPER_ARG)
+    {
+        warden_linux::helper_main();
+    }
     let cli = Cli::parse();
     init_logging();
     match dispatch(&cli) {
@@ -39,6 +46,21 @@ fn init_logging() {
 fn dispatch(cli: &Cli) -> Result<(), Exit> {
     let g = &cli.global;
     match &cli.command {
+        Command::Run(args) => match commands::run::run(g, args)? {
+            0 => Ok(()),
+            code => Err(Exit {
+                code,
+                message: String::new(),
+            }),
+        },
+        Command::Jail { command } => match commands::jail::run(g, command)? {
+            0 => Ok(()),
+            code => Err(Exit {
+                code,
+                message: String::new(),
+            }),
+        },
+        Command::Release { command } => commands::release::run(g, command),
         Command::Init(args) => commands::init::run(g, args),
         Command::Config {
             command: ConfigCommand::Show { json },
@@ -47,5 +69,11 @@ fn dispatch(cli: &Cli) -> Result<(), Exit> {
         Command::Render { name, jail } => commands::render::run(g, name, jail.as_deref()),
         Command::Plan(args) => commands::plan::plan(g, args),
         Command::Setup(args) => commands::plan::setup(g, args),
+        Command::Doctor(args) => commands::doctor::run(g, args),
+        Command::PiConfig { json } => commands::pi_config::run(g, *json),
+        Command::Serve(args) => commands::serve::run(g, args),
+        Command::Turn(args) => commands::turn::run(g, args),
+        Command::Turns { command } => commands::turns::run(g, command),
+        Command::Token => commands::turn::token(g),
     }
 }

@@ -51,15 +51,10 @@ fn real_dnsmasq_answers_every_registered_name_on_both_listeners() {
     ns.exec_ok(&["ip", "addr", "add", "10.0.1.1/24", "dev", "warden0"]);
     ns.exec_ok(&["ip", "link", "set", "warden0", "up"]);
     let pid = dir.path().join("dnsmasq.pid");
-    let mut child = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &ns.name,
-            "dnsmasq",
-            "--keep-in-foreground",
-            "--user=root",
-        ])
+    let prefix = ns.prefix();
+    let mut child = Command::new(&prefix[0])
+        .args(&prefix[1..])
+        .args(["dnsmasq", "--keep-in-foreground", "--user=root"])
         .arg(format!("--conf-file={}", conf.display()))
         .arg(format!("--pid-file={}", pid.display()))
         .stdout(Stdio::null())

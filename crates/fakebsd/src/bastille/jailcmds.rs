@@ -1,6 +1,6 @@
 //! `bastille cmd|config|service|sysrc|zfs|tags|setup` (reference/bastille.md §3).
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use super::{lifecycle, yes, Bx, Version};
 use crate::io::Io;
@@ -51,24 +51,42 @@ pub fn cmd(b: &mut Bx, args: &[String]) -> i32 {
         if b.cx.save().is_err() {
             return 1;
         }
-        let root = b.cx.host_path(&b.cx.st.jails[&j].path);
-        let mut c = Command::new(&rest[1]);
-        c.args(&rest[2..]).current_dir(root).stdin(Stdio::null());
-        b.cx.child_env(&mut c);
-        c.env("FAKEBSD_JAIL", &j)
-            .env("FAKEBSD_LOCK_HELD", &b.cx.dir);
-        let code = match c.output() {
-            Ok(out) => {
-                b.io.out.push_str(&String::from_utf8_lossy(&out.stdout));
-                b.io.err.push_str(&String::from_utf8_lossy(&out.stderr));
-                out.status.code().unwrap_or(1)
-            }
-            Err(e) => {
-                b.io.err(&format!("jexec: execvp: {}: {e}", rest[1]));
-                1
+        // `jexec -l JAIL cmd…`: an in-jail built-in, or the confined sh (never a program of this machine).
+        let Some(fs) = crate::injail::JailFs::new(b.cx, &j) else {
+            continue;
+        };
+        let Some(u) = crate::injail::user(b.cx, &fs, "root") else {
+            continue;
+        };
+        let je = crate::injail::JailEnv {
+            name: j.clone(),
+            user: "root".into(),
+            env: crate::injail::start_env(&u, true),
+            cwd: "/".into(),
+            lock_held: true,
+        };
+        let code = match crate::injail::dispatch(b.cx, &je, &rest[1..], b.io) {
+            crate::injail::Outcome::Done(c) => c,
+            crate::injail::Outcome::Spawn(mut c) => {
+                if b.cx.save().is_err() {
+                    return 1;
+                }
+                c.stdin(Stdio::null());
+                let code = match c.output() {
+                    Ok(out) => {
+                        b.io.out.push_str(&String::from_utf8_lossy(&out.stdout));
+                        b.io.err.push_str(&String::from_utf8_lossy(&out.stderr));
+                        out.status.code().unwrap_or(1)
+                    }
+                    Err(e) => {
+                        b.io.err(&format!("jexec: execvp: {}: {e}", rest[1]));
+                        1
+                    }
+                };
+                let _ = b.cx.reload();
+                code
             }
         };
-        let _ = b.cx.reload();
         if code != 0 {
             errors += 1;
         }

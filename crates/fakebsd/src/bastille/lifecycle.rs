@@ -266,6 +266,11 @@ fn destroy_jail(
             }
         }
         let _ = crate::fsutil::remove_any(&b.p(&base));
+        // In-jail state kept outside the jail's files: simulated owners, services.
+        let prefix = format!("{base}/");
+        b.cx.st.owners.retain(|k, _| !k.starts_with(&prefix));
+        let scope = format!("{name}:");
+        b.cx.st.services.retain(|k, _| !k.starts_with(&scope));
         let logs = b.conf.get("bastille_logsdir");
         let log = if b.v == Version::Master {
             format!("{logs}/{name}/console.log")

@@ -38,6 +38,7 @@ pub fn run(global: &Global, args: &InitArgs) -> Result<(), Exit> {
     }
     let (_, layout) = context::layout(global)?;
     let state = context::state_dir(&layout, context::default_backend());
+    context::ensure_state_dir(&state)?;
     let token = state.join(TOKEN_FILE);
     if token.exists() {
         eprintln!("warden: token {} exists; kept it", token.display());

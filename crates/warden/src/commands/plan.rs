@@ -2,7 +2,7 @@
 
 use std::io::IsTerminal;
 
-use warden_core::{Action, Layout, Plan, Step};
+use warden_core::{Action, Plan, Step};
 use warden_host::{Journal, Progress};
 
 use crate::backends;
@@ -23,7 +23,7 @@ fn parse_step(step: &Option<String>) -> Result<Option<Step>, Exit> {
     }
 }
 
-fn make_plan(global: &Global, args: &PlanArgs) -> Result<(Layout, backends::Chosen, Plan), Exit> {
+fn make_plan(global: &Global, args: &PlanArgs) -> Result<(backends::Chosen, Plan), Exit> {
     let step = parse_step(&args.step)?;
     let (_, layout) = context::layout(global)?;
     let chosen = backends::choose(args.backend, &layout)?;
@@ -34,7 +34,7 @@ fn make_plan(global: &Global, args: &PlanArgs) -> Result<(Layout, backends::Chos
     if let Some(step) = step {
         plan = plan.only(step);
     }
-    Ok((layout, chosen, plan))
+    Ok((chosen, plan))
 }
 
 fn print_plan(plan: &Plan, json: bool) {
@@ -47,7 +47,7 @@ fn print_plan(plan: &Plan, json: bool) {
 
 /// `warden plan`.
 pub fn plan(global: &Global, args: &PlanArgs) -> Result<(), Exit> {
-    let (_, chosen, plan) = make_plan(global, args)?;
+    let (chosen, plan) = make_plan(global, args)?;
     for note in &chosen.notes {
         eprintln!("warden: {note}");
     }
@@ -80,61 +80,59 @@ pub fn setup(global: &Global, args: &SetupArgs) -> Result<(), Exit> {
     if args.dry_run {
         return plan(global, &args.plan);
     }
-    let (layout, chosen, plan) = make_plan(global, &args.plan)?;
+    let step = parse_step(&args.plan.step)?;
+    if step == Some(Step::Verify) {
+        return verify(global, args);
+    }
+    let (_, layout) = context::layout(global)?;
+    let chosen = backends::choose(args.plan.backend, &layout)?;
     if !chosen.can_apply {
         return Err(Exit::failure(format!(
             "cannot apply: {}\n  fix: run on the target host with its tools installed, or use `warden plan` to read the plan",
             chosen.notes.join("; ")
         )));
     }
-    let state = context::state_dir(&layout, chosen.name);
-    let journal =
-        Journal::open(&state.join("journal.db")).map_err(|e| Exit::failure(e.to_string()))?;
-    for (run, last) in journal
-        .interrupted()
-        .map_err(|e| Exit::failure(e.to_string()))?
-    {
-        match last {
-            Some(entry) => eprintln!(
-                "warden: resuming after interrupted run {run}: action {} ({}) was {} but not confirmed; re-observing the host",
-                entry.seq + 1,
-                entry.summary,
-                entry.state
-            ),
-            None => eprintln!("warden: resuming after interrupted run {run} (no action had started)"),
-        }
-    }
-    if plan.is_empty() {
-        eprintln!("warden: nothing to do: the host matches the layout");
-        return Ok(());
-    }
+    context::ensure_state_dir(&chosen.state_dir)?;
+    let journal = Journal::open(&chosen.state_dir.join("journal.db"))
+        .map_err(|e| Exit::failure(e.to_string()))?;
     let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let report = warden_host::apply(
-        &plan,
-        chosen.backend.runner(),
+    let steps: Vec<Step> = step.into_iter().collect();
+    for line in
+        warden_host::setup::interrupted_runs(&journal).map_err(|e| Exit::failure(e.to_string()))?
+    {
+        eprintln!("warden: {line}");
+    }
+    let report = warden_host::setup::setup(
+        chosen.backend.as_ref(),
+        &layout,
+        &steps,
         &journal,
-        chosen.backend.name(),
         &mut TermProgress { color },
     )
     .map_err(|e| Exit::failure(e.to_string()))?;
-    // Tools can report success and do nothing; the only proof is a fresh observation that plans nothing more.
-    let mut again = chosen
-        .backend
-        .plan(&layout)
-        .map_err(|e| Exit::failure(format!("failed to re-observe the host: {e}")))?;
-    if let Some(step) = parse_step(&args.plan.step)? {
-        again = again.only(step);
+    if report.applied == 0 {
+        eprintln!("warden: nothing to do: the host matches the layout");
+    } else {
+        eprintln!(
+            "warden: applied {} actions (journal run {}); the host matches the layout",
+            report.applied, report.run
+        );
     }
-    if !again.is_empty() {
-        return Err(Exit::failure(format!(
-            "applied {} actions, but the host still differs from the layout:\n{}",
-            report.applied,
-            again.to_text()
-        )));
+    if step.is_none() {
+        return verify(global, args);
     }
-    eprintln!(
-        "warden: applied {} actions (journal run {}); the host matches the layout",
-        report.applied, report.run
-    );
     Ok(())
+}
+
+/// Step `verify`: the doctor's checks on the same backend (exit 1 if any fails).
+fn verify(global: &Global, args: &SetupArgs) -> Result<(), Exit> {
+    eprintln!("warden: step verify: running the doctor's checks");
+    let doctor = crate::cli::DoctorArgs {
+        backend: args.plan.backend,
+        json: false,
+        probe: std::env::var("WARDEN_DOCTOR_PROBE").ok(),
+        hosts_file: None,
+        timeout_ms: 3000,
+    };
+    crate::commands::doctor::run(global, &doctor)
 }

@@ -70,14 +70,24 @@ impl Netns {
         ns
     }
 
+    /// The command line prefix that runs a program inside the namespace. It is `nsenter --net`, not
+    /// `ip netns exec`: the latter remounts /sys, which hides /sys/fs/cgroup and so every cgroup limit.
+    pub fn prefix(&self) -> Vec<String> {
+        vec![
+            "nsenter".into(),
+            format!("--net=/run/netns/{}", self.name),
+            "--".into(),
+        ]
+    }
+
     /// Runs a command inside the namespace.
     pub fn exec(&self, argv: &[&str]) -> Output {
-        let mut full = vec!["ip", "netns", "exec", &self.name];
-        full.extend_from_slice(argv);
-        Command::new(full[0])
+        let mut full = self.prefix();
+        full.extend(argv.iter().map(|s| s.to_string()));
+        Command::new(&full[0])
             .args(&full[1..])
             .output()
-            .expect("failed to run ip netns exec")
+            .expect("failed to run nsenter")
     }
 
     /// Runs a command inside the namespace and asserts it succeeded.

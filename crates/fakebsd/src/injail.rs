@@ -1,0 +1,1384 @@
+//! Commands run *inside* a jail (`jexec`, `bastille cmd`, and scripts run by the in-jail `sh`).
+//!
+//! Nothing here runs a program of this machine with a jail's paths: every command is a fakebsd built-in
+//! working on the jail's files under the fake root (`JailFs` resolves paths the way the jail sees them:
+//! its root, its nullfs mounts, symlinks followed inside the jail), and in-jail state lives in the jail's
+//! own files (`/etc/passwd`, `/etc/group`, `/var/db/pkg/…`, `/var/db/postgres/data18/…`) plus running
+//! services and simulated owners in `state.json`. The only real program started is bash (as `sh -c`, see
+//! `shjail.rs`), with PATH holding only fakebsd's in-jail tools and a few harmless utilities.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::io::{fail, Io};
+use crate::state::Ctx;
+
+/// Names answered inside a jail (linked in `$FAKEBSD_STATE/jailbin`, the PATH of in-jail scripts).
+pub const JAIL_TOOLS: &[&str] = &[
+    "env",
+    "pkg",
+    "pw",
+    "id",
+    "whoami",
+    "install",
+    "test",
+    "[",
+    "mkdir",
+    "cat",
+    "createdb",
+    "psql",
+    "service",
+    "sysrc",
+    "ifconfig",
+    "route",
+    "freebsd-version",
+    "hostname",
+    "echo",
+    "true",
+    "false",
+    "sh",
+];
+
+/// Real utilities of this machine in-jail scripts may use: they only read stdin/argv or files, and
+/// cannot write files or run other programs.
+pub const HOST_UTILS: &[&str] = &[
+    "printf", "head", "tail", "wc", "tr", "cut", "grep", "sleep", "basename", "dirname", "seq",
+    "expr",
+];
+
+/// The in-jail user of a process started by the in-jail `sh`.
+pub const ENV_JAIL_USER: &str = "FAKEBSD_JAIL_USER";
+/// The real path of the jail's root, for the in-jail `sh`'s `cd`.
+pub const ENV_JAIL_ROOT: &str = "FAKEBSD_JAIL_ROOT";
+
+/// Who runs what, where, with which environment.
+#[derive(Clone, Debug)]
+pub struct JailEnv {
+    /// Jail name.
+    pub name: String,
+    /// In-jail user name.
+    pub user: String,
+    /// The command's environment.
+    pub env: BTreeMap<String, String>,
+    /// Working directory inside the jail.
+    pub cwd: String,
+    /// Set when the caller holds the host lock (children must not take it).
+    pub lock_held: bool,
+}
+
+/// What a dispatched command turned into.
+pub enum Outcome {
+    /// Ran as a built-in; its exit status.
+    Done(i32),
+    /// A real child (bash for `sh -c`) to run once the caller released the lock.
+    Spawn(Box<Command>),
+}
+
+/// One passwd entry.
+#[derive(Clone, Debug)]
+pub struct User {
+    /// Login name.
+    pub name: String,
+    /// uid.
+    pub uid: u32,
+    /// Primary gid.
+    pub gid: u32,
+    /// GECOS.
+    pub gecos: String,
+    /// Home directory.
+    pub home: String,
+    /// Login shell.
+    pub shell: String,
+}
+
+/// One group entry.
+#[derive(Clone, Debug)]
+pub struct Group {
+    /// Group name.
+    pub name: String,
+    /// gid.
+    pub gid: u32,
+    /// Members.
+    pub members: Vec<String>,
+}
+
+/// Text of an io::Error the way FreeBSD's `strerror` words it.
+pub fn errno(e: &std::io::Error) -> String {
+    use std::io::ErrorKind::*;
+    match e.kind() {
+        NotFound => "No such file or directory".into(),
+        AlreadyExists => "File exists".into(),
+        PermissionDenied => "Permission denied".into(),
+        NotADirectory => "Not a directory".into(),
+        IsADirectory => "Is a directory".into(),
+        DirectoryNotEmpty => "Directory not empty".into(),
+        ReadOnlyFilesystem => "Read-only file system".into(),
+        _ => e.to_string(),
+    }
+}
+
+/// The jail's view of the filesystem: its root under the fake root, plus its nullfs mounts.
+pub struct JailFs {
+    /// The jail's path (FreeBSD host path).
+    path: String,
+    /// nullfs mounts: (mount point inside the jail, source FreeBSD host path, read-only).
+    mounts: Vec<(String, String, bool)>,
+}
+
+/// Splits a path into components.
+fn comps(p: &str) -> Vec<String> {
+    p.split('/')
+        .filter(|c| !c.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+impl JailFs {
+    /// The view of running jail `name` (None when it does not run).
+    pub fn new(cx: &Ctx, name: &str) -> Option<JailFs> {
+        let j = cx.st.jails.get(name)?;
+        let path = j.path.trim_end_matches('/').to_string();
+        let prefix = format!("{path}/");
+        let mut mounts: Vec<(String, String, bool)> = cx
+            .st
+            .mounts
+            .iter()
+            .filter(|m| m.fstype == "nullfs" && m.target.starts_with(&prefix))
+            .map(|m| {
+                (
+                    m.target[path.len()..].trim_end_matches('/').to_string(),
+                    m.source.trim_end_matches('/').to_string(),
+                    m.opts.split(',').any(|o| o == "ro"),
+                )
+            })
+            .collect();
+        // Longest mount point first.
+        mounts.sort_by_key(|m| std::cmp::Reverse(m.0.len()));
+        Some(JailFs { path, mounts })
+    }
+
+    /// Real path and read-only flag of a jail-absolute path given as components (no symlinks followed).
+    fn host_of(&self, cx: &Ctx, cs: &[String]) -> (PathBuf, bool) {
+        let p = format!("/{}", cs.join("/"));
+        for (mp, src, ro) in &self.mounts {
+            if p == *mp || p.starts_with(&format!("{mp}/")) {
+                return (cx.host_path(&format!("{src}{}", &p[mp.len()..])), *ro);
+            }
+        }
+        let fb = if p == "/" {
+            self.path.clone()
+        } else {
+            format!("{}{p}", self.path)
+        };
+        (cx.host_path(&fb), false)
+    }
+
+    /// Resolves `p` (absolute, or relative to `cwd`) inside the jail, following symlinks the way the
+    /// jail would (absolute targets are relative to the jail's root). Returns the real path and whether
+    /// it lies on a read-only mount.
+    pub fn resolve(&self, cx: &Ctx, p: &str, cwd: &str) -> Result<(PathBuf, bool), String> {
+        let full = if p.starts_with('/') {
+            p.to_string()
+        } else {
+            format!("{cwd}/{p}")
+        };
+        let mut todo: std::collections::VecDeque<String> = comps(&full).into();
+        let mut cur: Vec<String> = vec![];
+        let mut hops = 0;
+        while let Some(c) = todo.pop_front() {
+            match c.as_str() {
+                "." => continue,
+                ".." => {
+                    cur.pop();
+                    continue;
+                }
+                _ => {}
+            }
+            cur.push(c);
+            let (host, _) = self.host_of(cx, &cur);
+            let is_link = std::fs::symlink_metadata(&host)
+                .map(|m| m.file_type().is_symlink())
+                .unwrap_or(false);
+            if is_link {
+                hops += 1;
+                if hops > 32 {
+                    return Err("Too many levels of symbolic links".into());
+                }
+                let target = std::fs::read_link(&host)
+                    .map_err(|e| errno(&e))?
+                    .to_string_lossy()
+                    .into_owned();
+                cur.pop();
+                if target.starts_with('/') {
+                    cur.clear();
+                }
+                for (i, t) in comps(&target).into_iter().enumerate() {
+                    todo.insert(i, t);
+                }
+            }
+        }
+        Ok(self.host_of(cx, &cur))
+    }
+
+    /// `mkdir -p` inside the jail; returns the real path of the last directory.
+    pub fn mkdir_p(&self, cx: &Ctx, p: &str, cwd: &str) -> Result<PathBuf, String> {
+        let full = if p.starts_with('/') {
+            p.to_string()
+        } else {
+            format!("{cwd}/{p}")
+        };
+        let cs = comps(&full);
+        let mut last = self.resolve(cx, "/", "/")?.0;
+        for i in 1..=cs.len() {
+            let sub = format!("/{}", cs[..i].join("/"));
+            let (host, ro) = self.resolve(cx, &sub, "/")?;
+            if host.is_dir() {
+                last = host;
+                continue;
+            }
+            if host.exists() {
+                return Err("File exists".into());
+            }
+            if ro {
+                return Err("Read-only file system".into());
+            }
+            std::fs::create_dir(&host).map_err(|e| errno(&e))?;
+            last = host;
+        }
+        Ok(last)
+    }
+
+    /// Reads a file inside the jail.
+    pub fn read(&self, cx: &Ctx, p: &str) -> Option<String> {
+        let (h, _) = self.resolve(cx, p, "/").ok()?;
+        std::fs::read_to_string(h).ok()
+    }
+
+    /// Writes a file inside the jail (parents created).
+    pub fn write(&self, cx: &Ctx, p: &str, text: &str) -> Result<(), String> {
+        let (dir, name) = p.rsplit_once('/').unwrap_or(("", p));
+        let d = self.mkdir_p(cx, if dir.is_empty() { "/" } else { dir }, "/")?;
+        let (h, ro) = self.resolve(cx, p, "/")?;
+        if ro {
+            return Err("Read-only file system".into());
+        }
+        let target = if h.parent() == Some(d.as_path()) || h.exists() {
+            h
+        } else {
+            d.join(name)
+        };
+        std::fs::write(target, text).map_err(|e| errno(&e))
+    }
+
+    /// Whether `p` exists inside the jail.
+    pub fn exists(&self, cx: &Ctx, p: &str) -> bool {
+        self.resolve(cx, p, "/").is_ok_and(|(h, _)| h.exists())
+    }
+}
+
+/// FreeBSD host path of a real path under the fake root (for the owners table).
+pub fn freebsd_path(cx: &Ctx, real: &Path) -> String {
+    match real.strip_prefix(cx.root()) {
+        Ok(rest) => format!("/{}", rest.display()),
+        Err(_) => real.display().to_string(),
+    }
+}
+
+/// Records the simulated owner of a real path.
+pub fn set_owner(cx: &mut Ctx, real: &Path, user: &str, group: &str) {
+    let k = freebsd_path(cx, real);
+    cx.st.owners.insert(k, format!("{user}:{group}"));
+}
+
+/// Parses the jail's `/etc/passwd`.
+pub fn users(cx: &Ctx, fs: &JailFs) -> Vec<User> {
+    let text = fs.read(cx, "/etc/passwd").unwrap_or_default();
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            if f.len() < 7 {
+                return None;
+            }
+            Some(User {
+                name: f[0].into(),
+                uid: f[2].parse().ok()?,
+                gid: f[3].parse().ok()?,
+                gecos: f[4].into(),
+                home: f[5].into(),
+                shell: f[6].into(),
+            })
+        })
+        .collect()
+}
+
+/// Parses the jail's `/etc/group`.
+pub fn groups(cx: &Ctx, fs: &JailFs) -> Vec<Group> {
+    let text = fs.read(cx, "/etc/group").unwrap_or_default();
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            if f.len() < 3 {
+                return None;
+            }
+            Some(Group {
+                name: f[0].into(),
+                gid: f[2].parse().ok()?,
+                members: f
+                    .get(3)
+                    .map(|m| {
+                        m.split(',')
+                            .filter(|x| !x.is_empty())
+                            .map(str::to_string)
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            })
+        })
+        .collect()
+}
+
+/// Looks a user up; root always exists (jexec can always enter as root).
+pub fn user(cx: &Ctx, fs: &JailFs, name: &str) -> Option<User> {
+    users(cx, fs)
+        .into_iter()
+        .find(|u| u.name == name)
+        .or_else(|| {
+            (name == "root").then(|| User {
+                name: "root".into(),
+                uid: 0,
+                gid: 0,
+                gecos: "Charlie &".into(),
+                home: "/root".into(),
+                shell: "/bin/sh".into(),
+            })
+        })
+}
+
+/// Appends a line to a file in the jail.
+pub fn append_line(cx: &Ctx, fs: &JailFs, p: &str, line: &str) -> Result<(), String> {
+    let mut text = fs.read(cx, p).unwrap_or_default();
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str(line);
+    text.push('\n');
+    fs.write(cx, p, &text)
+}
+
+/// Runs one in-jail command. `argv[0]` may be a path (`/bin/sh`, `/usr/local/bin/psql`): only its
+/// name counts, as every simulated command lives in the jail. Unknown programs fail like execvp.
+pub fn dispatch(cx: &mut Ctx, je: &JailEnv, argv: &[String], io: &mut Io) -> Outcome {
+    let Some(prog) = argv.first() else {
+        return Outcome::Done(0);
+    };
+    let name = prog.rsplit('/').next().unwrap_or(prog).to_string();
+    let args = &argv[1..];
+    let Some(fs) = JailFs::new(cx, &je.name) else {
+        return Outcome::Done(fail(io, &format!("jexec: jail \"{}\" not found", je.name)));
+    };
+    let saved = (cx.jail.clone(), cx.uid);
+    cx.jail = Some(je.name.clone());
+    cx.uid = user(cx, &fs, &je.user).map(|u| u.uid).unwrap_or(65534);
+    if HOST_UTILS.contains(&name.as_str()) && !JAIL_TOOLS.contains(&name.as_str()) {
+        // An allowed utility called directly: run it through the confined sh (`exec "$@"`).
+        let mut sh_args: Vec<String> =
+            vec!["-c".into(), "exec \"$@\"".into(), "sh".into(), name.clone()];
+        sh_args.extend(args.iter().cloned());
+        let saved = (cx.jail.clone(), cx.uid);
+        cx.jail = Some(je.name.clone());
+        let out = crate::shjail::sh(cx, &fs, je, &sh_args, io);
+        cx.jail = saved.0;
+        cx.uid = saved.1;
+        return out;
+    }
+    let known = JAIL_TOOLS.contains(&name.as_str());
+    // The PostgreSQL client programs exist only once the client package is installed.
+    let present = match name.as_str() {
+        "psql" | "createdb" => crate::pkg::installed(cx, &fs).contains_key("postgresql18-client"),
+        _ => known,
+    };
+    let out = if !present || (prog.contains('/') && prog != &format!("/{name}") && !plausible(prog))
+    {
+        // (unverified) jexec(8)'s execvp failure wording.
+        Outcome::Done(fail(
+            io,
+            &format!("jexec: execvp: {prog}: No such file or directory"),
+        ))
+    } else {
+        match name.as_str() {
+            "env" => env(cx, je, args, io),
+            "sh" => crate::shjail::sh(cx, &fs, je, args, io),
+            other => Outcome::Done(builtin(cx, &fs, je, other, args, io)),
+        }
+    };
+    cx.jail = saved.0;
+    cx.uid = saved.1;
+    out
+}
+
+/// Whether an absolute program path is somewhere a FreeBSD command lives.
+fn plausible(prog: &str) -> bool {
+    let dir = prog.rsplit_once('/').map(|x| x.0).unwrap_or("");
+    [
+        "/bin",
+        "/sbin",
+        "/usr/bin",
+        "/usr/sbin",
+        "/usr/local/bin",
+        "/usr/local/sbin",
+    ]
+    .contains(&dir)
+}
+
+fn builtin(
+    cx: &mut Ctx,
+    fs: &JailFs,
+    je: &JailEnv,
+    name: &str,
+    args: &[String],
+    io: &mut Io,
+) -> i32 {
+    match name {
+        "true" => 0,
+        "false" => 1,
+        "echo" => {
+            let (nl, rest) = match args.first().map(String::as_str) {
+                Some("-n") => (false, &args[1..]),
+                _ => (true, args),
+            };
+            io.out.push_str(&rest.join(" "));
+            if nl {
+                io.out.push('\n');
+            }
+            0
+        }
+        "hostname" => {
+            if args.iter().any(|a| !a.starts_with('-')) {
+                // allow.set_hostname is off in Bastille's jails.
+                return fail(io, "hostname: sethostname: Operation not permitted");
+            }
+            let h = cx
+                .st
+                .jails
+                .get(&je.name)
+                .map(|j| j.hostname.clone())
+                .unwrap_or_default();
+            let short = args.iter().any(|a| a.contains('s'));
+            io.out(if short {
+                h.split('.').next().unwrap_or(&h)
+            } else {
+                &h
+            });
+            0
+        }
+        "whoami" => {
+            io.out(&je.user);
+            0
+        }
+        "id" => id(cx, fs, je, args, io),
+        "test" => test(cx, fs, je, args, io, false),
+        "[" => test(cx, fs, je, args, io, true),
+        "mkdir" => mkdir(cx, fs, je, args, io),
+        "install" => install(cx, fs, je, args, io),
+        "cat" => cat(cx, fs, je, args, io),
+        "pw" => pw(cx, fs, args, io),
+        "pkg" => crate::pkg::pkg(cx, fs, je, args, io),
+        "createdb" => crate::pkg::createdb(cx, fs, je, args, io),
+        "psql" => crate::pkg::psql(cx, fs, je, args, io),
+        "sysrc" => crate::sysrc::run(cx, args, io),
+        "service" => crate::service::run(cx, args, io),
+        "ifconfig" => crate::ifconfig::run(cx, args, io),
+        "freebsd-version" => crate::hosttools::freebsd_version(cx, args, io),
+        "route" => route(cx, je, args, io),
+        _ => fail(
+            io,
+            &format!("jexec: execvp: {name}: No such file or directory"),
+        ),
+    }
+}
+
+/// `env [-i] [-u NAME] [NAME=VALUE…] [CMD…]`: prints the environment or runs CMD with it.
+fn env(cx: &mut Ctx, je: &JailEnv, args: &[String], io: &mut Io) -> Outcome {
+    let mut je = je.clone();
+    let mut i = 0;
+    while i < args.len() {
+        let a = &args[i];
+        if a == "-i" || a == "-" {
+            je.env.clear();
+        } else if a == "-u" {
+            i += 1;
+            match args.get(i) {
+                Some(n) => {
+                    je.env.remove(n);
+                }
+                None => {
+                    return Outcome::Done(fail(
+                        io,
+                        "env: option requires an argument -- u\nusage: env [-0iv] [-L|-U user[/class]] [-P utilpath] [-S string]\n           [-u name] [name=value ...] [utility [argument ...]]",
+                    ))
+                }
+            }
+        } else if let Some((k, v)) = a.split_once('=').filter(|(k, _)| !k.is_empty()) {
+            je.env.insert(k.to_string(), v.to_string());
+        } else if a == "--" {
+            i += 1;
+            break;
+        } else {
+            break;
+        }
+        i += 1;
+    }
+    if i >= args.len() {
+        for (k, v) in &je.env {
+            io.out(&format!("{k}={v}"));
+        }
+        return Outcome::Done(0);
+    }
+    let cmd = &args[i..];
+    let name = cmd[0].rsplit('/').next().unwrap_or(&cmd[0]);
+    let ok = JAIL_TOOLS.contains(&name);
+    if !ok {
+        // env(1) reports its own exec failure with status 127.
+        return Outcome::Done({
+            io.err(&format!("env: {}: No such file or directory", cmd[0]));
+            127
+        });
+    }
+    dispatch(cx, &je, cmd, io)
+}
+
+fn id(cx: &mut Ctx, fs: &JailFs, je: &JailEnv, args: &[String], io: &mut Io) -> i32 {
+    let (mut u, mut g, mut gs, mut n) = (false, false, false, false);
+    let mut names = vec![];
+    for a in args {
+        if let Some(fl) = a.strip_prefix('-').filter(|f| !f.is_empty()) {
+            for c in fl.chars() {
+                match c {
+                    'u' => u = true,
+                    'g' => g = true,
+                    'G' => gs = true,
+                    'n' => n = true,
+                    'r' | 'p' | 'P' | 'a' => {}
+                    other => {
+                        return fail(io, &format!("id: illegal option -- {other}\nusage: id [user]\n       id -A\n       id -G [-n] [user]\n       id -M\n       id -P [user]\n       id -c\n       id -g [-nr] [user]\n       id -p [user]\n       id -u [-nr] [user]"));
+                    }
+                }
+            }
+        } else {
+            names.push(a.clone());
+        }
+    }
+    let who = names.first().cloned().unwrap_or(je.user.clone());
+    let Some(usr) = user(cx, fs, &who) else {
+        return fail(io, &format!("id: {who}: no such user"));
+    };
+    let grs = groups(cx, fs);
+    let gname = |gid: u32| {
+        grs.iter()
+            .find(|x| x.gid == gid)
+            .map(|x| x.name.clone())
+            .unwrap_or(gid.to_string())
+    };
+    let mut all: Vec<u32> = vec![usr.gid];
+    for x in &grs {
+        if x.members.contains(&usr.name) && !all.contains(&x.gid) {
+            all.push(x.gid);
+        }
+    }
+    if u {
+        io.out(&if n {
+            usr.name.clone()
+        } else {
+            usr.uid.to_string()
+        });
+    } else if g {
+        io.out(&if n {
+            gname(usr.gid)
+        } else {
+            usr.gid.to_string()
+        });
+    } else if gs {
+        let v: Vec<String> = all
+            .iter()
+            .map(|x| if n { gname(*x) } else { x.to_string() })
+            .collect();
+        io.out(&v.join(" "));
+    } else {
+        let v: Vec<String> = all.iter().map(|x| format!("{x}({})", gname(*x))).collect();
+        io.out(&format!(
+            "uid={}({}) gid={}({}) groups={}",
+            usr.uid,
+            usr.name,
+            usr.gid,
+            gname(usr.gid),
+            v.join(",")
+        ));
+    }
+    0
+}
+
+/// `test`/`[`: unary file and string tests, binary string/integer comparisons, `!`.
+fn test(
+    cx: &mut Ctx,
+    fs: &JailFs,
+    je: &JailEnv,
+    args: &[String],
+    io: &mut Io,
+    bracket: bool,
+) -> i32 {
+    let mut a: Vec<&str> = args.iter().map(String::as_str).collect();
+    if bracket {
+        if a.last() != Some(&"]") {
+            return {
+                io.err("[: missing ]");
+                2
+            };
+        }
+        a.pop();
+    }
+    let me = if bracket { "[" } else { "test" };
+    let mut neg = false;
+    while a.len() > 1 && a[0] == "!" {
+        neg = !neg;
+        a.remove(0);
+    }
+    let file = |p: &str| fs.resolve(cx, p, &je.cwd).ok().map(|(h, _)| h);
+    let r: Result<bool, String> = match a.as_slice() {
+        [] => Ok(false),
+        [s] => Ok(!s.is_empty()),
+        [op, p] if op.len() == 2 && op.starts_with('-') => match &op[1..] {
+            "e" => Ok(file(p).is_some_and(|h| h.exists())),
+            "d" => Ok(file(p).is_some_and(|h| h.is_dir())),
+            "f" => Ok(file(p).is_some_and(|h| h.is_file())),
+            "s" => Ok(file(p).is_some_and(|h| h.metadata().is_ok_and(|m| m.len() > 0))),
+            "r" | "w" | "x" => Ok(file(p).is_some_and(|h| h.exists())),
+            "L" | "h" => Ok({
+                let full = if p.starts_with('/') {
+                    p.to_string()
+                } else {
+                    format!("{}/{p}", je.cwd)
+                };
+                let (dir, base) = full.rsplit_once('/').unwrap_or(("", &full));
+                file(if dir.is_empty() { "/" } else { dir }).is_some_and(|d| {
+                    std::fs::symlink_metadata(d.join(base))
+                        .is_ok_and(|m| m.file_type().is_symlink())
+                })
+            }),
+            "z" => Ok(p.is_empty()),
+            "n" => Ok(!p.is_empty()),
+            _ => Err(format!("{me}: {op}: unexpected operator")),
+        },
+        [x, op, y] => {
+            let num = |s: &str| {
+                s.trim()
+                    .parse::<i64>()
+                    .map_err(|_| format!("{me}: {s}: bad number"))
+            };
+            match *op {
+                "=" | "==" => Ok(x == y),
+                "!=" => Ok(x != y),
+                "-eq" | "-ne" | "-lt" | "-le" | "-gt" | "-ge" => match (num(x), num(y)) {
+                    (Ok(a), Ok(b)) => Ok(match *op {
+                        "-eq" => a == b,
+                        "-ne" => a != b,
+                        "-lt" => a < b,
+                        "-le" => a <= b,
+                        "-gt" => a > b,
+                        _ => a >= b,
+                    }),
+                    (Err(e), _) | (_, Err(e)) => Err(e),
+                },
+                _ => Err(format!("{me}: {op}: unexpected operator")),
+            }
+        }
+        _ => Err(format!(
+            "{me}: too many arguments (fakebsd simulates simple tests only)"
+        )),
+    };
+    match r {
+        Ok(v) => i32::from(v == neg),
+        Err(e) => {
+            io.err(&e);
+            2
+        }
+    }
+}
+
+/// Parses an octal mode (symbolic modes are not simulated).
+fn parse_mode(m: &str) -> Option<u32> {
+    u32::from_str_radix(m, 8).ok().filter(|v| *v <= 0o7777)
+}
+
+fn set_mode(p: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode));
+}
+
+fn mkdir(cx: &mut Ctx, fs: &JailFs, je: &JailEnv, args: &[String], io: &mut Io) -> i32 {
+    let usage = "usage: mkdir [-pv] [-m mode] directory_name ...";
+    let (mut parents, mut verbose, mut mode) = (false, false, None);
+    let mut i = 0;
+    while i < args.len() && args[i].starts_with('-') && args[i].len() > 1 {
+        let fl: Vec<char> = args[i][1..].chars().collect();
+        for (k, c) in fl.iter().enumerate() {
+            match c {
+                'p' => parents = true,
+                'v' => verbose = true,
+                'm' => {
+                    let rest: String = fl[k + 1..].iter().collect();
+                    let v = if rest.is_empty() {
+                        i += 1;
+                        args.get(i).cloned().unwrap_or_default()
+                    } else {
+                        rest
+                    };
+                    match parse_mode(&v) {
+                        Some(m) => mode = Some(m),
+                        None => return fail(io, &format!("mkdir: invalid file mode: {v}")),
+                    }
+                    break;
+                }
+                other => return fail(io, &format!("mkdir: illegal option -- {other}\n{usage}")),
+            }
+        }
+        i += 1;
+    }
+    if i >= args.len() {
+        return fail(io, usage);
+    }
+    let mut code = 0;
+    for d in &args[i..] {
+        let r = if parents {
+            fs.mkdir_p(cx, d, &je.cwd)
+        } else {
+            match fs.resolve(cx, d, &je.cwd) {
+                Ok((h, _)) if h.exists() => Err("File exists".into()),
+                Ok((_, true)) => Err("Read-only file system".into()),
+                Ok((h, false)) => std::fs::create_dir(&h).map(|_| h).map_err(|e| errno(&e)),
+                Err(e) => Err(e),
+            }
+        };
+        match r {
+            Ok(h) => {
+                if let Some(m) = mode {
+                    set_mode(&h, m);
+                }
+                if je.user != "root" {
+                    let g = user(cx, fs, &je.user)
+                        .and_then(|u| groups(cx, fs).into_iter().find(|g| g.gid == u.gid))
+                        .map(|g| g.name)
+                        .unwrap_or_default();
+                    set_owner(cx, &h, &je.user, &g);
+                }
+                if verbose {
+                    io.out(d);
+                }
+            }
+            Err(e) => code = fail(io, &format!("mkdir: {d}: {e}")),
+        }
+    }
+    code
+}
+
+/// `install -d [-o U] [-g G] [-m MODE] DIR…` and `install [-o U] [-g G] [-m MODE] SRC DST`, inside the
+/// jail. Owners are recorded, not applied.
+fn install(cx: &mut Ctx, fs: &JailFs, je: &JailEnv, args: &[String], io: &mut Io) -> i32 {
+    let usage = "usage: install [-bCcpSsUv] [-f flags] [-g group] [-m mode] [-o owner]\n               [-M log] [-D dest] [-h hash] [-T tags]\n               [-B suffix] [-l linkflags] [-N dbdir]\n               file1 file2\n       install [-bCcpSsUv] [-f flags] [-g group] [-m mode] [-o owner]\n               [-M log] [-D dest] [-h hash] [-T tags]\n               [-B suffix] [-l linkflags] [-N dbdir]\n               file1 ... fileN directory\n       install -dU [-vU] [-g group] [-m mode] [-N dbdir] [-o owner]\n               [-M log] [-D dest] [-h hash] [-T tags]\n               directory ...";
+    let (mut dir_mode, mut owner, mut group, mut mode, mut verbose) =
+        (false, None::<String>, None::<String>, None::<u32>, false);
+    let mut i = 0;
+    while i < args.len() && args[i].starts_with('-') && args[i].len() > 1 {
+        if args[i] == "--" {
+            i += 1;
+            break;
+        }
+        let fl: Vec<char> = args[i][1..].chars().collect();
+        let mut k = 0;
+        while k < fl.len() {
+            let c = fl[k];
+            match c {
+                'd' => dir_mode = true,
+                'v' => verbose = true,
+                'b' | 'C' | 'c' | 'p' | 'S' | 's' | 'U' => {}
+                'o' | 'g' | 'm' | 'f' | 'M' | 'D' | 'h' | 'T' | 'B' | 'l' | 'N' => {
+                    let rest: String = fl[k + 1..].iter().collect();
+                    let v = if rest.is_empty() {
+                        i += 1;
+                        match args.get(i) {
+                            Some(v) => v.clone(),
+                            None => {
+                                return {
+                                    io.err(&format!(
+                                        "install: option requires an argument -- {c}\n{usage}"
+                                    ));
+                                    64
+                                }
+                            }
+                        }
+                    } else {
+                        rest
+                    };
+                    match c {
+                        'o' => owner = Some(v),
+                        'g' => group = Some(v),
+                        'm' => match parse_mode(&v) {
+                            Some(m) => mode = Some(m),
+                            None => {
+                                io.err(&format!("install: invalid file mode: {v}"));
+                                return 64;
+                            }
+                        },
+                        _ => {}
+                    }
+                    k = fl.len();
+                    continue;
+                }
+                other => {
+                    io.err(&format!("install: illegal option -- {other}\n{usage}"));
+                    return 64;
+                }
+            }
+            k += 1;
+        }
+        i += 1;
+    }
+    let ops = &args[i..];
+    // install(1) looks the owner and group up first: EX_NOUSER (67).
+    let usr = match &owner {
+        Some(o) => match user(cx, fs, o) {
+            Some(u) => Some(u),
+            None if o.parse::<u32>().is_ok() => None,
+            None => {
+                io.err(&format!("install: unknown user {o}"));
+                return 67;
+            }
+        },
+        None => None,
+    };
+    let grs = groups(cx, fs);
+    if let Some(g) = &group {
+        if !grs.iter().any(|x| &x.name == g) && g.parse::<u32>().is_err() {
+            io.err(&format!("install: unknown group {g}"));
+            return 67;
+        }
+    }
+    if (owner.is_some() || group.is_some()) && je.user != "root" {
+        io.err(&format!(
+            "install: {}: chown/chgrp: Operation not permitted",
+            ops.first().cloned().unwrap_or_default()
+        ));
+        return 71;
+    }
+    let record = |cx: &mut Ctx, h: &Path| {
+        if owner.is_some() || group.is_some() {
+            let o = owner.clone().unwrap_or("root".into());
+            let g = group.clone().unwrap_or_else(|| {
+                usr.as_ref()
+                    .and_then(|u| grs.iter().find(|x| x.gid == u.gid))
+                    .map(|x| x.name.clone())
+                    .unwrap_or("wheel".into())
+            });
+            set_owner(cx, h, &o, &g);
+        }
+    };
+    if dir_mode {
+        if ops.is_empty() {
+            io.err(usage);
+            return 64;
+        }
+        for d in ops {
+            match fs.mkdir_p(cx, d, &je.cwd) {
+                Ok(h) => {
+                    set_mode(&h, mode.unwrap_or(0o755));
+                    record(cx, &h);
+                    if verbose {
+                        io.out(&format!("install: mkdir {d}"));
+                    }
+                }
+                Err(e) => {
+                    // (unverified) err(EX_OSERR, "mkdir %s", path)
+                    io.err(&format!("install: mkdir {d}: {e}"));
+                    return 71;
+                }
+            }
+        }
+        return 0;
+    }
+    if ops.len() < 2 {
+        io.err(usage);
+        return 64;
+    }
+    let (srcs, dst) = ops.split_at(ops.len() - 1);
+    let dst = &dst[0];
+    let dst_dir = fs.resolve(cx, dst, &je.cwd).is_ok_and(|(h, _)| h.is_dir());
+    if srcs.len() > 1 && !dst_dir {
+        io.err(&format!("install: {dst}: Not a directory"));
+        return 74;
+    }
+    for s in srcs {
+        let src = match fs.resolve(cx, s, &je.cwd) {
+            Ok((h, _)) if h.is_file() => h,
+            _ => {
+                io.err(&format!("install: {s}: No such file or directory"));
+                return 66;
+            }
+        };
+        let target = if dst_dir {
+            format!("{dst}/{}", s.rsplit('/').next().unwrap_or(s))
+        } else {
+            dst.clone()
+        };
+        let (h, ro) = match fs.resolve(cx, &target, &je.cwd) {
+            Ok(x) => x,
+            Err(e) => {
+                io.err(&format!("install: {target}: {e}"));
+                return 71;
+            }
+        };
+        if ro {
+            io.err(&format!("install: {target}: Read-only file system"));
+            return 73;
+        }
+        if let Err(e) = std::fs::copy(&src, &h) {
+            io.err(&format!("install: {target}: {}", errno(&e)));
+            return 73;
+        }
+        set_mode(&h, mode.unwrap_or(0o555));
+        record(cx, &h);
+        if verbose {
+            io.out(&format!("install: {s} -> {target}"));
+        }
+    }
+    0
+}
+
+fn cat(cx: &mut Ctx, fs: &JailFs, je: &JailEnv, args: &[String], io: &mut Io) -> i32 {
+    let files: Vec<&String> = args
+        .iter()
+        .filter(|a| !a.starts_with('-') || *a == "-")
+        .collect();
+    let mut code = 0;
+    if files.is_empty() || files.iter().all(|f| *f == "-") {
+        let mut s = String::new();
+        let _ = std::io::stdin().read_to_string(&mut s);
+        io.out.push_str(&s);
+        return 0;
+    }
+    for f in files {
+        if f == "-" {
+            let mut s = String::new();
+            let _ = std::io::stdin().read_to_string(&mut s);
+            io.out.push_str(&s);
+            continue;
+        }
+        match fs.resolve(cx, f, &je.cwd) {
+            Ok((h, _)) if h.is_dir() => code = fail(io, &format!("cat: {f}: Is a directory")),
+            Ok((h, _)) => match std::fs::read(&h) {
+                Ok(b) => io.out.push_str(&String::from_utf8_lossy(&b)),
+                Err(e) => code = fail(io, &format!("cat: {f}: {}", errno(&e))),
+            },
+            Err(e) => code = fail(io, &format!("cat: {f}: {e}")),
+        }
+    }
+    code
+}
+
+/// Adds a user (and its group) to the jail's passwd/group; used by `pw useradd` and packages.
+#[allow(clippy::too_many_arguments)]
+pub fn add_user(
+    cx: &mut Ctx,
+    fs: &JailFs,
+    name: &str,
+    uid: Option<u32>,
+    group: Option<&str>,
+    gecos: &str,
+    home: &str,
+    shell: &str,
+    create_home: bool,
+) -> Result<User, (i32, String)> {
+    let us = users(cx, fs);
+    if us.iter().any(|u| u.name == name) {
+        return Err((65, format!("pw: user '{name}' already exists")));
+    }
+    let uid = match uid {
+        Some(u) if us.iter().any(|x| x.uid == u) => {
+            return Err((65, format!("pw: UID `{u}' has already been allocated")))
+        }
+        Some(u) => u,
+        // pw.conf defaults: minuid 1000, no reuse → one past the highest uid in 1000..32000.
+        None => us
+            .iter()
+            .map(|u| u.uid)
+            .filter(|u| (1000..32000).contains(u))
+            .max()
+            .map(|m| m + 1)
+            .unwrap_or(1000),
+    };
+    let grs = groups(cx, fs);
+    let gid = match group {
+        Some(g) => match grs.iter().find(|x| x.name == g || x.gid.to_string() == g) {
+            Some(x) => x.gid,
+            None => return Err((67, format!("pw: group `{g}' is not defined"))),
+        },
+        None => match grs.iter().find(|x| x.name == name) {
+            Some(x) => x.gid,
+            None => {
+                let gid = if grs.iter().any(|x| x.gid == uid) {
+                    grs.iter()
+                        .map(|x| x.gid)
+                        .filter(|g| (1000..32000).contains(g))
+                        .max()
+                        .map(|m| m + 1)
+                        .unwrap_or(1000)
+                } else {
+                    uid
+                };
+                append_line(cx, fs, "/etc/group", &format!("{name}:*:{gid}:"))
+                    .map_err(|e| (74, format!("pw: /etc/group: {e}")))?;
+                gid
+            }
+        },
+    };
+    append_line(
+        cx,
+        fs,
+        "/etc/passwd",
+        &format!("{name}:*:{uid}:{gid}:{gecos}:{home}:{shell}"),
+    )
+    .map_err(|e| (74, format!("pw: /etc/passwd: {e}")))?;
+    if create_home {
+        match fs.mkdir_p(cx, home, "/") {
+            Ok(h) => {
+                set_mode(&h, 0o755);
+                let gname = groups(cx, fs)
+                    .into_iter()
+                    .find(|g| g.gid == gid)
+                    .map(|g| g.name)
+                    .unwrap_or(gid.to_string());
+                set_owner(cx, &h, name, &gname);
+            }
+            Err(e) => return Err((72, format!("pw: mkdir({home}): {e}"))),
+        }
+    }
+    Ok(User {
+        name: name.into(),
+        uid,
+        gid,
+        gecos: gecos.into(),
+        home: home.into(),
+        shell: shell.into(),
+    })
+}
+
+/// `pw useradd|usershow|userdel|groupshow`.
+fn pw(cx: &mut Ctx, fs: &JailFs, args: &[String], io: &mut Io) -> i32 {
+    let usage =
+        "usage:\n  pw [user|group|lock|unlock] [add|del|mod|show|next] [help|switches/values]";
+    let Some(sub) = args.first() else {
+        io.err(usage);
+        return 64;
+    };
+    let mut opts: BTreeMap<char, String> = BTreeMap::new();
+    let mut flags = vec![];
+    let mut positional: Option<String> = None;
+    let mut i = 1;
+    while i < args.len() {
+        let a = &args[i];
+        if let Some(f) = a.strip_prefix('-').and_then(|f| f.chars().next()) {
+            if "nugGdscCMkLephHw".contains(f) {
+                let v = if a.chars().count() > 2 {
+                    a.chars().skip(2).collect()
+                } else {
+                    i += 1;
+                    args.get(i).cloned().unwrap_or_default()
+                };
+                opts.insert(f, v);
+            } else {
+                flags.push(f);
+            }
+        } else if positional.is_none() {
+            positional = Some(a.clone());
+        }
+        i += 1;
+    }
+    let name = opts.get(&'n').cloned().or(positional);
+    let root = cx.is_root();
+    match sub.as_str() {
+        "useradd" | "adduser" => {
+            let Some(name) = name else {
+                io.err("pw: user name or id required");
+                return 64;
+            };
+            if !root {
+                io.err("pw: you must be root to run this command");
+                return 77;
+            }
+            let uid = match opts.get(&'u').map(|u| u.parse::<u32>()) {
+                Some(Ok(u)) => Some(u),
+                Some(Err(_)) => {
+                    io.err(&format!("pw: Bad id '{}': invalid", opts[&'u']));
+                    return 64;
+                }
+                None => None,
+            };
+            let home = opts.get(&'d').cloned().unwrap_or(format!("/home/{name}"));
+            let shell = match opts.get(&'s').map(String::as_str) {
+                None | Some("") => "/bin/sh".to_string(),
+                Some(s) if s.starts_with('/') => s.to_string(),
+                Some(s) => format!("/bin/{s}"),
+            };
+            let gecos = opts.get(&'c').cloned().unwrap_or("User &".into());
+            match add_user(
+                cx,
+                fs,
+                &name,
+                uid,
+                opts.get(&'g').map(String::as_str),
+                &gecos,
+                &home,
+                &shell,
+                flags.contains(&'m'),
+            ) {
+                Ok(_) => 0,
+                Err((code, msg)) => {
+                    io.err(&msg);
+                    code
+                }
+            }
+        }
+        "usershow" | "showuser" => {
+            let Some(name) = name else {
+                io.err("pw: user name or id required");
+                return 64;
+            };
+            match users(cx, fs)
+                .into_iter()
+                .find(|u| u.name == name || u.uid.to_string() == name)
+            {
+                Some(u) => {
+                    io.out(&format!(
+                        "{}:*:{}:{}::0:0:{}:{}:{}",
+                        u.name, u.uid, u.gid, u.gecos, u.home, u.shell
+                    ));
+                    0
+                }
+                None => {
+                    io.err(&format!("pw: no such user `{name}'"));
+                    67
+                }
+            }
+        }
+        "userdel" | "deluser" => {
+            let Some(name) = name else {
+                io.err("pw: user name or id required");
+                return 64;
+            };
+            if !users(cx, fs).iter().any(|u| u.name == name) {
+                io.err(&format!("pw: no such user `{name}'"));
+                return 67;
+            }
+            let text = fs.read(cx, "/etc/passwd").unwrap_or_default();
+            let kept: String = text
+                .lines()
+                .filter(|l| l.split(':').next() != Some(name.as_str()))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            match fs.write(cx, "/etc/passwd", &kept) {
+                Ok(()) => 0,
+                Err(e) => {
+                    io.err(&format!("pw: /etc/passwd: {e}"));
+                    74
+                }
+            }
+        }
+        "groupshow" | "showgroup" => {
+            let Some(name) = name else {
+                io.err("pw: group name or id required");
+                return 64;
+            };
+            match groups(cx, fs)
+                .into_iter()
+                .find(|g| g.name == name || g.gid.to_string() == name)
+            {
+                Some(g) => {
+                    io.out(&format!("{}:*:{}:{}", g.name, g.gid, g.members.join(",")));
+                    0
+                }
+                None => {
+                    io.err(&format!("pw: unknown group `{name}'"));
+                    67
+                }
+            }
+        }
+        other => {
+            io.err(&format!(
+                "pw: fakebsd simulates only useradd, usershow, userdel, groupshow (not '{other}')"
+            ));
+            64
+        }
+    }
+}
+
+/// `route add default GW` / `route -n get default` inside a jail: the jail's own default route.
+fn route(cx: &mut Ctx, je: &JailEnv, args: &[String], io: &mut Io) -> i32 {
+    let ops: Vec<&str> = args
+        .iter()
+        .map(String::as_str)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let vnet = cx.st.jails.get(&je.name).is_some_and(|j| j.vnet);
+    if !vnet {
+        // A shared-IP jail sees the host's table and may not change it.
+        if ops.first() == Some(&"get") {
+            return crate::hosttools::route(cx, args, io);
+        }
+        return fail(
+            io,
+            "route: writing to routing socket: Operation not permitted",
+        );
+    }
+    match ops.as_slice() {
+        ["add", "default", gw] => {
+            if !cx.is_root() {
+                return fail(io, "route: must be root to alter routing table");
+            }
+            let Some(j) = cx.st.jails.get_mut(&je.name) else {
+                return 1;
+            };
+            if j.gateway.is_some() {
+                return fail(
+                    io,
+                    &format!("route: writing to routing socket: File exists\nadd net default: gateway {gw} fib 0: route already in table"),
+                );
+            }
+            j.gateway = Some(gw.to_string());
+            io.out(&format!("add net default: gateway {gw}"));
+            0
+        }
+        ["delete", "default"] | ["delete", "default", _] => {
+            let Some(j) = cx.st.jails.get_mut(&je.name) else {
+                return 1;
+            };
+            match j.gateway.take() {
+                Some(gw) => {
+                    io.out(&format!("delete net default: gateway {gw}"));
+                    0
+                }
+                None => fail(
+                    io,
+                    "route: route has not been found\ndelete net default: not in table",
+                ),
+            }
+        }
+        ["get", "default"] => match cx.st.jails.get(&je.name).and_then(|j| j.gateway.clone()) {
+            Some(gw) => {
+                io.out("   route to: default\ndestination: default");
+                io.out(&format!("    gateway: {gw}"));
+                io.out("      flags: <UP,GATEWAY,DONE,STATIC>");
+                0
+            }
+            None => fail(io, "route: route has not been found"),
+        },
+        _ => fail(io, "usage: route [-46dnqtv] command [[modifiers] args]"),
+    }
+}
+
+/// The environment a jexec'd command starts with: `-l` gives a clean login environment.
+pub fn start_env(u: &User, login: bool) -> BTreeMap<String, String> {
+    let mut env: BTreeMap<String, String> = if login {
+        BTreeMap::new()
+    } else {
+        std::env::vars()
+            .filter(|(k, _)| !k.starts_with("FAKEBSD_"))
+            .collect()
+    };
+    if login {
+        env.insert("HOME".into(), u.home.clone());
+        env.insert("SHELL".into(), u.shell.clone());
+        env.insert("USER".into(), u.name.clone());
+        env.insert(
+            "PATH".into(),
+            "/sbin:/bin:/usr/sbin:/usr/bin:/usr/local/sbin:/usr/local/bin:/root/bin".into(),
+        );
+        if let Ok(t) = std::env::var("TERM") {
+            env.insert("TERM".into(), t);
+        }
+        env.insert("BLOCKSIZE".into(), "K".into());
+        env.insert("MAIL".into(), format!("/var/mail/{}", u.name));
+        env.insert("MM_CHARSET".into(), "UTF-8".into());
+        env.insert("LANG".into(), "C.UTF-8".into());
+    }
+    env
+}
+
+/// Entry for an in-jail tool started as its own process (by the in-jail `sh`): the jail comes from
+/// `FAKEBSD_JAIL`, the user from `FAKEBSD_JAIL_USER`, the environment and cwd are the process's own.
+pub fn tool_main(tool: &str, args: &[String]) -> i32 {
+    let Some(jail) = std::env::var(crate::state::ENV_JAIL)
+        .ok()
+        .filter(|j| !j.is_empty())
+    else {
+        eprintln!("fakebsd: {tool} runs only inside a simulated jail (through jexec)");
+        return 127;
+    };
+    let mut cx = match Ctx::open() {
+        Ok(cx) => cx,
+        Err(e) => {
+            eprintln!("{e}");
+            return 1;
+        }
+    };
+    let mut io = Io::default();
+    let Some(fs) = JailFs::new(&cx, &jail) else {
+        eprintln!("jexec: jail \"{jail}\" not found");
+        return 1;
+    };
+    // The jail-relative cwd, from the real one (outside the jail root: `/`).
+    let root = fs.resolve(&cx, "/", "/").map(|x| x.0).unwrap_or_default();
+    let cwd = std::env::current_dir()
+        .ok()
+        .and_then(|d| {
+            d.strip_prefix(&root)
+                .ok()
+                .map(|r| format!("/{}", r.display()))
+        })
+        .unwrap_or("/".into());
+    let env: BTreeMap<String, String> = std::env::vars()
+        .filter(|(k, _)| !k.starts_with("FAKEBSD_"))
+        .collect();
+    let je = JailEnv {
+        name: jail,
+        user: std::env::var(ENV_JAIL_USER).unwrap_or("root".into()),
+        env,
+        cwd,
+        lock_held: std::env::var_os("FAKEBSD_LOCK_HELD").is_some(),
+    };
+    let mut argv = vec![tool.to_string()];
+    argv.extend(args.iter().cloned());
+    let out = dispatch(&mut cx, &je, &argv, &mut io);
+    if let Err(e) = cx.save() {
+        io.err(&e);
+    }
+    drop(cx);
+    io.flush();
+    match out {
+        Outcome::Done(c) => c,
+        Outcome::Spawn(cmd) => run_inherit(*cmd),
+    }
+}
+
+/// Runs a spawned child with inherited stdio; returns its status (128+signal if killed).
+pub fn run_inherit(mut cmd: Command) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    match cmd.status() {
+        Ok(s) => s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0)),
+        Err(e) => {
+            eprintln!("sh: {e}");
+            127
+        }
+    }
+}

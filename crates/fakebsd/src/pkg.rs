@@ -1,0 +1,901 @@
+//! In-jail `pkg` (a small fixed catalogue) and the PostgreSQL 18 simulation (`service postgresql
+//! initdb|start|stop|status`, `createdb`, `psql`).
+//!
+//! State lives in the jail's files: installed packages in `/var/db/pkg/fakebsd-installed` (`NAME VERSION`
+//! per line), the cluster in `${postgresql_data}` (default `/var/db/postgres/data18`; its databases in
+//! `fakebsd-databases`), so a jail's destroy, snapshot, rollback and clone carry them like real files.
+//! Whether the server runs is in `state.json` (`services`, key `JAIL:postgresql`).
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, IsTerminal, Write};
+
+use crate::injail::{self, JailEnv, JailFs};
+use crate::io::{fail, Io};
+use crate::state::Ctx;
+
+/// Where the simulated package database lives inside a jail.
+const DB: &str = "/var/db/pkg/fakebsd-installed";
+/// (unverified) versions: FreeBSD 15 quarterly at the time of writing, approximately.
+const PKG_VERSION: &str = "2.4.2";
+/// The default cluster directory of postgresql18-server (`~postgres/data18`).
+pub const PG_DATA: &str = "/var/db/postgres/data18";
+const PG_SOCKET: &str = "/tmp/.s.PGSQL.5432";
+
+struct Package {
+    name: &'static str,
+    version: &'static str,
+    origin: &'static str,
+    comment: &'static str,
+    deps: &'static [&'static str],
+    kib: u64,
+}
+
+/// The simulated repository (unverified versions; dependency lists abridged).
+const CATALOGUE: &[Package] = &[
+    Package {
+        name: "postgresql18-server",
+        version: "18.1",
+        origin: "databases/postgresql18-server",
+        comment: "PostgreSQL is the most advanced open-source database available anywhere",
+        deps: &["postgresql18-client", "icu", "libxml2", "gettext-runtime"],
+        kib: 24_000,
+    },
+    Package {
+        name: "postgresql18-client",
+        version: "18.1",
+        origin: "databases/postgresql18-client",
+        comment: "PostgreSQL database (client)",
+        deps: &["gettext-runtime"],
+        kib: 9_000,
+    },
+    Package {
+        name: "icu",
+        version: "76.1,1",
+        origin: "devel/icu",
+        comment: "International Components for Unicode (from IBM)",
+        deps: &[],
+        kib: 38_000,
+    },
+    Package {
+        name: "libxml2",
+        version: "2.14.5",
+        origin: "textproc/libxml2",
+        comment: "XML parser library for GNOME",
+        deps: &[],
+        kib: 3_000,
+    },
+    Package {
+        name: "gettext-runtime",
+        version: "0.23.1",
+        origin: "devel/gettext-runtime",
+        comment: "GNU gettext runtime libraries and programs",
+        deps: &["indexinfo"],
+        kib: 1_000,
+    },
+    Package {
+        name: "indexinfo",
+        version: "0.3.1_1",
+        origin: "print/indexinfo",
+        comment: "Utility to regenerate the GNU info page index",
+        deps: &[],
+        kib: 20,
+    },
+    Package {
+        name: "git",
+        version: "2.51.0",
+        origin: "devel/git",
+        comment: "Distributed source code management tool",
+        deps: &["curl", "expat", "pcre2", "gettext-runtime"],
+        kib: 52_000,
+    },
+    Package {
+        name: "curl",
+        version: "8.15.0",
+        origin: "ftp/curl",
+        comment: "Command line tool and library for transferring data with URLs",
+        deps: &[],
+        kib: 4_500,
+    },
+    Package {
+        name: "expat",
+        version: "2.7.1",
+        origin: "textproc/expat2",
+        comment: "XML 1.0 parser written in C",
+        deps: &[],
+        kib: 600,
+    },
+    Package {
+        name: "pcre2",
+        version: "10.45",
+        origin: "devel/pcre2",
+        comment: "Perl Compatible Regular Expressions library, version 2",
+        deps: &[],
+        kib: 6_000,
+    },
+    Package {
+        name: "nginx",
+        version: "1.28.0_3,3",
+        origin: "www/nginx",
+        comment: "Robust and small WWW server",
+        deps: &["pcre2"],
+        kib: 1_500,
+    },
+    Package {
+        name: "llama-cpp",
+        version: "6530",
+        origin: "misc/llama-cpp",
+        comment: "Facebook's LLaMA model in C/C++",
+        deps: &[],
+        kib: 90_000,
+    },
+];
+
+fn find(name: &str) -> Option<&'static Package> {
+    CATALOGUE.iter().find(|p| p.name == name)
+}
+
+/// Installed packages of the jail: name → version.
+pub fn installed(cx: &Ctx, fs: &JailFs) -> BTreeMap<String, String> {
+    fs.read(cx, DB)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            l.split_once(' ')
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+fn save_installed(cx: &Ctx, fs: &JailFs, db: &BTreeMap<String, String>) -> Result<(), String> {
+    let text: String = db.iter().map(|(n, v)| format!("{n} {v}\n")).collect();
+    fs.write(cx, DB, &text)
+}
+
+fn truthy(v: Option<&String>) -> bool {
+    v.is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "yes" | "true" | "on" | "1"))
+}
+
+/// Reads one answer from stdin (EOF = no).
+fn ask_yes() -> bool {
+    let mut line = String::new();
+    let _ = std::io::stdout().flush();
+    match std::io::stdin().lock().read_line(&mut line) {
+        Ok(n) if n > 0 => line.trim_start().starts_with(['y', 'Y']),
+        _ => false,
+    }
+}
+
+/// pkg(7), the bootstrap stub in /usr/sbin/pkg: installs pkg itself on first use.
+fn bootstrap(cx: &Ctx, fs: &JailFs, yes: bool, io: &mut Io) -> Result<(), i32> {
+    let mut db = installed(cx, fs);
+    if db.contains_key("pkg") {
+        return Ok(());
+    }
+    if !yes {
+        if !std::io::stdin().is_terminal() {
+            // (unverified) pkg(7)'s non_interactive_message.
+            io.err("The package management tool is not yet installed on your system.\nPlease set ASSUME_ALWAYS_YES=yes environment variable to be able to bootstrap in non-interactive (stdin not being a tty)");
+            return Err(1);
+        }
+        io.out.push_str("The package management tool is not yet installed on your system.\nDo you want to fetch and install it now? [y/N]: ");
+        io.flush();
+        if !ask_yes() {
+            return Err(1);
+        }
+    } else {
+        io.out("The package management tool is not yet installed on your system.");
+    }
+    io.out("Bootstrapping pkg from pkg+https://pkg.FreeBSD.org/FreeBSD:15:amd64/quarterly, please wait...");
+    io.out("Verifying signature with trusted certificate pkg.freebsd.org.2013102301... done");
+    io.out(&format!("Installing pkg-{PKG_VERSION}..."));
+    io.out(&format!("Extracting pkg-{PKG_VERSION}: 100%"));
+    db.insert("pkg".into(), PKG_VERSION.into());
+    save_installed(cx, fs, &db).map_err(|e| fail(io, &format!("pkg: {DB}: {e}")))?;
+    let _ = fs.write(cx, "/var/db/pkg/local.sqlite", "");
+    Ok(())
+}
+
+fn update_catalogue(cx: &Ctx, fs: &JailFs, io: &mut Io) {
+    io.out("Updating FreeBSD repository catalogue...");
+    if fs.exists(cx, "/var/db/pkg/repos/FreeBSD/db") {
+        io.out("FreeBSD repository is up to date.");
+    } else {
+        io.out("Fetching meta.conf: 100%    179 B   0.2kB/s    00:01    ");
+        io.out("Fetching data.pkg: 100%   10 MiB  10.6MB/s    00:01    ");
+        io.out("Processing entries: 100%");
+        io.out("FreeBSD repository update completed. 36412 packages processed.");
+        let _ = fs.write(cx, "/var/db/pkg/repos/FreeBSD/db", "");
+    }
+    io.out("All repositories are up to date.");
+}
+
+/// Files, users and rc.d scripts a package brings.
+fn apply(cx: &mut Ctx, fs: &JailFs, name: &str) -> Result<(), String> {
+    let exec = |cx: &Ctx, p: &str, text: &str| -> Result<(), String> {
+        fs.write(cx, p, text)?;
+        if let Ok((h, _)) = fs.resolve(cx, p, "/") {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(h, std::fs::Permissions::from_mode(0o755));
+        }
+        Ok(())
+    };
+    let stub = "#!/bin/sh\n# simulated by fakebsd\n";
+    match name {
+        "postgresql18-server" => {
+            // The port's pkg-install script creates postgres (770:770).
+            if !injail::groups(cx, fs).iter().any(|g| g.name == "postgres") {
+                injail::append_line(cx, fs, "/etc/group", "postgres:*:770:")?;
+            }
+            if injail::user(cx, fs, "postgres").is_none() {
+                injail::add_user(
+                    cx,
+                    fs,
+                    "postgres",
+                    Some(770),
+                    Some("postgres"),
+                    "PostgreSQL Daemon",
+                    "/var/db/postgres",
+                    "/bin/sh",
+                    true,
+                )
+                .map_err(|e| e.1)?;
+            }
+            exec(cx, "/usr/local/etc/rc.d/postgresql", "#!/bin/sh\n# PROVIDE: postgresql\n# REQUIRE: DAEMON\n# KEYWORD: shutdown\n# simulated by fakebsd\n")?;
+            for b in ["postgres", "pg_ctl", "initdb"] {
+                exec(cx, &format!("/usr/local/bin/{b}"), stub)?;
+            }
+        }
+        "postgresql18-client" => {
+            for b in ["psql", "createdb", "dropdb", "pg_dump"] {
+                exec(cx, &format!("/usr/local/bin/{b}"), stub)?;
+            }
+        }
+        "nginx" => {
+            exec(cx, "/usr/local/etc/rc.d/nginx", "#!/bin/sh\n# PROVIDE: nginx\n# REQUIRE: LOGIN cleanvar\n# KEYWORD: shutdown\n# simulated by fakebsd\n")?;
+            exec(cx, "/usr/local/sbin/nginx", stub)?;
+            let conf = "worker_processes  1;\n\nevents {\n    worker_connections  1024;\n}\n\nhttp {\n    include       mime.types;\n    default_type  application/octet-stream;\n    sendfile        on;\n    keepalive_timeout  65;\n\n    server {\n        listen       80;\n        server_name  localhost;\n\n        location / {\n            root   /usr/local/www/nginx;\n            index  index.html index.htm;\n        }\n    }\n}\n";
+            fs.write(cx, "/usr/local/etc/nginx/nginx.conf", conf)?;
+            fs.write(cx, "/usr/local/etc/nginx/nginx.conf-dist", conf)?;
+            fs.write(
+                cx,
+                "/usr/local/etc/nginx/mime.types",
+                "types {\n    text/html  html htm shtml;\n}\n",
+            )?;
+            fs.write(cx, "/usr/local/www/nginx-dist/index.html", "<!DOCTYPE html>\n<html>\n<head>\n<title>Welcome to nginx!</title>\n</head>\n<body>\n<h1>Welcome to nginx!</h1>\n</body>\n</html>\n")?;
+            if let Ok((h, _)) = fs.resolve(cx, "/usr/local/www/nginx", "/") {
+                if std::fs::symlink_metadata(&h).is_err() {
+                    let _ = std::os::unix::fs::symlink("/usr/local/www/nginx-dist", h);
+                }
+            }
+            fs.mkdir_p(cx, "/var/log/nginx", "/")?;
+        }
+        "git" => exec(cx, "/usr/local/bin/git", stub)?,
+        "llama-cpp" => {
+            for b in ["llama-server", "llama-cli"] {
+                exec(cx, &format!("/usr/local/bin/{b}"), stub)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Resolves names plus dependencies, in install order (dependencies first).
+fn closure(names: &[String], have: &BTreeMap<String, String>) -> Vec<&'static Package> {
+    fn visit(
+        p: &'static Package,
+        have: &BTreeMap<String, String>,
+        out: &mut Vec<&'static Package>,
+    ) {
+        if have.contains_key(p.name) || out.iter().any(|x| x.name == p.name) {
+            return;
+        }
+        for d in p.deps {
+            if let Some(dp) = find(d) {
+                visit(dp, have, out);
+            }
+        }
+        out.push(p);
+    }
+    let mut out = vec![];
+    for n in names {
+        if let Some(p) = find(n) {
+            visit(p, have, &mut out);
+        }
+    }
+    out
+}
+
+fn mib(kib: u64) -> String {
+    format!("{} MiB", kib.div_ceil(1024))
+}
+
+fn install(cx: &mut Ctx, fs: &JailFs, yes: bool, args: &[String], io: &mut Io) -> i32 {
+    let mut quiet = false;
+    let mut names = vec![];
+    for a in args {
+        match a.as_str() {
+            "-y" | "--yes" | "-A" | "--automatic" | "-f" | "--force" | "-U"
+            | "--no-repo-update" | "-I" | "--no-scripts" | "-F" | "--fetch-only" | "-g" | "-x"
+            | "-C" => {}
+            "-q" | "--quiet" => quiet = true,
+            "-n" | "--dry-run" => {}
+            s if s.starts_with('-') => {
+                return fail(io, &format!("pkg: illegal option -- {}\nUsage: pkg install [-AfInFqRUy] [-r reponame] <pkg-origin|pkg-name> ...\n\nFor more information see 'pkg help install'.", s.trim_start_matches('-')));
+            }
+            s => names.push(s.to_string()),
+        }
+    }
+    if names.is_empty() {
+        return fail(io, "Usage: pkg install [-AfInFqRUy] [-r reponame] <pkg-origin|pkg-name> ...\n\nFor more information see 'pkg help install'.");
+    }
+    if !cx.is_root() {
+        // (unverified) EPKG_ENOACCESS → EX_NOPERM.
+        io.err("pkg: Insufficient privileges to install packages");
+        return 77;
+    }
+    let mut qio = Io::default();
+    let out: &mut Io = if quiet { &mut qio } else { io };
+    update_catalogue(cx, fs, out);
+    for n in &names {
+        if find(n).is_none() {
+            io.err(&format!(
+                "pkg: No packages available to install matching '{n}' have been found in the repositories"
+            ));
+            return 1;
+        }
+    }
+    let have = installed(cx, fs);
+    let todo = closure(&names, &have);
+    let out: &mut Io = if quiet { &mut qio } else { io };
+    if todo.is_empty() {
+        out.out("Checking integrity... done (0 conflicting)");
+        out.out("The most recent versions of packages are already installed");
+        return 0;
+    }
+    out.out(&format!(
+        "The following {} package(s) will be affected (of 0 checked):\n\nNew packages to be INSTALLED:",
+        todo.len()
+    ));
+    let mut sorted = todo.clone();
+    sorted.sort_by_key(|p| p.name);
+    for p in &sorted {
+        out.out(&format!("\t{}: {} [FreeBSD]", p.name, p.version));
+    }
+    let kib: u64 = todo.iter().map(|p| p.kib).sum();
+    out.out(&format!(
+        "\nNumber of packages to be installed: {}\n\nThe process will require {} more space.\n{} to be downloaded.",
+        todo.len(),
+        mib(kib),
+        mib(kib / 3)
+    ));
+    if !yes {
+        if quiet {
+            return 1;
+        }
+        io.out.push_str("\nProceed with this action? [y/N]: ");
+        io.flush();
+        if !ask_yes() {
+            io.out.push('\n');
+            return 1;
+        }
+    }
+    let out: &mut Io = if quiet { &mut qio } else { io };
+    let n = todo.len();
+    for (i, p) in todo.iter().enumerate() {
+        out.out(&format!(
+            "[{}/{n}] Fetching {}-{}.pkg: 100%    {}   1.0MB/s    00:01    ",
+            i + 1,
+            p.name,
+            p.version,
+            mib(p.kib / 3)
+        ));
+    }
+    out.out("Checking integrity... done (0 conflicting)");
+    let mut db = have;
+    for (i, p) in todo.iter().enumerate() {
+        io.out(&format!(
+            "[{}/{n}] Installing {}-{}...",
+            i + 1,
+            p.name,
+            p.version
+        ));
+        io.out(&format!(
+            "[{}/{n}] Extracting {}-{}: 100%",
+            i + 1,
+            p.name,
+            p.version
+        ));
+        if let Err(e) = apply(cx, fs, p.name) {
+            return fail(io, &format!("pkg: {}-{}: {e}", p.name, p.version));
+        }
+        db.insert(p.name.into(), p.version.into());
+        if let Err(e) = save_installed(cx, fs, &db) {
+            return fail(io, &format!("pkg: {DB}: {e}"));
+        }
+    }
+    if quiet {
+        io.out.clear();
+    }
+    0
+}
+
+fn info(cx: &Ctx, fs: &JailFs, args: &[String], io: &mut Io) -> i32 {
+    let exists = args.iter().any(|a| a == "-e" || a == "--exists");
+    let quiet = args.iter().any(|a| a == "-q" || a == "--quiet");
+    let names: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    let db = installed(cx, fs);
+    if exists {
+        if names.is_empty() {
+            return fail(io, "Usage: pkg info <pkg-name>\n       pkg info -a\n       pkg info [-AbBDdefIklOqRrs] [-Cgix] <pkg-name>\n       pkg info [-AbBDdfIlqRrs] -F <pkg-file>\n\nFor more information see 'pkg help info'.");
+        }
+        return i32::from(!names.iter().all(|n| db.contains_key(n.as_str())));
+    }
+    if names.is_empty() {
+        for (n, v) in &db {
+            let comment = if n == "pkg" {
+                "Package manager"
+            } else {
+                find(n).map(|p| p.comment).unwrap_or("")
+            };
+            if quiet {
+                io.out(&format!("{n}-{v}"));
+            } else {
+                // (unverified) column width of the name-version field.
+                io.out(&format!("{:<31} {comment}", format!("{n}-{v}")));
+            }
+        }
+        return 0;
+    }
+    let mut code = 0;
+    for n in names {
+        match db.get(n.as_str()) {
+            Some(v) => {
+                let p = find(n);
+                io.out(&format!("{n}-{v}"));
+                io.out(&format!("Name           : {n}"));
+                io.out(&format!("Version        : {v}"));
+                io.out(&format!(
+                    "Origin         : {}",
+                    p.map(|p| p.origin).unwrap_or("ports-mgmt/pkg")
+                ));
+                io.out("Architecture   : FreeBSD:15:amd64");
+                io.out("Prefix         : /usr/local");
+                io.out("Repository     : FreeBSD [pkg+https://pkg.FreeBSD.org/FreeBSD:15:amd64/quarterly]");
+                io.out(&format!(
+                    "Comment        : {}",
+                    p.map(|p| p.comment).unwrap_or("Package manager")
+                ));
+            }
+            None => {
+                io.err(&format!("pkg: No package(s) matching {n}"));
+                code = 1;
+            }
+        }
+    }
+    code
+}
+
+/// In-jail `pkg`.
+pub fn pkg(cx: &mut Ctx, fs: &JailFs, je: &JailEnv, args: &[String], io: &mut Io) -> i32 {
+    let mut i = 0;
+    let mut yes = truthy(je.env.get("ASSUME_ALWAYS_YES"));
+    while i < args.len() && args[i].starts_with('-') {
+        match args[i].as_str() {
+            "-v" | "--version" => {
+                if bootstrap(cx, fs, yes, io).is_err() {
+                    return 1;
+                }
+                io.out(PKG_VERSION);
+                return 0;
+            }
+            "-N" => {
+                let db = installed(cx, fs);
+                if !db.contains_key("pkg") {
+                    return fail(
+                        io,
+                        "pkg: The package management tool is not yet installed on your system.",
+                    );
+                }
+                io.out(&format!("pkg: {} packages installed", db.len()));
+                return 0;
+            }
+            "-o" => {
+                i += 1;
+                if let Some((k, v)) = args.get(i).and_then(|o| o.split_once('=')) {
+                    if k == "ASSUME_ALWAYS_YES" {
+                        yes = truthy(Some(&v.to_string()));
+                    }
+                }
+            }
+            "-d" | "-l" | "-4" | "-6" => {}
+            other => {
+                return fail(io, &format!("pkg: illegal option -- {}\nUsage: pkg [-v] [-d] [-l] [-N] [-j <jail name or id>|-c <chroot path>|-r <rootdir>] [-C <configuration file>] [-R <repo config dir>] [-o var=value] [-4|-6] <command> [<args>]", other.trim_start_matches('-')));
+            }
+        }
+        i += 1;
+    }
+    let Some(cmd) = args.get(i) else {
+        if bootstrap(cx, fs, yes, io).is_err() {
+            return 1;
+        }
+        return fail(io, "pkg: not enough arguments\nUsage: pkg [-v] [-d] [-l] [-N] [-j <jail name or id>|-c <chroot path>|-r <rootdir>] [-C <configuration file>] [-R <repo config dir>] [-o var=value] [-4|-6] <command> [<args>]\n\nFor more information on available commands and options see 'pkg help'.");
+    };
+    let rest = &args[i + 1..];
+    // pkg(7) also takes -y/--yes on the command line as consent to bootstrap.
+    let yes_arg = rest.iter().any(|a| a == "-y" || a == "--yes");
+    if cmd == "bootstrap" {
+        if installed(cx, fs).contains_key("pkg") && !rest.iter().any(|a| a == "-f") {
+            io.out("pkg already bootstrapped at /usr/local/sbin/pkg");
+            return 0;
+        }
+        return match bootstrap(cx, fs, yes || yes_arg, io) {
+            Ok(()) => 0,
+            Err(c) => c,
+        };
+    }
+    if bootstrap(cx, fs, yes || yes_arg, io).is_err() {
+        return 1;
+    }
+    match cmd.as_str() {
+        "install" => install(cx, fs, yes || yes_arg, rest, io),
+        "info" => info(cx, fs, rest, io),
+        "update" => {
+            update_catalogue(cx, fs, io);
+            0
+        }
+        other => fail(
+            io,
+            &format!("pkg: fakebsd does not simulate 'pkg {other}' (install, info, update, bootstrap, -v, -N)"),
+        ),
+    }
+}
+
+/// The cluster directory: `postgresql_data` from the jail's rc.conf, else `~postgres/data18`.
+pub fn pg_data(cx: &Ctx) -> String {
+    let files: Vec<std::path::PathBuf> = [
+        "/etc/defaults/rc.conf",
+        "/etc/rc.conf",
+        "/etc/rc.conf.local",
+    ]
+    .iter()
+    .map(|f| cx.path(f))
+    .collect();
+    crate::sysrc::get_var(&files, "postgresql_data").unwrap_or(PG_DATA.into())
+}
+
+fn initialised(cx: &Ctx, fs: &JailFs, data: &str) -> bool {
+    fs.exists(cx, &format!("{data}/PG_VERSION"))
+}
+
+/// The cluster's databases in pg_database order.
+pub fn databases(cx: &Ctx, fs: &JailFs) -> Vec<String> {
+    let data = pg_data(cx);
+    fs.read(cx, &format!("{data}/fakebsd-databases"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// `service postgresql initdb` (runs `initdb -D DATA -U postgres` as postgres).
+pub fn initdb(cx: &mut Ctx, fs: &JailFs, io: &mut Io) -> i32 {
+    let data = pg_data(cx);
+    if let Ok((h, _)) = fs.resolve(cx, &data, "/") {
+        if h.is_dir() && std::fs::read_dir(&h).is_ok_and(|mut d| d.next().is_some()) {
+            io.out("The files belonging to this database system will be owned by user \"postgres\".\nThis user must also own the server process.\n");
+            io.err(&format!("initdb: error: directory \"{data}\" exists but is not empty\ninitdb: hint: If you want to create a new database system, either remove or empty the directory \"{data}\" or run initdb with an argument other than \"{data}\"."));
+            return 1;
+        }
+    }
+    let tz = std::fs::read_to_string(cx.host_path("/var/db/zoneinfo"))
+        .unwrap_or("UTC".into())
+        .trim()
+        .to_string();
+    io.out(&format!("The files belonging to this database system will be owned by user \"postgres\".\nThis user must also own the server process.\n\nThe database cluster will be initialized with this locale configuration:\n  locale provider:   libc\n  LC_COLLATE:  C\n  LC_CTYPE:    C.UTF-8\n  LC_MESSAGES: C.UTF-8\n  LC_MONETARY: C.UTF-8\n  LC_NUMERIC:  C.UTF-8\n  LC_TIME:     C.UTF-8\nThe default text search configuration will be set to \"english\".\n\nData page checksums are enabled.\n\ncreating directory {data} ... ok\ncreating subdirectories ... ok\nselecting dynamic shared memory implementation ... posix\nselecting default \"max_connections\" ... 100\nselecting default \"shared_buffers\" ... 128MB\nselecting default time zone ... {tz}\ncreating configuration files ... ok\nrunning bootstrap script ... ok\nperforming post-bootstrap initialization ... ok\nsyncing data to disk ... ok\n\nSuccess. You can now start the database server using:\n\n    /usr/local/bin/pg_ctl -D {data} -l logfile start\n"));
+    io.err("initdb: warning: enabling \"trust\" authentication for local connections\ninitdb: hint: You can change this by editing pg_hba.conf or using the option -A, or --auth-local and --auth-host, the next time you run initdb.");
+    let made = fs.mkdir_p(cx, &data, "/").and_then(|h| {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&h, std::fs::Permissions::from_mode(0o700));
+        injail::set_owner(cx, &h, "postgres", "postgres");
+        fs.mkdir_p(cx, &format!("{data}/base"), "/")?;
+        fs.write(cx, &format!("{data}/PG_VERSION"), "18\n")?;
+        fs.write(
+            cx,
+            &format!("{data}/postgresql.conf"),
+            "# simulated by fakebsd\nlisten_addresses = 'localhost'\n",
+        )?;
+        fs.write(
+            cx,
+            &format!("{data}/pg_hba.conf"),
+            "local all all trust\nhost all all 127.0.0.1/32 trust\nhost all all ::1/128 trust\n",
+        )?;
+        fs.write(
+            cx,
+            &format!("{data}/fakebsd-databases"),
+            "postgres\ntemplate1\ntemplate0\n",
+        )
+    });
+    match made {
+        Ok(()) => 0,
+        Err(e) => fail(
+            io,
+            &format!("initdb: error: could not create directory \"{data}\": {e}"),
+        ),
+    }
+}
+
+/// `pg_ctl status` output (`service postgresql status`): exit 0 running, 3 not.
+pub fn pg_status(cx: &Ctx, pid: Option<u32>, io: &mut Io) -> i32 {
+    let data = pg_data(cx);
+    match pid {
+        Some(pid) => {
+            io.out(&format!(
+                "pg_ctl: server is running (PID: {pid})\n/usr/local/bin/postgres \"-D\" \"{data}\""
+            ));
+            0
+        }
+        None => {
+            io.out("pg_ctl: no server running");
+            3
+        }
+    }
+}
+
+/// `pg_ctl -w -s start` preconditions; Ok means the server may start.
+pub fn pg_can_start(cx: &Ctx, fs: &JailFs, running: Option<u32>, io: &mut Io) -> Result<(), i32> {
+    let data = pg_data(cx);
+    if !fs.resolve(cx, &data, "/").is_ok_and(|(h, _)| h.is_dir()) {
+        return Err(fail(
+            io,
+            &format!("pg_ctl: directory \"{data}\" does not exist"),
+        ));
+    }
+    if !initialised(cx, fs, &data) {
+        return Err(fail(
+            io,
+            &format!("pg_ctl: directory \"{data}\" is not a database cluster directory"),
+        ));
+    }
+    if let Some(pid) = running {
+        io.err("pg_ctl: another server might be running; trying to start server anyway");
+        io.err(&format!("FATAL:  lock file \"postmaster.pid\" already exists\nHINT:  Is another postmaster (PID {pid}) running in data directory \"{data}\"?"));
+        io.err("pg_ctl: could not start server\nExamine the log output.");
+        return Err(1);
+    }
+    Ok(())
+}
+
+/// Writes or removes `postmaster.pid` in the cluster.
+pub fn pg_pidfile(cx: &Ctx, fs: &JailFs, pid: Option<u32>) {
+    let p = format!("{}/postmaster.pid", pg_data(cx));
+    match pid {
+        Some(pid) => {
+            let _ = fs.write(cx, &p, &format!("{pid}\n"));
+        }
+        None => {
+            if let Ok((h, _)) = fs.resolve(cx, &p, "/") {
+                let _ = std::fs::remove_file(h);
+            }
+        }
+    }
+}
+
+/// A libpq connection as `user` to `db`; Err is the message after `error: `.
+fn connect(cx: &Ctx, fs: &JailFs, user: &str, db: &str) -> Result<(), (String, bool)> {
+    if crate::service::running(cx, "postgresql").is_none() {
+        return Err((format!("connection to server on socket \"{PG_SOCKET}\" failed: No such file or directory\n\tIs the server running locally and accepting connections on that socket?"), false));
+    }
+    // initdb -U postgres made the only role.
+    if user != "postgres" {
+        return Err((
+            format!("connection to server on socket \"{PG_SOCKET}\" failed: FATAL:  role \"{user}\" does not exist"),
+            true,
+        ));
+    }
+    if !databases(cx, fs).iter().any(|d| d == db) {
+        return Err((
+            format!("connection to server on socket \"{PG_SOCKET}\" failed: FATAL:  database \"{db}\" does not exist"),
+            true,
+        ));
+    }
+    Ok(())
+}
+
+fn valid_ident(n: &str) -> bool {
+    !n.is_empty() && n.len() < 64 && !n.contains(['"', '\0'])
+}
+
+/// `createdb [-U USER] [-O OWNER] [-E ENC] [-T TEMPLATE] NAME [COMMENT]`.
+pub fn createdb(cx: &mut Ctx, fs: &JailFs, je: &JailEnv, args: &[String], io: &mut Io) -> i32 {
+    let mut user = je.env.get("PGUSER").cloned().unwrap_or(je.user.clone());
+    let mut names = vec![];
+    let mut i = 0;
+    while i < args.len() {
+        let a = &args[i];
+        match a.as_str() {
+            "-U" | "--username" => {
+                i += 1;
+                user = args.get(i).cloned().unwrap_or_default();
+            }
+            "-O" | "--owner" | "-E" | "--encoding" | "-T" | "--template" | "-D" | "-l"
+            | "--locale" | "-h" | "--host" | "-p" | "--port" | "-S" | "--strategy" => i += 1,
+            s if s.starts_with("-U") => user = s[2..].to_string(),
+            s if s.starts_with('-') => {}
+            s => names.push(s.to_string()),
+        }
+        i += 1;
+    }
+    let name = names.first().cloned().unwrap_or(user.clone());
+    if let Err((e, _)) = connect(cx, fs, &user, "postgres") {
+        return fail(io, &format!("createdb: error: {e}"));
+    }
+    if !valid_ident(&name) {
+        return fail(
+            io,
+            &format!("createdb: error: database creation failed: ERROR:  invalid database name \"{name}\""),
+        );
+    }
+    let mut dbs = databases(cx, fs);
+    if dbs.contains(&name) {
+        return fail(io, &format!("createdb: error: database creation failed: ERROR:  database \"{name}\" already exists"));
+    }
+    dbs.push(name);
+    let data = pg_data(cx);
+    let text: String = dbs.iter().map(|d| format!("{d}\n")).collect();
+    match fs.write(cx, &format!("{data}/fakebsd-databases"), &text) {
+        Ok(()) => 0,
+        Err(e) => fail(io, &format!("createdb: error: {e}")),
+    }
+}
+
+/// `psql [-A] [-t] [-U USER] [-d DB] [-c SQL] [-l]`: a few catalogue queries.
+pub fn psql(cx: &mut Ctx, fs: &JailFs, je: &JailEnv, args: &[String], io: &mut Io) -> i32 {
+    let mut user = je.env.get("PGUSER").cloned().unwrap_or(je.user.clone());
+    let (mut unaligned, mut tuples, mut list) = (false, false, false);
+    let mut sql: Vec<String> = vec![];
+    let mut db: Option<String> = None;
+    let mut i = 0;
+    while i < args.len() {
+        let a = &args[i];
+        if let Some(long) = a.strip_prefix("--") {
+            match long.split_once('=') {
+                Some(("command", v)) => sql.push(v.into()),
+                Some(("dbname", v)) => db = Some(v.into()),
+                Some(("username", v)) => user = v.into(),
+                _ => match long {
+                    "no-align" => unaligned = true,
+                    "tuples-only" => tuples = true,
+                    "list" => list = true,
+                    _ => {}
+                },
+            }
+        } else if let Some(fl) = a.strip_prefix('-').filter(|f| !f.is_empty()) {
+            let chars: Vec<char> = fl.chars().collect();
+            let mut k = 0;
+            while k < chars.len() {
+                match chars[k] {
+                    'A' => unaligned = true,
+                    't' => tuples = true,
+                    'l' => list = true,
+                    'q' | 'X' | 'w' | 'e' | 'a' | 'n' => {}
+                    c @ ('c' | 'd' | 'U' | 'h' | 'p' | 'v' | 'F' | 'R' | 'f' | 'o') => {
+                        let rest: String = chars[k + 1..].iter().collect();
+                        let v = if rest.is_empty() {
+                            i += 1;
+                            match args.get(i) {
+                                Some(v) => v.clone(),
+                                None => {
+                                    io.err(&format!("psql: error: option requires an argument -- '{c}'\npsql: hint: Try \"psql --help\" for more information."));
+                                    return 1;
+                                }
+                            }
+                        } else {
+                            rest
+                        };
+                        match c {
+                            'c' => sql.push(v),
+                            'd' => db = Some(v),
+                            'U' => user = v,
+                            _ => {}
+                        }
+                        k = chars.len();
+                        continue;
+                    }
+                    other => {
+                        io.err(&format!("psql: error: invalid option -- '{other}'\npsql: hint: Try \"psql --help\" for more information."));
+                        return 1;
+                    }
+                }
+                k += 1;
+            }
+        } else if db.is_none() {
+            db = Some(a.clone());
+        } else {
+            user = a.clone();
+        }
+        i += 1;
+    }
+    let db = db.unwrap_or(user.clone());
+    if let Err((e, _)) = connect(cx, fs, &user, &db) {
+        io.err(&format!("psql: error: {e}"));
+        return 2;
+    }
+    if list {
+        sql = vec!["select datname from pg_database".into()];
+    }
+    if sql.is_empty() {
+        io.err("psql: fakebsd simulates only -c queries (no interactive session)");
+        return 1;
+    }
+    for q in sql {
+        let norm = q
+            .trim()
+            .trim_end_matches(';')
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_ascii_lowercase();
+        let (col, rows): (&str, Vec<String>) = match norm.as_str() {
+            "select datname from pg_database" => ("datname", databases(cx, fs)),
+            "select datname from pg_database order by datname"
+            | "select datname from pg_database order by 1" => {
+                let mut d = databases(cx, fs);
+                d.sort();
+                ("datname", d)
+            }
+            "select 1" => ("?column?", vec!["1".into()]),
+            "select current_user" | "select user" => ("current_user", vec![user.clone()]),
+            "select current_database()" => ("current_database", vec![db.clone()]),
+            "select version()" => ("version", vec!["PostgreSQL 18.1 on amd64-portbld-freebsd15.0, compiled by FreeBSD clang version 19.1.7, 64-bit".into()]),
+            _ => {
+                io.err(&format!("ERROR:  fakebsd does not simulate this query: {q}"));
+                return 1;
+            }
+        };
+        if unaligned && tuples {
+            for r in &rows {
+                io.out(r);
+            }
+        } else if tuples {
+            for r in &rows {
+                io.out(&format!(" {r}"));
+            }
+        } else if unaligned {
+            io.out(col);
+            for r in &rows {
+                io.out(r);
+            }
+            io.out(&format!(
+                "({} row{})",
+                rows.len(),
+                if rows.len() == 1 { "" } else { "s" }
+            ));
+        } else {
+            let w = rows
+                .iter()
+                .map(String::len)
+                .chain([col.len()])
+                .max()
+                .unwrap_or(0);
+            let pad = (w - col.len()) / 2;
+            io.out(&format!(
+                " {}{}{} ",
+                " ".repeat(pad),
+                col,
+                " ".repeat(w - col.len() - pad)
+            ));
+            io.out(&"-".repeat(w + 2));
+            for r in &rows {
+                io.out(&format!(" {r}"));
+            }
+            io.out(&format!(
+                "({} row{})\n",
+                rows.len(),
+                if rows.len() == 1 { "" } else { "s" }
+            ));
+        }
+    }
+    0
+}

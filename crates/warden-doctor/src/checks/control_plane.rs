@@ -1,0 +1,251 @@
+//! The control plane answers `/healthz`; Warden's state directory and token have safe permissions; and a VNET
+//! worker reaches the outside through the NAT (`doctor.probe`).
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::os::unix::fs::MetadataExt;
+use std::time::{Duration, Instant};
+
+use crate::report::Check;
+use crate::{sh_quote, BackendKind, Ctx};
+
+/// Name of the control plane's token file in the state directory (see `warden init`).
+pub const TOKEN_FILE: &str = "token";
+
+/// `control_plane.healthz`: `GET /healthz` on the first listen address answers 200. Not running is a warning:
+/// `warden serve` is optional.
+pub fn healthz(ctx: &Ctx) -> Vec<Check> {
+    let layout = ctx.layout();
+    let ip = layout
+        .listen
+        .iter()
+        .copied()
+        .find(|a| a.is_loopback())
+        .or_else(|| layout.listen.first().copied())
+        .unwrap_or(Ipv4Addr::LOCALHOST);
+    let addr = SocketAddr::from((ip, layout.port));
+    let expected = format!("GET http://{addr}/healthz answers 200");
+    let remedy = format!("{} serve", ctx.opts.warden);
+    let check = match http_get(addr, "/healthz", Duration::from_millis(800)) {
+        Ok(status_line) if status_line.split_whitespace().nth(1) == Some("200") => {
+            Check::ok("control_plane.healthz", expected, status_line)
+        }
+        Ok(status_line) => Check::fail("control_plane.healthz", expected, status_line, remedy),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => Check::warn(
+            "control_plane.healthz",
+            expected,
+            format!("not running: nothing listens on {addr} (serve is optional)"),
+            remedy,
+        ),
+        Err(e) => Check::fail(
+            "control_plane.healthz",
+            expected,
+            format!("{addr}: {e}"),
+            remedy,
+        ),
+    };
+    vec![check]
+}
+
+/// The status line of `GET path` (HTTP/1.0, so the server closes the connection).
+fn http_get(addr: SocketAddr, path: &str, timeout: Duration) -> std::io::Result<String> {
+    let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 512];
+    while !buf.contains(&b'\n') && buf.len() < 4096 {
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let text = String::from_utf8_lossy(&buf);
+    Ok(text
+        .lines()
+        .next()
+        .unwrap_or("(empty reply)")
+        .trim()
+        .to_string())
+}
+
+/// `state_dir.perms` and `state_dir.token`.
+pub fn state_dir(ctx: &Ctx) -> Vec<Check> {
+    let dir = &ctx.opts.state_dir;
+    let shown = sh_quote(&dir.display().to_string());
+    let expected = format!("{} owned by root, mode 0700 or 0750", dir.display());
+    let mut out = Vec::new();
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => {
+            let mode = m.mode() & 0o7777;
+            let seen = format!("owner uid {}, mode {mode:04o}", m.uid());
+            let fix = format!("chown root:0 {shown} && chmod 0750 {shown}");
+            out.push(if m.uid() != 0 || mode & 0o022 != 0 {
+                Check::fail("state_dir.perms", expected, seen, fix)
+            } else if mode & 0o007 != 0 {
+                Check::warn(
+                    "state_dir.perms",
+                    expected,
+                    format!("{seen}: readable by everyone"),
+                    format!("chmod 0750 {shown}"),
+                )
+            } else {
+                Check::ok("state_dir.perms", expected, seen)
+            });
+        }
+        Ok(_) => out.push(Check::fail(
+            "state_dir.perms",
+            expected,
+            "not a directory",
+            "",
+        )),
+        Err(e) => out.push(Check::fail(
+            "state_dir.perms",
+            expected,
+            format!("{}: {e}", dir.display()),
+            ctx.setup("host"),
+        )),
+    }
+    let token = dir.join(TOKEN_FILE);
+    let tshown = sh_quote(&token.display().to_string());
+    let texpected = format!("{} owned by root, mode 0600", token.display());
+    out.push(match std::fs::metadata(&token) {
+        Ok(m) => {
+            let mode = m.mode() & 0o7777;
+            let seen = format!("owner uid {}, mode {mode:04o}", m.uid());
+            Check::verdict(
+                "state_dir.token",
+                mode == 0o600 && m.uid() == 0,
+                texpected,
+                seen,
+                format!("chown root:0 {tshown} && chmod 0600 {tshown}"),
+            )
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Check::warn(
+            "state_dir.token",
+            texpected,
+            "no token yet (warden serve needs one)",
+            format!("{} init", ctx.opts.warden),
+        ),
+        Err(e) => Check::fail("state_dir.token", texpected, e.to_string(), ""),
+    });
+    out
+}
+
+/// What the outbound probe needs: the bridge, forwarding, NAT (and pf on FreeBSD).
+pub const OUTBOUND_DEPS: &[&str] = &[
+    "network.bridge",
+    "network.forwarding",
+    "network.nat",
+    "network.pf",
+];
+
+/// `outbound`: a VNET worker connects to `doctor.probe` through the gateway and the NAT.
+pub fn outbound(ctx: &Ctx) -> Vec<Check> {
+    let deps = OUTBOUND_DEPS;
+    let expected = match ctx.opts.probe {
+        Some(p) => format!("a VNET worker connects to {p} through the NAT"),
+        None => "a VNET worker reaches the outside through the NAT".to_string(),
+    };
+    if ctx.opts.backend == BackendKind::Bastille {
+        return vec![Check::skip(
+            "outbound",
+            expected,
+            "no outbound probe from a jail on this backend yet",
+        )];
+    }
+    let Some(probe) = ctx.opts.probe else {
+        return vec![Check::skip(
+            "outbound",
+            expected,
+            "no probe target: pass --probe IP:PORT (or WARDEN_DOCTOR_PROBE)",
+        )];
+    };
+    let layout = ctx.layout();
+    let remedy = ctx.setup("host");
+    let lease = match warden_linux::lease(&ctx.opts.state_dir, layout.workers) {
+        Ok(l) => l,
+        Err(e) => {
+            return vec![Check::fail(
+                "outbound",
+                expected,
+                format!("cannot lease a worker address: {e}"),
+                "",
+            )]
+        }
+    };
+    let mut spec = warden_linux::WorkerSpec::new(
+        &lease.worker_name(),
+        &[
+            "bash",
+            "-c",
+            &format!("exec 3<>/dev/tcp/{}/{}", probe.ip(), probe.port()),
+        ],
+        &ctx.opts.state_dir,
+    );
+    spec.network = warden_linux::NetworkMode::Vnet(warden_linux::Vnet {
+        addr: lease.addr(),
+        prefix: 24,
+        gateway: layout.gateway,
+        bridge: layout.bridge.clone(),
+        dns: layout.gateway,
+        host_netns: None,
+    });
+    let budget = ctx
+        .opts
+        .timeout
+        .saturating_sub(Duration::from_millis(1000))
+        .clamp(Duration::from_millis(300), Duration::from_millis(1500));
+    spec.limits.timeout_ms = Some(budget.as_millis() as u64);
+    let t0 = Instant::now();
+    let result = warden_linux::run_captured(&spec);
+    let ms = t0.elapsed().as_millis();
+    let from = lease.addr();
+    // Keep the address until the worker is fully gone, so the next run cannot collide with its leftovers.
+    warden_linux::wait_torn_down(&ctx.opts.state_dir, &spec.name, Duration::from_millis(500));
+    drop(lease);
+    let check = match result {
+        Ok((outcome, _, stderr)) => match outcome.status {
+            warden_linux::ExitKind::Exited(0) => Check::ok(
+                "outbound",
+                expected,
+                format!("worker {from} connected to {probe} ({ms} ms)"),
+            ),
+            other => {
+                let err = String::from_utf8_lossy(&stderr);
+                let line = err
+                    .lines()
+                    .map(str::trim)
+                    .find(|l| !l.is_empty())
+                    .unwrap_or("");
+                let how = match other {
+                    warden_linux::ExitKind::Limit(warden_linux::LimitKind::Timeout) => {
+                        format!("no connection within {} ms", budget.as_millis())
+                    }
+                    warden_linux::ExitKind::Exited(code) => format!("exit {code}"),
+                    other => format!("{other:?}"),
+                };
+                Check::fail(
+                    "outbound",
+                    expected,
+                    format!("worker {from} could not connect to {probe}: {how} {line}")
+                        .trim_end()
+                        .to_string(),
+                    remedy,
+                )
+            }
+        },
+        Err(e) => Check::fail(
+            "outbound",
+            expected,
+            format!("cannot run a VNET worker: {e}"),
+            "",
+        ),
+    };
+    vec![check.depends(deps)]
+}

@@ -1,0 +1,60 @@
+//! The check families, and which of them run on which backend.
+
+pub mod bastille;
+pub mod control_plane;
+pub mod dns;
+pub mod hosts;
+pub mod jails;
+pub mod network;
+
+use std::sync::Arc;
+
+use crate::report::Check;
+use crate::runner::Task;
+use crate::{BackendKind, Ctx};
+
+fn task(ctx: &Arc<Ctx>, name: &str, f: fn(&Ctx) -> Vec<Check>) -> Task {
+    let ctx = Arc::clone(ctx);
+    Task::new(name, move || f(&ctx))
+}
+
+/// Every task for the context's backend, in report order.
+pub fn tasks(ctx: &Arc<Ctx>) -> Vec<Task> {
+    let mut out = vec![
+        task(ctx, "network.bridge", network::bridge),
+        task(ctx, "network.forwarding", network::forwarding),
+    ];
+    if ctx.opts.backend == BackendKind::Bastille {
+        out.push(task(ctx, "network.pf", network::pf));
+    }
+    out.extend([
+        task(ctx, "network.nat", network::nat),
+        task(ctx, "dns.service", dns::service),
+        task(ctx, "dns.listen", dns::listen),
+        task(ctx, "dns.zone", dns::zone),
+        task(ctx, "dns.resolve.loopback", dns::resolve_loopback),
+        task(ctx, "dns.resolve.gateway", dns::resolve_gateway),
+        task(ctx, "hosts.block", hosts::block),
+    ]);
+    match ctx.opts.backend {
+        BackendKind::Linux => out.push(task(ctx, "jails", jails::linux)),
+        BackendKind::Bastille => {
+            for svc in ctx.layout().jails() {
+                let c = Arc::clone(ctx);
+                let jail = svc.jail.clone();
+                out.push(Task::new(format!("jail.{jail}"), move || {
+                    jails::bastille_jail(&c, &jail)
+                }));
+            }
+        }
+    }
+    out.extend([
+        task(ctx, "outbound", control_plane::outbound).depends(control_plane::OUTBOUND_DEPS),
+        task(ctx, "control_plane.healthz", control_plane::healthz),
+        task(ctx, "state_dir", control_plane::state_dir),
+    ]);
+    if ctx.opts.backend == BackendKind::Bastille {
+        out.push(task(ctx, "bastille", bastille::invariants));
+    }
+    out
+}

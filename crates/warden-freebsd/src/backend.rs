@@ -1,0 +1,74 @@
+//! [`BastilleBackend`]: the production backend. `plan` = observe the host + `warden_core::bastille_plan::plan`.
+
+use std::path::{Path, PathBuf};
+
+use warden_core::{Layout, Plan};
+use warden_host::{Backend, HostError, Runner};
+
+use crate::lock::BastilleLock;
+use crate::observe::{observe, Observation};
+
+/// Default state directory on FreeBSD (journal, leases, the Bastille lock) when the layout names none.
+pub const DEFAULT_STATE_DIR: &str = "/var/db/warden";
+
+/// The FreeBSD + Bastille backend. All host access goes through one runner wrapped in the Bastille lock.
+#[derive(Debug)]
+pub struct BastilleBackend<R> {
+    runner: BastilleLock<R>,
+    state_dir: PathBuf,
+}
+
+impl<R: Runner> BastilleBackend<R> {
+    /// A backend on `runner`, keeping its lock file (and, for the caller, journal and leases) in `state_dir`,
+    /// a local path.
+    pub fn new(runner: R, state_dir: &Path) -> BastilleBackend<R> {
+        BastilleBackend {
+            runner: BastilleLock::new(runner, state_dir),
+            state_dir: state_dir.to_path_buf(),
+        }
+    }
+
+    /// The state directory for `layout`: its `state_dir`, else [`DEFAULT_STATE_DIR`].
+    pub fn state_dir_for(layout: &Layout) -> PathBuf {
+        if layout.state_dir.is_empty() {
+            PathBuf::from(DEFAULT_STATE_DIR)
+        } else {
+            PathBuf::from(&layout.state_dir)
+        }
+    }
+
+    /// The local state directory.
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+
+    /// The runner without the lock (tests read recorded calls through it).
+    pub fn inner(&self) -> &R {
+        self.runner.inner()
+    }
+
+    /// Observes the host.
+    pub fn observe(&self, layout: &Layout) -> Result<Observation, HostError> {
+        observe(&self.runner, layout)
+    }
+}
+
+impl<R: Runner> Backend for BastilleBackend<R> {
+    fn name(&self) -> &'static str {
+        "bastille"
+    }
+
+    fn runner(&self) -> &dyn Runner {
+        &self.runner
+    }
+
+    fn plan(&self, layout: &Layout) -> Result<Plan, HostError> {
+        let seen = self.observe(layout)?;
+        let mut plan = warden_core::bastille_plan::plan(layout, &seen.host);
+        // Observation caveats first: they explain why the plan looks like a fresh host's.
+        let mut notes = seen.notes;
+        notes.append(&mut plan.notes);
+        plan.notes = notes;
+        Ok(plan)
+    }
+}

@@ -1,0 +1,728 @@
+//! Ephemeral workers on FreeBSD: a ZFS clone of the release's worker snapshot, started with `jail(8)` directly
+//! (Bastille is too slow and its exit codes lie, reference/bastille.md §3 start, §4.1), one command run with
+//! `jexec`, then everything torn down.
+//!
+//! Exit-status contract (the same as the Linux side): the command's own exit code, or one of [`exit_codes`].
+//! Every step is a checked runner command, so the whole path is testable with a recording or simulated host.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use warden_core::names::check_jail_name;
+use warden_core::Layout;
+use warden_host::{Output, RunError, Runner};
+
+use crate::datasets;
+use crate::lease::{lease, Lease, LeaseError};
+
+/// The documented exit codes of a worker run that did not end by the command's own exit.
+pub mod exit_codes {
+    /// The wall-clock limit ran out; the jail was removed (`timeout(1)`'s code).
+    pub const TIMEOUT: i32 = 124;
+    /// Warden could not create, start or tear down the worker (the command may not have run).
+    pub const INFRASTRUCTURE: i32 = 125;
+    /// The command was killed by a signal (128 + SIGKILL).
+    pub const KILLED: i32 = 137;
+}
+
+/// A worker's network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkerNetwork {
+    /// No IP access at all (`ip4=disable ip6=disable`).
+    None,
+    /// The host's addresses (`ip4=inherit`): the design's default "shared network" worker.
+    Shared,
+    /// Its own VNET stack on the bridge with an address leased from the workers' range.
+    Vnet,
+}
+
+/// Resource limits; `None` means not limited.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct WorkerLimits {
+    /// `rctl … memoryuse:deny`.
+    pub memory_bytes: Option<u64>,
+    /// `rctl … maxproc:deny`.
+    pub max_procs: Option<u32>,
+    /// Wall clock; afterwards the jail is removed and the run ends with [`exit_codes::TIMEOUT`].
+    pub timeout: Option<Duration>,
+    /// Cap on captured stdout and stderr each (applied after the run; see the note on [`run_worker`]).
+    pub output_bytes: Option<u64>,
+}
+
+/// One ephemeral worker and the one command it runs.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct WorkerSpec {
+    /// Jail name: letters and digits, at most 11 (`e0a_NAME` must fit in 15, §1.4).
+    pub name: String,
+    /// Release to clone; the layout's when `None`.
+    pub release: Option<String>,
+    /// Network mode.
+    pub network: WorkerNetwork,
+    /// User inside the worker (`jexec -U`).
+    pub user: String,
+    /// The command.
+    pub argv: Vec<String>,
+    /// Extra environment (`jexec -l` starts from a clean one).
+    pub env: Vec<(String, String)>,
+    /// Working directory inside the worker; the user's home when `None`.
+    pub cwd: Option<String>,
+    /// Limits.
+    pub limits: WorkerLimits,
+    /// Warden's local state directory (address leases).
+    pub state_dir: PathBuf,
+}
+
+impl WorkerSpec {
+    /// A shared-network worker running `argv` as the layout's worker user with the layout's limits.
+    pub fn new(
+        layout: &Layout,
+        name: &str,
+        argv: &[&str],
+        state_dir: impl Into<PathBuf>,
+    ) -> WorkerSpec {
+        WorkerSpec {
+            name: name.to_string(),
+            release: None,
+            network: WorkerNetwork::Shared,
+            user: layout.worker_user.clone(),
+            argv: argv.iter().map(|s| s.to_string()).collect(),
+            env: Vec::new(),
+            cwd: None,
+            limits: WorkerLimits {
+                memory_bytes: Some(layout.limits.memory_bytes),
+                max_procs: Some(layout.limits.pids),
+                timeout: Some(layout.limits.timeout),
+                output_bytes: Some(layout.limits.output_bytes),
+            },
+            state_dir: state_dir.into(),
+        }
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkerEnd {
+    /// The command exited by itself.
+    Exited,
+    /// The wall-clock limit ran out.
+    TimedOut,
+    /// The command died of a signal.
+    Killed,
+}
+
+/// The result of one worker run.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct WorkerOutcome {
+    /// The command's exit code, or [`exit_codes::TIMEOUT`] / [`exit_codes::KILLED`].
+    pub exit_code: i32,
+    /// How it ended.
+    pub end: WorkerEnd,
+    /// Captured stdout.
+    pub stdout: String,
+    /// Captured stderr.
+    pub stderr: String,
+    /// The leased address (VNET workers).
+    pub addr: Option<Ipv4Addr>,
+    /// Wall time of the command.
+    pub elapsed: Duration,
+    /// Teardown steps that failed (something may have leaked; the reaper or the next run of the name cleans it).
+    pub cleanup_problems: Vec<String>,
+}
+
+/// Why a worker could not run; every variant maps to [`exit_codes::INFRASTRUCTURE`].
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// The spec is not acceptable.
+    #[error("invalid worker {field} {value:?}: {why}")]
+    Spec {
+        /// The field.
+        field: &'static str,
+        /// Its value.
+        value: String,
+        /// The rule.
+        why: String,
+    },
+    /// No address for a VNET worker.
+    #[error(transparent)]
+    Lease(#[from] LeaseError),
+    /// A command could not be started.
+    #[error("failed to {what}: {source}")]
+    Run {
+        /// The step.
+        what: String,
+        /// Why.
+        source: RunError,
+    },
+    /// A setup command failed.
+    #[error("failed to {what}: `{command}` exited {status}: {stderr}")]
+    Failed {
+        /// The step.
+        what: String,
+        /// The command.
+        command: String,
+        /// Its exit status.
+        status: i32,
+        /// Its stderr.
+        stderr: String,
+    },
+}
+
+impl WorkerError {
+    /// The exit code a CLI reports for this failure.
+    pub fn exit_code(&self) -> i32 {
+        exit_codes::INFRASTRUCTURE
+    }
+}
+
+fn strings(argv: &[&str]) -> Vec<String> {
+    argv.iter().map(|s| s.to_string()).collect()
+}
+
+/// Runs a setup step; a non-zero exit is an error.
+fn step(runner: &dyn Runner, what: &str, argv: &[&str]) -> Result<Output, WorkerError> {
+    let argv = strings(argv);
+    let out = runner.run(&argv).map_err(|source| WorkerError::Run {
+        what: what.to_string(),
+        source,
+    })?;
+    if out.ok() {
+        Ok(out)
+    } else {
+        Err(WorkerError::Failed {
+            what: what.to_string(),
+            command: warden_core::plan::shell_words(&argv),
+            status: out.status,
+            stderr: out.stderr.trim().to_string(),
+        })
+    }
+}
+
+/// Runs a read-only probe; true when it exits 0.
+fn exists(runner: &dyn Runner, argv: &[&str]) -> bool {
+    runner.run(&strings(argv)).is_ok_and(|o| o.ok())
+}
+
+fn validate(spec: &WorkerSpec) -> Result<(), WorkerError> {
+    let bad = |field, value: &str, why: String| {
+        Err(WorkerError::Spec {
+            field,
+            value: value.to_string(),
+            why,
+        })
+    };
+    if let Err(why) = check_jail_name(&spec.name) {
+        return bad("name", &spec.name, why);
+    }
+    if spec.argv.first().is_none_or(|p| p.is_empty()) {
+        return bad("argv", "", "needs at least the program to run".into());
+    }
+    if spec.user.is_empty()
+        || !spec
+            .user
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return bad("user", &spec.user, "a Unix user name".into());
+    }
+    if let Some((k, _)) = spec
+        .env
+        .iter()
+        .find(|(k, _)| k.is_empty() || k.contains('='))
+    {
+        return bad("env", k, "names must be non-empty and without '='".into());
+    }
+    if let Some(cwd) = spec.cwd.as_deref().filter(|c| !c.starts_with('/')) {
+        return bad("cwd", cwd, "must be absolute".into());
+    }
+    Ok(())
+}
+
+/// Removes whatever exists of worker `name`: its jail, its epair, its rctl rules and its clone. Used before a run
+/// (leftovers of a crashed run under the same name) and after it. Returns what failed.
+pub fn teardown(runner: &dyn Runner, layout: &Layout, name: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut must = |what: &str, argv: &[&str]| {
+        if let Err(e) = step(runner, what, argv) {
+            problems.push(e.to_string());
+        }
+    };
+    if exists(runner, &["jls", "-j", name, "jid"]) {
+        // jail -r kills every process in the jail, so this also ends a timed-out command.
+        must(&format!("remove jail {name}"), &["jail", "-r", name]);
+    }
+    let host_side = format!("e0a_{name}");
+    if exists(runner, &["ifconfig", &host_side]) {
+        // Destroying either end of an epair destroys both (as Bastille's exec.poststop does, §1.4).
+        must(
+            &format!("destroy {host_side}"),
+            &["ifconfig", &host_side, "destroy"],
+        );
+    }
+    // rctl rules outlive the jail otherwise; absence of rctl or of rules is not a leak.
+    let _ = runner.run(&strings(&["rctl", "-r", &format!("jail:{name}")]));
+    let ds = datasets::worker(layout, name);
+    if exists(runner, &["zfs", "list", "-H", "-o", "name", &ds]) {
+        must(
+            &format!("destroy the clone {ds}"),
+            &["zfs", "destroy", "-r", &ds],
+        );
+    }
+    problems
+}
+
+/// Makes sure `POOL/PREFIX/releases/REL@warden-worker` exists (taken once; later runs clone it).
+fn ensure_template(
+    runner: &dyn Runner,
+    layout: &Layout,
+    release: &str,
+) -> Result<String, WorkerError> {
+    let snap = datasets::worker_template(layout, release);
+    if exists(
+        runner,
+        &["zfs", "list", "-H", "-o", "name", "-t", "snapshot", &snap],
+    ) {
+        return Ok(snap);
+    }
+    if let Err(e) = step(
+        runner,
+        "take the worker template snapshot",
+        &["zfs", "snapshot", &snap],
+    ) {
+        // Another worker may have taken it meanwhile; only a still-missing snapshot is a failure.
+        if !exists(
+            runner,
+            &["zfs", "list", "-H", "-o", "name", "-t", "snapshot", &snap],
+        ) {
+            return Err(e);
+        }
+    }
+    Ok(snap)
+}
+
+/// `jail -c` parameters as Bastille writes them for a VNET jail (§1.4), without exec.start (a worker does not
+/// boot rc) and with `persist` so it lives without processes until `jail -r`.
+fn jail_params(spec: &WorkerSpec, path: &str) -> Vec<String> {
+    let name = &spec.name;
+    let mut p = vec![
+        "jail".to_string(),
+        "-c".into(),
+        format!("name={name}"),
+        format!("path={path}"),
+        format!("host.hostname={name}"),
+        "persist".into(),
+        "enforce_statfs=2".into(),
+        "mount.devfs".into(),
+        "securelevel=2".into(),
+        "exec.clean".into(),
+    ];
+    match spec.network {
+        WorkerNetwork::Vnet => {
+            p.extend([
+                "devfs_ruleset=13".into(),
+                "vnet".into(),
+                format!("vnet.interface=e0b_{name}"),
+            ]);
+        }
+        WorkerNetwork::Shared => p.extend([
+            "devfs_ruleset=4".into(),
+            "ip4=inherit".into(),
+            "ip6=inherit".into(),
+        ]),
+        WorkerNetwork::None => p.extend([
+            "devfs_ruleset=4".into(),
+            "ip4=disable".into(),
+            "ip6=disable".into(),
+        ]),
+    }
+    p
+}
+
+/// The epair on the bridge, made the way Bastille's `-B` prestart does (§1.4), but as separate checked commands.
+fn create_epair(runner: &dyn Runner, layout: &Layout, name: &str) -> Result<(), WorkerError> {
+    let out = step(runner, "create an epair", &["ifconfig", "epair", "create"])?;
+    let Some(a) = crate::parse::ifconfig::created_name(&out.stdout) else {
+        return Err(WorkerError::Failed {
+            what: "create an epair".into(),
+            command: "ifconfig epair create".into(),
+            status: 0,
+            stderr: format!("unexpected output {:?}", out.stdout.trim()),
+        });
+    };
+    let b = format!("{}b", a.strip_suffix('a').unwrap_or(&a));
+    let (host_side, jail_side) = (format!("e0a_{name}"), format!("e0b_{name}"));
+    step(
+        runner,
+        "name the host side of the epair",
+        &["ifconfig", &a, "name", &host_side],
+    )?;
+    step(
+        runner,
+        "name the jail side of the epair",
+        &["ifconfig", &b, "name", &jail_side],
+    )?;
+    step(
+        runner,
+        "add the epair to the bridge",
+        &["ifconfig", &layout.bridge, "addm", &host_side],
+    )?;
+    step(
+        runner,
+        "bring the host side up",
+        &["ifconfig", &host_side, "up"],
+    )?;
+    Ok(())
+}
+
+/// Creates the worker, runs the command, tears it down. Output is captured whole by the runner, so
+/// `output_bytes` truncates afterwards rather than stopping a chatty command early (documented gap).
+pub fn run_worker(
+    runner: &dyn Runner,
+    layout: &Layout,
+    spec: &WorkerSpec,
+) -> Result<WorkerOutcome, WorkerError> {
+    validate(spec)?;
+    let lease = match spec.network {
+        WorkerNetwork::Vnet => Some(lease(&spec.state_dir, layout.workers, &spec.name)?),
+        _ => None,
+    };
+    // Leftovers of an earlier crashed worker with this name would make every create step fail.
+    let stale = teardown(runner, layout, &spec.name);
+    if !stale.is_empty() {
+        return Err(WorkerError::Failed {
+            what: format!("clean up an earlier worker named {}", spec.name),
+            command: "teardown".into(),
+            status: exit_codes::INFRASTRUCTURE,
+            stderr: stale.join("; "),
+        });
+    }
+    let result = create_and_run(runner, layout, spec, lease.as_ref());
+    let problems = teardown(runner, layout, &spec.name);
+    drop(lease);
+    for p in &problems {
+        tracing::warn!(worker = %spec.name, "teardown: {p}");
+    }
+    let mut outcome = result?;
+    outcome.cleanup_problems = problems;
+    Ok(outcome)
+}
+
+fn create_and_run(
+    runner: &dyn Runner,
+    layout: &Layout,
+    spec: &WorkerSpec,
+    lease: Option<&Lease>,
+) -> Result<WorkerOutcome, WorkerError> {
+    let name = spec.name.as_str();
+    let release = spec
+        .release
+        .clone()
+        .unwrap_or_else(|| layout.release.clone());
+    let snap = ensure_template(runner, layout, &release)?;
+    let ds = datasets::worker(layout, name);
+    // -p creates POOL/PREFIX/workers on first use; the clone inherits the prefix's mountpoint (§1.7).
+    step(
+        runner,
+        &format!("clone {snap} for worker {name}"),
+        &["zfs", "clone", "-p", &snap, &ds],
+    )?;
+    if lease.is_some() {
+        create_epair(runner, layout, name)?;
+    }
+    let path = datasets::worker_dir(layout, name);
+    check_user(runner, &path, &release, &spec.user)?;
+    let params = jail_params(spec, &path);
+    let params: Vec<&str> = params.iter().map(String::as_str).collect();
+    step(runner, &format!("start worker jail {name}"), &params)?;
+    if !exists(runner, &["jls", "-j", name, "jid"]) {
+        return Err(WorkerError::Failed {
+            what: format!("start worker jail {name}"),
+            command: "jls -j NAME jid".into(),
+            status: 1,
+            stderr: "jail(8) exited 0 but the jail is not running".into(),
+        });
+    }
+    if let Some(lease) = lease {
+        let cidr = format!("{}/24", lease.addr());
+        let gw = layout.gateway.to_string();
+        let jail_side = format!("e0b_{name}");
+        step(
+            runner,
+            "address the worker",
+            &[
+                "jexec", "-l", "-U", "root", name, "ifconfig", &jail_side, "inet", &cidr, "up",
+            ],
+        )?;
+        step(
+            runner,
+            "route the worker through the gateway",
+            &[
+                "jexec", "-l", "-U", "root", name, "route", "add", "default", &gw,
+            ],
+        )?;
+    }
+    if let Some(bytes) = spec.limits.memory_bytes {
+        step(
+            runner,
+            "limit memory",
+            &["rctl", "-a", &format!("jail:{name}:memoryuse:deny={bytes}")],
+        )?;
+    }
+    if let Some(procs) = spec.limits.max_procs {
+        step(
+            runner,
+            "limit processes",
+            &["rctl", "-a", &format!("jail:{name}:maxproc:deny={procs}")],
+        )?;
+    }
+    let argv = exec_argv(spec);
+    let started = Instant::now();
+    let (out, timed_out) =
+        exec_with_timeout(runner, name, &argv, spec.limits.timeout).map_err(|source| {
+            WorkerError::Run {
+                what: format!("run the command in {name}"),
+                source,
+            }
+        })?;
+    let elapsed = started.elapsed();
+    // jexec's own failures (no such jail, no such user) exit 1 like a failing command (§7.1); they print
+    // `jexec: …` first, which a command's stderr does not.
+    if !timed_out && out.status == 1 && out.stderr.starts_with("jexec: ") {
+        return Err(WorkerError::Failed {
+            what: format!("run the command in {name}"),
+            command: warden_core::plan::shell_words(&argv),
+            status: out.status,
+            stderr: out.stderr.trim().to_string(),
+        });
+    }
+    let (exit_code, end) = if timed_out {
+        (exit_codes::TIMEOUT, WorkerEnd::TimedOut)
+    } else if out.status < 0 {
+        // The runner reports death by a signal as -1 without the number; SIGKILL (memory, the reaper) is the case.
+        (exit_codes::KILLED, WorkerEnd::Killed)
+    } else {
+        (out.status, WorkerEnd::Exited)
+    };
+    let cap = |s: String| match spec.limits.output_bytes {
+        Some(max) if s.len() as u64 > max => {
+            let mut cut = max as usize;
+            while !s.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            s[..cut].to_string()
+        }
+        _ => s,
+    };
+    Ok(WorkerOutcome {
+        exit_code,
+        end,
+        stdout: cap(out.stdout),
+        stderr: cap(out.stderr),
+        addr: lease.map(Lease::addr),
+        elapsed,
+        cleanup_problems: Vec::new(),
+    })
+}
+
+/// The worker user must exist in the clone (the release): `jexec -U` refuses unknown users. Checked before the
+/// jail starts so the failure names the cause instead of surfacing as the command's exit 1.
+fn check_user(
+    runner: &dyn Runner,
+    path: &str,
+    release: &str,
+    user: &str,
+) -> Result<(), WorkerError> {
+    let passwd = runner
+        .read_file(&format!("{path}/etc/passwd"))
+        .map_err(|source| WorkerError::Run {
+            what: "read the worker's /etc/passwd".into(),
+            source,
+        })?
+        .unwrap_or_default();
+    if passwd.lines().any(|l| l.split(':').next() == Some(user)) {
+        return Ok(());
+    }
+    Err(WorkerError::Spec {
+        field: "user",
+        value: user.to_string(),
+        why: format!(
+            "no such user in release {release}: add it to the release (pw -R PATH useradd) or run as a user it has, e.g. nobody"
+        ),
+    })
+}
+
+/// `jexec -l -U USER NAME [env K=V…] [/bin/sh -c 'cd "$0" && exec "$@"' CWD] argv…` (§7.1: jexec passes the
+/// command's exit status through).
+fn exec_argv(spec: &WorkerSpec) -> Vec<String> {
+    let mut argv = strings(&["jexec", "-l", "-U", &spec.user, &spec.name]);
+    if !spec.env.is_empty() {
+        argv.push("env".into());
+        argv.extend(spec.env.iter().map(|(k, v)| format!("{k}={v}")));
+    }
+    if let Some(cwd) = &spec.cwd {
+        argv.extend(strings(&["/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", cwd]));
+    }
+    argv.extend(spec.argv.iter().cloned());
+    argv
+}
+
+/// Runs `argv` on a helper thread; when `timeout` passes first, `jail -r NAME` kills everything in the jail,
+/// which ends the command, and the run is reported as timed out.
+fn exec_with_timeout(
+    runner: &dyn Runner,
+    name: &str,
+    argv: &[String],
+    timeout: Option<Duration>,
+) -> Result<(Output, bool), RunError> {
+    let Some(timeout) = timeout else {
+        return runner.run(argv).map(|o| (o, false));
+    };
+    std::thread::scope(|s| {
+        let (tx, rx) = mpsc::channel();
+        s.spawn(move || {
+            let _ = tx.send(runner.run(argv));
+        });
+        match rx.recv_timeout(timeout) {
+            Ok(result) => result.map(|o| (o, false)),
+            Err(_) => {
+                let _ = runner.run(&strings(&["jail", "-r", name]));
+                // The scope joins the thread; jail -r has killed the command, so it returns promptly.
+                let out = rx.recv().unwrap_or_else(|_| {
+                    Ok(Output {
+                        status: -1,
+                        ..Default::default()
+                    })
+                })?;
+                Ok((out, true))
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use warden_core::config::load;
+    use warden_host::runner::Call;
+    use warden_host::{RecordingRunner, Runner};
+
+    fn layout() -> Layout {
+        Layout::from_loaded(&load(None, &|_| None, &vec![]).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn spec_is_validated() {
+        let l = layout();
+        let dir = tempfile::tempdir().unwrap();
+        let mut spec = WorkerSpec::new(&l, "w101", &["echo", "hi"], dir.path());
+        assert!(validate(&spec).is_ok());
+        spec.name = "clawdie-w1".into();
+        assert!(matches!(
+            validate(&spec),
+            Err(WorkerError::Spec { field: "name", .. })
+        ));
+        spec.name = "w1".into();
+        spec.argv.clear();
+        assert!(validate(&spec).is_err());
+        let e = validate(&WorkerSpec {
+            cwd: Some("tmp".into()),
+            ..WorkerSpec::new(&l, "w1", &["x"], dir.path())
+        });
+        assert_eq!(e.unwrap_err().exit_code(), exit_codes::INFRASTRUCTURE);
+    }
+
+    #[test]
+    fn exec_argv_passes_env_and_cwd() {
+        let l = layout();
+        let mut spec = WorkerSpec::new(&l, "w1", &["echo", "hi"], "/tmp");
+        assert_eq!(
+            exec_argv(&spec),
+            strings(&["jexec", "-l", "-U", "clawdie", "w1", "echo", "hi"])
+        );
+        spec.env = vec![("A".into(), "1".into())];
+        spec.cwd = Some("/work".into());
+        assert_eq!(
+            exec_argv(&spec),
+            strings(&[
+                "jexec",
+                "-l",
+                "-U",
+                "clawdie",
+                "w1",
+                "env",
+                "A=1",
+                "/bin/sh",
+                "-c",
+                "cd \"$0\" && exec \"$@\"",
+                "/work",
+                "echo",
+                "hi"
+            ])
+        );
+    }
+
+    #[test]
+    fn shared_worker_command_order() {
+        // The recording runner answers every probe with exit 0, so teardown finds "everything" present; what
+        // matters here is the order of the create/run steps between the two teardowns.
+        let l = layout();
+        let dir = tempfile::tempdir().unwrap();
+        let runner = RecordingRunner::new();
+        runner
+            .write_file(
+                "/usr/local/bastille/workers/w1/etc/passwd",
+                0o644,
+                "clawdie:*:1001:1001::/home/clawdie:/bin/sh\n",
+            )
+            .unwrap();
+        let mut spec = WorkerSpec::new(&l, "w1", &["echo", "hi"], dir.path());
+        spec.limits = WorkerLimits {
+            memory_bytes: Some(512 << 20),
+            max_procs: Some(64),
+            timeout: None,
+            output_bytes: None,
+        };
+        let out = run_worker(&runner, &l, &spec).unwrap();
+        assert_eq!((out.exit_code, out.end), (0, WorkerEnd::Exited));
+        let runs: Vec<String> = runner
+            .calls()
+            .into_iter()
+            .filter_map(|c| {
+                if let Call::Run(a) = c {
+                    Some(a.join(" "))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        let pos = |needle: &str| {
+            runs.iter()
+                .position(|r| r == needle)
+                .unwrap_or_else(|| panic!("{needle} not in {runs:#?}"))
+        };
+        let clone = pos("zfs clone -p zroot/clawdie-runtime/releases/15.0-RELEASE@warden-worker zroot/clawdie-runtime/workers/w1");
+        let start = pos("jail -c name=w1 path=/usr/local/bastille/workers/w1 host.hostname=w1 persist enforce_statfs=2 mount.devfs securelevel=2 exec.clean devfs_ruleset=4 ip4=inherit ip6=inherit");
+        let mem = pos("rctl -a jail:w1:memoryuse:deny=536870912");
+        let exec = pos("jexec -l -U clawdie w1 echo hi");
+        let last_remove = runs.iter().rposition(|r| r == "jail -r w1").unwrap();
+        let last_destroy = runs
+            .iter()
+            .rposition(|r| r == "zfs destroy -r zroot/clawdie-runtime/workers/w1")
+            .unwrap();
+        assert!(
+            clone < start
+                && start < mem
+                && mem < exec
+                && exec < last_remove
+                && last_remove < last_destroy,
+            "{runs:#?}"
+        );
+        assert!(
+            !runs.iter().any(|r| r.starts_with("ifconfig epair")),
+            "a shared worker has no epair"
+        );
+    }
+}

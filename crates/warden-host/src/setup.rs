@@ -1,0 +1,111 @@
+//! The setup flow: plan → apply (journaled) → observe again and confirm nothing is left for the chosen steps.
+//!
+//! The last part is not optional: Bastille's exit codes lie (reference/bastille.md §4.1, §8.2), so "every action
+//! exited 0" proves little; only a fresh observation that plans nothing proves the host converged.
+
+use crate::apply::{apply, ApplyError, Progress};
+use crate::backend::{Backend, HostError};
+use crate::journal::{Journal, JournalError};
+use warden_core::{Layout, Plan, Step};
+
+/// What a setup run did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetupReport {
+    /// One sentence per earlier run that was interrupted (resumed by this one).
+    pub resumed: Vec<String>,
+    /// The plan that was applied (already filtered to the chosen steps).
+    pub plan: Plan,
+    /// The journal's id of this run.
+    pub run: i64,
+    /// How many actions ran.
+    pub applied: usize,
+}
+
+/// Why setup stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// Observing or planning failed.
+    #[error("failed to plan setup: {0}")]
+    Plan(#[source] HostError),
+    /// An action failed; the journal holds where.
+    #[error("{0}")]
+    Apply(#[from] ApplyError),
+    /// The journal could not be read.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// Every action ran, yet the host still differs (a tool reported success falsely).
+    #[error("setup ran every action but the host still differs in {count} place(s):\n{remaining}\n  fix: the tools above reported success without doing it; check their logs and run `warden setup` again")]
+    NotConverged {
+        /// How many actions a fresh plan still has.
+        count: usize,
+        /// Those actions, one per line.
+        remaining: String,
+    },
+}
+
+/// Keeps the actions of `steps` (all steps when `steps` is empty).
+pub fn filter_steps(mut plan: Plan, steps: &[Step]) -> Plan {
+    if !steps.is_empty() {
+        plan.actions.retain(|a| steps.contains(&a.step));
+    }
+    plan
+}
+
+/// Reports the runs the journal shows as interrupted, in the words the operator sees.
+pub fn interrupted_runs(journal: &Journal) -> Result<Vec<String>, JournalError> {
+    let mut out = Vec::new();
+    for (run, last) in journal.interrupted()? {
+        out.push(match last {
+            Some(e) if e.state == "started" => format!(
+                "resuming after an interrupted run: action {} ({}) was started but not confirmed",
+                e.seq + 1,
+                e.summary
+            ),
+            Some(e) => format!(
+                "resuming after an interrupted run: it stopped after action {} ({}), which was {}",
+                e.seq + 1,
+                e.summary,
+                e.state
+            ),
+            None => {
+                format!("resuming after an interrupted run ({run}) that had not started any action")
+            }
+        });
+    }
+    Ok(out)
+}
+
+/// Plans `steps` (all when empty) on `backend`, applies them, and confirms a second plan is empty.
+pub fn setup(
+    backend: &dyn Backend,
+    layout: &Layout,
+    steps: &[Step],
+    journal: &Journal,
+    progress: &mut dyn Progress,
+) -> Result<SetupReport, SetupError> {
+    let resumed = interrupted_runs(journal)?;
+    for line in &resumed {
+        tracing::warn!("{line}");
+    }
+    let plan = filter_steps(backend.plan(layout).map_err(SetupError::Plan)?, steps);
+    let report = apply(&plan, backend.runner(), journal, backend.name(), progress)?;
+    let again = filter_steps(backend.plan(layout).map_err(SetupError::Plan)?, steps);
+    if !again.is_empty() {
+        let remaining = again
+            .actions
+            .iter()
+            .map(|a| format!("  - [{}] {}", a.step, a.summary))
+            .collect::<Vec<_>>()
+            .join("\n");
+        return Err(SetupError::NotConverged {
+            count: again.actions.len(),
+            remaining,
+        });
+    }
+    Ok(SetupReport {
+        resumed,
+        plan,
+        run: report.run,
+        applied: report.applied,
+    })
+}

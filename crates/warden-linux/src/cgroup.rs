@@ -1,0 +1,314 @@
+//! Resource limits of one worker through cgroups, v1 (this machine: one hierarchy per
+//! controller) or v2 (unified). The cgroup root is a parameter so tests can point it elsewhere.
+//!
+//! Layout: v1 `<root>/<controller>/warden/<name>` for memory, pids and cpu;
+//! v2 `<root>/warden/<name>`.
+
+use std::fs;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::spec::Limits;
+
+/// Which cgroup interface the root offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CgroupVersion {
+    V1,
+    V2,
+}
+
+/// The v1 controllers a worker is placed in.
+const V1_CONTROLLERS: [&str; 3] = ["memory", "pids", "cpu"];
+
+const PARENT: &str = "warden";
+
+/// Detects the interface: a unified root has `cgroup.controllers` at its top.
+pub fn detect(root: &Path) -> CgroupVersion {
+    if root.join("cgroup.controllers").exists() {
+        CgroupVersion::V2
+    } else {
+        CgroupVersion::V1
+    }
+}
+
+/// The directories a worker called `name` uses (known before creating them, so they can be
+/// recorded first).
+pub fn paths_for(root: &Path, name: &str) -> Vec<PathBuf> {
+    match detect(root) {
+        CgroupVersion::V2 => vec![root.join(PARENT).join(name)],
+        CgroupVersion::V1 => V1_CONTROLLERS
+            .iter()
+            .map(|c| root.join(c).join(PARENT).join(name))
+            .filter(|p| p.parent().and_then(Path::parent).is_some_and(Path::exists))
+            .collect(),
+    }
+}
+
+/// A worker's cgroup(s).
+#[derive(Debug)]
+pub struct Cgroup {
+    pub version: CgroupVersion,
+    pub paths: Vec<PathBuf>,
+}
+
+fn write(path: &Path, value: &str) -> Result<()> {
+    fs::write(path, value).map_err(|e| Error::io("write", path, e))
+}
+
+fn mkdir_parent(dir: &Path) -> Result<()> {
+    match fs::create_dir(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(Error::io("create cgroup", dir, e)),
+    }
+}
+
+impl Cgroup {
+    /// Creates the worker's cgroups and writes its limits. A leftover directory of the same
+    /// name (a crashed run; the caller holds the name) is removed first.
+    pub fn create(root: &Path, name: &str, limits: &Limits) -> Result<Cgroup> {
+        let version = detect(root);
+        let paths = paths_for(root, name);
+        if version == CgroupVersion::V2 {
+            // Controllers must be enabled down the tree; "cpu" may be missing, so one at a time.
+            let parent = root.join(PARENT);
+            mkdir_parent(&parent)?;
+            for ctl in ["+memory", "+pids", "+cpu"] {
+                let _ = fs::write(root.join("cgroup.subtree_control"), ctl);
+                let _ = fs::write(parent.join("cgroup.subtree_control"), ctl);
+            }
+        }
+        for p in &paths {
+            if let Some(parent) = p.parent() {
+                mkdir_parent(parent)?;
+            }
+            match fs::create_dir(p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                    remove_dir(p)?;
+                    fs::create_dir(p).map_err(|e| Error::io("create cgroup", p, e))?;
+                }
+                Err(e) => return Err(Error::io("create cgroup", p, e)),
+            }
+        }
+        let cg = Cgroup { version, paths };
+        cg.set_limits(limits)?;
+        Ok(cg)
+    }
+
+    fn dir(&self, controller: &str) -> Option<&Path> {
+        match self.version {
+            CgroupVersion::V2 => self.paths.first().map(PathBuf::as_path),
+            CgroupVersion::V1 => self
+                .paths
+                .iter()
+                .find(|p| {
+                    p.parent().and_then(Path::parent).and_then(Path::file_name)
+                        == Some(controller.as_ref())
+                })
+                .map(PathBuf::as_path),
+        }
+    }
+
+    fn set_limits(&self, limits: &Limits) -> Result<()> {
+        // A limit asked for but impossible to enforce is an error, never a silently unlimited worker
+        // (e.g. `ip netns exec` remounts /sys and hides /sys/fs/cgroup).
+        for (wanted, controller) in [
+            (limits.memory_bytes.is_some(), "memory"),
+            (limits.max_pids.is_some(), "pids"),
+            (limits.cpu.is_some(), "cpu"),
+        ] {
+            if wanted && self.dir(controller).is_none() {
+                return Err(Error::Setup {
+                    name: "cgroups".into(),
+                    message: format!(
+                        "the {controller} cgroup controller is not mounted under the cgroup root, so the {controller} limit cannot be enforced; fix: mount it (cgroup v1: /sys/fs/cgroup/{controller}), and do not run warden under `ip netns exec`, which hides /sys/fs/cgroup (use `nsenter --net=/run/netns/NAME`)"
+                    ),
+                });
+            }
+        }
+        if let (Some(bytes), Some(dir)) = (limits.memory_bytes, self.dir("memory")) {
+            match self.version {
+                CgroupVersion::V1 => {
+                    write(&dir.join("memory.limit_in_bytes"), &bytes.to_string())?;
+                    // Without swap accounting the file is absent; with it, forbid swapping past the limit.
+                    let memsw = dir.join("memory.memsw.limit_in_bytes");
+                    if memsw.exists() {
+                        write(&memsw, &bytes.to_string())?;
+                    }
+                }
+                CgroupVersion::V2 => {
+                    write(&dir.join("memory.max"), &bytes.to_string())?;
+                    let swap = dir.join("memory.swap.max");
+                    if swap.exists() {
+                        write(&swap, "0")?;
+                    }
+                }
+            }
+        }
+        if let (Some(max), Some(dir)) = (limits.max_pids, self.dir("pids")) {
+            write(&dir.join("pids.max"), &max.to_string())?;
+        }
+        if let (Some(cpu), Some(dir)) = (limits.cpu, self.dir("cpu")) {
+            if cpu.is_finite() && cpu > 0.0 {
+                let period: u64 = 100_000;
+                let quota = ((cpu * period as f64) as u64).max(1000);
+                match self.version {
+                    CgroupVersion::V1 => {
+                        write(&dir.join("cpu.cfs_period_us"), &period.to_string())?;
+                        write(&dir.join("cpu.cfs_quota_us"), &quota.to_string())?;
+                    }
+                    CgroupVersion::V2 => write(&dir.join("cpu.max"), &format!("{quota} {period}"))?,
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves process `pid` into every cgroup of the worker.
+    pub fn add(&self, pid: i32) -> Result<()> {
+        for p in &self.paths {
+            write(&p.join("cgroup.procs"), &pid.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// How many processes the kernel's OOM killer killed in this cgroup.
+    pub fn oom_kills(&self) -> u64 {
+        match (self.version, self.dir("memory")) {
+            (CgroupVersion::V1, Some(d)) => read_key(&d.join("memory.oom_control"), "oom_kill"),
+            (CgroupVersion::V2, Some(d)) => read_key(&d.join("memory.events"), "oom_kill"),
+            _ => 0,
+        }
+    }
+
+    /// How many forks were refused because pids.max was reached.
+    pub fn pids_max_hits(&self) -> u64 {
+        self.dir("pids")
+            .map(|d| read_key(&d.join("pids.events"), "max"))
+            .unwrap_or(0)
+    }
+
+    /// Removes the cgroups, killing whatever is still inside.
+    pub fn remove(&self) -> Result<()> {
+        let mut first_err = None;
+        for p in &self.paths {
+            if let Err(e) = remove_dir(p) {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+}
+
+/// Reads `key N` from a flat keyed cgroup file; 0 when absent.
+fn read_key(path: &Path, key: &str) -> u64 {
+    let Ok(text) = fs::read_to_string(path) else {
+        return 0;
+    };
+    text.lines()
+        .filter_map(|l| l.split_once(' '))
+        .find(|(k, _)| *k == key)
+        .and_then(|(_, v)| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Kills every process listed in a cgroup directory.
+pub fn kill_all(dir: &Path) {
+    // v2 (5.14+) kills the whole subtree atomically.
+    let kill = dir.join("cgroup.kill");
+    if kill.exists() && fs::write(&kill, "1").is_ok() {
+        return;
+    }
+    if let Ok(procs) = fs::read_to_string(dir.join("cgroup.procs")) {
+        for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+            // SAFETY: kill(2) has no memory-safety preconditions.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+}
+
+/// Removes one cgroup directory; a process that is exiting keeps it busy for a moment, so
+/// busy directories are killed and retried for up to two seconds. A missing one is fine.
+pub fn remove_dir(dir: &Path) -> Result<()> {
+    let start = Instant::now();
+    let mut delay = Duration::from_micros(200);
+    loop {
+        match fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+            Err(e)
+                if start.elapsed() < Duration::from_secs(2)
+                    && e.raw_os_error() == Some(libc::EBUSY) =>
+            {
+                kill_all(dir);
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(Duration::from_millis(20));
+            }
+            Err(e) => return Err(Error::io("remove cgroup", dir, e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_v1_and_v2_by_root_contents() {
+        let v1 = tempfile::tempdir().unwrap();
+        fs::create_dir(v1.path().join("memory")).unwrap();
+        fs::create_dir(v1.path().join("pids")).unwrap();
+        assert_eq!(detect(v1.path()), CgroupVersion::V1);
+        let paths = paths_for(v1.path(), "w1");
+        // cpu is not mounted in this fake tree, so it is skipped.
+        assert_eq!(
+            paths,
+            vec![
+                v1.path().join("memory/warden/w1"),
+                v1.path().join("pids/warden/w1")
+            ]
+        );
+        let v2 = tempfile::tempdir().unwrap();
+        fs::write(v2.path().join("cgroup.controllers"), "memory pids cpu\n").unwrap();
+        assert_eq!(detect(v2.path()), CgroupVersion::V2);
+        assert_eq!(
+            paths_for(v2.path(), "w1"),
+            vec![v2.path().join("warden/w1")]
+        );
+    }
+
+    #[test]
+    fn writes_v2_limits_into_a_fake_tree() {
+        let v2 = tempfile::tempdir().unwrap();
+        fs::write(v2.path().join("cgroup.controllers"), "memory pids cpu\n").unwrap();
+        let limits = Limits {
+            memory_bytes: Some(1 << 20),
+            max_pids: Some(7),
+            cpu: Some(0.5),
+            timeout_ms: None,
+            output_bytes: None,
+        };
+        let cg = Cgroup::create(v2.path(), "w1", &limits).unwrap();
+        let dir = v2.path().join("warden/w1");
+        assert_eq!(
+            fs::read_to_string(dir.join("memory.max")).unwrap(),
+            "1048576"
+        );
+        assert_eq!(fs::read_to_string(dir.join("pids.max")).unwrap(), "7");
+        assert_eq!(
+            fs::read_to_string(dir.join("cpu.max")).unwrap(),
+            "50000 100000"
+        );
+        fs::write(
+            dir.join("memory.events"),
+            "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n",
+        )
+        .unwrap();
+        fs::write(dir.join("pids.events"), "max 4\n").unwrap();
+        assert_eq!(cg.oom_kills(), 1);
+        assert_eq!(cg.pids_max_hits(), 4);
+    }
+}

@@ -1,0 +1,730 @@
+//! The helper: `<exe> __worker <spec-json> <start-us>`, a small single-threaded process that
+//! `run` re-execs for every worker (forking from a multi-threaded caller is unsafe).
+//!
+//! It owns the worker from start to end: record, cgroups, clone of the init, veth, the wait
+//! (limits, output pumping), and — after it has sent the outcome — the teardown, which is
+//! therefore off the caller's critical path.
+//!
+//! Descriptors: 0 is the worker's stdin; 1/2 receive the worker's output (pumped, counted);
+//! 3 is the report pipe to `run`; 4 is the lifeline (EOF/HUP = the caller is gone: kill).
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+use nix::sched::CloneFlags;
+use serde::{Deserialize, Serialize};
+
+use crate::cgroup::{self, Cgroup};
+use crate::error::{Error, Result};
+use crate::mounts;
+use crate::namespaces::{self, mono_us, InitFds};
+use crate::netlink::Netlink;
+use crate::reaper;
+use crate::record::{self, Record};
+use crate::spec::{ExitKind, LimitKind, NetworkMode, Outcome, Timings, WorkerSpec};
+use crate::veth;
+
+/// The argv[1] that selects the helper.
+pub const HELPER_ARG: &str = "__worker";
+pub(crate) const REPORT_FD: RawFd = 3;
+pub(crate) const LIFELINE_FD: RawFd = 4;
+/// How often a jail's supervisor checks that the jail's directory still exists.
+const JAIL_DIR_CHECK_MS: i64 = 1000;
+
+/// What the helper tells `run`.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Report {
+    Done(Outcome),
+    /// A persistent jail is up; its helper stays as its supervisor.
+    Started(Started),
+    /// Another live worker holds the name (kept apart: callers may retry with another name).
+    NameInUse,
+    Failed(String),
+}
+
+/// Entry of the re-exec'd helper; call it when `argv[1] == "__worker"`. Never returns.
+pub fn helper_main() -> ! {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(2).map(String::as_str) == Some(crate::jail_exec::EXEC_ARG) {
+        crate::jail_exec::exec_main(args.get(3).map(String::as_str));
+    }
+    for sig in [
+        libc::SIGINT,
+        libc::SIGTERM,
+        libc::SIGHUP,
+        libc::SIGQUIT,
+        libc::SIGPIPE,
+    ] {
+        // The caller decides the worker's fate (lifeline); terminal signals must not kill the
+        // helper half-way and leave resources behind.
+        // SAFETY: setting a disposition to SIG_IGN.
+        unsafe { libc::signal(sig, libc::SIG_IGN) };
+    }
+    for fd in [REPORT_FD, LIFELINE_FD] {
+        // Keep these out of the worker.
+        // SAFETY: fcntl on a descriptor number; fails harmlessly if it is not open.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    let started = mono_us();
+    let caller_start: u64 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(started);
+    let spec: std::result::Result<WorkerSpec, String> = args
+        .get(2)
+        .ok_or_else(|| "missing spec argument".to_string())
+        .and_then(|s| serde_json::from_str(s).map_err(|e| format!("failed to decode spec: {e}")));
+    if spec.as_ref().is_ok_and(|s| s.persistent.is_some()) {
+        detach();
+    }
+    let (report, helper) = match spec {
+        Err(msg) => (Report::Failed(msg), None),
+        Ok(spec) => {
+            let mut h = Helper::new(spec, started);
+            h.timings.spawn_us = started.saturating_sub(caller_start);
+            let r = match h.run() {
+                Ok(mut o) => {
+                    o.timings.report_us = mono_us() - started;
+                    Report::Done(o)
+                }
+                Err(Error::NameInUse { .. }) => Report::NameInUse,
+                Err(e) => Report::Failed(error_chain(&e)),
+            };
+            (r, Some(h))
+        }
+    };
+    // Close our copies of the output so the caller sees EOF, then report.
+    if let Ok(null) = File::options().write(true).open("/dev/null") {
+        // SAFETY: dup2 onto our own stdout/stderr.
+        unsafe {
+            libc::dup2(null.as_raw_fd(), 1);
+            libc::dup2(null.as_raw_fd(), 2);
+        }
+    }
+    // SAFETY: fd 3 is the report pipe the caller set up; if absent, the write fails harmlessly.
+    let mut out = unsafe { File::from_raw_fd(REPORT_FD) };
+    let _ = out.write_all(&serde_json::to_vec(&report).unwrap_or_default());
+    drop(out);
+    // SAFETY: the lifeline is no longer needed.
+    unsafe { libc::close(LIFELINE_FD) };
+    let code = match helper {
+        // A helper that lost the name owns nothing and must not touch the winner's record.
+        Some(_) if matches!(report, Report::NameInUse) => 0,
+        Some(mut h) => match h.teardown() {
+            Ok(()) => 0,
+            Err(_) => 1,
+        },
+        None => 2,
+    };
+    std::process::exit(code)
+}
+
+/// A jail's helper outlives the command that started it, as the jail's supervisor: fork so the
+/// caller reaps its child at once and the supervisor is adopted by init, in a session of its own
+/// (no terminal signals). The report pipe goes with the supervisor.
+fn detach() {
+    // SAFETY: the helper is single-threaded; the parent leaves with _exit at once.
+    match unsafe { libc::fork() } {
+        0 => {
+            // SAFETY: setsid in the new child, which is not a group leader; then fd 4 (no
+            // lifeline here) is taken by /dev/null so no pipe lands on the number the init
+            // closes as the lifeline.
+            unsafe {
+                libc::setsid();
+                if libc::fcntl(LIFELINE_FD, libc::F_GETFD) < 0 {
+                    let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+                    if null >= 0 && null != LIFELINE_FD {
+                        libc::dup3(null, LIFELINE_FD, libc::O_CLOEXEC);
+                        libc::close(null);
+                    }
+                }
+            }
+        }
+        pid if pid > 0 => {
+            // SAFETY: leaving without destructors; the child owns everything now.
+            unsafe { libc::_exit(0) }
+        }
+        _ => {} // fork failed: supervise from here, still correct, only not detached.
+    }
+}
+
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        msg.push_str(&format!(": {s}"));
+        src = s.source();
+    }
+    msg
+}
+
+/// What a jail's helper reports once the jail is up: who holds it, for `jail.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Started {
+    /// The supervising helper.
+    pub owner_pid: i32,
+    pub owner_start: u64,
+    /// The jail's init: pid 1 of its namespaces, the target of `setns` and SIGTERM.
+    pub init_pid: i32,
+    pub init_start: u64,
+    pub cgroups: Vec<std::path::PathBuf>,
+    pub veth: Option<String>,
+    pub timings: Timings,
+}
+
+struct Helper {
+    spec: WorkerSpec,
+    started: u64,
+    timings: Timings,
+    record: Option<Record>,
+    cgroup: Option<Cgroup>,
+    init_pid: Option<i32>,
+    reaped: bool,
+    veth_created: bool,
+    nl: Option<Netlink>,
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::sys("create a pipe", e))
+}
+
+fn set_nonblocking(fd: RawFd) {
+    // SAFETY: fcntl flag update on a descriptor we own.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
+    }
+}
+
+impl Helper {
+    fn new(spec: WorkerSpec, started: u64) -> Self {
+        Helper {
+            spec,
+            started,
+            timings: Timings::default(),
+            record: None,
+            cgroup: None,
+            init_pid: None,
+            reaped: false,
+            veth_created: false,
+            nl: None,
+        }
+    }
+
+    fn run(&mut self) -> Result<Outcome> {
+        self.spec.validate()?;
+        let vnet = match &self.spec.network {
+            NetworkMode::Vnet(v) => Some(v.clone()),
+            _ => None,
+        };
+        if let Some(path) = vnet.as_ref().and_then(|v| v.host_netns.as_ref()) {
+            // Single-threaded process: joining the bridge's namespace here affects only us.
+            veth::enter_netns(path)?;
+        }
+        self.claim_record(vnet.is_some())?;
+        std::fs::create_dir_all(mounts::mount_base(&self.spec.state_dir)).map_err(|e| {
+            Error::io(
+                "create directory",
+                mounts::mount_base(&self.spec.state_dir),
+                e,
+            )
+        })?;
+        let t_rec = mono_us();
+
+        let (go_r, go_w) = pipe()?;
+        let (status_r, status_w) = pipe()?;
+        let (out_r, out_w) = pipe()?;
+        let (err_r, err_w) = pipe()?;
+        let (exit_r, exit_w) = pipe()?;
+        let fds = InitFds {
+            go_r: go_r.as_raw_fd(),
+            status_w: status_w.as_raw_fd(),
+            exit_w: exit_w.as_raw_fd(),
+            stdout_w: out_w.as_raw_fd(),
+            stderr_w: err_w.as_raw_fd(),
+        };
+        let helper_ends = [
+            go_w.as_raw_fd(),
+            status_r.as_raw_fd(),
+            out_r.as_raw_fd(),
+            err_r.as_raw_fd(),
+            exit_r.as_raw_fd(),
+        ];
+        let mut flags = CloneFlags::CLONE_NEWNS
+            | CloneFlags::CLONE_NEWPID
+            | CloneFlags::CLONE_NEWUTS
+            | CloneFlags::CLONE_NEWIPC;
+        if self.spec.network != NetworkMode::Shared {
+            flags |= CloneFlags::CLONE_NEWNET;
+        }
+        let spec = &self.spec;
+        let mut stack = vec![0u8; 1 << 20];
+        // SAFETY: this process is single-threaded, so the child (a copy of it, no shared
+        // memory) may allocate and run ordinary Rust until it execs.
+        let pid = unsafe {
+            nix::sched::clone(
+                Box::new(move || {
+                    // The init outlives the command: it must not hold the report pipe, the
+                    // lifeline or the helper's stdout/stderr, or the caller would wait for its
+                    // exit (the kernel's namespace teardown) to see them close.
+                    for fd in helper_ends.into_iter().chain([REPORT_FD, LIFELINE_FD]) {
+                        libc::close(fd);
+                    }
+                    libc::dup2(fds.stdout_w, 1);
+                    libc::dup2(fds.stderr_w, 2);
+                    namespaces::init_main(spec, fds)
+                }),
+                &mut stack,
+                flags,
+                Some(libc::SIGCHLD),
+            )
+        }
+        .map_err(|e| Error::sys("clone the worker's init", e))?;
+        drop((go_r, status_w, out_w, err_w, exit_w));
+        let pid_raw = pid.as_raw();
+        self.init_pid = Some(pid_raw);
+        let t_clone = mono_us();
+        self.timings.clone_us = t_clone - t_rec;
+        if let Some(rec) = self.record.as_mut() {
+            rec.init_pid = Some(pid_raw);
+            rec.init_start = record::process_start(pid_raw);
+            rec.update(&self.spec.state_dir)?;
+        }
+        // Cgroups are made while the init builds its root on the other core; it runs nothing
+        // of the worker's before it is inside them (it waits for "go").
+        let cg = Cgroup::create(&self.spec.cgroup_root, &self.spec.name, &self.spec.limits)?;
+        cg.add(pid_raw)?;
+        self.cgroup = Some(cg);
+        let t_cg = mono_us();
+        self.timings.cgroup_us = t_cg - t_clone;
+        if let Some(v) = &vnet {
+            let nl = self.nl.insert(Netlink::open()?);
+            self.veth_created = true;
+            veth::create(nl, v, &self.spec.name, pid_raw as u32)?;
+            self.timings.net_host_us = mono_us() - t_cg;
+        }
+        // Go: the init may now configure its network and exec.
+        // If the init already failed, the write fails (EPIPE) and its status says why.
+        let go_result = File::from(go_w).write_all(b"g");
+        let mut status = String::new();
+        File::from(status_r)
+            .read_to_string(&mut status)
+            .map_err(|e| Error::sys("read the worker's init status", e))?;
+        let exec_at = self.parse_status(&status)?;
+        go_result.map_err(|e| Error::sys("signal the worker's init", e))?;
+        self.timings.exec_us = exec_at.saturating_sub(self.started);
+        if self.spec.persistent.is_some() {
+            self.report_started(pid_raw);
+        }
+        let outcome = self.wait(pid_raw, out_r, err_r, exit_r)?;
+        Ok(outcome)
+    }
+
+    /// Tells the caller the jail is up, then detaches from the report pipe (fd 3 stays taken by
+    /// /dev/null, so no later descriptor lands on it and receives the final report).
+    fn report_started(&mut self, init_pid: i32) {
+        let rec = self.record.clone().unwrap_or_default();
+        self.timings.report_us = mono_us() - self.started;
+        let started = Started {
+            owner_pid: rec.owner_pid,
+            owner_start: rec.owner_start,
+            init_pid,
+            init_start: rec.init_start.unwrap_or(0),
+            cgroups: rec.cgroups,
+            veth: rec.veth,
+            timings: self.timings.clone(),
+        };
+        // SAFETY: fd 3 is the report pipe the caller set up; if absent, the write fails harmlessly.
+        let mut out = std::mem::ManuallyDrop::new(unsafe { File::from_raw_fd(REPORT_FD) });
+        let _ = out.write_all(&serde_json::to_vec(&Report::Started(started)).unwrap_or_default());
+        if let Ok(null) = File::options().read(true).write(true).open("/dev/null") {
+            // SAFETY: replacing our own descriptor 3.
+            unsafe { libc::dup2(null.as_raw_fd(), REPORT_FD) };
+        }
+    }
+
+    fn claim_record(&mut self, vnet: bool) -> Result<()> {
+        let me = std::process::id() as i32;
+        let rec = Record {
+            name: self.spec.name.clone(),
+            owner_pid: me,
+            owner_start: record::process_start(me).unwrap_or(0),
+            init_pid: None,
+            init_start: None,
+            cgroups: cgroup::paths_for(&self.spec.cgroup_root, &self.spec.name),
+            veth: vnet.then(|| veth::host_ifname(&self.spec.name)),
+            host_netns: match &self.spec.network {
+                NetworkMode::Vnet(v) => v.host_netns.clone(),
+                _ => None,
+            },
+            dirs: Vec::new(),
+        };
+        let path = record::record_path(&self.spec.state_dir, &self.spec.name);
+        match rec.create(&self.spec.state_dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let old = Record::load(&path)?;
+                if old.owner_alive() {
+                    return Err(Error::NameInUse {
+                        name: self.spec.name.clone(),
+                    });
+                }
+                // A crashed run left it: clean up what it held, then claim the name.
+                reaper::reap_record(&self.spec.state_dir, &old)?;
+                rec.create(&self.spec.state_dir)
+                    .map_err(|e| Error::io("create", &path, e))?;
+            }
+            Err(e) => return Err(Error::io("create", &path, e)),
+        }
+        self.record = Some(rec);
+        Ok(())
+    }
+
+    fn parse_status(&mut self, status: &str) -> Result<u64> {
+        let mut exec_at = None;
+        for line in status.lines() {
+            if let Some(rest) = line.strip_prefix("T ") {
+                let v: Vec<u64> = rest.split(' ').filter_map(|x| x.parse().ok()).collect();
+                if v.len() == 3 {
+                    self.timings.mounts_us = v[0];
+                    self.timings.net_worker_us = v[1];
+                    exec_at = Some(v[2]);
+                }
+            } else if let Some(msg) = line.strip_prefix("E ") {
+                return Err(Error::Setup {
+                    name: self.spec.name.clone(),
+                    message: msg.to_string(),
+                });
+            }
+        }
+        exec_at.ok_or_else(|| Error::Setup {
+            name: self.spec.name.clone(),
+            message: "the worker's init died before exec".into(),
+        })
+    }
+
+    /// Pumps output and enforces limits until the command ends (the init reports its status)
+    /// or the init dies (killed at a limit); returns the outcome. The init's own exit — and
+    /// with it the kernel's namespace teardown — is left to `teardown`.
+    fn wait(
+        &mut self,
+        pid: i32,
+        out_r: OwnedFd,
+        err_r: OwnedFd,
+        exit_r: OwnedFd,
+    ) -> Result<Outcome> {
+        let exec_at = self.started + self.timings.exec_us;
+        // SAFETY: pidfd_open on our own child.
+        let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as RawFd;
+        if pidfd < 0 {
+            return Err(Error::sys(
+                "open a pidfd for the worker",
+                std::io::Error::last_os_error(),
+            ));
+        }
+        // SAFETY: the pidfd was just created and is owned here.
+        let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+        set_nonblocking(out_r.as_raw_fd());
+        set_nonblocking(err_r.as_raw_fd());
+        let limits = self.spec.limits.clone();
+        let deadline = limits.timeout_ms.map(|ms| self.started + ms * 1000);
+        // OOM and pids.max are checked by polling the cgroup counters at this interval. A jail
+        // lives on when one of its processes meets a limit (the kernel refuses or kills that one),
+        // and has no lifeline: it outlives the command that started it.
+        let jail = self.spec.persistent.is_some();
+        let check = (!jail && (limits.memory_bytes.is_some() || limits.max_pids.is_some()))
+            .then_some(10u64);
+        let lifeline_open = !jail && {
+            // SAFETY: F_GETFD only inspects the descriptor.
+            unsafe { libc::fcntl(LIFELINE_FD, libc::F_GETFD) >= 0 }
+        };
+        let mut streams = [Some(out_r), Some(err_r)];
+        let mut written = [0u64; 2];
+        let mut limit_hit: Option<LimitKind> = None;
+        let mut buf = vec![0u8; 65536];
+        let cap = limits.output_bytes;
+        let mut exit_pipe = Some(File::from(exit_r));
+        let mut command_status: Option<i32> = None;
+        let mut init_dead = false;
+        let mut jail_dir_gone = false;
+        // Ends when the command's status is known and its output is drained, or the init is dead.
+        let mut drain_deadline: Option<u64> = None;
+        loop {
+            let output_open = streams.iter().any(Option::is_some);
+            if init_dead || (command_status.is_some() && !output_open) {
+                break;
+            }
+            if drain_deadline.is_some_and(|d| mono_us() >= d) {
+                break;
+            }
+            let mut pfds = vec![libc::pollfd {
+                fd: pidfd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            }];
+            if let Some(f) = &exit_pipe {
+                pfds.push(libc::pollfd {
+                    fd: f.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                });
+            }
+            for s in streams.iter().flatten() {
+                pfds.push(libc::pollfd {
+                    fd: s.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                });
+            }
+            if lifeline_open {
+                pfds.push(libc::pollfd {
+                    fd: LIFELINE_FD,
+                    events: libc::POLLIN,
+                    revents: 0,
+                });
+            }
+            let now = mono_us();
+            let mut timeout_ms: i64 = -1;
+            if let Some(d) = deadline {
+                timeout_ms = (d.saturating_sub(now) / 1000 + 1) as i64;
+            }
+            if let Some(c) = check {
+                timeout_ms = if timeout_ms < 0 {
+                    c as i64
+                } else {
+                    timeout_ms.min(c as i64)
+                };
+            }
+            if limit_hit.is_some() || drain_deadline.is_some() {
+                timeout_ms = 50;
+            }
+            if jail {
+                timeout_ms = JAIL_DIR_CHECK_MS;
+            }
+            // SAFETY: pfds is a valid array of pollfd for the call.
+            let n = unsafe {
+                libc::poll(
+                    pfds.as_mut_ptr(),
+                    pfds.len() as libc::nfds_t,
+                    timeout_ms as i32,
+                )
+            };
+            if n < 0 {
+                let e = std::io::Error::last_os_error();
+                if e.kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(Error::sys("poll the worker", e));
+            }
+            for p in &pfds[1..] {
+                if p.revents == 0 {
+                    continue;
+                }
+                if p.fd == LIFELINE_FD {
+                    // The caller is gone: nobody wants the result; kill and clean up.
+                    limit_hit.get_or_insert(LimitKind::Timeout);
+                    // SAFETY: signalling our own child.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                    continue;
+                }
+                if exit_pipe.as_ref().is_some_and(|f| f.as_raw_fd() == p.fd) {
+                    let mut line = String::new();
+                    let _ = exit_pipe.take().map(|mut f| f.read_to_string(&mut line));
+                    command_status = line.trim().strip_prefix("X ").and_then(|v| v.parse().ok());
+                    // The init kills what is left right after reporting; allow a moment for
+                    // their output, no more.
+                    drain_deadline = Some(mono_us() + 2_000_000);
+                    continue;
+                }
+                let idx = usize::from(streams[1].as_ref().is_some_and(|s| s.as_raw_fd() == p.fd));
+                if self.pump(
+                    &mut streams,
+                    idx,
+                    &mut buf,
+                    &mut written,
+                    cap,
+                    &mut limit_hit,
+                ) && limit_hit == Some(LimitKind::Output)
+                {
+                    // SAFETY: signalling our own child.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+            }
+            if pfds[0].revents != 0 {
+                init_dead = true;
+            }
+            if jail && !jail_dir_gone && self.spec.persistent.as_ref().is_some_and(|d| !d.exists())
+            {
+                // The jail's directory was removed under it (its state directory deleted): nothing
+                // could start, stop or destroy it any more, so it stops itself.
+                jail_dir_gone = true;
+                // SAFETY: signalling our own child, the jail's init.
+                unsafe { libc::kill(pid, libc::SIGTERM) };
+            }
+            if command_status.is_none() && !init_dead && limit_hit.is_none() {
+                let now = mono_us();
+                let mut kind = None;
+                if deadline.is_some_and(|d| now >= d) {
+                    kind = Some(LimitKind::Timeout);
+                } else if let Some(cg) = &self.cgroup {
+                    if limits.memory_bytes.is_some() && cg.oom_kills() > 0 {
+                        kind = Some(LimitKind::Memory);
+                    } else if limits.max_pids.is_some() && cg.pids_max_hits() > 0 {
+                        kind = Some(LimitKind::Pids);
+                    }
+                }
+                if let Some(k) = kind {
+                    limit_hit = Some(k);
+                    // Killing pid 1 of the namespace kills every process in it.
+                    // SAFETY: signalling our own child.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+            }
+        }
+        let exit_at = mono_us();
+        self.timings.wait_us = exit_at.saturating_sub(exec_at);
+        let mut init_status = None;
+        if init_dead {
+            init_status = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None).ok();
+            self.reaped = true;
+            // Every process of the pid namespace is gone with its init: drain what they wrote.
+            for idx in 0..2 {
+                while self.pump(
+                    &mut streams,
+                    idx,
+                    &mut buf,
+                    &mut written,
+                    cap,
+                    &mut limit_hit,
+                ) {}
+            }
+        }
+        let status = if let Some(k) = limit_hit {
+            ExitKind::Limit(k)
+        } else if self
+            .cgroup
+            .as_ref()
+            .is_some_and(|cg| limits.memory_bytes.is_some() && cg.oom_kills() > 0)
+        {
+            ExitKind::Limit(LimitKind::Memory)
+        } else if self
+            .cgroup
+            .as_ref()
+            .is_some_and(|cg| limits.max_pids.is_some() && cg.pids_max_hits() > 0)
+        {
+            ExitKind::Limit(LimitKind::Pids)
+        } else if let Some(st) = command_status {
+            if libc::WIFSIGNALED(st) {
+                ExitKind::Signaled(libc::WTERMSIG(st))
+            } else {
+                ExitKind::Exited(libc::WEXITSTATUS(st))
+            }
+        } else {
+            match init_status {
+                Some(nix::sys::wait::WaitStatus::Signaled(_, sig, _)) => {
+                    ExitKind::Signaled(sig as i32)
+                }
+                Some(nix::sys::wait::WaitStatus::Exited(_, code)) => ExitKind::Exited(code),
+                _ => ExitKind::Exited(-1),
+            }
+        };
+        self.timings.teardown_us = mono_us() - exit_at;
+        Ok(Outcome {
+            status,
+            stdout_bytes: written[0],
+            stderr_bytes: written[1],
+            timings: self.timings.clone(),
+        })
+    }
+
+    /// Reads once from stream `idx` and forwards to our fd 1 or 2 within the output cap.
+    /// Returns false at EOF or when nothing was available.
+    fn pump(
+        &self,
+        streams: &mut [Option<OwnedFd>; 2],
+        idx: usize,
+        buf: &mut [u8],
+        written: &mut [u64; 2],
+        cap: Option<u64>,
+        limit_hit: &mut Option<LimitKind>,
+    ) -> bool {
+        let Some(fd) = streams[idx].as_ref() else {
+            return false;
+        };
+        // SAFETY: reading into our buffer from a descriptor we own.
+        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n == 0 {
+            streams[idx] = None;
+            return false;
+        }
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::WouldBlock
+                && e.kind() != std::io::ErrorKind::Interrupted
+            {
+                streams[idx] = None;
+            }
+            return false;
+        }
+        let mut n = n as u64;
+        if let Some(cap) = cap {
+            let total = written[0] + written[1];
+            if total + n > cap {
+                n = cap.saturating_sub(total);
+                limit_hit.get_or_insert(LimitKind::Output);
+            }
+        }
+        let mut out = &buf[..n as usize];
+        while !out.is_empty() {
+            // SAFETY: writing our buffer to our own stdout/stderr.
+            let w = unsafe { libc::write(idx as i32 + 1, out.as_ptr().cast(), out.len()) };
+            if w <= 0 {
+                if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                break;
+            }
+            out = &out[w as usize..];
+        }
+        written[idx] += n;
+        true
+    }
+
+    /// Releases everything the worker held. Runs after the outcome was sent.
+    fn teardown(&mut self) -> Result<()> {
+        let mut first_err: Option<Error> = None;
+        if let (Some(pid), false) = (self.init_pid, self.reaped) {
+            // The init is reaping after the command's end, or stuck if setup failed: either way
+            // it is done. Its exit is where the kernel drops the worker's mounts and namespaces.
+            // SAFETY: signalling and reaping our own child.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+        }
+        // The record's list, not `self.cgroup`: a create that failed half-way left some.
+        let cgroups = self
+            .record
+            .as_ref()
+            .map(|r| r.cgroups.clone())
+            .unwrap_or_default();
+        for dir in &cgroups {
+            if let Err(e) = cgroup::remove_dir(dir) {
+                first_err.get_or_insert(e);
+            }
+        }
+        if self.veth_created {
+            let host = veth::host_ifname(&self.spec.name);
+            let nl = match self.nl.take() {
+                Some(nl) => Ok(nl),
+                None => Netlink::open(),
+            };
+            if let Err(e) =
+                nl.and_then(|mut nl| veth::wait_gone(&mut nl, &host, Duration::from_secs(2)))
+            {
+                first_err.get_or_insert(e);
+            }
+        }
+        if self.record.is_some() && first_err.is_none() {
+            Record::remove(&self.spec.state_dir, &self.spec.name)?;
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+}

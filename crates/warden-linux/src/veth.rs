@@ -1,0 +1,104 @@
+//! The worker's link to the bridge: a veth pair `e0a_<name>` (host side, a port of the bridge,
+//! isolated) / `eth0` (created directly inside the worker's network namespace).
+//!
+//! Workers cannot reach each other because every worker port is a bridge port with
+//! `isolated on` (IFLA_BRPORT_ISOLATED): the bridge forwards nothing between two isolated
+//! ports, only between an isolated port and a non-isolated one — the bridge device itself,
+//! which is the gateway (DNS, NAT out). The same as `bridge link set dev e0a_x isolated on`.
+
+use std::os::fd::AsFd;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::netlink::Netlink;
+use crate::spec::Vnet;
+
+/// The interface name inside the worker.
+pub const WORKER_IFNAME: &str = "eth0";
+
+/// Host-side name of a worker's veth.
+pub fn host_ifname(worker: &str) -> String {
+    format!("e0a_{worker}")
+}
+
+/// Creates the pair for worker `name` whose init is `init_pid`. A leftover host side with the
+/// same name (a crashed run; the caller holds the name through its record) is deleted first.
+pub fn create(nl: &mut Netlink, vnet: &Vnet, name: &str, init_pid: u32) -> Result<()> {
+    let bridge = nl.link_index(&vnet.bridge)?.ok_or_else(|| Error::Setup {
+        name: name.to_string(),
+        message: format!("failed to find bridge {}", vnet.bridge),
+    })?;
+    let host = host_ifname(name);
+    let t0 = crate::namespaces::mono_us();
+    match nl.create_veth(&host, bridge, WORKER_IFNAME, init_pid) {
+        Err(Error::Netlink {
+            errno: libc::EEXIST,
+            ..
+        }) => {
+            if let Some(stale) = nl.link_index(&host)? {
+                nl.delete_link(stale)?;
+            }
+            nl.create_veth(&host, bridge, WORKER_IFNAME, init_pid)?;
+        }
+        other => other?,
+    }
+    let t1 = crate::namespaces::mono_us();
+    let index = nl.link_index(&host)?.ok_or_else(|| Error::Setup {
+        name: name.to_string(),
+        message: format!("failed to find {host} after creating it"),
+    })?;
+    let t2 = crate::namespaces::mono_us();
+    nl.set_port_isolated(index)?;
+    tracing::debug!(
+        create_us = t1 - t0,
+        lookup_us = t2 - t1,
+        isolate_us = crate::namespaces::mono_us() - t2,
+        "veth {host} created"
+    );
+    Ok(())
+}
+
+/// Waits for the kernel to destroy the host side (it does so by itself once the worker's
+/// network namespace is gone); deletes it after `patience`. Returns true if it had to delete.
+pub fn wait_gone(nl: &mut Netlink, host: &str, patience: Duration) -> Result<bool> {
+    let start = Instant::now();
+    let mut delay = Duration::from_micros(500);
+    loop {
+        let Some(index) = nl.link_index(host)? else {
+            return Ok(false);
+        };
+        if start.elapsed() >= patience {
+            nl.delete_link(index)?;
+            return Ok(true);
+        }
+        std::thread::sleep(delay);
+        delay = (delay * 2).min(Duration::from_millis(10));
+    }
+}
+
+/// Joins the network namespace at `path` for the rest of this thread's life.
+pub fn enter_netns(path: &Path) -> Result<()> {
+    let f = std::fs::File::open(path).map_err(|e| Error::io("open network namespace", path, e))?;
+    nix::sched::setns(f.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
+        .map_err(|e| Error::sys(format!("enter network namespace {}", path.display()), e))
+}
+
+/// Runs `f` in the network namespace at `path` (or here when `None`). `setns` is per thread,
+/// so from a possibly multi-threaded caller this uses a dedicated thread that ends afterwards.
+pub fn in_netns<T: Send>(path: Option<&Path>, f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
+    let Some(path) = path else { return f() };
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            enter_netns(path)?;
+            f()
+        })
+        .join()
+        .unwrap_or_else(|_| {
+            Err(Error::Setup {
+                name: String::new(),
+                message: "failed to run in a network namespace: the thread panicked".into(),
+            })
+        })
+    })
+}

@@ -1,0 +1,314 @@
+//! `run`: the caller's side of a worker. It re-execs the helper (`<exe> __worker …`), feeds it
+//! the spec, streams the worker's output back and returns the outcome as soon as the helper
+//! reports it — before the helper's teardown, which finishes on its own.
+
+use std::io::Read;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::helper::{Report, Started, HELPER_ARG, LIFELINE_FD, REPORT_FD};
+use crate::namespaces::mono_us;
+use crate::record;
+use crate::spec::{Outcome, WorkerSpec};
+
+static HELPER_EXE: OnceLock<PathBuf> = OnceLock::new();
+
+/// Sets the binary re-exec'd as the helper (default `/proc/self/exe`, i.e. this program, whose
+/// `main` must call [`crate::helper_main`] when `argv[1] == "__worker"`). Tests point it at
+/// their small dispatch binary. Only the first call counts.
+pub fn set_helper_exe(path: impl Into<PathBuf>) {
+    let _ = HELPER_EXE.set(path.into());
+}
+
+pub(crate) fn helper_exe() -> &'static Path {
+    HELPER_EXE.get_or_init(|| PathBuf::from("/proc/self/exe"))
+}
+
+/// Which of the worker's output streams a chunk came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputStream {
+    Stdout,
+    Stderr,
+}
+
+/// The worker's standard streams.
+pub enum Io<'a> {
+    /// The caller's own stdin/stdout/stderr (the CLI).
+    Inherit,
+    /// `stdin` fed to the worker (then closed); output handed to `on_output` as it arrives
+    /// (the server streams it).
+    Stream {
+        stdin: Vec<u8>,
+        on_output: &'a mut dyn FnMut(OutputStream, &[u8]),
+    },
+}
+
+/// Creates a worker, runs `spec.argv` in it, and returns how it ended. The worker is destroyed
+/// by its helper; what is left when this returns is the helper's teardown in flight (cgroup
+/// and veth removal, then the record), which needs no caller — see [`wait_torn_down`].
+pub fn run(spec: &WorkerSpec, io: Io<'_>) -> Result<Outcome> {
+    let started = Instant::now();
+    let start_us = mono_us();
+    spec.validate()?;
+    let json = serde_json::to_string(spec).map_err(|e| Error::Json {
+        op: "encode spec",
+        source: e,
+    })?;
+    let pipe = || {
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::sys("create a pipe", e))
+    };
+    let (report_r, report_w) = pipe()?;
+    let (lifeline_r, lifeline_w) = pipe()?;
+    let mut cmd = Command::new(helper_exe());
+    cmd.arg(HELPER_ARG).arg(&json).arg(start_us.to_string());
+    let (stream, stdin_bytes) = match io {
+        Io::Inherit => {
+            cmd.stdin(Stdio::inherit())
+                .stdout(Stdio::inherit())
+                .stderr(Stdio::inherit());
+            (None, None)
+        }
+        Io::Stream { stdin, on_output } => {
+            cmd.stdin(if stdin.is_empty() {
+                Stdio::null()
+            } else {
+                Stdio::piped()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+            (Some(on_output), Some(stdin))
+        }
+    };
+    let (rw, lr) = (report_w.as_raw_fd(), lifeline_r.as_raw_fd());
+    // SAFETY: only async-signal-safe calls (fcntl, dup2, close) between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            // Move both out of the way first so neither dup2 clobbers the other.
+            let a = libc::fcntl(rw, libc::F_DUPFD_CLOEXEC, 10);
+            let b = libc::fcntl(lr, libc::F_DUPFD_CLOEXEC, 10);
+            if a < 0 || b < 0 || libc::dup2(a, REPORT_FD) < 0 || libc::dup2(b, LIFELINE_FD) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::close(a);
+            libc::close(b);
+            Ok(())
+        });
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| Error::io("start helper", helper_exe(), e))?;
+    drop(report_w);
+    drop(lifeline_r);
+
+    let mut report = Vec::new();
+    let feeder = match (stdin_bytes, child.stdin.take()) {
+        (Some(bytes), Some(mut sink)) if !bytes.is_empty() => Some(std::thread::spawn(move || {
+            use std::io::Write;
+            let _ = sink.write_all(&bytes);
+        })),
+        _ => None,
+    };
+    match stream {
+        None => {
+            std::fs::File::from(report_r)
+                .read_to_end(&mut report)
+                .map_err(|e| Error::sys("read the helper's report", e))?;
+        }
+        Some(on_output) => {
+            let out: Option<OwnedFd> = child.stdout.take().map(OwnedFd::from);
+            let err: Option<OwnedFd> = child.stderr.take().map(OwnedFd::from);
+            pump(out, err, report_r, on_output, &mut report)?;
+        }
+    }
+    if let Some(f) = feeder {
+        let _ = f.join();
+    }
+    drop(lifeline_w);
+    // The helper keeps going (teardown) after reporting; reap it in the background so the
+    // caller does not wait for the kernel's veth destruction. A CLI that exits leaves it to
+    // init, and its work to finish by itself.
+    std::thread::spawn(move || {
+        let _ = child.wait();
+    });
+    match serde_json::from_slice::<Report>(&report) {
+        Ok(Report::Done(mut outcome)) => {
+            outcome.timings.total_us = started.elapsed().as_micros() as u64;
+            Ok(outcome)
+        }
+        Ok(Report::NameInUse) => Err(Error::NameInUse {
+            name: spec.name.clone(),
+        }),
+        Ok(Report::Failed(message)) => Err(Error::Setup {
+            name: spec.name.clone(),
+            message,
+        }),
+        Ok(Report::Started(_)) | Err(_) => Err(Error::Setup {
+            name: spec.name.clone(),
+            message: "failed to get a report: the helper died".into(),
+        }),
+    }
+}
+
+/// Starts a persistent jail (`spec.persistent` set): re-execs the helper, which detaches as the
+/// jail's supervisor (its output appended to `log`), and returns once the jail is up.
+pub(crate) fn start_jail(spec: &WorkerSpec, log: &Path) -> Result<Started> {
+    spec.validate()?;
+    let json = serde_json::to_string(spec).map_err(|e| Error::Json {
+        op: "encode spec",
+        source: e,
+    })?;
+    let (report_r, report_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| Error::sys("create a pipe", e))?;
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(|e| Error::io("open", log, e))?;
+    let err = out.try_clone().map_err(|e| Error::io("open", log, e))?;
+    let mut cmd = Command::new(helper_exe());
+    cmd.arg(HELPER_ARG)
+        .arg(&json)
+        .arg(mono_us().to_string())
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err);
+    let rw = report_w.as_raw_fd();
+    // SAFETY: only async-signal-safe calls (fcntl, dup2, close) between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let a = libc::fcntl(rw, libc::F_DUPFD_CLOEXEC, 10);
+            if a < 0 || libc::dup2(a, REPORT_FD) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::close(a);
+            // No lifeline: the jail outlives this command.
+            libc::close(LIFELINE_FD);
+            Ok(())
+        });
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| Error::io("start helper", helper_exe(), e))?;
+    drop(report_w);
+    let mut report = Vec::new();
+    let read = std::fs::File::from(report_r).read_to_end(&mut report);
+    // The helper forks its supervisor off at once and exits: reaping it does not wait for the jail.
+    let _ = child.wait();
+    read.map_err(|e| Error::sys("read the helper's report", e))?;
+    match serde_json::from_slice::<Report>(&report) {
+        Ok(Report::Started(started)) => Ok(started),
+        Ok(Report::NameInUse) => Err(Error::NameInUse {
+            name: spec.name.clone(),
+        }),
+        Ok(Report::Failed(message)) => Err(Error::Setup {
+            name: spec.name.clone(),
+            message,
+        }),
+        Ok(Report::Done(_)) | Err(_) => Err(Error::Setup {
+            name: spec.name.clone(),
+            message: format!(
+                "failed to get a report: the helper died (see {})",
+                log.display()
+            ),
+        }),
+    }
+}
+
+/// Polls the helper's stdout, stderr and report pipes until all three are closed.
+fn pump(
+    out: Option<OwnedFd>,
+    err: Option<OwnedFd>,
+    report_r: OwnedFd,
+    on_output: &mut dyn FnMut(OutputStream, &[u8]),
+    report: &mut Vec<u8>,
+) -> Result<()> {
+    let mut fds: Vec<(Option<OwnedFd>, Option<OutputStream>)> = vec![
+        (out, Some(OutputStream::Stdout)),
+        (err, Some(OutputStream::Stderr)),
+        (Some(report_r), None),
+    ];
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let mut pfds: Vec<libc::pollfd> = fds
+            .iter()
+            .filter_map(|(fd, _)| fd.as_ref())
+            .map(|fd| libc::pollfd {
+                fd: fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        if pfds.is_empty() {
+            return Ok(());
+        }
+        // SAFETY: pfds is a valid pollfd array.
+        let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, -1) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(Error::sys("poll the helper", e));
+        }
+        for p in pfds.iter().filter(|p| p.revents != 0) {
+            let Some(slot) = fds
+                .iter_mut()
+                .find(|(fd, _)| fd.as_ref().is_some_and(|f| f.as_raw_fd() == p.fd))
+            else {
+                continue;
+            };
+            // SAFETY: reading into our buffer from a descriptor we own.
+            let r = unsafe { libc::read(p.fd, buf.as_mut_ptr().cast(), buf.len()) };
+            if r <= 0 {
+                if r < 0
+                    && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
+                {
+                    continue;
+                }
+                slot.0 = None;
+                continue;
+            }
+            let chunk = &buf[..r as usize];
+            match slot.1 {
+                Some(which) => on_output(which, chunk),
+                None => report.extend_from_slice(chunk),
+            }
+        }
+    }
+}
+
+/// `run` with stdin empty and output collected: `(outcome, stdout, stderr)`.
+pub fn run_captured(spec: &WorkerSpec) -> Result<(Outcome, Vec<u8>, Vec<u8>)> {
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let mut collect = |s: OutputStream, b: &[u8]| match s {
+        OutputStream::Stdout => out.extend_from_slice(b),
+        OutputStream::Stderr => err.extend_from_slice(b),
+    };
+    let outcome = run(
+        spec,
+        Io::Stream {
+            stdin: Vec::new(),
+            on_output: &mut collect,
+        },
+    )?;
+    Ok((outcome, out, err))
+}
+
+/// Waits until the worker `name` is fully torn down (its record is gone). True if it was
+/// within `timeout`. For callers that must know nothing is left (tests, shutdown).
+pub fn wait_torn_down(state_dir: &Path, name: &str, timeout: Duration) -> bool {
+    let path = record::record_path(state_dir, name);
+    let start = Instant::now();
+    while path.exists() {
+        if start.elapsed() > timeout {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    true
+}

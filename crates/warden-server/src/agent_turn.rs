@@ -1,0 +1,129 @@
+//! Agent turns with pi (reference/agent-turn.md): pi installed once (pinned) into
+//! `<state_dir>/pi` and bound read-only at `/opt/pi`; per tenant a workspace
+//! (`<state_dir>/tenants/<t>/workspace` → `/workspace`) and an agent dir with `models.json`,
+//! `settings.json` and the session file (`<state_dir>/tenants/<t>/pi` → `/var/pi`), both
+//! persistent across turns and bound at stable paths because pi stores the cwd in the session.
+
+use std::os::unix::fs::chown;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use warden_agent::{pi_argv, pi_env, write_agent_dir, PiLauncher, PI_PACKAGE};
+use warden_linux::Bind;
+
+use crate::state::App;
+
+/// Where pi's install prefix appears inside a worker.
+pub const PI_MOUNT: &str = "/opt/pi";
+/// The tenant's workspace (pi's cwd) inside a worker.
+pub const WORKSPACE: &str = "/workspace";
+/// The tenant's pi agent dir inside a worker.
+pub const AGENT_DIR: &str = "/var/pi";
+
+/// What a worker needs to run one pi turn for a tenant.
+#[derive(Debug, Clone)]
+pub struct AgentPrep {
+    /// pi's argv (node + cli.js + flags).
+    pub argv: Vec<String>,
+    /// pi's environment.
+    pub env: Vec<(String, String)>,
+    /// The pi install, workspace and agent dir.
+    pub binds: Vec<Bind>,
+    /// The workspace.
+    pub cwd: PathBuf,
+}
+
+/// The host directory of a tenant.
+pub fn tenant_dir(state_dir: &Path, tenant: &str) -> PathBuf {
+    state_dir.join("tenants").join(tenant)
+}
+
+/// Installs pi on first use (all turns share the result, success or failure).
+pub async fn ensure_pi(app: &Arc<App>) -> Result<PathBuf, String> {
+    let pi_dir = app.opts.pi_dir();
+    let version = app.opts.agent.version.clone();
+    app.pi
+        .get_or_init(|| async move {
+            tracing::info!(dir = %pi_dir.display(), %version, "installing pi");
+            let r =
+                tokio::task::spawn_blocking(move || warden_agent::install_pi(&pi_dir, &version))
+                    .await;
+            match r {
+                Ok(Ok(cli)) => Ok(cli),
+                Ok(Err(e)) => Err(format!("failed to install pi: {e}")),
+                Err(e) => Err(format!("pi install thread failed: {e}")),
+            }
+        })
+        .await
+        .clone()
+}
+
+fn mkdir_owned(dir: &Path, owner: (u32, u32)) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("failed to create {}: {e}", dir.display()))?;
+    chown(dir, Some(owner.0), Some(owner.1))
+        .map_err(|e| format!("failed to chown {}: {e}", dir.display()))
+}
+
+/// Prepares a tenant's dirs and pi files and returns the worker's part of the turn.
+pub async fn prepare(app: &Arc<App>, tenant: &str) -> Result<AgentPrep, String> {
+    let cli = ensure_pi(app).await?;
+    let node = warden_agent::find_node().map_err(|e| e.to_string())?;
+    let pi_dir = app.opts.pi_dir();
+    let cli_rel = cli.strip_prefix(&pi_dir).map_err(|_| {
+        format!(
+            "pi's cli.js {} is outside {}",
+            cli.display(),
+            pi_dir.display()
+        )
+    })?;
+    let cli_inside = Path::new(PI_MOUNT).join(cli_rel);
+    let owner = app.opts.worker_user.unwrap_or(warden_linux::DEFAULT_USER);
+    let base = tenant_dir(&app.opts.state_dir, tenant);
+    let workspace = base.join("workspace");
+    let agent_dir = base.join("pi");
+    mkdir_owned(&workspace, owner)?;
+    mkdir_owned(&agent_dir, owner)?;
+    mkdir_owned(&agent_dir.join("sessions"), owner)?;
+    // Rewritten every turn so a config change reaches the next turn.
+    write_agent_dir(&app.opts.agent, &agent_dir)
+        .map_err(|e| format!("failed to write pi's agent dir: {e}"))?;
+    let session = Path::new(AGENT_DIR)
+        .join("sessions")
+        .join(format!("{tenant}.jsonl"));
+    let launcher = PiLauncher::node(&node, &cli_inside);
+    let argv = pi_argv(&app.opts.agent, &launcher, &session);
+    let mut env = pi_env(Path::new(AGENT_DIR));
+    env.push(("HOME".into(), AGENT_DIR.into()));
+    if let Some(key_env) = &app.opts.agent.api_key_env {
+        // models.json names the variable; hand its value through from warden's environment.
+        if let Ok(value) = std::env::var(key_env) {
+            env.push((key_env.clone(), value));
+        }
+    }
+    app.store
+        .upsert_session(tenant, &session.to_string_lossy(), WORKSPACE)
+        .map_err(|e| format!("failed to record the session: {e}"))?;
+    tracing::debug!(tenant, package = PI_PACKAGE, "agent turn prepared");
+    Ok(AgentPrep {
+        argv,
+        env,
+        binds: vec![
+            Bind {
+                source: pi_dir,
+                target: PI_MOUNT.into(),
+                writable: false,
+            },
+            Bind {
+                source: workspace,
+                target: WORKSPACE.into(),
+                writable: true,
+            },
+            Bind {
+                source: agent_dir,
+                target: AGENT_DIR.into(),
+                writable: true,
+            },
+        ],
+        cwd: PathBuf::from(WORKSPACE),
+    })
+}

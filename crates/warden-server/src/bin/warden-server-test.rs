@@ -1,0 +1,75 @@
+//! A small dispatch binary for this crate's tests and benchmark: `__worker` → the worker helper;
+//! `serve [flags]` → the control plane on the layout from the environment (defaults + `TENANT_ID`
+//! etc.). Flags: `--state-dir DIR` (required), `--listen ADDR` (repeatable), `--host-netns PATH`,
+//! `--concurrency N`, `--queue N`, `--deadline-ms N`, `--recovery fail_all|fail_running|requeue_running`,
+//! `--pi-dir DIR`, `--base-url URL`, `--model ID`.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some(warden_linux::HELPER_ARG) {
+        warden_linux::helper_main();
+    }
+    if args.get(1).map(String::as_str) != Some("serve") {
+        eprintln!("usage: warden-server-test __worker … | serve --state-dir DIR [flags]");
+        return ExitCode::from(2);
+    }
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WARDEN_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    match run(&args[2..]) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("warden-server-test: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(args: &[String]) -> Result<(), String> {
+    let mut opts = warden_server::ServeOptions::new("");
+    let mut listen = Vec::new();
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let value = it.next().ok_or(format!("{flag} needs a value"))?;
+        let num = |v: &str| v.parse::<u64>().map_err(|e| format!("{flag}: {e}"));
+        match flag.as_str() {
+            "--state-dir" => opts.state_dir = value.into(),
+            "--listen" => listen.push(value.parse().map_err(|e| format!("--listen: {e}"))?),
+            "--host-netns" => opts.host_netns = Some(value.into()),
+            "--concurrency" => opts.concurrency = num(value)? as usize,
+            "--queue" => opts.queue_size = num(value)? as usize,
+            "--deadline-ms" => opts.shutdown_deadline = Duration::from_millis(num(value)?),
+            "--recovery" => {
+                opts.recovery = serde_json::from_value(serde_json::Value::String(value.clone()))
+                    .map_err(|e| format!("--recovery: {e}"))?
+            }
+            "--pi-dir" => opts.pi_dir = Some(value.into()),
+            "--base-url" => opts.agent.base_url = value.clone(),
+            "--model" => opts.agent.model = value.clone(),
+            other => return Err(format!("unknown flag {other}")),
+        }
+    }
+    if opts.state_dir.as_os_str().is_empty() {
+        return Err("--state-dir is required".into());
+    }
+    if !listen.is_empty() {
+        opts.listen = Some(listen);
+    }
+    let env = |name: &str| std::env::var(name).ok();
+    let loaded = warden_core::load(None, &env, &Vec::new()).map_err(|e| e.to_string())?;
+    let layout = warden_core::Layout::from_loaded(&loaded).map_err(|e| e.to_string())?;
+    let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    let r = rt
+        .block_on(warden_server::serve(layout, opts))
+        .map_err(|e| e.to_string());
+    // A pi install still running in the background must not hold the exit.
+    rt.shutdown_timeout(Duration::from_secs(1));
+    r
+}

@@ -1,0 +1,232 @@
+//! The server's shared state ([`App`]) and its options ([`ServeOptions`]).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::{watch, Notify, OnceCell};
+use warden_agent::AgentConfig;
+use warden_core::Layout;
+use warden_store::{EventKind, RecoveryPolicy, Store, TurnId, TurnOutcome, TurnStatus};
+
+use crate::metrics::Metrics;
+use crate::scheduler::Queue;
+use crate::view::TurnView;
+
+/// How `warden serve` runs.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Warden's state directory: `control.db`, `token`, `tenants/`, `pi/`, worker records, leases.
+    pub state_dir: PathBuf,
+    /// Listen addresses; `None` means the layout's (`listen` × `port`).
+    pub listen: Option<Vec<SocketAddr>>,
+    /// Turns running at once.
+    pub concurrency: usize,
+    /// Turns waiting at most; one more is answered 429.
+    pub queue_size: usize,
+    /// How agent turns reach their model.
+    pub agent: AgentConfig,
+    /// On SIGTERM, how long running turns may go on before they are cancelled.
+    pub shutdown_deadline: Duration,
+    /// What a restart does with turns a dead server left unfinished.
+    pub recovery: RecoveryPolicy,
+    /// Where pi is installed (default `<state_dir>/pi`).
+    pub pi_dir: Option<PathBuf>,
+    /// The network namespace holding the bridge (a path such as `/run/netns/NAME`); `None`:
+    /// warden's own.
+    pub host_netns: Option<PathBuf>,
+    /// Root of the cgroup hierarchy.
+    pub cgroup_root: PathBuf,
+    /// `(uid, gid)` workers run as; `None`: nobody.
+    pub worker_user: Option<(u32, u32)>,
+    /// Largest request body accepted (bytes).
+    pub max_body_bytes: usize,
+}
+
+impl ServeOptions {
+    /// Defaults for a state directory: concurrency 8, queue 256, fail-running recovery, 30 s
+    /// shutdown deadline, the agent config's defaults.
+    pub fn new(state_dir: impl Into<PathBuf>) -> Self {
+        ServeOptions {
+            state_dir: state_dir.into(),
+            listen: None,
+            concurrency: 8,
+            queue_size: 256,
+            agent: AgentConfig::default(),
+            shutdown_deadline: Duration::from_secs(30),
+            recovery: RecoveryPolicy::FailRunning,
+            pi_dir: None,
+            host_netns: None,
+            cgroup_root: PathBuf::from("/sys/fs/cgroup"),
+            worker_user: None,
+            max_body_bytes: 1 << 20,
+        }
+    }
+
+    /// Where pi lives.
+    pub fn pi_dir(&self) -> PathBuf {
+        self.pi_dir
+            .clone()
+            .unwrap_or_else(|| self.state_dir.join("pi"))
+    }
+}
+
+/// A turn on a worker (or about to be): how to cancel it.
+#[derive(Debug, Default)]
+pub struct RunningTurn {
+    /// Set once a cancel was asked for.
+    pub cancelled: AtomicBool,
+    /// Why (`cancelled` or `shutdown`).
+    pub reason: Mutex<Option<&'static str>>,
+    /// Wakes the runner.
+    pub notify: Notify,
+}
+
+impl RunningTurn {
+    /// Asks the runner to kill the worker; the first reason wins.
+    pub fn cancel(&self, reason: &'static str) {
+        let mut r = self.reason.lock().unwrap_or_else(|p| p.into_inner());
+        if r.is_none() {
+            *r = Some(reason);
+        }
+        self.cancelled.store(true, Ordering::SeqCst);
+        self.notify.notify_one();
+    }
+
+    /// The cancel reason, if cancelled.
+    pub fn cancel_reason(&self) -> Option<&'static str> {
+        *self.reason.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Everything the handlers and runners share.
+pub struct App {
+    /// The layout served.
+    pub layout: Layout,
+    /// The options.
+    pub opts: ServeOptions,
+    /// The store.
+    pub store: Arc<Store>,
+    /// The queue.
+    pub queue: Mutex<Queue>,
+    /// Turns handed to a runner, by id.
+    pub running: Mutex<HashMap<TurnId, Arc<RunningTurn>>>,
+    /// Bumped on every stored event (SSE readers wake on it).
+    pub events: watch::Sender<u64>,
+    /// Bumped on every finished turn (`?wait=true` wakes on it).
+    pub finished: watch::Sender<u64>,
+    /// Counters.
+    pub metrics: Metrics,
+    /// Becomes true when shutdown starts.
+    pub shutdown: watch::Sender<bool>,
+    /// pi's `dist/cli.js` once installed (or why it is not).
+    pub pi: OnceCell<Result<PathBuf, String>>,
+    /// Feeds unique worker names.
+    pub names: AtomicU64,
+    /// Addresses bound, and those skipped with the reason.
+    pub listening: Mutex<(Vec<SocketAddr>, Vec<String>)>,
+}
+
+/// Locks a mutex, ignoring poisoning (the data is plain bookkeeping, consistent at every await).
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl App {
+    /// A fresh worker name for non-vnet workers: `t` + 10 hex digits (fits the 11-character rule).
+    pub fn worker_name(&self) -> String {
+        let n = self.names.fetch_add(1, Ordering::Relaxed);
+        format!("t{:010x}", n & 0xff_ffff_ffff)
+    }
+
+    /// Starts as many queued turns as the limits allow.
+    pub fn dispatch(self: &Arc<Self>) {
+        loop {
+            let next = {
+                let mut q = lock(&self.queue);
+                let Some((tenant, id)) = q.start_next() else {
+                    return;
+                };
+                let handle = Arc::new(RunningTurn::default());
+                lock(&self.running).insert(id.clone(), handle.clone());
+                (tenant, id, handle)
+            };
+            let app = self.clone();
+            tokio::spawn(async move {
+                let (tenant, id, handle) = next;
+                crate::turn_runner::run(app.clone(), &id, handle).await;
+                lock(&app.queue).done(&tenant);
+                lock(&app.running).remove(&id);
+                app.dispatch();
+            });
+        }
+    }
+
+    /// Records a turn's end: final row, `end` event (data = the stored result), metrics, wake-ups.
+    pub fn finish(&self, id: &TurnId, outcome: &TurnOutcome) -> Option<TurnView> {
+        let turn = match self.store.finish_turn(id, outcome) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(turn = %id, error = %e, "failed to record the end of a turn");
+                return None;
+            }
+        };
+        let view = TurnView::from(&turn);
+        self.append_end(&view);
+        let latency = view.timings.total_ms.unwrap_or(0) as f64 / 1000.0;
+        self.metrics
+            .turn_finished(view.status.as_str(), view.failure.as_deref(), latency);
+        self.finished.send_modify(|n| *n += 1);
+        tracing::info!(turn = %id, status = %view.status, failure = ?view.failure, "turn finished");
+        Some(view)
+    }
+
+    /// Stores the `end` event of a finished turn and wakes SSE readers.
+    pub fn append_end(&self, view: &TurnView) {
+        let data = serde_json::to_string(view).unwrap_or_default();
+        if let Err(e) =
+            self.store
+                .append_event(&TurnId::from(view.id.as_str()), EventKind::End, &data)
+        {
+            tracing::error!(turn = %view.id, error = %e, "failed to store the end event");
+        }
+        self.events.send_modify(|n| *n += 1);
+    }
+
+    /// Cancels a turn: a queued one ends at once, a running one has its worker killed.
+    /// `Ok(true)` if something was cancelled, `Ok(false)` if the turn had already finished.
+    pub fn cancel(
+        &self,
+        id: &TurnId,
+        reason: &'static str,
+    ) -> Result<bool, warden_store::StoreError> {
+        let removed = lock(&self.queue).remove(id);
+        if removed {
+            let outcome = TurnOutcome {
+                status: Some(TurnStatus::Cancelled),
+                failure: Some(reason.to_string()),
+                ..TurnOutcome::default()
+            };
+            self.finish(id, &outcome);
+            return Ok(true);
+        }
+        if let Some(handle) = lock(&self.running).get(id).cloned() {
+            handle.cancel(reason);
+            return Ok(true);
+        }
+        match self.store.get_turn(id)? {
+            Some(t) if t.status.is_terminal() => Ok(false),
+            Some(_) => Ok(false),
+            None => Err(warden_store::StoreError::TurnNotFound(id.clone())),
+        }
+    }
+
+    /// Turns running and queued now.
+    pub fn load(&self) -> (usize, usize, usize) {
+        let q = lock(&self.queue);
+        (q.running(), q.queued(), q.concurrency())
+    }
+}

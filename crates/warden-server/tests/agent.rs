@@ -1,0 +1,173 @@
+//! An end-to-end agent turn: real pi inside a VNET worker, through the NAT of the test
+//! namespace, to the mock OpenAI provider in a separate "provider" namespace; the reply comes
+//! back through the API.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::{assert_no_residue, root_test, sse, state_dir, Server, TestNet, PROVIDER_ADDR};
+use serde_json::Value;
+use warden_agent::mock::{MockProvider, Reply, Script};
+
+/// Starts the mock provider on a thread that entered the provider namespace (the listening
+/// socket, and so every connection, belongs to that namespace).
+fn provider_in(ns: &str, script: Script) -> Provider {
+    let path = PathBuf::from("/run/netns").join(ns);
+    let p = path.clone();
+    let mock = std::thread::spawn(move || {
+        warden_linux::veth::enter_netns(&p).expect("enter the provider namespace");
+        MockProvider::start((PROVIDER_ADDR, 0), script).expect("start the mock provider")
+    })
+    .join()
+    .unwrap();
+    Provider {
+        mock: Some(mock),
+        ns: path,
+    }
+}
+
+/// The mock stops by connecting to itself, which only works from its namespace: drop it there.
+struct Provider {
+    mock: Option<MockProvider>,
+    ns: PathBuf,
+}
+
+impl std::ops::Deref for Provider {
+    type Target = MockProvider;
+    fn deref(&self) -> &MockProvider {
+        self.mock.as_ref().unwrap()
+    }
+}
+
+impl Drop for Provider {
+    fn drop(&mut self) {
+        let (mock, ns) = (self.mock.take(), self.ns.clone());
+        let _ = std::thread::spawn(move || {
+            let _ = warden_linux::veth::enter_netns(&ns);
+            drop(mock);
+        })
+        .join();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn agent_turns_reach_the_provider_through_the_nat() {
+    let Some(_lock) = root_test("agent_turns_reach_the_provider_through_the_nat") else {
+        return;
+    };
+    let mut net = TestNet::new();
+    let prov_ns = net.add_provider();
+    let script = Script::new(vec![
+        Reply::ToolCall {
+            name: "bash".into(),
+            arguments: serde_json::json!({"command": "echo hi > note.txt; cat note.txt"}),
+        },
+        Reply::Text {
+            text: "The command printed hi.".into(),
+        },
+        Reply::HttpError {
+            status: 500,
+            message: "mock internal error".into(),
+        },
+    ]);
+    let mock = provider_in(&prov_ns, script);
+    let base_url = mock.base_url();
+    assert!(base_url.starts_with("http://192.168.254.2:"), "{base_url}");
+    let state = state_dir();
+    let netns = net.path();
+    let srv = Server::start(
+        state.path(),
+        &[
+            "--host-netns",
+            netns.to_str().unwrap(),
+            "--base-url",
+            &base_url,
+            "--model",
+            "mock-model",
+        ],
+        &[],
+    );
+
+    // Turn 1: a tool call (run inside the worker) and the final text reply.
+    let a = srv
+        .post(
+            "/v1/turns",
+            r#"{"tenant":"acme","prompt":"-run echo hi (a prompt starting with a dash)"}"#,
+        )
+        .await;
+    assert_eq!(a.status, 202, "{}", a.text);
+    let id = a.body["id"].as_str().unwrap().to_string();
+    let evs = sse(&srv.base, &srv.token, &id, None).await;
+    let end: Value = serde_json::from_str(&evs.last().unwrap().2).unwrap();
+    assert_eq!(
+        end["status"],
+        "succeeded",
+        "{end:#}\nlog: {}",
+        srv.log_text()
+    );
+    assert_eq!(end["kind"], "agent");
+    assert_eq!(end["reply"], "The command printed hi.");
+    assert_eq!(end["stop_reason"], "stop");
+    assert_eq!(end["exit_code"], 0);
+    assert!(end["usage"]["output"].as_u64().unwrap() > 0, "{end}");
+    assert!(
+        end["worker"].as_str().unwrap().starts_with('w'),
+        "a vnet worker: {end}"
+    );
+    assert_eq!(end, srv.get(&format!("/v1/turns/{id}")).await.body);
+    // The SSE stream carried pi's typed events, the tool execution among them.
+    let agent_types: Vec<String> = evs
+        .iter()
+        .filter(|e| e.1 == "agent")
+        .map(|e| {
+            serde_json::from_str::<Value>(&e.2).unwrap()["type"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(agent_types.first().map(String::as_str), Some("session"));
+    assert!(
+        agent_types.iter().any(|t| t == "tool_execution_end"),
+        "{agent_types:?}"
+    );
+    assert_eq!(agent_types.last().map(String::as_str), Some("agent_end"));
+    // The tool ran in the tenant's persistent workspace, and its output went back to the model.
+    let note = state.path().join("tenants/acme/workspace/note.txt");
+    assert_eq!(std::fs::read_to_string(&note).unwrap(), "hi\n");
+    let reqs = mock.completion_requests();
+    assert_eq!(reqs.len(), 2);
+    assert_eq!(reqs[0].body["model"], "mock-model");
+    let tool_msg = reqs[1].body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["role"] == "tool")
+        .cloned()
+        .unwrap();
+    assert!(tool_msg["content"].to_string().contains("hi"));
+
+    // Turn 2: the provider fails with HTTP 500 — a failed turn that says why; the session
+    // carried turn 1's history into the request.
+    let b = srv.client().turn("acme", "and again").await.unwrap();
+    assert_eq!(b.status.as_str(), "failed", "{b:?}");
+    assert_eq!(b.failure.as_deref(), Some("provider_error"));
+    assert_eq!(b.stop_reason.as_deref(), Some("error"));
+    assert!(b.stderr.contains("mock internal error"), "{}", b.stderr);
+    let reqs = mock.completion_requests();
+    assert_eq!(reqs.len(), 3, "retries are off: one request");
+    let history = reqs[2].body["messages"].to_string();
+    assert!(
+        history.contains("run echo hi") && history.contains("The command printed hi."),
+        "{history}"
+    );
+    let sessions = std::fs::read_dir(state.path().join("tenants/acme/pi/sessions"))
+        .unwrap()
+        .count();
+    assert_eq!(sessions, 1, "one persistent session file");
+
+    drop(srv);
+    assert_no_residue(state.path());
+    drop(mock);
+}

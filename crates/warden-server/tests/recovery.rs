@@ -1,0 +1,195 @@
+//! Crash recovery (`kill -9` of the server mid-turn, then a restart) and graceful shutdown
+//! (SIGTERM: running turns get a deadline, then are cancelled; queued turns survive).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{assert_no_residue, root_test, sse, state_dir, Server};
+use serde_json::Value;
+
+fn id_of(v: &Value) -> String {
+    v["id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_mid_turn_then_restart_fails_running_requeues_queued_and_leaves_nothing() {
+    let Some(_lock) = root_test("kill_9_mid_turn_then_restart") else {
+        return;
+    };
+    let state = state_dir();
+    let mut srv = Server::start(state.path(), &["--concurrency", "1"], &[]);
+    let done = id_of(
+        &srv.post("/v1/turns?wait=true", r#"{"tenant":"a","argv":["true"]}"#)
+            .await
+            .body,
+    );
+    // A vnet-less running turn and a networked (leased) one would both do; use shared+none.
+    let running = id_of(
+        &srv.post(
+            "/v1/turns",
+            r#"{"tenant":"a","argv":["sh","-c","echo started; sleep 30"]}"#,
+        )
+        .await
+        .body,
+    );
+    let queued = id_of(
+        &srv.post(
+            "/v1/turns",
+            r#"{"tenant":"b","argv":["sh","-c","echo second"]}"#,
+        )
+        .await
+        .body,
+    );
+    let r = srv
+        .wait_turn(&running, Duration::from_secs(10), |v| {
+            v["stdout"] == "started\n" || v["status"] == "running"
+        })
+        .await;
+    assert_eq!(r["status"], "running");
+    // Wait for the output event, so the worker is surely up.
+    let start = Instant::now();
+    while !srv
+        .get(&format!("/v1/turns/{running}"))
+        .await
+        .text
+        .contains("running")
+        || start.elapsed() < Duration::from_millis(300)
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let worker = r["worker"].as_str().unwrap().to_string();
+    assert!(
+        warden_linux::record::list(state.path()).contains(&worker),
+        "the worker is live"
+    );
+    srv.kill9();
+
+    let srv = Server::start(state.path(), &["--concurrency", "1"], &[]);
+    let r = srv.get(&format!("/v1/turns/{running}")).await.body;
+    assert_eq!(r["status"], "failed", "{r}");
+    assert_eq!(r["failure"], "interrupted");
+    // Its event stream ends (the restart stored an end event with the result).
+    let evs = sse(&srv.base, &srv.token, &running, None).await;
+    assert_eq!(evs.last().unwrap().1, "end");
+    let end: Value = serde_json::from_str(&evs.last().unwrap().2).unwrap();
+    assert_eq!(end["status"], "failed");
+    // The queued turn was re-queued and ran.
+    let q = srv
+        .wait_turn(&queued, Duration::from_secs(20), |v| {
+            v["status"] == "succeeded"
+        })
+        .await;
+    assert_eq!(q["stdout"], "second\n");
+    // No recorded turn was lost.
+    let all = srv.get("/v1/turns").await.body;
+    let ids: Vec<String> = all["turns"].as_array().unwrap().iter().map(id_of).collect();
+    for id in [&done, &running, &queued] {
+        assert!(ids.contains(id), "{id} missing from {ids:?}");
+    }
+    // The killed server's worker is gone: records, cgroups, leases.
+    assert_no_residue(state.path());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_with_a_networked_worker_frees_its_lease() {
+    let Some(_lock) = root_test("kill_9_with_a_networked_worker_frees_its_lease") else {
+        return;
+    };
+    let net = common::TestNet::new();
+    let state = state_dir();
+    let netns = net.path();
+    let mut srv = Server::start(
+        state.path(),
+        &[
+            "--host-netns",
+            netns.to_str().unwrap(),
+            "--recovery",
+            "requeue_running",
+        ],
+        &[],
+    );
+    let running = id_of(&srv.post("/v1/turns", r#"{"tenant":"a","network":"vnet","argv":["sh","-c","ip -4 -o addr show eth0 | grep -q 10.0.1.101 && sleep 30"]}"#).await.body);
+    let v = srv
+        .wait_turn(&running, Duration::from_secs(10), |v| {
+            v["status"] == "running"
+        })
+        .await;
+    assert_eq!(v["worker"], "w101");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    srv.kill9();
+    let mut srv = Server::start(
+        state.path(),
+        &[
+            "--host-netns",
+            netns.to_str().unwrap(),
+            "--recovery",
+            "requeue_running",
+            "--deadline-ms",
+            "200",
+        ],
+        &[],
+    );
+    // requeue_running: the interrupted turn runs again, on the same (freed) address.
+    let v = srv
+        .wait_turn(&running, Duration::from_secs(10), |v| {
+            v["status"] == "running"
+        })
+        .await;
+    assert_eq!(v["worker"], "w101", "the lease was freed");
+    assert!(srv.terminate(Duration::from_secs(15)));
+    assert_no_residue(state.path());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_lets_turns_finish_until_the_deadline_then_cancels() {
+    let Some(_lock) = root_test("sigterm_lets_turns_finish_until_the_deadline_then_cancels") else {
+        return;
+    };
+    let state = state_dir();
+    let mut srv = Server::start(
+        state.path(),
+        &["--concurrency", "2", "--deadline-ms", "1500"],
+        &[],
+    );
+    let quick = id_of(
+        &srv.post("/v1/turns", r#"{"tenant":"a","argv":["sleep","0.5"]}"#)
+            .await
+            .body,
+    );
+    let slow = id_of(
+        &srv.post("/v1/turns", r#"{"tenant":"b","argv":["sleep","30"]}"#)
+            .await
+            .body,
+    );
+    let waiting = id_of(
+        &srv.post("/v1/turns", r#"{"tenant":"a","argv":["true"]}"#)
+            .await
+            .body,
+    );
+    srv.wait_turn(&slow, Duration::from_secs(10), |v| v["status"] == "running")
+        .await;
+    let started = Instant::now();
+    assert!(srv.terminate(Duration::from_secs(15)), "server exits");
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(1400) && took < Duration::from_secs(8),
+        "took {took:?}"
+    );
+    let srv = Server::start(state.path(), &["--concurrency", "2"], &[]);
+    let q = srv.get(&format!("/v1/turns/{quick}")).await.body;
+    assert_eq!(
+        q["status"], "succeeded",
+        "finished within the deadline: {q}"
+    );
+    let s = srv.get(&format!("/v1/turns/{slow}")).await.body;
+    assert_eq!(s["status"], "cancelled", "{s}");
+    assert_eq!(s["failure"], "shutdown");
+    // The queued turn survived the shutdown and runs after the restart.
+    srv.wait_turn(&waiting, Duration::from_secs(10), |v| {
+        v["status"] == "succeeded"
+    })
+    .await;
+    drop(srv);
+    assert_no_residue(state.path());
+}

@@ -1,0 +1,172 @@
+//! `warden release bootstrap|list|destroy`: the root file systems of Linux jails and workers.
+
+use std::io::{IsTerminal, Write};
+use std::time::Instant;
+
+use warden_linux::{jail, release};
+
+use crate::cli::{BackendName, Global, ReleaseCommand};
+use crate::commands::jail::exit_for;
+use crate::context;
+use crate::exit::Exit;
+
+/// Runs one release verb.
+pub fn run(global: &Global, command: &ReleaseCommand) -> Result<(), Exit> {
+    let (_, layout) = context::layout(global)?;
+    let state_dir = context::state_dir(&layout, BackendName::Linux);
+    match command {
+        ReleaseCommand::Bootstrap { name, force } => {
+            let in_use = jail::users_of_release(&state_dir, name);
+            let t0 = Instant::now();
+            let mut phases = Phases::new(name);
+            let info = release::bootstrap(&state_dir, name, *force, &in_use, &mut |line| {
+                phases.line(line)
+            })
+            .map_err(exit_for)?;
+            phases.finish();
+            eprintln!(
+                "warden: release {name} bootstrapped into {} ({}) in {} s",
+                info.path
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+                human_size(info.size_bytes.unwrap_or(0)),
+                t0.elapsed().as_secs()
+            );
+            Ok(())
+        }
+        ReleaseCommand::List { json } => {
+            let all = release::list(&state_dir);
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&all).unwrap_or_default());
+                return Ok(());
+            }
+            println!("{:<10} {:>9} {:<20} PATH", "NAME", "SIZE", "CREATED (UTC)");
+            for r in all {
+                println!(
+                    "{:<10} {:>9} {:<20} {}",
+                    r.name,
+                    r.size_bytes.map(human_size).unwrap_or_else(|| "-".into()),
+                    r.created.map(utc).unwrap_or_else(|| "-".into()),
+                    r.path.map(|p| p.display().to_string()).unwrap_or_else(|| {
+                        "(read-only binds of this host's /usr, /bin, /lib*, /sbin)".into()
+                    })
+                );
+            }
+            Ok(())
+        }
+        ReleaseCommand::Destroy { name } => {
+            // Under the jail lock, so no jail is created on it meanwhile.
+            let _lock = jail::lock(&state_dir).map_err(exit_for)?;
+            let in_use = jail::users_of_release(&state_dir, name);
+            release::destroy(&state_dir, name, &in_use).map_err(exit_for)?;
+            eprintln!("warden: destroyed release {name}");
+            Ok(())
+        }
+    }
+}
+
+/// debootstrap's progress as one line per phase (`I: Retrieving …`, `I: Extracting …`, …); on a
+/// terminal the current line is updated in place as well.
+struct Phases {
+    name: String,
+    phase: String,
+    tty: bool,
+    count: usize,
+}
+
+impl Phases {
+    fn new(name: &str) -> Phases {
+        Phases {
+            name: name.to_string(),
+            phase: String::new(),
+            tty: std::io::stderr().is_terminal(),
+            count: 0,
+        }
+    }
+
+    fn line(&mut self, line: &str) {
+        let mut err = std::io::stderr().lock();
+        let phase = match line.strip_prefix("I: ") {
+            Some(rest) => rest.split_whitespace().next().unwrap_or("").to_string(),
+            // Warnings, errors and warden's own lines are always shown in full.
+            None => {
+                let _ = writeln!(err, "{}warden: release {}: {line}", self.clear(), self.name);
+                return;
+            }
+        };
+        if phase != self.phase {
+            let _ = writeln!(err, "{}warden: release {}: {line}", self.clear(), self.name);
+            self.phase = phase;
+            self.count = 0;
+        } else if self.tty {
+            self.count += 1;
+            let shown: String = line.chars().take(70).collect();
+            let _ = write!(err, "\r\x1b[K  … {} {shown}", self.count);
+        }
+    }
+
+    fn clear(&self) -> &'static str {
+        if self.tty {
+            "\r\x1b[K"
+        } else {
+            ""
+        }
+    }
+
+    fn finish(&self) {
+        if self.tty {
+            eprint!("\r\x1b[K");
+        }
+    }
+}
+
+fn human_size(bytes: u64) -> String {
+    let units = ["B", "K", "M", "G", "T"];
+    let mut v = bytes as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i + 1 < units.len() {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{bytes}B")
+    } else {
+        format!("{v:.1}{}", units[i])
+    }
+}
+
+/// Unix seconds as `YYYY-MM-DD HH:MM:SS` (UTC).
+fn utc(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Howard Hinnant's civil-from-days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_dates_and_sizes() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00");
+        assert_eq!(utc(1_700_000_000), "2023-11-14 22:13:20");
+        assert_eq!(human_size(512), "512B");
+        assert_eq!(human_size(3 << 20), "3.0M");
+    }
+}

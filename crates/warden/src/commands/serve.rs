@@ -1,0 +1,49 @@
+//! `warden serve`: the control plane (HTTP API, queue, workers) until SIGTERM.
+
+use std::time::Duration;
+
+use crate::cli::{Global, ServeArgs};
+use crate::context;
+use crate::exit::Exit;
+
+/// Builds the serve options from config and flags and runs the server.
+pub fn run(global: &Global, args: &ServeArgs) -> Result<(), Exit> {
+    let (loaded, layout) = context::layout(global)?;
+    let mut opts =
+        warden_server::ServeOptions::new(context::state_dir(&layout, context::default_backend()));
+    opts.agent = warden_doctor::pi_config::agent_config(&loaded.config);
+    if !args.listen.is_empty() {
+        let mut addrs = Vec::new();
+        for a in &args.listen {
+            addrs.push(
+                a.parse()
+                    .map_err(|e| Exit::usage(format!("--listen {a:?}: {e} (want IP:PORT)")))?,
+            );
+        }
+        opts.listen = Some(addrs);
+    }
+    if let Some(n) = args.concurrency {
+        opts.concurrency = n.max(1);
+    }
+    if let Some(n) = args.queue {
+        opts.queue_size = n;
+    }
+    if let Some(d) = &args.shutdown_deadline {
+        opts.shutdown_deadline = warden_core::layout::parse_duration(d)
+            .map_err(|why| Exit::usage(format!("--shutdown-deadline {d:?}: {why}")))?;
+    }
+    if let Some(p) = &args.recovery {
+        opts.recovery =
+            serde_json::from_value(serde_json::Value::String(p.clone())).map_err(|_| {
+                Exit::usage(format!(
+                    "--recovery {p:?}: want fail_running, fail_all or requeue_running"
+                ))
+            })?;
+    }
+    let rt = tokio::runtime::Runtime::new()
+        .map_err(|e| Exit::failure(format!("failed to start the runtime: {e}")))?;
+    let result = rt.block_on(warden_server::serve(layout, opts));
+    // A pi install still running in the background must not hold the exit.
+    rt.shutdown_timeout(Duration::from_secs(1));
+    result.map_err(|e| Exit::failure(e.to_string()))
+}

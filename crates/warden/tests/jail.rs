@@ -1,0 +1,507 @@
+//! `warden jail` and `warden release` end to end (as root, each test in a network namespace of its own, run
+//! through `nsenter --net`): lifecycle and persistence, addresses, names and DNS, isolation between jails,
+//! recovery after `kill -9`, `warden setup --step jails` converging — and nothing left behind.
+//!
+//! Jail cgroups are named after the jail alone, so the tests take one lock and use names of their own.
+
+mod common;
+
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{warden_bin, Netns};
+
+extern "C" {
+    fn flock(fd: i32, operation: i32) -> i32;
+    fn kill(pid: i32, sig: i32) -> i32;
+}
+const LOCK_EX: i32 = 2;
+const SIGKILL: i32 = 9;
+
+/// Serialises this binary's tests with each other and with other runs of them.
+struct Serial(#[allow(dead_code)] File);
+
+fn serial() -> Serial {
+    common::require_root();
+    let f = File::create("/tmp/warden-jail-cli-tests.lock").unwrap();
+    // SAFETY: flock on a descriptor we own.
+    assert_eq!(unsafe { flock(f.as_raw_fd(), LOCK_EX) }, 0);
+    Serial(f)
+}
+
+/// A warden state directory inside a fresh network namespace (with the bridge set up), and the jails to clean.
+struct Host {
+    ns: Netns,
+    dir: tempfile::TempDir,
+    identity: String,
+    jails: std::cell::RefCell<Vec<String>>,
+}
+
+fn suffix() -> String {
+    let n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{:x}", (n ^ std::process::id()) % 0xfffff)
+}
+
+impl Host {
+    fn new() -> Host {
+        let h = Host {
+            ns: Netns::new(),
+            dir: tempfile::Builder::new().prefix("wjail").tempdir().unwrap(),
+            // Jail names derive from the identity: unique ones keep the tests' cgroups apart.
+            identity: format!("t{:0>5}", &suffix()),
+            jails: Default::default(),
+        };
+        let out = h.warden(&["setup", "--backend", "linux", "--step", "host"]);
+        assert!(out.status.success(), "setup host: {}", err(&out));
+        h
+    }
+
+    fn state(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn warden(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("warden")
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut argv = self.ns.prefix();
+        argv.push(warden_bin().display().to_string());
+        argv.extend([
+            "--state-dir".to_string(),
+            self.state().display().to_string(),
+            "--identity".to_string(),
+            self.identity.clone(),
+        ]);
+        argv.extend(args.iter().map(|s| s.to_string()));
+        let mut cmd = Command::new(&argv[0]);
+        cmd.args(&argv[1..])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default());
+        cmd
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.warden(args);
+        assert!(
+            out.status.success(),
+            "warden {args:?} failed ({:?}): {}",
+            out.status,
+            err(&out)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn track(&self, name: &str) {
+        self.jails.borrow_mut().push(name.to_string());
+    }
+
+    /// `warden jail exec NAME [--root] -- sh -c SCRIPT`.
+    fn sh(&self, name: &str, root: bool, script: &str) -> Output {
+        let mut args = vec!["jail", "exec", name];
+        if root {
+            args.push("--root");
+        }
+        args.extend(["--", "sh", "-c", script]);
+        self.warden(&args)
+    }
+
+    fn state_of(&self, name: &str) -> String {
+        let v: serde_json::Value =
+            serde_json::from_str(&self.ok(&["jail", "list", "--json"])).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["name"] == name)
+            .map(|j| j["state"].as_str().unwrap().to_string())
+            .unwrap_or_else(|| "absent".into())
+    }
+
+    fn kill_dnsmasq(&self) {
+        if let Ok(pid) = std::fs::read_to_string(self.state().join("dnsmasq.pid")) {
+            let _ = Command::new("kill").arg(pid.trim()).status();
+        }
+    }
+
+    /// Nothing of the jails may remain: directories, records, cgroups, processes, veths, mounts.
+    fn assert_no_residue(&self, names: &[String]) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut left = Vec::new();
+            let jails: Vec<_> = std::fs::read_dir(self.state().join("jails"))
+                .map(|d| {
+                    d.filter_map(|e| e.ok())
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .filter(|n| n != ".lock")
+                        .collect()
+                })
+                .unwrap_or_default();
+            if !jails.is_empty() {
+                left.push(format!("jail dirs {jails:?}"));
+            }
+            let records = std::fs::read_dir(self.state().join("workers"))
+                .map(|d| d.count())
+                .unwrap_or(0);
+            if records > 0 {
+                left.push(format!("{records} worker records"));
+            }
+            for name in names {
+                for ctl in ["memory", "pids", "cpu"] {
+                    let d = Path::new("/sys/fs/cgroup")
+                        .join(ctl)
+                        .join("warden")
+                        .join(name);
+                    if d.exists() {
+                        left.push(format!("cgroup {}", d.display()));
+                    }
+                }
+            }
+            let links = self.ns.exec_ok(&["ip", "-o", "link"]);
+            if links.contains("e0a_") {
+                left.push(format!("veths: {links}"));
+            }
+            let state = self.state().display().to_string();
+            for mi in ["/proc/self/mountinfo", "/proc/1/mountinfo"] {
+                let text = std::fs::read_to_string(mi).unwrap();
+                if text.lines().any(|l| l.contains(&state)) {
+                    left.push(format!("mounts in {mi}"));
+                }
+            }
+            if left.is_empty() {
+                return;
+            }
+            assert!(Instant::now() < deadline, "residue: {left:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        // Whatever happened, stop and remove the jails before the namespace and the directory go.
+        for name in self.jails.borrow().iter() {
+            let _ = self.warden(&["jail", "destroy", "--force", name]);
+        }
+        self.kill_dnsmasq();
+    }
+}
+
+fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn out(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+#[test]
+fn release_list_shows_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().display().to_string();
+    let o = common::warden(&["--state-dir", &state, "release", "list"], &[]);
+    let text = common::ok_stdout(&o);
+    assert!(text.lines().nth(1).unwrap().starts_with("host "), "{text}");
+    let o = common::warden(&["--state-dir", &state, "release", "list", "--json"], &[]);
+    let v: serde_json::Value = serde_json::from_str(&common::ok_stdout(&o)).unwrap();
+    assert_eq!(v[0]["name"], "host");
+    assert_eq!(v.as_array().unwrap().len(), 1);
+    let o = common::warden(&["--state-dir", &state, "release", "destroy", "host"], &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    let o = common::warden(
+        &["--state-dir", &state, "release", "bootstrap", "fedora"],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err(&o).contains("unknown release"), "{}", err(&o));
+}
+
+#[test]
+fn thin_and_thick_jails_persist_across_restarts_and_leave_nothing() {
+    let _s = serial();
+    let h = Host::new();
+    let sfx = suffix();
+    let thin = format!("thin{sfx}");
+    let thick = format!("thick{}", &sfx[..sfx.len().min(5)]);
+    h.track(&thin);
+    h.track(&thick);
+    h.ok(&["jail", "create", &thin, "--addr", "10.0.1.20"]);
+    h.ok(&[
+        "jail",
+        "create",
+        &thick,
+        "--addr",
+        "10.0.1.21",
+        "--shape",
+        "thick",
+        "--memory",
+        "256M",
+        "--pids",
+        "200",
+    ]);
+    // Bad input is refused before anything changes.
+    let o = h.warden(&["jail", "create", "Bad-Name", "--addr", "10.0.1.30"]);
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    let o = h.warden(&["jail", "create", "x1", "--addr", "10.0.1.120"]);
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert!(err(&o).contains("worker range"), "{}", err(&o));
+    let o = h.warden(&["jail", "create", "x2", "--addr", "10.0.1.20"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err(&o).contains("taken by jail"), "{}", err(&o));
+    let list = h.ok(&["jail", "list"]);
+    assert!(
+        list.contains(&format!("{thin:<12} stopped  10.0.1.20")),
+        "{list}"
+    );
+    assert!(list.contains("thick"), "{list}");
+
+    let (mut starts, mut execs) = (Vec::new(), Vec::new());
+    for (name, addr) in [(&thin, "10.0.1.20"), (&thick, "10.0.1.21")] {
+        let t = Instant::now();
+        h.ok(&["jail", "start", name]);
+        starts.push(t.elapsed());
+        assert_eq!(h.state_of(name), "running");
+        let o = h.warden(&["jail", "start", name]);
+        assert_eq!(o.status.code(), Some(1));
+        assert!(err(&o).contains("already running"), "{}", err(&o));
+        for _ in 0..5 {
+            let t = Instant::now();
+            let o = h.warden(&["jail", "exec", name, "--", "true"]);
+            execs.push(t.elapsed());
+            assert!(o.status.success(), "{}", err(&o));
+        }
+        // Name, address, user, exit status, stdio.
+        let o = h.sh(
+            name,
+            false,
+            r"hostname; id -un; ip -4 -o addr show dev eth0 | sed 's/.*inet \([^ ]*\).*/\1/'; cat /etc/resolv.conf; echo to-stderr >&2; exit 9",
+        );
+        assert_eq!(o.status.code(), Some(9), "{}", err(&o));
+        assert_eq!(
+            out(&o),
+            format!("{name}\nnobody\n{addr}/24\nnameserver 10.0.1.1\n")
+        );
+        assert_eq!(err(&o), "to-stderr\n");
+        // stdin passes through too.
+        let mut child = h
+            .command(&["jail", "exec", name, "--", "cat"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(b"piped\n").unwrap();
+        assert_eq!(out(&child.wait_with_output().unwrap()), "piped\n");
+        // Root writes data of the jail's own; the host's /usr stays read-only.
+        let o = h.sh(
+            name,
+            true,
+            "mkdir -p /srv/data && echo kept > /srv/data/f && echo mine > /etc/mine && chown nobody /srv/data && ! touch /usr/x 2>/dev/null",
+        );
+        assert!(o.status.success(), "{}", err(&o));
+        let o = h.warden(&["jail", "stop", name]);
+        assert!(o.status.success(), "{}", err(&o));
+        assert_eq!(h.state_of(name), "stopped");
+        let o = h.warden(&["jail", "exec", name, "--", "true"]);
+        assert_eq!(o.status.code(), Some(125));
+        assert!(err(&o).contains("is not running"), "{}", err(&o));
+        assert!(err(&o).contains("warden jail start"), "{}", err(&o));
+        h.ok(&["jail", "start", name]);
+        let o = h.sh(
+            name,
+            false,
+            "cat /srv/data/f /etc/mine; stat -c %U /srv/data",
+        );
+        assert_eq!(out(&o), "kept\nmine\nnobody\n", "{}", err(&o));
+    }
+    // The host (the release) was never written to.
+    assert!(!Path::new("/srv/data/f").exists() && !Path::new("/etc/mine").exists());
+    eprintln!(
+        "jail start (CLI, median of {}): {:?}; jail exec of `true` (CLI, median of {}): {:?}",
+        starts.len(),
+        median(starts.clone()),
+        execs.len(),
+        median(execs.clone())
+    );
+    // Data keeps them from going quietly.
+    for name in [&thin, &thick] {
+        let o = h.warden(&["jail", "destroy", name]);
+        assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+        assert!(err(&o).contains("--force"), "{}", err(&o));
+        assert_eq!(h.state_of(name), "running");
+        h.ok(&["jail", "destroy", "--force", name]);
+        assert_eq!(h.state_of(name), "absent");
+    }
+    h.assert_no_residue(&[thin, thick]);
+}
+
+#[test]
+fn kill_9_of_jail_start_midway_is_recovered_by_list_and_destroy() {
+    let _s = serial();
+    let h = Host::new();
+    let name = format!("k{}", suffix());
+    h.track(&name);
+    h.ok(&["jail", "create", &name, "--addr", "10.0.1.40"]);
+    for delay_ms in [0u64, 1, 2, 4, 8, 15, 30] {
+        let mut child = h
+            .command(&["jail", "start", &name])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        // Either the start got far enough for the supervisor to carry on, or nothing runs; both are clean states.
+        let mut state = h.state_of(&name);
+        if state == "stopped" {
+            // A start whose supervisor is still coming up can look stopped for a moment; settle.
+            std::thread::sleep(Duration::from_millis(200));
+            state = h.state_of(&name);
+        }
+        match state.as_str() {
+            "running" => {
+                assert!(h.sh(&name, false, "true").status.success());
+                h.ok(&["jail", "stop", &name]);
+            }
+            "stopped" => {}
+            other => panic!("unexpected state {other}"),
+        }
+        // And it starts again normally.
+        h.ok(&["jail", "start", &name]);
+        h.ok(&["jail", "stop", &name]);
+    }
+    // kill -9 of the supervisor of a running jail: the jail dies with it; destroy cleans the rest.
+    h.ok(&["jail", "start", &name]);
+    let v: serde_json::Value = serde_json::from_str(&h.ok(&["jail", "list", "--json"])).unwrap();
+    let init = v[0]["pid"].as_i64().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{init}/status")).unwrap();
+    let ppid: i32 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("PPid:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // SAFETY: kill(2) of the supervisor this test started.
+    unsafe { kill(ppid, SIGKILL) };
+    let t = Instant::now();
+    while h.state_of(&name) == "running" {
+        assert!(t.elapsed() < Duration::from_secs(5));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    h.ok(&["jail", "destroy", &name]);
+    h.assert_no_residue(&[name]);
+}
+
+#[test]
+fn service_jails_from_setup_resolve_names_are_isolated_and_converge() {
+    let _s = serial();
+    let h = Host::new();
+    let id = h.identity.clone();
+    let names: Vec<String> = ["git", "cms", "ai", "db"]
+        .iter()
+        .map(|r| format!("{id}{r}"))
+        .collect();
+    for n in &names {
+        h.track(n);
+    }
+    // Whole setup: host (done), jails, dns.
+    let o = h.warden(&["setup", "--backend", "linux"]);
+    assert!(o.status.success(), "setup: {}", err(&o));
+    assert!(
+        err(&o).contains(&format!("start the git jail {id}git")),
+        "{}",
+        err(&o)
+    );
+    let o = h.warden(&["setup", "--backend", "linux"]);
+    assert!(err(&o).contains("nothing to do"), "{}", err(&o));
+    let o = h.warden(&["setup", "--backend", "linux", "--step", "jails"]);
+    assert!(err(&o).contains("nothing to do"), "{}", err(&o));
+    let plan = h.ok(&["plan", "--backend", "linux", "--step", "jails"]);
+    assert!(plan.contains("nothing to do"), "{plan}");
+    let v: serde_json::Value = serde_json::from_str(&h.ok(&["jail", "list", "--json"])).unwrap();
+    let got: Vec<(String, String, String, String)> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| {
+            (
+                j["name"].as_str().unwrap().to_string(),
+                j["state"].as_str().unwrap().to_string(),
+                j["addr"].as_str().unwrap().to_string(),
+                j["shape"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let want = |r: &str, a: &str, s: &str| {
+        (
+            format!("{id}{r}"),
+            "running".into(),
+            a.to_string(),
+            s.to_string(),
+        )
+    };
+    assert_eq!(
+        got,
+        vec![
+            want("ai", "10.0.1.4", "Thin"),
+            want("cms", "10.0.1.3", "Thin"),
+            want("db", "10.0.1.5", "Thick"),
+            want("git", "10.0.1.2", "Thin"),
+        ]
+    );
+    // Names resolve through the gateway's dnsmasq.
+    let git = &names[0];
+    let o = h.sh(
+        git,
+        false,
+        "getent hosts git.home.arpa; getent hosts db.home.arpa",
+    );
+    let text = out(&o);
+    assert!(
+        text.contains("10.0.1.2") && text.contains("git.home.arpa"),
+        "{text} {}",
+        err(&o)
+    );
+    assert!(text.contains("10.0.1.5"), "{text}");
+    // A listener in cms: the gateway reaches it, another jail does not (every bridge port is isolated).
+    let cms = &names[1];
+    let o = h.sh(
+        cms,
+        false,
+        "python3 -m http.server 8000 --bind 10.0.1.3 >/dev/null 2>&1 & sleep 0.5; echo started",
+    );
+    assert_eq!(out(&o), "started\n", "{}", err(&o));
+    let probe = |who: Option<&str>| -> bool {
+        let script = "import socket,sys\ntry:\n    socket.create_connection(('10.0.1.3',8000),2).close()\nexcept Exception as e:\n    sys.exit(1)\n";
+        let o = match who {
+            None => h.ns.exec(&["python3", "-c", script]),
+            Some(j) => h.warden(&["jail", "exec", j, "--", "python3", "-c", script]),
+        };
+        o.status.success()
+    };
+    assert!(probe(None), "the gateway cannot reach cms:8000");
+    assert!(!probe(Some(git)), "jail git reached cms:8000");
+    assert!(!probe(Some(&names[3])), "jail db reached cms:8000");
+    // A jail's daemon survives the exec that started it, and stop ends it.
+    let o = h.sh(cms, false, "pgrep -f http.server >/dev/null && echo alive");
+    assert_eq!(out(&o), "alive\n");
+    for n in &names {
+        h.ok(&["jail", "destroy", "--force", n]);
+    }
+    // Destroyed jails are planned again.
+    let plan = h.ok(&["plan", "--backend", "linux", "--step", "jails"]);
+    assert!(plan.contains("jail create"), "{plan}");
+    h.kill_dnsmasq();
+    h.assert_no_residue(&names);
+}

@@ -1,0 +1,112 @@
+//! `warden release bootstrap debian` and jails on it, end to end. Slow (~60 s or more) and it downloads, so it is
+//! ignored by default and refuses to pass without having run:
+//!
+//! `WARDEN_TEST_DEBOOTSTRAP=1 cargo test -p warden --test release_bootstrap -- --ignored`
+
+mod common;
+
+use std::process::Output;
+
+use common::{warden_bin, Netns};
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+#[ignore = "slow, downloads: WARDEN_TEST_DEBOOTSTRAP=1 cargo test -p warden --test release_bootstrap -- --ignored"]
+fn bootstraps_debian_and_runs_thin_and_thick_jails_on_it() {
+    if std::env::var("WARDEN_TEST_DEBOOTSTRAP").as_deref() != Ok("1") {
+        eprintln!("SKIPPED bootstraps_debian_and_runs_thin_and_thick_jails_on_it: set WARDEN_TEST_DEBOOTSTRAP=1");
+        panic!("SKIPPED (not run): set WARDEN_TEST_DEBOOTSTRAP=1 to run the debootstrap test");
+    }
+    let ns = Netns::new();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().display().to_string();
+    let w = |args: &[&str]| -> Output {
+        let mut argv = ns.prefix();
+        argv.extend([
+            warden_bin().display().to_string(),
+            "--state-dir".into(),
+            state.clone(),
+        ]);
+        argv.extend(args.iter().map(|s| s.to_string()));
+        std::process::Command::new(&argv[0])
+            .args(&argv[1..])
+            .output()
+            .unwrap()
+    };
+    let ok = |args: &[&str]| -> String {
+        let o = w(args);
+        assert!(o.status.success(), "warden {args:?}: {}", text(&o));
+        text(&o)
+    };
+    // debootstrap downloads, so it runs in this machine's own network namespace (it touches no interface).
+    let o = std::process::Command::new(warden_bin())
+        .args(["--state-dir", &state, "release", "bootstrap", "debian"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "bootstrap: {}", text(&o));
+    let progress = text(&o);
+    assert!(
+        progress.contains("Retrieving") || progress.contains("Extracting"),
+        "{progress}"
+    );
+    let o = w(&["release", "bootstrap", "debian"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let list = ok(&["release", "list"]);
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("debian ") && l.contains('M')),
+        "{list}"
+    );
+    let release = dir.path().join("releases/debian");
+    for (name, shape) in [("deb1", "thin"), ("deb2", "thick")] {
+        ok(&[
+            "jail",
+            "create",
+            name,
+            "--release",
+            "debian",
+            "--shape",
+            shape,
+        ]);
+        ok(&["jail", "start", name]);
+        let out = ok(&[
+            "jail",
+            "exec",
+            name,
+            "--root",
+            "--",
+            "sh",
+            "-c",
+            "cat /etc/debian_version; echo x > /root/kept",
+        ]);
+        assert!(out.starts_with("12."), "{out}");
+        ok(&["jail", "stop", name]);
+        ok(&["jail", "start", name]);
+        assert!(ok(&["jail", "exec", name, "--root", "--", "cat", "/root/kept"]).starts_with("x"));
+        assert!(
+            !release.join("root/kept").exists(),
+            "the release was modified"
+        );
+    }
+    let o = w(&["release", "destroy", "debian"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("deb1"), "{}", text(&o));
+    for name in ["deb1", "deb2"] {
+        ok(&["jail", "destroy", "--force", name]);
+    }
+    ok(&["release", "destroy", "debian"]);
+    assert!(!release.exists());
+    assert!(
+        std::fs::read_dir(dir.path().join("workers"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+            == 0
+    );
+}
