@@ -101,6 +101,8 @@ pub struct Config {
     pub agent_api_key_env: String,
     /// Pinned pi package version.
     pub agent_pi_version: String,
+    /// The doctor's outbound probe target `IP:PORT`; empty means no probe.
+    pub doctor_probe: String,
     /// Tenants and their sites.
     pub tenants: Vec<TenantConfig>,
 }
@@ -147,6 +149,7 @@ impl Default for Config {
             agent_base_url: "http://10.0.1.4:8080/v1".into(),
             agent_api_key_env: "WARDEN_AGENT_API_KEY".into(),
             agent_pi_version: "0.73.1".into(),
+            doctor_probe: String::new(),
             tenants: Vec::new(),
         }
     }
@@ -288,6 +291,8 @@ pub static KEYS: &[Key] = &[
         "Name of the environment variable holding the provider key."),
     key!("agent.pi_version", ["WARDEN_AGENT_PI_VERSION"], Str, agent_pi_version,
         "Pinned @mariozechner/pi-coding-agent version."),
+    key!("doctor.probe", ["WARDEN_DOCTOR_PROBE"], Str, doctor_probe,
+        "Outbound probe IP:PORT a VNET worker connects to through the NAT (doctor --probe); empty: not checked."),
 ];
 
 /// A config with the source of every value.
