@@ -36,10 +36,14 @@ pub fn plan(layout: &Layout, host: &LinuxHost, paths: &LinuxPaths) -> Plan {
     let br = layout.bridge.as_str();
     let want_addr = format!("{}/24", layout.gateway);
     if !host.bridge_exists {
+        // A bridge without an address of its own takes its lowest port's MAC and changes it whenever a jail or
+        // worker veth comes or goes, which strands every neighbour's ARP entry for the gateway for seconds.
+        let [a, b, c, d] = layout.gateway.octets();
+        let mac = format!("02:57:{a:02x}:{b:02x}:{c:02x}:{d:02x}");
         out.push(Action::run(
             s,
-            format!("create the bridge {br}"),
-            &["ip", "link", "add", br, "type", "bridge"],
+            format!("create the bridge {br} with the fixed MAC {mac}"),
+            &["ip", "link", "add", br, "address", &mac, "type", "bridge"],
         ));
     }
     if host.bridge_addrs != [want_addr.clone()] {

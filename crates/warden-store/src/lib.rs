@@ -2,7 +2,8 @@
 //!
 //! One SQLite file in WAL mode (readers never block the writer), `busy_timeout` so concurrent writers
 //! wait instead of failing, and every write in an `IMMEDIATE` transaction so a read-then-write never
-//! hits a lock upgrade. Tables: turns, turn_events (bounded per turn), sessions, leases, journal.
+//! hits a lock upgrade. Tables: turns, turn_events (bounded per turn), sessions, leases. (The apply journal is
+//! `warden-host`'s, in its own file.)
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -12,7 +13,6 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 pub mod events;
 mod ids;
-pub mod journal;
 pub mod leases;
 pub mod migrations;
 pub mod sessions;
@@ -20,7 +20,6 @@ pub mod turns;
 
 pub use events::{Appended, EventKind, TurnEvent};
 pub use ids::{new_id, TurnId};
-pub use journal::{JournalEntry, JournalRun, JournalState};
 pub use leases::Lease;
 pub use sessions::Session;
 pub use turns::{NewTurn, RecoveryPolicy, Turn, TurnFilter, TurnKind, TurnOutcome, TurnStatus};
@@ -68,14 +67,6 @@ pub enum StoreError {
         addr: String,
         /// Its current holder.
         holder: String,
-    },
-    /// No journal entry has this run id and seq.
-    #[error("journal entry {run_id}/{seq} not found")]
-    JournalEntryNotFound {
-        /// The run.
-        run_id: String,
-        /// The entry number.
-        seq: u64,
     },
 }
 
@@ -262,13 +253,17 @@ mod tests {
             .unwrap()
             .collect::<rusqlite::Result<_>>()
             .unwrap();
-        for t in ["journal", "leases", "sessions", "turn_events", "turns"] {
+        for t in ["leases", "sessions", "turn_events", "turns"] {
             assert!(names.iter().any(|n| n == t), "missing {t} in {names:?}");
         }
+        assert!(
+            !names.iter().any(|n| n == "journal"),
+            "migration 2 drops the unused journal: {names:?}"
+        );
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 1);
+        assert_eq!(version, 2);
     }
 
     #[test]

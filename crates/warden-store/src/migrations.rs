@@ -68,9 +68,15 @@ CREATE TABLE journal (
 CREATE INDEX journal_by_created ON journal (created_ms);
 "#;
 
+/// V2 drops V1's `journal` table: nothing used it (the apply journal is `warden-host`'s own SQLite file).
+const V2: &str = r#"
+DROP INDEX IF EXISTS journal_by_created;
+DROP TABLE IF EXISTS journal;
+"#;
+
 /// All migrations, oldest first; append new ones, never edit old ones.
 pub fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(V1)])
+    Migrations::new(vec![M::up(V1), M::up(V2)])
 }
 
 #[cfg(test)]
@@ -78,5 +84,37 @@ mod tests {
     #[test]
     fn migrations_are_valid() {
         super::migrations().validate().unwrap();
+    }
+
+    /// A store made by the V1-only schema (with a journal row) upgrades in place; its other data stays.
+    #[test]
+    fn v1_store_upgrades_and_loses_only_the_journal() {
+        use rusqlite_migration::{Migrations, M};
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        Migrations::new(vec![M::up(super::V1)])
+            .to_latest(&mut conn)
+            .unwrap();
+        conn.execute_batch(
+            "INSERT INTO journal VALUES ('r', 1, 'host', '{}', 'done', NULL, 1, 1);
+             INSERT INTO sessions VALUES ('atlas', 'f', 'w', 1, 1, 1);",
+        )
+        .unwrap();
+        super::migrations().to_latest(&mut conn).unwrap();
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 2);
+        let journal: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name IN ('journal', 'journal_by_created')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(journal, 0);
+        let sessions: i64 = conn
+            .query_row("SELECT count(*) FROM sessions", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(sessions, 1);
     }
 }

@@ -49,6 +49,13 @@ pub fn host_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/"))
 }
 
+/// The host runner of the bastille backend for commands outside setup (snapshots, workers): host files under
+/// [`host_root`], `bastille` calls serialised by the lock in `state_dir` — the same single lock
+/// `BastilleBackend::new` puts around its runner.
+pub fn bastille_runner(state_dir: &std::path::Path) -> warden_freebsd::BastilleLock<SystemRunner> {
+    warden_freebsd::BastilleLock::new(SystemRunner::with_root(host_root()), state_dir)
+}
+
 /// Picks the backend named (or this OS's default).
 pub fn choose(name: Option<BackendName>, layout: &Layout) -> Result<Chosen, Exit> {
     let name = name.unwrap_or_else(context::default_backend);

@@ -93,7 +93,7 @@ pub enum Command {
     Plan(PlanArgs),
     /// Plan, then apply with progress; journaled, resumable after a crash.
     Setup(SetupArgs),
-    /// Run one command in an ephemeral worker (Linux), stdio passed through; exits with its status.
+    /// Run one command in an ephemeral worker (Linux namespaces, or a FreeBSD jail with --backend bastille); exits with its status.
     Run(RunArgs),
     /// Persistent jails (Linux): create, start, stop, destroy, list, exec.
     Jail {
@@ -124,6 +124,8 @@ pub enum Command {
     },
     /// Print the control plane's bearer token.
     Token,
+    #[command(flatten)]
+    Snapshot(SnapshotCommand),
 }
 
 #[derive(Debug, Args)]
@@ -134,8 +136,9 @@ pub struct DoctorArgs {
     /// Print JSON: {"checks":[…],"summary":{…}}.
     #[arg(long)]
     pub json: bool,
-    /// Outbound probe target IP:PORT a VNET worker connects to through the NAT (doctor.probe).
-    #[arg(long, env = "WARDEN_DOCTOR_PROBE", value_name = "IP:PORT")]
+    /// Outbound probe target IP:PORT a VNET worker connects to through the NAT; default doctor.probe
+    /// (WARDEN_DOCTOR_PROBE, or the config file).
+    #[arg(long, value_name = "IP:PORT")]
     pub probe: Option<String>,
     /// The hosts file whose Warden block is checked (default /etc/hosts; on Linux only checked when given or
     /// when /etc/hosts already has a Warden block).
@@ -159,13 +162,20 @@ pub enum NetworkArg {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
+    /// The host backend (default: bastille on FreeBSD, linux elsewhere); bastille runs a jail on a ZFS clone.
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendName>,
+    /// Send the command as a turn to the running control plane (`warden serve`) instead; needs --tenant.
+    #[arg(long, conflicts_with_all = ["backend", "cwd", "root"])]
+    pub remote: bool,
     /// Tenant the command runs for (a DNS label; passed to the worker as WARDEN_TENANT).
     #[arg(long)]
     pub tenant: Option<String>,
     /// Network mode.
     #[arg(long, value_enum, default_value = "shared")]
     pub network: NetworkArg,
-    /// Root filesystem: `host` (read-only binds of this host) or a bootstrapped release (e.g. `debian`).
+    /// Root filesystem: `host` (read-only binds of this host) or a bootstrapped release (e.g. `debian`); with
+    /// --backend bastille, a FreeBSD release (`host`: jails.release).
     #[arg(long, default_value = "host")]
     pub release: String,
     /// Wall-clock limit (e.g. 30s, 5m); default workers.timeout.
@@ -289,6 +299,33 @@ pub enum TurnsCommand {
         /// The turn id.
         id: String,
         /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// ZFS snapshots of FreeBSD service jails (bastille backend).
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCommand {
+    /// Snapshot a FreeBSD jail's datasets (zfs snapshot -r); prints the tag.
+    Snapshot {
+        /// The jail (e.g. clawdiedb).
+        jail: String,
+        /// The tag; default warden-YYYYmmdd-HHMMSS (UTC).
+        tag: Option<String>,
+    },
+    /// Roll a stopped FreeBSD jail back to a snapshot; later snapshots are destroyed.
+    Rollback {
+        /// The jail.
+        jail: String,
+        /// The tag; default the newest snapshot.
+        tag: Option<String>,
+    },
+    /// List a FreeBSD jail's snapshots, oldest first.
+    Snapshots {
+        /// The jail.
+        jail: String,
+        /// Print JSON (every dataset's snapshots).
         #[arg(long)]
         json: bool,
     },

@@ -130,6 +130,20 @@ struct LinuxHost {
     dir: tempfile::TempDir,
     listener: Child,
     probe: String,
+    /// A unique identity: jail names derive from it, and jail cgroups are machine-global by name.
+    identity: String,
+}
+
+/// `t` and six hex digits: a valid identity (at most 7 characters) unique to this test run.
+fn unique_identity() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "t{:06x}",
+        (nanos ^ std::process::id().rotate_left(12)) & 0xff_ffff
+    )
 }
 
 impl LinuxHost {
@@ -172,6 +186,7 @@ impl LinuxHost {
             dir,
             listener,
             probe: "192.168.250.2:8099".into(),
+            identity: unique_identity(),
         };
         // Wait for the listener (it is in the other namespace; poll from there).
         let t0 = Instant::now();
@@ -187,9 +202,9 @@ impl LinuxHost {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        // Only the steps the Linux doctor checks: `jails` would start persistent service jails whose cgroups are
-        // named by jail name machine-wide, colliding with other tests that run at the same time.
-        for step in ["host", "dns"] {
+        // The service jails' cgroups are named by jail name machine-wide; the unique identity keeps them apart
+        // from other tests' jails. Drop destroys them.
+        for step in ["host", "jails", "dns"] {
             let out = host.warden(&["setup", "--backend", "linux", "--step", step]);
             assert!(out.status.success(), "setup --step {step}: {}", text(&out));
         }
@@ -203,7 +218,12 @@ impl LinuxHost {
     fn warden(&self, args: &[&str]) -> Output {
         let mut argv = self.ns.prefix();
         argv.push(warden_bin().display().to_string());
-        argv.extend(["--state-dir".to_string(), self.state()]);
+        argv.extend([
+            "--state-dir".to_string(),
+            self.state(),
+            "--identity".to_string(),
+            self.identity.clone(),
+        ]);
         argv.extend(args.iter().map(|s| s.to_string()));
         Command::new(&argv[0])
             .args(&argv[1..])
@@ -211,6 +231,14 @@ impl LinuxHost {
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .output()
             .expect("warden")
+    }
+
+    /// The layout's service jail names under this identity.
+    fn jails(&self) -> Vec<String> {
+        ["git", "cms", "ai", "db"]
+            .iter()
+            .map(|r| format!("{}{r}", self.identity))
+            .collect()
     }
 
     fn dnsmasq_pid(&self) -> Option<String> {
@@ -250,6 +278,10 @@ impl Host for LinuxHost {
 
 impl Drop for LinuxHost {
     fn drop(&mut self) {
+        // Jails first, while their namespace still exists: destroy stops them and removes cgroups and veths.
+        for jail in self.jails() {
+            let _ = self.warden(&["jail", "destroy", "--force", &jail]);
+        }
         let _ = self.listener.kill();
         let _ = self.listener.wait();
         if let Some(pid) = self.dnsmasq_pid() {
@@ -278,11 +310,12 @@ fn linux_doctor_finds_each_break_and_its_remedy_fixes_it() {
     ] {
         assert_eq!(check(&report, name)["status"], "ok", "{name}: {report:#}");
     }
-    assert_eq!(check(&report, "jails")["status"], "skip");
-    assert!(check(&report, "jails")["seen"]
-        .as_str()
-        .unwrap()
-        .contains("no persistent jails on this backend yet"));
+    for jail in h.jails() {
+        for what in ["exists", "running", "addr", "hostname", "gateway", "dns"] {
+            let name = format!("jail.{jail}.{what}");
+            assert_eq!(check(&report, &name)["status"], "ok", "{name}: {report:#}");
+        }
+    }
     assert_eq!(
         check(&report, "hosts.block")["status"],
         "skip",
@@ -290,7 +323,7 @@ fn linux_doctor_finds_each_break_and_its_remedy_fixes_it() {
     );
     // A healthy run takes well under a second (PERF.md).
     let ms = report["summary"]["duration_ms"].as_u64().unwrap();
-    assert!(ms < 1000, "doctor took {ms} ms");
+    assert!(ms < 1000, "doctor took {ms} ms: {report:#}");
 
     // The table for people: no colour when stdout is not a terminal.
     let table = h.warden(&["doctor", "--backend", "linux", "--probe", &h.probe]);
@@ -305,6 +338,18 @@ fn linux_doctor_finds_each_break_and_its_remedy_fixes_it() {
 
     let state = h.state();
     let id = |s: &str| s.to_string();
+    // A stopped service jail: its remedy (`warden … jail start NAME`, with this run's flags) starts it again.
+    let git = format!("{}git", h.identity);
+    let running = format!("jail.{git}.running");
+    let start = format!("--identity {} jail start {git}", h.identity);
+    h.break_and_fix(
+        &format!(
+            "warden --state-dir {state} --identity {} jail stop {git}",
+            h.identity
+        ),
+        &[(running.as_str(), start.as_str())],
+        &id,
+    );
     h.break_and_fix(
         "ip addr del 10.0.1.1/24 dev warden0",
         &[("network.bridge", "setup --backend linux --step host")],
@@ -618,6 +663,34 @@ fn doctor_rejects_a_bad_probe_and_pi_config_reports_json() {
     let out = common::warden(&["doctor", "--probe", "nope"], &[]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("IP:PORT"));
+    // Without --probe, the config key doctor.probe (environment over file) is used, and named when bad.
+    let out = common::warden(&["doctor"], &[("WARDEN_DOCTOR_PROBE", "nope")]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("doctor.probe (env WARDEN_DOCTOR_PROBE)"),
+        "{}",
+        text(&out)
+    );
+    let cfg_dir = tempfile::tempdir().unwrap();
+    let cfg = cfg_dir.path().join("warden.toml");
+    std::fs::write(&cfg, "[doctor]\nprobe = \"10.9.9.9\"\n").unwrap();
+    let cfg_s = cfg.display().to_string();
+    let out = common::warden(&["--config", &cfg_s, "doctor"], &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!("doctor.probe (file {cfg_s})")),
+        "{}",
+        text(&out)
+    );
+    let shown = common::warden(
+        &["--config", &cfg_s, "config", "show", "--json"],
+        &[("WARDEN_DOCTOR_PROBE", "10.9.9.9:53")],
+    );
+    let v: Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(
+        v["keys"]["doctor.probe"]["source"],
+        "env WARDEN_DOCTOR_PROBE"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().display().to_string();

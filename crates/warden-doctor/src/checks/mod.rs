@@ -37,7 +37,17 @@ pub fn tasks(ctx: &Arc<Ctx>) -> Vec<Task> {
         task(ctx, "hosts.block", hosts::block),
     ]);
     match ctx.opts.backend {
-        BackendKind::Linux => out.push(task(ctx, "jails", jails::linux)),
+        BackendKind::Linux => {
+            for svc in ctx.layout().jails() {
+                let c = Arc::clone(ctx);
+                let jail = svc.jail.clone();
+                // A dead bridge or resolver makes the in-jail round trips wait out their limits.
+                out.push(
+                    Task::new(format!("jail.{jail}"), move || jails::linux_jail(&c, &jail))
+                        .depends(&["network.bridge", "dns.service"]),
+                );
+            }
+        }
         BackendKind::Bastille => {
             for svc in ctx.layout().jails() {
                 let c = Arc::clone(ctx);

@@ -37,7 +37,7 @@ pub fn warden_prefix(global: &Global) -> String {
 
 /// Runs the checks and prints the report.
 pub fn run(global: &Global, args: &DoctorArgs) -> Result<(), Exit> {
-    let (_, layout) = context::layout(global)?;
+    let (loaded, layout) = context::layout(global)?;
     let name = args.backend.unwrap_or_else(context::default_backend);
     let state_dir = context::state_dir(&layout, name);
     let backend = match name {
@@ -49,11 +49,18 @@ pub fn run(global: &Global, args: &DoctorArgs) -> Result<(), Exit> {
         opts.host_root = backends::host_root();
     }
     opts.hosts_file = args.hosts_file.clone();
-    opts.probe = match &args.probe {
-        Some(p) if !p.trim().is_empty() => {
-            Some(warden_doctor::parse_probe(p).map_err(|e| Exit::usage(e.to_string()))?)
-        }
-        _ => None,
+    // --probe, else doctor.probe (environment, then the config file); empty means no probe.
+    let (probe, from) = match &args.probe {
+        Some(p) => (p.clone(), "--probe".to_string()),
+        None => (
+            loaded.config.doctor_probe.clone(),
+            format!("doctor.probe ({})", loaded.source("doctor.probe")),
+        ),
+    };
+    opts.probe = if probe.trim().is_empty() {
+        None
+    } else {
+        Some(warden_doctor::parse_probe(&probe).map_err(|e| Exit::usage(format!("{from}: {e}")))?)
     };
     if args.timeout_ms == 0 {
         return Err(Exit::usage(

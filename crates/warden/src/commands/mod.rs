@@ -11,5 +11,6 @@ pub mod release;
 pub mod render;
 pub mod run;
 pub mod serve;
+pub mod snapshot;
 pub mod turn;
 pub mod turns;

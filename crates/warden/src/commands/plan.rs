@@ -130,7 +130,8 @@ fn verify(global: &Global, args: &SetupArgs) -> Result<(), Exit> {
     let doctor = crate::cli::DoctorArgs {
         backend: args.plan.backend,
         json: false,
-        probe: std::env::var("WARDEN_DOCTOR_PROBE").ok(),
+        // The doctor reads doctor.probe (WARDEN_DOCTOR_PROBE or the config file) itself.
+        probe: None,
         hosts_file: None,
         timeout_ms: 3000,
     };

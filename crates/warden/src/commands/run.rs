@@ -13,7 +13,13 @@ use crate::exit::{self, Exit};
 
 /// Runs the command and returns the exit code `warden` should end with.
 pub fn run(global: &Global, args: &RunArgs) -> Result<u8, Exit> {
+    if args.remote {
+        return run_remote(global, args);
+    }
     let (_, layout) = context::layout(global)?;
+    if args.backend.unwrap_or_else(context::default_backend) == BackendName::Bastille {
+        return run_bastille(args, &layout);
+    }
     let state_dir = context::state_dir(&layout, BackendName::Linux);
     context::ensure_state_dir(&state_dir)?;
     // A warden killed mid-run (even by SIGKILL) leaves a record; the next start cleans up after it.
@@ -133,6 +139,267 @@ pub fn run(global: &Global, args: &RunArgs) -> Result<u8, Exit> {
             code
         }
     })
+}
+
+/// `--backend bastille`: the command in a jail on a ZFS clone of the release (`warden_freebsd::run_worker`), with
+/// the same flags and the same exit-status contract as the Linux worker. Output is captured by the worker and
+/// printed afterwards.
+fn run_bastille(args: &RunArgs, layout: &Layout) -> Result<u8, Exit> {
+    use warden_freebsd::worker::{WorkerEnd, WorkerNetwork};
+
+    let infra = |message: String| Exit {
+        code: exit::INFRASTRUCTURE,
+        message,
+    };
+    if let Some(missing) = ["zfs", "jail", "jexec", "jls"]
+        .into_iter()
+        .find(|p| !backends::on_path(p))
+    {
+        return Err(infra(format!(
+            "--backend bastille needs FreeBSD's jail tools, and {missing} is not on PATH\n  fix: run on the FreeBSD host, or use --backend linux"
+        )));
+    }
+    let state_dir = context::state_dir(layout, BackendName::Bastille);
+    context::ensure_state_dir(&state_dir)?;
+    let runner = backends::bastille_runner(&state_dir);
+    let name = format!("r{:x}", std::process::id() & 0xfffffff);
+    let argv: Vec<&str> = args.command.iter().map(String::as_str).collect();
+    let mut spec = warden_freebsd::WorkerSpec::new(layout, &name, &argv, &state_dir);
+    spec.network = match args.network {
+        NetworkArg::None => WorkerNetwork::None,
+        NetworkArg::Shared => WorkerNetwork::Shared,
+        NetworkArg::Vnet => WorkerNetwork::Vnet,
+    };
+    // `host` (the Linux default) stands for the layout's release here: a jail always runs a FreeBSD release.
+    spec.release = match args.release.as_str() {
+        "host" => None,
+        other => Some(other.to_string()),
+    };
+    spec.limits.memory_bytes = Some(size(&args.memory, layout.limits.memory_bytes, "--memory")?);
+    spec.limits.max_procs = Some(args.pids.unwrap_or(layout.limits.pids));
+    spec.limits.timeout = Some(match &args.timeout {
+        Some(t) => parse_duration(t).map_err(|e| {
+            Exit::usage(format!(
+                "invalid --timeout {t:?}: {e}\n  fix: e.g. --timeout 30s"
+            ))
+        })?,
+        None => layout.limits.timeout,
+    });
+    // The cap covers stdout and stderr together, as on Linux; applied below so going over it exits 141.
+    let output_cap = size(&args.output, layout.limits.output_bytes, "--output")?;
+    spec.limits.output_bytes = None;
+    if !racct_enabled(&runner) {
+        if args.memory.is_some() || args.pids.is_some() {
+            return Err(infra(
+                "this host cannot enforce --memory or --pids: rctl is disabled (kern.racct.enable is not 1)\n  fix: add kern.racct.enable=1 to /boot/loader.conf and reboot, or run without --memory/--pids".into(),
+            ));
+        }
+        eprintln!(
+            "warden: warning: rctl is disabled (kern.racct.enable is not 1): the worker runs without its memory and process limits; fix: add kern.racct.enable=1 to /boot/loader.conf and reboot"
+        );
+        spec.limits.memory_bytes = None;
+        spec.limits.max_procs = None;
+    }
+    if let Some(cwd) = &args.cwd {
+        spec.cwd = Some(cwd.clone());
+    }
+    for kv in &args.env {
+        let (k, v) = kv.split_once('=').ok_or_else(|| {
+            Exit::usage(format!("invalid --env {kv:?}\n  fix: use --env NAME=VALUE"))
+        })?;
+        spec.env.push((k.to_string(), v.to_string()));
+    }
+    if let Some(tenant) = &args.tenant {
+        warden_core::names::check_label(tenant).map_err(|e| {
+            Exit::usage(format!(
+                "invalid --tenant {tenant:?}: {e}\n  fix: use a DNS label, e.g. --tenant atlas"
+            ))
+        })?;
+        spec.env.push(("WARDEN_TENANT".into(), tenant.clone()));
+    }
+    if args.root {
+        spec.user = "root".into();
+    }
+    let outcome = warden_freebsd::run_worker(&runner, layout, &spec).map_err(|e| {
+        let fix = match &e {
+            warden_freebsd::WorkerError::Spec { field: "user", .. } => {
+                "\n  fix: set workers.user (WARDEN_WORKER_USER) to a user the release has, e.g. nobody, or pass --root"
+            }
+            warden_freebsd::WorkerError::Failed { what, .. } if what.contains("template") => {
+                "\n  fix: `warden setup --backend bastille --step jails` bootstraps the release"
+            }
+            _ => "",
+        };
+        infra(format!("worker failed: {e}{fix}"))
+    })?;
+    for p in &outcome.cleanup_problems {
+        eprintln!("warden: warning: worker {name} teardown: {p}");
+    }
+    let over_cap = (outcome.stdout.len() + outcome.stderr.len()) as u64 > output_cap;
+    let stdout = truncate(&outcome.stdout, output_cap);
+    let stderr = truncate(
+        &outcome.stderr,
+        output_cap.saturating_sub(stdout.len() as u64),
+    );
+    {
+        use std::io::Write;
+        let _ = std::io::stdout().write_all(stdout.as_bytes());
+        let _ = std::io::stdout().flush();
+        let _ = std::io::stderr().write_all(stderr.as_bytes());
+    }
+    if over_cap {
+        eprintln!("warden: worker {name} was killed: it went over its output cap");
+        return Ok(exit::LIMIT_OUTPUT);
+    }
+    Ok(match outcome.end {
+        WorkerEnd::Exited => outcome.exit_code.clamp(0, 255) as u8,
+        WorkerEnd::TimedOut => {
+            eprintln!(
+                "warden: worker {name} was killed: it went over its wall-clock limit of {}",
+                args.timeout.as_deref().unwrap_or("the default")
+            );
+            exit::LIMIT_TIMEOUT
+        }
+        WorkerEnd::Killed => {
+            eprintln!("warden: worker {name} was killed by a signal (e.g. its memory limit)");
+            exit::LIMIT_MEMORY
+        }
+    })
+}
+
+/// `--remote`: the command as an argv turn of the running control plane (`warden serve`), with the flags'
+/// limits, network and environment; its output printed, its exit status (or the documented codes) returned.
+fn run_remote(global: &Global, args: &RunArgs) -> Result<u8, Exit> {
+    use crate::commands::turn::{block_on, client, client_exit};
+
+    let Some(tenant) = &args.tenant else {
+        return Err(Exit::usage(
+            "--remote needs --tenant: a control plane turn belongs to a tenant\n  fix: e.g. --remote --tenant atlas",
+        ));
+    };
+    if args.release != "host" {
+        return Err(Exit::usage(
+            "--release cannot be used with --remote: the control plane runs turns on the host release\n  fix: drop --release, or run locally without --remote",
+        ));
+    }
+    let size =
+        |flag: &Option<String>, name: &str| -> Result<Option<warden_server::request::Size>, Exit> {
+            match flag {
+                None => Ok(None),
+                Some(text) => parse_size(text)
+                    .map(|b| Some(warden_server::request::Size::Bytes(b)))
+                    .map_err(|e| {
+                        Exit::usage(format!(
+                            "invalid {name} {text:?}: {e}\n  fix: e.g. {name} 512M"
+                        ))
+                    }),
+            }
+        };
+    let timeout_ms = match &args.timeout {
+        None => None,
+        Some(t) => Some(
+            parse_duration(t)
+                .map_err(|e| {
+                    Exit::usage(format!(
+                        "invalid --timeout {t:?}: {e}\n  fix: e.g. --timeout 30s"
+                    ))
+                })?
+                .as_millis() as u64,
+        ),
+    };
+    let mut env = std::collections::BTreeMap::new();
+    for kv in &args.env {
+        let (k, v) = kv.split_once('=').ok_or_else(|| {
+            Exit::usage(format!("invalid --env {kv:?}\n  fix: use --env NAME=VALUE"))
+        })?;
+        env.insert(k.to_string(), v.to_string());
+    }
+    let request = warden_server::TurnRequest {
+        tenant: tenant.clone(),
+        argv: Some(args.command.clone()),
+        prompt: None,
+        limits: Some(warden_server::LimitsRequest {
+            memory: size(&args.memory, "--memory")?,
+            pids: args.pids.map(u64::from),
+            timeout_ms,
+            output_bytes: size(&args.output, "--output")?,
+        }),
+        network: Some(match args.network {
+            NetworkArg::None => warden_server::Network::None,
+            NetworkArg::Shared => warden_server::Network::Shared,
+            NetworkArg::Vnet => warden_server::Network::Vnet,
+        }),
+        env: (!env.is_empty()).then_some(env),
+    };
+    let c = client(global).map_err(|e| Exit {
+        code: exit::INFRASTRUCTURE,
+        ..e
+    })?;
+    let view = block_on(c.submit_wait(&request))?.map_err(|e| {
+        let x = client_exit(e);
+        if x.code == exit::USAGE {
+            x
+        } else {
+            Exit {
+                code: exit::INFRASTRUCTURE,
+                message: x.message,
+            }
+        }
+    })?;
+    {
+        use std::io::Write;
+        let _ = std::io::stdout().write_all(view.stdout.as_bytes());
+        let _ = std::io::stdout().flush();
+        let _ = std::io::stderr().write_all(view.stderr.as_bytes());
+    }
+    let limit = |what: &str, code: u8| {
+        eprintln!(
+            "warden: turn {} was killed: it went over its {what}",
+            view.id
+        );
+        code
+    };
+    Ok(match (view.status.as_str(), view.failure.as_deref()) {
+        ("succeeded", _) | (_, Some("exit_code")) | (_, Some("signal")) => match view.exit_code {
+            Some(code) => code.clamp(0, 255) as u8,
+            None => exit::INFRASTRUCTURE,
+        },
+        (_, Some("timeout")) => limit("wall-clock limit", exit::LIMIT_TIMEOUT),
+        (_, Some("memory_limit")) => limit("memory limit", exit::LIMIT_MEMORY),
+        (_, Some("pids_limit")) => limit("process limit", exit::LIMIT_PIDS),
+        (_, Some("output_limit")) => limit("output cap", exit::LIMIT_OUTPUT),
+        (status, failure) => {
+            eprintln!(
+                "warden: turn {} {status}: {}",
+                view.id,
+                failure.unwrap_or("no reason given")
+            );
+            exit::INFRASTRUCTURE
+        }
+    })
+}
+
+/// Whether rctl can enforce limits: `kern.racct.enable` is a boot tunable, 1 when RACCT/RCTL is on.
+fn racct_enabled(runner: &dyn warden_host::Runner) -> bool {
+    let argv: Vec<String> = ["sysctl", "-n", "kern.racct.enable"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    runner
+        .run(&argv)
+        .is_ok_and(|o| o.ok() && o.stdout.trim() == "1")
+}
+
+/// At most `max` bytes of `s`, cut on a character boundary.
+fn truncate(s: &str, max: u64) -> &str {
+    if s.len() as u64 <= max {
+        return s;
+    }
+    let mut cut = max as usize;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    &s[..cut]
 }
 
 fn size(flag: &Option<String>, default: u64, name: &str) -> Result<u64, Exit> {

@@ -1,0 +1,165 @@
+//! `warden run --remote`: the command goes as a turn to a `warden serve` running in a network namespace this test
+//! creates (entered with `nsenter --net`); output and exit status come back as with a local run.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{warden_bin, Netns};
+
+fn text(out: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// `warden serve` on an ephemeral loopback port inside the namespace; SIGTERM and wait on drop.
+struct Serve {
+    child: Child,
+}
+
+impl Serve {
+    fn start(ns: &Netns, state: &Path) -> Serve {
+        let log = std::fs::File::create(state.join("serve.log")).unwrap();
+        let mut argv = ns.prefix();
+        argv.push(warden_bin().display().to_string());
+        argv.extend(
+            [
+                "--state-dir",
+                &state.display().to_string(),
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+            ]
+            .map(String::from),
+        );
+        // nsenter execs warden, so the child's pid is the server's.
+        let child = Command::new(&argv[0])
+            .args(&argv[1..])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start warden serve");
+        let mut serve = Serve { child };
+        let t0 = Instant::now();
+        while !state.join("serve.json").exists() {
+            if let Ok(Some(status)) = serve.child.try_wait() {
+                panic!(
+                    "warden serve exited ({status}): {}",
+                    std::fs::read_to_string(state.join("serve.log")).unwrap_or_default()
+                );
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "warden serve did not start: {}",
+                std::fs::read_to_string(state.join("serve.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        serve
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(15) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn warden_in(ns: &Netns, state: &Path, args: &[&str]) -> Output {
+    let mut full = vec![
+        warden_bin().display().to_string(),
+        "--state-dir".into(),
+        state.display().to_string(),
+    ];
+    full.extend(args.iter().map(|s| s.to_string()));
+    let refs: Vec<&str> = full.iter().map(String::as_str).collect();
+    ns.exec(&refs)
+}
+
+#[test]
+fn run_remote_passes_output_and_exit_status_through() {
+    let ns = Netns::new();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path();
+    let _serve = Serve::start(&ns, state);
+
+    let o = warden_in(
+        &ns,
+        state,
+        &["run", "--remote", "--tenant", "atlas", "--", "echo", "hi"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "hi\n");
+
+    let o = warden_in(
+        &ns,
+        state,
+        &[
+            "run",
+            "--remote",
+            "--tenant",
+            "atlas",
+            "--env",
+            "WHO=remote",
+            "--",
+            "sh",
+            "-c",
+            "echo $WHO; echo oops >&2; exit 3",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "remote\n");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("oops"));
+
+    // The documented limit codes come back too.
+    let o = warden_in(
+        &ns,
+        state,
+        &[
+            "run",
+            "--remote",
+            "--tenant",
+            "atlas",
+            "--timeout",
+            "1s",
+            "--",
+            "sleep",
+            "30",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(124), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("wall-clock limit"));
+
+    // Bad input is exit 2; no control plane is 125 (Warden could not run the command).
+    let o = warden_in(&ns, state, &["run", "--remote", "--", "true"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--tenant"));
+    let empty = tempfile::tempdir().unwrap();
+    let o = warden_in(
+        &ns,
+        empty.path(),
+        &["run", "--remote", "--tenant", "atlas", "--", "true"],
+    );
+    assert_eq!(o.status.code(), Some(125), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("warden serve"));
+}
