@@ -112,7 +112,8 @@ impl Cgroup {
         }
     }
 
-    fn set_limits(&self, limits: &Limits) -> Result<()> {
+    /// Writes the limits (also used to change a parked worker's limits for its turn).
+    pub(crate) fn set_limits(&self, limits: &Limits) -> Result<()> {
         // A limit asked for but impossible to enforce is an error, never a silently unlimited worker
         // (e.g. `ip netns exec` remounts /sys and hides /sys/fs/cgroup).
         for (wanted, controller) in [
@@ -132,9 +133,14 @@ impl Cgroup {
         if let (Some(bytes), Some(dir)) = (limits.memory_bytes, self.dir("memory")) {
             match self.version {
                 CgroupVersion::V1 => {
-                    write(&dir.join("memory.limit_in_bytes"), &bytes.to_string())?;
-                    // Without swap accounting the file is absent; with it, forbid swapping past the limit.
+                    // Without swap accounting the memsw file is absent; with it, forbid swapping
+                    // past the limit. memsw must stay >= memory: raising writes memsw first.
                     let memsw = dir.join("memory.memsw.limit_in_bytes");
+                    let mem = dir.join("memory.limit_in_bytes");
+                    if fs::write(&mem, bytes.to_string()).is_err() && memsw.exists() {
+                        write(&memsw, &bytes.to_string())?;
+                    }
+                    write(&mem, &bytes.to_string())?;
                     if memsw.exists() {
                         write(&memsw, &bytes.to_string())?;
                     }
@@ -213,6 +219,80 @@ fn read_key(path: &Path, key: &str) -> u64 {
         .find(|(k, _)| *k == key)
         .and_then(|(_, v)| v.trim().parse().ok())
         .unwrap_or(0)
+}
+
+/// Where host-wide claims on cgroup names live (see [`claim`]).
+const CLAIM_DIR: &str = "/run/warden/cgroup-names";
+
+/// A host-wide claim on a worker's cgroup name, held by its helper from before the worker
+/// exists until its cgroups are removed.
+///
+/// Cgroup directories are one namespace for the whole host, but worker names are unique only
+/// within a state directory (a Vnet worker is `w<octet>` of its lease): two wardens, or two
+/// test suites, can both run a `w101`. Creating a cgroup removes a leftover of the same name,
+/// killing what is inside, and so does a teardown that finds its directory busy; without a
+/// claim, one instance killed the other's worker (this was the parked workers' intermittent
+/// "init died while parked"). An `flock` on `/run/warden/cgroup-names/<name>` is released by
+/// the kernel when its holder dies, so a crashed helper never blocks the name.
+#[derive(Debug)]
+pub struct Claim {
+    file: Option<fs::File>,
+    path: PathBuf,
+}
+
+impl Claim {
+    /// The descriptor to close in children that must not hold the claim.
+    pub fn raw_fd(&self) -> Option<std::os::fd::RawFd> {
+        use std::os::fd::AsRawFd;
+        self.file.as_ref().map(AsRawFd::as_raw_fd)
+    }
+
+    /// Gives the name up (after the cgroups are gone): the file is removed while still locked,
+    /// so a waiter that opened it sees a stale inode and retries on a fresh file.
+    pub fn release(mut self) {
+        if self.file.is_some() {
+            let _ = fs::remove_file(&self.path);
+        }
+        self.file = None;
+    }
+}
+
+/// Claims cgroup name `name` for this process: `Ok(None)` if a live process holds it. Where
+/// the claim directory cannot be made (not root), the claim is empty: there is nothing to
+/// collide with that this process could have created.
+pub fn claim(name: &str) -> Result<Option<Claim>> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::MetadataExt;
+    let dir = Path::new(CLAIM_DIR);
+    let path = dir.join(name);
+    if fs::create_dir_all(dir).is_err() {
+        return Ok(Some(Claim { file: None, path }));
+    }
+    loop {
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io("open cgroup name claim", &path, e))?;
+        // SAFETY: flock on a descriptor we own.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+                return Ok(None);
+            }
+            return Err(Error::io("lock cgroup name claim", &path, e));
+        }
+        // The holder before us may have removed the file between our open and our lock.
+        let ours = file.metadata().map(|m| m.ino()).ok();
+        let now = fs::metadata(&path).map(|m| m.ino()).ok();
+        if ours.is_some() && ours == now {
+            return Ok(Some(Claim {
+                file: Some(file),
+                path,
+            }));
+        }
+    }
 }
 
 /// Kills every process listed in a cgroup directory.

@@ -30,6 +30,12 @@ use crate::veth;
 pub const HELPER_ARG: &str = "__worker";
 pub(crate) const REPORT_FD: RawFd = 3;
 pub(crate) const LIFELINE_FD: RawFd = 4;
+/// A parked helper's control pipe: the pool writes one [`Turn`] (JSON) and closes it; EOF with
+/// nothing written means the worker is discarded.
+pub(crate) const CONTROL_FD: RawFd = 5;
+/// The byte a parked helper writes on the report pipe once its worker is parked (before the
+/// JSON report, which never starts with it).
+pub(crate) const PARKED_BYTE: u8 = b'R';
 /// How often a jail's supervisor checks that the jail's directory still exists.
 const JAIL_DIR_CHECK_MS: i64 = 1000;
 
@@ -62,7 +68,7 @@ pub fn helper_main() -> ! {
         // SAFETY: setting a disposition to SIG_IGN.
         unsafe { libc::signal(sig, libc::SIG_IGN) };
     }
-    for fd in [REPORT_FD, LIFELINE_FD] {
+    for fd in [REPORT_FD, LIFELINE_FD, CONTROL_FD] {
         // Keep these out of the worker.
         // SAFETY: fcntl on a descriptor number; fails harmlessly if it is not open.
         unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
@@ -83,7 +89,8 @@ pub fn helper_main() -> ! {
             h.timings.spawn_us = started.saturating_sub(caller_start);
             let r = match h.run() {
                 Ok(mut o) => {
-                    o.timings.report_us = mono_us() - started;
+                    // From the helper's start, or for a parked worker from its turn's arrival.
+                    o.timings.report_us = mono_us() - h.started;
                     Report::Done(o)
                 }
                 Err(Error::NameInUse { .. }) => Report::NameInUse,
@@ -181,6 +188,8 @@ struct Helper {
     reaped: bool,
     veth_created: bool,
     nl: Option<Netlink>,
+    /// The host-wide claim on the cgroup name, held until the cgroups are gone.
+    claim: Option<cgroup::Claim>,
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd)> {
@@ -207,6 +216,7 @@ impl Helper {
             reaped: false,
             veth_created: false,
             nl: None,
+            claim: None,
         }
     }
 
@@ -220,6 +230,13 @@ impl Helper {
             // Single-threaded process: joining the bridge's namespace here affects only us.
             veth::enter_netns(path)?;
         }
+        // The cgroup name first: another warden (another state directory) may run a worker of
+        // the same name, and creating or removing our cgroups would kill its processes.
+        self.claim = Some(
+            cgroup::claim(&self.spec.name)?.ok_or_else(|| Error::NameInUse {
+                name: self.spec.name.clone(),
+            })?,
+        );
         self.claim_record(vnet.is_some())?;
         std::fs::create_dir_all(mounts::mount_base(&self.spec.state_dir)).map_err(|e| {
             Error::io(
@@ -257,6 +274,8 @@ impl Helper {
             flags |= CloneFlags::CLONE_NEWNET;
         }
         let spec = &self.spec;
+        let parked = spec.parked;
+        let claim_fd = self.claim.as_ref().and_then(cgroup::Claim::raw_fd);
         let mut stack = vec![0u8; 1 << 20];
         // SAFETY: this process is single-threaded, so the child (a copy of it, no shared
         // memory) may allocate and run ordinary Rust until it execs.
@@ -267,6 +286,14 @@ impl Helper {
                     // lifeline or the helper's stdout/stderr, or the caller would wait for its
                     // exit (the kernel's namespace teardown) to see them close.
                     for fd in helper_ends.into_iter().chain([REPORT_FD, LIFELINE_FD]) {
+                        libc::close(fd);
+                    }
+                    // Only a parked helper has a control pipe; otherwise fd 5 may be one of
+                    // the init's own pipe ends.
+                    if parked {
+                        libc::close(CONTROL_FD);
+                    }
+                    if let Some(fd) = claim_fd {
                         libc::close(fd);
                     }
                     libc::dup2(fds.stdout_w, 1);
@@ -304,9 +331,16 @@ impl Helper {
         }
         // Go: the init may now configure its network and exec.
         // If the init already failed, the write fails (EPIPE) and its status says why.
-        let go_result = File::from(go_w).write_all(b"g");
+        let mut go = File::from(go_w);
+        let go_result = go.write_all(b"g");
+        let mut status_reader = std::io::BufReader::new(File::from(status_r));
+        if self.spec.parked {
+            self.park(&mut status_reader, go)?;
+        } else {
+            drop(go);
+        }
         let mut status = String::new();
-        File::from(status_r)
+        status_reader
             .read_to_string(&mut status)
             .map_err(|e| Error::sys("read the worker's init status", e))?;
         let exec_at = self.parse_status(&status)?;
@@ -317,6 +351,135 @@ impl Helper {
         }
         let outcome = self.wait(pid_raw, out_r, err_r, exit_r)?;
         Ok(outcome)
+    }
+
+    /// A parked worker: waits for the init to say it is ready, tells the pool (one byte on the
+    /// report pipe), waits for the turn on the control pipe and hands it to the init. From here
+    /// on the worker runs like a cold one, timed from the turn's arrival.
+    fn park(&mut self, status: &mut std::io::BufReader<File>, mut go: File) -> Result<()> {
+        use std::io::BufRead;
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let n = status
+                .read_line(&mut line)
+                .map_err(|e| Error::sys("read the worker's init status", e))?;
+            if n == 0 {
+                return Err(self.setup_err("the worker's init died before parking"));
+            }
+            if line.starts_with('P') {
+                break;
+            }
+            if let Some(msg) = line.trim_end().strip_prefix("E ") {
+                return Err(self.setup_err(msg));
+            }
+        }
+        // SAFETY: writing one byte to the report pipe the caller set up.
+        if unsafe { libc::write(REPORT_FD, [PARKED_BYTE].as_ptr().cast(), 1) } != 1 {
+            return Err(Error::sys(
+                "tell the pool the worker is parked",
+                std::io::Error::last_os_error(),
+            ));
+        }
+        let turn = self.wait_turn()?;
+        let received = mono_us();
+        turn.validate(&self.spec.name)?;
+        if turn.limits != self.spec.limits {
+            if let Some(cg) = &self.cgroup {
+                cg.set_limits(&turn.limits)?;
+            }
+        }
+        turn.apply(&mut self.spec);
+        self.started = received;
+        self.timings.spawn_us = received.saturating_sub(turn.sent_us.min(received));
+        let body = serde_json::to_vec(&turn).map_err(|e| Error::Json {
+            op: "encode turn",
+            source: e,
+        })?;
+        // The init reads the turn to EOF, so the pipe is closed right after.
+        go.write_all(&body)
+            .map_err(|e| Error::sys("hand the turn to the worker's init", e))?;
+        Ok(())
+    }
+
+    fn setup_err(&self, message: &str) -> Error {
+        Error::Setup {
+            name: self.spec.name.clone(),
+            message: message.to_string(),
+        }
+    }
+
+    /// Blocks until the pool sends the turn, or gives up on the worker: the pool closed the
+    /// control pipe without a turn or the lifeline (discarded), or the init died.
+    fn wait_turn(&mut self) -> Result<crate::spec::Turn> {
+        let pid = self.init_pid.unwrap_or(0);
+        // SAFETY: pidfd_open on our own child.
+        let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as RawFd;
+        if pidfd < 0 {
+            return Err(Error::sys(
+                "open a pidfd for the worker",
+                std::io::Error::last_os_error(),
+            ));
+        }
+        // SAFETY: the pidfd was just created and is owned here.
+        let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+        loop {
+            let mut pfds = [
+                libc::pollfd {
+                    fd: CONTROL_FD,
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: LIFELINE_FD,
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: pidfd.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
+            // SAFETY: pfds is a valid pollfd array.
+            let n = unsafe { libc::poll(pfds.as_mut_ptr(), 3, -1) };
+            if n < 0 {
+                let e = std::io::Error::last_os_error();
+                if e.kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(Error::sys("wait for a turn", e));
+            }
+            if pfds[2].revents != 0 {
+                // Say how it ended: a signal means something outside killed it.
+                let st = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+                self.reaped = true;
+                return Err(self.setup_err(&format!(
+                    "the parked worker's init died while parked ({st:?})"
+                )));
+            }
+            if pfds[1].revents != 0 {
+                return Err(self.setup_err("discarded while parked (the pool is gone)"));
+            }
+            if pfds[0].revents != 0 {
+                // SAFETY: fd 5 is the control pipe the pool set up; ManuallyDrop keeps it open
+                // for the descriptor table (it is closed below, once read).
+                let mut control =
+                    std::mem::ManuallyDrop::new(unsafe { File::from_raw_fd(CONTROL_FD) });
+                let mut body = Vec::new();
+                let read = control.read_to_end(&mut body);
+                // SAFETY: closing our own descriptor; it is not used again.
+                unsafe { libc::close(CONTROL_FD) };
+                read.map_err(|e| Error::sys("read the turn", e))?;
+                if body.is_empty() {
+                    return Err(self.setup_err("discarded while parked"));
+                }
+                return serde_json::from_slice(&body).map_err(|e| Error::Json {
+                    op: "decode turn",
+                    source: e,
+                });
+            }
+        }
     }
 
     /// Tells the caller the jail is up, then detaches from the report pipe (fd 3 stays taken by
@@ -708,6 +871,11 @@ impl Helper {
         for dir in &cgroups {
             if let Err(e) = cgroup::remove_dir(dir) {
                 first_err.get_or_insert(e);
+            }
+        }
+        if first_err.is_none() {
+            if let Some(c) = self.claim.take() {
+                c.release();
             }
         }
         if self.veth_created {

@@ -12,7 +12,8 @@
 //!
 //! Modules: `spec` (what to run / what happened), `worker` (`run`, caller side), `helper`
 //! (the re-exec'd process), `namespaces` (the worker's init), `init` (a jail's init), `jail`,
-//! `jail_exec`, `mounts`, `cgroup`, `veth`, `netlink`, `lease`, `record`, `reaper`, `release`.
+//! `jail_exec`, `parked` (a worker built up to its command, waiting for a [`Turn`]), `pool`
+//! (keeps parked workers per release and network mode), `mounts`, `cgroup`, `veth`, `netlink`, `lease`, `record`, `reaper`, `release`.
 
 pub mod cgroup;
 mod error;
@@ -25,6 +26,8 @@ pub mod lease;
 mod mounts;
 mod namespaces;
 mod netlink;
+pub mod parked;
+pub mod pool;
 pub mod reaper;
 pub mod record;
 pub mod release;
@@ -35,10 +38,12 @@ mod worker;
 pub use error::{Error, Result};
 pub use helper::{helper_main, Started, HELPER_ARG};
 pub use lease::{lease, Lease};
+pub use parked::Parked;
+pub use pool::{Pool, PoolKey, SlotConfig};
 pub use reaper::reap_orphans;
 pub use release::bootstrap_debian;
 pub use spec::{
     validate_name, Bind, ExitKind, LimitKind, Limits, NetworkMode, Outcome, ReleaseRef, Shape,
-    Timings, Vnet, WorkerSpec, DEFAULT_USER, MAX_NAME_LEN,
+    Timings, Turn, Vnet, WorkerSpec, DEFAULT_USER, MAX_NAME_LEN,
 };
 pub use worker::{run, run_captured, set_helper_exe, wait_torn_down, Io, OutputStream};

@@ -13,7 +13,7 @@ use std::path::Path;
 use crate::error::{Error, Result};
 use crate::mounts;
 use crate::netlink::Netlink;
-use crate::spec::{NetworkMode, WorkerSpec};
+use crate::spec::{NetworkMode, Turn, WorkerSpec};
 
 /// Microseconds of CLOCK_MONOTONIC: comparable between the processes of one run.
 pub fn mono_us() -> u64 {
@@ -76,9 +76,30 @@ pub fn init_main(spec: &WorkerSpec, fds: InitFds) -> isize {
         }
         return crate::init::serve();
     }
+    let parked = spec.parked;
     // SAFETY: the init is single-threaded (a copy of the single-threaded helper).
     match unsafe { nix::unistd::fork() } {
         Ok(nix::unistd::ForkResult::Child) => {
+            // A parked worker forks its command process (pid 2) now, at park time; pid 2 waits
+            // for its turn on the go pipe, so a turn is one pipe write and an exec.
+            let turn_spec;
+            let spec = if parked {
+                match read_turn(fds.go_r) {
+                    Ok(turn) => {
+                        let mut s = spec.clone();
+                        turn.apply(&mut s);
+                        turn_spec = s;
+                        &turn_spec
+                    }
+                    Err(e) => {
+                        let _ = writeln!(status, "E {}", chain(&e).replace('\n', " "));
+                        // SAFETY: leave without running the init's destructors in the child.
+                        unsafe { libc::_exit(127) }
+                    }
+                }
+            } else {
+                spec
+            };
             let err = match command_steps(spec, fds) {
                 Ok(()) => {
                     let _ = writeln!(status, "T {mounts_us} {net_us} {}", mono_us());
@@ -91,11 +112,19 @@ pub fn init_main(spec: &WorkerSpec, fds: InitFds) -> isize {
             unsafe { libc::_exit(127) }
         }
         Ok(nix::unistd::ForkResult::Parent { child }) => {
+            if parked {
+                // Ready: the command process is forked and waits for its turn.
+                let _ = writeln!(status, "P");
+            }
             drop(status);
-            // SAFETY: closing the init's copies of the worker's stdio; the command has its own.
+            // SAFETY: closing the init's copies of the worker's stdio and of the go pipe
+            // (pid 2 has its own); the command has its own.
             unsafe {
                 for fd in [0, 1, 2, fds.stdout_w, fds.stderr_w] {
                     libc::close(fd);
+                }
+                if parked {
+                    libc::close(fds.go_r);
                 }
             }
             reap_until(child.as_raw(), fds.exit_w)
@@ -105,6 +134,19 @@ pub fn init_main(spec: &WorkerSpec, fds: InitFds) -> isize {
             127
         }
     }
+}
+
+/// Reads a parked worker's [`Turn`]: the helper writes it on the go pipe, then closes it.
+fn read_turn(go_r: RawFd) -> Result<Turn> {
+    // SAFETY: go_r is a pipe end the helper gave to this process alone; the File owns it now.
+    let mut pipe = unsafe { std::fs::File::from_raw_fd(go_r) };
+    let mut body = Vec::new();
+    std::io::Read::read_to_end(&mut pipe, &mut body)
+        .map_err(|e| Error::sys("read the turn from the helper", e))?;
+    serde_json::from_slice(&body).map_err(|e| Error::Json {
+        op: "decode turn",
+        source: e,
+    })
 }
 
 fn chain(e: &dyn std::error::Error) -> String {
@@ -160,8 +202,10 @@ fn init_steps(spec: &WorkerSpec, fds: InitFds) -> Result<(u64, u64)> {
         };
         return Err(Error::sys("wait for the helper's go", e));
     }
-    // SAFETY: closing descriptors this process owns.
-    unsafe { libc::close(fds.go_r) };
+    if !spec.parked {
+        // SAFETY: closing descriptors this process owns.
+        unsafe { libc::close(fds.go_r) };
+    }
     let t2 = mono_us();
     configure_network(spec)?;
     let t3 = mono_us();

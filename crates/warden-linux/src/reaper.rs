@@ -52,11 +52,17 @@ pub fn reap_record(state_dir: &Path, rec: &Record) -> Result<Vec<String>> {
             cleaned.push(format!("{name}: killed init pid {pid}"));
         }
     }
-    for dir in &rec.cgroups {
-        if dir.exists() {
-            cgroup::remove_dir(dir)?;
-            cleaned.push(format!("{name}: cgroup {}", dir.display()));
+    // Cgroups only under the name's host-wide claim: if a live helper holds it (another
+    // state directory's worker of the same name, or the helper reclaiming this name, which
+    // replaces leftovers itself), the directories are not ours to remove.
+    if let Some(claim) = cgroup::claim(name)? {
+        for dir in &rec.cgroups {
+            if dir.exists() {
+                cgroup::remove_dir(dir)?;
+                cleaned.push(format!("{name}: cgroup {}", dir.display()));
+            }
         }
+        claim.release();
     }
     if let Some(host) = &rec.veth {
         let existed = veth::in_netns(rec.host_netns.as_deref(), || {

@@ -42,6 +42,11 @@ pub struct WorkerSpec {
     /// as its supervisor (see [`crate::jail`]).
     #[serde(default)]
     pub persistent: Option<PathBuf>,
+    /// Set for a pooled worker (see [`crate::pool`]): the worker is built up to the command and
+    /// parked; its command arrives later as a [`Turn`] (`argv`, `env`, `cwd`, `user`, `limits`
+    /// here are then only the parked defaults).
+    #[serde(default)]
+    pub parked: bool,
 }
 
 impl WorkerSpec {
@@ -65,6 +70,7 @@ impl WorkerSpec {
             state_dir: state_dir.into(),
             cgroup_root: PathBuf::from("/sys/fs/cgroup"),
             persistent: None,
+            parked: false,
         }
     }
 
@@ -79,7 +85,7 @@ impl WorkerSpec {
                     "must be an absolute directory",
                 ));
             }
-        } else if self.argv.is_empty() || self.argv[0].is_empty() {
+        } else if !self.parked && (self.argv.is_empty() || self.argv[0].is_empty()) {
             return Err(spec_err("argv", "", "needs at least the program to run"));
         }
         if self.argv.iter().any(|a| a.contains('\0')) {
@@ -166,6 +172,52 @@ impl WorkerSpec {
 
     pub(crate) fn user_or_default(&self) -> (u32, u32) {
         self.user.unwrap_or(DEFAULT_USER)
+    }
+}
+
+/// The command a parked worker runs: what varies from turn to turn. Everything else (root,
+/// namespaces, cgroups, network) was made when the worker was parked.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Turn {
+    pub argv: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub cwd: PathBuf,
+    /// `(uid, gid)`; `None` means [`DEFAULT_USER`].
+    pub user: Option<(u32, u32)>,
+    pub limits: Limits,
+    /// CLOCK_MONOTONIC µs when the caller handed the turn over (for `Timings::spawn_us`).
+    #[serde(default)]
+    pub sent_us: u64,
+}
+
+impl Turn {
+    /// The per-turn part of a spec.
+    pub fn from_spec(spec: &WorkerSpec) -> Turn {
+        Turn {
+            argv: spec.argv.clone(),
+            env: spec.env.clone(),
+            cwd: spec.cwd.clone(),
+            user: spec.user,
+            limits: spec.limits.clone(),
+            sent_us: 0,
+        }
+    }
+
+    /// Rejects what [`WorkerSpec::validate`] would reject in these fields.
+    pub fn validate(&self, name: &str) -> Result<()> {
+        let mut spec = WorkerSpec::new(name, &[], "/");
+        self.apply(&mut spec);
+        spec.validate()
+    }
+
+    /// Writes this turn's fields into `spec`.
+    pub(crate) fn apply(&self, spec: &mut WorkerSpec) {
+        spec.argv = self.argv.clone();
+        spec.env = self.env.clone();
+        spec.cwd = self.cwd.clone();
+        spec.user = self.user;
+        spec.limits = self.limits.clone();
+        spec.parked = false;
     }
 }
 

@@ -132,23 +132,26 @@ pub fn run(spec: &WorkerSpec, io: Io<'_>) -> Result<Outcome> {
     // The helper keeps going (teardown) after reporting; reap it in the background so the
     // caller does not wait for the kernel's veth destruction. A CLI that exits leaves it to
     // init, and its work to finish by itself.
-    std::thread::spawn(move || {
-        let _ = child.wait();
-    });
-    match serde_json::from_slice::<Report>(&report) {
+    reap_later(child);
+    decode_report(&spec.name, &report, started)
+}
+
+/// The outcome in a helper's final report (`started`: when the caller began, for `total_us`).
+pub(crate) fn decode_report(name: &str, report: &[u8], started: Instant) -> Result<Outcome> {
+    match serde_json::from_slice::<Report>(report) {
         Ok(Report::Done(mut outcome)) => {
             outcome.timings.total_us = started.elapsed().as_micros() as u64;
             Ok(outcome)
         }
         Ok(Report::NameInUse) => Err(Error::NameInUse {
-            name: spec.name.clone(),
+            name: name.to_string(),
         }),
         Ok(Report::Failed(message)) => Err(Error::Setup {
-            name: spec.name.clone(),
+            name: name.to_string(),
             message,
         }),
         Ok(Report::Started(_)) | Err(_) => Err(Error::Setup {
-            name: spec.name.clone(),
+            name: name.to_string(),
             message: "failed to get a report: the helper died".into(),
         }),
     }
@@ -219,8 +222,44 @@ pub(crate) fn start_jail(spec: &WorkerSpec, log: &Path) -> Result<Started> {
     }
 }
 
+/// Hands a helper that has reported (and is tearing its worker down) to one long-lived reaper
+/// thread: a thread per turn cost a spawn on the caller's path and, in a long-running server,
+/// grew the allocator's per-thread arenas.
+pub(crate) fn reap_later(child: std::process::Child) {
+    use std::sync::mpsc::{channel, Sender};
+    static REAPER: OnceLock<Option<Sender<std::process::Child>>> = OnceLock::new();
+    let tx = REAPER.get_or_init(|| {
+        let (tx, rx) = channel::<std::process::Child>();
+        std::thread::Builder::new()
+            .name("warden-reaper".into())
+            .spawn(move || {
+                for mut c in rx {
+                    let _ = c.wait();
+                }
+            })
+            .ok()
+            .map(|_| tx)
+    });
+    match tx {
+        Some(tx) => {
+            if let Err(e) = tx.send(child) {
+                let mut c = e.0;
+                std::thread::spawn(move || {
+                    let _ = c.wait();
+                });
+            }
+        }
+        None => {
+            let mut c = child;
+            std::thread::spawn(move || {
+                let _ = c.wait();
+            });
+        }
+    }
+}
+
 /// Polls the helper's stdout, stderr and report pipes until all three are closed.
-fn pump(
+pub(crate) fn pump(
     out: Option<OwnedFd>,
     err: Option<OwnedFd>,
     report_r: OwnedFd,

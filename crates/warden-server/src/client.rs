@@ -111,6 +111,24 @@ impl Client {
         Ok(Client::new(format!("http://{addr}"), token))
     }
 
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics(&self) -> Result<String, ClientError> {
+        let url = format!("{}/metrics", self.base);
+        let resp = self
+            .http
+            .get(&url)
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|source| ClientError::Http {
+                url: url.clone(),
+                source,
+            })?;
+        resp.text()
+            .await
+            .map_err(|source| ClientError::Http { url, source })
+    }
+
     /// The base URL.
     pub fn base_url(&self) -> &str {
         &self.base

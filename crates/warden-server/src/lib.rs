@@ -38,7 +38,7 @@ use warden_store::Store;
 pub use client::{token, Client, ClientError, ListQuery};
 pub use error::{ApiError, ServerError};
 pub use request::{LimitsRequest, Network, TurnRequest};
-pub use state::ServeOptions;
+pub use state::{PoolSizes, ServeOptions};
 pub use view::TurnView;
 pub use warden_store::RecoveryPolicy;
 
@@ -120,6 +120,7 @@ pub async fn serve_until(
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0);
+    let pool = start_pool(&layout, &opts);
     let app = Arc::new(App {
         queue: Mutex::new(scheduler::Queue::new(opts.queue_size, opts.concurrency)),
         running: Mutex::new(Default::default()),
@@ -132,6 +133,9 @@ pub async fn serve_until(
         // teardown may still be in flight.
         names: AtomicU64::new(seed >> 8),
         listening: Mutex::new((Vec::new(), Vec::new())),
+        pool,
+        waiters: Mutex::new(Default::default()),
+        specs: Mutex::new(Default::default()),
         layout,
         opts,
         store,
@@ -205,9 +209,67 @@ pub async fn serve_until(
             Err(_) => tracing::info!("closed lingering connections"),
         }
     }
+    if app.pool.is_some() {
+        // Parked workers are discarded and waited for: nothing of them outlives the server.
+        let app = app.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Some(pool) = &app.pool {
+                pool.shutdown();
+            }
+        })
+        .await;
+    }
     let _ = std::fs::remove_file(&serve_file);
     tracing::info!("control plane stopped");
     Ok(())
+}
+
+/// Starts the warm pool for argv turns (host release), one slot per mode with a size.
+fn start_pool(layout: &Layout, opts: &ServeOptions) -> Option<warden_linux::Pool> {
+    use warden_linux::{NetworkMode, SlotConfig, Vnet, WorkerSpec};
+    let sizes = opts.pool;
+    let mut slots = Vec::new();
+    let modes = [
+        (sizes.none, NetworkMode::None),
+        (sizes.shared, NetworkMode::Shared),
+        (
+            sizes.vnet,
+            NetworkMode::Vnet(Vnet {
+                addr: std::net::Ipv4Addr::UNSPECIFIED,
+                prefix: 24,
+                gateway: layout.gateway,
+                bridge: layout.bridge.clone(),
+                dns: layout.gateway,
+                host_netns: opts.host_netns.clone(),
+            }),
+        ),
+    ];
+    for (size, network) in modes {
+        if size == 0 {
+            continue;
+        }
+        let mut template = WorkerSpec::new("pool", &["true"], &opts.state_dir);
+        template.network = network;
+        template.cgroup_root = opts.cgroup_root.clone();
+        // The layout's default turn limits, so a default turn writes no cgroup file.
+        template.limits = warden_linux::Limits {
+            memory_bytes: Some(layout.limits.memory_bytes),
+            max_pids: Some(u64::from(layout.limits.pids)),
+            cpu: None,
+            timeout_ms: Some(layout.limits.timeout.as_millis() as u64),
+            output_bytes: Some(layout.limits.output_bytes),
+        };
+        slots.push(SlotConfig {
+            template,
+            size,
+            lease_range: Some(layout.workers),
+            fillers: if sizes.fillers == 0 { 2 } else { sizes.fillers },
+        });
+    }
+    if slots.is_empty() {
+        return None;
+    }
+    Some(warden_linux::Pool::start(slots))
 }
 
 /// Stops accepting, lets running turns finish until the deadline, then cancels them.

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::sync::{watch, Notify, OnceCell};
+use tokio::sync::{oneshot, watch, Notify, OnceCell};
 use warden_agent::AgentConfig;
 use warden_core::Layout;
 use warden_store::{EventKind, RecoveryPolicy, Store, TurnId, TurnOutcome, TurnStatus};
@@ -44,6 +44,30 @@ pub struct ServeOptions {
     pub worker_user: Option<(u32, u32)>,
     /// Largest request body accepted (bytes).
     pub max_body_bytes: usize,
+    /// Parked workers kept warm for argv turns, per network mode (0: no pool for that mode).
+    pub pool: PoolSizes,
+}
+
+/// How many workers the warm pool keeps parked per network mode (host release).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolSizes {
+    pub none: usize,
+    pub shared: usize,
+    pub vnet: usize,
+    /// Workers parked at once per mode while refilling (default 2 when 0).
+    pub fillers: usize,
+}
+
+impl PoolSizes {
+    /// The same size for every mode.
+    pub fn all(n: usize) -> Self {
+        PoolSizes {
+            none: n,
+            shared: n,
+            vnet: n,
+            fillers: 0,
+        }
+    }
 }
 
 impl ServeOptions {
@@ -63,6 +87,7 @@ impl ServeOptions {
             cgroup_root: PathBuf::from("/sys/fs/cgroup"),
             worker_user: None,
             max_body_bytes: 1 << 20,
+            pool: PoolSizes::default(),
         }
     }
 
@@ -128,6 +153,14 @@ pub struct App {
     pub names: AtomicU64,
     /// Addresses bound, and those skipped with the reason.
     pub listening: Mutex<(Vec<SocketAddr>, Vec<String>)>,
+    /// The warm pool of parked workers, if any mode has a size.
+    pub pool: Option<warden_linux::Pool>,
+    /// `?wait=true` requests per turn, answered by [`App::finish`] with the stored result
+    /// (no store read per waiter, no wake-up of every waiter at each turn's end).
+    pub waiters: Mutex<HashMap<TurnId, Vec<oneshot::Sender<TurnView>>>>,
+    /// Validated requests of turns submitted to this server, taken by their runner (saves
+    /// reading and decoding the stored request; a turn recovered from the store has none).
+    pub specs: Mutex<HashMap<TurnId, crate::request::TurnSpec>>,
 }
 
 /// Locks a mutex, ignoring poisoning (the data is plain bookkeeping, consistent at every await).
@@ -175,6 +208,13 @@ impl App {
             }
         };
         let view = TurnView::from(&turn);
+        // The turn's record is committed: answer its waiters now, the `end` event follows.
+        if let Some(ws) = lock(&self.waiters).remove(id) {
+            for w in ws {
+                let _ = w.send(view.clone());
+            }
+        }
+        lock(&self.specs).remove(id);
         self.append_end(&view);
         let latency = view.timings.total_ms.unwrap_or(0) as f64 / 1000.0;
         self.metrics

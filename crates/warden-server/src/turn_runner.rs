@@ -10,7 +10,7 @@ use warden_store::{EventKind, Store, TurnId, TurnOutcome, TurnStatus};
 
 use crate::agent_turn::{self, AgentPrep};
 use crate::request::{Network, TurnSpec, Work};
-use crate::state::{App, RunningTurn};
+use crate::state::{lock, App, RunningTurn};
 
 /// Everything the worker produced, gathered on the blocking thread that runs it.
 struct Sink {
@@ -106,13 +106,19 @@ async fn run_inner(
     id: &TurnId,
     handle: &Arc<RunningTurn>,
 ) -> Result<TurnOutcome, String> {
-    let turn = app
-        .store
-        .get_turn(id)
-        .map_err(|e| format!("failed to load turn: {e}"))?
-        .ok_or_else(|| format!("turn {id} vanished from the store"))?;
-    let spec: TurnSpec = serde_json::from_value(turn.request.clone())
-        .map_err(|e| format!("failed to decode the stored request: {e}"))?;
+    let cached = lock(&app.specs).remove(id);
+    let spec: TurnSpec = match cached {
+        Some(s) => s,
+        None => {
+            let turn = app
+                .store
+                .get_turn(id)
+                .map_err(|e| format!("failed to load turn: {e}"))?
+                .ok_or_else(|| format!("turn {id} vanished from the store"))?;
+            serde_json::from_value(turn.request.clone())
+                .map_err(|e| format!("failed to decode the stored request: {e}"))?
+        }
+    };
     if let Some(reason) = handle.cancel_reason() {
         return Ok(cancelled_outcome(reason));
     }
@@ -120,6 +126,22 @@ async fn run_inner(
         Work::Prompt(_) => Some(agent_turn::prepare(app, &spec.tenant).await?),
         Work::Argv(_) => None,
     };
+    // An argv turn takes a parked worker when the pool has one ready (never waits for one).
+    if agent.is_none() {
+        if let Some(parked) = take_parked(app, spec.network) {
+            let name = parked.name().to_string();
+            let wspec = worker_spec(app, &spec, &name, NetworkMode::None, None);
+            app.store
+                .start_turn(id, &name)
+                .map_err(|e| format!("failed to mark the turn running: {e}"))?;
+            let job = Job::Pooled(parked, warden_linux::Turn::from_spec(&wspec));
+            return match run_worker(app, id, handle, job, Vec::new(), false).await {
+                Ok((outcome, sink)) => Ok(outcome_of(outcome, sink, handle)),
+                Err(RunError::NameInUse) => Err(format!("worker name {name} is in use")),
+                Err(RunError::Other(m)) => Err(m),
+            };
+        }
+    }
     // A vnet worker is named after its leased address; the lease is held until `run` returns.
     let lease = match spec.network {
         Network::Vnet => Some(
@@ -157,7 +179,7 @@ async fn run_inner(
             Work::Prompt(p) => p.clone().into_bytes(),
             Work::Argv(_) => Vec::new(),
         };
-        match run_worker(app, id, handle, wspec, stdin, agent.is_some()).await {
+        match run_worker(app, id, handle, Job::Cold(wspec), stdin, agent.is_some()).await {
             // Another live worker (a previous server's, being torn down) holds the name: pick another.
             Err(RunError::NameInUse) if lease.is_none() && attempts < 3 => continue,
             Err(RunError::NameInUse) => return Err(format!("worker name {name} is in use")),
@@ -208,6 +230,33 @@ fn worker_spec(
     w
 }
 
+/// A parked worker for a turn on `network`, if the pool has one ready.
+fn take_parked(app: &App, network: Network) -> Option<warden_linux::Parked> {
+    let pool = app.pool.as_ref()?;
+    let mode = match network {
+        Network::None => NetworkMode::None,
+        Network::Shared => NetworkMode::Shared,
+        Network::Vnet => NetworkMode::Vnet(Vnet {
+            addr: std::net::Ipv4Addr::UNSPECIFIED,
+            prefix: 24,
+            gateway: app.layout.gateway,
+            bridge: app.layout.bridge.clone(),
+            dns: app.layout.gateway,
+            host_netns: app.opts.host_netns.clone(),
+        }),
+    };
+    pool.take(&warden_linux::PoolKey::new(
+        &warden_linux::ReleaseRef::Host,
+        &mode,
+    ))
+}
+
+/// What runs a turn: a cold worker made for it, or a parked one from the pool.
+enum Job {
+    Cold(WorkerSpec),
+    Pooled(warden_linux::Parked, warden_linux::Turn),
+}
+
 enum RunError {
     NameInUse,
     Other(String),
@@ -217,7 +266,7 @@ async fn run_worker(
     app: &Arc<App>,
     id: &TurnId,
     handle: &Arc<RunningTurn>,
-    wspec: WorkerSpec,
+    job: Job,
     stdin: Vec<u8>,
     agent: bool,
 ) -> Result<(warden_linux::Outcome, Sink), RunError> {
@@ -231,16 +280,20 @@ async fn run_worker(
         parser: agent.then(warden_agent::EventParser::new),
         partial: [Vec::new(), Vec::new()],
     };
-    let name = wspec.name.clone();
+    let name = match &job {
+        Job::Cold(wspec) => wspec.name.clone(),
+        Job::Pooled(parked, _) => parked.name().to_string(),
+    };
     let state_dir = app.opts.state_dir.clone();
     let mut job = tokio::task::spawn_blocking(move || {
-        let r = warden_linux::run(
-            &wspec,
-            Io::Stream {
-                stdin,
-                on_output: &mut |s, b| sink.on_output(s, b),
-            },
-        );
+        let io = Io::Stream {
+            stdin,
+            on_output: &mut |s, b| sink.on_output(s, b),
+        };
+        let r = match job {
+            Job::Cold(wspec) => warden_linux::run(&wspec, io),
+            Job::Pooled(parked, turn) => parked.run(&turn, io),
+        };
         (r, sink)
     });
     let joined = tokio::select! {

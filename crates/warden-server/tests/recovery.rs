@@ -118,6 +118,13 @@ async fn kill_9_with_a_networked_worker_frees_its_lease() {
     assert_eq!(v["worker"], "w101");
     tokio::time::sleep(Duration::from_millis(300)).await;
     srv.kill9();
+    // The killed server's helper sees its lifeline close and tears the worker down; the address
+    // is free once the worker's record is gone (the kernel's netns teardown can take a while
+    // on a loaded machine, and a restart before it would rightly lease the next address).
+    assert!(
+        warden_linux::wait_torn_down(state.path(), "w101", Duration::from_secs(10)),
+        "w101 still recorded 10 s after the kill"
+    );
     let mut srv = Server::start(
         state.path(),
         &[

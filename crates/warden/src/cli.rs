@@ -124,6 +124,8 @@ pub enum Command {
     },
     /// Print the control plane's bearer token.
     Token,
+    /// Measure turns (Linux, root): cold, pooled, throughput; bwrap and runc alongside.
+    Bench(BenchArgs),
     #[command(flatten)]
     Snapshot(SnapshotCommand),
 }
@@ -263,6 +265,28 @@ pub struct ServeArgs {
     /// Turns a killed server left: fail_running (default; queued ones run), fail_all, requeue_running.
     #[arg(long, value_name = "POLICY")]
     pub recovery: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Print JSON: {"cold":{"p50_ms",…},"pooled":{…},"throughput":{"clients_32":{"turns_per_s",…}},…}.
+    #[arg(long)]
+    pub json: bool,
+    /// Turns per series.
+    #[arg(long, default_value_t = 200)]
+    pub turns: usize,
+    /// Concurrent clients of the throughput series, comma-separated.
+    #[arg(long, default_value = "1,8,32")]
+    pub clients: String,
+    /// Measure through the HTTP API (a server on 127.0.0.1 in this process) instead of the library path.
+    #[arg(long)]
+    pub api: bool,
+    /// Parked workers kept by the pool (default: the largest client count).
+    #[arg(long)]
+    pub pool: Option<usize>,
+    /// Skip the bwrap and runc comparison.
+    #[arg(long)]
+    pub no_compare: bool,
 }
 
 #[derive(Debug, Args)]

@@ -31,6 +31,15 @@ fn flag(q: &HashMap<String, String>, name: &str) -> bool {
 
 /// Parses, validates and queues a turn (the one place a turn is created).
 pub fn submit(app: &Arc<App>, req: TurnRequest) -> Result<TurnId, ApiError> {
+    submit_with(app, req, None)
+}
+
+/// [`submit`], registering `waiter` for the turn's result before it can start.
+pub fn submit_with(
+    app: &Arc<App>,
+    req: TurnRequest,
+    waiter: Option<tokio::sync::oneshot::Sender<TurnView>>,
+) -> Result<TurnId, ApiError> {
     let spec = req.validate(&app.layout)?;
     if *app.shutdown.borrow() {
         return Err(ApiError::new(
@@ -59,7 +68,15 @@ pub fn submit(app: &Arc<App>, req: TurnRequest) -> Result<TurnId, ApiError> {
         }
     };
     tracing::info!(turn = %turn.id, tenant = %turn.tenant, kind = %turn.kind, "turn queued");
-    lock(&app.queue).push(&spec.tenant, turn.id.clone(), true);
+    if let Some(w) = waiter {
+        lock(&app.waiters)
+            .entry(turn.id.clone())
+            .or_default()
+            .push(w);
+    }
+    let tenant = spec.tenant.clone();
+    lock(&app.specs).insert(turn.id.clone(), spec);
+    lock(&app.queue).push(&tenant, turn.id.clone(), true);
     app.dispatch();
     Ok(turn.id)
 }
@@ -87,9 +104,22 @@ pub async fn create(
     })?;
     // Subscribe before queueing so a very fast turn's end is not missed.
     let finished = app.finished.subscribe();
-    let id = submit(&app, req)?;
     if flag(&q, "wait") {
-        let view = wait_for(&app, &id, finished).await?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let id = submit_with(&app, req, Some(tx))?;
+        let mut shutdown = app.shutdown.subscribe();
+        let view = tokio::select! {
+            // The result as stored by `App::finish`; if it was not delivered (a store error
+            // at the end), read the store.
+            r = rx => match r {
+                Ok(v) => v,
+                Err(_) => wait_for(&app, &id, finished).await?,
+            },
+            // Shutdown: the turn may stay queued.
+            _ = async { shutdown.wait_for(|s| *s).await.is_ok() } => {
+                wait_for(&app, &id, finished).await?
+            }
+        };
         let status = if view.status.is_terminal() {
             StatusCode::OK
         } else {
@@ -97,6 +127,7 @@ pub async fn create(
         };
         return Ok((status, Json(view)).into_response());
     }
+    let id = submit(&app, req)?;
     Ok((
         StatusCode::ACCEPTED,
         Json(Accepted {

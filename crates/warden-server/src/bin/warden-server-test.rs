@@ -2,7 +2,7 @@
 //! `serve [flags]` → the control plane on the layout from the environment (defaults + `TENANT_ID`
 //! etc.). Flags: `--state-dir DIR` (required), `--listen ADDR` (repeatable), `--host-netns PATH`,
 //! `--concurrency N`, `--queue N`, `--deadline-ms N`, `--recovery fail_all|fail_running|requeue_running`,
-//! `--pi-dir DIR`, `--base-url URL`, `--model ID`.
+//! `--pi-dir DIR`, `--base-url URL`, `--model ID`, `--pool N` (parked workers for network none).
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -51,6 +51,12 @@ fn run(args: &[String]) -> Result<(), String> {
                     .map_err(|e| format!("--recovery: {e}"))?
             }
             "--pi-dir" => opts.pi_dir = Some(value.into()),
+            "--pool" => {
+                opts.pool = warden_server::PoolSizes {
+                    none: num(value)? as usize,
+                    ..Default::default()
+                }
+            }
             "--base-url" => opts.agent.base_url = value.clone(),
             "--model" => opts.agent.model = value.clone(),
             other => return Err(format!("unknown flag {other}")),

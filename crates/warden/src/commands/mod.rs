@@ -1,5 +1,6 @@
 //! One module per verb; each takes parsed arguments and returns an exit code or an [`crate::exit::Exit`].
 
+pub mod bench;
 pub mod config;
 pub mod doctor;
 pub mod init;

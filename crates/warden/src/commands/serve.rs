@@ -12,6 +12,13 @@ pub fn run(global: &Global, args: &ServeArgs) -> Result<(), Exit> {
     let mut opts =
         warden_server::ServeOptions::new(context::state_dir(&layout, context::default_backend()));
     opts.agent = warden_doctor::pi_config::agent_config(&loaded.config);
+    // workers.pool: parked workers per network mode (none and vnet; argv turns take them).
+    let pool = layout.pool_size as usize;
+    opts.pool = warden_server::PoolSizes {
+        none: pool,
+        vnet: pool,
+        ..Default::default()
+    };
     if !args.listen.is_empty() {
         let mut addrs = Vec::new();
         for a in &args.listen {
