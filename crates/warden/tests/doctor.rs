@@ -6,25 +6,12 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{warden_bin, Netns};
+use common::{bin_dir, text, warden_bin, BsdHost, Netns};
 use serde_json::Value;
-
-fn bin_dir() -> PathBuf {
-    warden_bin().parent().expect("target dir").to_path_buf()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 fn names_with(report: &Value, status: &str) -> BTreeSet<String> {
     report["checks"]
@@ -438,95 +425,6 @@ impl Host for HostsFile<'_> {
 // ---------------------------------------------------------------------------------------------------------------
 // FreeBSD (simulated)
 
-fn fakebsd_bin() -> PathBuf {
-    let bin = bin_dir().join("fakebsd");
-    if !bin.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let _ = Command::new(cargo)
-            .args(["build", "-p", "fakebsd"])
-            .status();
-    }
-    assert!(
-        bin.exists(),
-        "fakebsd is not built ({}) and `cargo build -p fakebsd` did not produce it",
-        bin.display()
-    );
-    bin
-}
-
-/// A fresh simulated FreeBSD host with `warden setup --backend bastille` steps host, jails, dns, hosts applied.
-struct BsdHost {
-    dir: tempfile::TempDir,
-}
-
-impl BsdHost {
-    fn new() -> BsdHost {
-        let fakebsd = fakebsd_bin();
-        let dir = tempfile::tempdir().unwrap();
-        let h = BsdHost { dir };
-        for d in ["bin", "shim", "fake", "warden"] {
-            std::fs::create_dir_all(h.dir.path().join(d)).unwrap();
-        }
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(h.p("warden"), std::fs::Permissions::from_mode(0o700)).unwrap();
-        assert!(Command::new(&fakebsd)
-            .arg("install")
-            .arg(h.p("bin"))
-            .status()
-            .unwrap()
-            .success());
-        // install(1) stand-in for the host step's `install -d -m 0750 PREFIX`, under the simulated root.
-        let shim = h.p("shim").join("install");
-        std::fs::write(
-            &shim,
-            "#!/bin/sh\n[ \"$1\" = -d ] && [ \"$2\" = -m ] && [ $# -eq 4 ] || { echo \"install shim: only -d -m MODE DIR\" >&2; exit 64; }\n\
-             mkdir -p \"$FAKEBSD_STATE/root$4\" && chmod \"$3\" \"$FAKEBSD_STATE/root$4\"\n",
-        )
-        .unwrap();
-        std::fs::set_permissions(&shim, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let out = h.cmd(&fakebsd).arg("init").output().unwrap();
-        assert!(out.status.success(), "fakebsd init: {}", text(&out));
-        for step in ["host", "jails", "dns", "hosts"] {
-            let out = h.warden(&["setup", "--backend", "bastille", "--step", step]);
-            assert!(out.status.success(), "setup --step {step}: {}", text(&out));
-        }
-        h
-    }
-
-    fn p(&self, sub: &str) -> PathBuf {
-        self.dir.path().join(sub)
-    }
-
-    fn root(&self) -> PathBuf {
-        self.p("fake").join("root")
-    }
-
-    fn cmd(&self, program: &Path) -> Command {
-        let path = format!(
-            "{}:{}:{}:{}",
-            self.p("shim").display(),
-            self.p("bin").display(),
-            bin_dir().display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        let mut c = Command::new(program);
-        c.env_clear()
-            .env("PATH", path)
-            .env("FAKEBSD_STATE", self.p("fake"))
-            .env("WARDEN_HOST_ROOT", self.root());
-        c
-    }
-
-    fn warden(&self, args: &[&str]) -> Output {
-        self.cmd(&warden_bin())
-            .arg("--state-dir")
-            .arg(self.p("warden"))
-            .args(args)
-            .output()
-            .unwrap()
-    }
-}
-
 impl Host for BsdHost {
     fn doctor_out(&self) -> Output {
         self.warden(&["doctor", "--backend", "bastille", "--json"])
@@ -543,7 +441,11 @@ impl Host for BsdHost {
 
 #[test]
 fn bastille_doctor_on_the_simulated_host_finds_each_break_and_its_remedy_fixes_it() {
-    let h = BsdHost::new();
+    let h = BsdHost::fresh();
+    for step in ["host", "jails", "dns", "hosts"] {
+        let out = h.warden(&["setup", "--backend", "bastille", "--step", step]);
+        assert!(out.status.success(), "setup --step {step}: {}", text(&out));
+    }
     let (code, report) = h.doctor();
     assert_eq!(code, 0, "{report:#}");
     let mut want_ok = vec![

@@ -2,7 +2,7 @@
 
 #![allow(dead_code, clippy::new_without_default)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -112,4 +112,126 @@ pub fn run(argv: &[&str]) -> String {
             .output()
             .expect("failed to spawn"),
     )
+}
+
+// ---- The simulated FreeBSD host (fakebsd), driven through the real CLI. ----
+
+pub fn bin_dir() -> PathBuf {
+    warden_bin().parent().expect("target dir").to_path_buf()
+}
+
+pub fn text(out: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The fakebsd binary next to warden, built on demand; a test that cannot have it fails loudly.
+pub fn fakebsd_bin() -> PathBuf {
+    let bin = bin_dir().join("fakebsd");
+    if !bin.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let _ = Command::new(cargo)
+            .args(["build", "-p", "fakebsd"])
+            .status();
+    }
+    assert!(
+        bin.exists(),
+        "fakebsd is not built ({}) and `cargo build -p fakebsd` did not produce it",
+        bin.display()
+    );
+    bin
+}
+
+/// A fresh simulated FreeBSD host in a temp dir, with Warden's state directory beside it.
+pub struct BsdHost {
+    pub dir: tempfile::TempDir,
+}
+
+impl BsdHost {
+    pub fn fresh() -> BsdHost {
+        let fakebsd = fakebsd_bin();
+        let h = BsdHost {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        for d in ["bin", "fake", "warden"] {
+            std::fs::create_dir_all(h.p(d)).unwrap();
+        }
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(h.p("warden"), std::fs::Permissions::from_mode(0o700)).unwrap();
+        let out = Command::new(&fakebsd)
+            .arg("install")
+            .arg(h.p("bin"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "fakebsd install: {}", text(&out));
+        let out = h.cmd(&fakebsd).arg("init").output().unwrap();
+        assert!(out.status.success(), "fakebsd init: {}", text(&out));
+        h
+    }
+
+    pub fn p(&self, sub: &str) -> PathBuf {
+        self.dir.path().join(sub)
+    }
+
+    /// `$FAKEBSD_STATE/root`: where the simulated host's files live.
+    pub fn root(&self) -> PathBuf {
+        self.p("fake").join("root")
+    }
+
+    pub fn cmd(&self, program: &Path) -> Command {
+        let path = format!(
+            "{}:{}:{}",
+            self.p("bin").display(),
+            bin_dir().display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let mut c = Command::new(program);
+        c.env_clear()
+            .env("PATH", path)
+            .env("FAKEBSD_STATE", self.p("fake"))
+            .env("WARDEN_HOST_ROOT", self.root());
+        c
+    }
+
+    pub fn warden(&self, args: &[&str]) -> Output {
+        self.cmd(&warden_bin())
+            .arg("--state-dir")
+            .arg(self.p("warden"))
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    pub fn warden_env(&self, env: &[(&str, &str)], args: &[&str]) -> Output {
+        let mut c = self.cmd(&warden_bin());
+        c.arg("--state-dir").arg(self.p("warden")).args(args);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    }
+
+    pub fn warden_ok(&self, args: &[&str]) -> Output {
+        let out = self.warden(args);
+        assert!(out.status.success(), "warden {args:?}: {}", text(&out));
+        out
+    }
+
+    /// One of fakebsd's tools (bastille, zfs, jls, …) on the simulated host.
+    pub fn tool(&self, argv: &[&str]) -> Output {
+        self.cmd(&self.p("bin").join(argv[0]))
+            .args(&argv[1..])
+            .output()
+            .unwrap()
+    }
+
+    pub fn state(&self) -> serde_json::Value {
+        let out = self.tool(&["fakebsd", "state"]);
+        assert!(out.status.success(), "fakebsd state: {}", text(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
 }
