@@ -73,12 +73,20 @@ impl Record {
         let dir = workers_dir(state_dir);
         fs::create_dir_all(&dir)?;
         let path = record_path(state_dir, &self.name);
+        // Publish the whole record at once: a reaper must never see an empty or half-written file
+        // (it would take it for a record torn by a crash and delete a live worker's record). The
+        // hard link fails with AlreadyExists when the name is taken, like create_new did.
+        let tmp = dir.join(format!(".{}.json.{}.new", self.name, std::process::id()));
         let mut f = OpenOptions::new()
             .write(true)
-            .create_new(true)
-            .open(&path)?;
+            .create(true)
+            .truncate(true)
+            .open(&tmp)?;
         f.write_all(&serde_json::to_vec(self).map_err(std::io::Error::other)?)?;
-        Ok(())
+        drop(f);
+        let linked = fs::hard_link(&tmp, &path);
+        let _ = fs::remove_file(&tmp);
+        linked
     }
 
     /// Rewrites the record atomically (temp file + rename).
