@@ -12,7 +12,7 @@ use crate::state::{self, Ctx, IfKind, Iface, Inet, Route, State};
 pub const BASTILLE_SAMPLE: &str = include_str!("../assets/bastille.conf.sample");
 
 /// Bastille's subcommand scripts; `bastille` looks for `${bastille_sharedir}/CMD.sh` (§4.4).
-const BASTILLE_CMDS: &[&str] = &[
+pub const BASTILLE_CMDS: &[&str] = &[
     "bootstrap",
     "clone",
     "cmd",
