@@ -13,15 +13,14 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::os::fd::OwnedFd;
 use std::time::Instant;
 
 use crate::error::{Error, Result};
-use crate::helper::{CONTROL_FD, HELPER_ARG, LIFELINE_FD, PARKED_BYTE, REPORT_FD};
+use crate::helper::{HELPER_ARG, PARKED_BYTE};
 use crate::lease::Lease;
 use crate::namespaces::mono_us;
+use crate::spawn::{self, pipe, slot};
 use crate::spec::{Outcome, Turn, WorkerSpec};
 use crate::worker::{decode_report, helper_exe, pump, reap_later, Io, OutputStream};
 
@@ -31,11 +30,11 @@ type OnOutput<'a> = dyn FnMut(OutputStream, &[u8]) + 'a;
 #[derive(Debug)]
 pub struct Parked {
     name: String,
-    child: Option<Child>,
+    child: Option<spawn::Helper>,
     report: Option<File>,
     control: Option<File>,
     lifeline: Option<OwnedFd>,
-    stdin: Option<ChildStdin>,
+    stdin: Option<File>,
     stdout: Option<OwnedFd>,
     stderr: Option<OwnedFd>,
     /// A Vnet worker's address, held until the turn is over (the lease module then skips the
@@ -43,10 +42,6 @@ pub struct Parked {
     lease: Option<Lease>,
     /// How long parking took (helper spawn → parked), µs.
     park_us: u64,
-}
-
-fn pipe() -> Result<(OwnedFd, OwnedFd)> {
-    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::sys("create a pipe", e))
 }
 
 impl Parked {
@@ -64,42 +59,20 @@ impl Parked {
         let (report_r, report_w) = pipe()?;
         let (lifeline_r, lifeline_w) = pipe()?;
         let (control_r, control_w) = pipe()?;
-        let mut cmd = Command::new(helper_exe());
-        cmd.arg(HELPER_ARG)
-            .arg(&json)
-            .arg(mono_us().to_string())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let fds = [
-            (report_w.as_raw_fd(), REPORT_FD),
-            (lifeline_r.as_raw_fd(), LIFELINE_FD),
-            (control_r.as_raw_fd(), CONTROL_FD),
+        let (stdin_r, stdin_w) = pipe()?;
+        let (out_r, out_w) = pipe()?;
+        let (err_r, err_w) = pipe()?;
+        let start = mono_us().to_string();
+        let slots = [
+            slot(&stdin_r),
+            slot(&out_w),
+            slot(&err_w),
+            slot(&report_w),
+            slot(&lifeline_r),
+            slot(&control_r),
         ];
-        // SAFETY: only async-signal-safe calls (fcntl, dup2, close) between fork and exec.
-        unsafe {
-            cmd.pre_exec(move || {
-                // Move all out of the way first so no dup2 clobbers another.
-                let mut moved = [0; 3];
-                for (i, (from, _)) in fds.iter().enumerate() {
-                    moved[i] = libc::fcntl(*from, libc::F_DUPFD_CLOEXEC, 10);
-                    if moved[i] < 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                }
-                for (i, (_, to)) in fds.iter().enumerate() {
-                    if libc::dup2(moved[i], *to) < 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    libc::close(moved[i]);
-                }
-                Ok(())
-            });
-        }
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| Error::io("start helper", helper_exe(), e))?;
-        drop((report_w, lifeline_r, control_r));
+        let child = spawn::spawn(helper_exe(), &[HELPER_ARG, &json, &start], slots)?;
+        drop((stdin_r, out_w, err_w, report_w, lifeline_r, control_r));
         let mut report = File::from(report_r);
         let mut first = [0u8; 1];
         let n = loop {
@@ -110,9 +83,9 @@ impl Parked {
         };
         let parked = Parked {
             name: spec.name.clone(),
-            stdin: child.stdin.take(),
-            stdout: child.stdout.take().map(OwnedFd::from),
-            stderr: child.stderr.take().map(OwnedFd::from),
+            stdin: Some(File::from(stdin_w)),
+            stdout: Some(out_r),
+            stderr: Some(err_r),
             child: Some(child),
             report: Some(report),
             control: Some(File::from(control_w)),
@@ -153,7 +126,7 @@ impl Parked {
 
     /// The helper's pid (for measuring what a parked worker costs).
     pub fn helper_pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
+        self.child.as_ref().map(|c| c.pid as u32)
     }
 
     /// A Vnet worker's leased address.
@@ -242,7 +215,7 @@ impl Parked {
     /// Discards the worker and waits until its helper has torn it down and exited.
     pub fn discard(&mut self) {
         self.close();
-        if let Some(mut child) = self.child.take() {
+        if let Some(child) = self.child.take() {
             let _ = child.wait();
         }
     }

@@ -4,16 +4,15 @@
 
 use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::helper::{Report, Started, HELPER_ARG, LIFELINE_FD, REPORT_FD};
+use crate::helper::{Report, Started, HELPER_ARG};
 use crate::namespaces::mono_us;
 use crate::record;
+use crate::spawn::{self, dev_null, slot, Slot};
 use crate::spec::{Outcome, WorkerSpec};
 
 static HELPER_EXE: OnceLock<PathBuf> = OnceLock::new();
@@ -59,57 +58,59 @@ pub fn run(spec: &WorkerSpec, io: Io<'_>) -> Result<Outcome> {
         op: "encode spec",
         source: e,
     })?;
-    let pipe = || {
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::sys("create a pipe", e))
-    };
-    let (report_r, report_w) = pipe()?;
-    let (lifeline_r, lifeline_w) = pipe()?;
-    let mut cmd = Command::new(helper_exe());
-    cmd.arg(HELPER_ARG).arg(&json).arg(start_us.to_string());
-    let (stream, stdin_bytes) = match io {
+    let (report_r, report_w) = spawn::pipe()?;
+    let (lifeline_r, lifeline_w) = spawn::pipe()?;
+    let start = start_us.to_string();
+    let args = [HELPER_ARG, json.as_str(), start.as_str()];
+    let (child, stream, stdin_bytes, stdin_w, out_r, err_r) = match io {
         Io::Inherit => {
-            cmd.stdin(Stdio::inherit())
-                .stdout(Stdio::inherit())
-                .stderr(Stdio::inherit());
-            (None, None)
+            let slots = [
+                Slot::Inherit,
+                Slot::Inherit,
+                Slot::Inherit,
+                slot(&report_w),
+                slot(&lifeline_r),
+                Slot::Closed,
+            ];
+            let child = spawn::spawn(helper_exe(), &args, slots)?;
+            (child, None, None, None, None, None)
         }
         Io::Stream { stdin, on_output } => {
-            cmd.stdin(if stdin.is_empty() {
-                Stdio::null()
+            let (stdin_r, stdin_w) = if stdin.is_empty() {
+                (dev_null()?, None)
             } else {
-                Stdio::piped()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-            (Some(on_output), Some(stdin))
+                let (r, w) = spawn::pipe()?;
+                (r, Some(w))
+            };
+            let (out_r, out_w) = spawn::pipe()?;
+            let (err_r, err_w) = spawn::pipe()?;
+            let slots = [
+                slot(&stdin_r),
+                slot(&out_w),
+                slot(&err_w),
+                slot(&report_w),
+                slot(&lifeline_r),
+                Slot::Closed,
+            ];
+            let child = spawn::spawn(helper_exe(), &args, slots)?;
+            (
+                child,
+                Some(on_output),
+                Some(stdin),
+                stdin_w,
+                Some(out_r),
+                Some(err_r),
+            )
         }
     };
-    let (rw, lr) = (report_w.as_raw_fd(), lifeline_r.as_raw_fd());
-    // SAFETY: only async-signal-safe calls (fcntl, dup2, close) between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            // Move both out of the way first so neither dup2 clobbers the other.
-            let a = libc::fcntl(rw, libc::F_DUPFD_CLOEXEC, 10);
-            let b = libc::fcntl(lr, libc::F_DUPFD_CLOEXEC, 10);
-            if a < 0 || b < 0 || libc::dup2(a, REPORT_FD) < 0 || libc::dup2(b, LIFELINE_FD) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            libc::close(a);
-            libc::close(b);
-            Ok(())
-        });
-    }
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| Error::io("start helper", helper_exe(), e))?;
     drop(report_w);
     drop(lifeline_r);
 
     let mut report = Vec::new();
-    let feeder = match (stdin_bytes, child.stdin.take()) {
-        (Some(bytes), Some(mut sink)) if !bytes.is_empty() => Some(std::thread::spawn(move || {
+    let feeder = match (stdin_bytes, stdin_w) {
+        (Some(bytes), Some(sink)) if !bytes.is_empty() => Some(std::thread::spawn(move || {
             use std::io::Write;
-            let _ = sink.write_all(&bytes);
+            let _ = std::fs::File::from(sink).write_all(&bytes);
         })),
         _ => None,
     };
@@ -119,11 +120,7 @@ pub fn run(spec: &WorkerSpec, io: Io<'_>) -> Result<Outcome> {
                 .read_to_end(&mut report)
                 .map_err(|e| Error::sys("read the helper's report", e))?;
         }
-        Some(on_output) => {
-            let out: Option<OwnedFd> = child.stdout.take().map(OwnedFd::from);
-            let err: Option<OwnedFd> = child.stderr.take().map(OwnedFd::from);
-            pump(out, err, report_r, on_output, &mut report)?;
-        }
+        Some(on_output) => pump(out_r, err_r, report_r, on_output, &mut report)?,
     }
     if let Some(f) = feeder {
         let _ = f.join();
@@ -165,38 +162,25 @@ pub(crate) fn start_jail(spec: &WorkerSpec, log: &Path) -> Result<Started> {
         op: "encode spec",
         source: e,
     })?;
-    let (report_r, report_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-        .map_err(|e| Error::sys("create a pipe", e))?;
-    let out = std::fs::OpenOptions::new()
+    let (report_r, report_w) = spawn::pipe()?;
+    let out: OwnedFd = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(log)
-        .map_err(|e| Error::io("open", log, e))?;
-    let err = out.try_clone().map_err(|e| Error::io("open", log, e))?;
-    let mut cmd = Command::new(helper_exe());
-    cmd.arg(HELPER_ARG)
-        .arg(&json)
-        .arg(mono_us().to_string())
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err);
-    let rw = report_w.as_raw_fd();
-    // SAFETY: only async-signal-safe calls (fcntl, dup2, close) between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            let a = libc::fcntl(rw, libc::F_DUPFD_CLOEXEC, 10);
-            if a < 0 || libc::dup2(a, REPORT_FD) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            libc::close(a);
-            // No lifeline: the jail outlives this command.
-            libc::close(LIFELINE_FD);
-            Ok(())
-        });
-    }
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| Error::io("start helper", helper_exe(), e))?;
+        .map_err(|e| Error::io("open", log, e))?
+        .into();
+    let start = mono_us().to_string();
+    let null = dev_null()?;
+    // No lifeline: the jail outlives this command.
+    let slots = [
+        slot(&null),
+        slot(&out),
+        slot(&out),
+        slot(&report_w),
+        Slot::Closed,
+        Slot::Closed,
+    ];
+    let child = spawn::spawn(helper_exe(), &[HELPER_ARG, &json, &start], slots)?;
     drop(report_w);
     let mut report = Vec::new();
     let read = std::fs::File::from(report_r).read_to_end(&mut report);
@@ -225,15 +209,15 @@ pub(crate) fn start_jail(spec: &WorkerSpec, log: &Path) -> Result<Started> {
 /// Hands a helper that has reported (and is tearing its worker down) to one long-lived reaper
 /// thread: a thread per turn cost a spawn on the caller's path and, in a long-running server,
 /// grew the allocator's per-thread arenas.
-pub(crate) fn reap_later(child: std::process::Child) {
+pub(crate) fn reap_later(child: spawn::Helper) {
     use std::sync::mpsc::{channel, Sender};
-    static REAPER: OnceLock<Option<Sender<std::process::Child>>> = OnceLock::new();
+    static REAPER: OnceLock<Option<Sender<spawn::Helper>>> = OnceLock::new();
     let tx = REAPER.get_or_init(|| {
-        let (tx, rx) = channel::<std::process::Child>();
+        let (tx, rx) = channel::<spawn::Helper>();
         std::thread::Builder::new()
             .name("warden-reaper".into())
             .spawn(move || {
-                for mut c in rx {
+                for c in rx {
                     let _ = c.wait();
                 }
             })
@@ -243,14 +227,14 @@ pub(crate) fn reap_later(child: std::process::Child) {
     match tx {
         Some(tx) => {
             if let Err(e) = tx.send(child) {
-                let mut c = e.0;
+                let c = e.0;
                 std::thread::spawn(move || {
                     let _ = c.wait();
                 });
             }
         }
         None => {
-            let mut c = child;
+            let c = child;
             std::thread::spawn(move || {
                 let _ = c.wait();
             });
