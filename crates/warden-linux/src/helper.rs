@@ -82,6 +82,10 @@ pub fn helper_main() -> ! {
     if spec.as_ref().is_ok_and(|s| s.persistent.is_some()) {
         detach();
     }
+    if spec.as_ref().is_ok_and(|s| s.parked) {
+        // Parking is background work: never in the way of a running turn (sched.rs).
+        crate::sched::idle(0);
+    }
     let (report, helper) = match spec {
         Err(msg) => (Report::Failed(msg), None),
         Ok(spec) => {
@@ -383,6 +387,11 @@ impl Helper {
         }
         let turn = self.wait_turn()?;
         let received = mono_us();
+        // The turn's processes run at normal priority from here (the pool already moved us).
+        crate::sched::normal(0);
+        if let Some(pid) = self.init_pid {
+            crate::sched::normal_with_children(pid);
+        }
         turn.validate(&self.spec.name)?;
         if turn.limits != self.spec.limits {
             if let Some(cg) = &self.cgroup {

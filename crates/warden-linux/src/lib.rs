@@ -31,6 +31,7 @@ pub mod pool;
 pub mod reaper;
 pub mod record;
 pub mod release;
+mod sched;
 mod spawn;
 mod spec;
 pub mod veth;

@@ -20,6 +20,7 @@ use netlink_packet_route::route::{
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
+use std::os::fd::AsRawFd;
 
 use crate::error::{Error, Result};
 
@@ -47,11 +48,12 @@ impl Netlink {
     }
 
     /// Sends one request and waits for its ack; returns the raw errno on refusal.
-    fn request(
-        &mut self,
-        msg: RouteNetlinkMessage,
-        flags: u16,
-    ) -> std::result::Result<Option<RouteNetlinkMessage>, i32> {
+    ///
+    /// Replies are read by hand (length, type, sequence, error code): only acks are expected,
+    /// and a full parse of every message the kernel sends back costs more than the request.
+    fn request(&mut self, msg: RouteNetlinkMessage, flags: u16) -> std::result::Result<(), i32> {
+        const NLMSG_ERROR: u16 = 2;
+        const NLMSG_DONE: u16 = 3;
         self.seq = self.seq.wrapping_add(1);
         let mut header = NetlinkHeader::default();
         header.flags = NLM_F_REQUEST | flags;
@@ -63,39 +65,35 @@ impl Netlink {
         self.socket
             .send(&out, 0)
             .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
-        let mut reply = None;
+        let u32_at =
+            |b: &[u8], at: usize| u32::from_ne_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
         loop {
             let mut space = &mut self.buf[..];
             let n = self
                 .socket
                 .recv(&mut space, 0)
                 .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
-            let n = n.min(self.buf.len());
+            let buf = &self.buf[..n.min(self.buf.len())];
             let mut offset = 0;
-            while offset < n {
-                let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&self.buf[offset..n])
-                    .map_err(|_| libc::EBADMSG)?;
-                let len = msg.header.length as usize;
-                if msg.header.sequence_number == self.seq {
-                    match msg.payload {
-                        NetlinkPayload::Error(e) => {
-                            return match e.code {
-                                None => Ok(reply),
-                                Some(code) => Err(-code.get()),
-                            };
+            // nlmsghdr: u32 length, u16 type, u16 flags, u32 sequence, u32 port; then the body.
+            while offset + 16 <= buf.len() {
+                let len = u32_at(buf, offset) as usize;
+                let kind = u16::from_ne_bytes([buf[offset + 4], buf[offset + 5]]);
+                let seq = u32_at(buf, offset + 8);
+                if len < 16 || offset + len > buf.len() {
+                    return Err(libc::EBADMSG);
+                }
+                if seq == self.seq {
+                    match kind {
+                        NLMSG_ERROR if len >= 20 => {
+                            let code = u32_at(buf, offset + 16) as i32;
+                            return if code == 0 { Ok(()) } else { Err(-code) };
                         }
-                        NetlinkPayload::InnerMessage(m) => {
-                            reply = Some(m);
-                            if flags & NLM_F_ACK == 0 {
-                                return Ok(reply);
-                            }
-                        }
-                        NetlinkPayload::Done(_) => return Ok(reply),
+                        NLMSG_ERROR => return Err(libc::EBADMSG),
+                        NLMSG_DONE => return Ok(()),
+                        _ if flags & NLM_F_ACK == 0 => return Ok(()),
                         _ => {}
                     }
-                }
-                if len == 0 {
-                    break;
                 }
                 offset += (len + 3) & !3;
             }
@@ -109,21 +107,33 @@ impl Netlink {
         flags: u16,
     ) -> Result<()> {
         self.request(msg, flags | NLM_F_ACK)
-            .map(|_| ())
             .map_err(|errno| Error::Netlink { op: op(), errno })
     }
 
-    /// The index of the link called `name`, or `None` when there is none.
+    /// The index of the link called `name` in this socket's network namespace, or `None` when
+    /// there is none. `SIOCGIFINDEX` on the netlink socket itself (the kernel resolves it in the
+    /// socket's namespace): no link dump to parse.
     pub fn link_index(&mut self, name: &str) -> Result<Option<u32>> {
-        let mut msg = LinkMessage::default();
-        msg.attributes.push(LinkAttribute::IfName(name.to_string()));
-        match self.request(RouteNetlinkMessage::GetLink(msg), 0) {
-            Ok(Some(RouteNetlinkMessage::NewLink(link))) => Ok(Some(link.header.index)),
-            Ok(_) => Ok(None),
-            Err(libc::ENODEV) => Ok(None),
-            Err(errno) => Err(Error::Netlink {
+        let bytes = name.as_bytes();
+        if bytes.is_empty() || bytes.len() >= libc::IFNAMSIZ || bytes.contains(&0) {
+            return Ok(None);
+        }
+        // SAFETY: ifreq is plain data; zero is a valid value.
+        let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+        for (d, s) in ifr.ifr_name.iter_mut().zip(bytes) {
+            *d = *s as libc::c_char;
+        }
+        // SAFETY: SIOCGIFINDEX reads the name and writes the index into the ifreq we own.
+        let r = unsafe { libc::ioctl(self.socket.as_raw_fd(), libc::SIOCGIFINDEX, &mut ifr) };
+        if r == 0 {
+            // SAFETY: SIOCGIFINDEX filled the index member of the union.
+            return Ok(Some(unsafe { ifr.ifr_ifru.ifru_ifindex } as u32));
+        }
+        match std::io::Error::last_os_error().raw_os_error() {
+            Some(libc::ENODEV) => Ok(None),
+            errno => Err(Error::Netlink {
                 op: format!("look up link {name}"),
-                errno,
+                errno: errno.unwrap_or(libc::EIO),
             }),
         }
     }

@@ -155,6 +155,10 @@ impl Parked {
             name: self.name.clone(),
             message: "the parked worker was already used".into(),
         })?;
+        // The helper parked in the idle class; the turn must not wait behind other work.
+        if let Some(h) = &self.child {
+            crate::sched::normal(h.pid);
+        }
         // One write, then EOF: the helper reads the turn to the end.
         control
             .write_all(&body)
