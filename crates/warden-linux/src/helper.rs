@@ -53,9 +53,19 @@ pub(crate) enum Report {
 /// Entry of the re-exec'd helper; call it when `argv[1] == "__worker"`. Never returns.
 pub fn helper_main() -> ! {
     let args: Vec<String> = std::env::args().collect();
-    if args.get(2).map(String::as_str) == Some(crate::jail_exec::EXEC_ARG) {
-        crate::jail_exec::exec_main(args.get(3).map(String::as_str));
+    match args.get(2).map(String::as_str) {
+        Some(crate::jail_exec::EXEC_ARG) => {
+            crate::jail_exec::exec_main(args.get(3).map(String::as_str))
+        }
+        Some(crate::zygote::ZYGOTE_ARG) => crate::zygote::zygote_main(),
+        _ => std::process::exit(run_helper(&args)),
     }
+}
+
+/// The helper proper, for `args` = `[exe, "__worker", spec-json, start-us]`; returns its exit
+/// code. Runs in a re-exec'd process or in a child forked from a single-threaded one (the
+/// zygote, a CLI) with descriptors 0–5 in place.
+pub(crate) fn run_helper(args: &[String]) -> i32 {
     for sig in [
         libc::SIGINT,
         libc::SIGTERM,
@@ -117,7 +127,7 @@ pub fn helper_main() -> ! {
     drop(out);
     // SAFETY: the lifeline is no longer needed.
     unsafe { libc::close(LIFELINE_FD) };
-    let code = match helper {
+    match helper {
         // A helper that lost the name owns nothing and must not touch the winner's record.
         Some(_) if matches!(report, Report::NameInUse) => 0,
         Some(mut h) => match h.teardown() {
@@ -125,8 +135,7 @@ pub fn helper_main() -> ! {
             Err(_) => 1,
         },
         None => 2,
-    };
-    std::process::exit(code)
+    }
 }
 
 /// A jail's helper outlives the command that started it, as the jail's supervisor: fork so the
@@ -194,6 +203,49 @@ struct Helper {
     nl: Option<Netlink>,
     /// The host-wide claim on the cgroup name, held until the cgroups are gone.
     claim: Option<cgroup::Claim>,
+}
+
+/// The init's stack: an anonymous mapping, so only the pages it uses are ever touched (a
+/// zeroed heap buffer cost a 1 MiB memset per worker, and copy-on-write faults in a forked
+/// helper whose heap pages were its zygote's).
+struct Stack {
+    ptr: *mut libc::c_void,
+    len: usize,
+}
+
+impl Stack {
+    fn new(len: usize) -> Result<Stack> {
+        // SAFETY: a fresh private anonymous mapping; checked below.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(Error::sys(
+                "map a stack for the worker's init",
+                std::io::Error::last_os_error(),
+            ));
+        }
+        Ok(Stack { ptr, len })
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: the mapping is `len` bytes, readable and writable, owned by self.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.cast(), self.len) }
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        // SAFETY: unmapping our own mapping (the init has its own copy of it).
+        unsafe { libc::munmap(self.ptr, self.len) };
+    }
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd)> {
@@ -280,7 +332,7 @@ impl Helper {
         let spec = &self.spec;
         let parked = spec.parked;
         let claim_fd = self.claim.as_ref().and_then(cgroup::Claim::raw_fd);
-        let mut stack = vec![0u8; 1 << 20];
+        let mut stack = Stack::new(1 << 20)?;
         // SAFETY: this process is single-threaded, so the child (a copy of it, no shared
         // memory) may allocate and run ordinary Rust until it execs.
         let pid = unsafe {
@@ -304,7 +356,7 @@ impl Helper {
                     libc::dup2(fds.stderr_w, 2);
                     namespaces::init_main(spec, fds)
                 }),
-                &mut stack,
+                stack.as_mut_slice(),
                 flags,
                 Some(libc::SIGCHLD),
             )
@@ -612,7 +664,7 @@ impl Helper {
         let mut streams = [Some(out_r), Some(err_r)];
         let mut written = [0u64; 2];
         let mut limit_hit: Option<LimitKind> = None;
-        let mut buf = vec![0u8; 65536];
+        let mut buf = vec![0u8; 16384];
         let cap = limits.output_bytes;
         let mut exit_pipe = Some(File::from(exit_r));
         let mut command_status: Option<i32> = None;

@@ -36,6 +36,7 @@ mod spawn;
 mod spec;
 pub mod veth;
 mod worker;
+mod zygote;
 
 pub use error::{Error, Result};
 pub use helper::{helper_main, Started, HELPER_ARG};
@@ -49,3 +50,4 @@ pub use spec::{
     Timings, Turn, Vnet, WorkerSpec, DEFAULT_USER, MAX_NAME_LEN,
 };
 pub use worker::{run, run_captured, set_helper_exe, wait_torn_down, Io, OutputStream};
+pub use zygote::use_zygote;

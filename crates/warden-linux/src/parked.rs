@@ -22,7 +22,7 @@ use crate::lease::Lease;
 use crate::namespaces::mono_us;
 use crate::spawn::{self, pipe, slot};
 use crate::spec::{Outcome, Turn, WorkerSpec};
-use crate::worker::{decode_report, helper_exe, pump, reap_later, Io, OutputStream};
+use crate::worker::{decode_report, pump, reap_later, Io, OutputStream};
 
 type OnOutput<'a> = dyn FnMut(OutputStream, &[u8]) + 'a;
 
@@ -71,7 +71,7 @@ impl Parked {
             slot(&lifeline_r),
             slot(&control_r),
         ];
-        let child = spawn::spawn(helper_exe(), &[HELPER_ARG, &json, &start], slots)?;
+        let child = spawn::spawn_helper(&[HELPER_ARG, &json, &start], slots)?;
         drop((stdin_r, out_w, err_w, report_w, lifeline_r, control_r));
         let mut report = File::from(report_r);
         let mut first = [0u8; 1];

@@ -1,5 +1,10 @@
-//! Starting the helper: `posix_spawn` of `<exe> __worker …` with pipes placed on the helper's
-//! fixed descriptors (0–2 streams, 3 report, 4 lifeline, 5 control).
+//! Starting the helper with pipes placed on its fixed descriptors (0–2 streams, 3 report,
+//! 4 lifeline, 5 control), in the cheapest way the caller allows:
+//!
+//! - through the zygote (`zygote.rs`) when the process enabled it (`warden serve`, `warden
+//!   bench`: long-lived and multi-threaded): a fork of a small single-threaded process, no exec;
+//! - by forking the caller itself when it is single-threaded (the CLI's `warden run`): no exec;
+//! - otherwise by `posix_spawn` of `<exe> __worker …`.
 //!
 //! Why not `std::process::Command`: placing descriptors needs a `pre_exec` hook, and with one
 //! `Command` must `fork()` — copying the caller's page tables and making every later write of
@@ -35,11 +40,32 @@ pub(crate) enum Slot {
 #[derive(Debug)]
 pub(crate) struct Helper {
     pub pid: libc::pid_t,
+    /// For a helper forked by the zygote (not our child): a pidfd to see it exit.
+    pub pidfd: Option<OwnedFd>,
 }
 
 impl Helper {
-    /// Waits for the helper to exit; returns its raw wait status.
+    /// Waits for the helper to exit; returns its raw wait status (unknown for a zygote's).
     pub fn wait(&self) -> Option<i32> {
+        if let Some(fd) = &self.pidfd {
+            loop {
+                let mut p = libc::pollfd {
+                    fd: fd.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                // SAFETY: polling one pollfd we own.
+                let r = unsafe { libc::poll(&mut p, 1, -1) };
+                if r > 0 {
+                    return None;
+                }
+                if r < 0
+                    && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted
+                {
+                    return None;
+                }
+            }
+        }
         let mut status = 0;
         loop {
             // SAFETY: waiting for our own child.
@@ -55,8 +81,99 @@ impl Helper {
     }
 }
 
-/// Spawns `exe args…` with descriptor `i` of the child set from `slots[i]`: 0–2 the standard
-/// streams, then [`REPORT_FD`], [`LIFELINE_FD`], [`CONTROL_FD`].
+/// Starts the helper `helper_exe() args…` (args without argv[0]) with descriptor `i` set from
+/// `slots[i]`, by the cheapest of the three ways (module docs).
+pub(crate) fn spawn_helper(args: &[&str], slots: [Slot; 6]) -> Result<Helper> {
+    if let Some(h) = crate::zygote::spawn(args, &slots) {
+        return h;
+    }
+    if crate::worker::helper_is_self() && single_threaded() {
+        return fork_helper(args, &slots);
+    }
+    spawn(crate::worker::helper_exe(), args, slots)
+}
+
+/// True when this process has one thread (read from `/proc/self/stat`).
+fn single_threaded() -> bool {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Field 20 (num_threads), counted after the parenthesised command name.
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(17))
+        == Some("1")
+}
+
+/// Forks this single-threaded process; the child becomes the helper (no exec).
+fn fork_helper(args: &[&str], slots: &[Slot; 6]) -> Result<Helper> {
+    let mut argv: Vec<String> = vec![crate::worker::helper_exe().display().to_string()];
+    argv.extend(args.iter().map(|a| a.to_string()));
+    // Anything buffered for our stdout must not be written a second time by the child.
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    // SAFETY: the caller checked this process is single-threaded, so the child may run
+    // ordinary Rust; it leaves with _exit.
+    match unsafe { libc::fork() } {
+        0 => {
+            // SAFETY: rearranging the child's own descriptors.
+            if unsafe { place_slots(slots, None) }.is_err() {
+                // SAFETY: leaving the child at once.
+                unsafe { libc::_exit(125) };
+            }
+            let code = crate::helper::run_helper(&argv);
+            // SAFETY: leaving the child without running the parent's atexit work.
+            unsafe { libc::_exit(code) }
+        }
+        pid if pid > 0 => Ok(Helper { pid, pidfd: None }),
+        _ => Err(Error::sys(
+            "fork the helper",
+            std::io::Error::last_os_error(),
+        )),
+    }
+}
+
+/// In a freshly forked child: puts `slots` on descriptors 0–5 and closes every other
+/// descriptor (but `keep`, closed too once placed), and starts it with the signal state of a
+/// new program (empty mask; SIGPIPE, SIGCHLD default).
+///
+/// # Safety
+/// Only in a child of a fork, before it runs anything else.
+pub(crate) unsafe fn place_slots(slots: &[Slot; 6], keep: Option<RawFd>) -> std::io::Result<()> {
+    let mut copies = [-1; 6];
+    for (i, slot) in slots.iter().enumerate() {
+        if let Slot::Fd(src) = slot {
+            // Above every target, so no dup2 below clobbers a source.
+            copies[i] = libc::fcntl(*src, libc::F_DUPFD_CLOEXEC, 10);
+            if copies[i] < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+    }
+    if let Some(fd) = keep {
+        libc::close(fd);
+    }
+    for (i, slot) in slots.iter().enumerate() {
+        match slot {
+            Slot::Inherit => {}
+            Slot::Closed => {
+                libc::close(i as RawFd);
+            }
+            Slot::Fd(_) => {
+                if libc::dup2(copies[i], i as RawFd) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+        }
+    }
+    // Nothing else of the parent's crosses (an exec would have closed them: all CLOEXEC).
+    libc::syscall(libc::SYS_close_range, 6u32, u32::MAX, 0u32);
+    let mut empty: libc::sigset_t = std::mem::zeroed();
+    libc::sigemptyset(&mut empty);
+    libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+    libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    libc::signal(libc::SIGCHLD, libc::SIG_DFL);
+    Ok(())
+}
+
+/// `posix_spawn` of `exe args…` with descriptor `i` of the child set from `slots[i]`: 0–2 the
+/// standard streams, then [`REPORT_FD`], [`LIFELINE_FD`], [`CONTROL_FD`].
 pub(crate) fn spawn(exe: &std::path::Path, args: &[&str], slots: [Slot; 6]) -> Result<Helper> {
     let fail = |e: std::io::Error| Error::io("start helper", exe, e);
     let c = |s: &str| CString::new(s).map_err(|_| fail(std::io::ErrorKind::InvalidInput.into()));
@@ -114,7 +231,7 @@ pub(crate) fn spawn(exe: &std::path::Path, args: &[&str], slots: [Slot; 6]) -> R
     if rc != 0 {
         return Err(fail(std::io::Error::from_raw_os_error(rc)));
     }
-    Ok(Helper { pid })
+    Ok(Helper { pid, pidfd: None })
 }
 
 /// A pipe whose two ends close on exec.

@@ -25,7 +25,14 @@ pub fn set_helper_exe(path: impl Into<PathBuf>) {
 }
 
 pub(crate) fn helper_exe() -> &'static Path {
-    HELPER_EXE.get_or_init(|| PathBuf::from("/proc/self/exe"))
+    HELPER_EXE.get_or_init(|| PathBuf::from(SELF_EXE))
+}
+
+const SELF_EXE: &str = "/proc/self/exe";
+
+/// True when the helper is this program (its code can run in a fork of this process).
+pub(crate) fn helper_is_self() -> bool {
+    helper_exe() == Path::new(SELF_EXE)
 }
 
 /// Which of the worker's output streams a chunk came from.
@@ -72,7 +79,7 @@ pub fn run(spec: &WorkerSpec, io: Io<'_>) -> Result<Outcome> {
                 slot(&lifeline_r),
                 Slot::Closed,
             ];
-            let child = spawn::spawn(helper_exe(), &args, slots)?;
+            let child = spawn::spawn_helper(&args, slots)?;
             (child, None, None, None, None, None)
         }
         Io::Stream { stdin, on_output } => {
@@ -92,7 +99,7 @@ pub fn run(spec: &WorkerSpec, io: Io<'_>) -> Result<Outcome> {
                 slot(&lifeline_r),
                 Slot::Closed,
             ];
-            let child = spawn::spawn(helper_exe(), &args, slots)?;
+            let child = spawn::spawn_helper(&args, slots)?;
             (
                 child,
                 Some(on_output),
@@ -180,7 +187,7 @@ pub(crate) fn start_jail(spec: &WorkerSpec, log: &Path) -> Result<Started> {
         Slot::Closed,
         Slot::Closed,
     ];
-    let child = spawn::spawn(helper_exe(), &[HELPER_ARG, &json, &start], slots)?;
+    let child = spawn::spawn_helper(&[HELPER_ARG, &json, &start], slots)?;
     drop(report_w);
     let mut report = Vec::new();
     let read = std::fs::File::from(report_r).read_to_end(&mut report);
@@ -255,7 +262,7 @@ pub(crate) fn pump(
         (err, Some(OutputStream::Stderr)),
         (Some(report_r), None),
     ];
-    let mut buf = vec![0u8; 65536];
+    let mut buf = vec![0u8; 16384];
     loop {
         let mut pfds: Vec<libc::pollfd> = fds
             .iter()

@@ -89,6 +89,8 @@ pub async fn serve_until(
 ) -> Result<(), ServerError> {
     std::fs::create_dir_all(&opts.state_dir)
         .map_err(|e| ServerError::io("create directory", &opts.state_dir, e))?;
+    // A long-lived, multi-threaded process: helpers are forked by a zygote, not exec'd.
+    warden_linux::use_zygote();
     // Workers need absolute paths (bind sources, records).
     opts.state_dir = opts
         .state_dir
