@@ -3,8 +3,11 @@
 use std::fs::{self, File};
 use std::io;
 use std::os::unix::io::AsRawFd;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use crate::config::PI_PACKAGE;
 
@@ -43,6 +46,12 @@ pub enum InstallError {
         /// The wanted version.
         version: String,
     },
+    /// The install was cancelled (the server is stopping); npm was killed.
+    #[error("npm install {spec} was cancelled")]
+    Cancelled {
+        /// `package@version`.
+        spec: String,
+    },
     /// No node on PATH is new enough.
     #[error("no node >= {}.{}.{} found on PATH (pi needs it)", MIN_NODE.0, MIN_NODE.1, MIN_NODE.2)]
     NoNode,
@@ -76,7 +85,17 @@ pub fn installed_version(prefix: &Path, package: &str) -> Option<String> {
 
 /// Installs pi `version` into `prefix` (idempotent) and returns the path of its `dist/cli.js`.
 pub fn install_pi(prefix: &Path, version: &str) -> Result<PathBuf, InstallError> {
-    install_package(prefix, PI_PACKAGE, version)?;
+    install_pi_until(prefix, version, &AtomicBool::new(false))
+}
+
+/// [`install_pi`] that kills npm (its whole process group) and returns
+/// [`InstallError::Cancelled`] once `cancel` is set: nothing of it outlives its caller.
+pub fn install_pi_until(
+    prefix: &Path,
+    version: &str,
+    cancel: &AtomicBool,
+) -> Result<PathBuf, InstallError> {
+    install_package(prefix, PI_PACKAGE, version, cancel)?;
     let cli = pi_cli_js(prefix);
     if !cli.is_file() {
         return Err(InstallError::NotInstalled {
@@ -87,10 +106,27 @@ pub fn install_pi(prefix: &Path, version: &str) -> Result<PathBuf, InstallError>
     Ok(cli)
 }
 
+/// The file that says an install of `package@version` completed (npm killed half-way leaves a
+/// `package.json` of the right version next to missing files).
+fn done_marker(prefix: &Path) -> PathBuf {
+    prefix.join(".warden-installed")
+}
+
+fn is_installed(prefix: &Path, package: &str, version: &str) -> bool {
+    installed_version(prefix, package).as_deref() == Some(version)
+        && fs::read_to_string(done_marker(prefix)).ok().as_deref()
+            == Some(format!("{package}@{version}\n").as_str())
+}
+
 /// Runs `npm install --prefix <prefix> --no-audit --no-fund <package>@<version>` unless that exact
 /// version is already there. An flock on `<prefix>/.warden-install.lock` serialises concurrent callers.
-pub fn install_package(prefix: &Path, package: &str, version: &str) -> Result<(), InstallError> {
-    if installed_version(prefix, package).as_deref() == Some(version) {
+pub fn install_package(
+    prefix: &Path,
+    package: &str,
+    version: &str,
+    cancel: &AtomicBool,
+) -> Result<(), InstallError> {
+    if is_installed(prefix, package, version) {
         return Ok(());
     }
     fs::create_dir_all(prefix).map_err(|source| InstallError::Io {
@@ -107,20 +143,47 @@ pub fn install_package(prefix: &Path, package: &str, version: &str) -> Result<()
         source,
     })?;
     // Another caller may have finished the install while we waited for the lock.
-    if installed_version(prefix, package).as_deref() == Some(version) {
+    if is_installed(prefix, package, version) {
         return Ok(());
     }
     let spec = format!("{package}@{version}");
-    let out = Command::new("npm")
+    let mut child = Command::new("npm")
         .arg("install")
         .arg("--prefix")
         .arg(prefix)
         .args(["--no-audit", "--no-fund", "--loglevel=error"])
         .arg(&spec)
-        .output()
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        // Its own process group, so a cancel reaches npm's node children too.
+        .process_group(0)
+        .spawn()
         .map_err(InstallError::NpmSpawn)?;
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
+    let mut pipe = child.stderr.take();
+    let reader = std::thread::spawn(move || {
+        let mut text = Vec::new();
+        if let Some(p) = pipe.as_mut() {
+            let _ = io::Read::read_to_end(p, &mut text);
+        }
+        text
+    });
+    let status = loop {
+        if cancel.load(Ordering::Relaxed) {
+            // SAFETY: signalling the process group npm leads (created above).
+            unsafe { libc::killpg(child.id() as libc::pid_t, libc::SIGKILL) };
+            let _ = child.wait();
+            let _ = reader.join();
+            return Err(InstallError::Cancelled { spec });
+        }
+        match child.try_wait().map_err(InstallError::NpmSpawn)? {
+            Some(st) => break st,
+            None => std::thread::sleep(Duration::from_millis(50)),
+        }
+    };
+    let stderr_bytes = reader.join().unwrap_or_default();
+    if !status.success() {
+        let stderr = String::from_utf8_lossy(&stderr_bytes);
         let tail: String = stderr
             .lines()
             .rev()
@@ -132,7 +195,7 @@ pub fn install_package(prefix: &Path, package: &str, version: &str) -> Result<()
             .join("\n");
         return Err(InstallError::NpmFailed {
             spec,
-            status: out.status.to_string(),
+            status: status.to_string(),
             stderr: tail,
         });
     }
@@ -142,6 +205,10 @@ pub fn install_package(prefix: &Path, package: &str, version: &str) -> Result<()
             version: version.to_string(),
         });
     }
+    fs::write(done_marker(prefix), format!("{spec}\n")).map_err(|source| InstallError::Io {
+        path: done_marker(prefix),
+        source,
+    })?;
     Ok(())
     // The lock is released when `lock` is dropped (or the process dies).
 }
@@ -225,7 +292,24 @@ mod tests {
             installed_version(dir.path(), PI_PACKAGE).as_deref(),
             Some("0.73.1")
         );
+        // A package.json alone may be a half-done install (npm killed): not installed.
+        assert!(!is_installed(dir.path(), PI_PACKAGE, "0.73.1"));
+        fs::write(done_marker(dir.path()), format!("{PI_PACKAGE}@0.73.1\n")).unwrap();
+        assert!(is_installed(dir.path(), PI_PACKAGE, "0.73.1"));
+        assert!(!is_installed(dir.path(), PI_PACKAGE, "0.73.2"));
         // Already there: no npm run needed.
-        install_package(dir.path(), PI_PACKAGE, "0.73.1").unwrap();
+        install_package(dir.path(), PI_PACKAGE, "0.73.1", &AtomicBool::new(false)).unwrap();
+    }
+
+    #[test]
+    fn a_cancelled_install_kills_npm_and_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let cancel = AtomicBool::new(true);
+        match install_package(dir.path(), PI_PACKAGE, "0.73.1", &cancel) {
+            Err(InstallError::Cancelled { spec }) => assert!(spec.ends_with("@0.73.1")),
+            Err(InstallError::NpmSpawn(_)) => {} // no npm on this machine: nothing to kill
+            other => panic!("expected a cancelled install, got {other:?}"),
+        }
+        assert!(!is_installed(dir.path(), PI_PACKAGE, "0.73.1"));
     }
 }

@@ -17,4 +17,4 @@ pub use config::{
 pub use events::{
     parse_output, AgentEvent, AgentFailure, EventParser, Message, StopReason, TurnResult, Usage,
 };
-pub use install::{find_node, install_pi, pi_bin, pi_cli_js, InstallError};
+pub use install::{find_node, install_pi, install_pi_until, pi_bin, pi_cli_js, InstallError};

@@ -42,12 +42,14 @@ pub fn tenant_dir(state_dir: &Path, tenant: &str) -> PathBuf {
 pub async fn ensure_pi(app: &Arc<App>) -> Result<PathBuf, String> {
     let pi_dir = app.opts.pi_dir();
     let version = app.opts.agent.version.clone();
+    let cancel = app.pi_cancel.clone();
     app.pi
         .get_or_init(|| async move {
             tracing::info!(dir = %pi_dir.display(), %version, "installing pi");
-            let r =
-                tokio::task::spawn_blocking(move || warden_agent::install_pi(&pi_dir, &version))
-                    .await;
+            let r = tokio::task::spawn_blocking(move || {
+                warden_agent::install_pi_until(&pi_dir, &version, &cancel)
+            })
+            .await;
             match r {
                 Ok(Ok(cli)) => Ok(cli),
                 Ok(Err(e)) => Err(format!("failed to install pi: {e}")),

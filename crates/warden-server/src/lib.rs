@@ -131,6 +131,7 @@ pub async fn serve_until(
         metrics: metrics::Metrics::default(),
         shutdown: watch::channel(false).0,
         pi: OnceCell::new(),
+        pi_cancel: Default::default(),
         // Names from a time-seeded counter: a restarted server does not reuse a name whose
         // teardown may still be in flight.
         names: AtomicU64::new(seed >> 8),
@@ -190,7 +191,7 @@ pub async fn serve_until(
         }));
     }
     // Install pi in the background so the first agent turn does not pay for it.
-    {
+    if app.opts.install_pi_at_start {
         let app = app.clone();
         tokio::spawn(async move {
             if let Err(e) = agent_turn::ensure_pi(&app).await {
@@ -277,6 +278,8 @@ fn start_pool(layout: &Layout, opts: &ServeOptions) -> Option<warden_linux::Pool
 /// Stops accepting, lets running turns finish until the deadline, then cancels them.
 async fn shutdown(app: &Arc<App>) {
     app.shutdown.send_replace(true);
+    app.pi_cancel
+        .store(true, std::sync::atomic::Ordering::Relaxed);
     lock(&app.queue).pause();
     let deadline = Instant::now() + app.opts.shutdown_deadline;
     let mut finished = app.finished.subscribe();

@@ -46,6 +46,9 @@ pub struct ServeOptions {
     pub max_body_bytes: usize,
     /// Parked workers kept warm for argv turns, per network mode (0: no pool for that mode).
     pub pool: PoolSizes,
+    /// Install pi in the background at start, so the first agent turn does not wait for npm
+    /// (default true; off for runs with argv turns only, such as `warden bench --api`).
+    pub install_pi_at_start: bool,
 }
 
 /// How many workers the warm pool keeps parked per network mode (host release).
@@ -88,6 +91,7 @@ impl ServeOptions {
             worker_user: None,
             max_body_bytes: 1 << 20,
             pool: PoolSizes::default(),
+            install_pi_at_start: true,
         }
     }
 
@@ -149,6 +153,8 @@ pub struct App {
     pub shutdown: watch::Sender<bool>,
     /// pi's `dist/cli.js` once installed (or why it is not).
     pub pi: OnceCell<Result<PathBuf, String>>,
+    /// Set at shutdown: an npm install of pi still running is killed, never left behind.
+    pub pi_cancel: Arc<std::sync::atomic::AtomicBool>,
     /// Feeds unique worker names.
     pub names: AtomicU64,
     /// Addresses bound, and those skipped with the reason.
@@ -200,6 +206,13 @@ impl App {
 
     /// Records a turn's end: final row, `end` event (data = the stored result), metrics, wake-ups.
     pub fn finish(&self, id: &TurnId, outcome: &TurnOutcome) -> Option<TurnView> {
+        let view = self.finish_turn(id, outcome)?;
+        self.finish_end(&view);
+        Some(view)
+    }
+
+    /// The first half of [`App::finish`]: the final row, then the waiters answered with it.
+    pub fn finish_turn(&self, id: &TurnId, outcome: &TurnOutcome) -> Option<TurnView> {
         let turn = match self.store.finish_turn(id, outcome) {
             Ok(t) => t,
             Err(e) => {
@@ -215,13 +228,18 @@ impl App {
             }
         }
         lock(&self.specs).remove(id);
-        self.append_end(&view);
+        Some(view)
+    }
+
+    /// The second half of [`App::finish`]: `end` event, metrics, wake-ups, log line.
+    pub fn finish_end(&self, view: &TurnView) {
+        let id = &view.id;
+        self.append_end(view);
         let latency = view.timings.total_ms.unwrap_or(0) as f64 / 1000.0;
         self.metrics
             .turn_finished(view.status.as_str(), view.failure.as_deref(), latency);
         self.finished.send_modify(|n| *n += 1);
         tracing::info!(turn = %id, status = %view.status, failure = ?view.failure, "turn finished");
-        Some(view)
     }
 
     /// Stores the `end` event of a finished turn and wakes SSE readers.

@@ -90,7 +90,11 @@ pub async fn run(app: Arc<App>, id: &TurnId, handle: Arc<RunningTurn>) {
             }
         }
     };
-    app.finish(id, &outcome);
+    // Answer the turn's waiters first; its `end` event, metrics and log line after they ran.
+    if let Some(view) = app.finish_turn(id, &outcome) {
+        tokio::task::yield_now().await;
+        app.finish_end(&view);
+    }
 }
 
 fn cancelled_outcome(reason: &str) -> TurnOutcome {
@@ -131,11 +135,9 @@ async fn run_inner(
         if let Some(parked) = take_parked(app, spec.network) {
             let name = parked.name().to_string();
             let wspec = worker_spec(app, &spec, &name, NetworkMode::None, None);
-            app.store
-                .start_turn(id, &name)
-                .map_err(|e| format!("failed to mark the turn running: {e}"))?;
             let job = Job::Pooled(parked, warden_linux::Turn::from_spec(&wspec));
-            return match run_worker(app, id, handle, job, Vec::new(), false).await {
+            // The turn is marked running while its worker already runs (off its critical path).
+            return match run_worker(app, id, handle, job, Vec::new(), false, Some(&name)).await {
                 Ok((outcome, sink)) => Ok(outcome_of(outcome, sink, handle)),
                 Err(RunError::NameInUse) => Err(format!("worker name {name} is in use")),
                 Err(RunError::Other(m)) => Err(m),
@@ -179,7 +181,8 @@ async fn run_inner(
             Work::Prompt(p) => p.clone().into_bytes(),
             Work::Argv(_) => Vec::new(),
         };
-        match run_worker(app, id, handle, Job::Cold(wspec), stdin, agent.is_some()).await {
+        let job = Job::Cold(wspec);
+        match run_worker(app, id, handle, job, stdin, agent.is_some(), None).await {
             // Another live worker (a previous server's, being torn down) holds the name: pick another.
             Err(RunError::NameInUse) if lease.is_none() && attempts < 3 => continue,
             Err(RunError::NameInUse) => return Err(format!("worker name {name} is in use")),
@@ -269,6 +272,7 @@ async fn run_worker(
     job: Job,
     stdin: Vec<u8>,
     agent: bool,
+    mark_running: Option<&str>,
 ) -> Result<(warden_linux::Outcome, Sink), RunError> {
     let mut sink = Sink {
         store: app.store.clone(),
@@ -296,6 +300,12 @@ async fn run_worker(
         };
         (r, sink)
     });
+    if let Some(worker) = mark_running {
+        if let Err(e) = app.store.start_turn(id, worker) {
+            // The worker runs regardless; the turn's end is still recorded.
+            tracing::warn!(turn = %id, error = %e, "failed to mark the turn running");
+        }
+    }
     let joined = tokio::select! {
         j = &mut job => j,
         _ = handle.notify.notified() => {

@@ -287,6 +287,9 @@ pub struct BenchArgs {
     /// Skip the bwrap and runc comparison.
     #[arg(long)]
     pub no_compare: bool,
+    /// Only the throughput series (library path): no cold or one-at-a-time pooled series.
+    #[arg(long)]
+    pub throughput_only: bool,
 }
 
 #[derive(Debug, Args)]

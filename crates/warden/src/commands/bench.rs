@@ -28,6 +28,31 @@ struct Series {
     wall: Duration,
     /// Through the API: turns that ran on a parked worker (the rest found none and ran cold).
     pooled: Option<usize>,
+    /// Share of the host's CPU time that was busy during the series (0–1), when measured.
+    cpu_busy: Option<f64>,
+}
+
+/// Busy and total CPU time of the host so far, in clock ticks (from `/proc/stat`).
+fn cpu_ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let v: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal
+    let total: u64 = v.iter().take(8).sum();
+    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    (total - idle, total)
+}
+
+/// The busy share between two [`cpu_ticks`] readings.
+fn busy_between(a: (u64, u64), b: (u64, u64)) -> Option<f64> {
+    let total = b.1.checked_sub(a.1)?;
+    (total > 0).then(|| b.0.saturating_sub(a.0) as f64 / total as f64)
 }
 
 impl Series {
@@ -50,6 +75,9 @@ impl Series {
         });
         if let Some(p) = self.pooled {
             o["ran_pooled"] = json!(p);
+        }
+        if let Some(b) = self.cpu_busy {
+            o["cpu_busy"] = json!(round(b));
         }
         if !self.wall.is_zero() {
             o["turns_per_s"] = json!(round(self.ms.len() as f64 / self.wall.as_secs_f64()));
@@ -79,6 +107,8 @@ pub fn run(global: &Global, args: &BenchArgs) -> Result<(), Exit> {
     }
     let (_, layout) = context::layout(global)?;
     let clients = parse_clients(&args.clients)?;
+    // Workers are started as `warden serve` starts them: forked by a zygote.
+    warden_linux::use_zygote();
     let state = std::env::temp_dir().join(format!("warden-bench-{}", std::process::id()));
     std::fs::create_dir_all(&state)
         .map_err(|e| Exit::failure(format!("failed to create {}: {e}", state.display())))?;
@@ -110,7 +140,7 @@ pub fn run(global: &Global, args: &BenchArgs) -> Result<(), Exit> {
     let result = if args.api {
         bench_api(&env, args.turns, &clients)
     } else {
-        bench_lib(&env, args.turns, &clients)
+        bench_lib(&env, args.turns, &clients, args.throughput_only)
     };
     let mut report = match result {
         Ok(r) => r,
@@ -255,13 +285,20 @@ fn start_pool(env: &Env, size: usize, vnet_size: usize) -> Pool {
     Pool::start(slots)
 }
 
-fn bench_lib(env: &Env, turns: usize, clients: &[usize]) -> Result<Value, String> {
+/// The library path; `only_throughput` leaves out the latency series (for profiling).
+fn bench_lib(
+    env: &Env,
+    turns: usize,
+    clients: &[usize],
+    only_throughput: bool,
+) -> Result<Value, String> {
     let mut report = json!({"via": "cli", "pool_size": env.pool_size});
     let mut failures = 0;
+    let lat_turns = if only_throughput { 0 } else { turns };
     // Cold: one worker made per turn.
     let mut cold = Series::default();
     let mut cold_t = Vec::new();
-    for n in 0..turns {
+    for n in 0..lat_turns {
         let t = Instant::now();
         match cold_turn(env, &NetworkMode::None, n) {
             Ok(o) if ok(&o) => {
@@ -277,7 +314,7 @@ fn bench_lib(env: &Env, turns: usize, clients: &[usize]) -> Result<Value, String
     if let Some(v) = &env.vnet {
         let mut s = Series::default();
         let mut ts = Vec::new();
-        for n in 0..turns {
+        for n in 0..lat_turns {
             let t = Instant::now();
             match cold_turn(env, v, n) {
                 Ok(o) if ok(&o) => {
@@ -305,7 +342,7 @@ fn bench_lib(env: &Env, turns: usize, clients: &[usize]) -> Result<Value, String
     for (label, network) in &modes {
         let mut s = Series::default();
         let mut ts = Vec::new();
-        for n in 0..turns {
+        for n in 0..lat_turns {
             pool.wait_full(Duration::from_secs(5));
             let t = Instant::now();
             match pooled_turn(env, &pool, network, n) {
@@ -339,6 +376,13 @@ fn bench_lib(env: &Env, turns: usize, clients: &[usize]) -> Result<Value, String
     }
     report["throughput"] = thr;
     report["failures"] = json!(failures);
+    if only_throughput {
+        if let Some(o) = report.as_object_mut() {
+            o.retain(|k, _| {
+                !k.starts_with("cold") && !k.starts_with("pooled") && !k.starts_with("phases")
+            });
+        }
+    }
     drop(Arc::try_unwrap(pool).ok());
     Ok(report)
 }
@@ -351,6 +395,7 @@ fn concurrent(
 ) -> (Series, usize) {
     let next = std::sync::atomic::AtomicUsize::new(0);
     let t0 = Instant::now();
+    let cpu0 = cpu_ticks();
     let results: Vec<(Vec<f64>, usize, usize)> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..clients)
             .map(|_| {
@@ -377,6 +422,7 @@ fn concurrent(
     });
     let mut s = Series {
         wall: t0.elapsed(),
+        cpu_busy: busy_between(cpu0, cpu_ticks()),
         ..Series::default()
     };
     let mut cold = 0;
@@ -428,6 +474,8 @@ async fn api_series(
     opts.concurrency = max_clients;
     opts.queue_size = 4096;
     opts.pi_dir = Some(state.join("no-pi"));
+    // Argv turns only: no npm install of pi competing with the measured turns.
+    opts.install_pi_at_start = false;
     opts.pool = warden_server::PoolSizes {
         none: pool,
         ..Default::default()
