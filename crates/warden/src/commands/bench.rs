@@ -96,6 +96,55 @@ struct Env {
     range: (Ipv4Addr, Ipv4Addr),
     pool_size: usize,
     layout: warden_core::Layout,
+    /// This program and its global flags, for `warden run` as a process.
+    cli: Vec<String>,
+}
+
+/// `<this program> [global flags…] --state-dir STATE`: the same layout for a child `warden`.
+fn cli_prefix(global: &Global, state: &Path) -> Vec<String> {
+    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("warden"));
+    let mut v = vec![exe.display().to_string()];
+    for (flag, value) in [
+        (
+            "--config",
+            global.config.as_ref().map(|p| p.display().to_string()),
+        ),
+        ("--subnet", global.subnet.clone()),
+        ("--domain", global.domain.clone()),
+        ("--bridge", global.bridge.clone()),
+        ("--identity", global.identity.clone()),
+    ] {
+        if let Some(value) = value {
+            v.push(flag.to_string());
+            v.push(value);
+        }
+    }
+    v.push("--state-dir".into());
+    v.push(state.display().to_string());
+    v
+}
+
+/// `warden run --network NET -- true` as a process, `n` times: what a user types, with the
+/// program's start, config load and exit included (issue 6's cold benchmark).
+fn cli_series(env: &Env, network: &str, n: usize) -> Series {
+    let mut s = Series::default();
+    for _ in 0..n {
+        let t = Instant::now();
+        let ok = Command::new(&env.cli[0])
+            .args(&env.cli[1..])
+            .args(["run", "--network", network, "--", "true"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|st| st.success());
+        if ok {
+            s.ms.push(t.elapsed().as_secs_f64() * 1e3);
+        } else {
+            s.failures += 1;
+        }
+    }
+    s
 }
 
 /// Runs the benchmark and prints it.
@@ -136,6 +185,7 @@ pub fn run(global: &Global, args: &BenchArgs) -> Result<(), Exit> {
             .max(1),
         state: state.clone(),
         layout: layout.clone(),
+        cli: cli_prefix(global, &state),
     };
     let result = if args.api {
         bench_api(&env, args.turns, &clients)
@@ -327,6 +377,18 @@ fn bench_lib(
         failures += s.failures;
         report["cold_vnet"] = s.json();
         report["phases_cold_vnet_us"] = phases(&ts);
+    }
+    // The same through the CLI, one process per turn (at most 100 each).
+    let n_cli = lat_turns.min(100);
+    if n_cli > 0 {
+        let s = cli_series(env, "none", n_cli);
+        failures += s.failures;
+        report["cold_cli"] = s.json();
+        if env.vnet.is_some() {
+            let s = cli_series(env, "vnet", n_cli);
+            failures += s.failures;
+            report["cold_cli_vnet"] = s.json();
+        }
     }
     // Pooled, one at a time, waiting for a parked worker before each turn (the pool's latency,
     // not its refill rate).
@@ -693,6 +755,8 @@ fn compare(report: &mut Value, n: usize, state: &Path) {
         ("cold", "cold"),
         ("pooled", "pooled"),
         ("cold_vnet", "cold_vnet"),
+        ("cold_cli", "cold_cli"),
+        ("cold_cli_vnet", "cold_cli_vnet"),
     ] {
         for tool in ["bwrap", "runc"] {
             let (a, b) = (
@@ -771,7 +835,14 @@ fn print_human(r: &Value) {
             v["failures"],
         );
     };
-    for k in ["cold", "cold_vnet", "pooled", "pooled_vnet"] {
+    for k in [
+        "cold",
+        "cold_vnet",
+        "cold_cli",
+        "cold_cli_vnet",
+        "pooled",
+        "pooled_vnet",
+    ] {
         line(k, &r[k]);
     }
     if let Some(t) = r["throughput"].as_object() {
