@@ -174,3 +174,33 @@ mod tests {
         assert_eq!(parse_ip_addr_json(down).unwrap(), (false, vec![]));
     }
 }
+
+/// The IPv4 address of interface `name` in this thread's network namespace, if it has one
+/// (`SIOCGIFADDR`: no process spawned, no link dump parsed).
+pub fn interface_ipv4(name: &str) -> Option<std::net::Ipv4Addr> {
+    let bytes = name.as_bytes();
+    if bytes.is_empty() || bytes.len() >= libc::IFNAMSIZ || bytes.contains(&0) {
+        return None;
+    }
+    // SAFETY: a plain datagram socket, closed by the OwnedFd below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: the descriptor was just created and is owned here.
+    let sock = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    // SAFETY: ifreq is plain data; zero is a valid value.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in ifr.ifr_name.iter_mut().zip(bytes) {
+        *d = *s as libc::c_char;
+    }
+    let raw = std::os::fd::AsRawFd::as_raw_fd(&sock);
+    // SAFETY: SIOCGIFADDR reads the name and writes a sockaddr into the ifreq we own.
+    if unsafe { libc::ioctl(raw, libc::SIOCGIFADDR, &mut ifr) } != 0 {
+        return None;
+    }
+    // SAFETY: for AF_INET the kernel wrote a sockaddr_in into the union.
+    let sin: libc::sockaddr_in =
+        unsafe { std::ptr::read_unaligned(std::ptr::addr_of!(ifr.ifr_ifru.ifru_addr).cast()) };
+    Some(std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)))
+}

@@ -413,9 +413,47 @@ fn size(flag: &Option<String>, default: u64, name: &str) -> Result<u64, Exit> {
     }
 }
 
+/// What the host network was last set up (or found complete) for: this boot, this network
+/// namespace, this bridge and gateway. A reboot or another namespace invalidates it.
+fn host_network_fingerprint(layout: &Layout) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
+    let netns = std::fs::metadata("/proc/thread-self/ns/net").map_or(0, |m| m.ino());
+    format!(
+        "boot {} netns {netns} bridge {} gateway {} domain {}\n",
+        boot.trim(),
+        layout.bridge,
+        layout.gateway,
+        layout.domain
+    )
+}
+
 /// VNET workers need the bridge, NAT and DNS: set them up (journaled, idempotent) if the host lacks them.
+///
+/// Observing the whole host (`ip`, `nft list`) costs milliseconds a run, so once it was found or
+/// made complete a marker records for what (`host_network_fingerprint`); later runs check only
+/// that the bridge still has the gateway's address (one ioctl). A host broken behind Warden's
+/// back after that is `warden doctor`'s to find.
 fn ensure_host_network(global: &Global, layout: &Layout) -> Result<(), Exit> {
     let chosen = backends::choose(Some(BackendName::Linux), layout)?;
+    let marker = chosen.state_dir.join("host-network.ok");
+    let fingerprint = host_network_fingerprint(layout);
+    if warden_linux::host::interface_ipv4(&layout.bridge) == Some(layout.gateway)
+        && std::fs::read_to_string(&marker).ok().as_deref() == Some(fingerprint.as_str())
+    {
+        return Ok(());
+    }
+    ensure_host_network_observed(global, layout, &chosen)?;
+    // Best effort: without the marker the next run observes again.
+    let _ = std::fs::write(&marker, fingerprint);
+    Ok(())
+}
+
+fn ensure_host_network_observed(
+    global: &Global,
+    layout: &Layout,
+    chosen: &backends::Chosen,
+) -> Result<(), Exit> {
     // Only the network: the plan's `jails` step (service jails) is `warden setup`'s business.
     let steps = [warden_core::Step::Host, warden_core::Step::Dns];
     let plan = warden_host::setup::filter_steps(
