@@ -157,24 +157,6 @@ impl Backend for LinuxBackend {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_ip_json() {
-        let text = r#"[{"ifindex":3,"ifname":"warden0","flags":["BROADCAST","MULTICAST","UP","LOWER_UP"],"addr_info":[{"family":"inet","local":"10.0.1.1","prefixlen":24},{"family":"inet6","local":"fe80::1","prefixlen":64}]}]"#;
-        assert_eq!(
-            parse_ip_addr_json(text).unwrap(),
-            (true, vec!["10.0.1.1/24".to_string()])
-        );
-        assert!(parse_ip_addr_json("[]").is_err());
-        assert!(parse_ip_addr_json("nope").is_err());
-        let down = r#"[{"ifname":"warden0","flags":["BROADCAST"],"addr_info":[]}]"#;
-        assert_eq!(parse_ip_addr_json(down).unwrap(), (false, vec![]));
-    }
-}
-
 /// The IPv4 address of interface `name` in this thread's network namespace, if it has one
 /// (`SIOCGIFADDR`: no process spawned, no link dump parsed).
 pub fn interface_ipv4(name: &str) -> Option<std::net::Ipv4Addr> {
@@ -203,4 +185,22 @@ pub fn interface_ipv4(name: &str) -> Option<std::net::Ipv4Addr> {
     let sin: libc::sockaddr_in =
         unsafe { std::ptr::read_unaligned(std::ptr::addr_of!(ifr.ifr_ifru.ifru_addr).cast()) };
     Some(std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_ip_json() {
+        let text = r#"[{"ifindex":3,"ifname":"warden0","flags":["BROADCAST","MULTICAST","UP","LOWER_UP"],"addr_info":[{"family":"inet","local":"10.0.1.1","prefixlen":24},{"family":"inet6","local":"fe80::1","prefixlen":64}]}]"#;
+        assert_eq!(
+            parse_ip_addr_json(text).unwrap(),
+            (true, vec!["10.0.1.1/24".to_string()])
+        );
+        assert!(parse_ip_addr_json("[]").is_err());
+        assert!(parse_ip_addr_json("nope").is_err());
+        let down = r#"[{"ifname":"warden0","flags":["BROADCAST"],"addr_info":[]}]"#;
+        assert_eq!(parse_ip_addr_json(down).unwrap(), (false, vec![]));
+    }
 }
