@@ -100,8 +100,10 @@ struct Env {
     cli: Vec<String>,
 }
 
-/// `<this program> [global flags…] --state-dir STATE`: the same layout for a child `warden`.
-fn cli_prefix(global: &Global, state: &Path) -> Vec<String> {
+/// `<this program> [global flags…]`: the same layout and state directory for a child `warden`
+/// as for `warden run` typed by the user — so a Vnet run uses the host network that is set up
+/// (the bench's own state directory has no dnsmasq and must not start a second one).
+fn cli_prefix(global: &Global) -> Vec<String> {
     let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("warden"));
     let mut v = vec![exe.display().to_string()];
     for (flag, value) in [
@@ -113,14 +115,13 @@ fn cli_prefix(global: &Global, state: &Path) -> Vec<String> {
         ("--domain", global.domain.clone()),
         ("--bridge", global.bridge.clone()),
         ("--identity", global.identity.clone()),
+        ("--state-dir", global.state_dir.clone()),
     ] {
         if let Some(value) = value {
             v.push(flag.to_string());
             v.push(value);
         }
     }
-    v.push("--state-dir".into());
-    v.push(state.display().to_string());
     v
 }
 
@@ -185,7 +186,7 @@ pub fn run(global: &Global, args: &BenchArgs) -> Result<(), Exit> {
             .max(1),
         state: state.clone(),
         layout: layout.clone(),
-        cli: cli_prefix(global, &state),
+        cli: cli_prefix(global),
     };
     let result = if args.api {
         bench_api(&env, args.turns, &clients)
@@ -381,6 +382,11 @@ fn bench_lib(
     // The same through the CLI, one process per turn (at most 100 each).
     let n_cli = lat_turns.min(100);
     if n_cli > 0 {
+        // The CLI's workers lease from the same range under another state directory: let ours
+        // finish their teardown first so no name or address is held twice.
+        for name in warden_linux::record::list(&env.state) {
+            warden_linux::wait_torn_down(&env.state, &name, Duration::from_secs(10));
+        }
         let s = cli_series(env, "none", n_cli);
         failures += s.failures;
         report["cold_cli"] = s.json();
