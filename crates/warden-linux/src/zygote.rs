@@ -140,9 +140,16 @@ impl Zygote {
         let gone = |op: &'static str, e: nix::Error| Failure::Gone(Error::sys(op, e));
         let mut fds = Vec::new();
         let mut kinds = String::new();
-        for s in slots {
+        for (i, s) in slots.iter().enumerate() {
             kinds.push(match s {
-                Slot::Inherit => 'i',
+                // "Inherit" means the caller's descriptor of that number as it is now, not the
+                // zygote's (which are the caller's of when the zygote started): pass it.
+                // SAFETY: F_GETFD only asks whether the descriptor is open.
+                Slot::Inherit if unsafe { libc::fcntl(i as RawFd, libc::F_GETFD) } >= 0 => {
+                    fds.push(i as RawFd);
+                    'f'
+                }
+                Slot::Inherit => 'c',
                 Slot::Closed => 'c',
                 Slot::Fd(fd) => {
                     fds.push(*fd);
