@@ -66,18 +66,9 @@ pub fn helper_main() -> ! {
 /// code. Runs in a re-exec'd process or in a child forked from a single-threaded one (the
 /// zygote, a CLI) with descriptors 0–5 in place.
 pub(crate) fn run_helper(args: &[String]) -> i32 {
-    for sig in [
-        libc::SIGINT,
-        libc::SIGTERM,
-        libc::SIGHUP,
-        libc::SIGQUIT,
-        libc::SIGPIPE,
-    ] {
-        // The caller decides the worker's fate (lifeline); terminal signals must not kill the
-        // helper half-way and leave resources behind.
-        // SAFETY: setting a disposition to SIG_IGN.
-        unsafe { libc::signal(sig, libc::SIG_IGN) };
-    }
+    // The caller decides the worker's fate (lifeline); terminal signals must not kill the
+    // helper half-way and leave resources behind.
+    ignore_terminal_signals();
     for fd in [REPORT_FD, LIFELINE_FD, CONTROL_FD] {
         // Keep these out of the worker.
         // SAFETY: fcntl on a descriptor number; fails harmlessly if it is not open.
@@ -135,6 +126,24 @@ pub(crate) fn run_helper(args: &[String]) -> i32 {
             Err(_) => 1,
         },
         None => 2,
+    }
+}
+
+/// Signals a terminal or a service manager sends that the helper and the zygote ignore (and a
+/// worker's command gets back at their defaults).
+pub(crate) const TERMINAL_SIGNALS: [libc::c_int; 5] = [
+    libc::SIGINT,
+    libc::SIGTERM,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGPIPE,
+];
+
+/// Ignores [`TERMINAL_SIGNALS`] in this process.
+pub(crate) fn ignore_terminal_signals() {
+    for sig in TERMINAL_SIGNALS {
+        // SAFETY: setting a disposition to SIG_IGN.
+        unsafe { libc::signal(sig, libc::SIG_IGN) };
     }
 }
 

@@ -348,13 +348,7 @@ pub(crate) fn drop_privileges((uid, gid): (u32, u32), keep: &[u32]) -> Result<()
 
 /// The helper ignores terminal signals; ignored dispositions survive execve, so undo them.
 pub(crate) fn reset_signals() {
-    for sig in [
-        libc::SIGINT,
-        libc::SIGTERM,
-        libc::SIGHUP,
-        libc::SIGQUIT,
-        libc::SIGPIPE,
-    ] {
+    for sig in crate::helper::TERMINAL_SIGNALS {
         // SAFETY: restoring the default disposition.
         unsafe { libc::signal(sig, libc::SIG_DFL) };
     }

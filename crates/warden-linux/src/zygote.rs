@@ -238,16 +238,8 @@ pub(crate) fn zygote_main() -> ! {
     // SAFETY: signal state of this single-threaded process. SIGCHLD is blocked and read from a
     // signalfd (children are reaped as they end); terminal signals are the caller's business
     // (its exit closes the socket).
+    crate::helper::ignore_terminal_signals();
     let sigfd = unsafe {
-        for sig in [
-            libc::SIGINT,
-            libc::SIGTERM,
-            libc::SIGHUP,
-            libc::SIGQUIT,
-            libc::SIGPIPE,
-        ] {
-            libc::signal(sig, libc::SIG_IGN);
-        }
         libc::fcntl(SOCKET_FD, libc::F_SETFD, libc::FD_CLOEXEC);
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
