@@ -302,7 +302,7 @@ impl Helper {
                 name: self.spec.name.clone(),
             })?,
         );
-        self.claim_record(vnet.is_some())?;
+        let rec = self.prepare_record(vnet.is_some())?;
         std::fs::create_dir_all(mounts::mount_base(&self.spec.state_dir)).map_err(|e| {
             Error::io(
                 "create directory",
@@ -376,11 +376,7 @@ impl Helper {
         self.init_pid = Some(pid_raw);
         let t_clone = mono_us();
         self.timings.clone_us = t_clone - t_rec;
-        if let Some(rec) = self.record.as_mut() {
-            rec.init_pid = Some(pid_raw);
-            rec.init_start = record::process_start(pid_raw);
-            rec.update(&self.spec.state_dir)?;
-        }
+        self.publish_record(rec, pid_raw)?;
         // Cgroups are made while the init builds its root on the other core; it runs nothing
         // of the worker's before it is inside them (it waits for "go").
         let cg = Cgroup::create(&self.spec.cgroup_root, &self.spec.name, &self.spec.limits)?;
@@ -575,7 +571,12 @@ impl Helper {
         }
     }
 
-    fn claim_record(&mut self, vnet: bool) -> Result<()> {
+    /// The worker's record, not yet written: the name must be free (a live owner's record is
+    /// `NameInUse`; a crashed run's is reaped first). It is written right after the clone,
+    /// naming the init — one file operation instead of a write and a rewrite. Before it exists
+    /// only the init exists, and that dies with this helper (parent-death signal, or EOF on its
+    /// go pipe) and its mounts with its namespace.
+    fn prepare_record(&mut self, vnet: bool) -> Result<Record> {
         let me = std::process::id() as i32;
         let rec = Record {
             name: self.spec.name.clone(),
@@ -592,24 +593,42 @@ impl Helper {
             dirs: Vec::new(),
         };
         let path = record::record_path(&self.spec.state_dir, &self.spec.name);
+        if let Ok(old) = Record::load(&path) {
+            if old.owner_alive() {
+                return Err(Error::NameInUse {
+                    name: self.spec.name.clone(),
+                });
+            }
+            // A crashed run left it: clean up what it held, then the name is ours.
+            reaper::reap_record(&self.spec.state_dir, &old)?;
+        }
+        Ok(rec)
+    }
+
+    /// Writes the record once the init exists; a record that appeared meanwhile means another
+    /// live helper won the name: our init is killed and the name given up.
+    fn publish_record(&mut self, mut rec: Record, init_pid: i32) -> Result<()> {
+        rec.init_pid = Some(init_pid);
+        rec.init_start = record::process_start(init_pid);
+        let path = record::record_path(&self.spec.state_dir, &self.spec.name);
         match rec.create(&self.spec.state_dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                let old = Record::load(&path)?;
-                if old.owner_alive() {
+            Ok(()) => {
+                self.record = Some(rec);
+                Ok(())
+            }
+            Err(e) => {
+                // SAFETY: killing and reaping our own child, which has run nothing yet.
+                unsafe { libc::kill(init_pid, libc::SIGKILL) };
+                let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(init_pid), None);
+                self.reaped = true;
+                if e.kind() == std::io::ErrorKind::AlreadyExists {
                     return Err(Error::NameInUse {
                         name: self.spec.name.clone(),
                     });
                 }
-                // A crashed run left it: clean up what it held, then claim the name.
-                reaper::reap_record(&self.spec.state_dir, &old)?;
-                rec.create(&self.spec.state_dir)
-                    .map_err(|e| Error::io("create", &path, e))?;
+                Err(Error::io("create", &path, e))
             }
-            Err(e) => return Err(Error::io("create", &path, e)),
         }
-        self.record = Some(rec);
-        Ok(())
     }
 
     fn parse_status(&mut self, status: &str) -> Result<u64> {

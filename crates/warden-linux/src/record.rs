@@ -4,6 +4,7 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::{ErrorKind, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -73,16 +74,45 @@ impl Record {
         let dir = workers_dir(state_dir);
         fs::create_dir_all(&dir)?;
         let path = record_path(state_dir, &self.name);
+        let body = serde_json::to_vec(self).map_err(std::io::Error::other)?;
         // Publish the whole record at once: a reaper must never see an empty or half-written file
         // (it would take it for a record torn by a crash and delete a live worker's record). The
         // hard link fails with AlreadyExists when the name is taken, like create_new did.
+        // An unnamed file (O_TMPFILE) linked into place: one directory operation.
+        if let Ok(mut f) = OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_TMPFILE)
+            .mode(0o600)
+            .open(&dir)
+        {
+            f.write_all(&body)?;
+            let fd_path = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&f));
+            let c = |p: &Path| std::ffi::CString::new(p.as_os_str().as_encoded_bytes());
+            let (from, to) = (c(Path::new(&fd_path))?, c(&path)?);
+            // SAFETY: two NUL-terminated paths; linkat follows the /proc link to our open file.
+            let r = unsafe {
+                libc::linkat(
+                    libc::AT_FDCWD,
+                    from.as_ptr(),
+                    libc::AT_FDCWD,
+                    to.as_ptr(),
+                    libc::AT_SYMLINK_FOLLOW,
+                )
+            };
+            return if r == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            };
+        }
+        // A file system without O_TMPFILE: a named temporary file, linked, then removed.
         let tmp = dir.join(format!(".{}.json.{}.new", self.name, std::process::id()));
         let mut f = OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
             .open(&tmp)?;
-        f.write_all(&serde_json::to_vec(self).map_err(std::io::Error::other)?)?;
+        f.write_all(&body)?;
         drop(f);
         let linked = fs::hard_link(&tmp, &path);
         let _ = fs::remove_file(&tmp);
