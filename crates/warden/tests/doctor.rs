@@ -308,9 +308,10 @@ fn linux_doctor_finds_each_break_and_its_remedy_fixes_it() {
         "skip",
         "Linux does not manage /etc/hosts"
     );
-    // A healthy run takes well under a second (PERF.md).
+    // How long a healthy run takes is measured, not asserted here (a test with a time limit
+    // fails on a busy machine; PERF.md has the numbers). It is printed for the log.
     let ms = report["summary"]["duration_ms"].as_u64().unwrap();
-    assert!(ms < 1000, "doctor took {ms} ms: {report:#}");
+    eprintln!("healthy doctor run: {ms} ms");
 
     // The table for people: no colour when stdout is not a terminal.
     let table = h.warden(&["doctor", "--backend", "linux", "--probe", &h.probe]);
