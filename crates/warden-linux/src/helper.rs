@@ -176,7 +176,8 @@ fn detach() {
     }
 }
 
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+/// An error with its causes, on one line (`a: b: c`).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut msg = e.to_string();
     let mut src = e.source();
     while let Some(s) = src {
@@ -444,8 +445,8 @@ impl Helper {
         }
         let turn = self.wait_turn()?;
         let received = mono_us();
-        // The turn's processes run at normal priority from here (the pool already moved us).
-        crate::sched::normal(0);
+        // The turn's processes run at normal priority from here (the pool moved this helper
+        // before sending the turn, so its own wake-up did not wait).
         if let Some(pid) = self.init_pid {
             crate::sched::normal_with_children(pid);
         }
@@ -479,16 +480,8 @@ impl Helper {
     /// control pipe without a turn or the lifeline (discarded), or the init died.
     fn wait_turn(&mut self) -> Result<crate::spec::Turn> {
         let pid = self.init_pid.unwrap_or(0);
-        // SAFETY: pidfd_open on our own child.
-        let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as RawFd;
-        if pidfd < 0 {
-            return Err(Error::sys(
-                "open a pidfd for the worker",
-                std::io::Error::last_os_error(),
-            ));
-        }
-        // SAFETY: the pidfd was just created and is owned here.
-        let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+        let pidfd = crate::spawn::pidfd_open(pid)
+            .map_err(|e| Error::sys("open a pidfd for the worker", e))?;
         loop {
             let mut pfds = [
                 libc::pollfd {
@@ -665,16 +658,8 @@ impl Helper {
         exit_r: OwnedFd,
     ) -> Result<Outcome> {
         let exec_at = self.started + self.timings.exec_us;
-        // SAFETY: pidfd_open on our own child.
-        let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as RawFd;
-        if pidfd < 0 {
-            return Err(Error::sys(
-                "open a pidfd for the worker",
-                std::io::Error::last_os_error(),
-            ));
-        }
-        // SAFETY: the pidfd was just created and is owned here.
-        let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+        let pidfd = crate::spawn::pidfd_open(pid)
+            .map_err(|e| Error::sys("open a pidfd for the worker", e))?;
         set_nonblocking(out_r.as_raw_fd());
         set_nonblocking(err_r.as_raw_fd());
         let limits = self.spec.limits.clone();

@@ -5,7 +5,7 @@
 //! privilege drop, and exits with its status. Stdio is passed straight through.
 
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::Command;
@@ -124,20 +124,15 @@ fn enter_and_run(spec: &ExecSpec) -> Result<i32> {
         libc::signal(libc::SIGINT, libc::SIG_IGN);
         libc::signal(libc::SIGQUIT, libc::SIG_IGN);
     }
-    // SAFETY: pidfd_open on a pid; the result is checked.
-    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, spec.init_pid, 0) } as i32;
     // The start time is checked after the pidfd is held: from then on the pid cannot be reused.
-    if raw < 0 || !record::is_alive(spec.init_pid, spec.init_start) {
-        if raw >= 0 {
-            // SAFETY: closing the descriptor we just opened.
-            unsafe { libc::close(raw) };
+    let pidfd = match crate::spawn::pidfd_open(spec.init_pid) {
+        Ok(fd) if record::is_alive(spec.init_pid, spec.init_start) => fd,
+        _ => {
+            return Err(Error::NotRunning {
+                name: spec.name.clone(),
+            })
         }
-        return Err(Error::NotRunning {
-            name: spec.name.clone(),
-        });
-    }
-    // SAFETY: raw is a pidfd we own.
-    let pidfd = unsafe { OwnedFd::from_raw_fd(raw) };
+    };
     let root_path = format!("/proc/{}/root", spec.init_pid);
     let root = std::fs::File::open(&root_path).map_err(|e| Error::io("open", &root_path, e))?;
     for dir in &spec.cgroups {

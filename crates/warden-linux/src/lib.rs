@@ -39,7 +39,7 @@ mod worker;
 mod zygote;
 
 pub use error::{Error, Result};
-pub use helper::{helper_main, Started, HELPER_ARG};
+pub use helper::{error_chain, helper_main, Started, HELPER_ARG};
 pub use lease::{lease, Lease};
 pub use parked::Parked;
 pub use pool::{Pool, PoolKey, SlotConfig};

@@ -50,7 +50,11 @@ pub fn init_main(spec: &WorkerSpec, fds: InitFds) -> isize {
     let (mounts_us, net_us) = match init_steps(spec, fds) {
         Ok(t) => t,
         Err(e) => {
-            let _ = writeln!(status, "E {}", chain(&e).replace('\n', " "));
+            let _ = writeln!(
+                status,
+                "E {}",
+                crate::helper::error_chain(&e).replace('\n', " ")
+            );
             return 127;
         }
     };
@@ -92,7 +96,11 @@ pub fn init_main(spec: &WorkerSpec, fds: InitFds) -> isize {
                         &turn_spec
                     }
                     Err(e) => {
-                        let _ = writeln!(status, "E {}", chain(&e).replace('\n', " "));
+                        let _ = writeln!(
+                            status,
+                            "E {}",
+                            crate::helper::error_chain(&e).replace('\n', " ")
+                        );
                         // SAFETY: leave without running the init's destructors in the child.
                         unsafe { libc::_exit(127) }
                     }
@@ -105,7 +113,7 @@ pub fn init_main(spec: &WorkerSpec, fds: InitFds) -> isize {
                     let _ = writeln!(status, "T {mounts_us} {net_us} {}", mono_us());
                     exec(&spec.argv, &spec.env)
                 }
-                Err(e) => chain(&e),
+                Err(e) => crate::helper::error_chain(&e),
             };
             let _ = writeln!(status, "E {}", err.replace('\n', " "));
             // SAFETY: leave without running the init's destructors in the child.
@@ -147,10 +155,6 @@ fn read_turn(go_r: RawFd) -> Result<Turn> {
         op: "decode turn",
         source: e,
     })
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    crate::helper::error_chain(e)
 }
 
 /// Reaps children until the command ends, reports its status, kills the rest, exits.

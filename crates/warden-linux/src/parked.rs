@@ -20,9 +20,9 @@ use crate::error::{Error, Result};
 use crate::helper::{HELPER_ARG, PARKED_BYTE};
 use crate::lease::Lease;
 use crate::namespaces::mono_us;
-use crate::spawn::{self, pipe, slot};
+use crate::spawn::{self, pipe, slot, Streams};
 use crate::spec::{Outcome, Turn, WorkerSpec};
-use crate::worker::{decode_report, pump, reap_later, Io, OutputStream};
+use crate::worker::{decode_report, encode_spec, pump, reap_later, Io, OutputStream};
 
 type OnOutput<'a> = dyn FnMut(OutputStream, &[u8]) + 'a;
 
@@ -34,7 +34,7 @@ pub struct Parked {
     report: Option<File>,
     control: Option<File>,
     lifeline: Option<OwnedFd>,
-    stdin: Option<File>,
+    stdin: Option<OwnedFd>,
     stdout: Option<OwnedFd>,
     stderr: Option<OwnedFd>,
     /// A Vnet worker's address, held until the turn is over (the lease module then skips the
@@ -51,28 +51,24 @@ impl Parked {
         let mut spec = spec.clone();
         spec.parked = true;
         spec.persistent = None;
-        spec.validate()?;
-        let json = serde_json::to_string(&spec).map_err(|e| Error::Json {
-            op: "encode spec",
-            source: e,
-        })?;
+        let json = encode_spec(&spec)?;
         let (report_r, report_w) = pipe()?;
         let (lifeline_r, lifeline_w) = pipe()?;
         let (control_r, control_w) = pipe()?;
-        let (stdin_r, stdin_w) = pipe()?;
-        let (out_r, out_w) = pipe()?;
-        let (err_r, err_w) = pipe()?;
+        // Stdin is a pipe whatever the turn brings: it is known only when the turn comes.
+        let streams = Streams::new(true)?;
         let start = mono_us().to_string();
+        let [i, o, e] = streams.slots();
         let slots = [
-            slot(&stdin_r),
-            slot(&out_w),
-            slot(&err_w),
+            i,
+            o,
+            e,
             slot(&report_w),
             slot(&lifeline_r),
             slot(&control_r),
         ];
         let child = spawn::spawn_helper(&[HELPER_ARG, &json, &start], slots)?;
-        drop((stdin_r, out_w, err_w, report_w, lifeline_r, control_r));
+        drop((streams.child, report_w, lifeline_r, control_r));
         let mut report = File::from(report_r);
         let mut first = [0u8; 1];
         let n = loop {
@@ -83,9 +79,9 @@ impl Parked {
         };
         let parked = Parked {
             name: spec.name.clone(),
-            stdin: Some(File::from(stdin_w)),
-            stdout: Some(out_r),
-            stderr: Some(err_r),
+            stdin: streams.stdin,
+            stdout: Some(streams.stdout),
+            stderr: Some(streams.stderr),
             child: Some(child),
             report: Some(report),
             control: Some(File::from(control_w)),
@@ -174,13 +170,7 @@ impl Parked {
             Io::Inherit => (Vec::new(), &mut stdout_sink),
             Io::Stream { stdin, on_output } => (stdin, on_output),
         };
-        let feeder = match self.stdin.take() {
-            Some(mut sink) if !stdin_bytes.is_empty() => Some(std::thread::spawn(move || {
-                let _ = sink.write_all(&stdin_bytes);
-            })),
-            // Dropping the pipe gives the command EOF at once.
-            _ => None,
-        };
+        let feeder = spawn::feed_stdin(self.stdin.take(), stdin_bytes);
         let report_r = self
             .report
             .take()

@@ -27,6 +27,7 @@ extern "C" {
 }
 
 /// What one of the helper's descriptors 0–5 becomes.
+#[derive(Clone, Copy)]
 pub(crate) enum Slot {
     /// The caller's own descriptor of that number (stdio of a CLI).
     Inherit,
@@ -232,6 +233,64 @@ pub(crate) fn spawn(exe: &std::path::Path, args: &[&str], slots: [Slot; 6]) -> R
         return Err(fail(std::io::Error::from_raw_os_error(rc)));
     }
     Ok(Helper { pid, pidfd: None })
+}
+
+/// The helper's standard streams as pipes: the caller's ends (`stdin` absent: the helper reads
+/// `/dev/null`), and the helper's ends, to be dropped once it has started.
+pub(crate) struct Streams {
+    pub stdin: Option<OwnedFd>,
+    pub stdout: OwnedFd,
+    pub stderr: OwnedFd,
+    /// The helper's ends: stdin, stdout, stderr.
+    pub child: [OwnedFd; 3],
+}
+
+impl Streams {
+    /// New pipes; `stdin_pipe` false gives the helper `/dev/null` as stdin.
+    pub fn new(stdin_pipe: bool) -> Result<Streams> {
+        let (stdin_r, stdin_w) = if stdin_pipe {
+            let (r, w) = pipe()?;
+            (r, Some(w))
+        } else {
+            (dev_null()?, None)
+        };
+        let (out_r, out_w) = pipe()?;
+        let (err_r, err_w) = pipe()?;
+        Ok(Streams {
+            stdin: stdin_w,
+            stdout: out_r,
+            stderr: err_r,
+            child: [stdin_r, out_w, err_w],
+        })
+    }
+
+    /// The helper's descriptors 0–2.
+    pub fn slots(&self) -> [Slot; 3] {
+        self.child.each_ref().map(slot)
+    }
+}
+
+/// Writes `bytes` to the command's stdin on a thread (a command may read only after writing
+/// more than a pipe holds); with nothing to write, the pipe is closed here: EOF at once.
+pub(crate) fn feed_stdin(
+    sink: Option<OwnedFd>,
+    bytes: Vec<u8>,
+) -> Option<std::thread::JoinHandle<()>> {
+    let sink = sink.filter(|_| !bytes.is_empty())?;
+    Some(std::thread::spawn(move || {
+        let _ = std::io::Write::write_all(&mut std::fs::File::from(sink), &bytes);
+    }))
+}
+
+/// A pidfd for process `pid` (which then cannot be confused with a later process of that pid).
+pub(crate) fn pidfd_open(pid: libc::pid_t) -> std::io::Result<OwnedFd> {
+    // SAFETY: pidfd_open with a pid and no flags; the result is checked.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as RawFd;
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the pidfd was just created and is owned here.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// A pipe whose two ends close on exec.

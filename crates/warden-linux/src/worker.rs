@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::helper::{Report, Started, HELPER_ARG};
 use crate::namespaces::mono_us;
 use crate::record;
-use crate::spawn::{self, dev_null, slot, Slot};
+use crate::spawn::{self, dev_null, slot, Slot, Streams};
 use crate::spec::{Outcome, WorkerSpec};
 
 static HELPER_EXE: OnceLock<PathBuf> = OnceLock::new();
@@ -60,11 +60,7 @@ pub enum Io<'a> {
 pub fn run(spec: &WorkerSpec, io: Io<'_>) -> Result<Outcome> {
     let started = Instant::now();
     let start_us = mono_us();
-    spec.validate()?;
-    let json = serde_json::to_string(spec).map_err(|e| Error::Json {
-        op: "encode spec",
-        source: e,
-    })?;
+    let json = encode_spec(spec)?;
     let (report_r, report_w) = spawn::pipe()?;
     let (lifeline_r, lifeline_w) = spawn::pipe()?;
     let start = start_us.to_string();
@@ -83,30 +79,17 @@ pub fn run(spec: &WorkerSpec, io: Io<'_>) -> Result<Outcome> {
             (child, None, None, None, None, None)
         }
         Io::Stream { stdin, on_output } => {
-            let (stdin_r, stdin_w) = if stdin.is_empty() {
-                (dev_null()?, None)
-            } else {
-                let (r, w) = spawn::pipe()?;
-                (r, Some(w))
-            };
-            let (out_r, out_w) = spawn::pipe()?;
-            let (err_r, err_w) = spawn::pipe()?;
-            let slots = [
-                slot(&stdin_r),
-                slot(&out_w),
-                slot(&err_w),
-                slot(&report_w),
-                slot(&lifeline_r),
-                Slot::Closed,
-            ];
+            let streams = Streams::new(!stdin.is_empty())?;
+            let [i, o, e] = streams.slots();
+            let slots = [i, o, e, slot(&report_w), slot(&lifeline_r), Slot::Closed];
             let child = spawn::spawn_helper(&args, slots)?;
             (
                 child,
                 Some(on_output),
                 Some(stdin),
-                stdin_w,
-                Some(out_r),
-                Some(err_r),
+                streams.stdin,
+                Some(streams.stdout),
+                Some(streams.stderr),
             )
         }
     };
@@ -114,13 +97,7 @@ pub fn run(spec: &WorkerSpec, io: Io<'_>) -> Result<Outcome> {
     drop(lifeline_r);
 
     let mut report = Vec::new();
-    let feeder = match (stdin_bytes, stdin_w) {
-        (Some(bytes), Some(sink)) if !bytes.is_empty() => Some(std::thread::spawn(move || {
-            use std::io::Write;
-            let _ = std::fs::File::from(sink).write_all(&bytes);
-        })),
-        _ => None,
-    };
+    let feeder = spawn::feed_stdin(stdin_w, stdin_bytes.unwrap_or_default());
     match stream {
         None => {
             std::fs::File::from(report_r)
@@ -138,6 +115,15 @@ pub fn run(spec: &WorkerSpec, io: Io<'_>) -> Result<Outcome> {
     // init, and its work to finish by itself.
     reap_later(child);
     decode_report(&spec.name, &report, started)
+}
+
+/// A valid spec as the helper's argument (JSON).
+pub(crate) fn encode_spec(spec: &WorkerSpec) -> Result<String> {
+    spec.validate()?;
+    serde_json::to_string(spec).map_err(|e| Error::Json {
+        op: "encode spec",
+        source: e,
+    })
 }
 
 /// The outcome in a helper's final report (`started`: when the caller began, for `total_us`).
@@ -164,11 +150,7 @@ pub(crate) fn decode_report(name: &str, report: &[u8], started: Instant) -> Resu
 /// Starts a persistent jail (`spec.persistent` set): re-execs the helper, which detaches as the
 /// jail's supervisor (its output appended to `log`), and returns once the jail is up.
 pub(crate) fn start_jail(spec: &WorkerSpec, log: &Path) -> Result<Started> {
-    spec.validate()?;
-    let json = serde_json::to_string(spec).map_err(|e| Error::Json {
-        op: "encode spec",
-        source: e,
-    })?;
+    let json = encode_spec(spec)?;
     let (report_r, report_w) = spawn::pipe()?;
     let out: OwnedFd = std::fs::OpenOptions::new()
         .create(true)

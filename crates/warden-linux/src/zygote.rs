@@ -378,17 +378,10 @@ fn fork_one(
             unsafe { libc::_exit(code) }
         }
         pid if pid > 0 => {
-            // SAFETY: pidfd_open on our child, not reaped before this (we reap only in the
-            // loop), so it exists even if it has already ended.
-            let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as RawFd;
-            if fd < 0 {
-                return Err(format!(
-                    "failed to open a pidfd for helper {pid}: {}",
-                    std::io::Error::last_os_error()
-                ));
-            }
-            // SAFETY: the pidfd was just created and is owned here.
-            Ok((pid, unsafe { OwnedFd::from_raw_fd(fd) }, gate_w))
+            // Our child is reaped only in the loop, so it exists even if it has already ended.
+            let fd = spawn::pidfd_open(pid)
+                .map_err(|e| format!("failed to open a pidfd for helper {pid}: {e}"))?;
+            Ok((pid, fd, gate_w))
         }
         _ => Err(format!("fork: {}", std::io::Error::last_os_error())),
     }

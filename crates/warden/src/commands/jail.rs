@@ -15,16 +15,7 @@ use crate::exit::{self, Exit};
 /// The cgroup hierarchy jails are limited by.
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
-/// An error with its causes, one line.
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        msg.push_str(&format!(": {s}"));
-        src = s.source();
-    }
-    msg
-}
+use warden_linux::error_chain as chain;
 
 /// Bad names and specs are usage errors (nothing changed); everything else is a failure.
 pub fn exit_for(e: warden_linux::Error) -> Exit {

@@ -91,20 +91,7 @@ pub fn run(global: &Global, args: &RunArgs) -> Result<u8, Exit> {
     if let Some(cwd) = &args.cwd {
         spec.cwd = PathBuf::from(cwd);
     }
-    for kv in &args.env {
-        let (k, v) = kv.split_once('=').ok_or_else(|| {
-            Exit::usage(format!("invalid --env {kv:?}\n  fix: use --env NAME=VALUE"))
-        })?;
-        spec.env.push((k.to_string(), v.to_string()));
-    }
-    if let Some(tenant) = &args.tenant {
-        warden_core::names::check_label(tenant).map_err(|e| {
-            Exit::usage(format!(
-                "invalid --tenant {tenant:?}: {e}\n  fix: use a DNS label, e.g. --tenant atlas"
-            ))
-        })?;
-        spec.env.push(("WARDEN_TENANT".into(), tenant.clone()));
-    }
+    spec.env.extend(command_env(args)?);
     if args.root {
         spec.user = Some((0, 0));
     }
@@ -203,20 +190,7 @@ fn run_bastille(args: &RunArgs, layout: &Layout) -> Result<u8, Exit> {
     if let Some(cwd) = &args.cwd {
         spec.cwd = Some(cwd.clone());
     }
-    for kv in &args.env {
-        let (k, v) = kv.split_once('=').ok_or_else(|| {
-            Exit::usage(format!("invalid --env {kv:?}\n  fix: use --env NAME=VALUE"))
-        })?;
-        spec.env.push((k.to_string(), v.to_string()));
-    }
-    if let Some(tenant) = &args.tenant {
-        warden_core::names::check_label(tenant).map_err(|e| {
-            Exit::usage(format!(
-                "invalid --tenant {tenant:?}: {e}\n  fix: use a DNS label, e.g. --tenant atlas"
-            ))
-        })?;
-        spec.env.push(("WARDEN_TENANT".into(), tenant.clone()));
-    }
+    spec.env.extend(command_env(args)?);
     if args.root {
         spec.user = "root".into();
     }
@@ -428,7 +402,27 @@ fn host_network_fingerprint(layout: &Layout) -> String {
     )
 }
 
-/// VNET workers need the bridge, NAT and DNS: set them up (journaled, idempotent) if the host lacks them.
+/// The command's environment from `--env NAME=VALUE` and `--tenant` (as `WARDEN_TENANT`).
+fn command_env(args: &RunArgs) -> Result<Vec<(String, String)>, Exit> {
+    let mut env = Vec::new();
+    for kv in &args.env {
+        let (k, v) = kv.split_once('=').ok_or_else(|| {
+            Exit::usage(format!("invalid --env {kv:?}\n  fix: use --env NAME=VALUE"))
+        })?;
+        env.push((k.to_string(), v.to_string()));
+    }
+    if let Some(tenant) = &args.tenant {
+        warden_core::names::check_label(tenant).map_err(|e| {
+            Exit::usage(format!(
+                "invalid --tenant {tenant:?}: {e}\n  fix: use a DNS label, e.g. --tenant atlas"
+            ))
+        })?;
+        env.push(("WARDEN_TENANT".into(), tenant.clone()));
+    }
+    Ok(env)
+}
+
+/// What the host network was last set up, NAT and DNS: set them up (journaled, idempotent) if the host lacks them.
 ///
 /// Observing the whole host (`ip`, `nft list`) costs milliseconds a run, so once it was found or
 /// made complete a marker records for what (`host_network_fingerprint`); later runs check only
