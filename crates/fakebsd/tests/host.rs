@@ -1,45 +1,10 @@
 //! Runs the built `fakebsd` through its tool symlinks against a fresh simulated host per test.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+mod common;
 
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
+use std::path::Path;
 
-struct Host {
-    _tmp: tempfile::TempDir,
-    bin: PathBuf,
-    state: PathBuf,
-    version: &'static str,
-    uid: Option<&'static str>,
-}
-
-const CONF: &str = r#"bastille_prefix="/usr/local/bastille"
-bastille_backupsdir="${bastille_prefix}/backups"
-bastille_cachedir="${bastille_prefix}/cache"
-bastille_jailsdir="${bastille_prefix}/jails"
-bastille_releasesdir="${bastille_prefix}/releases"
-bastille_templatesdir="${bastille_prefix}/templates"
-bastille_logsdir="/var/log/bastille"
-bastille_pf_conf="/etc/pf.conf"
-bastille_sharedir="/usr/local/share/bastille"
-bastille_tzdata="Europe/Ljubljana"
-bastille_resolv_conf="/etc/resolv.conf"
-bastille_zfs_enable="YES"
-bastille_zfs_zpool="zroot"
-bastille_zfs_prefix="clawdie-runtime"
-bastille_zfs_options="-o compress=on -o atime=off"
-## Networking
-bastille_network_vnet_type="if_bridge"
-bastille_network_loopback="clawdie0"
-bastille_network_pf_ext_if="ext_if"
-bastille_network_pf_table="clawdie_jails"
-bastille_network_shared=""
-bastille_network_gateway=""
-"#;
+use common::{Host, CONF};
 
 const PF_CONF: &str = r#"ext_if = "vtnet0"
 warden_net = "10.0.1.0/24"
@@ -75,98 +40,11 @@ const GIT_JAIL_CONF: &str = r#"clawdiegit {
 "#;
 
 impl Host {
-    fn with_version(version: &'static str) -> Host {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let bin = tmp.path().join("bin");
-        let state = tmp.path().join("state");
-        let exe = env!("CARGO_BIN_EXE_fakebsd");
-        let st = Command::new(exe)
-            .arg("install")
-            .arg(&bin)
-            .status()
-            .expect("install");
-        assert!(st.success());
-        let h = Host {
-            _tmp: tmp,
-            bin,
-            state,
-            version,
-            uid: None,
-        };
-        let o = h.run("fakebsd", &["init", "--bastille-version", version]);
-        assert_eq!(o.code, 0, "init: {}", o.stderr);
-        h
-    }
-
-    fn new() -> Host {
-        Host::with_version("1.4.4")
-    }
-
-    fn cmd(&self, tool: &str, args: &[&str]) -> Command {
-        let mut c = Command::new(self.bin.join(tool));
-        c.args(args)
-            .env("FAKEBSD_STATE", &self.state)
-            .env(
-                "PATH",
-                format!(
-                    "{}:{}",
-                    self.bin.display(),
-                    std::env::var("PATH").unwrap_or_default()
-                ),
-            )
-            .env("FAKEBSD_BASTILLE_VERSION", self.version)
-            .env_remove("BASTILLE_CONFIG")
-            .env_remove("FAKEBSD_JAIL")
-            .stdin(Stdio::null());
-        match self.uid {
-            Some(u) => c.env("FAKEBSD_UID", u),
-            None => c.env_remove("FAKEBSD_UID"),
-        };
-        c
-    }
-
-    fn run(&self, tool: &str, args: &[&str]) -> Out {
-        let o = self.cmd(tool, args).output().expect("run tool");
-        Out {
-            code: o.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-        }
-    }
-
-    /// Runs and asserts exit 0.
-    fn ok(&self, tool: &str, args: &[&str]) -> Out {
-        let o = self.run(tool, args);
-        assert_eq!(
-            o.code, 0,
-            "{tool} {args:?}\nstdout: {}\nstderr: {}",
-            o.stdout, o.stderr
-        );
-        o
-    }
-
-    fn path(&self, p: &str) -> PathBuf {
-        self.state.join("root").join(p.trim_start_matches('/'))
-    }
-
-    fn write(&self, p: &str, text: &str) {
-        let path = self.path(p);
-        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-        std::fs::write(path, text).expect("write");
-    }
-
-    fn read(&self, p: &str) -> String {
-        std::fs::read_to_string(self.path(p)).unwrap_or_else(|e| panic!("read {p}: {e}"))
-    }
-
     /// The seeds' host steps: bastille.conf, warden0 via rc.conf + cloneup, forwarding, pf, bootstrap.
     fn ready(version: &'static str) -> Host {
         let h = Host::with_version(version);
-        h.write("/usr/local/etc/bastille/bastille.conf", CONF);
-        h.ok("sysrc", &["cloned_interfaces=bridge0"]);
-        h.ok("sysrc", &["ifconfig_bridge0_name=warden0"]);
-        h.ok("sysrc", &["ifconfig_warden0=inet 10.0.1.1/24"]);
-        h.ok("service", &["netif", "cloneup"]);
+        h.write_conf(CONF);
+        h.bridge();
         h.ok("sysctl", &["net.inet.ip.forwarding=1"]);
         h.write("/etc/pf.conf", PF_CONF);
         h.ok("kldload", &["pf"]);
@@ -174,22 +52,6 @@ impl Host {
         h.ok("pfctl", &["-e"]);
         h.ok("bastille", &["bootstrap", "-p", "15.0-RELEASE"]);
         h
-    }
-
-    fn git(&self) -> Out {
-        self.ok(
-            "bastille",
-            &[
-                "create",
-                "-B",
-                "-g",
-                "10.0.1.1",
-                "clawdiegit",
-                "15.0-RELEASE",
-                "10.0.1.2/24",
-                "warden0",
-            ],
-        )
     }
 }
 
@@ -227,7 +89,7 @@ fn seed_flow_from_a_fresh_host() {
         "15.0-RELEASE-p2\n"
     );
 
-    h.git();
+    h.create_git();
     assert_eq!(
         h.read("/usr/local/bastille/jails/clawdiegit/jail.conf"),
         GIT_JAIL_CONF
@@ -251,20 +113,7 @@ fn seed_flow_from_a_fresh_host() {
     );
 
     // Thick db jail: zfs send|receive, so no .bastille line.
-    h.ok(
-        "bastille",
-        &[
-            "create",
-            "-T",
-            "-B",
-            "-g",
-            "10.0.1.1",
-            "clawdiedb",
-            "15.0-RELEASE",
-            "10.0.1.5/24",
-            "warden0",
-        ],
-    );
+    h.create_db();
     assert_eq!(h.read("/usr/local/bastille/jails/clawdiedb/fstab"), "");
     assert!(exists(
         &h.path("/usr/local/bastille/jails/clawdiedb/root/COPYRIGHT")
@@ -349,7 +198,7 @@ fn bastille_needs_its_config_first() {
         o.stdout,
         "\n[ERROR]: No config file found!\nPlease run 'bastille setup' to configure Bastille.\n\n"
     );
-    h.write("/usr/local/etc/bastille/bastille.conf", CONF);
+    h.write_conf(CONF);
     let o = h.ok("bastille", &["-v"]);
     assert_eq!(
         (o.stdout.as_str(), o.stderr.as_str()),
@@ -365,7 +214,7 @@ fn version_streams_differ() {
         ("master", "master-040f8061\n", ""),
     ] {
         let h = Host::with_version(v);
-        h.write("/usr/local/etc/bastille/bastille.conf", CONF);
+        h.write_conf(CONF);
         let o = h.ok("bastille", &["-v"]);
         assert_eq!((o.stdout.as_str(), o.stderr.as_str()), (out, err));
     }
@@ -374,14 +223,11 @@ fn version_streams_differ() {
 #[test]
 fn missing_sharedir_and_bad_prefix_mode_fail() {
     let h = Host::new();
-    h.write(
-        "/usr/local/etc/bastille/bastille.conf",
-        &CONF.replace("bastille_sharedir=\"/usr/local/share/bastille\"\n", ""),
-    );
+    h.write_conf(&CONF.replace("bastille_sharedir=\"/usr/local/share/bastille\"\n", ""));
     let o = h.run("bastille", &["list", "jails"]);
     assert_eq!((o.code, o.stderr.as_str()), (1, "/list.sh not found.\n"));
     let h = Host::new();
-    h.write("/usr/local/etc/bastille/bastille.conf", CONF);
+    h.write_conf(CONF);
     std::fs::create_dir_all(h.path("/usr/local/bastille")).expect("mkdir");
     let o = h.run("bastille", &["list"]);
     assert_eq!(o.code, 1);
@@ -394,7 +240,7 @@ fn missing_sharedir_and_bad_prefix_mode_fail() {
 #[test]
 fn create_refusals_match_bastille() {
     let h = Host::with_version("1.4.4");
-    h.write("/usr/local/etc/bastille/bastille.conf", CONF);
+    h.write_conf(CONF);
     // -B before the bridge exists.
     let o = h.run(
         "bastille",
@@ -562,7 +408,7 @@ fn shared_ip_jail_gets_alias_and_bare_address() {
 #[test]
 fn start_stop_destroy_semantics() {
     let h = Host::ready("1.4.4");
-    h.git();
+    h.create_git();
     let o = h.ok("bastille", &["start", "clawdiegit"]);
     assert!(o.stderr.contains("Jail is already running."));
     // Destroy without -y: prompt + invalid input on empty stdin, exit 1, nothing destroyed.
@@ -606,7 +452,7 @@ fn start_stop_destroy_semantics() {
         (1, "Jail not found \"nothere\"\n")
     );
     // Release with children cannot go; without them it can.
-    h.git();
+    h.create_git();
     let o = h.ok("bastille", &["destroy", "15.0-RELEASE"]);
     assert!(o
         .stderr
@@ -616,10 +462,7 @@ fn start_stop_destroy_semantics() {
 #[test]
 fn bootstrap_zfs_prompt_trap() {
     let h = Host::new();
-    h.write(
-        "/usr/local/etc/bastille/bastille.conf",
-        &CONF.replace("bastille_zfs_enable=\"YES\"", "bastille_zfs_enable=\"NO\""),
-    );
+    h.write_conf(&CONF.replace("bastille_zfs_enable=\"YES\"", "bastille_zfs_enable=\"NO\""));
     let o = h.run("bastille", &["bootstrap", "15.0-RELEASE"]);
     assert_eq!(o.code, 1);
     assert!(o.stderr.contains(
@@ -630,7 +473,7 @@ fn bootstrap_zfs_prompt_trap() {
         Some("[ERROR]: Missing ZFS parameters. See bastille_zfs_enable.")
     );
     let h = Host::new();
-    h.write("/usr/local/etc/bastille/bastille.conf", CONF);
+    h.write_conf(CONF);
     let o = h.run("bastille", &["bootstrap", "-p", "14.3-RELEASE"]);
     assert_eq!(
         o.stderr.lines().last(),
@@ -652,7 +495,7 @@ fn bootstrap_zfs_prompt_trap() {
 #[test]
 fn version_specific_jail_files() {
     let h = Host::ready("1.3.2");
-    h.git();
+    h.create_git();
     let conf = h.read("/usr/local/bastille/jails/clawdiegit/jail.conf");
     assert!(conf.contains("  osrelease = 15.0-RELEASE;\n"));
     // 1.3.x drops an explicit prefix (#1451).
@@ -660,7 +503,7 @@ fn version_specific_jail_files() {
         .read("/usr/local/bastille/jails/clawdiegit/root/etc/rc.conf")
         .contains("ifconfig_vnet0=\"inet 10.0.1.2\"\n"));
     let h = Host::ready("master");
-    h.git();
+    h.create_git();
     let conf = h.read("/usr/local/bastille/jails/clawdiegit/jail.conf");
     assert!(conf.contains("exec.consolelog = /var/log/bastille/clawdiegit/console.log;"));
     assert_eq!(
@@ -683,7 +526,7 @@ fn version_specific_jail_files() {
 #[test]
 fn bastille_cmd_config_sysrc_service_zfs() {
     let h = Host::ready("1.4.4");
-    h.git();
+    h.create_git();
     let o = h.ok("bastille", &["cmd", "clawdiegit", "sh", "-c", "echo hi"]);
     assert!(o.stdout.contains("hi\n"));
     let o = h.run("bastille", &["cmd", "clawdiegit", "false"]);
@@ -967,10 +810,7 @@ fn service_dnsmasq_and_netif() {
     let o = h.run("service", &["nosuch", "start"]);
     assert_eq!(o.stderr, "nosuch does not exist in /etc/rc.d or the local startup directories (/usr/local/etc/rc.d), or is not executable\n");
     // cloneup is idempotent.
-    h.ok("sysrc", &["cloned_interfaces=bridge0"]);
-    h.ok("sysrc", &["ifconfig_bridge0_name=warden0"]);
-    h.ok("sysrc", &["ifconfig_warden0=inet 10.0.1.1/24"]);
-    h.ok("service", &["netif", "cloneup"]);
+    h.bridge();
     assert_eq!(h.ok("service", &["netif", "cloneup"]).stdout, "");
     assert_eq!(h.ok("ifconfig", &["-g", "bridge"]).stdout, "warden0\n");
 }
@@ -1024,7 +864,7 @@ fn jail_param_form_and_jexec_errors() {
 #[test]
 fn non_root_is_refused() {
     let mut h = Host::new();
-    h.write("/usr/local/etc/bastille/bastille.conf", CONF);
+    h.write_conf(CONF);
     h.uid = Some("1001");
     let o = h.run("bastille", &["create", "web", "15.0-RELEASE", "10.0.1.9"]);
     assert_eq!(o.code, 1);

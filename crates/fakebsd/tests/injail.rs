@@ -1,132 +1,27 @@
 //! In-jail commands (`jexec …`): every built-in with its failure modes, the db step end to end, and that
 //! nothing touches this machine's own paths.
 
+mod common;
+
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
+use common::{Host, Out, CONF};
+
+/// `install -d -o git -g git -m 0750 DIR`, as the git step creates its directories.
+fn install_git_dir(dir: &str) -> [&str; 9] {
+    ["install", "-d", "-o", "git", "-g", "git", "-m", "0750", dir]
 }
-
-struct Host {
-    _tmp: tempfile::TempDir,
-    bin: PathBuf,
-    state: PathBuf,
-}
-
-const CONF: &str = r#"bastille_prefix="/usr/local/bastille"
-bastille_backupsdir="${bastille_prefix}/backups"
-bastille_cachedir="${bastille_prefix}/cache"
-bastille_jailsdir="${bastille_prefix}/jails"
-bastille_releasesdir="${bastille_prefix}/releases"
-bastille_templatesdir="${bastille_prefix}/templates"
-bastille_logsdir="/var/log/bastille"
-bastille_pf_conf="/etc/pf.conf"
-bastille_sharedir="/usr/local/share/bastille"
-bastille_tzdata="Europe/Ljubljana"
-bastille_resolv_conf="/etc/resolv.conf"
-bastille_zfs_enable="YES"
-bastille_zfs_zpool="zroot"
-bastille_zfs_prefix="clawdie-runtime"
-bastille_zfs_options="-o compress=on -o atime=off"
-bastille_network_vnet_type="if_bridge"
-bastille_network_loopback="clawdie0"
-bastille_network_pf_ext_if="ext_if"
-bastille_network_pf_table="clawdie_jails"
-bastille_network_shared=""
-bastille_network_gateway=""
-"#;
 
 impl Host {
     /// A host after the seeds' host steps and `bastille bootstrap`, with git (thin) and db (thick).
-    fn new() -> Host {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let bin = tmp.path().join("bin");
-        let state = tmp.path().join("state");
-        let st = Command::new(env!("CARGO_BIN_EXE_fakebsd"))
-            .arg("install")
-            .arg(&bin)
-            .status()
-            .expect("install");
-        assert!(st.success());
-        let h = Host {
-            _tmp: tmp,
-            bin,
-            state,
-        };
-        h.ok("fakebsd", &["init"]);
-        h.write("/usr/local/etc/bastille/bastille.conf", CONF);
-        h.ok("sysrc", &["cloned_interfaces=bridge0"]);
-        h.ok("sysrc", &["ifconfig_bridge0_name=warden0"]);
-        h.ok("sysrc", &["ifconfig_warden0=inet 10.0.1.1/24"]);
-        h.ok("service", &["netif", "cloneup"]);
+    fn with_jails() -> Host {
+        let h = Host::new();
+        h.write_conf(CONF);
+        h.bridge();
         h.ok("bastille", &["bootstrap", "-p", "15.0-RELEASE"]);
-        h.ok(
-            "bastille",
-            &[
-                "create",
-                "-B",
-                "-g",
-                "10.0.1.1",
-                "clawdiegit",
-                "15.0-RELEASE",
-                "10.0.1.2/24",
-                "warden0",
-            ],
-        );
-        h.ok(
-            "bastille",
-            &[
-                "create",
-                "-T",
-                "-B",
-                "-g",
-                "10.0.1.1",
-                "clawdiedb",
-                "15.0-RELEASE",
-                "10.0.1.5/24",
-                "warden0",
-            ],
-        );
+        h.create_git();
+        h.create_db();
         h
-    }
-
-    fn run(&self, tool: &str, args: &[&str]) -> Out {
-        let o = Command::new(self.bin.join(tool))
-            .args(args)
-            .env("FAKEBSD_STATE", &self.state)
-            .env(
-                "PATH",
-                format!(
-                    "{}:{}",
-                    self.bin.display(),
-                    std::env::var("PATH").unwrap_or_default()
-                ),
-            )
-            .env_remove("FAKEBSD_JAIL")
-            .env_remove("FAKEBSD_UID")
-            .env_remove("ASSUME_ALWAYS_YES")
-            .env_remove("FAKEBSD_BASTILLE_VERSION")
-            .stdin(Stdio::null())
-            .output()
-            .expect("run tool");
-        Out {
-            code: o.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-        }
-    }
-
-    fn ok(&self, tool: &str, args: &[&str]) -> Out {
-        let o = self.run(tool, args);
-        assert_eq!(
-            o.code, 0,
-            "{tool} {args:?}\nstdout: {}\nstderr: {}",
-            o.stdout, o.stderr
-        );
-        o
     }
 
     /// `jexec -l -U USER JAIL argv…`
@@ -146,10 +41,6 @@ impl Host {
         o
     }
 
-    fn path(&self, p: &str) -> PathBuf {
-        self.state.join("root").join(p.trim_start_matches('/'))
-    }
-
     fn jail_path(&self, jail: &str, p: &str) -> PathBuf {
         self.path(&format!(
             "/usr/local/bastille/jails/{jail}/root/{}",
@@ -157,24 +48,13 @@ impl Host {
         ))
     }
 
-    fn write(&self, p: &str, text: &str) {
-        let path = self.path(p);
-        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-        std::fs::write(path, text).expect("write");
-    }
-
-    fn install_pg(&self) {
+    /// `pkg install PKG` as root in the jail, consenting through ASSUME_ALWAYS_YES.
+    fn pkg_install(&self, jail: &str, pkg: &str) -> Out {
         self.jok(
             "root",
-            "clawdiedb",
-            &[
-                "env",
-                "ASSUME_ALWAYS_YES=yes",
-                "pkg",
-                "install",
-                "postgresql18-server",
-            ],
-        );
+            jail,
+            &["env", "ASSUME_ALWAYS_YES=yes", "pkg", "install", pkg],
+        )
     }
 }
 
@@ -215,7 +95,7 @@ fn observe_db(h: &Host) -> (bool, Option<String>, bool, bool, Vec<String>) {
 
 #[test]
 fn db_step_end_to_end_then_observer_sees_it() {
-    let h = Host::new();
+    let h = Host::with_jails();
     // Fresh thick jail: nothing installed, base users only.
     assert_eq!(
         observe_db(&h),
@@ -229,17 +109,7 @@ fn db_step_end_to_end_then_observer_sees_it() {
     );
 
     // The planner's db step, in order.
-    let o = h.jok(
-        "root",
-        "clawdiedb",
-        &[
-            "env",
-            "ASSUME_ALWAYS_YES=yes",
-            "pkg",
-            "install",
-            "postgresql18-server",
-        ],
-    );
+    let o = h.pkg_install("clawdiedb", "postgresql18-server");
     assert!(o.stdout.contains("Bootstrapping pkg from"), "{}", o.stdout);
     assert!(
         o.stdout.contains("\tpostgresql18-server: 18.1 [FreeBSD]"),
@@ -307,33 +177,19 @@ fn db_step_end_to_end_then_observer_sees_it() {
 
 #[test]
 fn git_step_never_touches_this_machine() {
-    let h = Host::new();
+    let h = Host::with_jails();
     let marker = format!("fakebsd-test-{}", std::process::id());
     let real = PathBuf::from(format!("/var/git/{marker}"));
     let o = h.jx(
         "root",
         "clawdiegit",
-        &[
-            "install",
-            "-d",
-            "-o",
-            "git",
-            "-g",
-            "git",
-            "-m",
-            "0750",
-            &format!("/var/git/{marker}"),
-        ],
+        &install_git_dir(&format!("/var/git/{marker}")),
     );
     assert_eq!(
         (o.code, o.stderr.as_str()),
         (67, "install: unknown user git\n")
     );
-    h.jok(
-        "root",
-        "clawdiegit",
-        &["env", "ASSUME_ALWAYS_YES=yes", "pkg", "install", "git"],
-    );
+    h.pkg_install("clawdiegit", "git");
     h.jok(
         "root",
         "clawdiegit",
@@ -345,36 +201,12 @@ fn git_step_never_touches_this_machine() {
         h.jok("root", "clawdiegit", &["id", "-u", "git"]).stdout,
         "1000\n"
     );
-    let o = h.jok(
-        "root",
-        "clawdiegit",
-        &[
-            "install",
-            "-d",
-            "-o",
-            "git",
-            "-g",
-            "git",
-            "-m",
-            "0750",
-            "/var/git/repos",
-        ],
-    );
+    let o = h.jok("root", "clawdiegit", &install_git_dir("/var/git/repos"));
     assert_eq!(o.stdout, "");
     h.jok(
         "root",
         "clawdiegit",
-        &[
-            "install",
-            "-d",
-            "-o",
-            "git",
-            "-g",
-            "git",
-            "-m",
-            "0750",
-            &format!("/var/git/{marker}"),
-        ],
+        &install_git_dir(&format!("/var/git/{marker}")),
     );
     assert!(!real.exists(), "the real host's /var/git was touched");
     let jailed = h.jail_path("clawdiegit", "/var/git/repos");
@@ -419,7 +251,7 @@ fn git_step_never_touches_this_machine() {
 
 #[test]
 fn pkg_prompts_errors_and_listing() {
-    let h = Host::new();
+    let h = Host::with_jails();
     // Not bootstrapped, no consent, stdin not a tty.
     let o = h.jx("root", "clawdiegit", &["pkg", "info", "-e", "git"]);
     assert_eq!(o.code, 1);
@@ -491,13 +323,13 @@ fn pkg_prompts_errors_and_listing() {
 
 #[test]
 fn postgresql_service_and_client_failures() {
-    let h = Host::new();
+    let h = Host::with_jails();
     let o = h.jx("root", "clawdiedb", &["service", "postgresql", "start"]);
     assert_eq!(o.code, 1, "no package, no rc.d script");
     assert!(o
         .stderr
         .starts_with("postgresql does not exist in /etc/rc.d"));
-    h.install_pg();
+    h.pkg_install("clawdiedb", "postgresql18-server");
     // rcvar not set: rc.subr refuses start and initdb (exit 0), one* bypasses it.
     let o = h.jok("root", "clawdiedb", &["service", "postgresql", "start"]);
     assert_eq!(o.stdout, "Cannot 'start' postgresql. Set postgresql_enable to YES in /etc/rc.conf or use 'onestart' instead of 'start'.\n");
@@ -578,12 +410,8 @@ fn postgresql_service_and_client_failures() {
 
 #[test]
 fn nginx_service() {
-    let h = Host::new();
-    h.jok(
-        "root",
-        "clawdiegit",
-        &["env", "ASSUME_ALWAYS_YES=yes", "pkg", "install", "nginx"],
-    );
+    let h = Host::with_jails();
+    h.pkg_install("clawdiegit", "nginx");
     let o = h.jok("root", "clawdiegit", &["service", "nginx", "start"]);
     assert!(o.stdout.starts_with("Cannot 'start' nginx."));
     h.jok("root", "clawdiegit", &["sysrc", "nginx_enable=YES"]);
@@ -606,7 +434,7 @@ fn nginx_service() {
 
 #[test]
 fn users_id_pw_and_small_tools() {
-    let h = Host::new();
+    let h = Host::with_jails();
     let g = "clawdiegit";
     assert_eq!(h.jok("root", g, &["id", "-u"]).stdout, "0\n");
     assert_eq!(
@@ -688,7 +516,7 @@ fn users_id_pw_and_small_tools() {
 
 #[test]
 fn sh_scripts_stay_inside_the_jail() {
-    let h = Host::new();
+    let h = Host::with_jails();
     let g = "clawdiegit";
     let o = h.jok(
         "root",
@@ -789,28 +617,15 @@ fn sh_scripts_stay_inside_the_jail() {
 
 #[test]
 fn destroy_drops_in_jail_state_and_new_jails_start_clean() {
-    let h = Host::new();
-    h.install_pg();
+    let h = Host::with_jails();
+    h.pkg_install("clawdiedb", "postgresql18-server");
     h.jok("root", "clawdiedb", &["sysrc", "postgresql_enable=YES"]);
     h.jok("root", "clawdiedb", &["service", "postgresql", "initdb"]);
     h.jok("root", "clawdiedb", &["service", "postgresql", "start"]);
     h.ok("bastille", &["destroy", "-a", "-f", "-y", "clawdiedb"]);
     let st = h.ok("fakebsd", &["state"]).stdout;
     assert!(!st.contains("clawdiedb"), "{st}");
-    h.ok(
-        "bastille",
-        &[
-            "create",
-            "-T",
-            "-B",
-            "-g",
-            "10.0.1.1",
-            "clawdiedb",
-            "15.0-RELEASE",
-            "10.0.1.5/24",
-            "warden0",
-        ],
-    );
+    h.create_db();
     assert_eq!(observe_db(&h), (false, None, false, false, vec![]));
     assert_eq!(h.jx("root", "clawdiedb", &["id", "postgres"]).code, 1);
     assert_eq!(
