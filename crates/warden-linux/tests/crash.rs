@@ -8,7 +8,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{assert_no_residue, root_test, spec, state_dir, TestNet};
+use common::{assert_no_residue, root_test, spec, state_dir, test_net, TestNet, WorkerNet};
 use warden_linux::record::{record_path, Record};
 use warden_linux::{lease, reap_orphans};
 
@@ -68,7 +68,7 @@ fn kill_9_of_parent_and_helper_then_reap_cleans_everything() {
     let Some(_lock) = root_test("kill_9_of_parent_and_helper_then_reap_cleans_everything") else {
         return;
     };
-    let net = TestNet::new();
+    let net = test_net();
     let state = state_dir();
     let l = lease(
         state.path(),

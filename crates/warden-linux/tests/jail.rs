@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{root_test, state_dir, unique, TestNet, GATEWAY};
+use common::{root_test, state_dir, test_net, unique, TestNet, GATEWAY};
 use warden_linux::jail::{self, CreateOpts, ExecOpts, JailLimits, JailNet, State};
 use warden_linux::jail_exec;
 use warden_linux::Shape;
@@ -114,7 +114,7 @@ fn a_killed_supervisor_takes_its_jail_down_and_destroy_cleans_up() {
     else {
         return;
     };
-    let net = TestNet::new();
+    let net = test_net();
     let state = state_dir();
     let s = state.path();
     let name = unique("k");

@@ -4,11 +4,16 @@
 mod common;
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
-use common::{assert_no_residue, listen_in, root_test, spec, state_dir, unique, TestNet, GATEWAY};
-use warden_linux::{lease, run_captured, ExitKind, NetworkMode};
+use common::{
+    assert_no_residue, listen_in, root_test, spec, state_dir, test_net, unique, TestNet, WorkerNet,
+    GATEWAY,
+};
+use warden_linux::{lease, run_captured, ExitKind, Lease, NetworkMode, WorkerSpec};
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
@@ -16,6 +21,20 @@ fn text(b: &[u8]) -> String {
 
 fn range() -> (Ipv4Addr, Ipv4Addr) {
     (Ipv4Addr::new(10, 0, 1, 101), Ipv4Addr::new(10, 0, 1, 149))
+}
+
+/// A fresh lease in `range()`, its worker's name, and a spec running `argv` on that address.
+fn leased(net: &TestNet, state: &Path, argv: &[&str]) -> (Lease, String, WorkerSpec) {
+    let l = lease(state, range()).unwrap();
+    let name = l.worker_name();
+    let mut s = spec(&name, argv, state);
+    s.network = net.vnet(l.addr());
+    (l, name, s)
+}
+
+/// A listener on the gateway's port 9000 in `net`; yields the peers seen (at most `max`).
+fn listen_on_gateway(net: &TestNet, within: Duration, max: usize) -> JoinHandle<Vec<SocketAddr>> {
+    listen_in(net.path(), SocketAddr::from((GATEWAY, 9000)), within, max)
 }
 
 /// Kills dnsmasq when the test ends, however it ends.
@@ -32,18 +51,10 @@ fn a_worker_gets_its_address_route_and_resolver() {
     let Some(_lock) = root_test("a_worker_gets_its_address_route_and_resolver") else {
         return;
     };
-    let net = TestNet::new();
+    let net = test_net();
     let state = state_dir();
-    let l = lease(state.path(), range()).unwrap();
-    let name = l.worker_name();
-    let mut s = spec(&name, &["sh", "-c", "ip -4 -o addr show eth0 | tr -s ' ' | cut -d' ' -f4; ip route show default; cat /etc/resolv.conf; timeout 2 bash -c 'echo x > /dev/tcp/10.0.1.1/9000' && echo gw-ok"], state.path());
-    s.network = net.vnet(l.addr());
-    let gw = listen_in(
-        net.path(),
-        SocketAddr::from((GATEWAY, 9000)),
-        Duration::from_secs(2),
-        1,
-    );
+    let (l, name, s) = leased(&net, state.path(), &["sh", "-c", "ip -4 -o addr show eth0 | tr -s ' ' | cut -d' ' -f4; ip route show default; cat /etc/resolv.conf; timeout 2 bash -c 'echo x > /dev/tcp/10.0.1.1/9000' && echo gw-ok"]);
+    let gw = listen_on_gateway(&net, Duration::from_secs(2), 1);
     let (o, out, err) = run_captured(&s).unwrap();
     assert_eq!(o.status, ExitKind::Exited(0), "stderr: {}", text(&err));
     assert_eq!(
@@ -62,14 +73,9 @@ fn workers_cannot_reach_each_other_but_reach_the_gateway() {
     let Some(_lock) = root_test("workers_cannot_reach_each_other_but_reach_the_gateway") else {
         return;
     };
-    let net = TestNet::new();
+    let net = test_net();
     let state = state_dir();
-    let gw = listen_in(
-        net.path(),
-        SocketAddr::from((GATEWAY, 9000)),
-        Duration::from_secs(6),
-        1,
-    );
+    let gw = listen_on_gateway(&net, Duration::from_secs(6), 1);
     let la = lease(state.path(), range()).unwrap();
     let lb = lease(state.path(), range()).unwrap();
     let (a, b) = (la.worker_name(), lb.worker_name());
@@ -104,7 +110,7 @@ fn resolves_internal_names_through_dnsmasq_on_the_gateway() {
     let Some(_lock) = root_test("resolves_internal_names_through_dnsmasq_on_the_gateway") else {
         return;
     };
-    let net = TestNet::new();
+    let net = test_net();
     let state = state_dir();
     let pidfile = state.path().join("dnsmasq.pid");
     let _dns = Dnsmasq(
@@ -152,18 +158,15 @@ fn resolves_internal_names_through_dnsmasq_on_the_gateway() {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let l = lease(state.path(), range()).unwrap();
-    let name = l.worker_name();
-    let mut s = spec(
-        &name,
+    let (l, name, s) = leased(
+        &net,
+        state.path(),
         &[
             "sh",
             "-c",
             "getent hosts git.home.arpa; dig +short +time=2 git.home.arpa",
         ],
-        state.path(),
     );
-    s.network = net.vnet(l.addr());
     let (o, out, err) = run_captured(&s).unwrap();
     assert_eq!(o.status, ExitKind::Exited(0), "stderr: {}", text(&err));
     assert_eq!(text(&out), "10.0.1.2        git.home.arpa\n10.0.1.2\n");
@@ -176,7 +179,7 @@ fn reaches_an_outside_server_through_nat() {
     let Some(_lock) = root_test("reaches_an_outside_server_through_nat") else {
         return;
     };
-    let mut net = TestNet::new();
+    let mut net = test_net();
     let outside = net.add_outside();
     let state = state_dir();
     let srv = listen_in(
@@ -185,18 +188,15 @@ fn reaches_an_outside_server_through_nat() {
         Duration::from_secs(4),
         1,
     );
-    let l = lease(state.path(), range()).unwrap();
-    let name = l.worker_name();
-    let mut s = spec(
-        &name,
+    let (l, name, s) = leased(
+        &net,
+        state.path(),
         &[
             "sh",
             "-c",
             "timeout 3 bash -c 'echo x > /dev/tcp/192.0.2.2/9001' && echo reached",
         ],
-        state.path(),
     );
-    s.network = net.vnet(l.addr());
     let (o, out, err) = run_captured(&s).unwrap();
     assert_eq!(o.status, ExitKind::Exited(0), "stderr: {}", text(&err));
     assert_eq!(text(&out), "reached\n");
@@ -215,14 +215,9 @@ fn thirty_two_concurrent_workers_get_distinct_addresses_and_leave_nothing() {
     else {
         return;
     };
-    let net = TestNet::new();
+    let net = test_net();
     let state = state_dir();
-    let gw = listen_in(
-        net.path(),
-        SocketAddr::from((GATEWAY, 9000)),
-        Duration::from_secs(15),
-        32,
-    );
+    let gw = listen_on_gateway(&net, Duration::from_secs(15), 32);
     let barrier = std::sync::Arc::new(std::sync::Barrier::new(32));
     let handles: Vec<_> = (0..32)
         .map(|_| {
@@ -278,12 +273,9 @@ fn host_ports_are_isolated_bridge_ports() {
     let Some(_lock) = root_test("host_ports_are_isolated_bridge_ports") else {
         return;
     };
-    let net = TestNet::new();
+    let net = test_net();
     let state = state_dir();
-    let l = lease(state.path(), range()).unwrap();
-    let name = l.worker_name();
-    let mut s = spec(&name, &["sleep", "1"], state.path());
-    s.network = net.vnet(l.addr());
+    let (l, name, s) = leased(&net, state.path(), &["sleep", "1"]);
     let h = std::thread::spawn(move || run_captured(&s).unwrap());
     let host = format!("e0a_{name}");
     let mut seen = String::new();

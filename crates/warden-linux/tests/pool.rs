@@ -147,7 +147,7 @@ fn a_second_pooled_turn_carries_nothing_of_the_first() {
         return;
     };
     let state = state_dir();
-    let net = TestNet::new();
+    let net = test_net();
     let none = NetworkMode::None;
     let vnet = net.vnet(Ipv4Addr::UNSPECIFIED);
     let pool = Pool::start(vec![
@@ -193,7 +193,7 @@ fn the_pool_refills_and_its_shutdown_leaves_nothing() {
         return;
     };
     let state = state_dir();
-    let net = TestNet::new();
+    let net = test_net();
     let vnet = net.vnet(Ipv4Addr::UNSPECIFIED);
     let pool = Pool::start(vec![
         slot(state.path(), NetworkMode::None, 3),
@@ -266,7 +266,7 @@ fn pooled_turns_leak_nothing() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1000);
     let state = state_dir();
-    let net = TestNet::new();
+    let net = test_net();
     let vnet = net.vnet(Ipv4Addr::UNSPECIFIED);
     let keys = [key(&NetworkMode::None), key(&vnet)];
     let pool = Pool::start(vec![

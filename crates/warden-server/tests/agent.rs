@@ -6,7 +6,9 @@ mod common;
 
 use std::path::PathBuf;
 
-use common::{assert_no_residue, root_test, sse, state_dir, Server, TestNet, PROVIDER_ADDR};
+use common::{
+    add_provider, assert_no_residue, root_test, sse, state_dir, test_net, Server, PROVIDER_ADDR,
+};
 use serde_json::Value;
 use warden_agent::mock::{MockProvider, Reply, Script};
 
@@ -56,8 +58,8 @@ async fn agent_turns_reach_the_provider_through_the_nat() {
     let Some(_lock) = root_test("agent_turns_reach_the_provider_through_the_nat") else {
         return;
     };
-    let mut net = TestNet::new();
-    let prov_ns = net.add_provider();
+    let mut net = test_net();
+    let prov_ns = add_provider(&mut net);
     let script = Script::new(vec![
         Reply::ToolCall {
             name: "bash".into(),

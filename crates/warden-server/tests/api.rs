@@ -5,24 +5,15 @@ mod common;
 
 use std::time::Duration;
 
-use common::{assert_no_residue, http, root_test, sse, state_dir, Server};
+use common::{assert_no_residue, http, id_of, root_server, sse};
 use serde_json::{json, Value};
 use warden_server::openapi::ROUTES;
 
-fn id_of(v: &Value) -> String {
-    v["id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no id in {v}"))
-        .to_string()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn argv_turn_end_to_end_and_client() {
-    let Some(_lock) = root_test("argv_turn_end_to_end_and_client") else {
+    let Some((_lock, state, srv)) = root_server("argv_turn_end_to_end_and_client", &[], &[]) else {
         return;
     };
-    let state = state_dir();
-    let srv = Server::start(state.path(), &[], &[]);
     let a = srv
         .post("/v1/turns?wait=true", r#"{"tenant":"acme","argv":["sh","-c","echo out; echo err >&2; exit 3"],"env":{"X":"1"}}"#)
         .await;
@@ -107,129 +98,49 @@ type Case<'a> = (
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_input_is_4xx_with_a_json_error() {
-    let Some(_lock) = root_test("bad_input_is_4xx_with_a_json_error") else {
+    let Some((_lock, _state, srv)) = root_server(
+        "bad_input_is_4xx_with_a_json_error",
+        &[],
+        &[("TENANT_ID", "atlas,acme")],
+    ) else {
         return;
     };
-    let state = state_dir();
-    let srv = Server::start(state.path(), &[], &[("TENANT_ID", "atlas,acme")]);
     let t = srv.token.as_str();
     let url = |p: &str| format!("{}{p}", srv.base);
     let big_prompt = json!({"tenant": "acme", "prompt": "x".repeat(300 * 1024)}).to_string();
     let huge_body = format!(r#"{{"tenant":"acme","argv":["{}"]}}"#, "y".repeat(2 << 20));
+    // Most cases carry the right token; these spell out only what differs.
+    let post_as = |tok, body: &str, status, code| {
+        let body = Some(body.to_string());
+        ("POST", url("/v1/turns"), tok, body, status, code)
+    };
+    let post = |body: &str, status, code| post_as(Some(t), body, status, code);
+    let no_body = |method, p: &str, status, code| (method, url(p), Some(t), None, status, code);
+    let acme_x = r#"{"tenant":"acme","argv":["x"]}"#;
     let cases: Vec<Case> = vec![
-        (
-            "POST",
-            url("/v1/turns"),
-            Some(t),
-            Some("{not json".into()),
+        post("{not json", 400, "bad_json"),
+        post(
+            r#"{"tenant":"acme","argv":["x"],"bogus":1}"#,
             400,
             "bad_json",
         ),
-        (
-            "POST",
-            url("/v1/turns"),
-            Some(t),
-            Some(r#"{"tenant":"acme","argv":["x"],"bogus":1}"#.into()),
-            400,
-            "bad_json",
-        ),
-        (
-            "POST",
-            url("/v1/turns"),
-            Some(t),
-            Some(r#"{"tenant":"nobody","argv":["x"]}"#.into()),
-            404,
-            "unknown_tenant",
-        ),
-        (
-            "POST",
-            url("/v1/turns"),
-            Some(t),
-            Some(r#"{"tenant":"acme"}"#.into()),
+        post(r#"{"tenant":"nobody","argv":["x"]}"#, 404, "unknown_tenant"),
+        post(r#"{"tenant":"acme"}"#, 400, "bad_request"),
+        post(
+            r#"{"tenant":"acme","argv":["x"],"limits":{"memory":"much"}}"#,
             400,
             "bad_request",
         ),
-        (
-            "POST",
-            url("/v1/turns"),
-            Some(t),
-            Some(r#"{"tenant":"acme","argv":["x"],"limits":{"memory":"much"}}"#.into()),
-            400,
-            "bad_request",
-        ),
-        (
-            "POST",
-            url("/v1/turns"),
-            Some(t),
-            Some(big_prompt),
-            413,
-            "prompt_too_large",
-        ),
-        (
-            "POST",
-            url("/v1/turns"),
-            Some(t),
-            Some(huge_body),
-            413,
-            "body_too_large",
-        ),
-        (
-            "POST",
-            url("/v1/turns"),
-            None,
-            Some(r#"{"tenant":"acme","argv":["x"]}"#.into()),
-            401,
-            "unauthorized",
-        ),
-        (
-            "POST",
-            url("/v1/turns"),
-            Some("wrong"),
-            Some(r#"{"tenant":"acme","argv":["x"]}"#.into()),
-            401,
-            "unauthorized",
-        ),
-        (
-            "GET",
-            url("/v1/turns/nope"),
-            Some(t),
-            None,
-            404,
-            "not_found",
-        ),
-        (
-            "GET",
-            url("/v1/turns/nope/events"),
-            Some(t),
-            None,
-            404,
-            "not_found",
-        ),
-        (
-            "DELETE",
-            url("/v1/turns/nope"),
-            Some(t),
-            None,
-            404,
-            "not_found",
-        ),
-        (
-            "GET",
-            url("/v1/turns?status=weird"),
-            Some(t),
-            None,
-            400,
-            "bad_request",
-        ),
-        ("GET", url("/v1/nothing"), Some(t), None, 404, "not_found"),
-        (
-            "PUT",
-            url("/v1/turns"),
-            Some(t),
-            None,
-            405,
-            "method_not_allowed",
-        ),
+        post(&big_prompt, 413, "prompt_too_large"),
+        post(&huge_body, 413, "body_too_large"),
+        post_as(None, acme_x, 401, "unauthorized"),
+        post_as(Some("wrong"), acme_x, 401, "unauthorized"),
+        no_body("GET", "/v1/turns/nope", 404, "not_found"),
+        no_body("GET", "/v1/turns/nope/events", 404, "not_found"),
+        no_body("DELETE", "/v1/turns/nope", 404, "not_found"),
+        no_body("GET", "/v1/turns?status=weird", 400, "bad_request"),
+        no_body("GET", "/v1/nothing", 404, "not_found"),
+        no_body("PUT", "/v1/turns", 405, "method_not_allowed"),
         ("GET", url("/metrics"), None, None, 401, "unauthorized"),
     ];
     for (method, u, tok, body, status, code) in cases {
@@ -258,11 +169,10 @@ async fn bad_input_is_4xx_with_a_json_error() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn openapi_documents_exactly_the_routes() {
-    let Some(_lock) = root_test("openapi_documents_exactly_the_routes") else {
+    let Some((_lock, _state, srv)) = root_server("openapi_documents_exactly_the_routes", &[], &[])
+    else {
         return;
     };
-    let state = state_dir();
-    let srv = Server::start(state.path(), &[], &[]);
     let doc = srv.get("/openapi.json").await.body;
     let mut documented = 0;
     for r in ROUTES {
@@ -277,13 +187,8 @@ async fn openapi_documents_exactly_the_routes() {
         let path = r.path.replace("{id}", "does-not-exist");
         let body = (r.method == "post").then_some("{}");
         let tok = r.auth.then_some(srv.token.as_str());
-        let a = http(
-            &r.method.to_uppercase(),
-            &format!("{}{path}", srv.base),
-            tok,
-            body,
-        )
-        .await;
+        let (method, url) = (r.method.to_uppercase(), format!("{}{path}", srv.base));
+        let a = http(&method, &url, tok, body).await;
         assert_ne!(a.status, 405, "{} {}", r.method, r.path);
         assert!(
             a.status != 404 || a.body["error"]["message"] != "no such route; see /openapi.json",
@@ -292,13 +197,7 @@ async fn openapi_documents_exactly_the_routes() {
             r.path
         );
         if r.auth {
-            let no = http(
-                &r.method.to_uppercase(),
-                &format!("{}{path}", srv.base),
-                None,
-                body,
-            )
-            .await;
+            let no = http(&method, &url, None, body).await;
             assert_eq!(
                 no.status, 401,
                 "{} {} must need the token",
@@ -317,11 +216,11 @@ async fn openapi_documents_exactly_the_routes() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sse_streams_events_in_order_and_resumes() {
-    let Some(_lock) = root_test("sse_streams_events_in_order_and_resumes") else {
+    let Some((_lock, _state, srv)) =
+        root_server("sse_streams_events_in_order_and_resumes", &[], &[])
+    else {
         return;
     };
-    let state = state_dir();
-    let srv = Server::start(state.path(), &[], &[]);
     let a = srv.post("/v1/turns", r#"{"tenant":"acme","argv":["sh","-c","echo one; sleep 0.2; echo two >&2; sleep 0.2; echo three"]}"#).await;
     assert_eq!(a.status, 202);
     assert_eq!(a.body["status"], "queued");
@@ -348,11 +247,13 @@ async fn sse_streams_events_in_order_and_resumes() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn queue_full_is_429_and_tenants_run_in_order() {
-    let Some(_lock) = root_test("queue_full_is_429_and_tenants_run_in_order") else {
+    let Some((_lock, state, srv)) = root_server(
+        "queue_full_is_429_and_tenants_run_in_order",
+        &["--concurrency", "2", "--queue", "3"],
+        &[],
+    ) else {
         return;
     };
-    let state = state_dir();
-    let srv = Server::start(state.path(), &["--concurrency", "2", "--queue", "3"], &[]);
     let turn = |tenant: &str| format!(r#"{{"tenant":"{tenant}","argv":["sleep","0.4"]}}"#);
     let mut ids = Vec::new();
     // a1 and b1 start at once (two tenants, concurrency 2); a2, a3 and b2 wait (queue 3).
@@ -399,21 +300,19 @@ async fn queue_full_is_429_and_tenants_run_in_order() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn cancel_queued_and_running_turns() {
-    let Some(_lock) = root_test("cancel_queued_and_running_turns") else {
+    let Some((_lock, state, srv)) = root_server(
+        "cancel_queued_and_running_turns",
+        &["--concurrency", "1"],
+        &[],
+    ) else {
         return;
     };
-    let state = state_dir();
-    let srv = Server::start(state.path(), &["--concurrency", "1"], &[]);
-    let running = id_of(
-        &srv.post("/v1/turns", r#"{"tenant":"a","argv":["sleep","30"]}"#)
-            .await
-            .body,
-    );
-    let queued = id_of(
-        &srv.post("/v1/turns", r#"{"tenant":"b","argv":["true"]}"#)
-            .await
-            .body,
-    );
+    let running = srv
+        .post_id("/v1/turns", r#"{"tenant":"a","argv":["sleep","30"]}"#)
+        .await;
+    let queued = srv
+        .post_id("/v1/turns", r#"{"tenant":"b","argv":["true"]}"#)
+        .await;
     srv.wait_turn(&running, Duration::from_secs(10), |v| {
         v["status"] == "running"
     })

@@ -5,16 +5,17 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{assert_no_residue, root_test, state_dir, Server};
+use common::{assert_no_residue, root_server};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn argv_turns_take_parked_workers_and_shutdown_leaves_nothing() {
-    let Some(_lock) = root_test("argv_turns_take_parked_workers_and_shutdown_leaves_nothing")
-    else {
+    let Some((_lock, state, mut srv)) = root_server(
+        "argv_turns_take_parked_workers_and_shutdown_leaves_nothing",
+        &["--pool", "2"],
+        &[],
+    ) else {
         return;
     };
-    let state = state_dir();
-    let mut srv = Server::start(state.path(), &["--pool", "2"], &[]);
     let parked = || {
         let mut names = warden_linux::record::list(state.path());
         names.retain(|n| n.starts_with('p'));

@@ -3,44 +3,47 @@
 
 mod common;
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{assert_no_residue, root_test, sse, state_dir, Server};
+use common::{assert_no_residue, id_of, root_server, root_test, sse, state_dir, Server};
 use serde_json::Value;
 
-fn id_of(v: &Value) -> String {
-    v["id"].as_str().unwrap().to_string()
+/// A server whose vnet workers live in `netns` and that runs interrupted turns again.
+fn start_requeuing(state: &Path, netns: &Path, extra: &[&str]) -> Server {
+    let mut args = vec![
+        "--host-netns",
+        netns.to_str().unwrap(),
+        "--recovery",
+        "requeue_running",
+    ];
+    args.extend_from_slice(extra);
+    Server::start(state, &args, &[])
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_9_mid_turn_then_restart_fails_running_requeues_queued_and_leaves_nothing() {
-    let Some(_lock) = root_test("kill_9_mid_turn_then_restart") else {
+    let Some((_lock, state, mut srv)) =
+        root_server("kill_9_mid_turn_then_restart", &["--concurrency", "1"], &[])
+    else {
         return;
     };
-    let state = state_dir();
-    let mut srv = Server::start(state.path(), &["--concurrency", "1"], &[]);
-    let done = id_of(
-        &srv.post("/v1/turns?wait=true", r#"{"tenant":"a","argv":["true"]}"#)
-            .await
-            .body,
-    );
+    let done = srv
+        .post_id("/v1/turns?wait=true", r#"{"tenant":"a","argv":["true"]}"#)
+        .await;
     // A vnet-less running turn and a networked (leased) one would both do; use shared+none.
-    let running = id_of(
-        &srv.post(
+    let running = srv
+        .post_id(
             "/v1/turns",
             r#"{"tenant":"a","argv":["sh","-c","echo started; sleep 30"]}"#,
         )
-        .await
-        .body,
-    );
-    let queued = id_of(
-        &srv.post(
+        .await;
+    let queued = srv
+        .post_id(
             "/v1/turns",
             r#"{"tenant":"b","argv":["sh","-c","echo second"]}"#,
         )
-        .await
-        .body,
-    );
+        .await;
     let r = srv
         .wait_turn(&running, Duration::from_secs(10), |v| {
             v["stdout"] == "started\n" || v["status"] == "running"
@@ -96,20 +99,11 @@ async fn kill_9_with_a_networked_worker_frees_its_lease() {
     let Some(_lock) = root_test("kill_9_with_a_networked_worker_frees_its_lease") else {
         return;
     };
-    let net = common::TestNet::new();
+    let net = common::test_net();
     let state = state_dir();
     let netns = net.path();
-    let mut srv = Server::start(
-        state.path(),
-        &[
-            "--host-netns",
-            netns.to_str().unwrap(),
-            "--recovery",
-            "requeue_running",
-        ],
-        &[],
-    );
-    let running = id_of(&srv.post("/v1/turns", r#"{"tenant":"a","network":"vnet","argv":["sh","-c","ip -4 -o addr show eth0 | grep -q 10.0.1.101 && sleep 30"]}"#).await.body);
+    let mut srv = start_requeuing(state.path(), &netns, &[]);
+    let running = srv.post_id("/v1/turns", r#"{"tenant":"a","network":"vnet","argv":["sh","-c","ip -4 -o addr show eth0 | grep -q 10.0.1.101 && sleep 30"]}"#).await;
     let v = srv
         .wait_turn(&running, Duration::from_secs(10), |v| {
             v["status"] == "running"
@@ -125,18 +119,7 @@ async fn kill_9_with_a_networked_worker_frees_its_lease() {
         warden_linux::wait_torn_down(state.path(), "w101", Duration::from_secs(10)),
         "w101 still recorded 10 s after the kill"
     );
-    let mut srv = Server::start(
-        state.path(),
-        &[
-            "--host-netns",
-            netns.to_str().unwrap(),
-            "--recovery",
-            "requeue_running",
-            "--deadline-ms",
-            "200",
-        ],
-        &[],
-    );
+    let mut srv = start_requeuing(state.path(), &netns, &["--deadline-ms", "200"]);
     // requeue_running: the interrupted turn runs again, on the same (freed) address.
     let v = srv
         .wait_turn(&running, Duration::from_secs(10), |v| {
@@ -150,30 +133,22 @@ async fn kill_9_with_a_networked_worker_frees_its_lease() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_lets_turns_finish_until_the_deadline_then_cancels() {
-    let Some(_lock) = root_test("sigterm_lets_turns_finish_until_the_deadline_then_cancels") else {
-        return;
-    };
-    let state = state_dir();
-    let mut srv = Server::start(
-        state.path(),
+    let Some((_lock, state, mut srv)) = root_server(
+        "sigterm_lets_turns_finish_until_the_deadline_then_cancels",
         &["--concurrency", "2", "--deadline-ms", "1500"],
         &[],
-    );
-    let quick = id_of(
-        &srv.post("/v1/turns", r#"{"tenant":"a","argv":["sleep","0.5"]}"#)
-            .await
-            .body,
-    );
-    let slow = id_of(
-        &srv.post("/v1/turns", r#"{"tenant":"b","argv":["sleep","30"]}"#)
-            .await
-            .body,
-    );
-    let waiting = id_of(
-        &srv.post("/v1/turns", r#"{"tenant":"a","argv":["true"]}"#)
-            .await
-            .body,
-    );
+    ) else {
+        return;
+    };
+    let quick = srv
+        .post_id("/v1/turns", r#"{"tenant":"a","argv":["sleep","0.5"]}"#)
+        .await;
+    let slow = srv
+        .post_id("/v1/turns", r#"{"tenant":"b","argv":["sleep","30"]}"#)
+        .await;
+    let waiting = srv
+        .post_id("/v1/turns", r#"{"tenant":"a","argv":["true"]}"#)
+        .await;
     srv.wait_turn(&slow, Duration::from_secs(10), |v| v["status"] == "running")
         .await;
     let started = Instant::now();

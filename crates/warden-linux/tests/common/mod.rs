@@ -1,39 +1,29 @@
 //! Shared helpers of the root tests: the skip rule, the cross-process test lock, throwaway
-//! network namespaces (Drop guards) and the "nothing left behind" check.
+//! network namespaces (Drop guards) and the "nothing left behind" check. What warden-server's
+//! root tests need too lives in warden-testkit.
 #![allow(dead_code)]
 
-use std::fs::File;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use warden_linux::{Limits, NetworkMode, Vnet, WorkerSpec};
+pub use warden_testkit::{Serial, TestNet};
+// Not every test binary that includes this module uses it.
+#[allow(unused_imports)]
+pub use warden_testkit::unique;
 
-/// Root tests are serialised across threads *and* processes (cargo test runs a binary's tests
-/// on threads, nextest runs each test in its own process): a flock on one file does both.
-pub struct Serial(File);
-
-/// Returns `None` (and says so loudly) when not root; otherwise the lock for the test.
+/// Fails loudly when not root; otherwise the lock for the test (shared with warden-server's).
 pub fn root_test(name: &str) -> Option<Serial> {
-    // A root test that cannot run fails loudly rather than passing without having run.
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "{name} needs root (CI runs these as root): run `sudo cargo test`"
-    );
+    let lock = warden_testkit::root_test(name);
+    // Only this package's tests know where its helper binary is.
     warden_linux::set_helper_exe(env!("CARGO_BIN_EXE_warden-linux-test"));
-    let f = File::create("/tmp/warden-linux-tests.lock").expect("open test lock");
-    // SAFETY: flock on a descriptor we own.
-    assert_eq!(unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) }, 0);
-    Some(Serial(f))
+    lock
 }
 
+/// A fresh state directory for the test's workers.
 pub fn state_dir() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("wstate")
-        .tempdir()
-        .expect("state dir")
+    warden_testkit::state_dir("wstate")
 }
 
 pub fn spec(name: &str, argv: &[&str], state: &Path) -> WorkerSpec {
@@ -45,64 +35,23 @@ pub fn spec(name: &str, argv: &[&str], state: &Path) -> WorkerSpec {
     s
 }
 
-pub fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!("{prefix}{:x}{:x}", std::process::id() % 4096, nanos % 65536)
-}
-
-fn sh(args: &[&str]) {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .expect("spawn");
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A network namespace with bridge `warden0` at 10.0.1.1/24, deleted on drop.
-pub struct TestNet {
-    pub name: String,
-    pub extra: Vec<String>,
+/// A throwaway namespace with bridge `warden0` at 10.0.1.1/24, deleted on drop.
+pub fn test_net() -> TestNet {
+    TestNet::new("wtest-")
 }
 
 pub const GATEWAY: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 1);
 
-impl TestNet {
-    pub fn new() -> TestNet {
-        let name = unique("wtest-");
-        sh(&["ip", "netns", "add", &name]);
-        let net = TestNet {
-            name,
-            extra: Vec::new(),
-        };
-        let n = net.name.as_str();
-        sh(&["ip", "-n", n, "link", "set", "lo", "up"]);
-        sh(&["ip", "-n", n, "link", "add", "warden0", "type", "bridge"]);
-        sh(&[
-            "ip",
-            "-n",
-            n,
-            "addr",
-            "add",
-            "10.0.1.1/24",
-            "dev",
-            "warden0",
-        ]);
-        sh(&["ip", "-n", n, "link", "set", "warden0", "up"]);
-        net
-    }
+/// What worker tests need of a [`TestNet`] beyond the shared helpers.
+pub trait WorkerNet {
+    /// A vnet on this namespace's `warden0` with address `addr`.
+    fn vnet(&self, addr: Ipv4Addr) -> NetworkMode;
+    /// A namespace `outside` (192.0.2.2) reached only through NAT here (192.0.2.1).
+    fn add_outside(&mut self) -> String;
+}
 
-    pub fn path(&self) -> PathBuf {
-        PathBuf::from("/run/netns").join(&self.name)
-    }
-
-    pub fn vnet(&self, addr: Ipv4Addr) -> NetworkMode {
+impl WorkerNet for TestNet {
+    fn vnet(&self, addr: Ipv4Addr) -> NetworkMode {
         NetworkMode::Vnet(Vnet {
             addr,
             prefix: 24,
@@ -113,67 +62,8 @@ impl TestNet {
         })
     }
 
-    /// Links of the test namespace whose name contains `needle`.
-    pub fn links_matching(&self, needle: &str) -> Vec<String> {
-        let out = Command::new("ip")
-            .args(["-n", &self.name, "-o", "link"])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter(|l| l.contains(needle))
-            .map(str::to_string)
-            .collect()
-    }
-
-    /// A second namespace `outside` (192.0.2.2) routed only through this one (192.0.2.1), with
-    /// forwarding and an nft masquerade here, as the host network code does for real.
-    pub fn add_outside(&mut self) -> String {
-        let out = unique("wtout-");
-        sh(&["ip", "netns", "add", &out]);
-        self.extra.push(out.clone());
-        let n = self.name.as_str();
-        sh(&[
-            "ip", "-n", n, "link", "add", "up0", "type", "veth", "peer", "name", "down0", "netns",
-            &out,
-        ]);
-        sh(&["ip", "-n", n, "addr", "add", "192.0.2.1/24", "dev", "up0"]);
-        sh(&["ip", "-n", n, "link", "set", "up0", "up"]);
-        sh(&[
-            "ip",
-            "-n",
-            &out,
-            "addr",
-            "add",
-            "192.0.2.2/24",
-            "dev",
-            "down0",
-        ]);
-        sh(&["ip", "-n", &out, "link", "set", "down0", "up"]);
-        sh(&["ip", "-n", &out, "link", "set", "lo", "up"]);
-        sh(&[
-            "ip",
-            "netns",
-            "exec",
-            n,
-            "sysctl",
-            "-qw",
-            "net.ipv4.ip_forward=1",
-        ]);
-        let rules = "add table ip wtest\nadd chain ip wtest post { type nat hook postrouting priority 100; }\nadd rule ip wtest post oifname \"up0\" masquerade\n";
-        let f = std::env::temp_dir().join(format!("{out}.nft"));
-        std::fs::write(&f, rules).unwrap();
-        sh(&["ip", "netns", "exec", n, "nft", "-f", f.to_str().unwrap()]);
-        let _ = std::fs::remove_file(&f);
-        out
-    }
-}
-
-impl Drop for TestNet {
-    fn drop(&mut self) {
-        for ns in self.extra.iter().chain(std::iter::once(&self.name)) {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
+    fn add_outside(&mut self) -> String {
+        self.add_routed("wtout-", ("up0", "192.0.2.1/24"), ("down0", "192.0.2.2/24"))
     }
 }
 
@@ -224,11 +114,7 @@ pub fn assert_no_residue(state: &Path, names: &[String], net: Option<&TestNet>) 
         assert!(left.is_empty(), "mounts left in {mi}: {left:?}");
     }
     for name in names {
-        for ctl in ["memory", "pids", "cpu"] {
-            let dir = Path::new("/sys/fs/cgroup")
-                .join(ctl)
-                .join("warden")
-                .join(name);
+        for dir in warden_testkit::cgroup_v1_dirs(name) {
             assert!(!dir.exists(), "cgroup left: {}", dir.display());
         }
         let v2 = Path::new("/sys/fs/cgroup/warden").join(name);
@@ -259,13 +145,5 @@ pub fn assert_no_residue(state: &Path, names: &[String], net: Option<&TestNet>) 
             std::thread::sleep(Duration::from_millis(10));
         }
     }
-    // Leases: every lock file must be free.
-    if let Ok(rd) = std::fs::read_dir(state.join("leases")) {
-        for e in rd.filter_map(|e| e.ok()) {
-            let f = File::open(e.path()).unwrap();
-            // SAFETY: flock on a descriptor we own.
-            let free = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
-            assert!(free, "lease {:?} still held", e.file_name());
-        }
-    }
+    warden_testkit::assert_leases_free(state);
 }

@@ -1,160 +1,32 @@
 //! Shared helpers of the root tests: the skip rule and cross-process lock, throwaway network
-//! namespaces (Drop guards), a `warden serve` child process, raw HTTP, and residue checks.
+//! namespaces (Drop guards), a `warden serve` child process, raw HTTP, and residue checks. What
+//! warden-linux's root tests need too lives in warden-testkit.
 #![allow(dead_code)]
 
-use std::fs::File;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+pub use warden_testkit::{root_test, TestNet};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_warden-server-test");
 
-/// Serialises root tests across threads and processes — with warden-linux's root tests too
-/// (same lock file), since workers of both suites share the host's cgroup tree.
-pub struct Serial(File);
-
-pub fn root_test(name: &str) -> Option<Serial> {
-    // A root test that cannot run fails loudly rather than passing without having run.
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "{name} needs root (CI runs these as root): run `sudo cargo test`"
-    );
-    let f = File::create("/tmp/warden-linux-tests.lock").expect("open test lock");
-    // SAFETY: flock on a descriptor we own.
-    assert_eq!(unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) }, 0);
-    Some(Serial(f))
-}
-
-pub fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!("{prefix}{:x}{:x}", std::process::id() % 4096, nanos % 65536)
-}
-
-pub fn sh(args: &[&str]) {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .expect("spawn");
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A network namespace with bridge `warden0` at 10.0.1.1/24 (the layout's defaults), deleted
-/// on drop, and optionally a "provider" namespace behind it (veth, forwarding, nft masquerade).
-pub struct TestNet {
-    pub name: String,
-    pub extra: Vec<String>,
+/// A throwaway namespace with `warden0` at 10.0.1.1/24 (the layout's defaults), deleted on drop.
+pub fn test_net() -> TestNet {
+    TestNet::new("wtest-srv")
 }
 
 pub const PROVIDER_ADDR: &str = "192.168.254.2";
 
-impl TestNet {
-    pub fn new() -> TestNet {
-        let name = unique("wtest-srv");
-        sh(&["ip", "netns", "add", &name]);
-        let net = TestNet {
-            name,
-            extra: Vec::new(),
-        };
-        let n = net.name.as_str();
-        sh(&["ip", "-n", n, "link", "set", "lo", "up"]);
-        sh(&["ip", "-n", n, "link", "add", "warden0", "type", "bridge"]);
-        sh(&[
-            "ip",
-            "-n",
-            n,
-            "addr",
-            "add",
-            "10.0.1.1/24",
-            "dev",
-            "warden0",
-        ]);
-        sh(&["ip", "-n", n, "link", "set", "warden0", "up"]);
-        net
-    }
-
-    pub fn path(&self) -> PathBuf {
-        PathBuf::from("/run/netns").join(&self.name)
-    }
-
-    /// Adds the provider namespace (192.168.254.2), reachable from workers only through this
-    /// namespace's forwarding and masquerade. Returns its name.
-    pub fn add_provider(&mut self) -> String {
-        let p = unique("wtest-prov");
-        sh(&["ip", "netns", "add", &p]);
-        self.extra.push(p.clone());
-        let n = self.name.as_str();
-        sh(&[
-            "ip",
-            "-n",
-            n,
-            "link",
-            "add",
-            "toprov",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "fromwarden",
-            "netns",
-            &p,
-        ]);
-        sh(&[
-            "ip",
-            "-n",
-            n,
-            "addr",
-            "add",
-            "192.168.254.1/24",
-            "dev",
-            "toprov",
-        ]);
-        sh(&["ip", "-n", n, "link", "set", "toprov", "up"]);
-        sh(&[
-            "ip",
-            "-n",
-            &p,
-            "addr",
-            "add",
-            "192.168.254.2/24",
-            "dev",
-            "fromwarden",
-        ]);
-        sh(&["ip", "-n", &p, "link", "set", "fromwarden", "up"]);
-        sh(&["ip", "-n", &p, "link", "set", "lo", "up"]);
-        sh(&[
-            "ip",
-            "netns",
-            "exec",
-            n,
-            "sysctl",
-            "-qw",
-            "net.ipv4.ip_forward=1",
-        ]);
-        let rules = "add table ip wtest\nadd chain ip wtest post { type nat hook postrouting priority 100; }\nadd rule ip wtest post oifname \"toprov\" masquerade\n";
-        let f = std::env::temp_dir().join(format!("{p}.nft"));
-        std::fs::write(&f, rules).unwrap();
-        sh(&["ip", "netns", "exec", n, "nft", "-f", f.to_str().unwrap()]);
-        let _ = std::fs::remove_file(&f);
-        p
-    }
-}
-
-impl Drop for TestNet {
-    fn drop(&mut self) {
-        for ns in self.extra.iter().chain(std::iter::once(&self.name)) {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
-    }
+/// Adds the provider namespace (192.168.254.2), reachable from workers only through `net`'s
+/// forwarding and masquerade. Returns its name.
+pub fn add_provider(net: &mut TestNet) -> String {
+    net.add_routed(
+        "wtest-prov",
+        ("toprov", "192.168.254.1/24"),
+        ("fromwarden", "192.168.254.2/24"),
+    )
 }
 
 /// A `warden serve` child process on 127.0.0.1 (an ephemeral port), stopped on drop.
@@ -266,6 +138,18 @@ impl Drop for Server {
     }
 }
 
+/// A server test's usual start: the test lock, a fresh state dir and a server on it.
+pub fn root_server(
+    name: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Option<(warden_testkit::Serial, tempfile::TempDir, Server)> {
+    let lock = root_test(name)?;
+    let state = state_dir();
+    let srv = Server::start(state.path(), extra, env);
+    Some((lock, state, srv))
+}
+
 /// A raw HTTP answer: status and JSON body (Null if not JSON).
 pub struct Answer {
     pub status: u16,
@@ -313,6 +197,10 @@ impl Server {
         )
         .await
     }
+    /// POSTs a turn and returns its id.
+    pub async fn post_id(&self, path: &str, body: &str) -> String {
+        id_of(&self.post(path, body).await.body)
+    }
     pub async fn delete(&self, path: &str) -> Answer {
         http(
             "DELETE",
@@ -344,6 +232,14 @@ impl Server {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+}
+
+/// The `id` of a turn's JSON.
+pub fn id_of(v: &Value) -> String {
+    v["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no id in {v}"))
+        .to_string()
 }
 
 /// SSE events of a stream, read until `end` (or the stream closes): (id, event, data).
@@ -423,11 +319,7 @@ pub fn assert_no_residue(state: &Path) {
         .list_turns(&warden_store::TurnFilter::default(), 100_000)
         .unwrap();
     for name in turns.iter().filter_map(|t| t.worker.as_deref()) {
-        for ctl in ["memory", "pids", "cpu"] {
-            let dir = Path::new("/sys/fs/cgroup")
-                .join(ctl)
-                .join("warden")
-                .join(name);
+        for dir in warden_testkit::cgroup_v1_dirs(name) {
             let start = Instant::now();
             while dir.exists() {
                 assert!(
@@ -439,14 +331,7 @@ pub fn assert_no_residue(state: &Path) {
             }
         }
     }
-    if let Ok(rd) = std::fs::read_dir(state.join("leases")) {
-        for e in rd.filter_map(|e| e.ok()) {
-            let f = File::open(e.path()).unwrap();
-            // SAFETY: flock on a descriptor we own.
-            let free = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
-            assert!(free, "lease {:?} still held", e.file_name());
-        }
-    }
+    warden_testkit::assert_leases_free(state);
 }
 
 /// pi's install prefix, shared with warden-agent's tests (`install_pi` is idempotent and locked).
@@ -457,9 +342,7 @@ pub fn pi_cache() -> PathBuf {
     }
 }
 
+/// A fresh state directory for the server.
 pub fn state_dir() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("wsrv")
-        .tempdir()
-        .expect("state dir")
+    warden_testkit::state_dir("wsrv")
 }
