@@ -7,6 +7,7 @@
 use std::fs;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
@@ -51,6 +52,10 @@ pub fn paths_for(root: &Path, name: &str) -> Vec<PathBuf> {
 pub struct Cgroup {
     pub version: CgroupVersion,
     pub paths: Vec<PathBuf>,
+    /// The OOM-kill and pids.max counters' files, opened on first read and kept: the helper
+    /// reads them when a command ends, on the turn's critical path.
+    memory_events: OnceLock<Option<fs::File>>,
+    pids_events: OnceLock<Option<fs::File>>,
 }
 
 fn write(path: &Path, value: &str) -> Result<()> {
@@ -93,7 +98,12 @@ impl Cgroup {
                 Err(e) => return Err(Error::io("create cgroup", p, e)),
             }
         }
-        let cg = Cgroup { version, paths };
+        let cg = Cgroup {
+            version,
+            paths,
+            memory_events: OnceLock::new(),
+            pids_events: OnceLock::new(),
+        };
         cg.set_limits(limits)?;
         Ok(cg)
     }
@@ -181,20 +191,30 @@ impl Cgroup {
         Ok(())
     }
 
+    /// Opens the counters' files now (a parked worker: at park time, not when its turn ends).
+    pub fn open_counters(&self) {
+        self.oom_kills();
+        self.pids_max_hits();
+    }
+
     /// How many processes the kernel's OOM killer killed in this cgroup.
     pub fn oom_kills(&self) -> u64 {
-        match (self.version, self.dir("memory")) {
-            (CgroupVersion::V1, Some(d)) => read_key(&d.join("memory.oom_control"), "oom_kill"),
-            (CgroupVersion::V2, Some(d)) => read_key(&d.join("memory.events"), "oom_kill"),
-            _ => 0,
-        }
+        let file = self.memory_events.get_or_init(|| {
+            let name = match self.version {
+                CgroupVersion::V1 => "memory.oom_control",
+                CgroupVersion::V2 => "memory.events",
+            };
+            fs::File::open(self.dir("memory")?.join(name)).ok()
+        });
+        read_key(file.as_ref(), "oom_kill")
     }
 
     /// How many forks were refused because pids.max was reached.
     pub fn pids_max_hits(&self) -> u64 {
-        self.dir("pids")
-            .map(|d| read_key(&d.join("pids.events"), "max"))
-            .unwrap_or(0)
+        let file = self
+            .pids_events
+            .get_or_init(|| fs::File::open(self.dir("pids")?.join("pids.events")).ok());
+        read_key(file.as_ref(), "max")
     }
 
     /// Removes the cgroups, killing whatever is still inside.
@@ -209,12 +229,16 @@ impl Cgroup {
     }
 }
 
-/// Reads `key N` from a flat keyed cgroup file; 0 when absent.
-fn read_key(path: &Path, key: &str) -> u64 {
-    let Ok(text) = fs::read_to_string(path) else {
+/// Reads `key N` from a flat keyed cgroup file (from its start, so an open file can be read
+/// again); 0 when absent.
+fn read_key(file: Option<&fs::File>, key: &str) -> u64 {
+    use std::os::unix::fs::FileExt;
+    let mut buf = [0u8; 1024];
+    let Some(n) = file.and_then(|f| f.read_at(&mut buf, 0).ok()) else {
         return 0;
     };
-    text.lines()
+    String::from_utf8_lossy(&buf[..n])
+        .lines()
         .filter_map(|l| l.split_once(' '))
         .find(|(k, _)| *k == key)
         .and_then(|(_, v)| v.trim().parse().ok())

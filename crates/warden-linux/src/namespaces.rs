@@ -39,6 +39,12 @@ pub struct InitFds {
     pub stderr_w: RawFd,
 }
 
+/// Writes one status line in a single `write` (a line written piecemeal wakes the helper once
+/// per piece, and each wake-up preempts the writer on a small host).
+fn say(status: &mut std::fs::File, line: std::fmt::Arguments<'_>) {
+    let _ = status.write_all(format!("{line}\n").as_bytes());
+}
+
 /// Entry of the cloned child, pid 1 of the worker. Builds the worker, forks the command
 /// (pid 2, unprivileged) and stays as its reaper: when the command ends it reports the
 /// status at once, then kills whatever is left and exits — so the namespace teardown that
@@ -50,18 +56,18 @@ pub fn init_main(spec: &WorkerSpec, fds: InitFds) -> isize {
     let (mounts_us, net_us) = match init_steps(spec, fds) {
         Ok(t) => t,
         Err(e) => {
-            let _ = writeln!(
-                status,
-                "E {}",
-                crate::helper::error_chain(&e).replace('\n', " ")
-            );
+            let err = crate::helper::error_chain(&e).replace('\n', " ");
+            say(&mut status, format_args!("E {err}"));
             return 127;
         }
     };
     if spec.persistent.is_some() {
         // A jail: up now. No command; this process stays as the jail's init. It keeps exit_w
         // open (never written) so the helper sees the pipe close only when the init is gone.
-        let _ = writeln!(status, "T {mounts_us} {net_us} {}", mono_us());
+        say(
+            &mut status,
+            format_args!("T {mounts_us} {net_us} {}", mono_us()),
+        );
         drop(status);
         // SAFETY: pointing our stdio at the jail's /dev/null and closing the output pipes,
         // so no reader waits on them.
@@ -84,10 +90,12 @@ pub fn init_main(spec: &WorkerSpec, fds: InitFds) -> isize {
     // SAFETY: the init is single-threaded (a copy of the single-threaded helper).
     match unsafe { nix::unistd::fork() } {
         Ok(nix::unistd::ForkResult::Child) => {
-            // A parked worker forks its command process (pid 2) now, at park time; pid 2 waits
-            // for its turn on the go pipe, so a turn is one pipe write and an exec.
+            // A parked worker forks its command process (pid 2) now, at park time; pid 2 does
+            // what does not depend on the turn, then waits for its turn on the go pipe, so a
+            // turn is one pipe write, a change of user and an exec.
+            let prepared = command_prepare(fds);
             let turn_spec;
-            let spec = if parked {
+            let spec = if parked && prepared.is_ok() {
                 match read_turn(fds.go_r) {
                     Ok(turn) => {
                         let mut s = spec.clone();
@@ -96,11 +104,8 @@ pub fn init_main(spec: &WorkerSpec, fds: InitFds) -> isize {
                         &turn_spec
                     }
                     Err(e) => {
-                        let _ = writeln!(
-                            status,
-                            "E {}",
-                            crate::helper::error_chain(&e).replace('\n', " ")
-                        );
+                        let err = crate::helper::error_chain(&e).replace('\n', " ");
+                        say(&mut status, format_args!("E {err}"));
                         // SAFETY: leave without running the init's destructors in the child.
                         unsafe { libc::_exit(127) }
                     }
@@ -108,21 +113,25 @@ pub fn init_main(spec: &WorkerSpec, fds: InitFds) -> isize {
             } else {
                 spec
             };
-            let err = match command_steps(spec, fds) {
+            let err = match prepared.and_then(|()| command_identity(spec)) {
                 Ok(()) => {
-                    let _ = writeln!(status, "T {mounts_us} {net_us} {}", mono_us());
+                    say(
+                        &mut status,
+                        format_args!("T {mounts_us} {net_us} {}", mono_us()),
+                    );
                     exec(&spec.argv, &spec.env)
                 }
                 Err(e) => crate::helper::error_chain(&e),
             };
-            let _ = writeln!(status, "E {}", err.replace('\n', " "));
+            let err = err.replace('\n', " ");
+            say(&mut status, format_args!("E {err}"));
             // SAFETY: leave without running the init's destructors in the child.
             unsafe { libc::_exit(127) }
         }
         Ok(nix::unistd::ForkResult::Parent { child }) => {
             if parked {
                 // Ready: the command process is forked and waits for its turn.
-                let _ = writeln!(status, "P");
+                say(&mut status, format_args!("P"));
             }
             drop(status);
             // SAFETY: closing the init's copies of the worker's stdio and of the go pipe
@@ -138,7 +147,10 @@ pub fn init_main(spec: &WorkerSpec, fds: InitFds) -> isize {
             reap_until(child.as_raw(), fds.exit_w)
         }
         Err(e) => {
-            let _ = writeln!(status, "E failed to fork the command: {e}");
+            say(
+                &mut status,
+                format_args!("E failed to fork the command: {e}"),
+            );
             127
         }
     }
@@ -148,7 +160,8 @@ pub fn init_main(spec: &WorkerSpec, fds: InitFds) -> isize {
 fn read_turn(go_r: RawFd) -> Result<Turn> {
     // SAFETY: go_r is a pipe end the helper gave to this process alone; the File owns it now.
     let mut pipe = unsafe { std::fs::File::from_raw_fd(go_r) };
-    let mut body = Vec::new();
+    // Sized for a whole turn: read_to_end would otherwise read it in small growing pieces.
+    let mut body = Vec::with_capacity(4096);
     std::io::Read::read_to_end(&mut pipe, &mut body)
         .map_err(|e| Error::sys("read the turn from the helper", e))?;
     serde_json::from_slice(&body).map_err(|e| Error::Json {
@@ -157,7 +170,9 @@ fn read_turn(go_r: RawFd) -> Result<Turn> {
     })
 }
 
-/// Reaps children until the command ends, reports its status, kills the rest, exits.
+/// Reaps children until the command ends, reports its status, kills and reaps the rest, then
+/// waits for the helper's SIGKILL (after its report): the kernel's teardown of the namespaces
+/// at this process's exit then follows the report instead of delaying it.
 fn reap_until(command: i32, exit_w: RawFd) -> isize {
     loop {
         let mut st = 0;
@@ -178,10 +193,15 @@ fn reap_until(command: i32, exit_w: RawFd) -> isize {
                 libc::close(exit_w);
                 libc::kill(-1, libc::SIGKILL);
             }
-            // Reap the rest, then exit: the kernel destroys the namespaces after this.
+            // Reap the rest. Then only the init is left; it holds no output pipe, so the helper
+            // sees the output end and reports. A helper that dies instead takes the init with
+            // it (parent-death signal).
             // SAFETY: waitpid with a null status.
             while unsafe { libc::waitpid(-1, std::ptr::null_mut(), 0) } > 0 {}
-            return 0;
+            loop {
+                // SAFETY: pause only waits for a signal; the helper's is SIGKILL.
+                unsafe { libc::pause() };
+            }
         }
     }
 }
@@ -216,8 +236,9 @@ fn init_steps(spec: &WorkerSpec, fds: InitFds) -> Result<(u64, u64)> {
     Ok((t1 - t0, t3 - t2))
 }
 
-/// In the forked command, before exec: its stdio, cwd, user, privileges, signals.
-fn command_steps(spec: &WorkerSpec, fds: InitFds) -> Result<()> {
+/// In the forked command, what does not depend on the turn (a parked worker's pid 2 does it at
+/// park time): its stdio, the bounding set, signal dispositions and mask.
+fn command_prepare(fds: InitFds) -> Result<()> {
     // SAFETY: dup2/close on descriptors this process owns.
     unsafe {
         if libc::dup2(fds.stdout_w, 1) < 0 || libc::dup2(fds.stderr_w, 2) < 0 {
@@ -230,11 +251,16 @@ fn command_steps(spec: &WorkerSpec, fds: InitFds) -> Result<()> {
         libc::close(fds.stderr_w);
         libc::close(fds.exit_w);
     }
-    nix::unistd::chdir(&spec.cwd)
-        .map_err(|e| Error::sys(format!("chdir {}", spec.cwd.display()), e))?;
-    drop_privileges(spec.user_or_default(), &[])?;
+    drop_bounding_set(&[]);
     reset_signals();
     Ok(())
+}
+
+/// In the forked command, right before exec: its cwd and user, capabilities cleared.
+fn command_identity(spec: &WorkerSpec) -> Result<()> {
+    nix::unistd::chdir(&spec.cwd)
+        .map_err(|e| Error::sys(format!("chdir {}", spec.cwd.display()), e))?;
+    become_user(spec.user_or_default(), &[])
 }
 
 fn configure_network(spec: &WorkerSpec) -> Result<()> {
@@ -281,14 +307,29 @@ pub const JAIL_ROOT_CAPS: [u32; 12] = [
 /// Drops the bounding set (but `keep`), switches to `(uid, gid)`, clears the capability sets
 /// (root keeps `keep`, granted again by execve from the bounding set) and forbids gaining
 /// privileges again (setuid binaries, file capabilities).
-pub(crate) fn drop_privileges((uid, gid): (u32, u32), keep: &[u32]) -> Result<()> {
+pub(crate) fn drop_privileges(ids: (u32, u32), keep: &[u32]) -> Result<()> {
+    drop_bounding_set(keep);
+    become_user(ids, keep)
+}
+
+/// Drops every capability but `keep` from the bounding set (what an execve can grant).
+fn drop_bounding_set(keep: &[u32]) {
     for cap in 0..64u32 {
         if keep.contains(&cap) {
             continue;
         }
-        // SAFETY: prctl with integer arguments; EINVAL past the last capability is expected.
-        unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
+        // SAFETY: prctl with integer arguments.
+        let r = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
+        // EINVAL: past the kernel's last capability, so nothing more to drop.
+        if r < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL) {
+            break;
+        }
     }
+}
+
+/// Switches to `(uid, gid)` with no supplementary groups, clears the capability sets (root
+/// keeps `keep`) and sets no_new_privs. The bounding set is [`drop_bounding_set`]'s.
+fn become_user((uid, gid): (u32, u32), keep: &[u32]) -> Result<()> {
     // SAFETY: prctl with integer arguments.
     unsafe {
         libc::prctl(

@@ -190,10 +190,12 @@ impl Parked {
         if let Some(f) = feeder {
             let _ = f.join();
         }
-        self.lifeline = None;
+        let outcome = pumped.and_then(|()| decode_report(&self.name, &report, started));
+        // Dropping the lifeline lets the helper tear down: after our own work, since on a small
+        // host the teardown would otherwise run before the caller gets its result.
         self.reap_in_background();
-        pumped?;
-        decode_report(&self.name, &report, started)
+        self.lifeline = None;
+        outcome
     }
 
     /// Closes every pipe to the helper: it tears the worker down and exits.

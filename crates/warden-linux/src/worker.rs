@@ -109,12 +109,14 @@ pub fn run(spec: &WorkerSpec, io: Io<'_>) -> Result<Outcome> {
     if let Some(f) = feeder {
         let _ = f.join();
     }
-    drop(lifeline_w);
+    let outcome = decode_report(&spec.name, &report, started);
     // The helper keeps going (teardown) after reporting; reap it in the background so the
     // caller does not wait for the kernel's veth destruction. A CLI that exits leaves it to
-    // init, and its work to finish by itself.
+    // init, and its work to finish by itself. The lifeline goes last: dropping it starts the
+    // teardown, which should not run before this caller has its result.
     reap_later(child);
-    decode_report(&spec.name, &report, started)
+    drop(lifeline_w);
+    outcome
 }
 
 /// A valid spec as the helper's argument (JSON).

@@ -70,12 +70,12 @@ impl Store {
     pub fn append_event(&self, turn: &TurnId, kind: EventKind, data: &str) -> Result<Appended> {
         let limits = self.limits;
         self.write(|tx| {
+            // Cached statements: every chunk of output is an append.
             let counts: Option<(i64, i64, bool)> = tx
-                .query_row(
+                .prepare_cached(
                     "SELECT event_count, event_bytes, events_truncated FROM turns WHERE id = ?1",
-                    [turn],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                )
+                )?
+                .query_row([turn], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .optional()?;
             let Some((count, bytes, truncated)) = counts else {
                 return Err(StoreError::TurnNotFound(turn.clone()));
@@ -84,17 +84,15 @@ impl Store {
             let seq = count + 1;
             let len = data.len() as u64;
             let insert = |kind: EventKind, data: &str| {
-                tx.execute(
+                tx.prepare_cached(
                     "INSERT INTO turn_events (turn_id, seq, kind, data, at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![turn, seq as i64, kind, data, now_ms()],
-                )
+                )?
+                .execute(params![turn, seq as i64, kind, data, now_ms()])
             };
             if kind == EventKind::End {
                 insert(kind, data)?;
-                tx.execute(
-                    "UPDATE turns SET event_count = ?2 WHERE id = ?1",
-                    params![turn, seq as i64],
-                )?;
+                tx.prepare_cached("UPDATE turns SET event_count = ?2 WHERE id = ?1")?
+                    .execute(params![turn, seq as i64])?;
                 return Ok(Appended::Stored { seq });
             }
             if truncated {
@@ -111,17 +109,13 @@ impl Store {
                 })
                 .to_string();
                 insert(EventKind::Truncated, &marker)?;
-                tx.execute(
-                    "UPDATE turns SET event_count = ?2, events_truncated = 1 WHERE id = ?1",
-                    params![turn, seq as i64],
-                )?;
+                tx.prepare_cached("UPDATE turns SET event_count = ?2, events_truncated = 1 WHERE id = ?1")?
+                    .execute(params![turn, seq as i64])?;
                 return Ok(Appended::Truncated { seq });
             }
             insert(kind, data)?;
-            tx.execute(
-                "UPDATE turns SET event_count = ?2, event_bytes = ?3 WHERE id = ?1",
-                params![turn, seq as i64, (bytes + len) as i64],
-            )?;
+            tx.prepare_cached("UPDATE turns SET event_count = ?2, event_bytes = ?3 WHERE id = ?1")?
+                .execute(params![turn, seq as i64, (bytes + len) as i64])?;
             Ok(Appended::Stored { seq })
         })
     }

@@ -195,8 +195,30 @@ pub(crate) fn cap_text(text: &str, max: usize) -> String {
 }
 
 fn get_in(conn: &rusqlite::Connection, id: &TurnId) -> Result<Option<Turn>> {
-    let sql = format!("SELECT {COLUMNS} FROM turns WHERE id = ?1");
-    Ok(conn.query_row(&sql, [id], turn_from_row).optional()?)
+    // Cached statements: a turn's life runs these few statements many times.
+    let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM turns WHERE id = ?1"))?;
+    Ok(stmt.query_row([id], turn_from_row).optional()?)
+}
+
+/// Runs `UPDATE turns SET … WHERE id = ?1 AND <allowed status> RETURNING` the row (one
+/// statement instead of a read, a write and a read back). No row: the turn is missing, or its
+/// status does not allow the move to `to`, and the error says which.
+fn update_returning(
+    tx: &rusqlite::Connection,
+    sql: &str,
+    params: &[&dyn ToSql],
+    id: &TurnId,
+    to: TurnStatus,
+) -> Result<Turn> {
+    let mut stmt = tx.prepare_cached(&format!("{sql} RETURNING {COLUMNS}"))?;
+    match stmt.query_row(params, turn_from_row).optional()? {
+        Some(turn) => Ok(turn),
+        None => Err(StoreError::InvalidTransition {
+            id: id.clone(),
+            from: require(tx, id)?.status,
+            to,
+        }),
+    }
 }
 
 fn require(conn: &rusqlite::Connection, id: &TurnId) -> Result<Turn> {
@@ -208,31 +230,48 @@ impl Store {
     pub fn create_turn(&self, new: &NewTurn) -> Result<Turn> {
         let id = TurnId::new();
         let request = serde_json::to_string(&new.request)?;
+        let created_ms = now_ms();
         self.write(|tx| {
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO turns (id, tenant, kind, request, status, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![id, new.tenant, new.kind, request, TurnStatus::Queued, now_ms()],
-            )?;
-            require(tx, &id)
+            )?
+            .execute(params![id, new.tenant, new.kind, request, TurnStatus::Queued, created_ms])?;
+            Ok(())
+        })?;
+        // What the row now holds, without reading it back.
+        Ok(Turn {
+            id,
+            tenant: new.tenant.clone(),
+            kind: new.kind,
+            request: new.request.clone(),
+            status: TurnStatus::Queued,
+            exit_code: None,
+            failure: None,
+            stdout: None,
+            stderr: None,
+            reply: None,
+            usage: None,
+            stop_reason: None,
+            worker: None,
+            created_ms,
+            started_ms: None,
+            finished_ms: None,
+            event_count: 0,
+            events_truncated: false,
         })
     }
 
     /// Moves a queued turn to running on `worker`.
     pub fn start_turn(&self, id: &TurnId, worker: &str) -> Result<Turn> {
         self.write(|tx| {
-            let turn = require(tx, id)?;
-            if turn.status != TurnStatus::Queued {
-                return Err(StoreError::InvalidTransition {
-                    id: id.clone(),
-                    from: turn.status,
-                    to: TurnStatus::Running,
-                });
-            }
-            tx.execute(
-                "UPDATE turns SET status = ?2, worker = ?3, started_ms = ?4 WHERE id = ?1",
+            update_returning(
+                tx,
+                "UPDATE turns SET status = ?2, worker = ?3, started_ms = ?4 \
+                 WHERE id = ?1 AND status = 'queued'",
                 params![id, TurnStatus::Running, worker, now_ms()],
-            )?;
-            require(tx, id)
+                id,
+                TurnStatus::Running,
+            )
         })
     }
 
@@ -248,17 +287,18 @@ impl Store {
             .map(serde_json::to_string)
             .transpose()?;
         self.write(|tx| {
-            let turn = require(tx, id)?;
-            if turn.status.is_terminal() || !status.is_terminal() {
+            if !status.is_terminal() {
                 return Err(StoreError::InvalidTransition {
                     id: id.clone(),
-                    from: turn.status,
+                    from: require(tx, id)?.status,
                     to: status,
                 });
             }
-            tx.execute(
+            update_returning(
+                tx,
                 "UPDATE turns SET status = ?2, exit_code = ?3, failure = ?4, stdout = ?5, stderr = ?6, \
-                 reply = ?7, usage = ?8, stop_reason = ?9, finished_ms = ?10 WHERE id = ?1",
+                 reply = ?7, usage = ?8, stop_reason = ?9, finished_ms = ?10 \
+                 WHERE id = ?1 AND status IN ('queued', 'running')",
                 params![
                     id,
                     status,
@@ -271,8 +311,9 @@ impl Store {
                     outcome.stop_reason,
                     now_ms()
                 ],
-            )?;
-            require(tx, id)
+                id,
+                status,
+            )
         })
     }
 
@@ -401,6 +442,8 @@ mod tests {
     fn invalid_transitions_are_errors() {
         let store = Store::open_in_memory().unwrap();
         let t = store.create_turn(&new_turn("a")).unwrap();
+        // The turn create_turn returns is the stored row (it is not read back).
+        assert_eq!(store.get_turn(&t.id).unwrap(), Some(t.clone()));
         let fin = TurnOutcome {
             status: Some(TurnStatus::Cancelled),
             ..TurnOutcome::default()
