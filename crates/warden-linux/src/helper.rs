@@ -505,7 +505,18 @@ impl Helper {
         }
         turn.validate(&self.spec.name)?;
         if turn.limits != self.spec.limits {
-            if let Some(cg) = &self.cgroup {
+            if let Some(cg) = &mut self.cgroup {
+                if turn.limits.cpu.is_some() {
+                    let (Some(init), Some(command)) = (self.init_pid, self.command_pid) else {
+                        return Err(Error::Setup {
+                            name: self.spec.name.clone(),
+                            message: "the parked worker's processes are unknown, so its CPU \
+                                      limit cannot be applied"
+                                .into(),
+                        });
+                    };
+                    cg.ensure_cpu(&self.spec.cgroup_root, &self.spec.name, &[init, command])?;
+                }
                 cg.set_limits(&turn.limits)?;
             }
         }

@@ -136,6 +136,12 @@ fn enter_and_run(spec: &ExecSpec) -> Result<i32> {
     let root_path = format!("/proc/{}/root", spec.init_pid);
     let root = std::fs::File::open(&root_path).map_err(|e| Error::io("open", &root_path, e))?;
     for dir in &spec.cgroups {
+        // The record names every cgroup the jail may have; a v1 cpu cgroup exists only with a
+        // CPU limit. The others cannot be gone while the jail runs (a cgroup with processes in
+        // it cannot be removed).
+        if !dir.exists() {
+            continue;
+        }
         let procs = dir.join("cgroup.procs");
         std::fs::write(&procs, "0").map_err(|e| Error::io("join cgroup", &procs, e))?;
     }

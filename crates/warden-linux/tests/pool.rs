@@ -188,6 +188,54 @@ fn a_second_pooled_turn_carries_nothing_of_the_first() {
 }
 
 #[test]
+fn a_pooled_turn_gets_the_cpu_limit_it_asks_for() {
+    let Some(_lock) = root_test("a_pooled_turn_gets_the_cpu_limit_it_asks_for") else {
+        return;
+    };
+    let state = state_dir();
+    // Parked without a CPU limit (so, on cgroup v1, without a cpu cgroup).
+    let pool = Pool::start(vec![slot(state.path(), NetworkMode::None, 1)]);
+    let mut t = turn(
+        &[
+            "sh",
+            "-c",
+            "cat /proc/self/cgroup; timeout 0.5 sh -c 'while :; do :; done'; \
+             read -r _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ u c _ < /proc/$$/stat; echo TICKS $((u + c))",
+        ],
+        &[],
+        state.path(),
+    );
+    t.limits.cpu = Some(0.2);
+    let (name, o, out, err) = pooled(&pool, &key(&NetworkMode::None), &t);
+    assert_eq!(o.status, ExitKind::Exited(0), "{out} {err}");
+    let cpu_line = out
+        .lines()
+        .find(|l| {
+            l.split(':')
+                .nth(1)
+                .is_some_and(|c| c.split(',').any(|c| c == "cpu"))
+        })
+        .or_else(|| out.lines().find(|l| l.starts_with("0::")))
+        .unwrap_or_default();
+    assert!(
+        cpu_line.ends_with(&format!("/warden/{name}")),
+        "the command is not in the worker's cpu cgroup: {out}"
+    );
+    // 0.5 s of a busy loop at a 20 % quota: about 10 ticks of CPU (50 unthrottled).
+    let ticks: u64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("TICKS "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no TICKS line: {out} {err}"));
+    assert!(
+        ticks < 30,
+        "the CPU limit was not applied: {ticks} ticks in 0.5 s"
+    );
+    drop(pool);
+    assert_no_residue(state.path(), &[name], None);
+}
+
+#[test]
 fn the_pool_refills_and_its_shutdown_leaves_nothing() {
     let Some(_lock) = root_test("the_pool_refills_and_its_shutdown_leaves_nothing") else {
         return;

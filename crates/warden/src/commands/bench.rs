@@ -574,6 +574,7 @@ async fn api_series(
     for (i, &c) in counts.iter().enumerate() {
         let total = if c == 1 { turns } else { turns.max(c) };
         let t0 = Instant::now();
+        let cpu0 = cpu_ticks();
         let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let mut tasks = Vec::new();
         for k in 0..c {
@@ -622,6 +623,7 @@ async fn api_series(
         // The first series (one client waiting for a full pool) is latency, not throughput.
         if i > 0 {
             s.wall = t0.elapsed();
+            s.cpu_busy = busy_between(cpu0, cpu_ticks());
         }
         out.push((c, s));
     }
