@@ -172,17 +172,14 @@ async fn run_inner(
             (None, _) => NetworkMode::None,
         };
         let wspec = worker_spec(app, &spec, &name, network, agent.as_ref());
-        if attempts == 1 {
-            app.store
-                .start_turn(id, &name)
-                .map_err(|e| format!("failed to mark the turn running: {e}"))?;
-        }
         let stdin = match &spec.work {
             Work::Prompt(p) => p.clone().into_bytes(),
             Work::Argv(_) => Vec::new(),
         };
         let job = Job::Cold(wspec);
-        match run_worker(app, id, handle, job, stdin, agent.is_some(), None).await {
+        // Marked running (once) while the worker starts, as for a pooled turn.
+        let mark = (attempts == 1).then_some(name.as_str());
+        match run_worker(app, id, handle, job, stdin, agent.is_some(), mark).await {
             // Another live worker (a previous server's, being torn down) holds the name: pick another.
             Err(RunError::NameInUse) if lease.is_none() && attempts < 3 => continue,
             Err(RunError::NameInUse) => return Err(format!("worker name {name} is in use")),
