@@ -255,16 +255,17 @@ struct Helper {
     claim: Option<cgroup::Claim>,
 }
 
-/// The init's stack: an anonymous mapping, so only the pages it uses are ever touched (a
-/// zeroed heap buffer cost a 1 MiB memset per worker, and copy-on-write faults in a forked
-/// helper whose heap pages were its zygote's).
-struct Stack {
+/// A cloned child's stack (the init's; a cold worker's command process): an anonymous mapping,
+/// so only the pages it uses are ever touched (a zeroed heap buffer cost a 1 MiB memset per
+/// worker, and copy-on-write faults in a forked helper whose heap pages were its zygote's).
+pub(crate) struct Stack {
     ptr: *mut libc::c_void,
     len: usize,
 }
 
 impl Stack {
-    fn new(len: usize) -> Result<Stack> {
+    /// Maps `len` bytes.
+    pub(crate) fn new(len: usize) -> Result<Stack> {
         // SAFETY: a fresh private anonymous mapping; checked below.
         let ptr = unsafe {
             libc::mmap(
@@ -278,14 +279,15 @@ impl Stack {
         };
         if ptr == libc::MAP_FAILED {
             return Err(Error::sys(
-                "map a stack for the worker's init",
+                "map a stack for a worker process",
                 std::io::Error::last_os_error(),
             ));
         }
         Ok(Stack { ptr, len })
     }
 
-    fn as_mut_slice(&mut self) -> &mut [u8] {
+    /// The mapping as a byte slice (for `clone`).
+    pub(crate) fn as_mut_slice(&mut self) -> &mut [u8] {
         // SAFETY: the mapping is `len` bytes, readable and writable, owned by self.
         unsafe { std::slice::from_raw_parts_mut(self.ptr.cast(), self.len) }
     }

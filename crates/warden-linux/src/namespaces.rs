@@ -87,73 +87,111 @@ pub fn init_main(spec: &WorkerSpec, fds: InitFds) -> isize {
         return crate::init::serve();
     }
     let parked = spec.parked;
-    // SAFETY: the init is single-threaded (a copy of the single-threaded helper).
-    match unsafe { nix::unistd::fork() } {
-        Ok(nix::unistd::ForkResult::Child) => {
-            // A parked worker forks its command process (pid 2) now, at park time; pid 2 does
-            // what does not depend on the turn, then waits for its turn on the go pipe, so a
-            // turn is one pipe write, a change of user and an exec.
-            let prepared = command_prepare(fds);
-            let turn_spec;
-            let spec = if parked && prepared.is_ok() {
-                match read_turn(fds.go_r) {
-                    Ok(turn) => {
-                        let mut s = spec.clone();
-                        turn.apply(&mut s);
-                        turn_spec = s;
-                        &turn_spec
-                    }
-                    Err(e) => {
-                        let err = crate::helper::error_chain(&e).replace('\n', " ");
-                        say(&mut status, format_args!("E {err}"));
-                        // SAFETY: leave without running the init's destructors in the child.
-                        unsafe { libc::_exit(127) }
-                    }
-                }
-            } else {
-                spec
-            };
-            let err = match prepared.and_then(|()| command_identity(spec)) {
-                Ok(()) => {
-                    say(
-                        &mut status,
-                        format_args!("T {mounts_us} {net_us} {}", mono_us()),
-                    );
-                    exec(&spec.argv, &spec.env)
-                }
-                Err(e) => crate::helper::error_chain(&e),
-            };
-            let err = err.replace('\n', " ");
-            say(&mut status, format_args!("E {err}"));
-            // SAFETY: leave without running the init's destructors in the child.
-            unsafe { libc::_exit(127) }
-        }
-        Ok(nix::unistd::ForkResult::Parent { child }) => {
-            if parked {
-                // Ready: the command process is forked and waits for its turn.
-                say(&mut status, format_args!("P"));
+    let child = if parked {
+        // A parked worker forks its command process (pid 2) now, at park time; pid 2 does what
+        // does not depend on the turn, then waits for its turn on the go pipe, so a turn is one
+        // pipe write, a change of user and an exec.
+        // SAFETY: the init is single-threaded (a copy of the single-threaded helper).
+        match unsafe { nix::unistd::fork() } {
+            Ok(nix::unistd::ForkResult::Child) => {
+                command_main(spec, fds, &mut status, (mounts_us, net_us))
             }
-            drop(status);
-            // SAFETY: closing the init's copies of the worker's stdio and of the go pipe
-            // (pid 2 has its own); the command has its own.
-            unsafe {
-                for fd in [0, 1, 2, fds.stdout_w, fds.stderr_w] {
-                    libc::close(fd);
-                }
-                if parked {
-                    libc::close(fds.go_r);
-                }
-            }
-            reap_until(child.as_raw(), fds.exit_w)
+            Ok(nix::unistd::ForkResult::Parent { child }) => Ok(child.as_raw()),
+            Err(e) => Err(e),
         }
+    } else {
+        // A cold worker's command execs at once: it borrows the init's memory until then
+        // (CLONE_VM | CLONE_VFORK: the init waits) instead of copying it, which cost a page-table
+        // copy, copy-on-write faults and, at its exec, the copy's teardown.
+        let mut stack = match crate::helper::Stack::new(256 << 10) {
+            Ok(s) => s,
+            Err(e) => {
+                say(&mut status, format_args!("E {e}"));
+                return 127;
+            }
+        };
+        let status_ref = &mut status;
+        // SAFETY: the child runs on its own stack and the init is suspended until the child
+        // execs or exits, so nothing else touches the memory they share meanwhile; the child
+        // never returns (it execs or _exits). Signal handlers and descriptors are the child's
+        // own (no CLONE_SIGHAND, no CLONE_FILES).
+        unsafe {
+            nix::sched::clone(
+                Box::new(|| command_main(spec, fds, status_ref, (mounts_us, net_us))),
+                stack.as_mut_slice(),
+                nix::sched::CloneFlags::CLONE_VM | nix::sched::CloneFlags::CLONE_VFORK,
+                Some(libc::SIGCHLD),
+            )
+        }
+        .map(nix::unistd::Pid::as_raw)
+    };
+    let child = match child {
+        Ok(c) => c,
         Err(e) => {
             say(
                 &mut status,
-                format_args!("E failed to fork the command: {e}"),
+                format_args!("E failed to start the command: {e}"),
             );
-            127
+            return 127;
+        }
+    };
+    if parked {
+        // Ready: the command process is forked and waits for its turn.
+        say(&mut status, format_args!("P"));
+    }
+    drop(status);
+    // SAFETY: closing the init's copies of the worker's stdio and of the go pipe (pid 2 has its
+    // own).
+    unsafe {
+        for fd in [0, 1, 2, fds.stdout_w, fds.stderr_w] {
+            libc::close(fd);
+        }
+        if parked {
+            libc::close(fds.go_r);
         }
     }
+    reap_until(child, fds.exit_w)
+}
+
+/// The command process (pid 2): its stdio, privileges and signals, for a parked worker the
+/// turn, then the exec. Never returns: on any failure it reports `E …` and exits 127.
+fn command_main(
+    spec: &WorkerSpec,
+    fds: InitFds,
+    status: &mut std::fs::File,
+    (mounts_us, net_us): (u64, u64),
+) -> ! {
+    let prepared = command_prepare(fds);
+    let turn_spec;
+    let spec = if spec.parked && prepared.is_ok() {
+        match read_turn(fds.go_r) {
+            Ok(turn) => {
+                let mut s = spec.clone();
+                turn.apply(&mut s);
+                turn_spec = s;
+                &turn_spec
+            }
+            Err(e) => {
+                let err = crate::helper::error_chain(&e).replace('\n', " ");
+                say(status, format_args!("E {err}"));
+                // SAFETY: leave without running the init's destructors in the child.
+                unsafe { libc::_exit(127) }
+            }
+        }
+    } else {
+        spec
+    };
+    let err = match prepared.and_then(|()| command_identity(spec)) {
+        Ok(()) => {
+            say(status, format_args!("T {mounts_us} {net_us} {}", mono_us()));
+            exec(&spec.argv, &spec.env)
+        }
+        Err(e) => crate::helper::error_chain(&e),
+    };
+    let err = err.replace('\n', " ");
+    say(status, format_args!("E {err}"));
+    // SAFETY: leave without running the init's destructors in the child.
+    unsafe { libc::_exit(127) }
 }
 
 /// Reads a parked worker's [`Turn`]: the helper writes it on the go pipe, then closes it.
