@@ -45,11 +45,12 @@ fn say(status: &mut std::fs::File, line: std::fmt::Arguments<'_>) {
     let _ = status.write_all(format!("{line}\n").as_bytes());
 }
 
-/// Entry of the cloned child, pid 1 of the worker. Builds the worker, forks the command
-/// (pid 2, unprivileged) and stays as its reaper: when the command ends it reports the
-/// status at once, then kills whatever is left and exits — so the namespace teardown that
-/// the kernel does at this exit is off the caller's critical path. Keeping the command off
-/// pid 1 also gives it ordinary signal semantics (pid 1 ignores signals it has no handler for).
+/// Entry of the cloned child, pid 1 of the worker. Builds the worker, starts the command
+/// (pid 2, unprivileged) and stays as its reaper: when the command ends it reports the status
+/// at once, kills and reaps whatever is left, and waits for the helper to kill it once the
+/// caller has the report — so the namespace teardown that the kernel does at this exit is off
+/// the caller's critical path. Keeping the command off pid 1 also gives it ordinary signal
+/// semantics (pid 1 ignores signals it has no handler for).
 pub fn init_main(spec: &WorkerSpec, fds: InitFds) -> isize {
     // SAFETY: status_w is a pipe end the helper gave to this process alone.
     let mut status = unsafe { std::fs::File::from_raw_fd(fds.status_w) };
