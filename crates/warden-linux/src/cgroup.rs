@@ -64,6 +64,11 @@ fn write(path: &Path, value: &str) -> Result<()> {
     fs::write(path, value).map_err(|e| Error::io("write", path, e))
 }
 
+/// Whether `p` is worker `name`'s v1 cpu cgroup (`<root>/cpu/warden/<name>`).
+fn is_v1_cpu(p: &Path, name: &str) -> bool {
+    p.ends_with(Path::new("cpu").join(PARENT).join(name))
+}
+
 /// Creates cgroup `p` (and its parent); a leftover of the same name (a crashed run; the caller
 /// holds the name) is removed first.
 fn make_dir(p: &Path) -> Result<()> {
@@ -93,10 +98,9 @@ impl Cgroup {
     /// name (a crashed run; the caller holds the name) is removed first.
     pub fn create(root: &Path, name: &str, limits: &Limits) -> Result<Cgroup> {
         let version = detect(root);
-        let cpu = Path::new("cpu").join(PARENT).join(name);
         let paths: Vec<PathBuf> = paths_for(root, name)
             .into_iter()
-            .filter(|p| version == CgroupVersion::V2 || limits.cpu.is_some() || !p.ends_with(&cpu))
+            .filter(|p| version == CgroupVersion::V2 || limits.cpu.is_some() || !is_v1_cpu(p, name))
             .collect();
         if version == CgroupVersion::V2 {
             // Controllers must be enabled down the tree; "cpu" may be missing, so one at a time.
@@ -128,7 +132,7 @@ impl Cgroup {
         }
         let Some(dir) = paths_for(root, name)
             .into_iter()
-            .find(|p| p.ends_with(Path::new("cpu").join(PARENT).join(name)))
+            .find(|p| is_v1_cpu(p, name))
         else {
             // No cpu hierarchy: set_limits says so.
             return Ok(());
