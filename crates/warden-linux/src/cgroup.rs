@@ -282,8 +282,10 @@ fn read_key(file: Option<&fs::File>, key: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Where host-wide claims on cgroup names live (see [`claim`]).
-const CLAIM_DIR: &str = "/run/warden/cgroup-names";
+/// Where host-wide claims on cgroup names live (see [`claim`]): `cgroup-names` in the runtime root.
+fn claim_dir() -> PathBuf {
+    crate::runtime::root_or_fallback().join("cgroup-names")
+}
 
 /// A host-wide claim on a worker's cgroup name, held by its helper from before the worker
 /// exists until its cgroups are removed.
@@ -293,7 +295,7 @@ const CLAIM_DIR: &str = "/run/warden/cgroup-names";
 /// test suites, can both run a `w101`. Creating a cgroup removes a leftover of the same name,
 /// killing what is inside, and so does a teardown that finds its directory busy; without a
 /// claim, one instance killed the other's worker (this was the parked workers' intermittent
-/// "init died while parked"). An `flock` on `/run/warden/cgroup-names/<name>` is released by
+/// "init died while parked"). An `flock` on `<runtime root>/cgroup-names/<name>` is released by
 /// the kernel when its holder dies, so a crashed helper never blocks the name.
 #[derive(Debug)]
 pub struct Claim {
@@ -324,9 +326,9 @@ impl Claim {
 pub fn claim(name: &str) -> Result<Option<Claim>> {
     use std::os::fd::AsRawFd;
     use std::os::unix::fs::MetadataExt;
-    let dir = Path::new(CLAIM_DIR);
+    let dir = claim_dir();
     let path = dir.join(name);
-    if fs::create_dir_all(dir).is_err() {
+    if fs::create_dir_all(&dir).is_err() {
         return Ok(Some(Claim { file: None, path }));
     }
     loop {

@@ -13,7 +13,8 @@
 //! Modules: `spec` (what to run / what happened), `worker` (`run`, caller side), `helper`
 //! (the re-exec'd process), `namespaces` (the worker's init), `init` (a jail's init), `jail`,
 //! `jail_exec`, `parked` (a worker built up to its command, waiting for a [`Turn`]), `pool`
-//! (keeps parked workers per release and network mode), `mounts`, `cgroup`, `veth`, `netlink`, `lease`, `record`, `reaper`, `release`.
+//! (keeps parked workers per release and network mode), `mounts`, `cgroup`, `veth`, `netlink`, `lease`, `record`, `runtime` (the tmpfs for
+//! records and claims), `reaper`, `release`.
 
 pub mod cgroup;
 mod error;
@@ -31,6 +32,7 @@ pub mod pool;
 pub mod reaper;
 pub mod record;
 pub mod release;
+pub mod runtime;
 mod sched;
 mod spawn;
 mod spec;

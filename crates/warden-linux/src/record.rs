@@ -6,10 +6,12 @@ use std::fs::{self, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::runtime;
 
 /// What one live worker holds.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,12 +33,137 @@ pub struct Record {
     pub dirs: Vec<PathBuf>,
 }
 
+/// `state_dir/workers`: a link (made by [`ensure_workers_dir`]) to a directory on the runtime tmpfs, or a plain
+/// directory.
 pub fn workers_dir(state_dir: &Path) -> PathBuf {
     state_dir.join("workers")
 }
 
 pub fn record_path(state_dir: &Path, name: &str) -> PathBuf {
     workers_dir(state_dir).join(format!("{name}.json"))
+}
+
+/// Makes `state_dir/workers` usable, checked once per process and state directory: it becomes (again, after a
+/// reboot emptied the tmpfs) a link to `<runtime root>/workers-<hash of the state directory>`. An older plain
+/// directory is replaced only while empty; one holding records is kept as it is. Without a runtime root, a plain
+/// directory.
+pub fn ensure_workers_dir(state_dir: &Path) -> std::io::Result<()> {
+    static CHECKED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+    let link = workers_dir(state_dir);
+    let checked = || {
+        CHECKED
+            .lock()
+            .is_ok_and(|c| c.iter().any(|p| p == state_dir))
+    };
+    if checked() && link.is_dir() {
+        return Ok(());
+    }
+    make_workers_dir(state_dir, &link)?;
+    if let Ok(mut c) = CHECKED.lock() {
+        if !c.iter().any(|p| p == state_dir) {
+            c.push(state_dir.to_path_buf());
+        }
+    }
+    Ok(())
+}
+
+fn make_workers_dir(state_dir: &Path, link: &Path) -> std::io::Result<()> {
+    fs::create_dir_all(state_dir)?;
+    // A sweep in another process may remove the runtime directory between its creation and the link (it was
+    // not linked yet): the link then dangles, and the next round makes both again.
+    for _ in 0..3 {
+        let is_link = fs::symlink_metadata(link).is_ok_and(|m| m.file_type().is_symlink());
+        if is_link && link.is_dir() {
+            return Ok(());
+        }
+        let Some(target) = runtime_target(state_dir)? else {
+            return match fs::create_dir(link) {
+                Err(e) if e.kind() == ErrorKind::AlreadyExists && link.is_dir() => Ok(()),
+                other => other,
+            };
+        };
+        if !is_link && link.is_dir() && fs::remove_dir(link).is_err() {
+            return Ok(()); // records of live workers: they stay where they are
+        }
+        // Missing, or a link left dangling by a reboot: point it (again) at the runtime directory.
+        let tmp = state_dir.join(format!(".workers.{}.link", std::process::id()));
+        let _ = fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(&target, &tmp)?;
+        // rename(2) replaces a dangling link atomically; it fails on a directory another process made.
+        let renamed = fs::rename(&tmp, link);
+        let _ = fs::remove_file(&tmp);
+        if link.is_dir() {
+            return Ok(());
+        }
+        renamed?;
+    }
+    Err(std::io::Error::other(format!(
+        "{} keeps dangling: its runtime directory is removed as it is made",
+        link.display()
+    )))
+}
+
+/// `<runtime root>/workers-<hash>` for this state directory, created (with `workers-<hash>.owner` naming the state
+/// directory), or `None` when there is no runtime root or the name is another state directory's.
+fn runtime_target(state_dir: &Path) -> std::io::Result<Option<PathBuf>> {
+    let Some(root) = runtime::root() else {
+        return Ok(None);
+    };
+    let owner = fs::canonicalize(state_dir)?;
+    let hash = owner
+        .as_os_str()
+        .as_encoded_bytes()
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    sweep_runtime_dirs(root);
+    let target = root.join(format!("workers-{hash:016x}"));
+    fs::create_dir_all(&target)?;
+    let owner_file = owner_file(&target);
+    let want = owner.as_os_str().as_encoded_bytes();
+    match fs::read(&owner_file) {
+        Ok(have) if have == want => {}
+        Ok(_) => return Ok(None),
+        Err(e) if e.kind() == ErrorKind::NotFound => fs::write(&owner_file, want)?,
+        Err(e) => return Err(e),
+    }
+    Ok(Some(target))
+}
+
+/// `workers-<hash>.owner` beside `workers-<hash>`: the records directory holds records only.
+fn owner_file(dir: &Path) -> PathBuf {
+    let mut name = dir.as_os_str().to_os_string();
+    name.push(".owner");
+    PathBuf::from(name)
+}
+
+/// Removes runtime directories whose state directory no longer links to them (deleted state directories,
+/// test runs) and that hold no record.
+fn sweep_runtime_dirs(root: &Path) {
+    let Ok(entries) = fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.filter_map(|e| e.ok()).map(|e| e.path()) {
+        let Some(dir) = entry
+            .to_str()
+            .and_then(|d| d.strip_suffix(".owner"))
+            .map(PathBuf::from)
+        else {
+            continue;
+        };
+        let Ok(owner) = fs::read(owner_file(&dir)) else {
+            continue;
+        };
+        let owner = PathBuf::from(String::from_utf8_lossy(&owner).into_owned());
+        if fs::read_link(workers_dir(&owner)).is_ok_and(|t| t == dir) {
+            continue;
+        }
+        // remove_dir fails on a directory holding records; the owner file goes only with its directory.
+        if fs::remove_dir(&dir).is_ok() || !dir.exists() {
+            let _ = fs::remove_file(owner_file(&dir));
+        }
+    }
 }
 
 /// Start time of a process in clock ticks since boot, or `None` if it does not exist.
@@ -72,7 +199,7 @@ impl Record {
     /// Creates the record file; fails with `AlreadyExists` if the name is taken.
     pub fn create(&self, state_dir: &Path) -> std::io::Result<()> {
         let dir = workers_dir(state_dir);
-        fs::create_dir_all(&dir)?;
+        ensure_workers_dir(state_dir)?;
         let path = record_path(state_dir, &self.name);
         let body = serde_json::to_vec(self).map_err(std::io::Error::other)?;
         // Publish the whole record at once: a reaper must never see an empty or half-written file
@@ -178,6 +305,80 @@ mod tests {
         assert!(is_alive(me, start));
         assert!(!is_alive(me, start + 1));
         assert!(!is_alive(-1, 0));
+    }
+
+    #[test]
+    fn records_live_on_a_tmpfs_behind_a_link_that_survives_a_reboot_and_a_deleted_state_dir() {
+        let Some(root) = runtime::root() else {
+            panic!(
+                "no tmpfs among {:?}: records would stay on disk",
+                runtime::PARENTS
+            );
+        };
+        let state = tempfile::tempdir().unwrap();
+        let rec = Record {
+            name: "w1".into(),
+            ..Default::default()
+        };
+        rec.create(state.path()).unwrap();
+        let link = workers_dir(state.path());
+        let target = fs::read_link(&link).expect("workers is a link");
+        assert!(target.starts_with(root), "{target:?} not under {root:?}");
+        assert!(runtime::is_tmpfs(&target));
+        assert!(target.join("w1.json").exists());
+        let owner = fs::read(owner_file(&target)).unwrap();
+        assert_eq!(
+            owner,
+            fs::canonicalize(state.path())
+                .unwrap()
+                .as_os_str()
+                .as_encoded_bytes()
+        );
+
+        // A reboot empties the tmpfs: the link dangles and the next record makes the directory again.
+        fs::remove_file(target.join("w1.json")).unwrap();
+        fs::remove_file(owner_file(&target)).unwrap();
+        fs::remove_dir(&target).unwrap();
+        assert!(list(state.path()).is_empty());
+        rec.create(state.path()).unwrap();
+        assert_eq!(list(state.path()), vec!["w1".to_string()]);
+        Record::remove(state.path(), "w1").unwrap();
+
+        // A deleted state directory's runtime directory goes at the next sweep.
+        drop(state);
+        sweep_runtime_dirs(root);
+        assert!(!target.exists(), "{target:?} outlived its state directory");
+    }
+
+    #[test]
+    fn an_older_workers_directory_moves_to_the_tmpfs_only_once_empty() {
+        let state = tempfile::tempdir().unwrap();
+        let link = workers_dir(state.path());
+        fs::create_dir(&link).unwrap();
+        fs::write(link.join("live.json"), "{}").unwrap();
+        let rec = |name: &str| Record {
+            name: name.into(),
+            ..Default::default()
+        };
+        rec("w1").create(state.path()).unwrap();
+        let is_link = || {
+            fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        };
+        assert!(!is_link(), "a directory with live records was replaced");
+        assert!(link.join("w1.json").exists());
+
+        // A new process (a fresh check) finds it empty and moves it.
+        for name in ["live", "w1"] {
+            Record::remove(state.path(), name).unwrap();
+        }
+        make_workers_dir(state.path(), &link).unwrap();
+        assert!(is_link());
+        rec("w2").create(state.path()).unwrap();
+        assert_eq!(list(state.path()), vec!["w2".to_string()]);
+        assert!(runtime::is_tmpfs(&fs::canonicalize(&link).unwrap()));
     }
 
     #[test]
