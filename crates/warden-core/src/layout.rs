@@ -76,6 +76,35 @@ pub struct Service {
     pub fqdn: String,
 }
 
+/// PostgreSQL's port on the db jail: what git and cms connect to.
+pub const DB_PORT: u16 = 5432;
+
+/// The models server's port on the ai jail (the default `agent.base_url` is `http://<ai>:8080/v1`).
+pub const MODELS_PORT: u16 = 8080;
+
+/// Who may open connections on a [`ServicePath`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Clients {
+    /// Every networked worker (the layout's worker range).
+    Workers,
+    /// These service jails.
+    Jails(Vec<Ipv4Addr>),
+}
+
+/// A TCP path between two ports of the bridge that the layout implies; every other path between two ports is
+/// refused (traffic to and through the gateway is not between ports).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServicePath {
+    /// Who connects.
+    pub clients: Clients,
+    /// The service's address.
+    pub server: Ipv4Addr,
+    /// The service's TCP port.
+    pub port: u16,
+    /// Why the path exists, for the rendered comment.
+    pub what: &'static str,
+}
+
 /// A tenant and its sites.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Tenant {
@@ -204,6 +233,35 @@ impl Layout {
     /// The service with `role`, if it is part of the layout.
     pub fn service(&self, role: Role) -> Option<&Service> {
         self.services.iter().find(|s| s.role == role)
+    }
+
+    /// The paths between bridge ports the layout implies: workers → ai (local models), git and cms → db.
+    pub fn service_paths(&self) -> Vec<ServicePath> {
+        let mut paths = Vec::new();
+        if let Some(ai) = self.service(Role::Ai) {
+            paths.push(ServicePath {
+                clients: Clients::Workers,
+                server: ai.addr,
+                port: MODELS_PORT,
+                what: "workers use the local models",
+            });
+        }
+        if let Some(db) = self.service(Role::Db) {
+            let clients: Vec<Ipv4Addr> = [Role::Git, Role::Cms]
+                .into_iter()
+                .filter_map(|r| self.service(r))
+                .map(|s| s.addr)
+                .collect();
+            if !clients.is_empty() {
+                paths.push(ServicePath {
+                    clients: Clients::Jails(clients),
+                    server: db.addr,
+                    port: DB_PORT,
+                    what: "git and cms use PostgreSQL",
+                });
+            }
+        }
+        paths
     }
 
     /// The service jails Bastille manages (everything but the browser VM), in slot order.

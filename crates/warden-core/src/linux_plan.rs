@@ -77,7 +77,7 @@ pub fn plan(layout: &Layout, host: &LinuxHost, paths: &LinuxPaths) -> Plan {
     if rules_changed {
         out.push(Action::file(
             s,
-            "write the nftables ruleset (NAT of the subnet, worker isolation)",
+            "write the nftables ruleset (NAT of the subnet, worker isolation, service paths)",
             &paths.nftables(),
             "0644",
             rules,
@@ -87,7 +87,7 @@ pub fn plan(layout: &Layout, host: &LinuxHost, paths: &LinuxPaths) -> Plan {
         out.push(
             Action::run(
                 s,
-                "load the ruleset into table inet warden (atomic)",
+                "load the ruleset into tables inet and bridge warden (atomic)",
                 &["nft", "-f", &paths.nftables()],
             )
             .verified_by(&["nft", "list", "table", "inet", render::nftables::TABLE]),

@@ -62,7 +62,7 @@ pub struct LinuxHost {
     pub bridge_addrs: Vec<String>,
     /// `net.ipv4.ip_forward` is 1.
     pub forwarding: bool,
-    /// Whether nftables has Warden's table.
+    /// Whether nftables has both of Warden's tables (inet and bridge).
     pub nft_table: bool,
     /// Current content of the files Warden manages, by absolute path.
     pub files: BTreeMap<String, String>,

@@ -431,7 +431,8 @@ impl Helper {
         if let Some(v) = &vnet {
             let nl = self.nl.insert(Netlink::open()?);
             self.veth_created = true;
-            veth::create(nl, v, &self.spec.name, pid_raw as u32)?;
+            let isolated = self.spec.persistent.is_none();
+            veth::create(nl, v, &self.spec.name, pid_raw as u32, isolated)?;
             self.timings.net_host_us = mono_us() - t_cg;
         }
         // Go: the init may now configure its network and exec.

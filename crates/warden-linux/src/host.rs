@@ -53,14 +53,19 @@ impl LinuxBackend {
         let forwarding = std::fs::read_to_string(self.proc_root.join("sys/net/ipv4/ip_forward"))
             .unwrap_or_default();
         host.forwarding = forwarding.trim() == "1";
-        let nft = self.runner.run(&argv(&[
-            "nft",
-            "list",
-            "table",
-            "inet",
-            warden_core::render::nftables::TABLE,
-        ]))?;
-        host.nft_table = nft.ok();
+        // Both tables of the ruleset file: NAT and policy (inet), service paths between ports (bridge).
+        let mut loaded = true;
+        for family in ["inet", "bridge"] {
+            let nft = self.runner.run(&argv(&[
+                "nft",
+                "list",
+                "table",
+                family,
+                warden_core::render::nftables::TABLE,
+            ]))?;
+            loaded &= nft.ok();
+        }
+        host.nft_table = loaded;
         for path in [self.paths.nftables(), self.paths.dnsmasq_conf()] {
             if let Some(content) = self.runner.read_file(&path)? {
                 host.files.insert(path, content);

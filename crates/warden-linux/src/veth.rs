@@ -1,10 +1,13 @@
-//! The worker's link to the bridge: a veth pair `e0a_<name>` (host side, a port of the bridge,
-//! isolated) / `eth0` (created directly inside the worker's network namespace).
+//! The worker's link to the bridge: a veth pair `e0a_<name>` (host side, a port of the bridge)
+//! / `eth0` (created directly inside the worker's network namespace).
 //!
 //! Workers cannot reach each other because every worker port is a bridge port with
 //! `isolated on` (IFLA_BRPORT_ISOLATED): the bridge forwards nothing between two isolated
 //! ports, only between an isolated port and a non-isolated one — the bridge device itself,
-//! which is the gateway (DNS, NAT out). The same as `bridge link set dev e0a_x isolated on`.
+//! which is the gateway (DNS, NAT out), and the ports of service jails. The same as
+//! `bridge link set dev e0a_x isolated on`. A jail's port is not isolated, so the layout's service
+//! paths (workers → ai, git/cms → db) can cross; the `bridge warden` nftables table lets only those
+//! through (`warden_core::render::nftables`).
 
 use std::os::fd::AsFd;
 use std::path::Path;
@@ -22,9 +25,16 @@ pub fn host_ifname(worker: &str) -> String {
     format!("e0a_{worker}")
 }
 
-/// Creates the pair for worker `name` whose init is `init_pid`. A leftover host side with the
-/// same name (a crashed run; the caller holds the name through its record) is deleted first.
-pub fn create(nl: &mut Netlink, vnet: &Vnet, name: &str, init_pid: u32) -> Result<()> {
+/// Creates the pair for worker `name` whose init is `init_pid`, its host side an isolated port when
+/// `isolated` (workers; not service jails). A leftover host side with the same name (a crashed run;
+/// the caller holds the name through its record) is deleted first.
+pub fn create(
+    nl: &mut Netlink,
+    vnet: &Vnet,
+    name: &str,
+    init_pid: u32,
+    isolated: bool,
+) -> Result<()> {
     let bridge = nl.link_index(&vnet.bridge)?.ok_or_else(|| Error::Setup {
         name: name.to_string(),
         message: format!("failed to find bridge {}", vnet.bridge),
@@ -49,7 +59,9 @@ pub fn create(nl: &mut Netlink, vnet: &Vnet, name: &str, init_pid: u32) -> Resul
         message: format!("failed to find {host} after creating it"),
     })?;
     let t2 = crate::namespaces::mono_us();
-    nl.set_port_isolated(index)?;
+    if isolated {
+        nl.set_port_isolated(index)?;
+    }
     tracing::debug!(
         create_us = t1 - t0,
         lookup_us = t2 - t1,

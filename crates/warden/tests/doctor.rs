@@ -355,6 +355,11 @@ fn linux_doctor_finds_each_break_and_its_remedy_fixes_it() {
         &id,
     );
     h.break_and_fix(
+        "nft delete table bridge warden",
+        &[("network.paths", "setup --backend linux --step host")],
+        &id,
+    );
+    h.break_and_fix(
         "sysctl -q -w net.ipv4.ip_forward=0",
         &[("network.forwarding", "setup --backend linux --step host")],
         &id,

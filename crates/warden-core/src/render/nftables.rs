@@ -1,14 +1,36 @@
-//! The Linux ruleset: one `inet warden` table with NAT for the subnet and the forward/input policy.
-//! The file deletes and recreates the table in one `nft -f` transaction, so applying it twice is harmless.
+//! The Linux ruleset: an `inet warden` table with NAT for the subnet and the forward/input policy, and a
+//! `bridge warden` table for traffic between two ports of the bridge: only the layout's service paths
+//! ([`Layout::service_paths`]) cross. The file deletes and recreates both tables in one `nft -f` transaction, so
+//! applying it twice is harmless.
+//!
+//! Worker ports are also isolated bridge ports (they cannot reach each other even without this ruleset); jail
+//! ports are not, or no service path could cross. This kernel family has no connection tracking on a bridge
+//! (`nf_conntrack_bridge` is optional), so replies are matched without state: a server's packets to its clients
+//! must come from the service port and may not be a bare SYN, so a server cannot open a connection back.
 
-use crate::layout::Layout;
+use std::fmt::Write;
+
+use crate::layout::{Clients, Layout, ServicePath};
 
 /// Name of Warden's nftables table (family inet).
 pub const TABLE: &str = "warden";
 
 /// Renders the ruleset for `nft -f`.
 pub fn render(layout: &Layout) -> String {
-    let (wf, wl) = layout.workers;
+    let workers = workers_set(layout);
+    // Where br_netfilter is loaded, bridged frames also pass the inet forward hook (in and out on the bridge),
+    // with connection tracking: the service paths' first packets are let through there too.
+    let mut routed_paths = String::new();
+    for p in layout.service_paths() {
+        let _ = writeln!(
+            routed_paths,
+            "        iifname \"{bridge}\" oifname \"{bridge}\" ip saddr {clients} ip daddr {server} tcp dport {port} accept",
+            bridge = layout.bridge,
+            clients = clients(&p),
+            server = p.server,
+            port = p.port,
+        );
+    }
     format!(
         r#"#!/usr/sbin/nft -f
 # Managed by warden: `warden render nftables` regenerates this file.
@@ -17,12 +39,7 @@ table inet {TABLE}
 delete table inet {TABLE}
 
 table inet {TABLE} {{
-    set workers {{
-        type ipv4_addr
-        flags interval
-        elements = {{ {wf}-{wl} }}
-    }}
-
+{workers}
     chain input {{
         type filter hook input priority filter; policy accept;
         iifname "{bridge}" ct state established,related accept
@@ -35,8 +52,8 @@ table inet {TABLE} {{
     chain forward {{
         type filter hook forward priority filter; policy accept;
         ct state established,related accept
-        # Routed traffic between jails never hairpins through the host; bridge ports are isolated as well.
-        iifname "{bridge}" oifname "{bridge}" drop
+        # Nothing between two hosts on the bridge but the service paths (see table bridge {TABLE}).
+{routed_paths}        iifname "{bridge}" oifname "{bridge}" drop
         iifname "{bridge}" ip saddr {cidr} accept
         oifname "{bridge}" drop
     }}
@@ -49,5 +66,58 @@ table inet {TABLE} {{
 "#,
         bridge = layout.bridge,
         cidr = layout.cidr(),
+    ) + &render_bridge(layout)
+}
+
+/// The `workers` set: the networked workers' address range.
+fn workers_set(layout: &Layout) -> String {
+    let (wf, wl) = layout.workers;
+    format!(
+        "    set workers {{\n        type ipv4_addr\n        flags interval\n        elements = {{ {wf}-{wl} }}\n    }}\n"
+    )
+}
+
+/// A path's clients as an nft expression.
+fn clients(p: &ServicePath) -> String {
+    match &p.clients {
+        Clients::Workers => "@workers".to_string(),
+        Clients::Jails(addrs) => {
+            let list: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
+            format!("{{ {} }}", list.join(", "))
+        }
+    }
+}
+
+/// The `bridge warden` table: the service paths, then nothing else between two ports but ARP.
+fn render_bridge(layout: &Layout) -> String {
+    let workers = workers_set(layout);
+    let mut paths = String::new();
+    for p in layout.service_paths() {
+        let clients = clients(&p);
+        let (server, port) = (p.server, p.port);
+        let _ = writeln!(paths, "        # {}", p.what);
+        let _ = writeln!(
+            paths,
+            "        ip saddr {clients} ip daddr {server} tcp dport {port} accept"
+        );
+        let _ = writeln!(
+            paths,
+            "        ip saddr {server} ip daddr {clients} tcp sport {port} tcp flags & (syn | ack) != syn accept"
+        );
+    }
+    format!(
+        r#"
+table bridge {TABLE}
+delete table bridge {TABLE}
+
+table bridge {TABLE} {{
+{workers}
+    chain forward {{
+        type filter hook forward priority filter; policy accept;
+{paths}        # Nothing else crosses between two ports (frames to the gateway are not forwarded, so not seen here).
+        ether type != arp drop
+    }}
+}}
+"#
     )
 }

@@ -27,8 +27,11 @@ pub fn tasks(ctx: &Arc<Ctx>) -> Vec<Task> {
     if ctx.opts.backend == BackendKind::Bastille {
         out.push(task(ctx, "network.pf", network::pf));
     }
+    out.push(task(ctx, "network.nat", network::nat));
+    if ctx.opts.backend == BackendKind::Linux {
+        out.push(task(ctx, "network.paths", network::paths));
+    }
     out.extend([
-        task(ctx, "network.nat", network::nat),
         task(ctx, "dns.service", dns::service),
         task(ctx, "dns.listen", dns::listen),
         task(ctx, "dns.zone", dns::zone),

@@ -118,6 +118,62 @@ pub fn pf(ctx: &Ctx) -> Vec<Check> {
     vec![check]
 }
 
+/// `network.paths` (Linux): the `bridge warden` table lets only the layout's service paths cross between two
+/// ports of the bridge (jail ports are not isolated, so without it jails and workers would reach every jail).
+pub fn paths(ctx: &Ctx) -> Vec<Check> {
+    const DROP: &str = "ether type != arp drop";
+    let layout = ctx.layout();
+    let remedy = ctx.setup("host");
+    let wanted: Vec<String> = layout
+        .service_paths()
+        .iter()
+        .map(|p| format!("ip daddr {} tcp dport {} accept", p.server, p.port))
+        .collect();
+    let expected = format!(
+        "nftables table bridge {TABLE}: {} service path(s), then `{DROP}`",
+        wanted.len()
+    );
+    let check = match ctx.run(&["nft", "list", "table", "bridge", TABLE]) {
+        Ok(out) if out.ok() => {
+            let missing: Vec<&String> = wanted
+                .iter()
+                .filter(|w| !out.stdout.contains(w.as_str()))
+                .collect();
+            if !out.stdout.contains(DROP) {
+                Check::fail(
+                    "network.paths",
+                    expected,
+                    format!(
+                        "table bridge {TABLE} does not end with `{DROP}`: any jail is reachable"
+                    ),
+                    remedy,
+                )
+            } else if let Some(m) = missing.first() {
+                Check::fail(
+                    "network.paths",
+                    expected,
+                    format!("table bridge {TABLE} lacks `{m}`"),
+                    remedy,
+                )
+            } else {
+                Check::ok(
+                    "network.paths",
+                    expected,
+                    format!("{} service path(s), everything else dropped", wanted.len()),
+                )
+            }
+        }
+        Ok(out) => Check::fail(
+            "network.paths",
+            expected,
+            format!("table bridge {TABLE} is not loaded (nft → {})", said(&out)),
+            remedy,
+        ),
+        Err(e) => Check::fail("network.paths", expected, e.to_string(), remedy),
+    };
+    vec![check.depends(&["network.bridge"])]
+}
+
 /// `network.nat`: the subnet is masqueraded (nftables `inet warden` on Linux, a pf `nat` rule on FreeBSD).
 pub fn nat(ctx: &Ctx) -> Vec<Check> {
     let layout = ctx.layout();
