@@ -82,6 +82,21 @@ pub const DB_PORT: u16 = 5432;
 /// The models server's port on the ai jail (the default `agent.base_url` is `http://<ai>:8080/v1`).
 pub const MODELS_PORT: u16 = 8080;
 
+/// `(host, port)` of an `http://` or `https://` URL (the scheme's port when none is written).
+pub fn url_host_port(url: &str) -> Option<(String, u16)> {
+    let (rest, default) = if let Some(r) = url.strip_prefix("http://") {
+        (r, 80)
+    } else {
+        (url.strip_prefix("https://")?, 443)
+    };
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let authority = authority.rsplit('@').next()?;
+    match authority.rsplit_once(':') {
+        Some((host, port)) => Some((host.to_string(), port.parse().ok()?)),
+        None => Some((authority.to_string(), default)),
+    }
+}
+
 /// Who may open connections on a [`ServicePath`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Clients {
@@ -216,6 +231,9 @@ pub struct Layout {
     pub worker_user: String,
     /// Parked workers per release and network mode.
     pub pool_size: u32,
+    /// The models server's port on the ai jail: `agent.base_url`'s when it names the ai jail, else
+    /// [`MODELS_PORT`].
+    pub models_port: u16,
 }
 
 impl Layout {
@@ -242,7 +260,7 @@ impl Layout {
             paths.push(ServicePath {
                 clients: Clients::Workers,
                 server: ai.addr,
-                port: MODELS_PORT,
+                port: self.models_port,
                 what: "workers use the local models",
             });
         }
@@ -604,8 +622,17 @@ impl Layout {
             },
             worker_user: c.worker_user.clone(),
             pool_size: c.pool_size,
+            models_port: MODELS_PORT,
         };
         layout.records = records(&layout);
+        // The agent's provider is the ai jail when agent.base_url names it: the workers' path follows its port.
+        if let (Some(ai), Some((host, port))) =
+            (layout.service(Role::Ai), url_host_port(&c.agent_base_url))
+        {
+            if host == ai.addr.to_string() || host == ai.fqdn {
+                layout.models_port = port;
+            }
+        }
         Ok(layout)
     }
 }
@@ -825,6 +852,32 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("identity"), "{err}");
+    }
+
+    #[test]
+    fn the_models_path_follows_agent_base_url_when_it_names_the_ai_jail() {
+        assert_eq!(
+            url_host_port("http://10.0.1.4:8080/v1"),
+            Some(("10.0.1.4".into(), 8080))
+        );
+        assert_eq!(
+            url_host_port("https://ai.home.arpa/v1"),
+            Some(("ai.home.arpa".into(), 443))
+        );
+        assert_eq!(url_host_port("ftp://x"), None);
+        let port = |url: &str| {
+            let mut loaded = load(None, &|_| None, &vec![]).unwrap();
+            loaded.config.agent_base_url = url.into();
+            let l = Layout::from_loaded(&loaded).unwrap();
+            l.service_paths()[0].port
+        };
+        assert_eq!(port("http://10.0.1.4:8080/v1"), 8080);
+        assert_eq!(port("http://10.0.1.4:18081/v1"), 18081);
+        assert_eq!(port("http://models.home.arpa:9000/v1"), 9000);
+        // ai.<domain> is the control plane on the gateway, not the models jail.
+        assert_eq!(port("http://ai.home.arpa:9000/v1"), MODELS_PORT);
+        // A provider elsewhere: the ai jail keeps the default port.
+        assert_eq!(port("https://api.example.com/v1"), MODELS_PORT);
     }
 
     #[test]
