@@ -392,13 +392,19 @@ fn size(flag: &Option<String>, default: u64, name: &str) -> Result<u64, Exit> {
 fn host_network_fingerprint(layout: &Layout) -> String {
     use std::os::unix::fs::MetadataExt;
     let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
+    use std::hash::{Hash, Hasher};
     let netns = std::fs::metadata("/proc/thread-self/ns/net").map_or(0, |m| m.ino());
+    // What the host step loads: a new ruleset or zone (an upgrade, a changed layout) is applied again.
+    let mut files = std::hash::DefaultHasher::new();
+    warden_core::render::nftables::render(layout).hash(&mut files);
+    warden_core::render::dnsmasq_conf::render(layout).hash(&mut files);
     format!(
-        "boot {} netns {netns} bridge {} gateway {} domain {}\n",
+        "boot {} netns {netns} bridge {} gateway {} domain {} files {:016x}\n",
         boot.trim(),
         layout.bridge,
         layout.gateway,
-        layout.domain
+        layout.domain,
+        files.finish()
     )
 }
 
