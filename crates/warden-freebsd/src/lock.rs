@@ -90,6 +90,17 @@ impl<R: Runner> Runner for BastilleLock<R> {
         }
     }
 
+    fn run_capped(&self, argv: &[String], cap: u64) -> Result<(Output, bool), RunError> {
+        let program = argv.first().ok_or(RunError::Empty)?;
+        // The inner runner's own capping (a real one kills the command at the cap): never the default's.
+        if is_bastille(program) {
+            let _held = self.lock()?;
+            self.inner.run_capped(argv, cap)
+        } else {
+            self.inner.run_capped(argv, cap)
+        }
+    }
+
     fn read_file(&self, path: &str) -> Result<Option<String>, RunError> {
         self.inner.read_file(path)
     }

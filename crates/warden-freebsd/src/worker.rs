@@ -25,6 +25,8 @@ pub mod exit_codes {
     pub const INFRASTRUCTURE: i32 = 125;
     /// The command was killed by a signal (128 + SIGKILL).
     pub const KILLED: i32 = 137;
+    /// The command went over its output cap and was killed (the Linux backend's code).
+    pub const OUTPUT: i32 = 141;
 }
 
 /// A worker's network.
@@ -48,7 +50,8 @@ pub struct WorkerLimits {
     pub max_procs: Option<u32>,
     /// Wall clock; afterwards the jail is removed and the run ends with [`exit_codes::TIMEOUT`].
     pub timeout: Option<Duration>,
-    /// Cap on captured stdout and stderr each (applied after the run; see the note on [`run_worker`]).
+    /// Cap on captured stdout and stderr together; a command that writes more is killed while it runs and the
+    /// run ends with [`exit_codes::OUTPUT`] (as on Linux).
     pub output_bytes: Option<u64>,
 }
 
@@ -112,12 +115,14 @@ pub enum WorkerEnd {
     TimedOut,
     /// The command died of a signal.
     Killed,
+    /// The command went over its output cap and was killed.
+    OutputCapped,
 }
 
 /// The result of one worker run.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct WorkerOutcome {
-    /// The command's exit code, or [`exit_codes::TIMEOUT`] / [`exit_codes::KILLED`].
+    /// The command's exit code, or [`exit_codes::TIMEOUT`] / [`exit_codes::KILLED`] / [`exit_codes::OUTPUT`].
     pub exit_code: i32,
     /// How it ended.
     pub end: WorkerEnd,
@@ -377,8 +382,7 @@ fn create_epair(runner: &dyn Runner, layout: &Layout, name: &str) -> Result<(), 
     Ok(())
 }
 
-/// Creates the worker, runs the command, tears it down. Output is captured whole by the runner, so
-/// `output_bytes` truncates afterwards rather than stopping a chatty command early (documented gap).
+/// Creates the worker, runs the command, tears it down.
 pub fn run_worker(
     runner: &dyn Runner,
     layout: &Layout,
@@ -480,13 +484,17 @@ fn create_and_run(
     }
     let argv = exec_argv(spec);
     let started = Instant::now();
-    let (out, timed_out) =
-        exec_with_timeout(runner, name, &argv, spec.limits.timeout).map_err(|source| {
-            WorkerError::Run {
-                what: format!("run the command in {name}"),
-                source,
-            }
-        })?;
+    let (out, timed_out, capped) = exec_with_timeout(
+        runner,
+        name,
+        &argv,
+        spec.limits.timeout,
+        spec.limits.output_bytes,
+    )
+    .map_err(|source| WorkerError::Run {
+        what: format!("run the command in {name}"),
+        source,
+    })?;
     let elapsed = started.elapsed();
     // jexec's own failures (no such jail, no such user) exit 1 like a failing command (§7.1); they print
     // `jexec: …` first, which a command's stderr does not.
@@ -500,27 +508,19 @@ fn create_and_run(
     }
     let (exit_code, end) = if timed_out {
         (exit_codes::TIMEOUT, WorkerEnd::TimedOut)
+    } else if capped {
+        (exit_codes::OUTPUT, WorkerEnd::OutputCapped)
     } else if out.status < 0 {
         // The runner reports death by a signal as -1 without the number; SIGKILL (memory, the reaper) is the case.
         (exit_codes::KILLED, WorkerEnd::Killed)
     } else {
         (out.status, WorkerEnd::Exited)
     };
-    let cap = |s: String| match spec.limits.output_bytes {
-        Some(max) if s.len() as u64 > max => {
-            let mut cut = max as usize;
-            while !s.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            s[..cut].to_string()
-        }
-        _ => s,
-    };
     Ok(WorkerOutcome {
         exit_code,
         end,
-        stdout: cap(out.stdout),
-        stderr: cap(out.stderr),
+        stdout: out.stdout,
+        stderr: out.stderr,
         addr: lease.map(Lease::addr),
         elapsed,
         cleanup_problems: Vec::new(),
@@ -569,34 +569,43 @@ fn exec_argv(spec: &WorkerSpec) -> Vec<String> {
     argv
 }
 
-/// Runs `argv` on a helper thread; when `timeout` passes first, `jail -r NAME` kills everything in the jail,
-/// which ends the command, and the run is reported as timed out.
+/// Runs `argv` (its output capped at `cap` bytes, the command killed beyond) on a helper thread; when
+/// `timeout` passes first, `jail -r NAME` kills everything in the jail, which ends the command, and the run is
+/// reported as timed out. Returns the output, whether it timed out, whether it went over the cap.
 fn exec_with_timeout(
     runner: &dyn Runner,
     name: &str,
     argv: &[String],
     timeout: Option<Duration>,
-) -> Result<(Output, bool), RunError> {
+    cap: Option<u64>,
+) -> Result<(Output, bool, bool), RunError> {
+    let exec = move || match cap {
+        Some(cap) => runner.run_capped(argv, cap),
+        None => runner.run(argv).map(|o| (o, false)),
+    };
     let Some(timeout) = timeout else {
-        return runner.run(argv).map(|o| (o, false));
+        return exec().map(|(o, capped)| (o, false, capped));
     };
     std::thread::scope(|s| {
         let (tx, rx) = mpsc::channel();
         s.spawn(move || {
-            let _ = tx.send(runner.run(argv));
+            let _ = tx.send(exec());
         });
         match rx.recv_timeout(timeout) {
-            Ok(result) => result.map(|o| (o, false)),
+            Ok(result) => result.map(|(o, capped)| (o, false, capped)),
             Err(_) => {
                 let _ = runner.run(&strings(&["jail", "-r", name]));
                 // The scope joins the thread; jail -r has killed the command, so it returns promptly.
-                let out = rx.recv().unwrap_or_else(|_| {
-                    Ok(Output {
-                        status: -1,
-                        ..Default::default()
-                    })
+                let (out, _) = rx.recv().unwrap_or_else(|_| {
+                    Ok((
+                        Output {
+                            status: -1,
+                            ..Default::default()
+                        },
+                        false,
+                    ))
                 })?;
-                Ok((out, true))
+                Ok((out, true, false))
             }
         }
     })

@@ -60,6 +60,36 @@ pub trait Runner: Send + Sync {
     fn write_file(&self, path: &str, mode: u32, content: &str) -> Result<(), RunError>;
     /// Mode bits of a host path, if it exists.
     fn mode(&self, path: &str) -> Result<Option<u32>, RunError>;
+
+    /// Runs `argv` like [`Runner::run`], keeping at most `cap` bytes of stdout and stderr together; true when
+    /// the command wrote more. A runner of real processes kills the command (SIGKILL) as soon as it goes over,
+    /// so a chatty command cannot fill memory; this default (for stand-ins) runs it to the end and cuts after.
+    fn run_capped(&self, argv: &[String], cap: u64) -> Result<(Output, bool), RunError> {
+        let mut out = self.run(argv)?;
+        let over = cut_to_cap(&mut out, cap);
+        Ok((out, over))
+    }
+}
+
+/// Cuts `out`'s stdout, then its stderr, so together they hold at most `cap` bytes (at character
+/// boundaries); true when anything was cut.
+pub fn cut_to_cap(out: &mut Output, cap: u64) -> bool {
+    let cap = usize::try_from(cap).unwrap_or(usize::MAX);
+    if out.stdout.len().saturating_add(out.stderr.len()) <= cap {
+        return false;
+    }
+    let cut = |s: &mut String, max: usize| {
+        if s.len() > max {
+            let mut at = max;
+            while !s.is_char_boundary(at) {
+                at -= 1;
+            }
+            s.truncate(at);
+        }
+    };
+    cut(&mut out.stdout, cap);
+    cut(&mut out.stderr, cap - out.stdout.len());
+    true
 }
 
 /// Runs real processes. Host paths are joined under `root` (`/` normally; a simulated host's root in tests).
@@ -114,6 +144,97 @@ impl Runner for SystemRunner {
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         })
+    }
+
+    fn run_capped(&self, argv: &[String], cap: u64) -> Result<(Output, bool), RunError> {
+        use std::io::Read;
+        use std::sync::atomic::{AtomicU64, Ordering};
+        use std::sync::{mpsc, Arc};
+        let (program, args) = argv.split_first().ok_or(RunError::Empty)?;
+        tracing::debug!(argv = ?argv, cap, "run (output capped)");
+        let mut child = Command::new(program)
+            .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|source| RunError::Spawn {
+                program: program.clone(),
+                source,
+            })?;
+        // Both streams draw on one budget; a reader that finds it spent says so and stops reading.
+        let budget = Arc::new(AtomicU64::new(cap));
+        let (tx, rx) = mpsc::channel::<(usize, Vec<u8>, bool)>();
+        let streams: [Option<Box<dyn Read + Send>>; 2] = [
+            child
+                .stdout
+                .take()
+                .map(|r| Box::new(r) as Box<dyn Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|r| Box::new(r) as Box<dyn Read + Send>),
+        ];
+        for (idx, stream) in streams.into_iter().enumerate() {
+            let Some(mut stream) = stream else {
+                let _ = tx.send((idx, Vec::new(), false));
+                continue;
+            };
+            let (tx, budget) = (tx.clone(), budget.clone());
+            // Not scoped: after a kill, a process the command left behind may hold the pipe open (until the
+            // jail is removed); the thread then ends on its own and nobody waits for it.
+            std::thread::spawn(move || {
+                let (mut kept, mut chunk) = (Vec::new(), vec![0u8; 64 * 1024]);
+                let over = loop {
+                    let n = match stream.read(&mut chunk) {
+                        Ok(0) | Err(_) => break false,
+                        Ok(n) => n as u64,
+                    };
+                    let took = budget
+                        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| {
+                            Some(b.saturating_sub(n))
+                        })
+                        .unwrap_or(0);
+                    kept.extend_from_slice(&chunk[..took.min(n) as usize]);
+                    if n > took {
+                        break true;
+                    }
+                };
+                let _ = tx.send((idx, kept, over));
+            });
+        }
+        drop(tx);
+        let (mut kept, mut over, mut done) = ([Vec::new(), Vec::new()], false, 0);
+        while done < 2 {
+            // After a kill, give the other stream a moment to end, not forever.
+            let next = if over {
+                rx.recv_timeout(std::time::Duration::from_secs(1)).ok()
+            } else {
+                rx.recv().ok()
+            };
+            let Some((idx, bytes, went_over)) = next else {
+                break;
+            };
+            kept[idx] = bytes;
+            done += 1;
+            if went_over && !over {
+                over = true;
+                let _ = child.kill();
+            }
+        }
+        let status = child.wait().map_err(|source| RunError::Spawn {
+            program: program.clone(),
+            source,
+        })?;
+        let mut out = Output {
+            status: status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&kept[0]).into_owned(),
+            stderr: String::from_utf8_lossy(&kept[1]).into_owned(),
+        };
+        // Lossy decoding may have grown a cut character into U+FFFD: cut again to the exact cap.
+        cut_to_cap(&mut out, cap);
+        Ok((out, over))
     }
 
     fn read_file(&self, path: &str) -> Result<Option<String>, RunError> {
@@ -270,5 +391,61 @@ impl Runner for RecordingRunner {
             .unwrap_or_else(|e| e.into_inner())
             .contains_key(path)
             .then_some(0o644))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    fn sh(script: &str) -> Vec<String> {
+        vec!["sh".into(), "-c".into(), script.into()]
+    }
+
+    #[test]
+    fn a_command_under_the_cap_keeps_all_its_output_and_status() {
+        let (out, over) = SystemRunner::new()
+            .run_capped(&sh("echo out; echo err >&2; exit 3"), 100)
+            .unwrap();
+        assert!(!over);
+        assert_eq!(
+            (out.status, out.stdout.as_str(), out.stderr.as_str()),
+            (3, "out\n", "err\n")
+        );
+    }
+
+    #[test]
+    fn an_endless_writer_is_killed_at_the_cap_even_when_it_left_a_child_on_the_pipes() {
+        let t = Instant::now();
+        // `sleep` keeps both pipes open after `yes` is killed: the run must not wait for it.
+        let (out, over) = SystemRunner::new()
+            .run_capped(&sh("sleep 3 & exec yes"), 10_000)
+            .unwrap();
+        assert!(over);
+        assert_eq!(out.stdout.len() + out.stderr.len(), 10_000);
+        assert!(out.stdout.starts_with("y\ny\n"));
+        assert_eq!(out.status, -1, "killed by a signal");
+        assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    }
+
+    #[test]
+    fn both_streams_share_one_budget() {
+        let (out, over) = SystemRunner::new()
+            .run_capped(&sh("echo 0123456789; echo abcdefghij >&2; sleep 0.2"), 15)
+            .unwrap();
+        assert!(over);
+        assert!(out.stdout.len() + out.stderr.len() <= 15, "{out:?}");
+        let mut exact = Output {
+            stdout: "0123456789\n".into(),
+            stderr: "abcdefghij\n".into(),
+            ..Output::default()
+        };
+        assert!(cut_to_cap(&mut exact, 15));
+        assert_eq!(
+            (exact.stdout.as_str(), exact.stderr.as_str()),
+            ("0123456789\n", "abcd")
+        );
+        assert!(!cut_to_cap(&mut exact, 15));
     }
 }

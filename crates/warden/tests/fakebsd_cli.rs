@@ -148,6 +148,36 @@ fn run_with_the_bastille_backend_keeps_the_exit_contract_and_leaves_nothing() {
     );
     assert_eq!(out.status.code(), Some(141), "{}", text(&out));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "1234");
+    // An endless writer is stopped at the cap while it runs (not after it: it never ends by itself).
+    let t = std::time::Instant::now();
+    let out = h.warden_env(
+        &nobody,
+        &[
+            "run",
+            "--backend",
+            "bastille",
+            "--output",
+            "1K",
+            "--timeout",
+            "60s",
+            "--",
+            "sh",
+            "-c",
+            "while :; do echo 0123456789; done",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(141), "{}", text(&out));
+    assert_eq!(out.stdout.len(), 1024);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("went over its output cap"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(30),
+        "{:?}",
+        t.elapsed()
+    );
 
     // Nothing of the workers is left: no jail, no epair, no clone.
     let state = h.state();

@@ -172,9 +172,8 @@ fn run_bastille(args: &RunArgs, layout: &Layout) -> Result<u8, Exit> {
         })?,
         None => layout.limits.timeout,
     });
-    // The cap covers stdout and stderr together, as on Linux; applied below so going over it exits 141.
-    let output_cap = size(&args.output, layout.limits.output_bytes, "--output")?;
-    spec.limits.output_bytes = None;
+    // The cap covers stdout and stderr together, as on Linux: the command is killed beyond it (exit 141).
+    spec.limits.output_bytes = Some(size(&args.output, layout.limits.output_bytes, "--output")?);
     if !racct_enabled(&runner) {
         if args.memory.is_some() || args.pids.is_some() {
             return Err(infra(
@@ -209,23 +208,17 @@ fn run_bastille(args: &RunArgs, layout: &Layout) -> Result<u8, Exit> {
     for p in &outcome.cleanup_problems {
         eprintln!("warden: warning: worker {name} teardown: {p}");
     }
-    let over_cap = (outcome.stdout.len() + outcome.stderr.len()) as u64 > output_cap;
-    let stdout = truncate(&outcome.stdout, output_cap);
-    let stderr = truncate(
-        &outcome.stderr,
-        output_cap.saturating_sub(stdout.len() as u64),
-    );
     {
         use std::io::Write;
-        let _ = std::io::stdout().write_all(stdout.as_bytes());
+        let _ = std::io::stdout().write_all(outcome.stdout.as_bytes());
         let _ = std::io::stdout().flush();
-        let _ = std::io::stderr().write_all(stderr.as_bytes());
-    }
-    if over_cap {
-        eprintln!("warden: worker {name} was killed: it went over its output cap");
-        return Ok(exit::LIMIT_OUTPUT);
+        let _ = std::io::stderr().write_all(outcome.stderr.as_bytes());
     }
     Ok(match outcome.end {
+        WorkerEnd::OutputCapped => {
+            eprintln!("warden: worker {name} was killed: it went over its output cap");
+            exit::LIMIT_OUTPUT
+        }
         WorkerEnd::Exited => outcome.exit_code.clamp(0, 255) as u8,
         WorkerEnd::TimedOut => {
             eprintln!(
@@ -362,18 +355,6 @@ fn racct_enabled(runner: &dyn warden_host::Runner) -> bool {
     runner
         .run(&argv)
         .is_ok_and(|o| o.ok() && o.stdout.trim() == "1")
-}
-
-/// At most `max` bytes of `s`, cut on a character boundary.
-fn truncate(s: &str, max: u64) -> &str {
-    if s.len() as u64 <= max {
-        return s;
-    }
-    let mut cut = max as usize;
-    while !s.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    &s[..cut]
 }
 
 fn size(flag: &Option<String>, default: u64, name: &str) -> Result<u64, Exit> {
