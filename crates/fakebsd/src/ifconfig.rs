@@ -124,6 +124,7 @@ pub fn destroy(cx: &mut Ctx, name: &str) -> Result<(), String> {
     }
     for other in cx.st.interfaces.values_mut() {
         other.members.retain(|m| !gone.contains(m));
+        other.private.retain(|m| !gone.contains(m));
     }
     for j in cx.st.jails.values_mut() {
         j.vnet_ifaces.retain(|m| !gone.contains(m));
@@ -148,7 +149,7 @@ pub fn rename(cx: &mut Ctx, old: &str, new: &str) -> Result<(), String> {
         }
     }
     for other in cx.st.interfaces.values_mut() {
-        for m in other.members.iter_mut() {
+        for m in other.members.iter_mut().chain(other.private.iter_mut()) {
             if m == old {
                 *m = new.to_string();
             }
@@ -350,6 +351,31 @@ pub fn configure(cx: &mut Ctx, name: &str, words: &[String], io: &mut Io) -> Res
                         return Err(format!("ifconfig: {op} {m}: No such file or directory"));
                     }
                     br.members.retain(|x| x != &m);
+                    br.private.retain(|x| x != &m);
+                }
+            }
+            // `private IF` / `-private IF` (if_bridge): a private member forwards nothing to another private one.
+            "private" | "-private" => {
+                let Some(m) = words.get(i).cloned() else {
+                    return Err("ifconfig: missing argument".into());
+                };
+                i += 1;
+                if cx.st.interfaces[&name].kind != IfKind::Bridge {
+                    // (unverified) wording for a non-bridge target
+                    return Err(format!(
+                        "ifconfig: BRDGGIFFLGS {m}: Operation not supported"
+                    ));
+                }
+                let br = cx.st.interfaces.get_mut(&name).expect("exists");
+                if !br.members.contains(&m) {
+                    // (unverified) wording: the flag ioctls fail with ENOENT for a non-member
+                    return Err(format!(
+                        "ifconfig: BRDGGIFFLGS {m}: No such file or directory"
+                    ));
+                }
+                br.private.retain(|x| x != &m);
+                if w == "private" {
+                    br.private.push(m);
                 }
             }
             "destroy" | "unplumb" => {
@@ -401,6 +427,7 @@ pub fn move_vnet(cx: &mut Ctx, name: &str, jail: &str, into: bool) -> Result<(),
     }
     for other in cx.st.interfaces.values_mut() {
         other.members.retain(|m| m != name);
+        other.private.retain(|m| m != name);
     }
     Ok(())
 }
@@ -456,9 +483,13 @@ pub fn show(cx: &Ctx, name: &str, cidr: bool) -> String {
         s.push_str("\tmaxage 20 holdcnt 6 proto rstp maxaddr 2000 timeout 1200\n");
         s.push_str("\troot id 00:00:00:00:00:00 priority 32768 ifcost 0 port 0\n");
         for (n, m) in i.members.iter().enumerate() {
-            s.push_str(&format!(
-                "\tmember: {m} flags=143<LEARNING,DISCOVER,AUTOEDGE,AUTOPTP>\n"
-            ));
+            // IFBIF_PRIVATE is 0x800 and prints between STICKY and EDGE (IFBIFBITS).
+            let flags = if i.private.contains(m) {
+                "943<LEARNING,DISCOVER,PRIVATE,AUTOEDGE,AUTOPTP>"
+            } else {
+                "143<LEARNING,DISCOVER,AUTOEDGE,AUTOPTP>"
+            };
+            s.push_str(&format!("\tmember: {m} flags={flags}\n"));
             s.push_str(&format!(
                 "\t        ifmaxaddr 0 port {} priority 128 path cost 2000\n",
                 n + 5

@@ -155,6 +155,9 @@ pub struct Iface {
     pub description: Option<String>,
     /// Bridge members.
     pub members: Vec<String>,
+    /// Members marked `private` (they forward nothing to each other).
+    #[serde(default)]
+    pub private: Vec<String>,
     /// Interface groups (bridge, epair, lo).
     pub groups: Vec<String>,
     /// The other end of an epair.
@@ -186,6 +189,7 @@ impl Iface {
             inet6: vec![],
             description: None,
             members: vec![],
+            private: vec![],
             groups,
             peer: None,
             vnet: None,

@@ -374,6 +374,13 @@ fn create_epair(runner: &dyn Runner, layout: &Layout, name: &str) -> Result<(), 
         "add the epair to the bridge",
         &["ifconfig", &layout.bridge, "addm", &host_side],
     )?;
+    // Workers cannot reach each other: a private member forwards nothing to another private member (the
+    // service jails' ports stay ordinary members, reachable as on Linux).
+    step(
+        runner,
+        "make the worker's port private",
+        &["ifconfig", &layout.bridge, "private", &host_side],
+    )?;
     step(
         runner,
         "bring the host side up",

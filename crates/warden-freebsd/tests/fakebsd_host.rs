@@ -346,6 +346,39 @@ fn workers_run_a_command_and_leave_nothing_behind() {
     );
     assert_eq!(outcome["addr"], "10.0.1.101");
 
+    // A worker's port on the bridge is private (workers forward nothing to each other), seen while it runs.
+    let mut busy = host
+        .driver(&[
+            "worker",
+            "--vnet",
+            "--user",
+            "nobody",
+            "w4",
+            "--",
+            "sh",
+            "-c",
+            "i=0; while (( i < 400000 )); do (( i++ )); done",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut member = None;
+    while busy.try_wait().unwrap().is_none() && member.is_none() {
+        member = host
+            .tool(&["ifconfig", "warden0"])
+            .lines()
+            .find(|l| l.contains("member: e0a_w4 "))
+            .map(str::to_string);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(busy.wait().unwrap().success());
+    let member = member.expect("the worker's port never showed on the bridge");
+    assert!(
+        member.contains("flags=943<LEARNING,DISCOVER,PRIVATE,"),
+        "{member}"
+    );
+
     // An unknown user is an infrastructure failure (125), not the command's exit 1.
     let out = host.run(&["worker", "--user", "nosuchuser", "w3", "--", "true"]);
     assert_eq!(
