@@ -97,6 +97,30 @@ pub fn url_host_port(url: &str) -> Option<(String, u16)> {
     }
 }
 
+/// The fewest CIDR blocks that cover exactly `first..=last` (pf tables take networks, not ranges).
+pub fn cidr_cover(first: Ipv4Addr, last: Ipv4Addr) -> Vec<String> {
+    let (mut at, end) = (u64::from(u32::from(first)), u64::from(u32::from(last)));
+    let mut out = Vec::new();
+    while at <= end {
+        // The largest aligned block starting at `at` that does not pass `end`.
+        let mut size = if at == 0 {
+            1u64 << 32
+        } else {
+            at & at.wrapping_neg()
+        };
+        while at + size - 1 > end {
+            size /= 2;
+        }
+        out.push(format!(
+            "{}/{}",
+            Ipv4Addr::from(at as u32),
+            32 - size.trailing_zeros()
+        ));
+        at += size;
+    }
+    out
+}
+
 /// Who may open connections on a [`ServicePath`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Clients {
@@ -943,6 +967,23 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn cidr_cover_is_exactly_the_range(a in any::<u32>(), len in 0u32..5000) {
+            let (first, last) = (a, a.saturating_add(len));
+            let blocks = cidr_cover(Ipv4Addr::from(first), Ipv4Addr::from(last));
+            let mut next = u64::from(first);
+            for b in &blocks {
+                let (addr, bits) = b.split_once('/').unwrap();
+                let (addr, bits): (Ipv4Addr, u32) = (addr.parse().unwrap(), bits.parse().unwrap());
+                let size = 1u64 << (32 - bits);
+                prop_assert_eq!(u64::from(u32::from(addr)), next, "blocks are contiguous: {:?}", blocks);
+                prop_assert_eq!(next % size, 0, "{} is aligned", b);
+                next += size;
+            }
+            prop_assert_eq!(next, u64::from(last) + 1, "the cover ends at the range's end: {:?}", blocks);
+            prop_assert!(blocks.len() <= 64);
+        }
+
         #[test]
         fn any_subnet_env_never_panics(s in "\\PC{0,24}") {
             let _ = layout_with(&[("AGENT_SUBNET_BASE", &s)]);

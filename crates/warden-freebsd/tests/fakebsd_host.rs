@@ -197,6 +197,13 @@ fn full_setup_from_fresh_host_then_nothing_to_do() {
     assert_eq!(seen["pf_enabled"], Value::Bool(true));
     assert_eq!(seen["dnsmasq_running"], Value::Bool(true));
     assert_eq!(seen["prefix_mode"], serde_json::json!(0o750));
+    // pf loaded the rule that keeps the host from routing between two workers.
+    let rules = host.tool(&["pfctl", "-sr"]);
+    assert!(
+        rules
+            .contains("block drop quick on warden0 inet from <warden_workers> to <warden_workers>"),
+        "{rules}"
+    );
     // A second setup is a no-op that still confirms convergence.
     assert_eq!(host.setup()["applied"].as_u64(), Some(0));
 }
