@@ -286,7 +286,7 @@ pub static KEYS: &[Key] = &[
     key!("workers.pool", ["WARDEN_POOL_SIZE"], Count, pool_size, "Parked workers kept warm per release and network mode."),
     key!("agent.provider", ["WARDEN_AGENT_PROVIDER"], Str, agent_provider, "pi provider name."),
     key!("agent.model", ["WARDEN_AGENT_MODEL"], Str, agent_model, "pi model id."),
-    key!("agent.base_url", ["WARDEN_AGENT_BASE_URL"], Str, agent_base_url, "OpenAI-compatible base URL of the provider."),
+    key!("agent.base_url", ["WARDEN_AGENT_BASE_URL"], Str, agent_base_url, "OpenAI-compatible base URL of the provider (default: the ai jail, http://<subnet>.<slots.ai>:8080/v1)."),
     key!("agent.api_key_env", ["WARDEN_AGENT_API_KEY_ENV"], Str, agent_api_key_env,
         "Name of the environment variable holding the provider key."),
     key!("agent.pi_version", ["WARDEN_AGENT_PI_VERSION"], Str, agent_pi_version,
@@ -373,6 +373,17 @@ pub fn load(
                     hint: String::new(),
                 })
             }
+        }
+    }
+    // The default provider is the ai jail of *this* layout: it follows the subnet and the ai slot.
+    if !loaded.sources.contains_key("agent.base_url") {
+        if let Ok(net) = parse_subnet(&loaded.config.subnet) {
+            let [a, b, c, _] = net.octets();
+            loaded.config.agent_base_url = format!(
+                "http://{}:{}/v1",
+                Ipv4Addr::new(a, b, c, loaded.config.slot_ai),
+                crate::layout::MODELS_PORT
+            );
         }
     }
     if problems.is_empty() {

@@ -82,18 +82,28 @@ pub const DB_PORT: u16 = 5432;
 /// The models server's port on the ai jail (the default `agent.base_url` is `http://<ai>:8080/v1`).
 pub const MODELS_PORT: u16 = 8080;
 
-/// `(host, port)` of an `http://` or `https://` URL (the scheme's port when none is written).
-pub fn url_host_port(url: &str) -> Option<(String, u16)> {
-    let (rest, default) = if let Some(r) = url.strip_prefix("http://") {
-        (r, 80)
-    } else {
-        (url.strip_prefix("https://")?, 443)
+/// Host and port of an `http://` or `https://` URL (the scheme's port when none is written), or why not.
+pub fn url_host_port(url: &str) -> Result<(String, u16), String> {
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or("no scheme (want http:// or https://)")?;
+    let default_port = match scheme {
+        "http" => 80,
+        "https" => 443,
+        other => return Err(format!("scheme {other:?} (want http or https)")),
     };
-    let authority = rest.split(['/', '?', '#']).next()?;
-    let authority = authority.rsplit('@').next()?;
+    let authority = rest.split('/').next().unwrap_or("");
+    if authority.is_empty() {
+        return Err("no host".into());
+    }
     match authority.rsplit_once(':') {
-        Some((host, port)) => Some((host.to_string(), port.parse().ok()?)),
-        None => Some((authority.to_string(), default)),
+        Some((host, port)) => {
+            let port = port
+                .parse::<u16>()
+                .map_err(|_| format!("bad port {port:?}"))?;
+            Ok((host.to_string(), port))
+        }
+        None => Ok((authority.to_string(), default_port)),
     }
 }
 
@@ -650,9 +660,10 @@ impl Layout {
         };
         layout.records = records(&layout);
         // The agent's provider is the ai jail when agent.base_url names it: the workers' path follows its port.
-        if let (Some(ai), Some((host, port))) =
-            (layout.service(Role::Ai), url_host_port(&c.agent_base_url))
-        {
+        if let (Some(ai), Some((host, port))) = (
+            layout.service(Role::Ai),
+            url_host_port(&c.agent_base_url).ok(),
+        ) {
             if host == ai.addr.to_string() || host == ai.fqdn {
                 layout.models_port = port;
             }
@@ -879,16 +890,44 @@ mod tests {
     }
 
     #[test]
+    fn the_default_agent_base_url_is_this_layouts_ai_jail() {
+        let base = |env: &[(&str, &str)]| {
+            let env: Vec<(String, String)> = env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            let lookup = move |n: &str| env.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+            load(None, &lookup, &vec![]).unwrap().config.agent_base_url
+        };
+        assert_eq!(base(&[]), "http://10.0.1.4:8080/v1");
+        assert_eq!(
+            base(&[("WARDEN_SUBNET_BASE", "10.0.2")]),
+            "http://10.0.2.4:8080/v1"
+        );
+        assert_eq!(
+            base(&[("WARDEN_SUBNET_BASE", "10.0.2"), ("WARDEN_SLOT_AI", "9")]),
+            "http://10.0.2.9:8080/v1"
+        );
+        assert_eq!(
+            base(&[
+                ("WARDEN_SUBNET_BASE", "10.0.2"),
+                ("WARDEN_AGENT_BASE_URL", "https://api.example/v1")
+            ]),
+            "https://api.example/v1"
+        );
+    }
+
+    #[test]
     fn the_models_path_follows_agent_base_url_when_it_names_the_ai_jail() {
         assert_eq!(
             url_host_port("http://10.0.1.4:8080/v1"),
-            Some(("10.0.1.4".into(), 8080))
+            Ok(("10.0.1.4".into(), 8080))
         );
         assert_eq!(
             url_host_port("https://ai.home.arpa/v1"),
-            Some(("ai.home.arpa".into(), 443))
+            Ok(("ai.home.arpa".into(), 443))
         );
-        assert_eq!(url_host_port("ftp://x"), None);
+        assert!(url_host_port("ftp://x").is_err());
         let port = |url: &str| {
             let mut loaded = load(None, &|_| None, &vec![]).unwrap();
             loaded.config.agent_base_url = url.into();

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use warden_agent::{install, models_json, AgentConfig, PI_PACKAGE, PI_VERSION};
+use warden_core::layout::url_host_port;
 use warden_core::Config;
 
 use crate::report::{Check, Report};
@@ -66,31 +67,6 @@ pub fn agent_config(config: &Config) -> AgentConfig {
             .then(|| config.agent_api_key_env.clone()),
         version: config.agent_pi_version.clone(),
         ..AgentConfig::default()
-    }
-}
-
-/// Host and port of an `http://` or `https://` URL.
-pub fn url_host_port(url: &str) -> Result<(String, u16), String> {
-    let (scheme, rest) = url
-        .split_once("://")
-        .ok_or("no scheme (want http:// or https://)")?;
-    let default_port = match scheme {
-        "http" => 80,
-        "https" => 443,
-        other => return Err(format!("scheme {other:?} (want http or https)")),
-    };
-    let authority = rest.split('/').next().unwrap_or("");
-    if authority.is_empty() {
-        return Err("no host".into());
-    }
-    match authority.rsplit_once(':') {
-        Some((host, port)) => {
-            let port = port
-                .parse::<u16>()
-                .map_err(|_| format!("bad port {port:?}"))?;
-            Ok((host.to_string(), port))
-        }
-        None => Ok((authority.to_string(), default_port)),
     }
 }
 
