@@ -370,13 +370,17 @@ fn workers_run_a_command_and_leave_nothing_behind() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let mut member = None;
-    while busy.try_wait().unwrap().is_none() && member.is_none() {
-        member = host
+    // Between `addm` and `private` the port is briefly an ordinary member: wait for the flag.
+    let mut member: Option<String> = None;
+    let private = |m: &Option<String>| m.as_deref().is_some_and(|m| m.contains("PRIVATE"));
+    while busy.try_wait().unwrap().is_none() && !private(&member) {
+        if let Some(line) = host
             .tool(&["ifconfig", "warden0"])
             .lines()
             .find(|l| l.contains("member: e0a_w4 "))
-            .map(str::to_string);
+        {
+            member = Some(line.to_string());
+        }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     assert!(busy.wait().unwrap().success());
