@@ -42,7 +42,13 @@ const JAIL_DIR_CHECK_MS: i64 = 1000;
 /// What the helper tells `run`.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum Report {
-    Done(Outcome),
+    /// The command ended; `netns_from`: the init (alive until the lifeline drops) of a worker whose
+    /// network namespace carried nothing and may serve the next cold worker (`netns_stash`).
+    Done {
+        outcome: Outcome,
+        #[serde(default)]
+        netns_from: Option<i32>,
+    },
     /// A persistent jail is up; its helper stays as its supervisor.
     Started(Started),
     /// Another live worker holds the name (kept apart: callers may retry with another name).
@@ -98,7 +104,16 @@ pub(crate) fn run_helper(args: &[String]) -> i32 {
                 Ok(mut o) => {
                     // From the helper's start, or for a parked worker from its turn's arrival.
                     o.timings.report_us = mono_us() - h.started;
-                    Report::Done(o)
+                    let recyclable = h.spec.network == NetworkMode::None
+                        && !h.spec.parked
+                        && h.spec.persistent.is_none();
+                    let netns_from = h
+                        .init_pid
+                        .filter(|pid| recyclable && crate::netns_stash::pristine(*pid));
+                    Report::Done {
+                        outcome: o,
+                        netns_from,
+                    }
                 }
                 Err(Error::NameInUse { .. }) => Report::NameInUse,
                 Err(e) => Report::Failed(error_chain(&e)),
@@ -132,6 +147,22 @@ pub(crate) fn run_helper(args: &[String]) -> i32 {
         },
         None => 2,
     }
+}
+
+/// Joins the network namespace on descriptor 5 if it is one (a cold helper's control slot, otherwise
+/// closed); closes it either way. `NS_GET_NSTYPE` tells a namespace from anything else.
+fn join_given_netns() -> bool {
+    const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
+    // SAFETY: an ioctl that only reads the type of whatever descriptor 5 is; fails if it is none.
+    let kind = unsafe { libc::ioctl(CONTROL_FD, NS_GET_NSTYPE as _) };
+    if kind != libc::CLONE_NEWNET {
+        return false;
+    }
+    // SAFETY: joining the namespace on a descriptor we were given; this process is single-threaded.
+    let joined = unsafe { libc::setns(CONTROL_FD, libc::CLONE_NEWNET) } == 0;
+    // SAFETY: the descriptor is ours and no longer needed.
+    unsafe { libc::close(CONTROL_FD) };
+    joined
 }
 
 /// How long a worker's init may take to exit in the idle class before it is moved back to the
@@ -379,7 +410,13 @@ impl Helper {
             | CloneFlags::CLONE_NEWPID
             | CloneFlags::CLONE_NEWUTS
             | CloneFlags::CLONE_NEWIPC;
-        if self.spec.network != NetworkMode::Shared {
+        // A cold worker without a network may have been given a namespace that carried nothing
+        // (`netns_stash`): joined here, the init inherits it instead of making one.
+        let joined = self.spec.network == NetworkMode::None
+            && !self.spec.parked
+            && self.spec.persistent.is_none()
+            && join_given_netns();
+        if self.spec.network != NetworkMode::Shared && !joined {
             flags |= CloneFlags::CLONE_NEWNET;
         }
         let spec = &self.spec;

@@ -27,6 +27,7 @@ pub mod lease;
 mod mounts;
 mod namespaces;
 mod netlink;
+pub mod netns_stash;
 pub mod parked;
 pub mod pool;
 pub mod reaper;

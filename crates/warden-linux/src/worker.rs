@@ -65,6 +65,15 @@ pub fn run(spec: &WorkerSpec, io: Io<'_>) -> Result<Outcome> {
     let (lifeline_r, lifeline_w) = spawn::pipe()?;
     let start = start_us.to_string();
     let args = [HELPER_ARG, json.as_str(), start.as_str()];
+    // A namespace that carried nothing, for a worker without a network (fd 5: a cold helper has no
+    // control pipe). Dropped (closed) here once the helper has its copy.
+    let given_netns = GivenNetns(
+        (spec.network == crate::spec::NetworkMode::None
+            && !spec.parked
+            && spec.persistent.is_none())
+        .then(crate::netns_stash::take)
+        .flatten(),
+    );
     let (child, stream, stdin_bytes, stdin_w, out_r, err_r) = match io {
         Io::Inherit => {
             let slots = [
@@ -73,7 +82,7 @@ pub fn run(spec: &WorkerSpec, io: Io<'_>) -> Result<Outcome> {
                 Slot::Inherit,
                 slot(&report_w),
                 slot(&lifeline_r),
-                Slot::Closed,
+                given_netns.slot(),
             ];
             let child = spawn::spawn_helper(&args, slots)?;
             (child, None, None, None, None, None)
@@ -81,7 +90,14 @@ pub fn run(spec: &WorkerSpec, io: Io<'_>) -> Result<Outcome> {
         Io::Stream { stdin, on_output } => {
             let streams = Streams::new(!stdin.is_empty())?;
             let [i, o, e] = streams.slots();
-            let slots = [i, o, e, slot(&report_w), slot(&lifeline_r), Slot::Closed];
+            let slots = [
+                i,
+                o,
+                e,
+                slot(&report_w),
+                slot(&lifeline_r),
+                given_netns.slot(),
+            ];
             let child = spawn::spawn_helper(&args, slots)?;
             (
                 child,
@@ -119,6 +135,15 @@ pub fn run(spec: &WorkerSpec, io: Io<'_>) -> Result<Outcome> {
     outcome
 }
 
+/// The namespace (if any) a cold helper gets on descriptor 5.
+struct GivenNetns(Option<OwnedFd>);
+
+impl GivenNetns {
+    fn slot(&self) -> Slot {
+        self.0.as_ref().map_or(Slot::Closed, slot)
+    }
+}
+
 /// A valid spec as the helper's argument (JSON).
 pub(crate) fn encode_spec(spec: &WorkerSpec) -> Result<String> {
     spec.validate()?;
@@ -131,7 +156,13 @@ pub(crate) fn encode_spec(spec: &WorkerSpec) -> Result<String> {
 /// The outcome in a helper's final report (`started`: when the caller began, for `total_us`).
 pub(crate) fn decode_report(name: &str, report: &[u8], started: Instant) -> Result<Outcome> {
     match serde_json::from_slice::<Report>(report) {
-        Ok(Report::Done(mut outcome)) => {
+        Ok(Report::Done {
+            mut outcome,
+            netns_from,
+        }) => {
+            if let Some(pid) = netns_from {
+                crate::netns_stash::give(pid);
+            }
             outcome.timings.total_us = started.elapsed().as_micros() as u64;
             Ok(outcome)
         }
@@ -187,7 +218,7 @@ pub(crate) fn start_jail(spec: &WorkerSpec, log: &Path) -> Result<Started> {
             name: spec.name.clone(),
             message,
         }),
-        Ok(Report::Done(_)) | Err(_) => Err(Error::Setup {
+        Ok(Report::Done { .. }) | Err(_) => Err(Error::Setup {
             name: spec.name.clone(),
             message: format!(
                 "failed to get a report: the helper died (see {})",
