@@ -14,7 +14,7 @@
 //! (the re-exec'd process), `namespaces` (the worker's init), `init` (a jail's init), `jail`,
 //! `jail_exec`, `parked` (a worker built up to its command, waiting for a [`Turn`]), `pool`
 //! (keeps parked workers per release and network mode), `mounts`, `cgroup`, `veth`, `netlink`, `lease`, `record`, `runtime` (the tmpfs for
-//! records and claims), `reaper`, `release`.
+//! records and claims), `netns_stash` (quiet network namespaces for the next cold worker), `reaper`, `release`.
 
 pub mod cgroup;
 mod error;
