@@ -79,26 +79,31 @@ pub fn is_bastille(program: &str) -> bool {
         .is_some_and(|n| n == "bastille")
 }
 
+impl<R: Runner> BastilleLock<R> {
+    /// Runs `f` holding the lock when `argv` is a Bastille command.
+    fn serialised<T>(
+        &self,
+        argv: &[String],
+        f: impl FnOnce() -> Result<T, RunError>,
+    ) -> Result<T, RunError> {
+        let program = argv.first().ok_or(RunError::Empty)?;
+        let _held = if is_bastille(program) {
+            Some(self.lock()?)
+        } else {
+            None
+        };
+        f()
+    }
+}
+
 impl<R: Runner> Runner for BastilleLock<R> {
     fn run(&self, argv: &[String]) -> Result<Output, RunError> {
-        let program = argv.first().ok_or(RunError::Empty)?;
-        if is_bastille(program) {
-            let _held = self.lock()?;
-            self.inner.run(argv)
-        } else {
-            self.inner.run(argv)
-        }
+        self.serialised(argv, || self.inner.run(argv))
     }
 
     fn run_capped(&self, argv: &[String], cap: u64) -> Result<(Output, bool), RunError> {
-        let program = argv.first().ok_or(RunError::Empty)?;
         // The inner runner's own capping (a real one kills the command at the cap): never the default's.
-        if is_bastille(program) {
-            let _held = self.lock()?;
-            self.inner.run_capped(argv, cap)
-        } else {
-            self.inner.run_capped(argv, cap)
-        }
+        self.serialised(argv, || self.inner.run_capped(argv, cap))
     }
 
     fn read_file(&self, path: &str) -> Result<Option<String>, RunError> {

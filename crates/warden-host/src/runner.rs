@@ -126,19 +126,56 @@ impl Default for SystemRunner {
     }
 }
 
+impl SystemRunner {
+    /// `argv` as a command with this runner's environment and stdin from `/dev/null`.
+    fn command(&self, argv: &[String]) -> Result<(Command, String), RunError> {
+        let (program, args) = argv.split_first().ok_or(RunError::Empty)?;
+        let mut c = Command::new(program);
+        c.args(args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null());
+        Ok((c, program.clone()))
+    }
+}
+
+/// Reads `stream` on its own thread, taking from the shared `budget`; sends `(idx, kept bytes, went over)`.
+/// Not scoped: after a kill, a process the command left behind may hold the pipe open (until the jail is
+/// removed); the thread then ends on its own and nobody waits for it.
+fn spawn_capped_reader(
+    idx: usize,
+    mut stream: impl std::io::Read + Send + 'static,
+    budget: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    tx: std::sync::mpsc::Sender<(usize, Vec<u8>, bool)>,
+) {
+    use std::sync::atomic::Ordering;
+    std::thread::spawn(move || {
+        let (mut kept, mut chunk) = (Vec::new(), vec![0u8; 64 * 1024]);
+        let over = loop {
+            let n = match stream.read(&mut chunk) {
+                Ok(0) | Err(_) => break false,
+                Ok(n) => n as u64,
+            };
+            let took = budget
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| {
+                    Some(b.saturating_sub(n))
+                })
+                .unwrap_or(0);
+            kept.extend_from_slice(&chunk[..took.min(n) as usize]);
+            if n > took {
+                break true;
+            }
+        };
+        let _ = tx.send((idx, kept, over));
+    });
+}
+
 impl Runner for SystemRunner {
     fn run(&self, argv: &[String]) -> Result<Output, RunError> {
-        let (program, args) = argv.split_first().ok_or(RunError::Empty)?;
+        let (mut command, program) = self.command(argv)?;
         tracing::debug!(argv = ?argv, "run");
-        let out = Command::new(program)
-            .args(args)
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
+        let out = command
             .output()
-            .map_err(|source| RunError::Spawn {
-                program: program.clone(),
-                source,
-            })?;
+            .map_err(|source| RunError::Spawn { program, source })?;
         Ok(Output {
             status: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -147,62 +184,26 @@ impl Runner for SystemRunner {
     }
 
     fn run_capped(&self, argv: &[String], cap: u64) -> Result<(Output, bool), RunError> {
-        use std::io::Read;
-        use std::sync::atomic::{AtomicU64, Ordering};
+        use std::sync::atomic::AtomicU64;
         use std::sync::{mpsc, Arc};
-        let (program, args) = argv.split_first().ok_or(RunError::Empty)?;
+        let (mut command, program) = self.command(argv)?;
         tracing::debug!(argv = ?argv, cap, "run (output capped)");
-        let mut child = Command::new(program)
-            .args(args)
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
+        let spawned = command
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|source| RunError::Spawn {
-                program: program.clone(),
-                source,
-            })?;
+            .spawn();
+        let mut child = spawned.map_err(|source| RunError::Spawn {
+            program: program.clone(),
+            source,
+        })?;
         // Both streams draw on one budget; a reader that finds it spent says so and stops reading.
         let budget = Arc::new(AtomicU64::new(cap));
         let (tx, rx) = mpsc::channel::<(usize, Vec<u8>, bool)>();
-        let streams: [Option<Box<dyn Read + Send>>; 2] = [
-            child
-                .stdout
-                .take()
-                .map(|r| Box::new(r) as Box<dyn Read + Send>),
-            child
-                .stderr
-                .take()
-                .map(|r| Box::new(r) as Box<dyn Read + Send>),
-        ];
-        for (idx, stream) in streams.into_iter().enumerate() {
-            let Some(mut stream) = stream else {
-                let _ = tx.send((idx, Vec::new(), false));
-                continue;
-            };
-            let (tx, budget) = (tx.clone(), budget.clone());
-            // Not scoped: after a kill, a process the command left behind may hold the pipe open (until the
-            // jail is removed); the thread then ends on its own and nobody waits for it.
-            std::thread::spawn(move || {
-                let (mut kept, mut chunk) = (Vec::new(), vec![0u8; 64 * 1024]);
-                let over = loop {
-                    let n = match stream.read(&mut chunk) {
-                        Ok(0) | Err(_) => break false,
-                        Ok(n) => n as u64,
-                    };
-                    let took = budget
-                        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| {
-                            Some(b.saturating_sub(n))
-                        })
-                        .unwrap_or(0);
-                    kept.extend_from_slice(&chunk[..took.min(n) as usize]);
-                    if n > took {
-                        break true;
-                    }
-                };
-                let _ = tx.send((idx, kept, over));
-            });
+        let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+        // Both are piped, so both are there.
+        if let (Some(stdout), Some(stderr)) = (stdout, stderr) {
+            spawn_capped_reader(0, stdout, budget.clone(), tx.clone());
+            spawn_capped_reader(1, stderr, budget, tx.clone());
         }
         drop(tx);
         let (mut kept, mut over, mut done) = ([Vec::new(), Vec::new()], false, 0);
@@ -223,10 +224,9 @@ impl Runner for SystemRunner {
                 let _ = child.kill();
             }
         }
-        let status = child.wait().map_err(|source| RunError::Spawn {
-            program: program.clone(),
-            source,
-        })?;
+        let status = child
+            .wait()
+            .map_err(|source| RunError::Spawn { program, source })?;
         let mut out = Output {
             status: status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&kept[0]).into_owned(),

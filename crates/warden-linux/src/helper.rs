@@ -104,12 +104,9 @@ pub(crate) fn run_helper(args: &[String]) -> i32 {
                 Ok(mut o) => {
                     // From the helper's start, or for a parked worker from its turn's arrival.
                     o.timings.report_us = mono_us() - h.started;
-                    let recyclable = h.spec.network == NetworkMode::None
-                        && !h.spec.parked
-                        && h.spec.persistent.is_none();
-                    let netns_from = h
-                        .init_pid
-                        .filter(|pid| recyclable && crate::netns_stash::pristine(*pid));
+                    let netns_from = h.init_pid.filter(|pid| {
+                        h.spec.recycles_netns() && crate::netns_stash::pristine(*pid)
+                    });
                     Report::Done {
                         outcome: o,
                         netns_from,
@@ -150,7 +147,7 @@ pub(crate) fn run_helper(args: &[String]) -> i32 {
 }
 
 /// Joins the network namespace on descriptor 5 if it is one (a cold helper's control slot, otherwise
-/// closed); closes it either way. `NS_GET_NSTYPE` tells a namespace from anything else.
+/// closed), then closes it. `NS_GET_NSTYPE` tells a namespace from anything else.
 fn join_given_netns() -> bool {
     const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
     // SAFETY: an ioctl that only reads the type of whatever descriptor 5 is; fails if it is none.
@@ -412,10 +409,7 @@ impl Helper {
             | CloneFlags::CLONE_NEWIPC;
         // A cold worker without a network may have been given a namespace that carried nothing
         // (`netns_stash`): joined here, the init inherits it instead of making one.
-        let joined = self.spec.network == NetworkMode::None
-            && !self.spec.parked
-            && self.spec.persistent.is_none()
-            && join_given_netns();
+        let joined = self.spec.recycles_netns() && join_given_netns();
         if self.spec.network != NetworkMode::Shared && !joined {
             flags |= CloneFlags::CLONE_NEWNET;
         }

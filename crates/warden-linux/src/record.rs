@@ -6,7 +6,6 @@ use std::fs::{self, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
@@ -43,54 +42,32 @@ pub fn record_path(state_dir: &Path, name: &str) -> PathBuf {
     workers_dir(state_dir).join(format!("{name}.json"))
 }
 
-/// Makes `state_dir/workers` usable, checked once per process and state directory: it becomes (again, after a
-/// reboot emptied the tmpfs) a link to `<runtime root>/workers-<hash of the state directory>`. An older plain
-/// directory is replaced only while empty; one holding records is kept as it is. Without a runtime root, a plain
-/// directory.
+/// Makes `state_dir/workers` usable: a link to `<runtime root>/workers-<hash of the state directory>`, made
+/// (again, after a reboot emptied the tmpfs) when missing or dangling. An older plain directory is replaced only
+/// while empty; one holding records is kept as it is. Without a runtime root, a plain directory.
 pub fn ensure_workers_dir(state_dir: &Path) -> std::io::Result<()> {
-    static CHECKED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
     let link = workers_dir(state_dir);
-    let checked = || {
-        CHECKED
-            .lock()
-            .is_ok_and(|c| c.iter().any(|p| p == state_dir))
-    };
-    if checked() && link.is_dir() {
-        return Ok(());
+    if runtime::root().is_none() {
+        return fs::create_dir_all(&link);
     }
-    make_workers_dir(state_dir, &link)?;
-    if let Ok(mut c) = CHECKED.lock() {
-        if !c.iter().any(|p| p == state_dir) {
-            c.push(state_dir.to_path_buf());
-        }
-    }
-    Ok(())
-}
-
-fn make_workers_dir(state_dir: &Path, link: &Path) -> std::io::Result<()> {
-    fs::create_dir_all(state_dir)?;
     // A sweep in another process may remove the runtime directory between its creation and the link (it was
     // not linked yet): the link then dangles, and the next round makes both again.
     for _ in 0..3 {
-        let is_link = fs::symlink_metadata(link).is_ok_and(|m| m.file_type().is_symlink());
-        if is_link && link.is_dir() {
+        let is_link = fs::symlink_metadata(&link).is_ok_and(|m| m.file_type().is_symlink());
+        if link.is_dir() && (is_link || fs::remove_dir(&link).is_err()) {
+            // The link in place, or an older directory with records of live workers: it stays.
             return Ok(());
         }
+        fs::create_dir_all(state_dir)?;
         let Some(target) = runtime_target(state_dir)? else {
-            return match fs::create_dir(link) {
-                Err(e) if e.kind() == ErrorKind::AlreadyExists && link.is_dir() => Ok(()),
-                other => other,
-            };
+            return fs::create_dir_all(&link);
         };
-        if !is_link && link.is_dir() && fs::remove_dir(link).is_err() {
-            return Ok(()); // records of live workers: they stay where they are
-        }
         // Missing, or a link left dangling by a reboot: point it (again) at the runtime directory.
         let tmp = state_dir.join(format!(".workers.{}.link", std::process::id()));
         let _ = fs::remove_file(&tmp);
         std::os::unix::fs::symlink(&target, &tmp)?;
         // rename(2) replaces a dangling link atomically; it fails on a directory another process made.
-        let renamed = fs::rename(&tmp, link);
+        let renamed = fs::rename(&tmp, &link);
         let _ = fs::remove_file(&tmp);
         if link.is_dir() {
             return Ok(());
@@ -370,11 +347,11 @@ mod tests {
         assert!(!is_link(), "a directory with live records was replaced");
         assert!(link.join("w1.json").exists());
 
-        // A new process (a fresh check) finds it empty and moves it.
+        // Once empty, the next check moves it.
         for name in ["live", "w1"] {
             Record::remove(state.path(), name).unwrap();
         }
-        make_workers_dir(state.path(), &link).unwrap();
+        ensure_workers_dir(state.path()).unwrap();
         assert!(is_link());
         rec("w2").create(state.path()).unwrap();
         assert_eq!(list(state.path()), vec!["w2".to_string()]);

@@ -1,7 +1,7 @@
 //! Where runtime state lives: files that describe live workers (records, cgroup name claims) and so need not
 //! outlive a reboot, which removes what they describe. Like runc's `/run/runc`, they go on a tmpfs: on ext4
 //! each one (created and removed per worker) costs a fresh inode, and at hundreds of workers a second the
-//! allocator's search past recently deleted inodes was a tenth of a worker's CPU.
+//! allocator's search past recently deleted inodes was 9 % of the workers' CPU (`perf`, 32 clients).
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -50,6 +50,12 @@ pub struct WorkerSpec {
 }
 
 impl WorkerSpec {
+    /// Whether this worker may run in a recycled network namespace and give its own back
+    /// (`netns_stash`): a cold worker without a network (parked ones use descriptor 5 for control).
+    pub(crate) fn recycles_netns(&self) -> bool {
+        self.network == NetworkMode::None && !self.parked && self.persistent.is_none()
+    }
+
     /// A worker on the host release with no network, default limits, running `argv` as nobody.
     pub fn new(name: &str, argv: &[&str], state_dir: impl Into<PathBuf>) -> Self {
         WorkerSpec {

@@ -66,14 +66,12 @@ pub fn run(spec: &WorkerSpec, io: Io<'_>) -> Result<Outcome> {
     let start = start_us.to_string();
     let args = [HELPER_ARG, json.as_str(), start.as_str()];
     // A namespace that carried nothing, for a worker without a network (fd 5: a cold helper has no
-    // control pipe). Dropped (closed) here once the helper has its copy.
-    let given_netns = GivenNetns(
-        (spec.network == crate::spec::NetworkMode::None
-            && !spec.parked
-            && spec.persistent.is_none())
+    // control pipe). Closed here when this returns; the helper has its own copy.
+    let given_netns = spec
+        .recycles_netns()
         .then(crate::netns_stash::take)
-        .flatten(),
-    );
+        .flatten();
+    let netns_slot = given_netns.as_ref().map_or(Slot::Closed, slot);
     let (child, stream, stdin_bytes, stdin_w, out_r, err_r) = match io {
         Io::Inherit => {
             let slots = [
@@ -82,7 +80,7 @@ pub fn run(spec: &WorkerSpec, io: Io<'_>) -> Result<Outcome> {
                 Slot::Inherit,
                 slot(&report_w),
                 slot(&lifeline_r),
-                given_netns.slot(),
+                netns_slot,
             ];
             let child = spawn::spawn_helper(&args, slots)?;
             (child, None, None, None, None, None)
@@ -90,14 +88,7 @@ pub fn run(spec: &WorkerSpec, io: Io<'_>) -> Result<Outcome> {
         Io::Stream { stdin, on_output } => {
             let streams = Streams::new(!stdin.is_empty())?;
             let [i, o, e] = streams.slots();
-            let slots = [
-                i,
-                o,
-                e,
-                slot(&report_w),
-                slot(&lifeline_r),
-                given_netns.slot(),
-            ];
+            let slots = [i, o, e, slot(&report_w), slot(&lifeline_r), netns_slot];
             let child = spawn::spawn_helper(&args, slots)?;
             (
                 child,
@@ -133,15 +124,6 @@ pub fn run(spec: &WorkerSpec, io: Io<'_>) -> Result<Outcome> {
     reap_later(child);
     drop(lifeline_w);
     outcome
-}
-
-/// The namespace (if any) a cold helper gets on descriptor 5.
-struct GivenNetns(Option<OwnedFd>);
-
-impl GivenNetns {
-    fn slot(&self) -> Slot {
-        self.0.as_ref().map_or(Slot::Closed, slot)
-    }
 }
 
 /// A valid spec as the helper's argument (JSON).
