@@ -24,7 +24,8 @@ impl Io {
         self.err.push('\n');
     }
 
-    /// Writes the buffers to the real streams and empties them.
+    /// Writes the buffers to the real streams and empties them. A reader that went away (EPIPE, as
+    /// in `fakebsd state | head`) is a normal end, not an error: the rest of the output is dropped.
     pub fn flush(&mut self) {
         let mut so = std::io::stdout().lock();
         let _ = so.write_all(self.out.as_bytes());

@@ -89,7 +89,10 @@ fn fakebsd_main(args: &[String]) -> i32 {
         "state" => match Ctx::open() {
             Ok(cx) => match serde_json::to_string_pretty(&cx.st) {
                 Ok(s) => {
-                    println!("{s}");
+                    // Through `Io`, which treats a closed pipe (`fakebsd state | head`) as a normal end.
+                    let mut io = Io::default();
+                    io.out(&s);
+                    io.flush();
                     0
                 }
                 Err(e) => {

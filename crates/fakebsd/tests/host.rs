@@ -178,6 +178,22 @@ fn seed_flow_from_a_fresh_host() {
 }
 
 #[test]
+fn a_closed_stdout_pipe_is_a_normal_end() {
+    // `fakebsd state | head`: the reader is gone before the tool writes (read end closed first,
+    // so the write surely meets EPIPE); the tool ends with 0 and says nothing.
+    let h = Host::new();
+    h.bridge();
+    for (tool, args) in [("fakebsd", &["state"][..]), ("ifconfig", &[][..])] {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let o = h.cmd(tool, args).stdout(writer).output().expect("run");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(0), "{tool} {args:?}: {err}");
+        assert!(err.is_empty(), "{tool} {args:?}: {err}");
+    }
+}
+
+#[test]
 fn missing_state_env_fails_clearly() {
     let h = Host::new();
     let o = h

@@ -6,6 +6,11 @@
 //! on the hot path (one open + one flock, microseconds). Lock files are never deleted (deleting
 //! a lock file races with a process that just opened it).
 //!
+//! A lease is unlocked explicitly (`LOCK_UN` when the [`Flock`] drops), not only by closing the
+//! file: a `flock` belongs to the open file description, which a child forked by another thread
+//! shares until it execs (or for good, if it never does), so closing our descriptor alone could
+//! leave the address locked after the lease was dropped.
+//!
 //! An address is also skipped while a worker record named after it exists (`w<last octet>`):
 //! that worker's teardown (the kernel destroying its veth) may still be running after `run`
 //! returned, and reusing the name would collide with it.
@@ -13,8 +18,9 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, Write};
 use std::net::Ipv4Addr;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
+
+use nix::fcntl::{Flock, FlockArg};
 
 use crate::error::{Error, Result};
 use crate::record;
@@ -23,7 +29,7 @@ use crate::record;
 #[derive(Debug)]
 pub struct Lease {
     addr: Ipv4Addr,
-    file: File,
+    file: Flock<File>,
 }
 
 impl Lease {
@@ -39,7 +45,7 @@ impl Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        // Forget the holder; closing the file releases the lock.
+        // Forget the holder; the Flock's own drop then unlocks (see the module doc).
         let _ = self.file.set_len(0);
     }
 }
@@ -52,9 +58,9 @@ fn leases_dir(state_dir: &Path) -> PathBuf {
     state_dir.join("leases")
 }
 
-fn try_lock(file: &File) -> bool {
-    // SAFETY: flock on a descriptor we own.
-    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
+/// Takes the lock without waiting; `None` when another holder has it.
+fn try_lock(file: File) -> Option<Flock<File>> {
+    Flock::lock(file, FlockArg::LockExclusiveNonblock).ok()
 }
 
 /// Leases the lowest free address of `range` (inclusive; within one /24 so names are unique).
@@ -79,16 +85,16 @@ pub fn lease(state_dir: &Path, range: (Ipv4Addr, Ipv4Addr)) -> Result<Lease> {
             continue;
         }
         let path = dir.join(addr.to_string());
-        let mut file = OpenOptions::new()
+        let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .open(&path)
             .map_err(|e| Error::io("open lease", &path, e))?;
-        if !try_lock(&file) {
+        let Some(mut file) = try_lock(file) else {
             continue;
-        }
+        };
         // Re-check under the lock: a worker of the previous holder may have been recorded
         // between the first check and the lock.
         if record::record_path(state_dir, &name).exists() {
@@ -112,12 +118,12 @@ pub(crate) fn reap_dead(state_dir: &Path) -> Vec<String> {
         return cleaned;
     };
     for entry in entries.filter_map(|e| e.ok()) {
-        let Ok(mut file) = OpenOptions::new().read(true).write(true).open(entry.path()) else {
+        let Ok(file) = OpenOptions::new().read(true).write(true).open(entry.path()) else {
             continue;
         };
-        if !try_lock(&file) {
+        let Some(mut file) = try_lock(file) else {
             continue;
-        }
+        };
         let mut body = String::new();
         let _ = file.read_to_string(&mut body);
         let mut words = body.split_whitespace().map(|w| w.parse::<u64>().ok());
@@ -160,6 +166,21 @@ mod tests {
             lease(dir.path(), range()).unwrap().addr().to_string(),
             "10.0.1.102"
         );
+    }
+
+    #[test]
+    fn a_dropped_lease_is_free_while_a_child_still_shares_its_descriptor() {
+        // What a child forked by another thread holds until it execs: the same open file
+        // description. Closing the lease's own descriptor alone would leave the lock held.
+        let dir = tempfile::tempdir().unwrap();
+        let a = lease(dir.path(), range()).unwrap();
+        let inherited = a.file.try_clone().unwrap();
+        drop(a);
+        assert_eq!(
+            lease(dir.path(), range()).unwrap().addr().to_string(),
+            "10.0.1.101"
+        );
+        drop(inherited);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 mod backends;
 mod cli;
+mod closed_stdout;
 mod commands;
 mod context;
 mod exit;
@@ -21,6 +22,7 @@ fn main() -> ExitCode {
     {
         warden_linux::helper_main();
     }
+    closed_stdout::end_quietly();
     let cli = Cli::parse();
     init_logging();
     match dispatch(&cli) {

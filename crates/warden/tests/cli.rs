@@ -23,6 +23,23 @@ fn bad_config_exits_2_naming_the_variable_and_fix() {
 }
 
 #[test]
+fn a_closed_stdout_pipe_is_a_normal_end() {
+    // `warden init --stdout | head`: the reader is gone before warden writes (read end closed
+    // first, so the write surely meets EPIPE); warden ends with 0 and no panic message.
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let out = std::process::Command::new(common::warden_bin())
+        .args(["init", "--stdout"])
+        .env_clear()
+        .stdout(writer)
+        .output()
+        .expect("run warden");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.is_empty(), "{err}");
+}
+
+#[test]
 fn missing_config_file_is_a_usage_error() {
     let out = warden(&["--config", "/nonexistent/warden.toml", "layout"], &[]);
     assert_eq!(out.status.code(), Some(2));
