@@ -39,7 +39,7 @@ pub struct Config {
     pub ext_if: String,
     /// Zone for local names (`git.<domain>`, tenants, sites).
     pub domain: String,
-    /// The host's FQDN; empty means `<identity>.<domain>`.
+    /// The host's FQDN; derived: `<identity>.<domain>`.
     pub internal_domain: String,
     /// Last octet of the git jail.
     pub slot_git: u8,
@@ -91,11 +91,13 @@ pub struct Config {
     pub worker_user: String,
     /// Parked workers kept warm per release and network mode.
     pub pool_size: u32,
+    /// Let workers start when the host cannot enforce their memory and process limits.
+    pub allow_unlimited: bool,
     /// pi's provider name.
     pub agent_provider: String,
     /// pi's model id.
     pub agent_model: String,
-    /// The provider's OpenAI-compatible base URL.
+    /// The provider's OpenAI-compatible base URL; derived: the ai jail, `http://<subnet>.<slots.ai>:8080/v1`.
     pub agent_base_url: String,
     /// Environment variable holding the provider API key (never the key itself).
     pub agent_api_key_env: String,
@@ -118,7 +120,7 @@ impl Default for Config {
             bridge: "warden0".into(),
             ext_if: "vtnet0".into(),
             domain: "home.arpa".into(),
-            internal_domain: String::new(),
+            internal_domain: "clawdie.home.arpa".into(),
             slot_git: 2,
             slot_cms: 3,
             slot_ai: 4,
@@ -144,6 +146,7 @@ impl Default for Config {
             worker_output: "8M".into(),
             worker_user: "clawdie".into(),
             pool_size: 2,
+            allow_unlimited: false,
             agent_provider: "local".into(),
             agent_model: "smollm2".into(),
             agent_base_url: "http://10.0.1.4:8080/v1".into(),
@@ -206,8 +209,19 @@ pub struct Key {
     pub doc: &'static str,
     /// Value type.
     pub kind: Kind,
+    /// For a value computed from other keys: how (e.g. `<identity>.<dns.domain>`) and the computation.
+    pub derived: Option<Derivation>,
     get: fn(&Config) -> RawValue,
     set: fn(&mut Config, RawValue),
+}
+
+/// How a derived key follows other keys until the operator sets it.
+#[derive(Clone, Copy)]
+pub struct Derivation {
+    /// The rule in words, with the keys it reads in angle brackets.
+    pub rule: &'static str,
+    /// The value for a config whose other keys are final; `None` when they do not parse (the layout reports them).
+    compute: fn(&Config) -> Option<String>,
 }
 
 impl Key {
@@ -217,13 +231,35 @@ impl Key {
     }
 }
 
+/// `agent.base_url`'s default: the ai jail of this layout, so it follows the subnet and the ai slot.
+fn derive_base_url(c: &Config) -> Option<String> {
+    let [a, b, cc, _] = parse_subnet(&c.subnet).ok()?.octets();
+    Some(format!(
+        "http://{}:{}/v1",
+        Ipv4Addr::new(a, b, cc, c.slot_ai),
+        crate::layout::MODELS_PORT
+    ))
+}
+
+/// `dns.internal_domain`'s default: the host's FQDN from the service identity and the zone.
+fn derive_internal_domain(c: &Config) -> Option<String> {
+    Some(format!("{}.{}", c.identity, c.domain))
+}
+
 macro_rules! key {
     ($path:literal, [$($env:literal),*], $kind:ident, $field:ident, $doc:literal) => {
+        key!(@build $path, [$($env),*], $kind, $field, $doc, None)
+    };
+    ($path:literal, [$($env:literal),*], $kind:ident, $field:ident, $doc:literal, derived $rule:literal $compute:expr) => {
+        key!(@build $path, [$($env),*], $kind, $field, $doc, Some(Derivation { rule: $rule, compute: $compute }))
+    };
+    (@build $path:literal, [$($env:literal),*], $kind:ident, $field:ident, $doc:literal, $derived:expr) => {
         Key {
             path: $path,
             env: &[$($env),*],
             doc: $doc,
             kind: Kind::$kind,
+            derived: $derived,
             get: |c| key!(@get $kind, c.$field),
             set: |c, v| key!(@set $kind, c.$field, v),
         }
@@ -253,7 +289,7 @@ pub static KEYS: &[Key] = &[
     key!("network.ext_if", ["WARDEN_EXT_IF"], Str, ext_if, "The uplink interface NAT leaves through."),
     key!("dns.domain", ["AGENT_DOMAIN"], Str, domain, "Zone of the local names (never .local)."),
     key!("dns.internal_domain", ["AGENT_INTERNAL_DOMAIN"], Str, internal_domain,
-        "The host's FQDN; empty: <identity>.<domain>."),
+        "The host's FQDN.", derived "<identity>.<dns.domain>" derive_internal_domain),
     key!("slots.git", ["WARDEN_SLOT_GIT"], Octet, slot_git, "Last octet of the git jail."),
     key!("slots.cms", ["WARDEN_SLOT_CMS"], Octet, slot_cms, "Last octet of the cms jail."),
     key!("slots.ai", ["WARDEN_SLOT_AI"], Octet, slot_ai, "Last octet of the Local AI Models jail."),
@@ -284,9 +320,12 @@ pub static KEYS: &[Key] = &[
     key!("workers.output", ["WARDEN_WORKER_OUTPUT"], Str, worker_output, "Default output cap (e.g. 8M)."),
     key!("workers.user", ["WARDEN_WORKER_USER"], Str, worker_user, "Unix user workers run as."),
     key!("workers.pool", ["WARDEN_POOL_SIZE"], Count, pool_size, "Parked workers kept warm per release and network mode."),
+    key!("workers.allow_unlimited", ["WARDEN_WORKERS_ALLOW_UNLIMITED"], Bool, allow_unlimited,
+        "Start workers even where their memory and process limits cannot be enforced (FreeBSD before kern.racct.enable=1 is active; Linux without the cgroup controllers)."),
     key!("agent.provider", ["WARDEN_AGENT_PROVIDER"], Str, agent_provider, "pi provider name."),
     key!("agent.model", ["WARDEN_AGENT_MODEL"], Str, agent_model, "pi model id."),
-    key!("agent.base_url", ["WARDEN_AGENT_BASE_URL"], Str, agent_base_url, "OpenAI-compatible base URL of the provider (default: the ai jail, http://<subnet>.<slots.ai>:8080/v1)."),
+    key!("agent.base_url", ["WARDEN_AGENT_BASE_URL"], Str, agent_base_url,
+        "OpenAI-compatible base URL of the provider.", derived "the ai jail, http://<network.subnet>.<slots.ai>:8080/v1" derive_base_url),
     key!("agent.api_key_env", ["WARDEN_AGENT_API_KEY_ENV"], Str, agent_api_key_env,
         "Name of the environment variable holding the provider key."),
     key!("agent.pi_version", ["WARDEN_AGENT_PI_VERSION"], Str, agent_pi_version,
@@ -305,9 +344,15 @@ pub struct Loaded {
 }
 
 impl Loaded {
-    /// The source of `path`'s value.
+    /// The source of `path`'s value: [`Source::Derived`] for a derived key nobody set.
     pub fn source(&self, path: &str) -> Source {
-        self.sources.get(path).cloned().unwrap_or(Source::Default)
+        if let Some(source) = self.sources.get(path) {
+            return source.clone();
+        }
+        match KEYS.iter().find(|k| k.path == path).and_then(|k| k.derived) {
+            Some(d) => Source::Derived(d.rule.to_string()),
+            None => Source::Default,
+        }
     }
 }
 
@@ -375,21 +420,29 @@ pub fn load(
             }
         }
     }
-    // The default provider is the ai jail of *this* layout: it follows the subnet and the ai slot.
-    if !loaded.sources.contains_key("agent.base_url") {
-        if let Ok(net) = parse_subnet(&loaded.config.subnet) {
-            let [a, b, c, _] = net.octets();
-            loaded.config.agent_base_url = format!(
-                "http://{}:{}/v1",
-                Ipv4Addr::new(a, b, c, loaded.config.slot_ai),
-                crate::layout::MODELS_PORT
-            );
-        }
-    }
+    derive(&mut loaded);
     if problems.is_empty() {
         Ok(loaded)
     } else {
         Err(ConfigError::Invalid(problems))
+    }
+}
+
+/// Computes every derived key nobody set, from the final values of the keys it reads. A derived key set to
+/// the empty string counts as unset (older `warden init` files wrote `internal_domain = ""`).
+fn derive(loaded: &mut Loaded) {
+    for key in KEYS {
+        let Some(d) = key.derived else { continue };
+        let set_empty = matches!(key.value(&loaded.config), RawValue::Str(s) if s.is_empty());
+        if set_empty {
+            loaded.sources.remove(key.path);
+        }
+        if loaded.sources.contains_key(key.path) {
+            continue;
+        }
+        if let Some(value) = (d.compute)(&loaded.config) {
+            (key.set)(&mut loaded.config, RawValue::Str(value));
+        }
     }
 }
 
@@ -586,13 +639,15 @@ pub fn default_toml() -> String {
         } else {
             format!(" (env: {})", key.env.join(", "))
         };
-        out.push_str(&format!(
-            "# {}{}\n{} = {}\n",
-            key.doc,
-            env,
-            leaf,
-            toml_value(&key.value(&config))
-        ));
+        let value = toml_value(&key.value(&config));
+        match key.derived {
+            // Written commented out: an uncommented value would freeze it when the keys it follows change.
+            Some(d) => out.push_str(&format!(
+                "# {} Derived: {}; uncomment to set it yourself.{}\n# {} = {}\n",
+                key.doc, d.rule, env, leaf, value
+            )),
+            None => out.push_str(&format!("# {}{}\n{} = {}\n", key.doc, env, leaf, value)),
+        }
     }
     out.push_str(
         "\n# Tenants: each gets <tenant>.<domain>, and <site>.<tenant>.<domain> per site (env TENANT_ID adds tenants).\n\
@@ -749,6 +804,50 @@ mod tests {
     fn init_toml_round_trips_to_defaults() {
         let loaded = load(Some(("init", &default_toml())), &no_env, &vec![]).unwrap();
         assert_eq!(loaded.config, Config::default());
+    }
+
+    #[test]
+    fn derived_keys_follow_until_set() {
+        let flags = |subnet: &str| {
+            vec![(
+                "--subnet".to_string(),
+                "network.subnet".to_string(),
+                subnet.to_string(),
+            )]
+        };
+        let init = default_toml();
+        let loaded = load(Some(("init", &init)), &no_env, &flags("10.0.7")).unwrap();
+        assert_eq!(loaded.config.agent_base_url, "http://10.0.7.4:8080/v1");
+        assert!(matches!(
+            loaded.source("agent.base_url"),
+            Source::Derived(_)
+        ));
+        let env = |name: &str| (name == "WARDEN_IDENTITY").then(|| "alpha".to_string());
+        let loaded = load(Some(("init", &init)), &env, &vec![]).unwrap();
+        assert_eq!(loaded.config.internal_domain, "alpha.home.arpa");
+        assert!(matches!(
+            loaded.source("dns.internal_domain"),
+            Source::Derived(_)
+        ));
+        // The operator's value stays theirs; an empty one (older init files) still follows.
+        let file = "[agent]\nbase_url = \"http://10.9.9.9:1/v1\"\n[dns]\ninternal_domain = \"\"\n";
+        let loaded = load(Some(("w.toml", file)), &env, &flags("10.0.7")).unwrap();
+        assert_eq!(loaded.config.agent_base_url, "http://10.9.9.9:1/v1");
+        assert_eq!(
+            loaded.source("agent.base_url"),
+            Source::File("w.toml".into())
+        );
+        assert_eq!(loaded.config.internal_domain, "alpha.home.arpa");
+    }
+
+    #[test]
+    fn init_writes_derived_keys_commented_out() {
+        let text = default_toml();
+        for key in KEYS.iter().filter(|k| k.derived.is_some()) {
+            let leaf = key.path.rsplit('.').next().unwrap();
+            assert!(text.contains(&format!("\n# {leaf} = ")), "{leaf}: {text}");
+            assert!(!text.contains(&format!("\n{leaf} = ")), "{leaf}: {text}");
+        }
     }
 
     #[test]

@@ -14,6 +14,8 @@ pub enum Source {
     Env(String),
     /// A command-line flag, with its name.
     Flag(String),
+    /// Computed from other keys (nobody set it), with the rule.
+    Derived(String),
 }
 
 impl fmt::Display for Source {
@@ -23,6 +25,7 @@ impl fmt::Display for Source {
             Source::File(path) => write!(f, "file {path}"),
             Source::Env(name) => write!(f, "env {name}"),
             Source::Flag(name) => write!(f, "flag {name}"),
+            Source::Derived(rule) => write!(f, "derived: {rule}"),
         }
     }
 }

@@ -8,7 +8,7 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use crate::config::{parse_subnet, Config, Loaded};
-use crate::error::{ConfigError, Invalid};
+use crate::error::{ConfigError, Invalid, Source};
 use crate::names::{check_domain, check_jail_name, check_label};
 
 /// What a slot is for.
@@ -265,6 +265,8 @@ pub struct Layout {
     pub worker_user: String,
     /// Parked workers per release and network mode.
     pub pool_size: u32,
+    /// Whether workers may start where their memory and process limits cannot be enforced.
+    pub allow_unlimited: bool,
     /// The models server's port on the ai jail: `agent.base_url`'s when it names the ai jail, else
     /// [`MODELS_PORT`].
     pub models_port: u16,
@@ -363,12 +365,9 @@ impl Layout {
                 "use a name under home.arpa, e.g. AGENT_DOMAIN=home.arpa",
             );
         }
-        let internal_domain = if c.internal_domain.is_empty() {
-            format!("{}.{}", c.identity, c.domain)
-        } else {
-            c.internal_domain.clone()
-        };
-        if !c.internal_domain.is_empty() {
+        // Derived from identity and domain unless set: then the checks above already cover it.
+        let internal_domain = c.internal_domain.clone();
+        if !matches!(loaded.source("dns.internal_domain"), Source::Derived(_)) {
             if let Err(rule) = check_domain(&c.internal_domain) {
                 bad(
                     "dns.internal_domain",
@@ -656,6 +655,7 @@ impl Layout {
             },
             worker_user: c.worker_user.clone(),
             pool_size: c.pool_size,
+            allow_unlimited: c.allow_unlimited,
             models_port: MODELS_PORT,
         };
         layout.records = records(&layout);

@@ -21,6 +21,8 @@ pub enum Step {
     Cms,
     /// The Local AI Models jail.
     Ai,
+    /// The agent workers run: pi (pinned) and the node that runs it.
+    Agent,
     /// The managed block of `/etc/hosts`.
     Hosts,
     /// dnsmasq.
@@ -31,13 +33,14 @@ pub enum Step {
 
 impl Step {
     /// Every step, in order.
-    pub const ALL: [Step; 9] = [
+    pub const ALL: [Step; 10] = [
         Step::Host,
         Step::Jails,
         Step::Db,
         Step::Git,
         Step::Cms,
         Step::Ai,
+        Step::Agent,
         Step::Hosts,
         Step::Dns,
         Step::Verify,
@@ -52,6 +55,7 @@ impl Step {
             Step::Git => "git",
             Step::Cms => "cms",
             Step::Ai => "ai",
+            Step::Agent => "agent",
             Step::Hosts => "hosts",
             Step::Dns => "dns",
             Step::Verify => "verify",

@@ -231,7 +231,7 @@ pub struct PlanArgs {
     /// The host backend (default: bastille on FreeBSD, linux elsewhere).
     #[arg(long, value_enum)]
     pub backend: Option<BackendName>,
-    /// Only this step: host, jails, db, git, cms, ai, hosts, dns, verify.
+    /// Only this step: host, jails, db, git, cms, ai, agent, hosts, dns, verify.
     #[arg(long)]
     pub step: Option<String>,
     /// Print JSON: {"actions":[…]}.

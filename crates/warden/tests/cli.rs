@@ -108,6 +108,72 @@ fn init_writes_a_config_that_loads_to_the_defaults_and_a_0600_token() {
     assert_eq!(with_file, without);
 }
 
+/// Issue 18: `warden init` must not freeze values derived from others. After `init`, `--subnet 10.0.7` moves
+/// the provider with the jails (marked derived); a value the operator writes stays theirs.
+#[test]
+fn derived_defaults_follow_the_subnet_after_init() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("warden.toml");
+    let state = dir.path().join("state");
+    let (c, s) = (cfg.to_str().unwrap(), state.to_str().unwrap());
+    ok_stdout(&warden(&["--config", c, "--state-dir", s, "init"], &[]));
+    let show = |extra: &[&str], env: &[(&str, &str)]| {
+        let mut args = vec!["--config", c];
+        args.extend_from_slice(extra);
+        args.extend(["config", "show"]);
+        ok_stdout(&warden(&args, env))
+    };
+    let text = show(&["--subnet", "10.0.7"], &[]);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("agent.base_url "))
+        .unwrap();
+    assert!(
+        line.contains("\"http://10.0.7.4:8080/v1\"") && line.contains("(derived: "),
+        "{line}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&ok_stdout(&warden(
+        &["--config", c, "config", "show", "--json"],
+        &[
+            ("AGENT_SUBNET_BASE", "10.0.7"),
+            ("WARDEN_IDENTITY", "alpha"),
+        ],
+    )))
+    .unwrap();
+    let key = |k: &str| json["keys"][k].clone();
+    assert_eq!(
+        key("agent.base_url")["value"],
+        "\"http://10.0.7.4:8080/v1\""
+    );
+    assert_eq!(key("agent.base_url")["derived"], true);
+    assert_eq!(key("dns.internal_domain")["value"], "\"alpha.home.arpa\"");
+    assert_eq!(key("dns.internal_domain")["derived"], true);
+    assert_eq!(key("network.subnet")["derived"], false);
+    // The layout follows too: the ai jail's models port and the zone's host name.
+    let layout: serde_json::Value = serde_json::from_str(&ok_stdout(&warden(
+        &["--config", c, "--subnet", "10.0.7", "layout", "--json"],
+        &[],
+    )))
+    .unwrap();
+    assert_eq!(layout["internal_domain"], "clawdie.home.arpa");
+
+    // Written by the operator: theirs, whatever the subnet says.
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "# base_url = \"http://10.0.1.4:8080/v1\"",
+        "base_url = \"http://10.0.1.9:9000/v1\"",
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let text = show(&["--subnet", "10.0.7"], &[]);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("agent.base_url "))
+        .unwrap();
+    assert!(
+        line.contains("http://10.0.1.9:9000/v1") && line.contains("(file "),
+        "{line}"
+    );
+}
+
 #[test]
 fn plan_json_holds_the_seed_equivalent_creates() {
     let out = warden(

@@ -1,6 +1,8 @@
-//! `warden config show`.
+//! `warden config show`: every key, its value and where it came from; a derived key (computed from others
+//! because nobody set it) says `derived` and how.
 
 use warden_core::config::{toml_value, KEYS};
+use warden_core::error::Source;
 
 use crate::cli::Global;
 use crate::context;
@@ -13,9 +15,11 @@ pub fn show(global: &Global, json: bool) -> Result<(), Exit> {
         let mut keys = serde_json::Map::new();
         for key in KEYS {
             let value = toml_value(&key.value(&loaded.config));
+            let source = loaded.source(key.path);
+            let derived = matches!(source, Source::Derived(_));
             keys.insert(
                 key.path.to_string(),
-                serde_json::json!({"value": value, "source": loaded.source(key.path).to_string(), "env": key.env}),
+                serde_json::json!({"value": value, "source": source.to_string(), "derived": derived, "env": key.env}),
             );
         }
         let out = serde_json::json!({"keys": keys, "tenants": loaded.config.tenants, "tenants_source": loaded.source("tenants").to_string()});
