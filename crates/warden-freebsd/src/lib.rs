@@ -5,13 +5,15 @@
 
 pub mod backend;
 pub mod datasets;
-pub mod lease;
 pub mod lock;
 pub mod observe;
 pub mod parse;
 pub mod setup;
 pub mod snapshot;
 pub mod worker;
+
+/// Worker address leases: the one allocator, shared with the Linux backend.
+pub use warden_host::lease;
 
 pub use backend::BastilleBackend;
 pub use lock::BastilleLock;

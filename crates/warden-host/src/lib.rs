@@ -1,10 +1,12 @@
 //! Warden's host seam: every command and file write goes through a [`runner::Runner`]; plans are applied by
 //! [`apply::apply`], which journals each action before and after it runs ([`journal::Journal`]); a
-//! [`backend::Backend`] observes a host and plans for it.
+//! [`backend::Backend`] observes a host and plans for it; [`lease`] hands out worker addresses to both
+//! backends.
 
 pub mod apply;
 pub mod backend;
 pub mod journal;
+pub mod lease;
 pub mod runner;
 pub mod setup;
 

@@ -61,6 +61,21 @@ pub enum Error {
     },
 }
 
+impl From<warden_host::lease::LeaseError> for Error {
+    fn from(e: warden_host::lease::LeaseError) -> Self {
+        use warden_host::lease::LeaseError;
+        match e {
+            LeaseError::Io { op, path, source } => Error::Io { op, path, source },
+            LeaseError::Range { first, last } => Error::Spec {
+                field: "lease range",
+                value: format!("{first}..={last}"),
+                why: "must be ascending and inside one /24",
+            },
+            LeaseError::Exhausted { first, last } => Error::LeasesExhausted { first, last },
+        }
+    }
+}
+
 impl Error {
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {

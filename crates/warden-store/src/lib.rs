@@ -2,8 +2,8 @@
 //!
 //! One SQLite file in WAL mode (readers never block the writer), `busy_timeout` so concurrent writers
 //! wait instead of failing, and every write in an `IMMEDIATE` transaction so a read-then-write never
-//! hits a lock upgrade. Tables: turns, turn_events (bounded per turn), sessions, leases. (The apply journal is
-//! `warden-host`'s, in its own file.)
+//! hits a lock upgrade. Tables: turns, turn_events (bounded per turn), sessions. (The apply journal is `warden-host`'s,
+//! in its own file; worker address leases are `warden_host::lease`'s lock files.)
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -13,14 +13,12 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 pub mod events;
 mod ids;
-pub mod leases;
 pub mod migrations;
 pub mod sessions;
 pub mod turns;
 
 pub use events::{Appended, EventKind, TurnEvent};
 pub use ids::{new_id, TurnId};
-pub use leases::Lease;
 pub use sessions::Session;
 pub use turns::{NewTurn, RecoveryPolicy, Turn, TurnFilter, TurnKind, TurnOutcome, TurnStatus};
 
@@ -59,14 +57,6 @@ pub enum StoreError {
         from: TurnStatus,
         /// The requested status.
         to: TurnStatus,
-    },
-    /// The lease belongs to another holder.
-    #[error("address {addr} is leased to {holder}")]
-    LeaseHeld {
-        /// The leased address.
-        addr: String,
-        /// Its current holder.
-        holder: String,
     },
 }
 
@@ -253,17 +243,21 @@ mod tests {
             .unwrap()
             .collect::<rusqlite::Result<_>>()
             .unwrap();
-        for t in ["leases", "sessions", "turn_events", "turns"] {
+        for t in ["sessions", "turn_events", "turns"] {
             assert!(names.iter().any(|n| n == t), "missing {t} in {names:?}");
         }
         assert!(
             !names.iter().any(|n| n == "journal"),
             "migration 2 drops the unused journal: {names:?}"
         );
+        assert!(
+            !names.iter().any(|n| n == "leases"),
+            "migration 3 drops the unused leases: {names:?}"
+        );
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 2);
+        assert_eq!(version, 3);
     }
 
     #[test]

@@ -74,9 +74,15 @@ DROP INDEX IF EXISTS journal_by_created;
 DROP TABLE IF EXISTS journal;
 "#;
 
+/// V3 drops V1's `leases` table: nothing used it (worker addresses are `warden_host::lease`'s lock files).
+const V3: &str = r#"
+DROP INDEX IF EXISTS leases_by_holder;
+DROP TABLE IF EXISTS leases;
+"#;
+
 /// All migrations, oldest first; append new ones, never edit old ones.
 pub fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(V1), M::up(V2)])
+    Migrations::new(vec![M::up(V1), M::up(V2), M::up(V3)])
 }
 
 #[cfg(test)]
@@ -88,7 +94,7 @@ mod tests {
 
     /// A store made by the V1-only schema (with a journal row) upgrades in place; its other data stays.
     #[test]
-    fn v1_store_upgrades_and_loses_only_the_journal() {
+    fn v1_store_upgrades_and_loses_only_the_journal_and_leases() {
         use rusqlite_migration::{Migrations, M};
         let mut conn = rusqlite::Connection::open_in_memory().unwrap();
         Migrations::new(vec![M::up(super::V1)])
@@ -103,10 +109,11 @@ mod tests {
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 2);
+        assert_eq!(version, 3);
         let journal: i64 = conn
             .query_row(
-                "SELECT count(*) FROM sqlite_master WHERE name IN ('journal', 'journal_by_created')",
+                "SELECT count(*) FROM sqlite_master WHERE name IN \
+                 ('journal', 'journal_by_created', 'leases', 'leases_by_holder')",
                 [],
                 |r| r.get(0),
             )
