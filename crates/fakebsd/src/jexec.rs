@@ -5,9 +5,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::injail::{self, JailEnv, JailFs, Outcome};
+use crate::injail;
 use crate::io::{fail, Io};
 use crate::jail;
+use crate::jailfs::{self, JailEnv, JailFs, Outcome};
 use crate::state::Ctx;
 
 const USAGE: &str = "usage: jexec [-l] [-d working-directory] [[-e name=value]\n             [-u username | -U username] jail [command ...]";
@@ -91,10 +92,10 @@ pub fn run(cx: &mut Ctx, args: &[String], io: &mut Io) -> Outcome {
     };
     let uname = user.unwrap_or("root".into());
     // (unverified) wording; the user must be in the jail's passwd (root always is).
-    let Some(u) = injail::user(cx, &fs, &uname) else {
+    let Some(u) = jailfs::user(cx, &fs, &uname) else {
         return Outcome::Done(fail(io, &format!("jexec: getpwnam: {uname}: no such user")));
     };
-    let mut env = injail::start_env(&u, login);
+    let mut env = jailfs::start_env(&u, login);
     env.extend(extra);
     let cwd = match dir {
         Some(d) => {

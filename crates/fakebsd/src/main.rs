@@ -10,6 +10,7 @@ mod init;
 mod injail;
 mod io;
 mod jail;
+mod jailfs;
 mod jexec;
 mod jls;
 mod pf_conf;
@@ -118,7 +119,7 @@ fn fakebsd_main(args: &[String]) -> i32 {
 fn run_tool(tool: &str, args: &[String]) -> i32 {
     // Inside a jail (a process started by the in-jail sh), or a jail-only name: the in-jail tools.
     let in_jail = std::env::var(state::ENV_JAIL).is_ok_and(|j| !j.is_empty());
-    if injail::JAIL_TOOLS.contains(&tool) && (in_jail || !state::TOOLS.contains(&tool)) {
+    if jailfs::JAIL_TOOLS.contains(&tool) && (in_jail || !state::TOOLS.contains(&tool)) {
         return injail::tool_main(tool, args);
     }
     if !state::TOOLS.contains(&tool) {
@@ -146,8 +147,8 @@ fn run_tool(tool: &str, args: &[String]) -> i32 {
         drop(cx);
         io.flush();
         return match out {
-            injail::Outcome::Done(code) => code,
-            injail::Outcome::Spawn(cmd) => injail::run_inherit(*cmd),
+            jailfs::Outcome::Done(code) => code,
+            jailfs::Outcome::Spawn(cmd) => injail::run_inherit(*cmd),
         };
     }
     let code = match tool {

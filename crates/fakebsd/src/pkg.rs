@@ -9,8 +9,8 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
 
-use crate::injail::{self, JailEnv, JailFs};
 use crate::io::{fail, Io};
+use crate::jailfs::{self, JailEnv, JailFs};
 use crate::state::Ctx;
 
 /// Where the simulated package database lives inside a jail.
@@ -223,11 +223,11 @@ fn apply(cx: &mut Ctx, fs: &JailFs, name: &str) -> Result<(), String> {
     match name {
         "postgresql18-server" => {
             // The port's pkg-install script creates postgres (770:770).
-            if !injail::groups(cx, fs).iter().any(|g| g.name == "postgres") {
-                injail::append_line(cx, fs, "/etc/group", "postgres:*:770:")?;
+            if !jailfs::groups(cx, fs).iter().any(|g| g.name == "postgres") {
+                jailfs::append_line(cx, fs, "/etc/group", "postgres:*:770:")?;
             }
-            if injail::user(cx, fs, "postgres").is_none() {
-                injail::add_user(
+            if jailfs::user(cx, fs, "postgres").is_none() {
+                jailfs::add_user(
                     cx,
                     fs,
                     "postgres",
@@ -598,7 +598,7 @@ pub fn initdb(cx: &mut Ctx, fs: &JailFs, io: &mut Io) -> i32 {
     let made = fs.mkdir_p(cx, &data, "/").and_then(|h| {
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(&h, std::fs::Permissions::from_mode(0o700));
-        injail::set_owner(cx, &h, "postgres", "postgres");
+        jailfs::set_owner(cx, &h, "postgres", "postgres");
         fs.mkdir_p(cx, &format!("{data}/base"), "/")?;
         fs.write(cx, &format!("{data}/PG_VERSION"), "18\n")?;
         fs.write(
@@ -684,7 +684,7 @@ pub fn pg_pidfile(cx: &Ctx, fs: &JailFs, pid: Option<u32>) {
 
 /// A libpq connection as `user` to `db`; Err is the message after `error: `.
 fn connect(cx: &Ctx, fs: &JailFs, user: &str, db: &str) -> Result<(), (String, bool)> {
-    if crate::service::running(cx, "postgresql").is_none() {
+    if cx.service_pid("postgresql").is_none() {
         return Err((format!("connection to server on socket \"{PG_SOCKET}\" failed: No such file or directory\n\tIs the server running locally and accepting connections on that socket?"), false));
     }
     // initdb -U postgres made the only role.

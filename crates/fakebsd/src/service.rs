@@ -51,7 +51,7 @@ fn yes(v: Option<&String>) -> bool {
 }
 
 fn key(cx: &Ctx, name: &str) -> String {
-    format!("{}:{name}", cx.scope())
+    cx.service_key(name)
 }
 
 /// Whether service `name` runs in the current scope (pf: enabled).
@@ -409,7 +409,7 @@ fn postgresql(cx: &mut Ctx, verb: &str, io: &mut Io) -> i32 {
     let Some(jail) = cx.jail.clone() else {
         return 1;
     };
-    let Some(fs) = crate::injail::JailFs::new(cx, &jail) else {
+    let Some(fs) = crate::jailfs::JailFs::new(cx, &jail) else {
         return 1;
     };
     let pid = running(cx, "postgresql");
@@ -444,7 +444,7 @@ fn postgresql(cx: &mut Ctx, verb: &str, io: &mut Io) -> i32 {
     }
 }
 
-fn pg_start(cx: &mut Ctx, fs: &crate::injail::JailFs, io: &mut Io) -> i32 {
+fn pg_start(cx: &mut Ctx, fs: &crate::jailfs::JailFs, io: &mut Io) -> i32 {
     if let Err(c) = crate::pkg::pg_can_start(cx, fs, running(cx, "postgresql"), io) {
         return c;
     }
@@ -457,7 +457,7 @@ fn pg_start(cx: &mut Ctx, fs: &crate::injail::JailFs, io: &mut Io) -> i32 {
     0
 }
 
-fn pg_stop(cx: &mut Ctx, fs: &crate::injail::JailFs, io: &mut Io) -> i32 {
+fn pg_stop(cx: &mut Ctx, fs: &crate::jailfs::JailFs, io: &mut Io) -> i32 {
     match cx.st.services.remove(&key(cx, "postgresql")) {
         Some(_) => {
             crate::pkg::pg_pidfile(cx, fs, None);

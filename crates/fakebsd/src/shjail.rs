@@ -19,8 +19,8 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::injail::{self, JailEnv, JailFs, Outcome, HOST_UTILS, JAIL_TOOLS};
 use crate::io::Io;
+use crate::jailfs::{self, JailEnv, JailFs, Outcome, HOST_UTILS, JAIL_TOOLS};
 use crate::state::{Ctx, ENV_JAIL, ENV_STATE};
 
 const PRELUDE: &str = r#"enable -n test '[' hash builtin enable 2>/dev/null
@@ -687,8 +687,8 @@ pub fn sh(cx: &mut Ctx, fs: &JailFs, je: &JailEnv, args: &[String], io: &mut Io)
     c.env("PATH", &jailbin)
         .env(ENV_STATE, &cx.dir)
         .env(ENV_JAIL, &je.name)
-        .env(injail::ENV_JAIL_USER, &je.user)
-        .env(injail::ENV_JAIL_ROOT, &root);
+        .env(jailfs::ENV_JAIL_USER, &je.user)
+        .env(jailfs::ENV_JAIL_ROOT, &root);
     if je.lock_held {
         c.env("FAKEBSD_LOCK_HELD", &cx.dir);
     }

@@ -405,6 +405,16 @@ impl Ctx {
         self.jail.clone().unwrap_or_else(|| "host".to_string())
     }
 
+    /// The key of service `name` in the service table: `<scope>:<name>`.
+    pub fn service_key(&self, name: &str) -> String {
+        format!("{}:{name}", self.scope())
+    }
+
+    /// The pid of package service `name` when it runs in this scope (what `service NAME status` reads).
+    pub fn service_pid(&self, name: &str) -> Option<u32> {
+        self.st.services.get(&self.service_key(name)).map(|s| s.pid)
+    }
+
     /// Runs `script` with `/bin/sh -c` as a nested command of this process (the tools see this host and
     /// skip the lock we hold). Saves before and reloads after. Output is appended to `io`.
     pub fn run_shell(&mut self, script: &str, io: &mut Io) -> i32 {

@@ -231,13 +231,17 @@ impl Key {
     }
 }
 
+/// The models server's port on the ai jail (the default `agent.base_url` is `http://<ai>:8080/v1`).
+/// Here, not in `layout` (which re-exports it), because `layout` builds on `config`, not the reverse.
+pub const MODELS_PORT: u16 = 8080;
+
 /// `agent.base_url`'s default: the ai jail of this layout, so it follows the subnet and the ai slot.
 fn derive_base_url(c: &Config) -> Option<String> {
     let [a, b, cc, _] = parse_subnet(&c.subnet).ok()?.octets();
     Some(format!(
         "http://{}:{}/v1",
         Ipv4Addr::new(a, b, cc, c.slot_ai),
-        crate::layout::MODELS_PORT
+        MODELS_PORT
     ))
 }
 

@@ -79,8 +79,7 @@ pub struct Service {
 /// PostgreSQL's port on the db jail: what git and cms connect to.
 pub const DB_PORT: u16 = 5432;
 
-/// The models server's port on the ai jail (the default `agent.base_url` is `http://<ai>:8080/v1`).
-pub const MODELS_PORT: u16 = 8080;
+pub use crate::config::MODELS_PORT;
 
 /// Host and port of an `http://` or `https://` URL (the scheme's port when none is written), or why not.
 pub fn url_host_port(url: &str) -> Result<(String, u16), String> {

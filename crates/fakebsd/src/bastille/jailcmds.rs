@@ -52,22 +52,22 @@ pub fn cmd(b: &mut Bx, args: &[String]) -> i32 {
             return 1;
         }
         // `jexec -l JAIL cmd…`: an in-jail built-in, or the confined sh (never a program of this machine).
-        let Some(fs) = crate::injail::JailFs::new(b.cx, &j) else {
+        let Some(fs) = crate::jailfs::JailFs::new(b.cx, &j) else {
             continue;
         };
-        let Some(u) = crate::injail::user(b.cx, &fs, "root") else {
+        let Some(u) = crate::jailfs::user(b.cx, &fs, "root") else {
             continue;
         };
-        let je = crate::injail::JailEnv {
+        let je = crate::jailfs::JailEnv {
             name: j.clone(),
             user: "root".into(),
-            env: crate::injail::start_env(&u, true),
+            env: crate::jailfs::start_env(&u, true),
             cwd: "/".into(),
             lock_held: true,
         };
         let code = match crate::injail::dispatch(b.cx, &je, &rest[1..], b.io) {
-            crate::injail::Outcome::Done(c) => c,
-            crate::injail::Outcome::Spawn(mut c) => {
+            crate::jailfs::Outcome::Done(c) => c,
+            crate::jailfs::Outcome::Spawn(mut c) => {
                 if b.cx.save().is_err() {
                     return 1;
                 }
