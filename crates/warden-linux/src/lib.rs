@@ -14,7 +14,11 @@
 //! (the re-exec'd process), `namespaces` (the worker's init), `init` (a jail's init), `jail`,
 //! `jail_exec`, `parked` (a worker built up to its command, waiting for a [`Turn`]), `pool`
 //! (keeps parked workers per release and network mode), `mounts`, `cgroup`, `veth`, `netlink`, `lease`, `record`, `runtime` (the tmpfs for
-//! records and claims), `netns_stash` (quiet network namespaces for the next cold worker), `reaper`, `release`.
+//! records and claims), `netns_stash` (quiet network namespaces for the next cold worker), `reaper`, `release`,
+//! `workers` (this backend behind the worker contract of `warden_host::worker`).
+//!
+//! Linux only: on any other OS the crate is empty, so the workspace builds there.
+#![cfg(target_os = "linux")]
 
 pub mod cgroup;
 mod error;
@@ -39,6 +43,7 @@ mod spawn;
 mod spec;
 pub mod veth;
 mod worker;
+pub mod workers;
 mod zygote;
 
 pub use error::{Error, Result};
@@ -53,4 +58,5 @@ pub use spec::{
     Timings, Turn, Vnet, WorkerSpec, DEFAULT_USER, MAX_NAME_LEN,
 };
 pub use worker::{run, run_captured, set_helper_exe, wait_torn_down, Io, OutputStream};
+pub use workers::{LinuxOptions, LinuxWorkers};
 pub use zygote::use_zygote;

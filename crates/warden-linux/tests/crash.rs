@@ -1,5 +1,6 @@
 //! Root tests: `kill -9` of the process that called `run` (and of its helper) mid-run, then
 //! `reap_orphans` cleans everything and says what it cleaned.
+#![cfg(target_os = "linux")]
 
 mod common;
 

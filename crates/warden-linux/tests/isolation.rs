@@ -1,5 +1,6 @@
 //! Root tests: a worker with no network cannot see the host's files or processes, cannot
 //! write to its release, runs unprivileged, and leaves nothing behind.
+#![cfg(target_os = "linux")]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Persistent jails at the library level (as root): start, exec, persistence across stop/start,
 //! stop, destroy, and a killed supervisor — each leaving nothing behind.
+#![cfg(target_os = "linux")]
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! Root tests: a worker over a limit is killed and the outcome names the limit; nothing is left.
+#![cfg(target_os = "linux")]
 
 mod common;
 

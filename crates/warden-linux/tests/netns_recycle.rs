@@ -1,6 +1,7 @@
 //! Root test: a cold worker without a network whose namespace carried no packet hands that namespace
 //! to the next one (`netns_stash`); a namespace that carried anything is never handed on, and a
 //! handed-on namespace holds nothing of the turn before (no socket, no listener).
+#![cfg(target_os = "linux")]
 
 mod common;
 

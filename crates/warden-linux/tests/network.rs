@@ -1,5 +1,6 @@
 //! Root tests of networked workers, each in a network namespace the test creates (never the
 //! machine's own): isolation between workers, the gateway, DNS, NAT out, 32 at once.
+#![cfg(target_os = "linux")]
 
 mod common;
 

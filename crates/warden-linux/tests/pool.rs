@@ -1,6 +1,7 @@
 //! The warm pool (as root, in network namespaces made here): a pooled worker handed to a second
 //! turn carries nothing of the first; the pool refills; shutting it down leaves nothing; many
 //! pooled turns leak nothing.
+#![cfg(target_os = "linux")]
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! Workers started through the zygote (as `warden serve` starts them): output, exit codes and
 //! setup errors come back as from a re-exec'd helper, pooled turns work, a killed zygote is
 //! replaced, and nothing is left behind.
+#![cfg(target_os = "linux")]
 
 mod common;
 

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use warden_agent::{pi_argv, pi_env, write_agent_dir, PiLauncher, PI_PACKAGE};
-use warden_linux::Bind;
+use warden_host::worker::Mount;
 
 use crate::state::App;
 
@@ -28,7 +28,7 @@ pub struct AgentPrep {
     /// pi's environment.
     pub env: Vec<(String, String)>,
     /// The pi install, workspace and agent dir.
-    pub binds: Vec<Bind>,
+    pub mounts: Vec<Mount>,
     /// The workspace.
     pub cwd: PathBuf,
 }
@@ -69,7 +69,8 @@ fn mkdir_owned(dir: &Path, owner: (u32, u32)) -> Result<(), String> {
 /// Prepares a tenant's dirs and pi files and returns the worker's part of the turn.
 pub async fn prepare(app: &Arc<App>, tenant: &str) -> Result<AgentPrep, String> {
     let cli = ensure_pi(app).await?;
-    let node = warden_agent::find_node().map_err(|e| e.to_string())?;
+    // The worker's node: the host's on Linux (host release), the release's own in a FreeBSD jail.
+    let node = app.workers.node().map_err(|e| e.to_string())?;
     let pi_dir = app.opts.pi_dir();
     let cli_rel = cli.strip_prefix(&pi_dir).map_err(|_| {
         format!(
@@ -79,7 +80,7 @@ pub async fn prepare(app: &Arc<App>, tenant: &str) -> Result<AgentPrep, String> 
         )
     })?;
     let cli_inside = Path::new(PI_MOUNT).join(cli_rel);
-    let owner = app.opts.worker_user.unwrap_or(warden_linux::DEFAULT_USER);
+    let owner = app.workers.file_owner();
     let base = tenant_dir(&app.opts.state_dir, tenant);
     let workspace = base.join("workspace");
     let agent_dir = base.join("pi");
@@ -109,18 +110,18 @@ pub async fn prepare(app: &Arc<App>, tenant: &str) -> Result<AgentPrep, String> 
     Ok(AgentPrep {
         argv,
         env,
-        binds: vec![
-            Bind {
+        mounts: vec![
+            Mount {
                 source: pi_dir,
                 target: PI_MOUNT.into(),
                 writable: false,
             },
-            Bind {
+            Mount {
                 source: workspace,
                 target: WORKSPACE.into(),
                 writable: true,
             },
-            Bind {
+            Mount {
                 source: agent_dir,
                 target: AGENT_DIR.into(),
                 writable: true,

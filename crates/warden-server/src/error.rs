@@ -25,7 +25,7 @@ pub enum ServerError {
     Store(#[from] warden_store::StoreError),
     /// Crash recovery (the reaper) failed.
     #[error("failed to reap orphaned workers: {0}")]
-    Reap(warden_linux::Error),
+    Reap(warden_host::worker::WorkerError),
     /// Installing pi failed.
     #[error("failed to install pi: {0}")]
     InstallPi(#[from] warden_agent::InstallError),

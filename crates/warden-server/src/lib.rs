@@ -2,8 +2,9 @@
 //!
 //! An axum HTTP API (bearer token, JSON errors) over a SQLite store (warden-store), a queue
 //! (global concurrency limit, FIFO per tenant, bounded), and a runner that executes each turn in
-//! a Linux worker (warden-linux) — argv turns, or agent turns with pi (warden-agent) on a VNET
-//! worker. On start it recovers from a crash (reaps orphaned workers, frees leases, settles
+//! an ephemeral worker of whichever backend the caller hands in (the one worker contract,
+//! `warden_host::worker`: Linux namespaces or FreeBSD jails) — argv turns, or agent turns with pi
+//! (warden-agent) on a VNET worker. On start it recovers from a crash (reaps orphaned workers, frees leases, settles
 //! unfinished turns); on SIGTERM it stops accepting, lets running turns finish until a deadline,
 //! then cancels them. [`client`] is the matching HTTP client for the CLI.
 //!
@@ -27,7 +28,6 @@ pub mod view;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -38,15 +38,20 @@ use warden_store::Store;
 pub use client::{token, Client, ClientError, ListQuery};
 pub use error::{ApiError, ServerError};
 pub use request::{LimitsRequest, Network, TurnRequest};
-pub use state::{PoolSizes, ServeOptions};
+pub use state::ServeOptions;
 pub use view::TurnView;
+pub use warden_host::worker::Workers;
 pub use warden_store::RecoveryPolicy;
 
 use crate::state::{lock, App};
 
-/// Runs the control plane until SIGTERM or SIGINT, then shuts down gracefully.
-pub async fn serve(layout: Layout, opts: ServeOptions) -> Result<(), ServerError> {
-    serve_until(layout, opts, termination()).await
+/// Runs the control plane on `workers` until SIGTERM or SIGINT, then shuts down gracefully.
+pub async fn serve(
+    layout: Layout,
+    opts: ServeOptions,
+    workers: Arc<dyn Workers>,
+) -> Result<(), ServerError> {
+    serve_until(layout, opts, workers, termination()).await
 }
 
 /// Resolves on SIGTERM or SIGINT.
@@ -85,12 +90,11 @@ fn listen_addrs(layout: &Layout, opts: &ServeOptions) -> Vec<SocketAddr> {
 pub async fn serve_until(
     layout: Layout,
     mut opts: ServeOptions,
+    workers: Arc<dyn Workers>,
     stop: impl Future<Output = ()> + Send,
 ) -> Result<(), ServerError> {
     std::fs::create_dir_all(&opts.state_dir)
         .map_err(|e| ServerError::io("create directory", &opts.state_dir, e))?;
-    // A long-lived, multi-threaded process: helpers are forked by a zygote, not exec'd.
-    warden_linux::use_zygote();
     // Workers need absolute paths (bind sources, records).
     opts.state_dir = opts
         .state_dir
@@ -107,8 +111,8 @@ pub async fn serve_until(
     let token = Arc::new(auth::load_or_create_token(&opts.state_dir)?);
     let store = Arc::new(Store::open(&opts.state_dir.join("control.db"))?);
     let recovered = {
-        let (dir, store, policy) = (opts.state_dir.clone(), store.clone(), opts.recovery);
-        tokio::task::spawn_blocking(move || recovery::recover(&dir, &store, policy))
+        let (workers, store, policy) = (workers.clone(), store.clone(), opts.recovery);
+        tokio::task::spawn_blocking(move || recovery::recover(&*workers, &store, policy))
             .await
             .map_err(|e| ServerError::Options(format!("recovery thread failed: {e}")))??
     };
@@ -118,11 +122,6 @@ pub async fn serve_until(
     if !recovered.interrupted.is_empty() {
         tracing::warn!(count = recovered.interrupted.len(), policy = ?opts.recovery, "settled turns a previous server left unfinished");
     }
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
-    let pool = start_pool(&layout, &opts);
     let app = Arc::new(App {
         queue: Mutex::new(scheduler::Queue::new(opts.queue_size, opts.concurrency)),
         running: Mutex::new(Default::default()),
@@ -132,11 +131,8 @@ pub async fn serve_until(
         shutdown: watch::channel(false).0,
         pi: OnceCell::new(),
         pi_cancel: Default::default(),
-        // Names from a time-seeded counter: a restarted server does not reuse a name whose
-        // teardown may still be in flight.
-        names: AtomicU64::new(seed >> 8),
         listening: Mutex::new((Vec::new(), Vec::new())),
-        pool,
+        workers,
         waiters: Mutex::new(Default::default()),
         specs: Mutex::new(Default::default()),
         layout,
@@ -212,67 +208,14 @@ pub async fn serve_until(
             Err(_) => tracing::info!("closed lingering connections"),
         }
     }
-    if app.pool.is_some() {
+    {
         // Parked workers are discarded and waited for: nothing of them outlives the server.
-        let app = app.clone();
-        let _ = tokio::task::spawn_blocking(move || {
-            if let Some(pool) = &app.pool {
-                pool.shutdown();
-            }
-        })
-        .await;
+        let workers = app.workers.clone();
+        let _ = tokio::task::spawn_blocking(move || workers.shutdown()).await;
     }
     let _ = std::fs::remove_file(&serve_file);
     tracing::info!("control plane stopped");
     Ok(())
-}
-
-/// Starts the warm pool for argv turns (host release), one slot per mode with a size.
-fn start_pool(layout: &Layout, opts: &ServeOptions) -> Option<warden_linux::Pool> {
-    use warden_linux::{NetworkMode, SlotConfig, Vnet, WorkerSpec};
-    let sizes = opts.pool;
-    let mut slots = Vec::new();
-    let modes = [
-        (sizes.none, NetworkMode::None),
-        (sizes.shared, NetworkMode::Shared),
-        (
-            sizes.vnet,
-            NetworkMode::Vnet(Vnet {
-                addr: std::net::Ipv4Addr::UNSPECIFIED,
-                prefix: 24,
-                gateway: layout.gateway,
-                bridge: layout.bridge.clone(),
-                dns: layout.gateway,
-                host_netns: opts.host_netns.clone(),
-            }),
-        ),
-    ];
-    for (size, network) in modes {
-        if size == 0 {
-            continue;
-        }
-        let mut template = WorkerSpec::new("pool", &["true"], &opts.state_dir);
-        template.network = network;
-        template.cgroup_root = opts.cgroup_root.clone();
-        // The layout's default turn limits, so a default turn writes no cgroup file.
-        template.limits = warden_linux::Limits {
-            memory_bytes: Some(layout.limits.memory_bytes),
-            max_pids: Some(u64::from(layout.limits.pids)),
-            cpu: None,
-            timeout_ms: Some(layout.limits.timeout.as_millis() as u64),
-            output_bytes: Some(layout.limits.output_bytes),
-        };
-        slots.push(SlotConfig {
-            template,
-            size,
-            lease_range: Some(layout.workers),
-            fillers: if sizes.fillers == 0 { 2 } else { sizes.fillers },
-        });
-    }
-    if slots.is_empty() {
-        return None;
-    }
-    Some(warden_linux::Pool::start(slots))
 }
 
 /// Stops accepting, lets running turns finish until the deadline, then cancels them.

@@ -1,10 +1,9 @@
 //! Crash recovery at start-up: what a killed server left behind is cleaned before anything new
-//! starts — orphaned workers reaped (their cgroups, veths, records) and leases of dead holders
-//! freed (warden-linux's reaper), unfinished turns settled by the policy (warden-store), an `end`
+//! starts — orphaned workers reaped and leases of dead holders freed (the backend's reaper, through the worker
+//! contract: Linux cgroups, veths and records; FreeBSD jails, clones and epairs), unfinished turns settled by the policy (warden-store), an `end`
 //! event stored for every turn that was failed so SSE readers finish, and queued turns re-queued.
 
-use std::path::Path;
-
+use warden_host::worker::Workers;
 use warden_store::{RecoveryPolicy, Store, TurnFilter, TurnId, TurnStatus};
 
 use crate::error::ServerError;
@@ -25,11 +24,11 @@ pub struct Recovered {
 
 /// Reaps orphans and settles unfinished turns.
 pub fn recover(
-    state_dir: &Path,
+    workers: &dyn Workers,
     store: &Store,
     policy: RecoveryPolicy,
 ) -> Result<Recovered, ServerError> {
-    let reaped = warden_linux::reap_orphans(state_dir).map_err(ServerError::Reap)?;
+    let reaped = workers.reap_orphans().map_err(ServerError::Reap)?;
     let interrupted = store.mark_interrupted(policy)?;
     let mut ended = Vec::new();
     for id in &interrupted {

@@ -3,13 +3,14 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::sync::{oneshot, watch, Notify, OnceCell};
+use tokio::sync::{oneshot, watch, OnceCell};
 use warden_agent::AgentConfig;
 use warden_core::Layout;
+use warden_host::worker::{Cancel, Workers};
 use warden_store::{EventKind, RecoveryPolicy, Store, TurnId, TurnOutcome, TurnStatus};
 
 use crate::metrics::Metrics;
@@ -35,42 +36,11 @@ pub struct ServeOptions {
     pub recovery: RecoveryPolicy,
     /// Where pi is installed (default `<state_dir>/pi`).
     pub pi_dir: Option<PathBuf>,
-    /// The network namespace holding the bridge (a path such as `/run/netns/NAME`); `None`:
-    /// warden's own.
-    pub host_netns: Option<PathBuf>,
-    /// Root of the cgroup hierarchy.
-    pub cgroup_root: PathBuf,
-    /// `(uid, gid)` workers run as; `None`: nobody.
-    pub worker_user: Option<(u32, u32)>,
     /// Largest request body accepted (bytes).
     pub max_body_bytes: usize,
-    /// Parked workers kept warm for argv turns, per network mode (0: no pool for that mode).
-    pub pool: PoolSizes,
     /// Install pi in the background at start, so the first agent turn does not wait for npm
     /// (default true; off for runs with argv turns only, such as `warden bench --api`).
     pub install_pi_at_start: bool,
-}
-
-/// How many workers the warm pool keeps parked per network mode (host release).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PoolSizes {
-    pub none: usize,
-    pub shared: usize,
-    pub vnet: usize,
-    /// Workers parked at once per mode while refilling (default 2 when 0).
-    pub fillers: usize,
-}
-
-impl PoolSizes {
-    /// The same size for every mode.
-    pub fn all(n: usize) -> Self {
-        PoolSizes {
-            none: n,
-            shared: n,
-            vnet: n,
-            fillers: 0,
-        }
-    }
 }
 
 impl ServeOptions {
@@ -86,11 +56,7 @@ impl ServeOptions {
             shutdown_deadline: Duration::from_secs(30),
             recovery: RecoveryPolicy::FailRunning,
             pi_dir: None,
-            host_netns: None,
-            cgroup_root: PathBuf::from("/sys/fs/cgroup"),
-            worker_user: None,
             max_body_bytes: 1 << 20,
-            pool: PoolSizes::default(),
             install_pi_at_start: true,
         }
     }
@@ -110,8 +76,8 @@ pub struct RunningTurn {
     pub cancelled: AtomicBool,
     /// Why (`cancelled` or `shutdown`).
     pub reason: Mutex<Option<&'static str>>,
-    /// Wakes the runner.
-    pub notify: Notify,
+    /// Handed to the worker: the backend kills it once set.
+    pub stop: Cancel,
 }
 
 impl RunningTurn {
@@ -122,7 +88,7 @@ impl RunningTurn {
             *r = Some(reason);
         }
         self.cancelled.store(true, Ordering::SeqCst);
-        self.notify.notify_one();
+        self.stop.cancel();
     }
 
     /// The cancel reason, if cancelled.
@@ -155,12 +121,10 @@ pub struct App {
     pub pi: OnceCell<Result<PathBuf, String>>,
     /// Set at shutdown: an npm install of pi still running is killed, never left behind.
     pub pi_cancel: Arc<std::sync::atomic::AtomicBool>,
-    /// Feeds unique worker names.
-    pub names: AtomicU64,
     /// Addresses bound, and those skipped with the reason.
     pub listening: Mutex<(Vec<SocketAddr>, Vec<String>)>,
-    /// The warm pool of parked workers, if any mode has a size.
-    pub pool: Option<warden_linux::Pool>,
+    /// The workers' backend (the one worker contract, `warden_host::worker`).
+    pub workers: Arc<dyn Workers>,
     /// `?wait=true` requests per turn, answered by [`App::finish`] with the stored result
     /// (no store read per waiter, no wake-up of every waiter at each turn's end).
     pub waiters: Mutex<HashMap<TurnId, Vec<oneshot::Sender<TurnView>>>>,
@@ -175,12 +139,6 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl App {
-    /// A fresh worker name for non-vnet workers: `t` + 10 hex digits (fits the 11-character rule).
-    pub fn worker_name(&self) -> String {
-        let n = self.names.fetch_add(1, Ordering::Relaxed);
-        format!("t{:010x}", n & 0xff_ffff_ffff)
-    }
-
     /// Starts as many queued turns as the limits allow.
     pub fn dispatch(self: &Arc<Self>) {
         loop {

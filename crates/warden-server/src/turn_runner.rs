@@ -1,11 +1,10 @@
-//! Runs one turn on a worker: builds the [`WorkerSpec`], streams output into the store as
-//! events, kills the worker on cancel, and records the outcome.
+//! Runs one turn on a worker through the one worker contract (`warden_host::worker`, either backend): builds
+//! the [`Work`], streams output into the store as events, cancels the worker through the contract, and records
+//! the outcome.
 
-use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
-use warden_linux::{ExitKind, Io, LimitKind, NetworkMode, OutputStream, Vnet, WorkerSpec};
+use warden_host::worker::{self, Events, Stdio, Stream};
 use warden_store::{EventKind, Store, TurnId, TurnOutcome, TurnStatus};
 
 use crate::agent_turn::{self, AgentPrep};
@@ -41,17 +40,24 @@ fn take_text(carry: &mut Vec<u8>, bytes: &[u8]) -> String {
     text
 }
 
-impl Sink {
-    fn on_output(&mut self, stream: OutputStream, bytes: &[u8]) {
+impl Events for Sink {
+    fn started(&mut self, worker: &str) {
+        if let Err(e) = self.store.start_turn(&self.id, worker) {
+            // The worker runs regardless; the turn's end is still recorded.
+            tracing::warn!(turn = %self.id, error = %e, "failed to mark the turn running");
+        }
+    }
+
+    fn output(&mut self, stream: Stream, bytes: &[u8]) {
         let (buf, kind) = match stream {
-            OutputStream::Stdout => (&mut self.stdout, EventKind::Stdout),
-            OutputStream::Stderr => (&mut self.stderr, EventKind::Stderr),
+            Stream::Stdout => (&mut self.stdout, EventKind::Stdout),
+            Stream::Stderr => (&mut self.stderr, EventKind::Stderr),
         };
         let room = self.cap.saturating_sub(buf.len());
         buf.extend_from_slice(&bytes[..room.min(bytes.len())]);
         match (&mut self.parser, stream) {
             // pi's stdout is its event stream: store typed agent events instead of raw chunks.
-            (Some(parser), OutputStream::Stdout) => {
+            (Some(parser), Stream::Stdout) => {
                 for ev in parser.feed(bytes) {
                     if let Ok(json) = serde_json::to_string(&ev) {
                         self.append(EventKind::Agent, &json);
@@ -59,7 +65,7 @@ impl Sink {
                 }
             }
             _ => {
-                let idx = usize::from(stream == OutputStream::Stderr);
+                let idx = usize::from(stream == Stream::Stderr);
                 let text = take_text(&mut self.partial[idx], bytes);
                 if !text.is_empty() {
                     self.append(kind, &text);
@@ -67,7 +73,9 @@ impl Sink {
             }
         }
     }
+}
 
+impl Sink {
     fn append(&self, kind: EventKind, data: &str) {
         if let Err(e) = self.store.append_event(&self.id, kind, data) {
             tracing::warn!(turn = %self.id, error = %e, "failed to store an event");
@@ -130,147 +138,58 @@ async fn run_inner(
         Work::Prompt(_) => Some(agent_turn::prepare(app, &spec.tenant).await?),
         Work::Argv(_) => None,
     };
-    // An argv turn takes a parked worker when the pool has one ready (never waits for one).
-    if agent.is_none() {
-        if let Some(parked) = take_parked(app, spec.network) {
-            let name = parked.name().to_string();
-            let wspec = worker_spec(app, &spec, &name, NetworkMode::None, None);
-            let job = Job::Pooled(parked, warden_linux::Turn::from_spec(&wspec));
-            // The turn is marked running while its worker already runs (off its critical path).
-            return match run_worker(app, id, handle, job, Vec::new(), false, Some(&name)).await {
-                Ok((outcome, sink)) => Ok(outcome_of(outcome, sink, handle)),
-                Err(RunError::NameInUse) => Err(format!("worker name {name} is in use")),
-                Err(RunError::Other(m)) => Err(m),
-            };
+    let work = work_of(&spec, agent.as_ref());
+    let (outcome, sink) = run_worker(app, id, handle, work, agent.is_some()).await?;
+    let outcome = outcome_of(outcome, sink, handle);
+    if agent.is_some() && outcome.status == Some(TurnStatus::Succeeded) {
+        if let Err(e) = app.store.record_session_turn(&spec.tenant) {
+            tracing::warn!(turn = %id, error = %e, "failed to count the session turn");
         }
     }
-    // A vnet worker is named after its leased address; the lease is held until `run` returns.
-    let lease = match spec.network {
-        Network::Vnet => Some(
-            warden_linux::lease(&app.opts.state_dir, app.layout.workers)
-                .map_err(|e| format!("failed to lease a worker address: {e}"))?,
-        ),
-        _ => None,
-    };
-    let mut attempts = 0;
-    loop {
-        attempts += 1;
-        let name = match &lease {
-            Some(l) => l.worker_name(),
-            None => app.worker_name(),
-        };
-        let network = match (&lease, spec.network) {
-            (Some(l), _) => NetworkMode::Vnet(Vnet {
-                addr: l.addr(),
-                prefix: 24,
-                gateway: app.layout.gateway,
-                bridge: app.layout.bridge.clone(),
-                dns: app.layout.gateway,
-                host_netns: app.opts.host_netns.clone(),
-            }),
-            (None, Network::Shared) => NetworkMode::Shared,
-            (None, _) => NetworkMode::None,
-        };
-        let wspec = worker_spec(app, &spec, &name, network, agent.as_ref());
-        let stdin = match &spec.work {
-            Work::Prompt(p) => p.clone().into_bytes(),
-            Work::Argv(_) => Vec::new(),
-        };
-        let job = Job::Cold(wspec);
-        // Marked running (once) while the worker starts, as for a pooled turn.
-        let mark = (attempts == 1).then_some(name.as_str());
-        match run_worker(app, id, handle, job, stdin, agent.is_some(), mark).await {
-            // Another live worker (a previous server's, being torn down) holds the name: pick another.
-            Err(RunError::NameInUse) if lease.is_none() && attempts < 3 => continue,
-            Err(RunError::NameInUse) => return Err(format!("worker name {name} is in use")),
-            Err(RunError::Other(m)) => return Err(m),
-            Ok((outcome, sink)) => {
-                let outcome = outcome_of(outcome, sink, handle);
-                if agent.is_some() && outcome.status == Some(TurnStatus::Succeeded) {
-                    if let Err(e) = app.store.record_session_turn(&spec.tenant) {
-                        tracing::warn!(turn = %id, error = %e, "failed to count the session turn");
-                    }
-                }
-                return Ok(outcome);
-            }
-        }
-    }
+    Ok(outcome)
 }
 
-fn worker_spec(
-    app: &App,
-    spec: &TurnSpec,
-    name: &str,
-    network: NetworkMode,
-    agent: Option<&AgentPrep>,
-) -> WorkerSpec {
-    let argv: Vec<&str> = match (&spec.work, agent) {
-        (Work::Argv(a), _) => a.iter().map(String::as_str).collect(),
-        (Work::Prompt(_), Some(prep)) => prep.argv.iter().map(String::as_str).collect(),
-        (Work::Prompt(_), None) => vec!["false"],
+/// The worker's part of a turn: argv (or pi's), limits, network, env, mounts, stdin (the prompt).
+fn work_of(spec: &TurnSpec, agent: Option<&AgentPrep>) -> worker::Work {
+    let argv = match (&spec.work, agent) {
+        (Work::Argv(a), _) => a.clone(),
+        (Work::Prompt(_), Some(prep)) => prep.argv.clone(),
+        (Work::Prompt(_), None) => vec!["false".to_string()],
     };
-    let mut w = WorkerSpec::new(name, &argv, &app.opts.state_dir);
-    w.network = network;
-    w.cgroup_root = app.opts.cgroup_root.clone();
-    w.user = app.opts.worker_user;
-    w.limits = warden_linux::Limits {
+    let limits = worker::Limits {
         memory_bytes: Some(spec.limits.memory_bytes),
-        max_pids: Some(spec.limits.pids),
-        cpu: None,
-        timeout_ms: Some(spec.limits.timeout_ms),
+        pids: Some(spec.limits.pids),
+        timeout: Some(std::time::Duration::from_millis(spec.limits.timeout_ms)),
         output_bytes: Some(spec.limits.output_bytes),
+    };
+    let mut w = worker::Work::new(argv, limits);
+    w.network = match spec.network {
+        Network::None => worker::Network::None,
+        Network::Shared => worker::Network::Shared,
+        Network::Vnet => worker::Network::Vnet,
     };
     if let Some(prep) = agent {
         w.env.extend(prep.env.iter().cloned());
-        w.binds = prep.binds.clone();
-        w.cwd = prep.cwd.clone();
+        w.mounts = prep.mounts.clone();
+        w.cwd = Some(prep.cwd.clone());
     }
     w.env
         .extend(spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    if let Work::Prompt(p) = &spec.work {
+        w.stdio = Stdio::Stream(p.clone().into_bytes());
+    }
     w
 }
 
-/// A parked worker for a turn on `network`, if the pool has one ready.
-fn take_parked(app: &App, network: Network) -> Option<warden_linux::Parked> {
-    let pool = app.pool.as_ref()?;
-    let mode = match network {
-        Network::None => NetworkMode::None,
-        Network::Shared => NetworkMode::Shared,
-        Network::Vnet => NetworkMode::Vnet(Vnet {
-            addr: std::net::Ipv4Addr::UNSPECIFIED,
-            prefix: 24,
-            gateway: app.layout.gateway,
-            bridge: app.layout.bridge.clone(),
-            dns: app.layout.gateway,
-            host_netns: app.opts.host_netns.clone(),
-        }),
-    };
-    pool.take(&warden_linux::PoolKey::new(
-        &warden_linux::ReleaseRef::Host,
-        &mode,
-    ))
-}
-
-/// What runs a turn: a cold worker made for it, or a parked one from the pool.
-enum Job {
-    Cold(WorkerSpec),
-    Pooled(warden_linux::Parked, warden_linux::Turn),
-}
-
-enum RunError {
-    NameInUse,
-    Other(String),
-}
-
+/// Runs `work` on a blocking thread; the turn is marked running when the worker has its name, and a cancel of
+/// the turn reaches the worker through the contract.
 async fn run_worker(
     app: &Arc<App>,
     id: &TurnId,
     handle: &Arc<RunningTurn>,
-    job: Job,
-    stdin: Vec<u8>,
+    work: worker::Work,
     agent: bool,
-    mark_running: Option<&str>,
-) -> Result<(warden_linux::Outcome, Sink), RunError> {
+) -> Result<(worker::Outcome, Sink), String> {
     let mut sink = Sink {
         store: app.store.clone(),
         id: id.clone(),
@@ -281,62 +200,19 @@ async fn run_worker(
         parser: agent.then(warden_agent::EventParser::new),
         partial: [Vec::new(), Vec::new()],
     };
-    let name = match &job {
-        Job::Cold(wspec) => wspec.name.clone(),
-        Job::Pooled(parked, _) => parked.name().to_string(),
-    };
-    let state_dir = app.opts.state_dir.clone();
-    let mut job = tokio::task::spawn_blocking(move || {
-        let io = Io::Stream {
-            stdin,
-            on_output: &mut |s, b| sink.on_output(s, b),
-        };
-        let r = match job {
-            Job::Cold(wspec) => warden_linux::run(&wspec, io),
-            Job::Pooled(parked, turn) => parked.run(&turn, io),
-        };
+    let workers = app.workers.clone();
+    let stop = handle.stop.clone();
+    let (result, sink) = tokio::task::spawn_blocking(move || {
+        let r = workers.run(&work, &mut sink, &stop);
         (r, sink)
-    });
-    if let Some(worker) = mark_running {
-        if let Err(e) = app.store.start_turn(id, worker) {
-            // The worker runs regardless; the turn's end is still recorded.
-            tracing::warn!(turn = %id, error = %e, "failed to mark the turn running");
-        }
+    })
+    .await
+    .map_err(|e| format!("worker thread failed: {e}"))?;
+    let outcome = result.map_err(|e| format!("failed to run the worker: {e}"))?;
+    for p in &outcome.cleanup_problems {
+        tracing::warn!(turn = %id, worker = %outcome.worker, problem = %p, "worker teardown");
     }
-    let joined = tokio::select! {
-        j = &mut job => j,
-        _ = handle.notify.notified() => {
-            // Kill the worker's init until `run` reports: the record may not name it yet.
-            loop {
-                kill_worker(&state_dir, &name);
-                tokio::select! {
-                    j = &mut job => break j,
-                    _ = tokio::time::sleep(Duration::from_millis(20)) => {}
-                }
-            }
-        }
-    };
-    let (result, sink) =
-        joined.map_err(|e| RunError::Other(format!("worker thread failed: {e}")))?;
-    match result {
-        Ok(o) => Ok((o, sink)),
-        Err(warden_linux::Error::NameInUse { .. }) => Err(RunError::NameInUse),
-        Err(e) => Err(RunError::Other(format!("failed to run the worker: {e}"))),
-    }
-}
-
-/// SIGKILLs a worker's init (pid 1 of its namespace: everything in it dies) if it is recorded.
-fn kill_worker(state_dir: &Path, name: &str) {
-    let path = warden_linux::record::record_path(state_dir, name);
-    let Ok(rec) = warden_linux::record::Record::load(&path) else {
-        return;
-    };
-    if let (Some(pid), Some(start)) = (rec.init_pid, rec.init_start) {
-        if warden_linux::record::is_alive(pid, start) {
-            // SAFETY: kill(2) on a pid whose start time was just checked.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
-    }
+    Ok((outcome, sink))
 }
 
 fn text(b: &[u8]) -> String {
@@ -344,9 +220,9 @@ fn text(b: &[u8]) -> String {
 }
 
 /// Maps how the worker ended (and, for agent turns, what pi said) onto the stored outcome.
-fn outcome_of(o: warden_linux::Outcome, sink: Sink, handle: &RunningTurn) -> TurnOutcome {
-    let exit_code = match o.status {
-        ExitKind::Exited(c) => Some(c),
+fn outcome_of(o: worker::Outcome, sink: Sink, handle: &RunningTurn) -> TurnOutcome {
+    let exit_code = match o.end {
+        worker::End::Exited(c) => Some(c),
         _ => None,
     };
     let mut out = TurnOutcome {
@@ -360,14 +236,7 @@ fn outcome_of(o: warden_linux::Outcome, sink: Sink, handle: &RunningTurn) -> Tur
         out.failure = Some(reason.to_string());
         return out;
     }
-    let worker_failure = match o.status {
-        ExitKind::Exited(_) => None,
-        ExitKind::Signaled(_) => Some("signal"),
-        ExitKind::Limit(LimitKind::Timeout) => Some("timeout"),
-        ExitKind::Limit(LimitKind::Memory) => Some("memory_limit"),
-        ExitKind::Limit(LimitKind::Pids) => Some("pids_limit"),
-        ExitKind::Limit(LimitKind::Output) => Some("output_limit"),
-    };
+    let worker_failure = o.end.failure();
     match sink.parser {
         Some(parser) => {
             let r = parser.finish_with_exit(exit_code);

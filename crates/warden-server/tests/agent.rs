@@ -1,6 +1,7 @@
 //! An end-to-end agent turn: real pi inside a VNET worker, through the NAT of the test
 //! namespace, to the mock OpenAI provider in a separate "provider" namespace; the reply comes
 //! back through the API.
+#![cfg(target_os = "linux")]
 
 mod common;
 

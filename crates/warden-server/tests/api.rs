@@ -1,5 +1,6 @@
 //! The API against a real `warden serve` (child process) running real workers: argv turns end
 //! to end, bad input, SSE, queue bound, per-tenant order, cancel, metrics, OpenAPI, client.
+#![cfg(target_os = "linux")]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! The warm pool in `warden serve`: argv turns run on parked workers (never reused), the pool
 //! refills, and a server shutdown leaves nothing of the pool behind.
+#![cfg(target_os = "linux")]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Crash recovery (`kill -9` of the server mid-turn, then a restart) and graceful shutdown
 //! (SIGTERM: running turns get a deadline, then are cancelled; queued turns survive).
+#![cfg(target_os = "linux")]
 
 mod common;
 

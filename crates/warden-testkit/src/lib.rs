@@ -1,6 +1,7 @@
 //! Helpers shared by the root tests of warden-linux and warden-server: the skip rule and the
 //! cross-process test lock, throwaway network namespaces (Drop guards) and the residue checks
-//! both suites make. What needs a warden type stays in each suite's `tests/common`.
+//! both suites make. What needs a warden type stays in each suite's `tests/common`. Linux only.
+#![cfg(target_os = "linux")]
 
 use std::fs::File;
 use std::os::fd::AsRawFd;

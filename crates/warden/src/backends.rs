@@ -1,8 +1,11 @@
-//! Choosing the host backend: the only place in the CLI that knows which backends exist.
+//! Choosing the host backend: the only place in the CLI that knows which backends exist, and the only one that
+//! knows which of them this OS has (the Linux backend is compiled on Linux only; see [`linux`]).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use warden_core::{Layout, Plan};
+use warden_host::worker::Workers;
 use warden_host::{Backend, HostError, RecordingRunner, Runner, SystemRunner};
 
 use crate::cli::BackendName;
@@ -81,15 +84,143 @@ pub fn choose(name: Option<BackendName>, layout: &Layout) -> Result<Chosen, Exit
             })
         }
         BackendName::Linux => Ok(Chosen {
-            backend: Box::new(warden_linux::host::LinuxBackend::new(
-                Box::new(SystemRunner::new()),
-                &state_dir,
-            )),
+            backend: linux::host_backend(&state_dir)?,
             can_apply: true,
             notes: Vec::new(),
             state_dir,
         }),
     }
+}
+
+/// How a caller of [`workers`] runs them.
+#[derive(Debug, Clone, Copy, Default)]
+// Only the Linux workers read these until the bastille backend has a pool.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+pub struct WorkerUse {
+    /// A long-lived, multi-threaded process (`warden serve`): Linux helpers come from a zygote.
+    pub serve: bool,
+    /// Parked workers kept warm per network mode (none, shared, vnet), where the backend has a pool.
+    pub pool: [usize; 3],
+}
+
+/// The ephemeral workers of backend `name` (the one worker contract), with their state in `state_dir`.
+pub fn workers(
+    name: BackendName,
+    layout: &Layout,
+    state_dir: &std::path::Path,
+    how: WorkerUse,
+) -> Result<Arc<dyn Workers>, Exit> {
+    match name {
+        BackendName::Linux => linux::workers(layout, state_dir, how),
+        BackendName::Bastille => Err(Exit::usage(
+            "workers of the bastille backend are not behind the worker contract yet\n  fix: use --backend linux",
+        )),
+    }
+}
+
+/// The Linux backend where it exists.
+#[cfg(target_os = "linux")]
+pub mod linux {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use warden_core::Layout;
+    use warden_host::worker::Workers;
+    use warden_host::{Backend, SystemRunner};
+
+    use super::WorkerUse;
+    use crate::exit::Exit;
+
+    /// Runs the worker helper and exits if this process was started as one (`warden __worker …`).
+    pub fn helper_if_asked() {
+        if std::env::args_os()
+            .nth(1)
+            .is_some_and(|a| a == warden_linux::HELPER_ARG)
+        {
+            warden_linux::helper_main();
+        }
+    }
+
+    /// The Linux host backend (setup and observation).
+    pub fn host_backend(state_dir: &Path) -> Result<Box<dyn Backend>, Exit> {
+        Ok(Box::new(warden_linux::host::LinuxBackend::new(
+            Box::new(SystemRunner::new()),
+            state_dir,
+        )))
+    }
+
+    /// Linux workers.
+    pub fn workers(
+        layout: &Layout,
+        state_dir: &Path,
+        how: WorkerUse,
+    ) -> Result<Arc<dyn Workers>, Exit> {
+        let mut opts = warden_linux::LinuxOptions::new(state_dir);
+        opts.zygote = how.serve;
+        opts.pool = how.pool;
+        Ok(Arc::new(warden_linux::LinuxWorkers::new(layout, opts)))
+    }
+
+    /// The IPv4 address `interface` has here, if any (one ioctl).
+    pub fn interface_ipv4(interface: &str) -> Option<std::net::Ipv4Addr> {
+        warden_linux::host::interface_ipv4(interface)
+    }
+
+    pub use crate::commands::{bench, jail, release};
+}
+
+/// The Linux backend on any other OS: every entry point says it runs only on Linux.
+#[cfg(not(target_os = "linux"))]
+pub mod linux {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use warden_core::Layout;
+    use warden_host::worker::Workers;
+    use warden_host::Backend;
+
+    use super::WorkerUse;
+    use crate::exit::Exit;
+
+    fn unsupported() -> Exit {
+        Exit::usage(
+            "the linux backend runs only on Linux\n  fix: use --backend bastille on FreeBSD",
+        )
+    }
+
+    /// No worker helper exists here.
+    pub fn helper_if_asked() {}
+
+    /// Not on this OS.
+    pub fn host_backend(_: &Path) -> Result<Box<dyn Backend>, Exit> {
+        Err(unsupported())
+    }
+
+    /// Not on this OS.
+    pub fn workers(_: &Layout, _: &Path, _: WorkerUse) -> Result<Arc<dyn Workers>, Exit> {
+        Err(unsupported())
+    }
+
+    /// Not on this OS.
+    pub fn interface_ipv4(_: &str) -> Option<std::net::Ipv4Addr> {
+        None
+    }
+
+    /// `warden jail|release|bench` (Linux verbs) on this OS.
+    macro_rules! linux_verb {
+        ($name:ident, $($arg:ty),* => $ret:ty) => {
+            /// Not on this OS.
+            pub mod $name {
+                /// Says the verb runs only on Linux.
+                pub fn run($(_: $arg),*) -> Result<$ret, crate::exit::Exit> {
+                    Err(super::unsupported())
+                }
+            }
+        };
+    }
+    linux_verb!(jail, &crate::cli::Global, &crate::cli::JailCommand => u8);
+    linux_verb!(release, &crate::cli::Global, &crate::cli::ReleaseCommand => ());
+    linux_verb!(bench, &crate::cli::Global, &crate::cli::BenchArgs => ());
 }
 
 /// Whether `program` is on PATH.

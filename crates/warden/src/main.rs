@@ -16,12 +16,7 @@ use exit::Exit;
 
 fn main() -> ExitCode {
     // `run` re-execs this binary as a small single-threaded helper that creates one worker.
-    if std::env::args_os()
-        .nth(1)
-        .is_some_and(|a| a == warden_linux::HELPER_ARG)
-    {
-        warden_linux::helper_main();
-    }
+    backends::linux::helper_if_asked();
     closed_stdout::end_quietly();
     let cli = Cli::parse();
     init_logging();
@@ -55,14 +50,14 @@ fn dispatch(cli: &Cli) -> Result<(), Exit> {
                 message: String::new(),
             }),
         },
-        Command::Jail { command } => match commands::jail::run(g, command)? {
+        Command::Jail { command } => match backends::linux::jail::run(g, command)? {
             0 => Ok(()),
             code => Err(Exit {
                 code,
                 message: String::new(),
             }),
         },
-        Command::Release { command } => commands::release::run(g, command),
+        Command::Release { command } => backends::linux::release::run(g, command),
         Command::Init(args) => commands::init::run(g, args),
         Command::Config {
             command: ConfigCommand::Show { json },
@@ -77,7 +72,7 @@ fn dispatch(cli: &Cli) -> Result<(), Exit> {
         Command::Turn(args) => commands::turn::run(g, args),
         Command::Turns { command } => commands::turns::run(g, command),
         Command::Token => commands::turn::token(g),
-        Command::Bench(args) => commands::bench::run(g, args),
+        Command::Bench(args) => backends::linux::bench::run(g, args),
         Command::Snapshot(command) => commands::snapshot::run(g, command),
     }
 }

@@ -4,7 +4,7 @@
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::os::unix::fs::MetadataExt;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::report::Check;
 use crate::{sh_quote, BackendKind, Ctx};
@@ -147,7 +147,6 @@ pub const OUTBOUND_DEPS: &[&str] = &[
 
 /// `outbound`: a VNET worker connects to `doctor.probe` through the gateway and the NAT.
 pub fn outbound(ctx: &Ctx) -> Vec<Check> {
-    let deps = OUTBOUND_DEPS;
     let expected = match ctx.opts.probe {
         Some(p) => format!("a VNET worker connects to {p} through the NAT"),
         None => "a VNET worker reaches the outside through the NAT".to_string(),
@@ -166,86 +165,5 @@ pub fn outbound(ctx: &Ctx) -> Vec<Check> {
             "no probe target: pass --probe IP:PORT (or WARDEN_DOCTOR_PROBE)",
         )];
     };
-    let layout = ctx.layout();
-    let remedy = ctx.setup("host");
-    let lease = match warden_linux::lease(&ctx.opts.state_dir, layout.workers) {
-        Ok(l) => l,
-        Err(e) => {
-            return vec![Check::fail(
-                "outbound",
-                expected,
-                format!("cannot lease a worker address: {e}"),
-                "",
-            )]
-        }
-    };
-    let mut spec = warden_linux::WorkerSpec::new(
-        &lease.worker_name(),
-        &[
-            "bash",
-            "-c",
-            &format!("exec 3<>/dev/tcp/{}/{}", probe.ip(), probe.port()),
-        ],
-        &ctx.opts.state_dir,
-    );
-    spec.network = warden_linux::NetworkMode::Vnet(warden_linux::Vnet {
-        addr: lease.addr(),
-        prefix: 24,
-        gateway: layout.gateway,
-        bridge: layout.bridge.clone(),
-        dns: layout.gateway,
-        host_netns: None,
-    });
-    let budget = ctx
-        .opts
-        .timeout
-        .saturating_sub(Duration::from_millis(1000))
-        .clamp(Duration::from_millis(300), Duration::from_millis(1500));
-    spec.limits.timeout_ms = Some(budget.as_millis() as u64);
-    let t0 = Instant::now();
-    let result = warden_linux::run_captured(&spec);
-    let ms = t0.elapsed().as_millis();
-    let from = lease.addr();
-    // Keep the address until the worker is fully gone, so the next run cannot collide with its leftovers.
-    warden_linux::wait_torn_down(&ctx.opts.state_dir, &spec.name, Duration::from_millis(500));
-    drop(lease);
-    let check = match result {
-        Ok((outcome, _, stderr)) => match outcome.status {
-            warden_linux::ExitKind::Exited(0) => Check::ok(
-                "outbound",
-                expected,
-                format!("worker {from} connected to {probe} ({ms} ms)"),
-            ),
-            other => {
-                let err = String::from_utf8_lossy(&stderr);
-                let line = err
-                    .lines()
-                    .map(str::trim)
-                    .find(|l| !l.is_empty())
-                    .unwrap_or("");
-                let how = match other {
-                    warden_linux::ExitKind::Limit(warden_linux::LimitKind::Timeout) => {
-                        format!("no connection within {} ms", budget.as_millis())
-                    }
-                    warden_linux::ExitKind::Exited(code) => format!("exit {code}"),
-                    other => format!("{other:?}"),
-                };
-                Check::fail(
-                    "outbound",
-                    expected,
-                    format!("worker {from} could not connect to {probe}: {how} {line}")
-                        .trim_end()
-                        .to_string(),
-                    remedy,
-                )
-            }
-        },
-        Err(e) => Check::fail(
-            "outbound",
-            expected,
-            format!("cannot run a VNET worker: {e}"),
-            "",
-        ),
-    };
-    vec![check.depends(deps)]
+    super::linux::outbound(ctx, probe, expected)
 }

@@ -370,6 +370,8 @@ mod tests {
 
     /// A listener stays visible while other sockets of its namespace open and close (the CI failure: one
     /// `read_to_string` pass missed it in about 6 % of such reads, checked by hand).
+    // Linux: network namespaces and /proc/net/udp.
+    #[cfg(target_os = "linux")]
     #[test]
     fn a_bound_listener_is_never_missed_while_sockets_come_and_go() {
         use std::net::UdpSocket;

@@ -33,7 +33,7 @@ pub fn bridge(ctx: &Ctx) -> Vec<Check> {
         return vec![Check::fail("network.bridge", expected, seen, remedy)];
     }
     let (up, addrs) = match ctx.opts.backend {
-        BackendKind::Linux => match warden_linux::host::parse_ip_addr_json(&out.stdout) {
+        BackendKind::Linux => match super::linux::parse_ip_addr_json(&out.stdout) {
             Ok(parsed) => parsed,
             Err(why) => {
                 let seen = format!("cannot read `{}`: {why}", argv.join(" "));

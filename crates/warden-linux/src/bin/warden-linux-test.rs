@@ -2,6 +2,7 @@
 //! `run <spec-json>` → one worker with inherited stdio, printing the outcome as JSON on stderr
 //! (used to test `kill -9` of a parent mid-run).
 
+#[cfg(target_os = "linux")]
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some(warden_linux::HELPER_ARG) {
@@ -32,4 +33,11 @@ fn main() {
             std::process::exit(2);
         }
     }
+}
+
+/// The worker runtime exists only on Linux.
+#[cfg(not(target_os = "linux"))]
+fn main() {
+    eprintln!("warden-linux-test: Linux only");
+    std::process::exit(2);
 }

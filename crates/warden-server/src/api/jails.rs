@@ -1,4 +1,4 @@
-//! `GET /v1/jails`: live workers (warden-linux's records, with the turn each runs) and the
+//! `GET /v1/jails`: live workers (the backend's, through the worker contract, with the turn each runs) and the
 //! layout's service jails.
 
 use std::collections::HashMap;
@@ -14,7 +14,6 @@ use crate::state::App;
 
 /// Workers and service jails.
 pub async fn list(State(app): State<Arc<App>>) -> Result<Json<Value>, ApiError> {
-    let state_dir = &app.opts.state_dir;
     let filter = TurnFilter {
         status: Some(TurnStatus::Running),
         ..TurnFilter::default()
@@ -25,22 +24,21 @@ pub async fn list(State(app): State<Arc<App>>) -> Result<Json<Value>, ApiError> 
         .into_iter()
         .filter_map(|t| t.worker.map(|w| (w, t.id.to_string())))
         .collect();
-    let workers: Vec<Value> = warden_linux::record::list(state_dir)
+    let workers: Vec<Value> = app
+        .workers
+        .list()
         .into_iter()
-        .map(|name| {
-            let rec = warden_linux::record::Record::load(&warden_linux::record::record_path(
-                state_dir, &name,
-            ))
-            .ok();
-            json!({
-                "name": name,
+        .map(|w| {
+            let mut v = json!({
+                "name": w.name,
                 "kind": "worker",
-                "turn": by_worker.get(&name),
-                "owner_pid": rec.as_ref().map(|r| r.owner_pid),
-                "init_pid": rec.as_ref().and_then(|r| r.init_pid),
-                "veth": rec.as_ref().and_then(|r| r.veth.clone()),
-                "alive": rec.as_ref().is_some_and(|r| r.owner_alive()),
-            })
+                "turn": by_worker.get(&w.name),
+                "alive": w.alive,
+            });
+            if let (Some(v), Value::Object(detail)) = (v.as_object_mut(), w.detail) {
+                v.extend(detail);
+            }
+            v
         })
         .collect();
     let services: Vec<Value> = app

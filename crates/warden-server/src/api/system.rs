@@ -35,19 +35,7 @@ pub async fn layout(State(app): State<Arc<App>>) -> Json<Value> {
 pub async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
     let (running, queued, limit) = app.load();
     let mut body = app.metrics.render(running, queued, limit);
-    if let Some(pool) = &app.pool {
-        use std::fmt::Write;
-        let _ = writeln!(
-            body,
-            "# HELP warden_pool_parked Workers parked and ready, per network mode."
-        );
-        let _ = writeln!(body, "# TYPE warden_pool_parked gauge");
-        for key in pool.keys() {
-            let parked = pool.stats(&key).map_or(0, |s| s.parked);
-            let mode = format!("{:?}", key.network).to_lowercase();
-            let _ = writeln!(body, "warden_pool_parked{{network=\"{mode}\"}} {parked}");
-        }
-    }
+    body.push_str(&app.workers.metrics());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }
 

@@ -3,10 +3,11 @@
 //! etc.). Flags: `--state-dir DIR` (required), `--listen ADDR` (repeatable), `--host-netns PATH`,
 //! `--concurrency N`, `--queue N`, `--deadline-ms N`, `--recovery fail_all|fail_running|requeue_running`,
 //! `--pi-dir DIR`, `--base-url URL`, `--model ID`, `--pool N` (parked workers for network none).
+//! The workers are Linux ones (warden-linux's adapter of the worker contract): Linux test tooling.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
+#[cfg(target_os = "linux")]
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some(warden_linux::HELPER_ARG) {
@@ -32,8 +33,10 @@ fn main() -> ExitCode {
     }
 }
 
+#[cfg(target_os = "linux")]
 fn run(args: &[String]) -> Result<(), String> {
     let mut opts = warden_server::ServeOptions::new("");
+    let mut linux = warden_linux::LinuxOptions::new("");
     let mut listen = Vec::new();
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -42,21 +45,18 @@ fn run(args: &[String]) -> Result<(), String> {
         match flag.as_str() {
             "--state-dir" => opts.state_dir = value.into(),
             "--listen" => listen.push(value.parse().map_err(|e| format!("--listen: {e}"))?),
-            "--host-netns" => opts.host_netns = Some(value.into()),
+            "--host-netns" => linux.host_netns = Some(value.into()),
             "--concurrency" => opts.concurrency = num(value)? as usize,
             "--queue" => opts.queue_size = num(value)? as usize,
-            "--deadline-ms" => opts.shutdown_deadline = Duration::from_millis(num(value)?),
+            "--deadline-ms" => {
+                opts.shutdown_deadline = std::time::Duration::from_millis(num(value)?)
+            }
             "--recovery" => {
                 opts.recovery = serde_json::from_value(serde_json::Value::String(value.clone()))
                     .map_err(|e| format!("--recovery: {e}"))?
             }
             "--pi-dir" => opts.pi_dir = Some(value.into()),
-            "--pool" => {
-                opts.pool = warden_server::PoolSizes {
-                    none: num(value)? as usize,
-                    ..Default::default()
-                }
-            }
+            "--pool" => linux.pool[0] = num(value)? as usize,
             "--base-url" => opts.agent.base_url = value.clone(),
             "--model" => opts.agent.model = value.clone(),
             other => return Err(format!("unknown flag {other}")),
@@ -71,11 +71,25 @@ fn run(args: &[String]) -> Result<(), String> {
     let env = |name: &str| std::env::var(name).ok();
     let loaded = warden_core::load(None, &env, &Vec::new()).map_err(|e| e.to_string())?;
     let layout = warden_core::Layout::from_loaded(&loaded).map_err(|e| e.to_string())?;
+    // Workers need an absolute state directory (bind sources, records).
+    std::fs::create_dir_all(&opts.state_dir).map_err(|e| e.to_string())?;
+    opts.state_dir = opts.state_dir.canonicalize().map_err(|e| e.to_string())?;
+    linux.state_dir = opts.state_dir.clone();
+    // A long-lived, multi-threaded process: helpers are forked by a zygote, not exec'd.
+    linux.zygote = true;
     let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    let workers = std::sync::Arc::new(warden_linux::LinuxWorkers::new(&layout, linux));
     let r = rt
-        .block_on(warden_server::serve(layout, opts))
+        .block_on(warden_server::serve(layout, opts, workers))
         .map_err(|e| e.to_string());
     // A pi install still running in the background must not hold the exit.
-    rt.shutdown_timeout(Duration::from_secs(1));
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
     r
+}
+
+/// The test server runs Linux workers.
+#[cfg(not(target_os = "linux"))]
+fn main() -> ExitCode {
+    eprintln!("warden-server-test: Linux only");
+    ExitCode::from(2)
 }

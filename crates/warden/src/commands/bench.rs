@@ -544,15 +544,21 @@ async fn api_series(
     opts.pi_dir = Some(state.join("no-pi"));
     // Argv turns only: no npm install of pi competing with the measured turns.
     opts.install_pi_at_start = false;
-    opts.pool = warden_server::PoolSizes {
-        none: pool,
-        ..Default::default()
-    };
+    std::fs::create_dir_all(&state).map_err(|e| format!("{}: {e}", state.display()))?;
+    let mut linux = warden_linux::LinuxOptions::new(&state);
+    linux.pool[0] = pool;
+    linux.zygote = true;
+    let workers = Arc::new(warden_linux::LinuxWorkers::new(&env.layout, linux));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let layout = env.layout.clone();
-    let server = tokio::spawn(warden_server::serve_until(layout, opts, async move {
-        let _ = stop_rx.await;
-    }));
+    let server = tokio::spawn(warden_server::serve_until(
+        layout,
+        opts,
+        workers,
+        async move {
+            let _ = stop_rx.await;
+        },
+    ));
     let serve_file = state.join("serve.json");
     let start = Instant::now();
     while !serve_file.exists() {

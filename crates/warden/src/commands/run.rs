@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use warden_core::layout::{parse_duration, parse_size};
 use warden_core::Layout;
-use warden_linux::{ExitKind, LimitKind, NetworkMode, ReleaseRef, Vnet, WorkerSpec};
+use warden_host::worker;
 
 use crate::backends;
 use crate::cli::{BackendName, Global, NetworkArg, RunArgs};
@@ -17,13 +17,15 @@ pub fn run(global: &Global, args: &RunArgs) -> Result<u8, Exit> {
         return run_remote(global, args);
     }
     let (_, layout) = context::layout(global)?;
-    if args.backend.unwrap_or_else(context::default_backend) == BackendName::Bastille {
+    let backend = args.backend.unwrap_or_else(context::default_backend);
+    if backend == BackendName::Bastille {
         return run_bastille(args, &layout);
     }
-    let state_dir = context::state_dir(&layout, BackendName::Linux);
+    let state_dir = context::state_dir(&layout, backend);
     context::ensure_state_dir(&state_dir)?;
+    let workers = backends::workers(backend, &layout, &state_dir, Default::default())?;
     // A warden killed mid-run (even by SIGKILL) leaves a record; the next start cleans up after it.
-    match warden_linux::reap_orphans(&state_dir) {
+    match workers.reap_orphans() {
         Ok(cleaned) if !cleaned.is_empty() => eprintln!(
             "warden: reaped orphans of an earlier run: {}",
             cleaned.join(", ")
@@ -31,54 +33,27 @@ pub fn run(global: &Global, args: &RunArgs) -> Result<u8, Exit> {
         Ok(_) => {}
         Err(e) => eprintln!("warden: warning: failed to reap orphans: {e}"),
     }
-    let mut lease = None;
-    let network = match args.network {
-        NetworkArg::None => NetworkMode::None,
-        NetworkArg::Shared => NetworkMode::Shared,
-        NetworkArg::Vnet => {
-            ensure_host_network(global, &layout)?;
-            let l = warden_linux::lease(&state_dir, layout.workers)
-                .map_err(|e| Exit::failure(format!("failed to lease a worker address: {e}")))?;
-            let vnet = Vnet {
-                addr: l.addr(),
-                prefix: 24,
-                gateway: layout.gateway,
-                bridge: layout.bridge.clone(),
-                dns: layout.gateway,
-                host_netns: None,
-            };
-            lease = Some(l);
-            NetworkMode::Vnet(vnet)
-        }
-    };
-    let name = match &lease {
-        Some(l) => l.worker_name(),
-        None => format!("r{:x}", std::process::id() & 0xfffffff),
-    };
-    let release = match args.release.as_str() {
-        "host" => ReleaseRef::Host,
-        other => {
-            let dir = state_dir.join("releases").join(other);
-            if !dir.join("usr").is_dir() {
-                return Err(Exit::usage(format!(
-                    "release {other:?} is not bootstrapped ({} has no usr/)\n  fix: `warden release bootstrap {other}`, or use --release host",
-                    dir.display()
-                )));
-            }
-            ReleaseRef::Dir(dir)
-        }
-    };
-    let mut spec = WorkerSpec::new(&name, &[], &state_dir);
-    spec.argv = args.command.clone();
-    spec.release = release;
-    spec.network = network;
-    spec.limits.memory_bytes = Some(size(&args.memory, layout.limits.memory_bytes, "--memory")?);
-    spec.limits.max_pids = Some(
-        args.pids
-            .map(u64::from)
-            .unwrap_or(u64::from(layout.limits.pids)),
-    );
-    spec.limits.output_bytes = Some(size(&args.output, layout.limits.output_bytes, "--output")?);
+    if args.network == NetworkArg::Vnet {
+        ensure_host_network(global, &layout)?;
+    }
+    let work = work_of(args, &layout)?;
+    let outcome = workers
+        .run(&work, &mut worker::Ignore, &worker::Cancel::new())
+        .map_err(|e| Exit {
+            code: match e {
+                worker::WorkerError::Invalid { .. } => exit::USAGE,
+                worker::WorkerError::Backend(_) => exit::INFRASTRUCTURE,
+            },
+            message: match e {
+                worker::WorkerError::Invalid { why, .. } => why,
+                e => format!("worker failed: {e}"),
+            },
+        })?;
+    Ok(report(args, &outcome))
+}
+
+/// The command as [`worker::Work`]: the flags' limits (else the layout's), network, release, cwd, env, user.
+fn work_of(args: &RunArgs, layout: &Layout) -> Result<worker::Work, Exit> {
     let timeout = match &args.timeout {
         Some(t) => parse_duration(t).map_err(|e| {
             Exit::usage(format!(
@@ -87,45 +62,55 @@ pub fn run(global: &Global, args: &RunArgs) -> Result<u8, Exit> {
         })?,
         None => layout.limits.timeout,
     };
-    spec.limits.timeout_ms = Some(timeout.as_millis() as u64);
-    if let Some(cwd) = &args.cwd {
-        spec.cwd = PathBuf::from(cwd);
+    let limits = worker::Limits {
+        memory_bytes: Some(size(&args.memory, layout.limits.memory_bytes, "--memory")?),
+        pids: Some(
+            args.pids
+                .map(u64::from)
+                .unwrap_or(u64::from(layout.limits.pids)),
+        ),
+        timeout: Some(timeout),
+        output_bytes: Some(size(&args.output, layout.limits.output_bytes, "--output")?),
+    };
+    let mut work = worker::Work::new(args.command.clone(), limits);
+    work.network = match args.network {
+        NetworkArg::None => worker::Network::None,
+        NetworkArg::Shared => worker::Network::Shared,
+        NetworkArg::Vnet => worker::Network::Vnet,
+    };
+    // `host`: the backend's default release (Linux: the host's own; FreeBSD: the layout's).
+    work.release = (args.release != "host").then(|| args.release.clone());
+    work.cwd = args.cwd.as_ref().map(PathBuf::from);
+    work.env = command_env(args)?;
+    work.root = args.root;
+    work.stdio = worker::Stdio::Inherit;
+    Ok(work)
+}
+
+/// Says which limit killed the worker (if one did) and returns the code from the one exit table.
+fn report(args: &RunArgs, outcome: &worker::Outcome) -> u8 {
+    for p in &outcome.cleanup_problems {
+        eprintln!("warden: warning: worker {} teardown: {p}", outcome.worker);
     }
-    spec.env.extend(command_env(args)?);
-    if args.root {
-        spec.user = Some((0, 0));
-    }
-    let outcome = warden_linux::run(&spec, warden_linux::Io::Inherit).map_err(|e| Exit {
-        code: exit::INFRASTRUCTURE,
-        message: format!("worker failed: {e}"),
-    })?;
-    drop(lease);
     if std::env::var_os("WARDEN_TIMINGS").is_some() {
+        eprintln!("warden: timings {}", outcome.timings);
+    }
+    if let worker::End::Limit(kind) = outcome.end {
+        let what = match kind {
+            worker::LimitKind::Timeout => format!(
+                "wall-clock limit of {}",
+                args.timeout.as_deref().unwrap_or("the default")
+            ),
+            worker::LimitKind::Memory => "memory limit".to_string(),
+            worker::LimitKind::Pids => "process limit".to_string(),
+            worker::LimitKind::Output => "output cap".to_string(),
+        };
         eprintln!(
-            "warden: timings {}",
-            serde_json::to_string(&outcome.timings).unwrap_or_default()
+            "warden: worker {} was killed: it went over its {what}",
+            outcome.worker
         );
     }
-    Ok(match outcome.status {
-        ExitKind::Exited(code) => code.clamp(0, 255) as u8,
-        ExitKind::Signaled(sig) => (128 + sig).clamp(0, 255) as u8,
-        ExitKind::Limit(kind) => {
-            let (code, what) = match kind {
-                LimitKind::Timeout => (
-                    exit::LIMIT_TIMEOUT,
-                    format!(
-                        "wall-clock limit of {}",
-                        args.timeout.as_deref().unwrap_or("the default")
-                    ),
-                ),
-                LimitKind::Memory => (exit::LIMIT_MEMORY, "memory limit".to_string()),
-                LimitKind::Pids => (exit::LIMIT_PIDS, "process limit".to_string()),
-                LimitKind::Output => (exit::LIMIT_OUTPUT, "output cap".to_string()),
-            };
-            eprintln!("warden: worker {name} was killed: it went over its {what}");
-            code
-        }
-    })
+    outcome.end.exit_code()
 }
 
 /// `--backend bastille`: the command in a jail on a ZFS clone of the release (`warden_freebsd::run_worker`), with
@@ -419,7 +404,7 @@ fn ensure_host_network(global: &Global, layout: &Layout) -> Result<(), Exit> {
     let chosen = backends::choose(Some(BackendName::Linux), layout)?;
     let marker = chosen.state_dir.join("host-network.ok");
     let fingerprint = host_network_fingerprint(layout);
-    if warden_linux::host::interface_ipv4(&layout.bridge) == Some(layout.gateway)
+    if backends::linux::interface_ipv4(&layout.bridge) == Some(layout.gateway)
         && std::fs::read_to_string(&marker).ok().as_deref() == Some(fingerprint.as_str())
     {
         return Ok(());

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::backends;
 use crate::cli::{Global, ServeArgs};
 use crate::context;
 use crate::exit::Exit;
@@ -9,15 +10,20 @@ use crate::exit::Exit;
 /// Builds the serve options from config and flags and runs the server.
 pub fn run(global: &Global, args: &ServeArgs) -> Result<(), Exit> {
     let (loaded, layout) = context::layout(global)?;
-    let mut opts =
-        warden_server::ServeOptions::new(context::state_dir(&layout, context::default_backend()));
+    let backend = context::default_backend();
+    let state_dir = context::state_dir(&layout, backend);
+    context::ensure_state_dir(&state_dir)?;
+    // Workers need an absolute state directory (bind sources, records).
+    let state_dir = state_dir
+        .canonicalize()
+        .map_err(|e| Exit::failure(format!("failed to resolve {}: {e}", state_dir.display())))?;
+    let mut opts = warden_server::ServeOptions::new(&state_dir);
     opts.agent = warden_doctor::pi_config::agent_config(&loaded.config);
     // workers.pool: parked workers per network mode (none and vnet; argv turns take them).
     let pool = layout.pool_size as usize;
-    opts.pool = warden_server::PoolSizes {
-        none: pool,
-        vnet: pool,
-        ..Default::default()
+    let how = backends::WorkerUse {
+        serve: true,
+        pool: [pool, 0, pool],
     };
     if !args.listen.is_empty() {
         let mut addrs = Vec::new();
@@ -47,9 +53,10 @@ pub fn run(global: &Global, args: &ServeArgs) -> Result<(), Exit> {
                 ))
             })?;
     }
+    let workers = backends::workers(backend, &layout, &state_dir, how)?;
     let rt = tokio::runtime::Runtime::new()
         .map_err(|e| Exit::failure(format!("failed to start the runtime: {e}")))?;
-    let result = rt.block_on(warden_server::serve(layout, opts));
+    let result = rt.block_on(warden_server::serve(layout, opts, workers));
     // A pi install still running in the background must not hold the exit.
     rt.shutdown_timeout(Duration::from_secs(1));
     result.map_err(|e| Exit::failure(e.to_string()))

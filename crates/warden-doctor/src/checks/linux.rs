@@ -1,0 +1,391 @@
+//! The doctor's Linux-only checks (compiled on Linux only; `linux_absent.rs` stands in elsewhere): commands in a
+//! Linux service jail, each jail's checks, and the outbound probe from a VNET worker.
+
+use std::net::SocketAddrV4;
+use std::time::{Duration, Instant};
+
+use warden_host::Output;
+
+use crate::report::Check;
+use crate::{said, Ctx};
+
+/// Parses `ip -j addr show dev BRIDGE`: whether it is up, and its IPv4 addresses.
+pub fn parse_ip_addr_json(json: &str) -> Result<(bool, Vec<String>), String> {
+    warden_linux::host::parse_ip_addr_json(json)
+}
+
+/// `outbound` on Linux: a VNET worker connects to `probe` through the gateway and the NAT.
+pub fn outbound(ctx: &Ctx, probe: SocketAddrV4, expected: String) -> Vec<Check> {
+    let deps = super::control_plane::OUTBOUND_DEPS;
+    let layout = ctx.layout();
+    let remedy = ctx.setup("host");
+    let lease = match warden_linux::lease(&ctx.opts.state_dir, layout.workers) {
+        Ok(l) => l,
+        Err(e) => {
+            return vec![Check::fail(
+                "outbound",
+                expected,
+                format!("cannot lease a worker address: {e}"),
+                "",
+            )]
+        }
+    };
+    let mut spec = warden_linux::WorkerSpec::new(
+        &lease.worker_name(),
+        &[
+            "bash",
+            "-c",
+            &format!("exec 3<>/dev/tcp/{}/{}", probe.ip(), probe.port()),
+        ],
+        &ctx.opts.state_dir,
+    );
+    spec.network = warden_linux::NetworkMode::Vnet(warden_linux::Vnet {
+        addr: lease.addr(),
+        prefix: 24,
+        gateway: layout.gateway,
+        bridge: layout.bridge.clone(),
+        dns: layout.gateway,
+        host_netns: None,
+    });
+    let budget = ctx
+        .opts
+        .timeout
+        .saturating_sub(Duration::from_millis(1000))
+        .clamp(Duration::from_millis(300), Duration::from_millis(1500));
+    spec.limits.timeout_ms = Some(budget.as_millis() as u64);
+    let t0 = Instant::now();
+    let result = warden_linux::run_captured(&spec);
+    let ms = t0.elapsed().as_millis();
+    let from = lease.addr();
+    // Keep the address until the worker is fully gone, so the next run cannot collide with its leftovers.
+    warden_linux::wait_torn_down(&ctx.opts.state_dir, &spec.name, Duration::from_millis(500));
+    drop(lease);
+    let check = match result {
+        Ok((outcome, _, stderr)) => match outcome.status {
+            warden_linux::ExitKind::Exited(0) => Check::ok(
+                "outbound",
+                expected,
+                format!("worker {from} connected to {probe} ({ms} ms)"),
+            ),
+            other => {
+                let err = String::from_utf8_lossy(&stderr);
+                let line = err
+                    .lines()
+                    .map(str::trim)
+                    .find(|l| !l.is_empty())
+                    .unwrap_or("");
+                let how = match other {
+                    warden_linux::ExitKind::Limit(warden_linux::LimitKind::Timeout) => {
+                        format!("no connection within {} ms", budget.as_millis())
+                    }
+                    warden_linux::ExitKind::Exited(code) => format!("exit {code}"),
+                    other => format!("{other:?}"),
+                };
+                Check::fail(
+                    "outbound",
+                    expected,
+                    format!("worker {from} could not connect to {probe}: {how} {line}")
+                        .trim_end()
+                        .to_string(),
+                    remedy,
+                )
+            }
+        },
+        Err(e) => Check::fail(
+            "outbound",
+            expected,
+            format!("cannot run a VNET worker: {e}"),
+            "",
+        ),
+    };
+    vec![check.depends(deps)]
+}
+
+/// A command inside a running Linux jail (what `warden jail exec NAME -- ARGV` does), output captured: the exec
+/// spec from `warden_linux::jail`, run by this binary's exec helper (`<exe> __worker exec SPEC`), as the jail's
+/// unprivileged user. The helper is killed after `limit`.
+fn linux_exec(
+    ctx: &Ctx,
+    jail: &str,
+    argv: &[&str],
+    env: &[(&str, &str)],
+    limit: Duration,
+) -> Result<Output, String> {
+    use std::process::{Command, Stdio};
+    use warden_linux::jail::{exec_spec, ExecOpts};
+    let opts = ExecOpts {
+        argv: argv.iter().map(|s| s.to_string()).collect(),
+        env: env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        cwd: None,
+        root: false,
+    };
+    let spec = exec_spec(&ctx.opts.state_dir, jail, &opts).map_err(|e| one_line(&e))?;
+    let json = serde_json::to_string(&spec).map_err(|e| e.to_string())?;
+    // The helper is this very binary (`warden`), re-executed: the same way `warden jail exec` starts it.
+    let mut child = Command::new("/proc/self/exe")
+        .arg(warden_linux::HELPER_ARG)
+        .arg(warden_linux::jail_exec::EXEC_ARG)
+        .arg(json)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("failed to start the exec helper: {e}"))?;
+    let deadline = Instant::now() + limit;
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("no answer within {} ms", limit.as_millis()));
+            }
+            Err(e) => return Err(format!("failed to wait for the exec helper: {e}")),
+        }
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("failed to read the exec helper's output: {e}"))?;
+    Ok(Output {
+        status: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
+}
+
+/// An error and its causes on one line, without `fix:` lines (a check's remedy says what to do).
+fn one_line(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        msg.push_str(&format!(": {s}"));
+        src = s.source();
+    }
+    msg.lines().next().unwrap_or("").to_string()
+}
+
+/// Linux: every check of one service jail (`warden_linux::jail`): it exists with its slot's address, runs, has
+/// that address live and its name as hostname, reaches the gateway and resolves its name through it.
+pub fn jail(ctx: &Ctx, jail: &str) -> Vec<Check> {
+    use warden_linux::jail::{self as lj, State};
+    let layout = ctx.layout();
+    let n = |what: &str| format!("jail.{jail}.{what}");
+    let Some(svc) = layout.jails().find(|s| s.jail == jail) else {
+        return vec![Check::fail(
+            n("exists"),
+            "a jail of the layout",
+            format!("{jail} is not in the layout"),
+            "",
+        )];
+    };
+    let state_dir = &ctx.opts.state_dir;
+    let w = &ctx.opts.warden;
+    let mut out = Vec::new();
+    let exists_expected = format!("{} jail {jail} at {}/24", svc.role.name(), svc.addr);
+    if !lj::names(state_dir).iter().any(|j| j == jail) {
+        out.push(Check::fail(
+            n("exists"),
+            exists_expected,
+            format!("no jail {jail} in {}", lj::jails_dir(state_dir).display()),
+            ctx.setup("jails"),
+        ));
+        return out;
+    }
+    let record = match lj::load(state_dir, jail) {
+        Ok(r) => r,
+        Err(e) => {
+            out.push(Check::fail(
+                n("exists"),
+                exists_expected,
+                one_line(&e),
+                format!("{w} jail destroy --force {jail} && {}", ctx.setup("jails")),
+            ));
+            return out;
+        }
+    };
+    let addr = record.network.as_ref().map(|net| net.addr);
+    out.push(Check::verdict(
+        n("exists"),
+        addr == Some(svc.addr),
+        exists_expected,
+        format!(
+            "{jail} at {} on release {}",
+            addr.map(|a| a.to_string())
+                .unwrap_or_else(|| "no address".into()),
+            record.release
+        ),
+        // Recreating is the only way to move a jail; its data goes with it, so the remedy says --force.
+        format!("{w} jail destroy --force {jail} && {}", ctx.setup("jails")),
+    ));
+
+    let run_expected = format!("{jail} running");
+    let running = lj::state(state_dir, &record) == State::Running;
+    out.push(Check::verdict(
+        n("running"),
+        running,
+        run_expected,
+        if running { "running" } else { "stopped" },
+        format!("{w} jail start {jail}"),
+    ));
+    let dep = [n("running")];
+    let dep: Vec<&str> = dep.iter().map(String::as_str).collect();
+    let in_jail: [(&str, String); 4] = [
+        ("addr", format!("{}/24 on the jail's interface", svc.addr)),
+        ("hostname", format!("hostname {jail}")),
+        (
+            "gateway",
+            format!("reaches the gateway {} (TCP port 53)", layout.gateway),
+        ),
+        (
+            "dns",
+            format!("resolves {} to {} inside the jail", svc.fqdn, svc.addr),
+        ),
+    ];
+    if !running {
+        for (what, expected) in in_jail {
+            out.push(
+                Check::skip(n(what), expected, format!("{jail} is not running")).depends(&dep),
+            );
+        }
+        return out;
+    }
+    let restart = format!("{w} jail stop {jail} && {w} jail start {jail}");
+    let [addr_c, hostname_c, gateway_c, dns_c] = in_jail;
+    let gateway_name = n(gateway_c.0);
+    let want = format!("{}/24", svc.addr);
+    let gw = layout.gateway.to_string();
+    let connect = format!("exec 3<>/dev/tcp/{gw}/53");
+    // A lost first query would otherwise wait out glibc's 5 s retry; quick tries fit the limit.
+    let resolver = [("RES_OPTIONS", "timeout:1 attempts:2")];
+    let limit = ctx.opts.timeout * 3 / 4;
+
+    // Address, live.
+    let addr_check = || match linux_exec(ctx, jail, &["ip", "-4", "-o", "addr", "show"], &[], limit)
+    {
+        Ok(o) if o.ok() => {
+            let addrs: Vec<&str> = o
+                .stdout
+                .lines()
+                .filter_map(|l| {
+                    let mut words = l.split_whitespace();
+                    words.find(|w| *w == "inet")?;
+                    words.next()
+                })
+                .filter(|a| !a.starts_with("127."))
+                .collect();
+            let seen = if addrs.is_empty() {
+                "no IPv4 address but loopback".to_string()
+            } else {
+                addrs.join(", ")
+            };
+            Check::verdict(
+                n(addr_c.0),
+                addrs.contains(&want.as_str()),
+                addr_c.1.clone(),
+                seen,
+                restart.clone(),
+            )
+        }
+        Ok(o) => Check::fail(
+            n(addr_c.0),
+            addr_c.1.clone(),
+            format!("ip addr → {}", said(&o)),
+            restart.clone(),
+        ),
+        Err(e) => Check::fail(n(addr_c.0), addr_c.1.clone(), e, restart.clone()),
+    };
+
+    // Hostname.
+    let hostname_check =
+        || match linux_exec(ctx, jail, &["cat", "/proc/sys/kernel/hostname"], &[], limit) {
+            Ok(o) if o.ok() => {
+                let h = o.stdout.trim().to_string();
+                Check::verdict(
+                    n(hostname_c.0),
+                    h == jail,
+                    hostname_c.1.clone(),
+                    format!("hostname {h}"),
+                    restart.clone(),
+                )
+            }
+            Ok(o) => Check::fail(
+                n(hostname_c.0),
+                hostname_c.1.clone(),
+                format!("hostname → {}", said(&o)),
+                restart.clone(),
+            ),
+            Err(e) => Check::fail(n(hostname_c.0), hostname_c.1.clone(), e, restart.clone()),
+        };
+
+    // The gateway: a TCP connection to its dnsmasq (no ping in a minimal root; ICMP needs privileges). Two
+    // seconds let TCP resend a SYN lost to a stale neighbour entry (it does after one).
+    let gateway_check = || {
+        let argv = ["timeout", "2", "bash", "-c", &connect];
+        match linux_exec(ctx, jail, &argv, &[], limit) {
+            Ok(o) => Check::verdict(
+                n(gateway_c.0),
+                o.ok(),
+                gateway_c.1.clone(),
+                if o.ok() {
+                    "connected".to_string()
+                } else {
+                    said(&o)
+                },
+                ctx.setup("host"),
+            ),
+            Err(e) => Check::fail(n(gateway_c.0), gateway_c.1.clone(), e, ctx.setup("host")),
+        }
+    };
+
+    // The resolver: the jail's resolv.conf names the gateway; its /etc/hosts holds only its own name.
+    let dns_check = || {
+        let argv = ["getent", "hosts", svc.fqdn.as_str()];
+        match linux_exec(ctx, jail, &argv, &resolver, limit) {
+            Ok(o) if o.ok() => {
+                let seen = o.stdout.lines().next().unwrap_or("").trim().to_string();
+                let hit = seen.split_whitespace().next() == Some(svc.addr.to_string().as_str());
+                Check::verdict(n(dns_c.0), hit, dns_c.1.clone(), seen, ctx.setup("dns"))
+            }
+            Ok(o) => Check::fail(
+                n(dns_c.0),
+                dns_c.1.clone(),
+                format!("getent hosts {} → {}", svc.fqdn, said(&o)),
+                ctx.setup("dns"),
+            ),
+            Err(e) => Check::fail(n(dns_c.0), dns_c.1.clone(), e, ctx.setup("dns")),
+        }
+    };
+
+    // Each check is one command in the jail; they run at once, so the jail costs one round trip.
+    let panicked =
+        |name: String, expected: &str| Check::fail(name, expected, "the check panicked", "");
+    let [addr, hostname, gateway, dns] = std::thread::scope(|s| {
+        let a = s.spawn(addr_check);
+        let h = s.spawn(hostname_check);
+        let g = s.spawn(gateway_check);
+        let d = s.spawn(dns_check);
+        [
+            a.join()
+                .unwrap_or_else(|_| panicked(n(addr_c.0), &addr_c.1)),
+            h.join()
+                .unwrap_or_else(|_| panicked(n(hostname_c.0), &hostname_c.1)),
+            g.join()
+                .unwrap_or_else(|_| panicked(n(gateway_c.0), &gateway_c.1)),
+            d.join().unwrap_or_else(|_| panicked(n(dns_c.0), &dns_c.1)),
+        ]
+    });
+    out.push(addr);
+    out.push(hostname);
+    out.push(gateway.depends(&["network.bridge", "dns.service"]));
+    out.push(dns.depends(&[
+        "network.bridge",
+        "dns.service",
+        "dns.resolve.gateway",
+        &gateway_name,
+    ]));
+    out
+}
