@@ -195,7 +195,7 @@ pub async fn serve_until(
             }
         });
     }
-    app.dispatch();
+    crate::turn_runner::dispatch(&app);
     tracing::info!("control plane ready");
 
     stop.await;

@@ -139,29 +139,6 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl App {
-    /// Starts as many queued turns as the limits allow.
-    pub fn dispatch(self: &Arc<Self>) {
-        loop {
-            let next = {
-                let mut q = lock(&self.queue);
-                let Some((tenant, id)) = q.start_next() else {
-                    return;
-                };
-                let handle = Arc::new(RunningTurn::default());
-                lock(&self.running).insert(id.clone(), handle.clone());
-                (tenant, id, handle)
-            };
-            let app = self.clone();
-            tokio::spawn(async move {
-                let (tenant, id, handle) = next;
-                crate::turn_runner::run(app.clone(), &id, handle).await;
-                lock(&app.queue).done(&tenant);
-                lock(&app.running).remove(&id);
-                app.dispatch();
-            });
-        }
-    }
-
     /// Records a turn's end: final row, `end` event (data = the stored result), metrics, wake-ups.
     pub fn finish(&self, id: &TurnId, outcome: &TurnOutcome) -> Option<TurnView> {
         let view = self.finish_turn(id, outcome)?;

@@ -84,6 +84,29 @@ impl Sink {
     }
 }
 
+/// Starts as many queued turns as the limits allow, each on its own task; a finished turn dispatches again.
+pub fn dispatch(app: &Arc<App>) {
+    loop {
+        let next = {
+            let mut q = lock(&app.queue);
+            let Some((tenant, id)) = q.start_next() else {
+                return;
+            };
+            let handle = Arc::new(RunningTurn::default());
+            lock(&app.running).insert(id.clone(), handle.clone());
+            (tenant, id, handle)
+        };
+        let app = app.clone();
+        tokio::spawn(async move {
+            let (tenant, id, handle) = next;
+            run(app.clone(), &id, handle).await;
+            lock(&app.queue).done(&tenant);
+            lock(&app.running).remove(&id);
+            dispatch(&app);
+        });
+    }
+}
+
 /// Runs the turn `id` (already handed out by the queue) to its end and records it.
 pub async fn run(app: Arc<App>, id: &TurnId, handle: Arc<RunningTurn>) {
     let outcome = match run_inner(&app, id, &handle).await {

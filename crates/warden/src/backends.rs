@@ -165,8 +165,6 @@ pub mod linux {
     pub fn interface_ipv4(interface: &str) -> Option<std::net::Ipv4Addr> {
         warden_linux::host::interface_ipv4(interface)
     }
-
-    pub use crate::commands::{bench, jail, release};
 }
 
 /// The Linux backend on any other OS: every entry point says it runs only on Linux.
@@ -182,7 +180,8 @@ pub mod linux {
     use super::WorkerUse;
     use crate::exit::Exit;
 
-    fn unsupported() -> Exit {
+    /// What every Linux-only entry point answers here.
+    pub fn unsupported() -> Exit {
         Exit::usage(
             "the linux backend runs only on Linux\n  fix: use --backend bastille on FreeBSD",
         )
@@ -205,22 +204,6 @@ pub mod linux {
     pub fn interface_ipv4(_: &str) -> Option<std::net::Ipv4Addr> {
         None
     }
-
-    /// `warden jail|release|bench` (Linux verbs) on this OS.
-    macro_rules! linux_verb {
-        ($name:ident, $($arg:ty),* => $ret:ty) => {
-            /// Not on this OS.
-            pub mod $name {
-                /// Says the verb runs only on Linux.
-                pub fn run($(_: $arg),*) -> Result<$ret, crate::exit::Exit> {
-                    Err(super::unsupported())
-                }
-            }
-        };
-    }
-    linux_verb!(jail, &crate::cli::Global, &crate::cli::JailCommand => u8);
-    linux_verb!(release, &crate::cli::Global, &crate::cli::ReleaseCommand => ());
-    linux_verb!(bench, &crate::cli::Global, &crate::cli::BenchArgs => ());
 }
 
 /// Whether `program` is on PATH.

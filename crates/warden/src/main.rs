@@ -50,14 +50,14 @@ fn dispatch(cli: &Cli) -> Result<(), Exit> {
                 message: String::new(),
             }),
         },
-        Command::Jail { command } => match backends::linux::jail::run(g, command)? {
+        Command::Jail { command } => match commands::jail::run(g, command)? {
             0 => Ok(()),
             code => Err(Exit {
                 code,
                 message: String::new(),
             }),
         },
-        Command::Release { command } => backends::linux::release::run(g, command),
+        Command::Release { command } => commands::release::run(g, command),
         Command::Init(args) => commands::init::run(g, args),
         Command::Config {
             command: ConfigCommand::Show { json },
@@ -72,7 +72,7 @@ fn dispatch(cli: &Cli) -> Result<(), Exit> {
         Command::Turn(args) => commands::turn::run(g, args),
         Command::Turns { command } => commands::turns::run(g, command),
         Command::Token => commands::turn::token(g),
-        Command::Bench(args) => backends::linux::bench::run(g, args),
+        Command::Bench(args) => commands::bench::run(g, args),
         Command::Snapshot(command) => commands::snapshot::run(g, command),
     }
 }

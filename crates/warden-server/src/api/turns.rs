@@ -77,7 +77,7 @@ pub fn submit_with(
     let tenant = spec.tenant.clone();
     lock(&app.specs).insert(turn.id.clone(), spec);
     lock(&app.queue).push(&tenant, turn.id.clone(), true);
-    app.dispatch();
+    crate::turn_runner::dispatch(app);
     Ok(turn.id)
 }
 

@@ -1,0 +1,34 @@
+//! `warden jail|release|bench` on an OS without the Linux backend: each says it runs only on Linux.
+
+use crate::cli::{BenchArgs, Global, JailCommand, ReleaseCommand};
+use crate::exit::Exit;
+
+/// `warden jail` (Linux persistent jails).
+pub mod jail {
+    use super::*;
+
+    /// Not on this OS.
+    pub fn run(_: &Global, _: &JailCommand) -> Result<u8, Exit> {
+        Err(crate::backends::linux::unsupported())
+    }
+}
+
+/// `warden release` (Linux releases).
+pub mod release {
+    use super::*;
+
+    /// Not on this OS.
+    pub fn run(_: &Global, _: &ReleaseCommand) -> Result<(), Exit> {
+        Err(crate::backends::linux::unsupported())
+    }
+}
+
+/// `warden bench` (Linux workers).
+pub mod bench {
+    use super::*;
+
+    /// Not on this OS.
+    pub fn run(_: &Global, _: &BenchArgs) -> Result<(), Exit> {
+        Err(crate::backends::linux::unsupported())
+    }
+}
