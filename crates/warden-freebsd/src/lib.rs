@@ -11,6 +11,7 @@ pub mod parse;
 pub mod setup;
 pub mod snapshot;
 pub mod worker;
+pub mod workers;
 
 /// Worker address leases: the one allocator, shared with the Linux backend.
 pub use warden_host::lease;
@@ -21,3 +22,4 @@ pub use observe::{observe, Observation};
 pub use setup::{setup, SetupError, SetupReport};
 pub use snapshot::{rollback, snapshot, snapshots, SnapshotError};
 pub use worker::{run_worker, WorkerError, WorkerOutcome, WorkerSpec};
+pub use workers::BastilleWorkers;

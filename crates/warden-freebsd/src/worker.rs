@@ -12,21 +12,35 @@ use std::time::{Duration, Instant};
 
 use warden_core::names::check_jail_name;
 use warden_core::Layout;
+use warden_host::worker::Cancel;
 use warden_host::{Output, RunError, Runner};
 
 use crate::datasets;
 use crate::lease::{lease, Lease, LeaseError};
 
-/// The documented exit codes of a worker run that did not end by the command's own exit.
+/// The exit codes of a worker run that did not end by the command's own exit: the one table, `warden_host::exit`.
 pub mod exit_codes {
-    /// The wall-clock limit ran out; the jail was removed (`timeout(1)`'s code).
-    pub const TIMEOUT: i32 = 124;
+    use warden_host::exit;
+
+    /// The wall-clock limit ran out; the jail was removed.
+    pub const TIMEOUT: i32 = exit::LIMIT_TIMEOUT as i32;
     /// Warden could not create, start or tear down the worker (the command may not have run).
-    pub const INFRASTRUCTURE: i32 = 125;
-    /// The command was killed by a signal (128 + SIGKILL).
-    pub const KILLED: i32 = 137;
-    /// The command went over its output cap and was killed (the Linux backend's code).
-    pub const OUTPUT: i32 = 141;
+    pub const INFRASTRUCTURE: i32 = exit::INFRASTRUCTURE as i32;
+    /// The command was killed by a signal the runner does not name: SIGKILL (128 + 9).
+    pub const KILLED: i32 = 128 + libc::SIGKILL;
+    /// The command went over its output cap and was killed.
+    pub const OUTPUT: i32 = exit::LIMIT_OUTPUT as i32;
+}
+
+/// A host directory mounted into the worker with nullfs (a line of the jail's `mount.fstab`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Nullfs {
+    /// The host directory.
+    pub source: String,
+    /// Where it appears inside the worker.
+    pub target: String,
+    /// Read-write (otherwise read-only).
+    pub writable: bool,
 }
 
 /// A worker's network.
@@ -76,6 +90,12 @@ pub struct WorkerSpec {
     pub limits: WorkerLimits,
     /// Warden's local state directory (address leases).
     pub state_dir: PathBuf,
+    /// Host directories mounted in (nullfs, through the jail's `mount.fstab`).
+    #[serde(default)]
+    pub mounts: Vec<Nullfs>,
+    /// Text on the command's stdin (written into the clone, redirected by `sh`); none: `/dev/null`.
+    #[serde(default)]
+    pub stdin: Option<String>,
 }
 
 impl WorkerSpec {
@@ -101,6 +121,8 @@ impl WorkerSpec {
                 output_bytes: Some(layout.limits.output_bytes),
             },
             state_dir: state_dir.into(),
+            mounts: Vec::new(),
+            stdin: None,
         }
     }
 }
@@ -117,6 +139,8 @@ pub enum WorkerEnd {
     Killed,
     /// The command went over its output cap and was killed.
     OutputCapped,
+    /// The run was cancelled: `jail -r` ended the command.
+    Cancelled,
 }
 
 /// The result of one worker run.
@@ -395,6 +419,16 @@ pub fn run_worker(
     layout: &Layout,
     spec: &WorkerSpec,
 ) -> Result<WorkerOutcome, WorkerError> {
+    run_worker_until(runner, layout, spec, &Cancel::new())
+}
+
+/// [`run_worker`], ended early (`jail -r`) once `cancel` is set.
+pub fn run_worker_until(
+    runner: &dyn Runner,
+    layout: &Layout,
+    spec: &WorkerSpec,
+    cancel: &Cancel,
+) -> Result<WorkerOutcome, WorkerError> {
     validate(spec)?;
     let lease = match spec.network {
         WorkerNetwork::Vnet => Some(lease(&spec.state_dir, layout.workers, &spec.name)?),
@@ -410,7 +444,7 @@ pub fn run_worker(
             stderr: stale.join("; "),
         });
     }
-    let result = create_and_run(runner, layout, spec, lease.as_ref());
+    let result = create_and_run(runner, layout, spec, lease.as_ref(), cancel);
     let problems = teardown(runner, layout, &spec.name);
     drop(lease);
     for p in &problems {
@@ -426,6 +460,7 @@ fn create_and_run(
     layout: &Layout,
     spec: &WorkerSpec,
     lease: Option<&Lease>,
+    cancel: &Cancel,
 ) -> Result<WorkerOutcome, WorkerError> {
     let name = spec.name.as_str();
     let release = spec
@@ -445,7 +480,14 @@ fn create_and_run(
     }
     let path = datasets::worker_dir(layout, name);
     check_user(runner, &path, &release, &spec.user)?;
-    let params = jail_params(spec, &path);
+    let fstab = write_fstab(runner, spec, &path)?;
+    if let Some(text) = &spec.stdin {
+        write_in_clone(runner, &path, STDIN_FILE, text)?;
+    }
+    let mut params = jail_params(spec, &path);
+    if let Some(fstab) = fstab {
+        params.push(format!("mount.fstab={fstab}"));
+    }
     let params: Vec<&str> = params.iter().map(String::as_str).collect();
     step(runner, &format!("start worker jail {name}"), &params)?;
     if !exists(runner, &["jls", "-j", name, "jid"]) {
@@ -491,12 +533,13 @@ fn create_and_run(
     }
     let argv = exec_argv(spec);
     let started = Instant::now();
-    let (out, timed_out, capped) = exec_with_timeout(
+    let (out, ended, capped) = exec_with_timeout(
         runner,
         name,
         &argv,
         spec.limits.timeout,
         spec.limits.output_bytes,
+        cancel,
     )
     .map_err(|source| WorkerError::Run {
         what: format!("run the command in {name}"),
@@ -505,7 +548,7 @@ fn create_and_run(
     let elapsed = started.elapsed();
     // jexec's own failures (no such jail, no such user) exit 1 like a failing command (§7.1); they print
     // `jexec: …` first, which a command's stderr does not.
-    if !timed_out && out.status == 1 && out.stderr.starts_with("jexec: ") {
+    if ended.is_none() && out.status == 1 && out.stderr.starts_with("jexec: ") {
         return Err(WorkerError::Failed {
             what: format!("run the command in {name}"),
             command: warden_core::plan::shell_words(&argv),
@@ -513,8 +556,12 @@ fn create_and_run(
             stderr: out.stderr.trim().to_string(),
         });
     }
-    let (exit_code, end) = if timed_out {
-        (exit_codes::TIMEOUT, WorkerEnd::TimedOut)
+    let (exit_code, end) = if let Some(end) = ended {
+        let code = match end {
+            WorkerEnd::TimedOut => exit_codes::TIMEOUT,
+            _ => exit_codes::KILLED,
+        };
+        (code, end)
     } else if capped {
         (exit_codes::OUTPUT, WorkerEnd::OutputCapped)
     } else if out.status < 0 {
@@ -569,52 +616,143 @@ fn exec_argv(spec: &WorkerSpec) -> Vec<String> {
         argv.push("env".into());
         argv.extend(spec.env.iter().map(|(k, v)| format!("{k}={v}")));
     }
-    if let Some(cwd) = &spec.cwd {
-        argv.extend(strings(&["/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", cwd]));
+    match (&spec.cwd, &spec.stdin) {
+        (Some(cwd), None) => {
+            argv.extend(strings(&["/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", cwd]));
+        }
+        (cwd, Some(_)) => {
+            let script = format!("cd \"$0\" && exec \"$@\" < /{STDIN_FILE}");
+            argv.extend(strings(&[
+                "/bin/sh",
+                "-c",
+                &script,
+                cwd.as_deref().unwrap_or("/"),
+            ]));
+        }
+        (None, None) => {}
     }
     argv.extend(spec.argv.iter().cloned());
     argv
 }
 
+/// Where a worker's stdin text is written in its clone (relative to the root).
+const STDIN_FILE: &str = "tmp/.warden-stdin";
+
+/// Writes `text` at `rel` inside the clone at `path` (a host path under the runner's root).
+fn write_in_clone(
+    runner: &dyn Runner,
+    path: &str,
+    rel: &str,
+    text: &str,
+) -> Result<(), WorkerError> {
+    runner
+        .write_file(&format!("{path}/{rel}"), 0o644, text)
+        .map_err(|source| WorkerError::Run {
+            what: format!("write /{rel} into the worker"),
+            source,
+        })
+}
+
+/// The jail's `mount.fstab` for the spec's nullfs mounts (written in the clone, next to nothing the command
+/// can use: jail(8) reads it from the host before the command starts), with each mount point created (through the runner's files); `None`
+/// without mounts. jail(8) mounts the lines at `jail -c` and unmounts them at `jail -r`.
+fn write_fstab(
+    runner: &dyn Runner,
+    spec: &WorkerSpec,
+    path: &str,
+) -> Result<Option<String>, WorkerError> {
+    if spec.mounts.is_empty() {
+        return Ok(None);
+    }
+    let mut text = String::new();
+    for m in &spec.mounts {
+        if !m.target.starts_with('/')
+            || m.target.contains("..")
+            || m.source.contains(char::is_whitespace)
+        {
+            return Err(WorkerError::Spec {
+                field: "mounts",
+                value: format!("{} -> {}", m.source, m.target),
+                why: "targets must be absolute, without '..', sources without spaces".into(),
+            });
+        }
+        // The mount point, made through the runner's file seam (which creates parents; a marker file under it is
+        // hidden by the mount) rather than a host `mkdir` on a path of the simulated host.
+        write_in_clone(
+            runner,
+            path,
+            &format!("{}/.warden-mountpoint", &m.target[1..]),
+            "",
+        )?;
+        let opts = if m.writable { "rw" } else { "ro" };
+        text.push_str(&format!(
+            "{} {path}{} nullfs {opts} 0 0\n",
+            m.source, m.target
+        ));
+    }
+    let fstab = format!("{path}/etc/fstab.warden");
+    runner
+        .write_file(&fstab, 0o644, &text)
+        .map_err(|source| WorkerError::Run {
+            what: "write the worker's fstab".into(),
+            source,
+        })?;
+    Ok(Some(fstab))
+}
+
 /// Runs `argv` (its output capped at `cap` bytes, the command killed beyond) on a helper thread; when
-/// `timeout` passes first, `jail -r NAME` kills everything in the jail, which ends the command, and the run is
-/// reported as timed out. Returns the output, whether it timed out, whether it went over the cap.
+/// `timeout` passes or `cancel` is set first, `jail -r NAME` kills everything in the jail, which ends the
+/// command. Returns the output, how it was ended early (timed out or cancelled) if it was, whether it went over
+/// the cap.
 fn exec_with_timeout(
     runner: &dyn Runner,
     name: &str,
     argv: &[String],
     timeout: Option<Duration>,
     cap: Option<u64>,
-) -> Result<(Output, bool, bool), RunError> {
+    cancel: &Cancel,
+) -> Result<(Output, Option<WorkerEnd>, bool), RunError> {
     let exec = move || match cap {
         Some(cap) => runner.run_capped(argv, cap),
         None => runner.run(argv).map(|o| (o, false)),
     };
-    let Some(timeout) = timeout else {
-        return exec().map(|(o, capped)| (o, false, capped));
-    };
+    let deadline = timeout.map(|t| Instant::now() + t);
     std::thread::scope(|s| {
         let (tx, rx) = mpsc::channel();
         s.spawn(move || {
             let _ = tx.send(exec());
         });
-        match rx.recv_timeout(timeout) {
-            Ok(result) => result.map(|(o, capped)| (o, false, capped)),
-            Err(_) => {
-                let _ = runner.run(&strings(&["jail", "-r", name]));
-                // The scope joins the thread; jail -r has killed the command, so it returns promptly.
-                let (out, _) = rx.recv().unwrap_or_else(|_| {
-                    Ok((
-                        Output {
-                            status: -1,
-                            ..Default::default()
-                        },
-                        false,
-                    ))
-                })?;
-                Ok((out, true, false))
+        let ended = loop {
+            // Short waits so a cancel is seen promptly; the command's end wakes this at once.
+            let wait = deadline
+                .map(|d| d.saturating_duration_since(Instant::now()))
+                .unwrap_or(Duration::from_millis(50))
+                .min(Duration::from_millis(50));
+            match rx.recv_timeout(wait) {
+                Ok(result) => return result.map(|(o, capped)| (o, None, capped)),
+                Err(mpsc::RecvTimeoutError::Disconnected) => break None,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if cancel.is_cancelled() {
+                        break Some(WorkerEnd::Cancelled);
+                    }
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        break Some(WorkerEnd::TimedOut);
+                    }
+                }
             }
-        }
+        };
+        let _ = runner.run(&strings(&["jail", "-r", name]));
+        // The scope joins the thread; jail -r has killed the command, so it returns promptly.
+        let (out, _) = rx.recv().unwrap_or_else(|_| {
+            Ok((
+                Output {
+                    status: -1,
+                    ..Default::default()
+                },
+                false,
+            ))
+        })?;
+        Ok((out, Some(ended.unwrap_or(WorkerEnd::Killed)), false))
     })
 }
 

@@ -275,6 +275,12 @@ pub trait Workers: Send + Sync {
     /// The `node` program inside a worker, for agent turns.
     fn node(&self) -> Result<PathBuf, WorkerError>;
 
+    /// Why this host cannot enforce memory and process limits (with the fix), if it cannot; the backend then runs
+    /// workers without them.
+    fn missing_limits(&self) -> Option<String> {
+        None
+    }
+
     /// Prometheus lines about the backend's own state (e.g. its warm pool), appended to `/metrics`.
     fn metrics(&self) -> String {
         String::new()

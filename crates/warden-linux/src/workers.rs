@@ -291,9 +291,9 @@ fn backend_err(e: Error) -> WorkerError {
     match e {
         Error::Spec { field, value, why } => WorkerError::Invalid {
             field,
-            why: format!("{value:?} {why}"),
+            why: format!("worker failed: invalid worker {field} {value:?}: {why}"),
         },
-        other => WorkerError::Backend(format!("failed to run the worker: {other}")),
+        other => WorkerError::Backend(other.to_string()),
     }
 }
 

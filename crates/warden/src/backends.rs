@@ -94,7 +94,7 @@ pub fn choose(name: Option<BackendName>, layout: &Layout) -> Result<Chosen, Exit
 
 /// How a caller of [`workers`] runs them.
 #[derive(Debug, Clone, Copy, Default)]
-// Only the Linux workers read these until the bastille backend has a pool.
+// Only the Linux workers read these (the bastille backend has no pool).
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 pub struct WorkerUse {
     /// A long-lived, multi-threaded process (`warden serve`): Linux helpers come from a zygote.
@@ -112,9 +112,23 @@ pub fn workers(
 ) -> Result<Arc<dyn Workers>, Exit> {
     match name {
         BackendName::Linux => linux::workers(layout, state_dir, how),
-        BackendName::Bastille => Err(Exit::usage(
-            "workers of the bastille backend are not behind the worker contract yet\n  fix: use --backend linux",
-        )),
+        BackendName::Bastille => {
+            if let Some(missing) = ["zfs", "jail", "jexec", "jls"]
+                .into_iter()
+                .find(|p| !on_path(p))
+            {
+                return Err(Exit {
+                    code: crate::exit::INFRASTRUCTURE,
+                    message: format!("--backend bastille needs FreeBSD's jail tools, and {missing} is not on PATH\n  fix: run on the FreeBSD host, or use --backend linux"),
+                });
+            }
+            let runner = bastille_runner(state_dir);
+            Ok(Arc::new(warden_freebsd::BastilleWorkers::new(
+                Box::new(runner),
+                layout,
+                state_dir,
+            )))
+        }
     }
 }
 

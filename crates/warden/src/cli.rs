@@ -250,6 +250,9 @@ pub struct SetupArgs {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
+    /// The worker backend (default: bastille on FreeBSD, linux elsewhere): Linux namespaces or FreeBSD jails.
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendName>,
     /// Listen address IP:PORT (repeatable); default control_plane.listen at control_plane.port.
     #[arg(long, value_name = "IP:PORT")]
     pub listen: Vec<String>,

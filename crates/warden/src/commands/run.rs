@@ -18,9 +18,6 @@ pub fn run(global: &Global, args: &RunArgs) -> Result<u8, Exit> {
     }
     let (_, layout) = context::layout(global)?;
     let backend = args.backend.unwrap_or_else(context::default_backend);
-    if backend == BackendName::Bastille {
-        return run_bastille(args, &layout);
-    }
     let state_dir = context::state_dir(&layout, backend);
     context::ensure_state_dir(&state_dir)?;
     let workers = backends::workers(backend, &layout, &state_dir, Default::default())?;
@@ -33,20 +30,37 @@ pub fn run(global: &Global, args: &RunArgs) -> Result<u8, Exit> {
         Ok(_) => {}
         Err(e) => eprintln!("warden: warning: failed to reap orphans: {e}"),
     }
-    if args.network == NetworkArg::Vnet {
+    if args.network == NetworkArg::Vnet && backend == BackendName::Linux {
+        // The Linux bridge, NAT and DNS are set up on demand; a FreeBSD host's by `warden setup`.
         ensure_host_network(global, &layout)?;
     }
-    let work = work_of(args, &layout)?;
+    let mut work = work_of(args, &layout)?;
+    if let Some(why) = workers.missing_limits() {
+        if args.memory.is_some() || args.pids.is_some() {
+            return Err(Exit {
+                code: exit::INFRASTRUCTURE,
+                message: format!("this host cannot enforce --memory or --pids: {why}, or run without --memory/--pids"),
+            });
+        }
+        eprintln!("warden: warning: the worker runs without its memory and process limits: {why}");
+        work.limits.memory_bytes = None;
+        work.limits.pids = None;
+    }
     let outcome = workers
         .run(&work, &mut worker::Ignore, &worker::Cancel::new())
-        .map_err(|e| Exit {
-            code: match e {
-                worker::WorkerError::Invalid { .. } => exit::USAGE,
-                worker::WorkerError::Backend(_) => exit::INFRASTRUCTURE,
+        .map_err(|e| match e {
+            // A release that is not there is bad input; everything else is the worker's failure.
+            worker::WorkerError::Invalid {
+                field: "release",
+                why,
+            } => Exit::usage(why),
+            worker::WorkerError::Invalid { why, .. } => Exit {
+                code: exit::INFRASTRUCTURE,
+                message: why,
             },
-            message: match e {
-                worker::WorkerError::Invalid { why, .. } => why,
-                e => format!("worker failed: {e}"),
+            e => Exit {
+                code: exit::INFRASTRUCTURE,
+                message: format!("worker failed: {e}"),
             },
         })?;
     Ok(report(args, &outcome))
@@ -111,112 +125,6 @@ fn report(args: &RunArgs, outcome: &worker::Outcome) -> u8 {
         );
     }
     outcome.end.exit_code()
-}
-
-/// `--backend bastille`: the command in a jail on a ZFS clone of the release (`warden_freebsd::run_worker`), with
-/// the same flags and the same exit-status contract as the Linux worker. Output is captured by the worker and
-/// printed afterwards.
-fn run_bastille(args: &RunArgs, layout: &Layout) -> Result<u8, Exit> {
-    use warden_freebsd::worker::{WorkerEnd, WorkerNetwork};
-
-    let infra = |message: String| Exit {
-        code: exit::INFRASTRUCTURE,
-        message,
-    };
-    if let Some(missing) = ["zfs", "jail", "jexec", "jls"]
-        .into_iter()
-        .find(|p| !backends::on_path(p))
-    {
-        return Err(infra(format!(
-            "--backend bastille needs FreeBSD's jail tools, and {missing} is not on PATH\n  fix: run on the FreeBSD host, or use --backend linux"
-        )));
-    }
-    let state_dir = context::state_dir(layout, BackendName::Bastille);
-    context::ensure_state_dir(&state_dir)?;
-    let runner = backends::bastille_runner(&state_dir);
-    let name = format!("r{:x}", std::process::id() & 0xfffffff);
-    let argv: Vec<&str> = args.command.iter().map(String::as_str).collect();
-    let mut spec = warden_freebsd::WorkerSpec::new(layout, &name, &argv, &state_dir);
-    spec.network = match args.network {
-        NetworkArg::None => WorkerNetwork::None,
-        NetworkArg::Shared => WorkerNetwork::Shared,
-        NetworkArg::Vnet => WorkerNetwork::Vnet,
-    };
-    // `host` (the Linux default) stands for the layout's release here: a jail always runs a FreeBSD release.
-    spec.release = match args.release.as_str() {
-        "host" => None,
-        other => Some(other.to_string()),
-    };
-    spec.limits.memory_bytes = Some(size(&args.memory, layout.limits.memory_bytes, "--memory")?);
-    spec.limits.max_procs = Some(args.pids.unwrap_or(layout.limits.pids));
-    spec.limits.timeout = Some(match &args.timeout {
-        Some(t) => parse_duration(t).map_err(|e| {
-            Exit::usage(format!(
-                "invalid --timeout {t:?}: {e}\n  fix: e.g. --timeout 30s"
-            ))
-        })?,
-        None => layout.limits.timeout,
-    });
-    // The cap covers stdout and stderr together, as on Linux: the command is killed beyond it (exit 141).
-    spec.limits.output_bytes = Some(size(&args.output, layout.limits.output_bytes, "--output")?);
-    if !racct_enabled(&runner) {
-        if args.memory.is_some() || args.pids.is_some() {
-            return Err(infra(
-                "this host cannot enforce --memory or --pids: rctl is disabled (kern.racct.enable is not 1)\n  fix: add kern.racct.enable=1 to /boot/loader.conf and reboot, or run without --memory/--pids".into(),
-            ));
-        }
-        eprintln!(
-            "warden: warning: rctl is disabled (kern.racct.enable is not 1): the worker runs without its memory and process limits; fix: add kern.racct.enable=1 to /boot/loader.conf and reboot"
-        );
-        spec.limits.memory_bytes = None;
-        spec.limits.max_procs = None;
-    }
-    if let Some(cwd) = &args.cwd {
-        spec.cwd = Some(cwd.clone());
-    }
-    spec.env.extend(command_env(args)?);
-    if args.root {
-        spec.user = "root".into();
-    }
-    let outcome = warden_freebsd::run_worker(&runner, layout, &spec).map_err(|e| {
-        let fix = match &e {
-            warden_freebsd::WorkerError::Spec { field: "user", .. } => {
-                "\n  fix: set workers.user (WARDEN_WORKER_USER) to a user the release has, e.g. nobody, or pass --root"
-            }
-            warden_freebsd::WorkerError::Failed { what, .. } if what.contains("template") => {
-                "\n  fix: `warden setup --backend bastille --step jails` bootstraps the release"
-            }
-            _ => "",
-        };
-        infra(format!("worker failed: {e}{fix}"))
-    })?;
-    for p in &outcome.cleanup_problems {
-        eprintln!("warden: warning: worker {name} teardown: {p}");
-    }
-    {
-        use std::io::Write;
-        let _ = std::io::stdout().write_all(outcome.stdout.as_bytes());
-        let _ = std::io::stdout().flush();
-        let _ = std::io::stderr().write_all(outcome.stderr.as_bytes());
-    }
-    Ok(match outcome.end {
-        WorkerEnd::OutputCapped => {
-            eprintln!("warden: worker {name} was killed: it went over its output cap");
-            exit::LIMIT_OUTPUT
-        }
-        WorkerEnd::Exited => outcome.exit_code.clamp(0, 255) as u8,
-        WorkerEnd::TimedOut => {
-            eprintln!(
-                "warden: worker {name} was killed: it went over its wall-clock limit of {}",
-                args.timeout.as_deref().unwrap_or("the default")
-            );
-            exit::LIMIT_TIMEOUT
-        }
-        WorkerEnd::Killed => {
-            eprintln!("warden: worker {name} was killed by a signal (e.g. its memory limit)");
-            exit::LIMIT_MEMORY
-        }
-    })
 }
 
 /// `--remote`: the command as an argv turn of the running control plane (`warden serve`), with the flags'
@@ -329,17 +237,6 @@ fn run_remote(global: &Global, args: &RunArgs) -> Result<u8, Exit> {
             exit::INFRASTRUCTURE
         }
     })
-}
-
-/// Whether rctl can enforce limits: `kern.racct.enable` is a boot tunable, 1 when RACCT/RCTL is on.
-fn racct_enabled(runner: &dyn warden_host::Runner) -> bool {
-    let argv: Vec<String> = ["sysctl", "-n", "kern.racct.enable"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    runner
-        .run(&argv)
-        .is_ok_and(|o| o.ok() && o.stdout.trim() == "1")
 }
 
 fn size(flag: &Option<String>, default: u64, name: &str) -> Result<u64, Exit> {

@@ -10,7 +10,7 @@ use crate::exit::Exit;
 /// Builds the serve options from config and flags and runs the server.
 pub fn run(global: &Global, args: &ServeArgs) -> Result<(), Exit> {
     let (loaded, layout) = context::layout(global)?;
-    let backend = context::default_backend();
+    let backend = args.backend.unwrap_or_else(context::default_backend);
     let state_dir = context::state_dir(&layout, backend);
     context::ensure_state_dir(&state_dir)?;
     // Workers need an absolute state directory (bind sources, records).
@@ -54,6 +54,9 @@ pub fn run(global: &Global, args: &ServeArgs) -> Result<(), Exit> {
             })?;
     }
     let workers = backends::workers(backend, &layout, &state_dir, how)?;
+    if let Some(why) = workers.missing_limits() {
+        tracing::warn!("workers run without memory and process limits: {why}");
+    }
     let rt = tokio::runtime::Runtime::new()
         .map_err(|e| Exit::failure(format!("failed to start the runtime: {e}")))?;
     let result = rt.block_on(warden_server::serve(layout, opts, workers));
