@@ -140,12 +140,12 @@ impl BastilleWorkers {
         };
         let mut out: Vec<(String, Option<i32>)> = entries
             .filter_map(|e| e.ok())
-            .filter_map(|e| {
+            .map(|e| {
                 let name = e.file_name().to_string_lossy().into_owned();
                 let pid = std::fs::read_to_string(e.path())
                     .ok()
                     .and_then(|t| t.trim().parse().ok());
-                Some((name, pid))
+                (name, pid)
             })
             .collect();
         out.sort();
