@@ -100,9 +100,31 @@ sshd_enable="YES"
 zfs_enable="YES"
 "#;
 
+/// The files the `bastille` package brings: its sample config and the share dir with every `CMD.sh`
+/// (`bastille.conf` itself does not exist until the backend writes it, §4.4).
+pub fn bastille_files() -> Vec<(String, String)> {
+    let mut out = vec![(
+        "/usr/local/etc/bastille/bastille.conf.sample".to_string(),
+        BASTILLE_SAMPLE.to_string(),
+    )];
+    for c in BASTILLE_CMDS {
+        out.push((
+            format!("/usr/local/share/bastille/{c}.sh"),
+            "# simulated by fakebsd\n".into(),
+        ));
+    }
+    for t in ["base", "thin", "thick", "clone", "vnet", "vlan", "empty"] {
+        out.push((
+            format!("/usr/local/share/bastille/templates/default/{t}/Bastillefile"),
+            "# simulated by fakebsd\n".into(),
+        ));
+    }
+    out
+}
+
 /// Resets `$FAKEBSD_STATE` to a fresh host (§ the brief): zroot, lo0 + vtnet0 with a default route,
-/// no bridge, forwarding 0, pf not loaded, dnsmasq installed but not running, Bastille installed with
-/// only its sample config (`bastille.conf` itself does not exist yet, §4.4).
+/// no bridge, forwarding 0, pf not loaded, `kern.racct.enable` 0, and no packages: neither Bastille nor
+/// dnsmasq is installed (`pkg install bastille dnsmasq` brings them).
 pub fn init(version: Option<String>) -> Result<(), String> {
     let dir = state::state_dir()?;
     fs::create_dir_all(&dir).map_err(|e| format!("fakebsd: {}: {e}", dir.display()))?;
@@ -169,28 +191,13 @@ pub fn init(version: Option<String>) -> Result<(), String> {
         "/etc/defaults/devfs.rules",
         "[devfsrules_jail=4]\nadd include $devfsrules_hide_all\n",
     )?;
-    w(
-        "/usr/local/etc/bastille/bastille.conf.sample",
-        BASTILLE_SAMPLE,
-    )?;
-    w(
-        "/usr/local/etc/dnsmasq.conf.sample",
-        "# dnsmasq sample configuration\n",
-    )?;
     w("/var/db/zoneinfo", "Europe/Ljubljana\n")?;
-    for c in BASTILLE_CMDS {
-        w(
-            &format!("/usr/local/share/bastille/{c}.sh"),
-            "# simulated by fakebsd\n",
-        )?;
-    }
-    for t in ["base", "thin", "thick", "clone", "vnet", "vlan", "empty"] {
-        w(
-            &format!("/usr/local/share/bastille/templates/default/{t}/Bastillefile"),
-            "# simulated by fakebsd\n",
-        )?;
-    }
-    for s in crate::service::HOST_SCRIPTS {
+    w("/boot/loader.conf", "zfs_load=\"YES\"\n")?;
+    // Packages (Bastille, dnsmasq) come with `pkg install`, as on a stock FreeBSD host.
+    for s in crate::service::HOST_SCRIPTS
+        .iter()
+        .filter(|s| !s.starts_with("/usr/local/"))
+    {
         write_exec(
             &root.join(s.trim_start_matches('/')),
             "#!/bin/sh\n# simulated by fakebsd\n",

@@ -13,7 +13,7 @@ use std::process::Command;
 
 use crate::io::{fail, Io};
 use crate::jailfs::{
-    add_user, errno, groups, set_mode, set_owner, user, users, JailEnv, JailFs, Outcome,
+    add_user, append_line, errno, groups, set_mode, set_owner, user, users, JailEnv, JailFs, Outcome,
     ENV_JAIL_USER, HOST_UTILS, JAIL_TOOLS,
 };
 use crate::state::Ctx;
@@ -632,7 +632,7 @@ fn cat(cx: &mut Ctx, fs: &JailFs, je: &JailEnv, args: &[String], io: &mut Io) ->
 }
 
 /// `pw useradd|usershow|userdel|groupshow`.
-fn pw(cx: &mut Ctx, fs: &JailFs, args: &[String], io: &mut Io) -> i32 {
+pub fn pw(cx: &mut Ctx, fs: &JailFs, args: &[String], io: &mut Io) -> i32 {
     let usage =
         "usage:\n  pw [user|group|lock|unlock] [add|del|mod|show|next] [help|switches/values]";
     let Some(sub) = args.first() else {
@@ -752,6 +752,47 @@ fn pw(cx: &mut Ctx, fs: &JailFs, args: &[String], io: &mut Io) -> i32 {
                 }
             }
         }
+        "groupadd" | "addgroup" => {
+            let Some(name) = name else {
+                io.err("pw: group name required");
+                return 64;
+            };
+            if !root {
+                io.err("pw: you must be root to run this command");
+                return 77;
+            }
+            let grs = groups(cx, fs);
+            if grs.iter().any(|g| g.name == name) {
+                io.err(&format!("pw: group name `{name}' already exists"));
+                return 65;
+            }
+            // (unverified) pw's wording; gids from 1000 like uids.
+            let gid = match opts.get(&'g').map(|g| g.parse::<u32>()) {
+                Some(Ok(g)) if grs.iter().any(|x| x.gid == g) => {
+                    io.err(&format!("pw: gid `{g}' has already been allocated"));
+                    return 65;
+                }
+                Some(Ok(g)) => g,
+                Some(Err(_)) => {
+                    io.err(&format!("pw: Bad id '{}': invalid", opts[&'g']));
+                    return 64;
+                }
+                None => grs
+                    .iter()
+                    .map(|x| x.gid)
+                    .filter(|g| (1000..32000).contains(g))
+                    .max()
+                    .map(|m| m + 1)
+                    .unwrap_or(1000),
+            };
+            match append_line(cx, fs, "/etc/group", &format!("{name}:*:{gid}:")) {
+                Ok(()) => 0,
+                Err(e) => {
+                    io.err(&format!("pw: /etc/group: {e}"));
+                    74
+                }
+            }
+        }
         "groupshow" | "showgroup" => {
             let Some(name) = name else {
                 io.err("pw: group name or id required");
@@ -773,7 +814,7 @@ fn pw(cx: &mut Ctx, fs: &JailFs, args: &[String], io: &mut Io) -> i32 {
         }
         other => {
             io.err(&format!(
-                "pw: fakebsd simulates only useradd, usershow, userdel, groupshow (not '{other}')"
+                "pw: fakebsd simulates only useradd, usershow, userdel, groupadd, groupshow (not '{other}')"
             ));
             64
         }

@@ -131,6 +131,14 @@ fn comps(p: &str) -> Vec<String> {
 }
 
 impl JailFs {
+    /// The plain tree at FreeBSD path `root` ("" for the host's own `/`): no nullfs mounts (host `pkg`, `pw -R`).
+    pub fn at(root: &str) -> JailFs {
+        JailFs {
+            path: root.trim_end_matches('/').to_string(),
+            mounts: Vec::new(),
+        }
+    }
+
     /// The view of running jail `name` (None when it does not run).
     pub fn new(cx: &Ctx, name: &str) -> Option<JailFs> {
         let j = cx.st.jails.get(name)?;
@@ -162,7 +170,9 @@ impl JailFs {
                 return (cx.host_path(&format!("{src}{}", &p[mp.len()..])), *ro);
             }
         }
-        let fb = if p == "/" {
+        let fb = if p == "/" && self.path.is_empty() {
+            "/".to_string()
+        } else if p == "/" {
             self.path.clone()
         } else {
             format!("{}{p}", self.path)

@@ -4,6 +4,7 @@
 
 mod bastille;
 mod fsutil;
+mod hostpkg;
 mod hosttools;
 mod ifconfig;
 mod init;
@@ -51,6 +52,7 @@ fn usage() -> i32 {
         "       fakebsd init [--bastille-version 1.3.2|1.4.4|master]   (needs FAKEBSD_STATE)"
     );
     eprintln!("       fakebsd state                print the simulated host as JSON");
+    eprintln!("       fakebsd reboot               boot tunables of /boot/loader.conf take effect (kern.racct.enable)");
     eprintln!("       fakebsd TOOL [ARGS...]       run a tool (e.g. fakebsd jls)");
     2
 }
@@ -87,6 +89,22 @@ fn fakebsd_main(args: &[String]) -> i32 {
                 }
             }
         }
+        "reboot" => match Ctx::open() {
+            Ok(mut cx) => {
+                hostpkg::reboot(&mut cx);
+                match cx.save() {
+                    Ok(()) => 0,
+                    Err(e) => {
+                        eprintln!("{e}");
+                        1
+                    }
+                }
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                1
+            }
+        },
         "state" => match Ctx::open() {
             Ok(cx) => match serde_json::to_string_pretty(&cx.st) {
                 Ok(s) => {
@@ -152,6 +170,11 @@ fn run_tool(tool: &str, args: &[String]) -> i32 {
         };
     }
     let code = match tool {
+        // Not installed yet: what a shell says of a missing program (the runner of a real host gets ENOENT).
+        "bastille" if !hostpkg::bastille_installed(&cx) => {
+            io.err("bastille: not found");
+            127
+        }
         "bastille" => bastille::run(&mut cx, args, &mut io),
         "jls" => jls::run(&mut cx, args, &mut io),
         "jail" => jail::run(&mut cx, args, &mut io),
@@ -169,6 +192,9 @@ fn run_tool(tool: &str, args: &[String]) -> i32 {
         "mount" => hosttools::mount(&mut cx, args, &mut io),
         "chflags" => hosttools::chflags(&mut cx, args, &mut io),
         "install" => hosttools::install(&mut cx, args, &mut io),
+        "pkg" => hostpkg::pkg(&mut cx, args, &mut io),
+        "pw" => hostpkg::pw(&mut cx, args, &mut io),
+        "rctl" => hostpkg::rctl(&mut cx, args, &mut io),
         _ => 1,
     };
     if let Err(e) = cx.save() {

@@ -121,6 +121,22 @@ const CATALOGUE: &[Package] = &[
         kib: 1_500,
     },
     Package {
+        name: "bastille",
+        version: "1.4.4.251004",
+        origin: "sysutils/bastille",
+        comment: "Bastille is an open-source system for automating deployment and management of containerized applications on FreeBSD",
+        deps: &[],
+        kib: 600,
+    },
+    Package {
+        name: "dnsmasq",
+        version: "2.91_1,1",
+        origin: "dns/dnsmasq",
+        comment: "Lightweight DNS forwarder, DHCP, and TFTP server",
+        deps: &[],
+        kib: 900,
+    },
+    Package {
         name: "llama-cpp",
         version: "6530",
         origin: "misc/llama-cpp",
@@ -270,6 +286,21 @@ fn apply(cx: &mut Ctx, fs: &JailFs, name: &str) -> Result<(), String> {
             fs.mkdir_p(cx, "/var/log/nginx", "/")?;
         }
         "git" => exec(cx, "/usr/local/bin/git", stub)?,
+        "bastille" => {
+            for (p, text) in crate::init::bastille_files() {
+                fs.write(cx, &p, &text)?;
+            }
+            exec(cx, "/usr/local/bin/bastille", stub)?;
+        }
+        "dnsmasq" => {
+            exec(cx, "/usr/local/etc/rc.d/dnsmasq", "#!/bin/sh\n# PROVIDE: dnsmasq\n# REQUIRE: SERVERS ldconfig\n# simulated by fakebsd\n")?;
+            exec(cx, "/usr/local/sbin/dnsmasq", stub)?;
+            fs.write(
+                cx,
+                "/usr/local/etc/dnsmasq.conf.sample",
+                "# dnsmasq sample configuration\n",
+            )?;
+        }
         "llama-cpp" => {
             for b in ["llama-server", "llama-cli"] {
                 exec(cx, &format!("/usr/local/bin/{b}"), stub)?;

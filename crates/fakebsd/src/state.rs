@@ -35,6 +35,9 @@ pub const TOOLS: &[&str] = &[
     "kldload",
     "kldstat",
     "install",
+    "pkg",
+    "pw",
+    "rctl",
 ];
 
 /// Environment variable naming the state directory.
@@ -51,6 +54,9 @@ const ENV_LOCK_HELD: &str = "FAKEBSD_LOCK_HELD";
 pub struct State {
     /// Bastille version chosen at `init` (`FAKEBSD_BASTILLE_VERSION` overrides it per call).
     pub bastille_version: String,
+    /// rctl rules added with `rctl -a` (kept, not enforced).
+    #[serde(default)]
+    pub rctl_rules: Vec<String>,
     /// ZFS datasets and snapshots (`pool/a/b`, `pool/a@snap`).
     pub datasets: BTreeMap<String, Dataset>,
     /// Network interfaces by current name.

@@ -14,6 +14,8 @@ const READ_ONLY: &[&str] = &[
     "kern.ostype",
     "security.jail.jailed",
     "kern.osreldate",
+    // A boot tunable: /boot/loader.conf and a reboot (`fakebsd reboot`) change it.
+    "kern.racct.enable",
 ];
 
 /// The sysctls of a fresh host.
@@ -36,6 +38,8 @@ pub fn initial() -> BTreeMap<String, String> {
         ("kern.osrelease", HOST_VERSION.trim_end_matches("-p2")),
         ("kern.osreldate", "1500068"),
         ("kern.hostname", "fakebsd"),
+        // GENERIC has RACCT/RCTL compiled in but off until the loader tunable says 1.
+        ("kern.racct.enable", "0"),
     ] {
         m.insert(k.to_string(), v.to_string());
     }

@@ -83,6 +83,12 @@ pub fn installed_version(prefix: &Path, package: &str) -> Option<String> {
     v.get("version")?.as_str().map(str::to_string)
 }
 
+/// The path of pi `version`'s `dist/cli.js` under `prefix` if that version is completely installed there.
+pub fn installed_pi(prefix: &Path, version: &str) -> Option<PathBuf> {
+    let cli = pi_cli_js(prefix);
+    (is_installed(prefix, PI_PACKAGE, version) && cli.is_file()).then_some(cli)
+}
+
 /// Installs pi `version` into `prefix` (idempotent) and returns the path of its `dist/cli.js`.
 pub fn install_pi(prefix: &Path, version: &str) -> Result<PathBuf, InstallError> {
     install_pi_until(prefix, version, &AtomicBool::new(false))

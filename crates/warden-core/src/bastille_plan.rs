@@ -4,9 +4,10 @@
 //! exact argv. Inside jails Warden uses `jexec -l -U root` rather than `bastille cmd`/`bastille pkg`, because only
 //! jexec passes the command's exit status through (reference/bastille.md §3 cmd, §8.6).
 
+use crate::account;
 use crate::layout::{Layout, Role, Service, Shape};
 use crate::observed::{BastilleHost, JailState};
-use crate::plan::{Action, Plan, Step};
+use crate::plan::{Action, Blocker, Plan, PlanOptions, Step};
 use crate::render::{self, hosts, rc_conf};
 
 /// Where Bastille reads its config.
@@ -19,6 +20,26 @@ pub const DEVFS_RULES: &str = "/etc/devfs.rules";
 pub const HOSTS: &str = "/etc/hosts";
 /// The control plane's rc.d script.
 pub const RC_D: &str = "/usr/local/etc/rc.d/warden";
+/// Boot-time tunables (`kern.racct.enable` lives here: it cannot be set on a running kernel).
+pub const LOADER_CONF: &str = "/boot/loader.conf";
+/// The line that turns RACCT/RCTL on at the next boot, so workers' memory and process limits are enforced.
+pub const RACCT_LINE: &str = "kern.racct.enable=1";
+/// The host packages setup installs: (package, what Warden uses it for).
+pub const HOST_PACKAGES: [(&str, &str); 2] = [
+    ("bastille", "service jails and releases"),
+    ("dnsmasq", "the local zone"),
+];
+/// The worker account's login shell on FreeBSD.
+pub const NOLOGIN: &str = "/usr/sbin/nologin";
+
+/// Whether `loader.conf` text turns RACCT on (the last assignment wins, as in the loader).
+pub fn racct_in_loader_conf(text: &str) -> bool {
+    text.lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim())
+        .filter_map(|l| l.split_once('='))
+        .rfind(|(k, _)| k.trim() == "kern.racct.enable")
+        .is_some_and(|(_, v)| v.trim().trim_matches('"') == "1")
+}
 
 /// The platform databases of seed 002, prefixed with the namespace.
 pub fn databases(layout: &Layout) -> Vec<String> {
@@ -50,13 +71,20 @@ fn rc_step(var: &str) -> Step {
     }
 }
 
-/// Plans every step for `host`.
+/// Plans every step for `host`, installing missing packages.
 pub fn plan(layout: &Layout, host: &BastilleHost) -> Plan {
+    plan_with(layout, host, &PlanOptions::default())
+}
+
+/// Plans every step for `host` with the operator's `options`.
+pub fn plan_with(layout: &Layout, host: &BastilleHost, options: &PlanOptions) -> Plan {
     let mut actions = Vec::new();
     let mut notes = Vec::new();
+    let mut blocked = Vec::new();
     if host.bastille_version.is_none() {
-        notes.push("bastille not found: planning for a fresh FreeBSD host (install it first: pkg install bastille dnsmasq)".into());
+        notes.push("bastille not found: planning for a fresh FreeBSD host".into());
     }
+    base_step(layout, host, options, &mut actions, &mut blocked);
     host_step(layout, host, &mut actions);
     jails_step(layout, host, &mut actions);
     service_steps(layout, host, &mut actions, &mut notes);
@@ -66,7 +94,126 @@ pub fn plan(layout: &Layout, host: &BastilleHost) -> Plan {
         "step verify changes nothing: `warden setup` (all steps, or --step verify) runs `warden doctor` after applying"
             .into(),
     );
-    Plan { actions, notes }
+    Plan {
+        actions,
+        notes,
+        blocked,
+    }
+}
+
+/// `pw` arguments that create the worker account and its group (fixed ids, no login shell; pw leaves the
+/// password disabled), on the host or, with `root`, in a release tree (`pw -R`).
+fn account_argvs(layout: &Layout, root: Option<&str>) -> [Vec<String>; 2] {
+    let user = layout.worker_user.as_str();
+    let (uid, gid) = (
+        account::WORKER_UID.to_string(),
+        account::WORKER_GID.to_string(),
+    );
+    let mut pw = vec!["pw".to_string()];
+    if let Some(r) = root {
+        pw.extend(["-R".to_string(), r.to_string()]);
+    }
+    let with = |rest: &[&str]| {
+        let mut v = pw.clone();
+        v.extend(rest.iter().map(|s| s.to_string()));
+        v
+    };
+    [
+        with(&["groupadd", "-n", user, "-g", &gid]),
+        with(&[
+            "useradd",
+            "-n",
+            user,
+            "-u",
+            &uid,
+            "-g",
+            user,
+            "-c",
+            account::COMMENT,
+            "-d",
+            account::HOME,
+            "-s",
+            NOLOGIN,
+        ]),
+    ]
+}
+
+/// The `base` step: the packages Warden runs (`pkg install`, or blockers with `--no-install`), the worker
+/// account, and RACCT at the next boot.
+fn base_step(
+    layout: &Layout,
+    host: &BastilleHost,
+    options: &PlanOptions,
+    out: &mut Vec<Action>,
+    blocked: &mut Vec<Blocker>,
+) {
+    let s = Step::Base;
+    let missing: Vec<&str> = HOST_PACKAGES
+        .iter()
+        .map(|(p, _)| *p)
+        .filter(|p| !host.packages.contains(*p))
+        .collect();
+    if !missing.is_empty() && options.no_install {
+        for (p, why) in HOST_PACKAGES.iter().filter(|(p, _)| missing.contains(p)) {
+            blocked.push(Blocker {
+                step: s,
+                problem: format!(
+                    "package {p} ({why}) is not installed, and --no-install was given"
+                ),
+                fix: format!("pkg install -y {p}"),
+            });
+        }
+    } else if !missing.is_empty() {
+        let mut argv = vec!["env", "ASSUME_ALWAYS_YES=yes", "pkg", "install", "-y"];
+        argv.extend(&missing);
+        let mut verify = vec!["pkg", "info", "-e"];
+        verify.extend(&missing);
+        out.push(
+            Action::run(s, format!("install {} (pkg)", missing.join(" and ")), &argv)
+                .verified_by(&verify),
+        );
+    }
+    let user = layout.worker_user.as_str();
+    let [groupadd, useradd] = account_argvs(layout, None);
+    if !host.groups.contains_key(user) {
+        out.push(Action::run(
+            s,
+            format!(
+                "create the group {user} (gid {}) of the worker account",
+                account::WORKER_GID
+            ),
+            &groupadd,
+        ));
+    }
+    if !host.users.contains_key(user) {
+        out.push(
+            Action::run(
+                s,
+                format!(
+                    "create the worker account {user} (uid {}, no login shell, no password)",
+                    account::WORKER_UID
+                ),
+                &useradd,
+            )
+            .verified_by(&["pw", "usershow", "-n", user]),
+        );
+    }
+    let loader = host.files.get(LOADER_CONF).cloned().unwrap_or_default();
+    if !racct_in_loader_conf(&loader) {
+        let mut content = loader;
+        if !content.is_empty() && !content.ends_with('\n') {
+            content.push('\n');
+        }
+        content.push_str(RACCT_LINE);
+        content.push('\n');
+        out.push(Action::file(
+            s,
+            "turn RACCT/RCTL on at the next boot (workers' memory and process limits; active after a reboot)",
+            LOADER_CONF,
+            "0644",
+            content,
+        ));
+    }
 }
 
 fn file_if_changed(
@@ -263,6 +410,30 @@ fn jails_step(layout: &Layout, host: &BastilleHost, out: &mut Vec<Action>) {
             )
             .verified_by(&["bastille", "list", "releases"]),
         );
+    }
+    let root = format!("{}/releases/{}", layout.bastille.prefix, layout.release);
+    let user = layout.worker_user.as_str();
+    let [groupadd, useradd] = account_argvs(layout, Some(&root));
+    if !host.release_has_group {
+        out.push(Action::run(
+            s,
+            format!(
+                "create the group {user} in the {} release (workers are clones of it)",
+                layout.release
+            ),
+            &groupadd,
+        ));
+    }
+    if !host.release_has_user {
+        out.push(Action::run(
+            s,
+            format!(
+                "create the worker account {user} (uid {}) in the {} release",
+                account::WORKER_UID,
+                layout.release
+            ),
+            &useradd,
+        ));
     }
     for svc in layout.jails() {
         match host.jails.get(&svc.jail) {
@@ -592,6 +763,12 @@ mod tests {
         host.pf_nat = "nat on vtnet0 inet from 10.0.1.0/24 to any -> (vtnet0) round-robin".into();
         host.releases.insert("15.0-RELEASE".into());
         host.dnsmasq_running = true;
+        host.packages
+            .extend(["bastille".to_string(), "dnsmasq".to_string()]);
+        host.users.insert("clawdie".into(), (1500, 1500));
+        host.groups.insert("clawdie".into(), 1500);
+        host.release_has_user = true;
+        host.release_has_group = true;
         for svc in layout.jails() {
             let mut st = JailState {
                 running: true,
@@ -613,5 +790,62 @@ mod tests {
         }
         let again = plan(&layout, &host);
         assert!(again.actions.is_empty(), "{}", again.to_text());
+    }
+
+    #[test]
+    fn base_step_packages_account_and_racct() {
+        let layout = default_layout();
+        let mut host = BastilleHost::default();
+        host.files.insert(
+            LOADER_CONF.into(),
+            "zfs_load=\"YES\"\nkern.racct.enable=0\n".into(),
+        );
+        let p = plan(&layout, &host);
+        let text = p.clone().only(Step::Base).to_text();
+        assert!(
+            text.contains("$ env ASSUME_ALWAYS_YES=yes pkg install -y bastille dnsmasq\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("$ pw groupadd -n clawdie -g 1500\n"),
+            "{text}"
+        );
+        assert!(text.contains("$ pw useradd -n clawdie -u 1500 -g clawdie -c 'Warden worker' -d /nonexistent -s /usr/sbin/nologin\n"), "{text}");
+        let Some(Op::File(f)) = p
+            .actions
+            .iter()
+            .find(|a| a.summary.contains("RACCT"))
+            .map(|a| &a.op)
+        else {
+            panic!("{text}");
+        };
+        assert_eq!(
+            f.content,
+            "zfs_load=\"YES\"\nkern.racct.enable=0\nkern.racct.enable=1\n"
+        );
+        assert!(
+            racct_in_loader_conf(&f.content)
+                && !racct_in_loader_conf("kern.racct.enable=1\nkern.racct.enable=0")
+        );
+        let jails = p.clone().only(Step::Jails).to_text();
+        let boot = jails.find("bastille bootstrap").unwrap();
+        let pw = jails
+            .find("$ pw -R /usr/local/bastille/releases/15.0-RELEASE useradd -n clawdie -u 1500")
+            .unwrap();
+        assert!(boot < pw, "{jails}");
+
+        let no = plan_with(&layout, &host, &PlanOptions { no_install: true });
+        assert!(no
+            .clone()
+            .only(Step::Base)
+            .actions
+            .iter()
+            .all(|a| !a.summary.contains("pkg")));
+        assert_eq!(no.blocked.len(), 2);
+        assert!(
+            no.blocked_text().contains("fix: pkg install -y bastille"),
+            "{}",
+            no.blocked_text()
+        );
     }
 }

@@ -266,6 +266,8 @@ pub struct Layout {
     pub pool_size: u32,
     /// Whether workers may start where their memory and process limits cannot be enforced.
     pub allow_unlimited: bool,
+    /// The pinned pi version the `agent` step installs.
+    pub pi_version: String,
     /// The models server's port on the ai jail: `agent.base_url`'s when it names the ai jail, else
     /// [`MODELS_PORT`].
     pub models_port: u16,
@@ -655,6 +657,7 @@ impl Layout {
             worker_user: c.worker_user.clone(),
             pool_size: c.pool_size,
             allow_unlimited: c.allow_unlimited,
+            pi_version: c.agent_pi_version.clone(),
             models_port: MODELS_PORT,
         };
         layout.records = records(&layout);

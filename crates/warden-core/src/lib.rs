@@ -1,6 +1,7 @@
 //! Warden's pure core: config → validated [`layout::Layout`] → rendered files and [`plan::Plan`]s. No IO here;
 //! backends observe hosts and apply plans.
 
+pub mod account;
 pub mod bastille_plan;
 pub mod config;
 pub mod error;
@@ -8,10 +9,11 @@ pub mod layout;
 pub mod linux_plan;
 pub mod names;
 pub mod observed;
+pub mod pi;
 pub mod plan;
 pub mod render;
 
 pub use config::{load, Config, Loaded};
 pub use error::{ConfigError, Source};
 pub use layout::Layout;
-pub use plan::{Action, Op, Plan, Step};
+pub use plan::{Action, Blocker, Op, Plan, Step};

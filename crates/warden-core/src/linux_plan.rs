@@ -2,10 +2,21 @@
 //! dnsmasq, as exact argv.
 //! Files live in Warden's state directory, never in the host's `/etc`, so a Linux host keeps its own config.
 
+use crate::account;
 use crate::layout::{Layout, Shape};
 use crate::observed::LinuxHost;
-use crate::plan::{Action, Plan, Step};
+use crate::pi;
+use crate::plan::{Action, Blocker, Plan, PlanOptions, Step};
 use crate::render;
+
+/// The Debian packages whose programs the Linux backend runs: (package, program).
+pub const PACKAGES: [(&str, &str); 3] = [
+    ("dnsmasq-base", "dnsmasq"),
+    ("nftables", "nft"),
+    ("iproute2", "ip"),
+];
+/// The worker account's login shell on Debian.
+pub const NOLOGIN: &str = "/usr/sbin/nologin";
 
 /// Where the Linux backend keeps its generated files and pid files.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,11 +38,33 @@ impl LinuxPaths {
     pub fn dnsmasq_pid(&self) -> String {
         format!("{}/dnsmasq.pid", self.state_dir)
     }
+    /// pi's install prefix (`warden serve` binds it into agent workers).
+    pub fn pi_dir(&self) -> String {
+        pi::pi_dir(&self.state_dir)
+    }
+    /// The releases directory (`warden release bootstrap` puts each release in a directory here).
+    pub fn releases_dir(&self) -> String {
+        format!("{}/releases", self.state_dir)
+    }
 }
 
-/// Plans the `host`, `jails` and `dns` steps for a Linux host.
+/// Plans every step for a Linux host, installing missing packages.
 pub fn plan(layout: &Layout, host: &LinuxHost, paths: &LinuxPaths) -> Plan {
+    plan_with(layout, host, paths, &PlanOptions::default())
+}
+
+/// Plans the `base`, `host`, `jails`, `agent` and `dns` steps for a Linux host.
+pub fn plan_with(
+    layout: &Layout,
+    host: &LinuxHost,
+    paths: &LinuxPaths,
+    options: &PlanOptions,
+) -> Plan {
     let mut out = Vec::new();
+    let mut blocked = Vec::new();
+    let mut notes = Vec::new();
+    packages(host, options, &mut out, &mut blocked, &mut notes);
+    worker_account(layout, host, paths, &mut out, &mut notes);
     let s = Step::Host;
     let br = layout.bridge.as_str();
     let want_addr = format!("{}/24", layout.gateway);
@@ -94,8 +127,8 @@ pub fn plan(layout: &Layout, host: &LinuxHost, paths: &LinuxPaths) -> Plan {
         );
     }
 
-    let mut notes = Vec::new();
     jails(layout, host, paths, &mut out, &mut notes);
+    agent(layout, host, paths, &mut out, &mut blocked);
 
     let d = Step::Dns;
     let conf = render::dnsmasq_conf::render(layout);
@@ -139,6 +172,211 @@ pub fn plan(layout: &Layout, host: &LinuxHost, paths: &LinuxPaths) -> Plan {
     Plan {
         actions: out,
         notes,
+        blocked,
+    }
+}
+
+/// Base step: the Debian packages Warden calls, installed with apt-get — or, with `--no-install`, a
+/// blocker per missing package naming its install command.
+fn packages(
+    host: &LinuxHost,
+    options: &PlanOptions,
+    out: &mut Vec<Action>,
+    blocked: &mut Vec<Blocker>,
+    notes: &mut Vec<String>,
+) {
+    if host.packages.is_empty() {
+        notes.push(format!(
+            "dpkg-query not found: not a Debian host, so packages are not checked; make sure {} are installed",
+            PACKAGES.iter().map(|(_, p)| *p).collect::<Vec<_>>().join(", ")
+        ));
+        return;
+    }
+    let missing: Vec<&str> = PACKAGES
+        .iter()
+        .map(|(p, _)| *p)
+        .filter(|p| host.packages.get(*p) != Some(&true))
+        .collect();
+    if missing.is_empty() {
+        return;
+    }
+    if options.no_install {
+        for (p, program) in PACKAGES.iter().filter(|(p, _)| missing.contains(p)) {
+            blocked.push(Blocker {
+                step: Step::Base,
+                problem: format!(
+                    "package {p} (for {program}) is not installed, and --no-install was given"
+                ),
+                fix: format!("apt-get install --no-install-recommends {p}"),
+            });
+        }
+        return;
+    }
+    out.push(Action::run(
+        Step::Base,
+        "refresh apt's package lists",
+        &["apt-get", "update", "-q"],
+    ));
+    let mut argv = vec![
+        "env",
+        "DEBIAN_FRONTEND=noninteractive",
+        "apt-get",
+        "install",
+        "-y",
+        "-q",
+        "--no-install-recommends",
+    ];
+    argv.extend(&missing);
+    let mut verify = vec!["dpkg-query", "-W"];
+    verify.extend(&missing);
+    out.push(
+        Action::run(
+            Step::Base,
+            format!("install {} (programs Warden runs)", missing.join(", ")),
+            &argv,
+        )
+        .verified_by(&verify),
+    );
+}
+
+/// Base step: the worker account (fixed uid/gid, no login shell, no password: useradd locks it) on the host
+/// and in every bootstrapped release.
+fn worker_account(
+    layout: &Layout,
+    host: &LinuxHost,
+    paths: &LinuxPaths,
+    out: &mut Vec<Action>,
+    notes: &mut Vec<String>,
+) {
+    let user = layout.worker_user.as_str();
+    let (uid, gid) = (
+        account::WORKER_UID.to_string(),
+        account::WORKER_GID.to_string(),
+    );
+    let add = |root: Option<&str>| {
+        let mut group = vec!["groupadd", "--system", "--gid", &gid, user];
+        let mut useradd = vec![
+            "useradd",
+            "--system",
+            "--uid",
+            &uid,
+            "--gid",
+            &gid,
+            "--home-dir",
+            account::HOME,
+            "--no-create-home",
+            "--shell",
+            NOLOGIN,
+            "--comment",
+            account::COMMENT,
+            user,
+        ];
+        if let Some(r) = root {
+            group.splice(1..1, ["--root", r]);
+            useradd.splice(1..1, ["--root", r]);
+        }
+        (
+            group.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            useradd.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        )
+    };
+    let (groupadd, useradd) = add(None);
+    if !host.groups.contains_key(user) {
+        out.push(Action::run(
+            Step::Base,
+            format!("create the group {user} (gid {gid}) of the worker account"),
+            &groupadd,
+        ));
+    }
+    match host.users.get(user) {
+        None => out.push(
+            Action::run(
+                Step::Base,
+                format!("create the worker account {user} (uid {uid}, no login shell, no password)"),
+                &useradd,
+            )
+            .verified_by(&["id", "-u", user]),
+        ),
+        Some(&(u, g)) if (u, g) != (account::WORKER_UID, account::WORKER_GID) => notes.push(format!(
+            "the account {user} exists with uid {u} gid {g}, not {uid}:{gid}: left alone (files it owns would change owner); workers run as {u}:{g}"
+        )),
+        Some(_) => {}
+    }
+    for (release, has) in &host.release_users {
+        let root = format!("{}/{release}", paths.releases_dir());
+        let (groupadd, useradd) = add(Some(&root));
+        if !host.release_groups.get(release).copied().unwrap_or(false) {
+            out.push(Action::run(
+                Step::Base,
+                format!("create the group {user} (gid {gid}) in the {release} release"),
+                &groupadd,
+            ));
+        }
+        if !has {
+            out.push(Action::run(
+                Step::Base,
+                format!("create the worker account {user} (uid {uid}) in the {release} release"),
+                &useradd,
+            ));
+        }
+    }
+}
+
+/// The `agent` step: the pinned pi under `<state_dir>/pi` (where `warden serve` binds it from), installed by
+/// npm and then marked complete; a node ≥ 20.6 must be on PATH to run it, and npm to install it.
+fn agent(
+    layout: &Layout,
+    host: &LinuxHost,
+    paths: &LinuxPaths,
+    out: &mut Vec<Action>,
+    blocked: &mut Vec<Blocker>,
+) {
+    let (a, b, c) = pi::MIN_NODE;
+    let node = host
+        .node_version
+        .as_deref()
+        .and_then(pi::parse_node_version);
+    if node.is_none_or(|v| v < pi::MIN_NODE) {
+        blocked.push(Blocker {
+            step: Step::Agent,
+            problem: format!(
+                "pi needs node >= {a}.{b}.{c} on PATH, and {}",
+                match &host.node_version {
+                    Some(v) => format!("the first node on PATH is {}", v.trim()),
+                    None => "there is no node on PATH".into(),
+                }
+            ),
+            fix: "install Node.js 20.6 or newer (Debian 13: apt-get install nodejs npm; Debian 12: NodeSource's nodejs 20 or 22), then `warden setup --backend linux --step agent`".into(),
+        });
+    }
+    if !host.npm {
+        blocked.push(Blocker {
+            step: Step::Agent,
+            problem: "npm is not on PATH (setup installs pi with it)".into(),
+            fix: "apt-get install npm (NodeSource's nodejs includes it)".into(),
+        });
+    }
+    let version = layout.pi_version.as_str();
+    let prefix = paths.pi_dir();
+    let marker_path = format!("{prefix}/{}", pi::INSTALLED_MARKER);
+    let marker = pi::marker_content(version);
+    let installed = host.pi_version.as_deref() == Some(version);
+    if !installed || host.files.get(&marker_path) != Some(&marker) {
+        out.push(
+            Action::run(
+                Step::Agent,
+                format!("install pi {version} ({}) into {prefix}: workers run it from there, and `warden serve` never installs it", pi::PI_PACKAGE),
+                &pi::npm_install_argv(&prefix, version),
+            )
+            .verified_by(&["test", "-f", &pi::cli_js(&prefix)]),
+        );
+        out.push(Action::file(
+            Step::Agent,
+            format!("mark pi {version} as completely installed"),
+            &marker_path,
+            "0644",
+            marker,
+        ));
     }
 }
 
@@ -235,6 +473,15 @@ mod tests {
             forwarding: true,
             nft_table: true,
             dnsmasq_running: true,
+            packages: PACKAGES
+                .iter()
+                .map(|(p, _)| (p.to_string(), true))
+                .collect(),
+            node_version: Some("v20.20.2".into()),
+            npm: true,
+            pi_version: Some(layout.pi_version.clone()),
+            users: [("clawdie".to_string(), (1500, 1500))].into(),
+            groups: [("clawdie".to_string(), 1500)].into(),
             ..Default::default()
         };
         for a in &first.actions {
@@ -275,6 +522,62 @@ mod tests {
         assert!(plan(&layout, &host, &paths).is_empty());
         host.jails.get_mut("clawdiegit").unwrap().addr = Some("10.0.1.9".parse().unwrap());
         let p = plan(&layout, &host, &paths);
-        assert!(p.is_empty() && p.notes[0].contains("left alone"), "{p:?}");
+        assert!(
+            p.is_empty() && p.notes.iter().any(|n| n.contains("left alone")),
+            "{p:?}"
+        );
+    }
+
+    /// A fresh Debian host: packages first (apt-get), the account, and the agent step's pi install; with
+    /// `--no-install` each missing package blocks the host step, naming its install command.
+    #[test]
+    fn packages_account_and_agent() {
+        let layout = Layout::from_loaded(&load(None, &|_| None, &vec![]).unwrap()).unwrap();
+        let paths = LinuxPaths {
+            state_dir: "/var/lib/warden".into(),
+        };
+        let mut host = LinuxHost {
+            packages: [
+                ("dnsmasq-base".to_string(), false),
+                ("nftables".into(), true),
+                ("iproute2".into(), true),
+            ]
+            .into(),
+            node_version: Some("v20.20.2".into()),
+            npm: true,
+            ..Default::default()
+        };
+        host.release_users.insert("debian".into(), false);
+        let p = plan(&layout, &host, &paths);
+        assert!(p.blocked.is_empty(), "{p:?}");
+        let text = p.to_text();
+        assert!(text.contains("$ env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends dnsmasq-base\n"), "{text}");
+        assert!(text.contains("$ useradd --system --uid 1500 --gid 1500 --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin --comment 'Warden worker' clawdie\n"), "{text}");
+        assert!(
+            text.contains("$ useradd --root /var/lib/warden/releases/debian --system --uid 1500"),
+            "{text}"
+        );
+        let agent = p.clone().only(Step::Agent);
+        assert_eq!(agent.actions.len(), 2, "{agent:?}");
+        assert!(agent.to_text().contains("$ npm install --prefix /var/lib/warden/pi --no-audit --no-fund --loglevel=error @mariozechner/pi-coding-agent@0.73.1"));
+        assert!(p.actions[0].summary.contains("apt"), "packages come first");
+        assert!(p.actions[..6].iter().all(|a| a.step == Step::Base), "{p:?}");
+
+        let no = plan_with(&layout, &host, &paths, &PlanOptions { no_install: true });
+        assert!(!no.actions.iter().any(|a| a.summary.contains("apt")));
+        assert_eq!(no.blocked.len(), 1);
+        assert!(
+            no.blocked_text().contains("dnsmasq-base")
+                && no
+                    .blocked_text()
+                    .contains("apt-get install --no-install-recommends dnsmasq-base")
+        );
+
+        host.node_version = Some("v18.19.0".into());
+        let old = plan(&layout, &host, &paths).only(Step::Agent);
+        assert!(
+            old.blocked_text().contains("v18.19.0") && old.blocked_text().contains("fix:"),
+            "{old:?}"
+        );
     }
 }

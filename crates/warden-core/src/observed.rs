@@ -49,6 +49,16 @@ pub struct BastilleHost {
     pub jails: BTreeMap<String, JailState>,
     /// `service dnsmasq onestatus` says running.
     pub dnsmasq_running: bool,
+    /// Host packages installed (`pkg info -e`), among those Warden installs.
+    pub packages: BTreeSet<String>,
+    /// Host accounts (`/etc/passwd`), among those Warden creates: name → (uid, gid).
+    pub users: BTreeMap<String, (u32, u32)>,
+    /// Host groups (`/etc/group`), among those Warden creates: name → gid.
+    pub groups: BTreeMap<String, u32>,
+    /// Whether the layout's release (if bootstrapped) has the worker account in its `/etc/passwd`.
+    pub release_has_user: bool,
+    /// Whether the layout's release (if bootstrapped) has the worker account's group in its `/etc/group`.
+    pub release_has_group: bool,
 }
 
 /// A Linux host, as observed.
@@ -72,6 +82,22 @@ pub struct LinuxHost {
     pub jails: BTreeMap<String, LinuxJail>,
     /// The `warden` binary the plan's jail actions run (the observing binary); empty: `warden` on PATH.
     pub warden_exe: String,
+    /// The Debian packages Warden calls, installed or not (`dpkg-query`); empty when dpkg-query is absent.
+    pub packages: BTreeMap<String, bool>,
+    /// `node --version` of the first node on PATH, if there is one.
+    pub node_version: Option<String>,
+    /// Whether npm is on PATH.
+    pub npm: bool,
+    /// The pi version under `<state_dir>/pi` (its `package.json`), if any; its completion marker is in `files`.
+    pub pi_version: Option<String>,
+    /// Accounts of the host's `/etc/passwd`, among those Warden creates: name → (uid, gid).
+    pub users: BTreeMap<String, (u32, u32)>,
+    /// Groups of the host's `/etc/group`, among those Warden creates: name → gid.
+    pub groups: BTreeMap<String, u32>,
+    /// Bootstrapped releases (`<state_dir>/releases/NAME`) → whether their `/etc/passwd` has the worker account.
+    pub release_users: BTreeMap<String, bool>,
+    /// Bootstrapped releases → whether their `/etc/group` has the worker account's group.
+    pub release_groups: BTreeMap<String, bool>,
 }
 
 /// A persistent jail on a Linux host, as observed.

@@ -9,6 +9,8 @@ use std::fmt;
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Step {
+    /// What the host needs before anything else: the packages Warden runs, the worker account, boot settings.
+    Base,
     /// Host networking, config files, forwarding, firewall.
     Host,
     /// Releases and the service jails.
@@ -33,7 +35,8 @@ pub enum Step {
 
 impl Step {
     /// Every step, in order.
-    pub const ALL: [Step; 10] = [
+    pub const ALL: [Step; 11] = [
+        Step::Base,
         Step::Host,
         Step::Jails,
         Step::Db,
@@ -49,6 +52,7 @@ impl Step {
     /// The step's name as the CLI takes it.
     pub fn name(self) -> &'static str {
         match self {
+            Step::Base => "base",
             Step::Host => "host",
             Step::Jails => "jails",
             Step::Db => "db",
@@ -172,6 +176,25 @@ fn fnv1a(bytes: &[u8]) -> String {
     format!("{hash:016x}")
 }
 
+/// Choices of the operator that change what a plan does (not what the host is).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PlanOptions {
+    /// `--no-install`: the operator manages packages; a missing one blocks its step instead of being installed.
+    pub no_install: bool,
+}
+
+/// Something a step needs that setup does not do itself (a package the operator installs with
+/// `--no-install`, a node too old for pi): the step cannot be applied until the operator fixes it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Blocker {
+    /// The step that cannot run.
+    pub step: Step,
+    /// What is missing.
+    pub problem: String,
+    /// The exact command (or change) that fixes it.
+    pub fix: String,
+}
+
 /// An ordered list of actions, plus notes for the operator (assumptions, undesigned steps).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Plan {
@@ -180,13 +203,33 @@ pub struct Plan {
     /// Things the operator should know that are not actions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// What stops steps from being applied; `warden setup` refuses those steps before changing anything.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blocked: Vec<Blocker>,
 }
 
 impl Plan {
-    /// Keeps only the actions of `step`.
-    pub fn only(mut self, step: Step) -> Plan {
-        self.actions.retain(|a| a.step == step);
+    /// Keeps only the actions (and blockers) of `step`.
+    pub fn only(self, step: Step) -> Plan {
+        self.only_steps(&[step])
+    }
+
+    /// Keeps only the actions (and blockers) of `steps`; all of them when `steps` is empty.
+    pub fn only_steps(mut self, steps: &[Step]) -> Plan {
+        if !steps.is_empty() {
+            self.actions.retain(|a| steps.contains(&a.step));
+            self.blocked.retain(|b| steps.contains(&b.step));
+        }
         self
+    }
+
+    /// The blockers as one message: each problem with its fix.
+    pub fn blocked_text(&self) -> String {
+        self.blocked
+            .iter()
+            .map(|b| format!("[{}] {}\n  fix: {}", b.step, b.problem, b.fix))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     /// Whether there is nothing to do.
@@ -218,8 +261,14 @@ impl Plan {
                 )),
             }
         }
-        if self.actions.is_empty() {
+        if self.actions.is_empty() && self.blocked.is_empty() {
             out.push_str("nothing to do: the host matches the layout\n");
+        }
+        for b in &self.blocked {
+            out.push_str(&format!(
+                "blocked: [{}] {}\n  fix: {}\n",
+                b.step, b.problem, b.fix
+            ));
         }
         for note in &self.notes {
             out.push_str(&format!("note: {note}\n"));

@@ -159,12 +159,19 @@ pub fn check(config: &Config, pi_dir: &Path) -> PiConfig {
         cfg.version,
         pi_dir.display()
     );
+    // Setup's `agent` step installs it (journaled; `warden serve` never does).
+    let state = pi_dir.parent().unwrap_or(pi_dir).display().to_string();
     let npm = format!(
-        "npm install --prefix {} --no-audit --no-fund {PI_PACKAGE}@{}",
-        crate::sh_quote(&pi_dir.display().to_string()),
-        cfg.version
+        "warden --state-dir {} setup --backend linux --step agent",
+        crate::sh_quote(&state)
     );
     checks.push(match install::installed_version(pi_dir, PI_PACKAGE) {
+        Some(v) if v == cfg.version && install::installed_pi(pi_dir, &v).is_none() => Check::fail(
+            "agent.pi_installed",
+            expected,
+            format!("{v} is there but its install did not complete"),
+            npm,
+        ),
         Some(v) if v == cfg.version => Check::ok(
             "agent.pi_installed",
             expected,
@@ -256,7 +263,8 @@ mod tests {
         let pi = got.report.get("agent.pi_installed").unwrap();
         assert_eq!(pi.status, Status::Fail);
         assert!(
-            pi.remedy.starts_with("npm install --prefix "),
+            pi.remedy.starts_with("warden --state-dir ")
+                && pi.remedy.ends_with("setup --backend linux --step agent"),
             "{}",
             pi.remedy
         );
@@ -273,6 +281,24 @@ mod tests {
         std::fs::write(
             pkg.join("package.json"),
             format!("{{\"version\":\"{PI_VERSION}\"}}"),
+        )
+        .unwrap();
+        // warden-core's agent step and warden-agent's install name the same package and marker.
+        assert_eq!(warden_core::pi::PI_PACKAGE, PI_PACKAGE);
+        // Half installed (npm killed before the marker): still a failure.
+        assert_eq!(
+            check(&config, dir.path())
+                .report
+                .get("agent.pi_installed")
+                .unwrap()
+                .status,
+            Status::Fail
+        );
+        std::fs::create_dir_all(pkg.join("dist")).unwrap();
+        std::fs::write(pkg.join("dist/cli.js"), "").unwrap();
+        std::fs::write(
+            dir.path().join(warden_core::pi::INSTALLED_MARKER),
+            warden_core::pi::marker_content(PI_VERSION),
         )
         .unwrap();
         assert_eq!(

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use warden_core::plan::PlanOptions;
 use warden_core::{Layout, Plan};
 use warden_host::{Backend, HostError, Runner};
 
@@ -16,6 +17,7 @@ pub const DEFAULT_STATE_DIR: &str = "/var/db/warden";
 pub struct BastilleBackend<R> {
     runner: BastilleLock<R>,
     state_dir: PathBuf,
+    options: PlanOptions,
 }
 
 impl<R: Runner> BastilleBackend<R> {
@@ -25,7 +27,14 @@ impl<R: Runner> BastilleBackend<R> {
         BastilleBackend {
             runner: BastilleLock::new(runner, state_dir),
             state_dir: state_dir.to_path_buf(),
+            options: PlanOptions::default(),
         }
+    }
+
+    /// The same backend planning with `options` (e.g. `--no-install`).
+    pub fn with_options(mut self, options: PlanOptions) -> BastilleBackend<R> {
+        self.options = options;
+        self
     }
 
     /// The state directory for `layout`: its `state_dir`, else [`DEFAULT_STATE_DIR`].
@@ -64,7 +73,7 @@ impl<R: Runner> Backend for BastilleBackend<R> {
 
     fn plan(&self, layout: &Layout) -> Result<Plan, HostError> {
         let seen = self.observe(layout)?;
-        let mut plan = warden_core::bastille_plan::plan(layout, &seen.host);
+        let mut plan = warden_core::bastille_plan::plan_with(layout, &seen.host, &self.options);
         // Observation caveats first: they explain why the plan looks like a fresh host's.
         let mut notes = seen.notes;
         notes.append(&mut plan.notes);

@@ -6,8 +6,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use warden_core::account;
 use warden_core::bastille_plan::{
-    BASTILLE_CONF, DEVFS_RULES, GIT_REPOS, HOSTS, PF_CONF, POSTGRES_PKG, RC_D,
+    BASTILLE_CONF, DEVFS_RULES, GIT_REPOS, HOSTS, HOST_PACKAGES, LOADER_CONF, PF_CONF,
+    POSTGRES_PKG, RC_D,
 };
 use warden_core::layout::Role;
 use warden_core::observed::{BastilleHost, JailState};
@@ -140,12 +142,14 @@ pub fn observe(runner: &dyn Runner, layout: &Layout) -> Result<Observation, Host
         HOSTS,
         DNSMASQ_CONF,
         RC_D,
+        LOADER_CONF,
     ] {
         if let Some(content) = runner.read_file(path)? {
             host.files.insert(path.to_string(), content);
         }
     }
     host.prefix_mode = runner.mode(&layout.bastille.prefix)?;
+    observe_base(runner, layout, &mut host, &mut missing)?;
 
     for (var, _) in rc_conf::settings(layout) {
         match probe(runner, &["sysrc", "-n", &var])? {
@@ -201,6 +205,51 @@ pub fn observe(runner: &dyn Runner, layout: &Layout) -> Result<Observation, Host
         version,
         notes,
     })
+}
+
+/// The base step's facts: host packages (`pkg info -e`), the worker account and group on the host, and
+/// whether the layout's release has the account.
+fn observe_base(
+    runner: &dyn Runner,
+    layout: &Layout,
+    host: &mut BastilleHost,
+    missing: &mut Missing,
+) -> Result<(), HostError> {
+    for (p, _) in HOST_PACKAGES {
+        match probe(runner, &["pkg", "info", "-e", p])? {
+            Some(out) if out.ok() => {
+                host.packages.insert(p.to_string());
+            }
+            Some(_) => {}
+            None => missing.note("pkg", "no package is read as installed"),
+        }
+    }
+    let user = layout.worker_user.as_str();
+    let passwd = runner.read_file("/etc/passwd")?.unwrap_or_default();
+    for (name, uid, gid) in account::parse_passwd(&passwd) {
+        if name == user {
+            host.users.insert(name, (uid, gid));
+        }
+    }
+    let group = runner.read_file("/etc/group")?.unwrap_or_default();
+    for (name, gid) in account::parse_group(&group) {
+        if name == user {
+            host.groups.insert(name, gid);
+        }
+    }
+    let release_passwd = format!(
+        "{}/{}/etc/passwd",
+        datasets::releases_dir(layout),
+        layout.release
+    );
+    host.release_has_user = runner
+        .read_file(&release_passwd)?
+        .is_some_and(|t| account::parse_passwd(&t).iter().any(|(n, ..)| n == user));
+    let release_group = release_passwd.replace("/etc/passwd", "/etc/group");
+    host.release_has_group = runner
+        .read_file(&release_group)?
+        .is_some_and(|t| account::parse_group(&t).iter().any(|(n, _)| n == user));
+    Ok(())
 }
 
 /// Releases from `bastille list releases` (§2.1), and the layout's release if its `COPYRIGHT` exists (the same

@@ -85,6 +85,7 @@ mod tests {
                 Action::run(Step::Dns, "b", &["b"]),
             ],
             notes: vec![],
+            ..Default::default()
         };
         assert_eq!(filter_steps(plan.clone(), &[Step::Dns]).actions.len(), 1);
         assert_eq!(filter_steps(plan, &[]).actions.len(), 2);

@@ -195,7 +195,7 @@ fn backend_err(e: fw::WorkerError) -> WorkerError {
             why,
         } => WorkerError::Invalid {
             field: "user",
-            why: format!("worker failed: invalid worker user {value:?}: {why}\n  fix: set workers.user (WARDEN_WORKER_USER) to a user the release has, e.g. nobody, or pass --root"),
+            why: format!("worker failed: invalid worker user {value:?}: {why}\n  fix: `warden setup --backend bastille --step jails` creates the worker account in the release, or pass --root"),
         },
         fw::WorkerError::Spec { field, value, why } => WorkerError::Invalid {
             field,
@@ -221,6 +221,17 @@ impl Workers for BastilleWorkers {
         events: &mut dyn Events,
         cancel: &Cancel,
     ) -> Result<Outcome, WorkerError> {
+        // Limits rctl cannot enforce: refused, unless the operator opted in (workers.allow_unlimited) — the
+        // rule the Linux backend applies to a missing cgroup controller.
+        if !self.racct_enabled() && !self.layout.allow_unlimited {
+            return Err(WorkerError::Invalid {
+                field: "limits",
+                why: format!(
+                    "this host cannot enforce the worker's memory and process limits: {}",
+                    self.missing_limits().unwrap_or_default()
+                ),
+            });
+        }
         let name = self.next_name();
         let spec = self.spec(work, &name);
         // Recorded before anything exists, removed once it is all gone: a killed warden's workers are found.
@@ -324,7 +335,7 @@ impl Workers for BastilleWorkers {
 
     fn missing_limits(&self) -> Option<String> {
         (!self.racct_enabled()).then(|| {
-            "rctl is disabled (kern.racct.enable is not 1)\n  fix: add kern.racct.enable=1 to /boot/loader.conf and reboot".to_string()
+            "rctl is disabled (kern.racct.enable is not 1)\n  fix: `warden setup --backend bastille --step base` adds kern.racct.enable=1 to /boot/loader.conf, then reboot; or set workers.allow_unlimited = true (WARDEN_WORKERS_ALLOW_UNLIMITED=1) to run workers without those limits".to_string()
         })
     }
 }

@@ -5,7 +5,8 @@
 //! with `PATH` = an empty extra dir : fakebsd links : PATH and `FAKEBSD_STATE` set, and host files mapped under
 //! `$FAKEBSD_STATE/root` (`SystemRunner::with_root`).
 //!
-//! Every step is covered: host, jails, db, git, cms, ai, hosts, dns. fakebsd simulates the commands run inside
+//! Every step is covered: base (pkg install of Bastille and dnsmasq, the worker account, loader.conf), host,
+//! jails, db, git, cms, ai, hosts, dns. fakebsd simulates the commands run inside
 //! jails (pkg, sysrc, service, pw, install, createdb, psql) and `install -d` on the host, under its fake root.
 
 use std::path::{Path, PathBuf};
@@ -13,7 +14,9 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-const STEPS: [&str; 8] = ["host", "jails", "db", "git", "cms", "ai", "hosts", "dns"];
+const STEPS: [&str; 9] = [
+    "base", "host", "jails", "db", "git", "cms", "ai", "hosts", "dns",
+];
 
 /// The fakebsd binary next to ours, built on demand; `None` (and a loud message) when it cannot be had.
 fn fakebsd_bin() -> Option<PathBuf> {
@@ -314,7 +317,9 @@ fn crash_before_an_action_is_reported_as_unconfirmed() {
 #[test]
 fn workers_run_a_command_and_leave_nothing_behind() {
     let Some(host) = Host::fresh() else { return };
-    host.json(&["setup", "--step", "host", "--step", "jails"]);
+    host.json(&[
+        "setup", "--step", "base", "--step", "host", "--step", "jails",
+    ]);
 
     let out = host.run(&["worker", "--user", "nobody", "w1", "--", "echo", "hi"]);
     assert_eq!(
@@ -423,7 +428,9 @@ fn workers_run_a_command_and_leave_nothing_behind() {
 #[test]
 fn snapshots_and_rollback_of_a_service_jail() {
     let Some(host) = Host::fresh() else { return };
-    host.json(&["setup", "--step", "host", "--step", "jails"]);
+    host.json(&[
+        "setup", "--step", "base", "--step", "host", "--step", "jails",
+    ]);
     host.json(&["snapshot", "clawdiegit", "before"]);
     let auto = host.json(&["snapshot", "clawdiegit"]);
     assert!(auto["tag"]

@@ -198,6 +198,7 @@ mod tests {
                 Action::run(Step::Dns, "three", &["never"]),
             ],
             notes: vec![],
+            ..Default::default()
         }
     }
 

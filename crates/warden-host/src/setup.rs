@@ -33,6 +33,9 @@ pub enum SetupError {
     /// The journal could not be read.
     #[error(transparent)]
     Journal(#[from] JournalError),
+    /// A chosen step needs something setup does not do (nothing was changed).
+    #[error("setup cannot run: the host lacks what these steps need (nothing was changed):\n{0}")]
+    Blocked(String),
     /// Every action ran, yet the host still differs (a tool reported success falsely).
     #[error("setup ran every action but the host still differs in {count} place(s):\n{remaining}\n  fix: the tools above reported success without doing it; check their logs and run `warden setup` again")]
     NotConverged {
@@ -43,12 +46,9 @@ pub enum SetupError {
     },
 }
 
-/// Keeps the actions of `steps` (all steps when `steps` is empty).
-pub fn filter_steps(mut plan: Plan, steps: &[Step]) -> Plan {
-    if !steps.is_empty() {
-        plan.actions.retain(|a| steps.contains(&a.step));
-    }
-    plan
+/// Keeps the actions (and blockers) of `steps` (all steps when `steps` is empty).
+pub fn filter_steps(plan: Plan, steps: &[Step]) -> Plan {
+    plan.only_steps(steps)
 }
 
 /// Reports the runs the journal shows as interrupted, in the words the operator sees.
@@ -88,6 +88,9 @@ pub fn setup(
         tracing::warn!("{line}");
     }
     let plan = filter_steps(backend.plan(layout).map_err(SetupError::Plan)?, steps);
+    if !plan.blocked.is_empty() {
+        return Err(SetupError::Blocked(plan.blocked_text()));
+    }
     let report = apply(&plan, backend.runner(), journal, backend.name(), progress)?;
     let again = filter_steps(backend.plan(layout).map_err(SetupError::Plan)?, steps);
     if !again.is_empty() {

@@ -169,10 +169,17 @@ impl Cgroup {
             (limits.cpu.is_some(), "cpu"),
         ] {
             if wanted && self.dir(controller).is_none() {
+                if limits.allow_unlimited {
+                    tracing::warn!(
+                        controller,
+                        "the {controller} cgroup controller is missing: the worker runs without its {controller} limit (workers.allow_unlimited)"
+                    );
+                    continue;
+                }
                 return Err(Error::Setup {
                     name: "cgroups".into(),
                     message: format!(
-                        "the {controller} cgroup controller is not mounted under the cgroup root, so the {controller} limit cannot be enforced; fix: mount it (cgroup v1: /sys/fs/cgroup/{controller}), and do not run warden under `ip netns exec`, which hides /sys/fs/cgroup (use `nsenter --net=/run/netns/NAME`)"
+                        "the {controller} cgroup controller is not mounted under the cgroup root, so the {controller} limit cannot be enforced; fix: mount it (cgroup v1: /sys/fs/cgroup/{controller}), and do not run warden under `ip netns exec`, which hides /sys/fs/cgroup (use `nsenter --net=/run/netns/NAME`); or set workers.allow_unlimited = true to run workers without that limit"
                     ),
                 });
             }
@@ -433,6 +440,7 @@ mod tests {
             cpu: Some(0.5),
             timeout_ms: None,
             output_bytes: None,
+            allow_unlimited: false,
         };
         let cg = Cgroup::create(v2.path(), "w1", &limits).unwrap();
         let dir = v2.path().join("warden/w1");

@@ -6,14 +6,16 @@ use std::path::PathBuf;
 
 use warden_core::linux_plan::{self, LinuxPaths};
 use warden_core::observed::{LinuxHost, LinuxJail};
-use warden_core::{Layout, Plan};
-use warden_host::{Backend, HostError, Runner};
+use warden_core::plan::PlanOptions;
+use warden_core::{account, pi, Layout, Plan};
+use warden_host::{Backend, HostError, RunError, Runner};
 
 /// The Linux backend.
 pub struct LinuxBackend {
     runner: Box<dyn Runner>,
     paths: LinuxPaths,
     proc_root: PathBuf,
+    options: PlanOptions,
 }
 
 impl LinuxBackend {
@@ -25,7 +27,14 @@ impl LinuxBackend {
                 state_dir: state_dir.display().to_string(),
             },
             proc_root: PathBuf::from("/proc"),
+            options: PlanOptions::default(),
         }
+    }
+
+    /// The same backend planning with `options` (e.g. `--no-install`).
+    pub fn with_options(mut self, options: PlanOptions) -> LinuxBackend {
+        self.options = options;
+        self
     }
 
     /// The file paths this backend manages.
@@ -96,7 +105,99 @@ impl LinuxBackend {
         host.warden_exe = std::env::current_exe()
             .map(|p| p.display().to_string())
             .unwrap_or_default();
+        self.observe_packages(&mut host)?;
+        self.observe_accounts(layout, &mut host)?;
+        self.observe_agent(&mut host)?;
         Ok(host)
+    }
+
+    /// Runs a read-only probe; `None` when the program is not installed.
+    fn probe(&self, words: &[&str]) -> Result<Option<warden_host::Output>, HostError> {
+        match self.runner.run(&argv(words)) {
+            Ok(out) => Ok(Some(out)),
+            Err(RunError::Spawn { .. }) => Ok(None),
+            Err(e) => Err(HostError::Run(e)),
+        }
+    }
+
+    /// The Debian packages Warden calls, from `dpkg-query` (absent: not a Debian host, nothing recorded).
+    fn observe_packages(&self, host: &mut LinuxHost) -> Result<(), HostError> {
+        let mut words = vec!["dpkg-query", "-W", "-f=${Package} ${db:Status-Status}\n"];
+        words.extend(linux_plan::PACKAGES.iter().map(|(p, _)| *p));
+        // Exit 1 when a package is unknown to dpkg; the others are still listed.
+        let Some(out) = self.probe(&words)? else {
+            return Ok(());
+        };
+        for (p, _) in linux_plan::PACKAGES {
+            let installed = out
+                .stdout
+                .lines()
+                .any(|l| l.split_whitespace().collect::<Vec<_>>() == [p, "installed"]);
+            host.packages.insert(p.to_string(), installed);
+        }
+        Ok(())
+    }
+
+    /// The worker account and its group on the host, and whether each bootstrapped release has the account.
+    fn observe_accounts(&self, layout: &Layout, host: &mut LinuxHost) -> Result<(), HostError> {
+        let user = layout.worker_user.as_str();
+        let passwd = self.runner.read_file("/etc/passwd")?.unwrap_or_default();
+        for (name, uid, gid) in account::parse_passwd(&passwd) {
+            if name == user {
+                host.users.insert(name, (uid, gid));
+            }
+        }
+        let group = self.runner.read_file("/etc/group")?.unwrap_or_default();
+        for (name, gid) in account::parse_group(&group) {
+            if name == user {
+                host.groups.insert(name, gid);
+            }
+        }
+        let dir = PathBuf::from(self.paths.releases_dir());
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return Ok(());
+        };
+        for e in entries.filter_map(Result::ok) {
+            let name = e.file_name().to_string_lossy().into_owned();
+            // Only complete releases (a bootstrap in progress has no usr/ yet).
+            if !e.path().join("usr").is_dir() {
+                continue;
+            }
+            let passwd = self
+                .runner
+                .read_file(&format!("{}/{name}/etc/passwd", dir.display()))?
+                .unwrap_or_default();
+            let has = account::parse_passwd(&passwd)
+                .iter()
+                .any(|(n, ..)| n == user);
+            let group = self
+                .runner
+                .read_file(&format!("{}/{name}/etc/group", dir.display()))?
+                .unwrap_or_default();
+            let has_group = account::parse_group(&group).iter().any(|(n, _)| n == user);
+            host.release_groups.insert(name.clone(), has_group);
+            host.release_users.insert(name, has);
+        }
+        Ok(())
+    }
+
+    /// node and npm on PATH, and the pi install under `<state_dir>/pi` with its completion marker.
+    fn observe_agent(&self, host: &mut LinuxHost) -> Result<(), HostError> {
+        host.node_version = self
+            .probe(&["node", "--version"])?
+            .filter(|o| o.ok())
+            .map(|o| o.stdout.trim().to_string());
+        host.npm = self.probe(&["npm", "--version"])?.is_some_and(|o| o.ok());
+        let prefix = self.paths.pi_dir();
+        host.pi_version = self
+            .runner
+            .read_file(&pi::package_json(&prefix))?
+            .and_then(|text| pi::package_version(&text));
+        let marker = format!("{prefix}/{}", pi::INSTALLED_MARKER);
+        if let Some(text) = self.runner.read_file(&marker)? {
+            host.files.insert(marker, text);
+        }
+        Ok(())
     }
 
     /// The pid of Warden's dnsmasq if its pid file names a live dnsmasq in this network namespace.
@@ -158,7 +259,12 @@ impl Backend for LinuxBackend {
 
     fn plan(&self, layout: &Layout) -> Result<Plan, HostError> {
         let host = self.observe(layout)?;
-        Ok(linux_plan::plan(layout, &host, &self.paths))
+        Ok(linux_plan::plan_with(
+            layout,
+            &host,
+            &self.paths,
+            &self.options,
+        ))
     }
 }
 

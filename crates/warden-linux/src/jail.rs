@@ -406,6 +406,7 @@ pub fn spec(state_dir: &Path, jail: &Jail, cgroup_root: &Path) -> Result<WorkerS
         cpu: jail.limits.cpu,
         timeout_ms: None,
         output_bytes: None,
+        allow_unlimited: false,
     };
     spec.cgroup_root = cgroup_root.to_path_buf();
     spec.persistent = Some(jail_dir(state_dir, &jail.name));

@@ -16,16 +16,57 @@ use crate::spec::{NetworkMode, ReleaseRef, WorkerSpec};
 /// symlinks such as merged-usr `/bin -> usr/bin` are recreated as symlinks).
 pub const HOST_DIRS: [&str; 7] = ["usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32"];
 
+/// The host's account database, which the `host` release shows its workers (names only for their ids).
+const HOST_PASSWD: &str = "/etc/passwd";
+const HOST_GROUP: &str = "/etc/group";
+
+/// `(uid, gid)` of account `name` in the host's `/etc/passwd`: the worker account (`workers.user`) setup's
+/// base step creates.
+pub fn host_user(name: &str) -> Option<(u32, u32)> {
+    let text = std::fs::read_to_string(HOST_PASSWD).ok()?;
+    warden_core::account::parse_passwd(&text)
+        .into_iter()
+        .find(|(n, ..)| n == name)
+        .map(|(_, uid, gid)| (uid, gid))
+}
+
+/// The host's names of `uid` and `gid`, so `id -un` in a worker answers as on the host (`clawdie`);
+/// `worker` when the host has none.
+fn host_names(uid: u32, gid: u32) -> (String, String) {
+    let user = std::fs::read_to_string(HOST_PASSWD)
+        .ok()
+        .and_then(|t| {
+            warden_core::account::parse_passwd(&t)
+                .into_iter()
+                .find(|(_, u, _)| *u == uid)
+                .map(|(n, ..)| n)
+        })
+        .unwrap_or_else(|| "worker".into());
+    let group = std::fs::read_to_string(HOST_GROUP)
+        .ok()
+        .and_then(|t| {
+            warden_core::account::parse_group(&t)
+                .into_iter()
+                .find(|(_, g)| *g == gid)
+                .map(|(n, _)| n)
+        })
+        .unwrap_or_else(|| "worker".into());
+    (user, group)
+}
+
 /// The `/etc` files generated for a host-release worker: `(name, contents)`.
 pub fn host_etc(spec: &WorkerSpec) -> Vec<(&'static str, String)> {
     let (uid, gid) = spec.user_or_default();
     let mut passwd = String::from("root:x:0:0:root:/root:/bin/sh\n");
     let mut group = String::from("root:x:0:\n");
+    let (user_name, group_name) = host_names(uid, gid);
     if (uid, gid) != (0, 0) && uid != 65534 {
-        passwd.push_str(&format!("worker:x:{uid}:{gid}:worker:/tmp:/bin/sh\n"));
+        passwd.push_str(&format!(
+            "{user_name}:x:{uid}:{gid}:{user_name}:/tmp:/bin/sh\n"
+        ));
     }
     if gid != 0 && gid != 65534 {
-        group.push_str(&format!("worker:x:{gid}:\n"));
+        group.push_str(&format!("{group_name}:x:{gid}:\n"));
     }
     passwd.push_str("nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n");
     group.push_str("nogroup:x:65534:\n");
@@ -405,7 +446,8 @@ mod tests {
     #[test]
     fn host_etc_names_the_worker_user_and_dns() {
         let mut spec = WorkerSpec::new("w101", &["true"], "/tmp/x");
-        spec.user = Some((1000, 1000));
+        // An id this host has no name for (the worker account's own name comes from the host's passwd).
+        spec.user = Some((64999, 64999));
         spec.network = NetworkMode::Vnet(Vnet {
             addr: "10.0.1.101".parse().unwrap(),
             prefix: 24,
@@ -416,8 +458,8 @@ mod tests {
         });
         let files = host_etc(&spec);
         let get = |n: &str| files.iter().find(|(k, _)| *k == n).unwrap().1.clone();
-        assert!(get("passwd").contains("worker:x:1000:1000:"));
-        assert!(get("group").contains("worker:x:1000:"));
+        assert!(get("passwd").contains("worker:x:64999:64999:"));
+        assert!(get("group").contains("worker:x:64999:"));
         assert_eq!(
             get("resolv.conf"),
             nameserver_line("10.0.1.1".parse().unwrap())

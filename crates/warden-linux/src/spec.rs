@@ -306,6 +306,10 @@ pub struct Limits {
     pub timeout_ms: Option<u64>,
     /// Cap on stdout + stderr bytes together.
     pub output_bytes: Option<u64>,
+    /// Run even when a cgroup controller for a memory, pids or cpu limit is missing (`workers.allow_unlimited`):
+    /// that limit is then not enforced, with a warning. Off: such a worker is refused.
+    #[serde(default)]
+    pub allow_unlimited: bool,
 }
 
 impl Default for Limits {
@@ -316,6 +320,7 @@ impl Default for Limits {
             cpu: None,
             timeout_ms: Some(600_000),
             output_bytes: Some(16 << 20),
+            allow_unlimited: false,
         }
     }
 }

@@ -34,6 +34,8 @@ pub struct LinuxOptions {
     pub host_netns: Option<PathBuf>,
     /// `(uid, gid)` workers run as; `None`: nobody.
     pub user: Option<(u32, u32)>,
+    /// Run workers even when a cgroup controller for their limits is missing (`workers.allow_unlimited`).
+    pub allow_unlimited: bool,
     /// Parked workers kept warm per network mode (none, shared, vnet); all 0: no pool.
     pub pool: [usize; 3],
     /// Workers parked at once per mode while refilling (0: 2).
@@ -50,6 +52,7 @@ impl LinuxOptions {
             cgroup_root: PathBuf::from("/sys/fs/cgroup"),
             host_netns: None,
             user: None,
+            allow_unlimited: false,
             pool: [0; 3],
             pool_fillers: 0,
             zygote: false,
@@ -128,6 +131,7 @@ impl LinuxWorkers {
                 cpu: None,
                 timeout_ms: Some(layout.limits.timeout.as_millis() as u64),
                 output_bytes: Some(layout.limits.output_bytes),
+                allow_unlimited: self.opts.allow_unlimited,
             };
             slots.push(SlotConfig {
                 template,
@@ -186,6 +190,7 @@ impl LinuxWorkers {
             cpu: None,
             timeout_ms: work.limits.timeout.map(|t| t.as_millis() as u64),
             output_bytes: work.limits.output_bytes,
+            allow_unlimited: self.opts.allow_unlimited,
         };
         w.env.extend(work.env.iter().cloned());
         if let Some(cwd) = &work.cwd {

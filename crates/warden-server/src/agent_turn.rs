@@ -1,5 +1,5 @@
-//! Agent turns with pi (reference/agent-turn.md): pi installed once (pinned) into
-//! `<state_dir>/pi` and bound read-only at `/opt/pi`; per tenant a workspace
+//! Agent turns with pi (reference/agent-turn.md): pi installed (pinned) into `<state_dir>/pi` by setup's
+//! `agent` step — never by the server, so no turn waits on a package registry — and bound read-only at `/opt/pi`; per tenant a workspace
 //! (`<state_dir>/tenants/<t>/workspace` → `/workspace`) and an agent dir with `models.json`,
 //! `settings.json` and the session file (`<state_dir>/tenants/<t>/pi` → `/var/pi`), both
 //! persistent across turns and bound at stable paths because pi stores the cwd in the session.
@@ -38,26 +38,17 @@ pub fn tenant_dir(state_dir: &Path, tenant: &str) -> PathBuf {
     state_dir.join("tenants").join(tenant)
 }
 
-/// Installs pi on first use (all turns share the result, success or failure).
-pub async fn ensure_pi(app: &Arc<App>) -> Result<PathBuf, String> {
+/// The pinned pi's `dist/cli.js` if setup installed it completely; otherwise why not, with the command that
+/// installs it. Never installs anything: a host without a route to the registry gets its answer at once.
+pub fn installed_pi(app: &App) -> Result<PathBuf, String> {
     let pi_dir = app.opts.pi_dir();
-    let version = app.opts.agent.version.clone();
-    let cancel = app.pi_cancel.clone();
-    app.pi
-        .get_or_init(|| async move {
-            tracing::info!(dir = %pi_dir.display(), %version, "installing pi");
-            let r = tokio::task::spawn_blocking(move || {
-                warden_agent::install_pi_until(&pi_dir, &version, &cancel)
-            })
-            .await;
-            match r {
-                Ok(Ok(cli)) => Ok(cli),
-                Ok(Err(e)) => Err(format!("failed to install pi: {e}")),
-                Err(e) => Err(format!("pi install thread failed: {e}")),
-            }
-        })
-        .await
-        .clone()
+    let version = &app.opts.agent.version;
+    warden_agent::install::installed_pi(&pi_dir, version).ok_or_else(|| {
+        format!(
+            "pi {version} is not installed in {} (warden serve installs nothing)\n  fix: warden setup --backend linux --step agent",
+            pi_dir.display()
+        )
+    })
 }
 
 fn mkdir_owned(dir: &Path, owner: (u32, u32)) -> Result<(), String> {
@@ -68,7 +59,7 @@ fn mkdir_owned(dir: &Path, owner: (u32, u32)) -> Result<(), String> {
 
 /// Prepares a tenant's dirs and pi files and returns the worker's part of the turn.
 pub async fn prepare(app: &Arc<App>, tenant: &str) -> Result<AgentPrep, String> {
-    let cli = ensure_pi(app).await?;
+    let cli = installed_pi(app)?;
     // The worker's node: the host's on Linux (host release), the release's own in a FreeBSD jail.
     let node = app.workers.node().map_err(|e| e.to_string())?;
     let pi_dir = app.opts.pi_dir();

@@ -31,7 +31,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{watch, OnceCell};
+use tokio::sync::watch;
 use warden_core::Layout;
 use warden_store::Store;
 
@@ -129,8 +129,6 @@ pub async fn serve_until(
         finished: watch::channel(0).0,
         metrics: metrics::Metrics::default(),
         shutdown: watch::channel(false).0,
-        pi: OnceCell::new(),
-        pi_cancel: Default::default(),
         listening: Mutex::new((Vec::new(), Vec::new())),
         workers,
         waiters: Mutex::new(Default::default()),
@@ -186,14 +184,9 @@ pub async fn serve_until(
                 .await
         }));
     }
-    // Install pi in the background so the first agent turn does not pay for it.
-    if app.opts.install_pi_at_start {
-        let app = app.clone();
-        tokio::spawn(async move {
-            if let Err(e) = agent_turn::ensure_pi(&app).await {
-                tracing::warn!(error = %e, "pi is not available; agent turns will fail");
-            }
-        });
+    // serve installs nothing (setup's `agent` step does): without pi, agent turns are refused at once.
+    if let Err(e) = agent_turn::installed_pi(&app) {
+        tracing::warn!(error = %e, "pi is not installed; agent turns will be refused");
     }
     crate::turn_runner::dispatch(&app);
     tracing::info!("control plane ready");
@@ -221,8 +214,6 @@ pub async fn serve_until(
 /// Stops accepting, lets running turns finish until the deadline, then cancels them.
 async fn shutdown(app: &Arc<App>) {
     app.shutdown.send_replace(true);
-    app.pi_cancel
-        .store(true, std::sync::atomic::Ordering::Relaxed);
     lock(&app.queue).pause();
     let deadline = Instant::now() + app.opts.shutdown_deadline;
     let mut finished = app.finished.subscribe();

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::sync::{oneshot, watch, OnceCell};
+use tokio::sync::{oneshot, watch};
 use warden_agent::AgentConfig;
 use warden_core::Layout;
 use warden_host::worker::{Cancel, Workers};
@@ -38,9 +38,6 @@ pub struct ServeOptions {
     pub pi_dir: Option<PathBuf>,
     /// Largest request body accepted (bytes).
     pub max_body_bytes: usize,
-    /// Install pi in the background at start, so the first agent turn does not wait for npm
-    /// (default true; off for runs with argv turns only, such as `warden bench --api`).
-    pub install_pi_at_start: bool,
 }
 
 impl ServeOptions {
@@ -57,7 +54,6 @@ impl ServeOptions {
             recovery: RecoveryPolicy::FailRunning,
             pi_dir: None,
             max_body_bytes: 1 << 20,
-            install_pi_at_start: true,
         }
     }
 
@@ -117,10 +113,6 @@ pub struct App {
     pub metrics: Metrics,
     /// Becomes true when shutdown starts.
     pub shutdown: watch::Sender<bool>,
-    /// pi's `dist/cli.js` once installed (or why it is not).
-    pub pi: OnceCell<Result<PathBuf, String>>,
-    /// Set at shutdown: an npm install of pi still running is killed, never left behind.
-    pub pi_cancel: Arc<std::sync::atomic::AtomicBool>,
     /// Addresses bound, and those skipped with the reason.
     pub listening: Mutex<(Vec<SocketAddr>, Vec<String>)>,
     /// The workers' backend (the one worker contract, `warden_host::worker`).

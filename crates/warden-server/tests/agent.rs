@@ -79,6 +79,7 @@ async fn agent_turns_reach_the_provider_through_the_nat() {
     assert!(base_url.starts_with("http://192.168.254.2:"), "{base_url}");
     let state = state_dir();
     let netns = net.path();
+    common::install_pi();
     let srv = Server::start(
         state.path(),
         &[

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use warden_core::plan::PlanOptions;
 use warden_core::{Layout, Plan};
 use warden_host::worker::Workers;
 use warden_host::{Backend, HostError, RecordingRunner, Runner, SystemRunner};
@@ -59,17 +60,31 @@ pub fn bastille_runner(state_dir: &std::path::Path) -> warden_freebsd::BastilleL
     warden_freebsd::BastilleLock::new(SystemRunner::with_root(host_root()), state_dir)
 }
 
-/// Picks the backend named (or this OS's default).
+/// Picks the backend named (or this OS's default), installing missing packages.
 pub fn choose(name: Option<BackendName>, layout: &Layout) -> Result<Chosen, Exit> {
+    choose_with(name, layout, PlanOptions::default())
+}
+
+/// Picks the backend named (or this OS's default), planning with `options`.
+pub fn choose_with(
+    name: Option<BackendName>,
+    layout: &Layout,
+    options: PlanOptions,
+) -> Result<Chosen, Exit> {
     let name = name.unwrap_or_else(context::default_backend);
     let state_dir = context::state_dir(layout, name);
     match name {
-        BackendName::Bastille if !on_path("bastille") => Ok(Chosen {
+        // Not a FreeBSD host (sysrc is FreeBSD's own): plan for a fresh one, apply nothing. A FreeBSD host
+        // without Bastille yet is planned for real: the base step installs it.
+        BackendName::Bastille if !on_path("sysrc") => Ok(Chosen {
             backend: Box::new(FreshBastille {
                 runner: RecordingRunner::new(),
             }),
             can_apply: false,
-            notes: vec!["bastille is not on PATH: planning for a fresh FreeBSD host".into()],
+            notes: vec![
+                "sysrc is not on PATH (not a FreeBSD host): planning for a fresh FreeBSD host"
+                    .into(),
+            ],
             state_dir,
         }),
         BackendName::Bastille => {
@@ -77,14 +92,16 @@ pub fn choose(name: Option<BackendName>, layout: &Layout) -> Result<Chosen, Exit
             // `bastille` call (two flocks on the same file from one thread).
             let runner = SystemRunner::with_root(host_root());
             Ok(Chosen {
-                backend: Box::new(warden_freebsd::BastilleBackend::new(runner, &state_dir)),
+                backend: Box::new(
+                    warden_freebsd::BastilleBackend::new(runner, &state_dir).with_options(options),
+                ),
                 can_apply: true,
                 notes: Vec::new(),
                 state_dir,
             })
         }
         BackendName::Linux => Ok(Chosen {
-            backend: linux::host_backend(&state_dir)?,
+            backend: linux::host_backend(&state_dir, options)?,
             can_apply: true,
             notes: Vec::new(),
             state_dir,
@@ -138,6 +155,7 @@ pub mod linux {
     use std::path::Path;
     use std::sync::Arc;
 
+    use warden_core::plan::PlanOptions;
     use warden_core::Layout;
     use warden_host::worker::Workers;
     use warden_host::{Backend, SystemRunner};
@@ -155,12 +173,12 @@ pub mod linux {
         }
     }
 
-    /// The Linux host backend (setup and observation).
-    pub fn host_backend(state_dir: &Path) -> Result<Box<dyn Backend>, Exit> {
-        Ok(Box::new(warden_linux::host::LinuxBackend::new(
-            Box::new(SystemRunner::new()),
-            state_dir,
-        )))
+    /// The Linux host backend (setup and observation), planning with `options`.
+    pub fn host_backend(state_dir: &Path, options: PlanOptions) -> Result<Box<dyn Backend>, Exit> {
+        Ok(Box::new(
+            warden_linux::host::LinuxBackend::new(Box::new(SystemRunner::new()), state_dir)
+                .with_options(options),
+        ))
     }
 
     /// Linux workers.
@@ -172,7 +190,22 @@ pub mod linux {
         let mut opts = warden_linux::LinuxOptions::new(state_dir);
         opts.zygote = how.serve;
         opts.pool = how.pool;
+        // Workers run as the worker account setup's base step creates; never silently as nobody.
+        opts.user = Some(worker_account(layout)?);
+        opts.allow_unlimited = layout.allow_unlimited;
         Ok(Arc::new(warden_linux::LinuxWorkers::new(layout, opts)))
+    }
+
+    /// `(uid, gid)` of the worker account (`workers.user`) on this host; setup's base step creates it.
+    pub fn worker_account(layout: &Layout) -> Result<(u32, u32), Exit> {
+        warden_linux::release::host_user(&layout.worker_user).ok_or_else(|| Exit {
+            code: crate::exit::INFRASTRUCTURE,
+            message: format!(
+                "the worker account {user} does not exist on this host\n  fix: `warden setup --backend linux --step base` creates it (uid {uid}), or set workers.user to an existing account",
+                user = layout.worker_user,
+                uid = warden_core::account::WORKER_UID
+            ),
+        })
     }
 
     /// The IPv4 address `interface` has here, if any (one ioctl).
@@ -187,6 +220,7 @@ pub mod linux {
     use std::path::Path;
     use std::sync::Arc;
 
+    use warden_core::plan::PlanOptions;
     use warden_core::Layout;
     use warden_host::worker::Workers;
     use warden_host::Backend;
@@ -205,7 +239,7 @@ pub mod linux {
     pub fn helper_if_asked() {}
 
     /// Not on this OS.
-    pub fn host_backend(_: &Path) -> Result<Box<dyn Backend>, Exit> {
+    pub fn host_backend(_: &Path, _: PlanOptions) -> Result<Box<dyn Backend>, Exit> {
         Err(unsupported())
     }
 

@@ -231,12 +231,15 @@ pub struct PlanArgs {
     /// The host backend (default: bastille on FreeBSD, linux elsewhere).
     #[arg(long, value_enum)]
     pub backend: Option<BackendName>,
-    /// Only this step: host, jails, db, git, cms, ai, agent, hosts, dns, verify.
+    /// Only this step: base, host, jails, db, git, cms, ai, agent, hosts, dns, verify.
     #[arg(long)]
     pub step: Option<String>,
     /// Print JSON: {"actions":[…]}.
     #[arg(long)]
     pub json: bool,
+    /// Install no packages: the operator manages them; a missing one blocks its step, naming the command.
+    #[arg(long)]
+    pub no_install: bool,
 }
 
 #[derive(Debug, Args)]

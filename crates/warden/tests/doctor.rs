@@ -448,7 +448,7 @@ impl Host for BsdHost {
 #[test]
 fn bastille_doctor_on_the_simulated_host_finds_each_break_and_its_remedy_fixes_it() {
     let h = BsdHost::fresh();
-    for step in ["host", "jails", "dns", "hosts"] {
+    for step in ["base", "host", "jails", "dns", "hosts"] {
         let out = h.warden(&["setup", "--backend", "bastille", "--step", step]);
         assert!(out.status.success(), "setup --step {step}: {}", text(&out));
     }
@@ -614,10 +614,9 @@ fn doctor_rejects_a_bad_probe_and_pi_config_reports_json() {
         pi["status"], "fail",
         "nothing is installed in an empty state dir"
     );
-    assert!(pi["remedy"]
-        .as_str()
-        .unwrap()
-        .contains(&format!("npm install --prefix {state}/pi")));
+    assert!(pi["remedy"].as_str().unwrap().contains(&format!(
+        "--state-dir {state} setup --backend linux --step agent"
+    )));
     assert_eq!(out.status.code(), Some(1), "a failing check exits 1");
     let human = common::warden(&["--state-dir", &state, "pi-config"], &[]);
     let t = String::from_utf8_lossy(&human.stdout);

@@ -12,7 +12,7 @@ fn setup_doctor_and_snapshots_through_the_cli() {
     let h = BsdHost::fresh();
     // The whole setup from a fresh host, then its verify step (the doctor) passes.
     let out = h.warden_ok(&["setup", "--backend", "bastille"]);
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = text(&out);
     assert!(
         err.contains("applied") && err.contains("step verify"),
         "{err}"
@@ -77,36 +77,115 @@ fn setup_doctor_and_snapshots_through_the_cli() {
     );
 }
 
+/// Issue 18: from a fresh simulated host with no Bastille installed, `warden setup --backend bastille` installs
+/// it and the rest (journaled), creates the `clawdie` account on the host and in the release, and writes
+/// `kern.racct.enable=1` to loader.conf; workers refuse to run without limits until the (simulated) reboot, then
+/// run as `clawdie` with no environment override.
 #[test]
-fn run_with_the_bastille_backend_keeps_the_exit_contract_and_leaves_nothing() {
+fn fresh_host_setup_installs_bastille_and_workers_run_as_clawdie() {
     let h = BsdHost::fresh();
-    for step in ["host", "jails"] {
-        h.warden_ok(&["setup", "--backend", "bastille", "--step", step]);
-    }
-    // The release has no `clawdie` user (the default workers.user): a worker failure, with the fix.
-    let out = h.warden(&["run", "--backend", "bastille", "--", "echo", "hi"]);
-    assert_eq!(out.status.code(), Some(125), "{}", text(&out));
+    let out = h.tool(&["bastille", "-v"]);
+    assert_eq!(
+        out.status.code(),
+        Some(127),
+        "a fresh host has no Bastille: {}",
+        text(&out)
+    );
+    let out = h.warden(&["plan", "--backend", "bastille", "--no-install"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("WARDEN_WORKER_USER"),
+        err.contains("fix: pkg install -y bastille") && err.contains("fix: pkg install -y dnsmasq"),
+        "{err}"
+    );
+    let out = h.warden(&["setup", "--backend", "bastille", "--no-install"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("nothing was changed"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(h.tool(&["bastille", "-v"]).status.code(), Some(127));
+
+    let out = h.warden_ok(&["setup", "--backend", "bastille"]);
+    let err = text(&out);
+    assert!(
+        err.contains("install bastille and dnsmasq (pkg) … ok")
+            && err.contains("create the worker account clawdie (uid 1500")
+            && err.contains("reboot needed"),
+        "{err}"
+    );
+    assert!(h.tool(&["bastille", "-v"]).status.success());
+    assert!(h.tool(&["pkg", "info", "-e", "dnsmasq"]).status.success());
+    let out = h.tool(&["pw", "usershow", "-n", "clawdie"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("clawdie:*:1500:1500:"),
+        "{}",
+        text(&out)
+    );
+    let release = "/usr/local/bastille/releases/15.0-RELEASE";
+    let out = h.tool(&["pw", "-R", release, "usershow", "-n", "clawdie"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let loader = std::fs::read_to_string(h.root().join("boot/loader.conf")).unwrap();
+    assert!(loader.contains("kern.racct.enable=1"), "{loader}");
+    let out = h.warden_ok(&["plan", "--backend", "bastille"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("nothing to do"),
         "{}",
         text(&out)
     );
 
-    let nobody = [("WARDEN_WORKER_USER", "nobody")];
-    let out = h.warden_env(
-        &nobody,
-        &["run", "--backend", "bastille", "--", "echo", "hi"],
+    // Until the reboot, rctl cannot enforce limits: workers refuse, unless the operator opts in.
+    let out = h.warden(&["run", "--backend", "bastille", "--", "id", "-un"]);
+    assert_eq!(out.status.code(), Some(125), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("workers.allow_unlimited"),
+        "{}",
+        text(&out)
     );
+    let out = h.warden_env(
+        &[("WARDEN_WORKERS_ALLOW_UNLIMITED", "1")],
+        &["run", "--backend", "bastille", "--", "id", "-un"],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "clawdie\n",
+        "{}",
+        text(&out)
+    );
+
+    assert!(h.tool(&["fakebsd", "reboot"]).status.success());
+    let out = h.warden_ok(&["doctor", "--backend", "bastille"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("kern.racct.enable = 1"),
+        "{}",
+        text(&out)
+    );
+    let out = h.warden(&["run", "--backend", "bastille", "--", "id", "-un"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "clawdie\n");
+}
+
+#[test]
+fn run_with_the_bastille_backend_keeps_the_exit_contract_and_leaves_nothing() {
+    let h = BsdHost::fresh();
+    for step in ["base", "host", "jails"] {
+        h.warden_ok(&["setup", "--backend", "bastille", "--step", step]);
+    }
+    assert!(h.tool(&["fakebsd", "reboot"]).status.success());
+    // The release's account is the default workers.user: no override needed.
+    let none: [(&str, &str); 0] = [];
+    let out = h.warden_env(&none, &["run", "--backend", "bastille", "--", "echo", "hi"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
 
     let out = h.warden_env(
-        &nobody,
+        &none,
         &["run", "--backend", "bastille", "--", "sh", "-c", "exit 3"],
     );
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     let out = h.warden_env(
-        &nobody,
+        &none,
         &[
             "run",
             "--backend",
@@ -121,7 +200,7 @@ fn run_with_the_bastille_backend_keeps_the_exit_contract_and_leaves_nothing() {
 
     // Limits come from the same flags: bad ones are usage errors, the output cap exits 141.
     let out = h.warden_env(
-        &nobody,
+        &none,
         &[
             "run",
             "--backend",
@@ -134,7 +213,7 @@ fn run_with_the_bastille_backend_keeps_the_exit_contract_and_leaves_nothing() {
     );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let out = h.warden_env(
-        &nobody,
+        &none,
         &[
             "run",
             "--backend",
@@ -151,7 +230,7 @@ fn run_with_the_bastille_backend_keeps_the_exit_contract_and_leaves_nothing() {
     // An endless writer is stopped at the cap while it runs (not after it: it never ends by itself).
     let t = std::time::Instant::now();
     let out = h.warden_env(
-        &nobody,
+        &none,
         &[
             "run",
             "--backend",

@@ -4,10 +4,9 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Output;
 
-use common::{warden_bin, Netns};
+use common::{warden_bin, Netns, Serve};
 
 fn text(out: &Output) -> String {
     format!(
@@ -16,73 +15,6 @@ fn text(out: &Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
-}
-
-/// `warden serve` on an ephemeral loopback port inside the namespace; SIGTERM and wait on drop.
-struct Serve {
-    child: Child,
-}
-
-impl Serve {
-    fn start(ns: &Netns, state: &Path) -> Serve {
-        let log = std::fs::File::create(state.join("serve.log")).unwrap();
-        let mut argv = ns.prefix();
-        argv.push(warden_bin().display().to_string());
-        argv.extend(
-            [
-                "--state-dir",
-                &state.display().to_string(),
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-            ]
-            .map(String::from),
-        );
-        // nsenter execs warden, so the child's pid is the server's.
-        let child = Command::new(&argv[0])
-            .args(&argv[1..])
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start warden serve");
-        let mut serve = Serve { child };
-        let t0 = Instant::now();
-        while !state.join("serve.json").exists() {
-            if let Ok(Some(status)) = serve.child.try_wait() {
-                panic!(
-                    "warden serve exited ({status}): {}",
-                    std::fs::read_to_string(state.join("serve.log")).unwrap_or_default()
-                );
-            }
-            assert!(
-                t0.elapsed() < Duration::from_secs(30),
-                "warden serve did not start: {}",
-                std::fs::read_to_string(state.join("serve.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        serve
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        let t0 = Instant::now();
-        while t0.elapsed() < Duration::from_secs(15) {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn warden_in(ns: &Netns, state: &Path, args: &[&str]) -> Output {
@@ -101,7 +33,7 @@ fn run_remote_passes_output_and_exit_status_through() {
     let ns = Netns::new();
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path();
-    let _serve = Serve::start(&ns, state);
+    let _serve = Serve::start(&ns, state, &[]);
 
     let o = warden_in(
         &ns,

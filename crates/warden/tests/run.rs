@@ -7,6 +7,7 @@ use std::process::Command;
 use common::{warden_bin, Netns};
 
 fn run_in(ns: &Netns, state: &std::path::Path, args: &[&str]) -> std::process::Output {
+    common::ensure_worker_account();
     let mut full = vec![
         warden_bin().display().to_string(),
         "--state-dir".into(),
@@ -55,6 +56,14 @@ fn statuses_limits_and_output_pass_through() {
     let state = dir.path();
     let o = run_in(&ns, state, &["--", "echo", "hi"]);
     assert_eq!((o.status.code(), stdout(&o).as_str()), (Some(0), "hi\n"));
+    // Issue 18: workers run as the worker account setup created, with no override.
+    let o = run_in(&ns, state, &["--", "id", "-un"]);
+    assert_eq!(
+        (o.status.code(), stdout(&o).as_str()),
+        (Some(0), "clawdie\n")
+    );
+    let o = run_in(&ns, state, &["--", "id", "-u"]);
+    assert_eq!(stdout(&o), "1500\n");
     let o = run_in(
         &ns,
         state,

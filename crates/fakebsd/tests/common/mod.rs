@@ -70,6 +70,9 @@ impl Host {
         };
         let o = h.run("fakebsd", &["init", "--bastille-version", version]);
         assert_eq!(o.code, 0, "init: {}", o.stderr);
+        // A fresh host has no packages; these tests start where Bastille and dnsmasq are installed.
+        let o = h.run("pkg", &["install", "-y", "bastille", "dnsmasq"]);
+        assert_eq!(o.code, 0, "pkg install: {}", o.stderr);
         h
     }
 

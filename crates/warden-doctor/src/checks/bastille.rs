@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use warden_core::bastille_plan::BASTILLE_CONF;
+use warden_core::bastille_plan::{racct_in_loader_conf, BASTILLE_CONF, LOADER_CONF, RACCT_LINE};
 
 use crate::report::Check;
 use crate::{said, sh_quote, Ctx};
@@ -146,6 +146,70 @@ pub fn invariants(ctx: &Ctx) -> Vec<Check> {
         Err(e) => Check::fail("bastille.zfs", expected, e.to_string(), ""),
     });
     out
+}
+
+/// `workers.limits`: rctl can enforce workers' memory and process limits — `kern.racct.enable` is 1 in the
+/// running kernel. It is a boot tunable: after setup writes it to `/boot/loader.conf` the doctor says "reboot
+/// needed" until a reboot makes it active. Until then workers refuse to start unless `workers.allow_unlimited`.
+pub fn limits(ctx: &Ctx) -> Vec<Check> {
+    let name = "workers.limits";
+    let expected = "kern.racct.enable = 1 (rctl enforces workers' memory and process limits)";
+    let active = match ctx.run(&["sysctl", "-n", "kern.racct.enable"]) {
+        Ok(out) if out.ok() => out.stdout.trim() == "1",
+        Ok(out) => {
+            return vec![Check::fail(
+                name,
+                expected,
+                format!("sysctl -n kern.racct.enable → {}", said(&out)),
+                "a kernel with RACCT/RCTL (GENERIC has them)",
+            )]
+        }
+        Err(e) => {
+            return vec![Check::fail(
+                name,
+                expected,
+                e.to_string(),
+                "run on the FreeBSD host",
+            )]
+        }
+    };
+    if active {
+        return vec![Check::ok(name, expected, "kern.racct.enable = 1")];
+    }
+    let allowed = ctx.layout().allow_unlimited;
+    let unlimited = if allowed {
+        "workers run without memory and process limits (workers.allow_unlimited)"
+    } else {
+        "workers refuse to start until then (or set workers.allow_unlimited)"
+    };
+    let loader = ctx
+        .runner
+        .read_file(LOADER_CONF)
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    if racct_in_loader_conf(&loader) {
+        vec![Check::warn(
+            name,
+            expected,
+            format!("reboot needed: {LOADER_CONF} has {RACCT_LINE} but the running kernel has 0; {unlimited}"),
+            "shutdown -r now",
+        )]
+    } else if allowed {
+        vec![Check::warn(
+            name,
+            expected,
+            format!("kern.racct.enable = 0 and not in {LOADER_CONF}; {unlimited}"),
+            ctx.setup("base"),
+        )]
+    } else {
+        vec![Check::fail(
+            name,
+            expected,
+            format!("kern.racct.enable = 0 and not in {LOADER_CONF}; {unlimited}"),
+            format!("{}, then reboot", ctx.setup("base")),
+        )]
+    }
 }
 
 #[cfg(test)]

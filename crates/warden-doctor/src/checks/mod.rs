@@ -74,6 +74,7 @@ pub fn tasks(ctx: &Arc<Ctx>) -> Vec<Task> {
     ]);
     if ctx.opts.backend == BackendKind::Bastille {
         out.push(task(ctx, "bastille", bastille::invariants));
+        out.push(task(ctx, "workers.limits", bastille::limits));
     }
     out
 }

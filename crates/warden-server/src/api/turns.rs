@@ -41,6 +41,12 @@ pub fn submit_with(
     waiter: Option<tokio::sync::oneshot::Sender<TurnView>>,
 ) -> Result<TurnId, ApiError> {
     let spec = req.validate(&app.layout)?;
+    if matches!(spec.work, crate::request::Work::Prompt(_)) {
+        // Refused at once, with the fixing command: the server never installs pi (setup's `agent` step does).
+        crate::agent_turn::installed_pi(app).map_err(|why| {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "agent_unavailable", why)
+        })?;
+    }
     if *app.shutdown.borrow() {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -342,6 +342,15 @@ pub fn pi_cache() -> PathBuf {
     }
 }
 
+/// Installs the pinned pi into [`pi_cache`] the way setup's `agent` step does (npm, then the completion
+/// marker); the server itself never installs it.
+pub fn install_pi() {
+    let version = warden_agent::AgentConfig::default().version;
+    if let Err(e) = warden_agent::install_pi(&pi_cache(), &version) {
+        panic!("failed to install pi {version} for the test (needs the npm registry): {e}");
+    }
+}
+
 /// A fresh state directory for the server.
 pub fn state_dir() -> tempfile::TempDir {
     warden_testkit::state_dir("wsrv")

@@ -260,6 +260,7 @@ fn template(env: &Env, network: NetworkMode) -> WorkerSpec {
         cpu: None,
         timeout_ms: Some(10_000),
         output_bytes: Some(env.layout.limits.output_bytes),
+        allow_unlimited: env.layout.allow_unlimited,
     };
     s
 }
@@ -543,7 +544,6 @@ async fn api_series(
     opts.queue_size = 4096;
     opts.pi_dir = Some(state.join("no-pi"));
     // Argv turns only: no npm install of pi competing with the measured turns.
-    opts.install_pi_at_start = false;
     std::fs::create_dir_all(&state).map_err(|e| format!("{}: {e}", state.display()))?;
     let mut linux = warden_linux::LinuxOptions::new(&state);
     linux.pool[0] = pool;

@@ -26,7 +26,7 @@ fn parse_step(step: &Option<String>) -> Result<Option<Step>, Exit> {
 fn make_plan(global: &Global, args: &PlanArgs) -> Result<(backends::Chosen, Plan), Exit> {
     let step = parse_step(&args.step)?;
     let (_, layout) = context::layout(global)?;
-    let chosen = backends::choose(args.backend, &layout)?;
+    let chosen = backends::choose_with(args.backend, &layout, options(args))?;
     let mut plan = chosen
         .backend
         .plan(&layout)
@@ -35,6 +35,12 @@ fn make_plan(global: &Global, args: &PlanArgs) -> Result<(backends::Chosen, Plan
         plan = plan.only(step);
     }
     Ok((chosen, plan))
+}
+
+fn options(args: &PlanArgs) -> warden_core::plan::PlanOptions {
+    warden_core::plan::PlanOptions {
+        no_install: args.no_install,
+    }
 }
 
 fn print_plan(plan: &Plan, json: bool) {
@@ -52,6 +58,12 @@ pub fn plan(global: &Global, args: &PlanArgs) -> Result<(), Exit> {
         eprintln!("warden: {note}");
     }
     print_plan(&plan, args.json);
+    if !plan.blocked.is_empty() {
+        return Err(Exit::failure(format!(
+            "setup cannot apply these steps yet:\n{}",
+            plan.blocked_text()
+        )));
+    }
     Ok(())
 }
 
@@ -85,7 +97,7 @@ pub fn setup(global: &Global, args: &SetupArgs) -> Result<(), Exit> {
         return verify(global, args);
     }
     let (_, layout) = context::layout(global)?;
-    let chosen = backends::choose(args.plan.backend, &layout)?;
+    let chosen = backends::choose_with(args.plan.backend, &layout, options(&args.plan))?;
     if !chosen.can_apply {
         return Err(Exit::failure(format!(
             "cannot apply: {}\n  fix: run on the target host with its tools installed, or use `warden plan` to read the plan",
@@ -120,6 +132,30 @@ pub fn setup(global: &Global, args: &SetupArgs) -> Result<(), Exit> {
     }
     if step.is_none() {
         return verify(global, args);
+    }
+    Ok(())
+}
+
+/// Applies `steps` on this OS's default backend (journaled), quietly unless there is something to do.
+pub fn setup_steps(global: &Global, steps: &[Step]) -> Result<(), Exit> {
+    let (_, layout) = context::layout(global)?;
+    let chosen = backends::choose(None, &layout)?;
+    context::ensure_state_dir(&chosen.state_dir)?;
+    let journal = Journal::open(&chosen.state_dir.join("journal.db"))
+        .map_err(|e| Exit::failure(e.to_string()))?;
+    let report = warden_host::setup::setup(
+        chosen.backend.as_ref(),
+        &layout,
+        steps,
+        &journal,
+        &mut TermProgress { color: false },
+    )
+    .map_err(|e| Exit::failure(e.to_string()))?;
+    if report.applied > 0 {
+        eprintln!(
+            "warden: applied {} actions (journal run {})",
+            report.applied, report.run
+        );
     }
     Ok(())
 }

@@ -33,7 +33,8 @@ pub fn run(global: &Global, command: &ReleaseCommand) -> Result<(), Exit> {
                 human_size(info.size_bytes.unwrap_or(0)),
                 t0.elapsed().as_secs()
             );
-            Ok(())
+            // The worker account in the new release (and on the host), through setup's journaled base step.
+            crate::commands::plan::setup_steps(global, &[warden_core::Step::Base])
         }
         ReleaseCommand::List { json } => {
             let all = release::list(&state_dir);

@@ -36,15 +36,19 @@ pub fn run(global: &Global, args: &RunArgs) -> Result<u8, Exit> {
     }
     let mut work = work_of(args, &layout)?;
     if let Some(why) = workers.missing_limits() {
+        // Explicit limits are never dropped; the defaults only when the operator opted in
+        // (workers.allow_unlimited), else the backend refuses the worker.
         if args.memory.is_some() || args.pids.is_some() {
             return Err(Exit {
                 code: exit::INFRASTRUCTURE,
                 message: format!("this host cannot enforce --memory or --pids: {why}, or run without --memory/--pids"),
             });
         }
-        eprintln!("warden: warning: the worker runs without its memory and process limits: {why}");
-        work.limits.memory_bytes = None;
-        work.limits.pids = None;
+        if layout.allow_unlimited {
+            eprintln!("warden: warning: the worker runs without its memory and process limits (workers.allow_unlimited): {why}");
+            work.limits.memory_bytes = None;
+            work.limits.pids = None;
+        }
     }
     let outcome = workers
         .run(&work, &mut worker::Ignore, &worker::Cancel::new())

@@ -55,7 +55,12 @@ pub fn run(global: &Global, args: &ServeArgs) -> Result<(), Exit> {
     }
     let workers = backends::workers(backend, &layout, &state_dir, how)?;
     if let Some(why) = workers.missing_limits() {
-        tracing::warn!("workers run without memory and process limits: {why}");
+        // The backend refuses each worker unless workers.allow_unlimited; say it once at start.
+        if layout.allow_unlimited {
+            tracing::warn!("workers run without memory and process limits (workers.allow_unlimited): {why}");
+        } else {
+            tracing::warn!("workers will be refused: {why}");
+        }
     }
     let rt = tokio::runtime::Runtime::new()
         .map_err(|e| Exit::failure(format!("failed to start the runtime: {e}")))?;

@@ -3,8 +3,9 @@
 #![allow(dead_code, clippy::new_without_default)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 /// The built binary.
 pub fn warden_bin() -> PathBuf {
@@ -32,6 +33,36 @@ pub fn ok_stdout(out: &Output) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The worker account (`clawdie`, `workers.user`) that `warden run` and `warden serve` run workers as, created
+/// the way an operator does it: `warden setup --backend linux --step base` (on a machine that has the packages,
+/// this adds the account to `/etc/passwd` once; later runs plan nothing). Serialised across test processes.
+pub fn ensure_worker_account() {
+    static DONE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    DONE.get_or_init(|| {
+        require_root();
+        let lock = std::fs::File::create("/tmp/warden-worker-account.lock").unwrap();
+        lock.lock().unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let out = warden(
+            &[
+                "--state-dir",
+                state.path().to_str().unwrap(),
+                "setup",
+                "--backend",
+                "linux",
+                "--step",
+                "base",
+            ],
+            &[],
+        );
+        assert!(
+            out.status.success(),
+            "warden setup --step base: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
 }
 
 /// Root tests need root; say so loudly instead of passing silently.
@@ -112,6 +143,76 @@ pub fn run(argv: &[&str]) -> String {
             .output()
             .expect("failed to spawn"),
     )
+}
+
+/// `warden serve` on an ephemeral loopback port inside the namespace; SIGTERM and wait on drop.
+pub struct Serve {
+    child: Child,
+}
+
+impl Serve {
+    /// Starts it with a clean environment plus `env`.
+    pub fn start(ns: &Netns, state: &Path, env: &[(&str, &str)]) -> Serve {
+        ensure_worker_account();
+        let log = std::fs::File::create(state.join("serve.log")).unwrap();
+        let mut argv = ns.prefix();
+        argv.push(warden_bin().display().to_string());
+        argv.extend(
+            [
+                "--state-dir",
+                &state.display().to_string(),
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+            ]
+            .map(String::from),
+        );
+        // nsenter execs warden, so the child's pid is the server's.
+        let child = Command::new(&argv[0])
+            .args(&argv[1..])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start warden serve");
+        let mut serve = Serve { child };
+        let t0 = Instant::now();
+        while !state.join("serve.json").exists() {
+            if let Ok(Some(status)) = serve.child.try_wait() {
+                panic!(
+                    "warden serve exited ({status}): {}",
+                    std::fs::read_to_string(state.join("serve.log")).unwrap_or_default()
+                );
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "warden serve did not start: {}",
+                std::fs::read_to_string(state.join("serve.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        serve
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(15) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 // ---- The simulated FreeBSD host (fakebsd), driven through the real CLI. ----

@@ -1,0 +1,124 @@
+//! Host-side `pkg` and `pw` (outside any jail), `rctl`, and `fakebsd reboot`.
+//!
+//! `pkg` and `pw` are the in-jail implementations (`pkg.rs`, `injail.rs`) run on the host's own files: the
+//! package database `/var/db/pkg/fakebsd-installed`, `/etc/passwd`, `/etc/group` under the fake root.
+//! `pw -R DIR` works on the tree at DIR (e.g. a Bastille release). A fresh host has neither Bastille nor
+//! dnsmasq: `pkg install bastille dnsmasq` brings their files (see `pkg.rs`), and until then `bastille`
+//! answers like a shell that cannot find it (exit 127).
+//!
+//! `kern.racct.enable` is a boot tunable: `sysctl` refuses to set it, and `fakebsd reboot` applies
+//! `/boot/loader.conf`'s value — the only part of a reboot simulated (jails, interfaces and services stay).
+
+use std::collections::BTreeMap;
+
+use crate::jailfs::{JailEnv, JailFs};
+use crate::io::{fail, Io};
+use crate::state::Ctx;
+
+/// The host's own view of its files (no jail root, no nullfs mounts).
+fn host_fs(root: &str) -> JailFs {
+    JailFs::at(root)
+}
+
+fn host_env(cx: &Ctx) -> JailEnv {
+    JailEnv {
+        name: String::new(),
+        user: if cx.is_root() {
+            "root".into()
+        } else {
+            "user".into()
+        },
+        env: std::env::vars().collect::<BTreeMap<_, _>>(),
+        cwd: "/".into(),
+        lock_held: true,
+    }
+}
+
+/// Host `pkg`: the same tool as in jails, on the host's files.
+pub fn pkg(cx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
+    let fs = host_fs("");
+    let je = host_env(cx);
+    crate::pkg::pkg(cx, &fs, &je, args, io)
+}
+
+/// Host `pw [-R DIR] …`: on the host's files, or the tree at DIR.
+pub fn pw(cx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
+    let (root, rest) = match args {
+        [flag, dir, rest @ ..] if flag == "-R" => (dir.trim_end_matches('/').to_string(), rest),
+        _ => (String::new(), args),
+    };
+    if !root.is_empty() && !cx.host_path(&root).is_dir() {
+        return fail(
+            io,
+            &format!("pw: chroot({root}): No such file or directory"),
+        );
+    }
+    crate::injail::pw(cx, &host_fs(&root), rest, io)
+}
+
+/// Whether Bastille is installed on the host (its program exists, as `pkg install bastille` puts it).
+pub fn bastille_installed(cx: &Ctx) -> bool {
+    cx.host_path("/usr/local/bin/bastille").exists()
+}
+
+/// `rctl [-a RULE | -r FILTER]`: rules are kept in the state (nothing is enforced); like the real tool, it
+/// refuses while `kern.racct.enable` is 0.
+pub fn rctl(cx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
+    if cx.st.sysctls.get("kern.racct.enable").map(String::as_str) != Some("1") {
+        return fail(
+            io,
+            "rctl: RACCT/RCTL present, but disabled; enable using kern.racct.enable=1 tunable",
+        );
+    }
+    match args {
+        [] => {
+            for r in &cx.st.rctl_rules {
+                io.out(r);
+            }
+            0
+        }
+        [flag, rule] if flag == "-a" => {
+            if !cx.is_root() {
+                return fail(io, "rctl: failed to add rule: Operation not permitted");
+            }
+            if rule.split(':').count() != 4 || !rule.contains('=') {
+                return fail(
+                    io,
+                    &format!("rctl: failed to add rule '{rule}': Invalid argument"),
+                );
+            }
+            if !cx.st.rctl_rules.contains(rule) {
+                cx.st.rctl_rules.push(rule.clone());
+            }
+            0
+        }
+        [flag, filter] if flag == "-r" => {
+            if !cx.is_root() {
+                return fail(io, "rctl: failed to remove rules: Operation not permitted");
+            }
+            let prefix = format!("{}:", filter.trim_end_matches(':'));
+            cx.st.rctl_rules.retain(|r| !r.starts_with(&prefix));
+            0
+        }
+        _ => fail(
+            io,
+            "usage: rctl [ -h ] [-a rule | -l filter | -r filter | -u filter | filter]",
+        ),
+    }
+}
+
+/// `fakebsd reboot`: boot tunables from `/boot/loader.conf` take effect (`kern.racct.enable`).
+pub fn reboot(cx: &mut Ctx) {
+    let text = std::fs::read_to_string(cx.host_path("/boot/loader.conf")).unwrap_or_default();
+    let mut racct = "0".to_string();
+    for line in text.lines() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if let Some((k, v)) = line.split_once('=') {
+            if k.trim() == "kern.racct.enable" {
+                racct = v.trim().trim_matches('"').to_string();
+            }
+        }
+    }
+    cx.st.sysctls.insert("kern.racct.enable".into(), racct);
+    cx.st.rctl_rules.clear();
+}
