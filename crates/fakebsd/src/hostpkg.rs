@@ -11,8 +11,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::jailfs::{JailEnv, JailFs};
 use crate::io::{fail, Io};
+use crate::jailfs::{JailEnv, JailFs};
 use crate::state::Ctx;
 
 /// The host's own view of its files (no jail root, no nullfs mounts).

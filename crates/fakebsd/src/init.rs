@@ -8,52 +8,6 @@ use std::path::Path;
 use crate::fsutil::{write_exec, write_file};
 use crate::state::{self, Ctx, IfKind, Iface, Inet, Route, State};
 
-/// The stock sample config shipped with Bastille 1.4.4 (BSD-3-Clause, BastilleBSD).
-pub const BASTILLE_SAMPLE: &str = include_str!("../assets/bastille.conf.sample");
-
-/// Bastille's subcommand scripts; `bastille` looks for `${bastille_sharedir}/CMD.sh` (§4.4).
-pub const BASTILLE_CMDS: &[&str] = &[
-    "bootstrap",
-    "clone",
-    "cmd",
-    "config",
-    "console",
-    "convert",
-    "cp",
-    "create",
-    "destroy",
-    "edit",
-    "etcupdate",
-    "export",
-    "htop",
-    "import",
-    "jcp",
-    "limits",
-    "list",
-    "migrate",
-    "monitor",
-    "mount",
-    "network",
-    "pkg",
-    "rcp",
-    "rdr",
-    "rename",
-    "restart",
-    "service",
-    "setup",
-    "start",
-    "stop",
-    "sysrc",
-    "tags",
-    "template",
-    "top",
-    "umount",
-    "update",
-    "upgrade",
-    "verify",
-    "zfs",
-];
-
 /// Creates `dir` and links every tool name in it to this binary.
 pub fn install(dir: &Path) -> Result<(), String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
@@ -99,28 +53,6 @@ ifconfig_vtnet0="DHCP"
 sshd_enable="YES"
 zfs_enable="YES"
 "#;
-
-/// The files the `bastille` package brings: its sample config and the share dir with every `CMD.sh`
-/// (`bastille.conf` itself does not exist until the backend writes it, §4.4).
-pub fn bastille_files() -> Vec<(String, String)> {
-    let mut out = vec![(
-        "/usr/local/etc/bastille/bastille.conf.sample".to_string(),
-        BASTILLE_SAMPLE.to_string(),
-    )];
-    for c in BASTILLE_CMDS {
-        out.push((
-            format!("/usr/local/share/bastille/{c}.sh"),
-            "# simulated by fakebsd\n".into(),
-        ));
-    }
-    for t in ["base", "thin", "thick", "clone", "vnet", "vlan", "empty"] {
-        out.push((
-            format!("/usr/local/share/bastille/templates/default/{t}/Bastillefile"),
-            "# simulated by fakebsd\n".into(),
-        ));
-    }
-    out
-}
 
 /// Resets `$FAKEBSD_STATE` to a fresh host (§ the brief): zroot, lo0 + vtnet0 with a default route,
 /// no bridge, forwarding 0, pf not loaded, `kern.racct.enable` 0, and no packages: neither Bastille nor

@@ -13,8 +13,8 @@ use std::process::Command;
 
 use crate::io::{fail, Io};
 use crate::jailfs::{
-    add_user, append_line, errno, groups, set_mode, set_owner, user, users, JailEnv, JailFs, Outcome,
-    ENV_JAIL_USER, HOST_UTILS, JAIL_TOOLS,
+    add_user, append_line, errno, groups, set_mode, set_owner, user, users, JailEnv, JailFs,
+    Outcome, ENV_JAIL_USER, HOST_UTILS, JAIL_TOOLS,
 };
 use crate::state::Ctx;
 

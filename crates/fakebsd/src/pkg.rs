@@ -21,6 +21,74 @@ const PKG_VERSION: &str = "2.4.2";
 pub const PG_DATA: &str = "/var/db/postgres/data18";
 const PG_SOCKET: &str = "/tmp/.s.PGSQL.5432";
 
+/// The stock sample config shipped with Bastille 1.4.4 (BSD-3-Clause, BastilleBSD).
+pub const BASTILLE_SAMPLE: &str = include_str!("../assets/bastille.conf.sample");
+
+/// Bastille's subcommand scripts; `bastille` looks for `${bastille_sharedir}/CMD.sh` (§4.4).
+pub const BASTILLE_CMDS: &[&str] = &[
+    "bootstrap",
+    "clone",
+    "cmd",
+    "config",
+    "console",
+    "convert",
+    "cp",
+    "create",
+    "destroy",
+    "edit",
+    "etcupdate",
+    "export",
+    "htop",
+    "import",
+    "jcp",
+    "limits",
+    "list",
+    "migrate",
+    "monitor",
+    "mount",
+    "network",
+    "pkg",
+    "rcp",
+    "rdr",
+    "rename",
+    "restart",
+    "service",
+    "setup",
+    "start",
+    "stop",
+    "sysrc",
+    "tags",
+    "template",
+    "top",
+    "umount",
+    "update",
+    "upgrade",
+    "verify",
+    "zfs",
+];
+
+/// The files the `bastille` package brings: its sample config and the share dir with every `CMD.sh`
+/// (`bastille.conf` itself does not exist until the backend writes it, §4.4).
+pub fn bastille_files() -> Vec<(String, String)> {
+    let mut out = vec![(
+        "/usr/local/etc/bastille/bastille.conf.sample".to_string(),
+        BASTILLE_SAMPLE.to_string(),
+    )];
+    for c in BASTILLE_CMDS {
+        out.push((
+            format!("/usr/local/share/bastille/{c}.sh"),
+            "# simulated by fakebsd\n".into(),
+        ));
+    }
+    for t in ["base", "thin", "thick", "clone", "vnet", "vlan", "empty"] {
+        out.push((
+            format!("/usr/local/share/bastille/templates/default/{t}/Bastillefile"),
+            "# simulated by fakebsd\n".into(),
+        ));
+    }
+    out
+}
+
 struct Package {
     name: &'static str,
     version: &'static str,
@@ -287,7 +355,7 @@ fn apply(cx: &mut Ctx, fs: &JailFs, name: &str) -> Result<(), String> {
         }
         "git" => exec(cx, "/usr/local/bin/git", stub)?,
         "bastille" => {
-            for (p, text) in crate::init::bastille_files() {
+            for (p, text) in bastille_files() {
                 fs.write(cx, &p, &text)?;
             }
             exec(cx, "/usr/local/bin/bastille", stub)?;

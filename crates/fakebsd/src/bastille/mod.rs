@@ -396,7 +396,7 @@ pub fn run(cx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
         "unmount" => "umount".to_string(),
         other => other.to_string(),
     };
-    if !crate::init::BASTILLE_CMDS.contains(&cmd.as_str()) {
+    if !crate::pkg::BASTILLE_CMDS.contains(&cmd.as_str()) {
         return usage(bx.io);
     }
     if json && cmd != "config" {
