@@ -184,7 +184,6 @@ fn work_of(spec: &TurnSpec, agent: Option<&AgentPrep>) -> worker::Work {
         pids: Some(spec.limits.pids),
         timeout: Some(std::time::Duration::from_millis(spec.limits.timeout_ms)),
         output_bytes: Some(spec.limits.output_bytes),
-        allow_unlimited: app.layout.allow_unlimited,
     };
     let mut w = worker::Work::new(argv, limits);
     w.network = match spec.network {

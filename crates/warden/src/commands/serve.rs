@@ -57,7 +57,9 @@ pub fn run(global: &Global, args: &ServeArgs) -> Result<(), Exit> {
     if let Some(why) = workers.missing_limits() {
         // The backend refuses each worker unless workers.allow_unlimited; say it once at start.
         if layout.allow_unlimited {
-            tracing::warn!("workers run without memory and process limits (workers.allow_unlimited): {why}");
+            tracing::warn!(
+                "workers run without memory and process limits (workers.allow_unlimited): {why}"
+            );
         } else {
             tracing::warn!("workers will be refused: {why}");
         }
