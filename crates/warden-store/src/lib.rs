@@ -2,8 +2,9 @@
 //!
 //! One SQLite file in WAL mode (readers never block the writer), `busy_timeout` so concurrent writers
 //! wait instead of failing, and every write in an `IMMEDIATE` transaction so a read-then-write never
-//! hits a lock upgrade. Tables: turns, turn_events (bounded per turn), sessions. (The apply journal is `warden-host`'s,
-//! in its own file; worker address leases are `warden_host::lease`'s lock files.)
+//! hits a lock upgrade. Tables: turns, turn_events (bounded per turn), sessions, telegram_updates and
+//! telegram_state (the Telegram channel). (The apply journal is `warden-host`'s, in its own file; worker
+//! address leases are `warden_host::lease`'s lock files.)
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -15,11 +16,13 @@ pub mod events;
 mod ids;
 pub mod migrations;
 pub mod sessions;
+pub mod telegram;
 pub mod turns;
 
 pub use events::{Appended, EventKind, TurnEvent};
 pub use ids::{new_id, TurnId};
 pub use sessions::Session;
+pub use telegram::{Accepted, ChatAction, TelegramUpdate, UpdateState};
 pub use turns::{NewTurn, RecoveryPolicy, Turn, TurnFilter, TurnKind, TurnOutcome, TurnStatus};
 
 /// How long a writer waits for another connection's write lock before giving up.
@@ -257,7 +260,7 @@ mod tests {
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 3);
+        assert_eq!(version, 4);
     }
 
     #[test]

@@ -80,9 +80,38 @@ DROP INDEX IF EXISTS leases_by_holder;
 DROP TABLE IF EXISTS leases;
 "#;
 
+/// V4: the Telegram channel. One row per update received from the Bot API (the chat's action, the
+/// turn it became, the reply and how many of its parts were sent), and the channel's small state
+/// (the getUpdates offset, the last error). The offset and the update rows are written in one
+/// transaction, so a crash can neither skip an update nor record one twice.
+const V4: &str = r#"
+CREATE TABLE telegram_state (
+    key        TEXT PRIMARY KEY,
+    value      TEXT NOT NULL,
+    updated_ms INTEGER NOT NULL
+);
+CREATE TABLE telegram_updates (
+    update_id  INTEGER PRIMARY KEY,
+    chat_id    INTEGER NOT NULL,
+    message_id INTEGER,
+    tenant     TEXT,
+    action     TEXT NOT NULL CHECK (action IN ('turn', 'reply', 'reset')),
+    prompt     TEXT,
+    turn_id    TEXT,
+    attempts   INTEGER NOT NULL DEFAULT 0,
+    reply      TEXT,
+    parts_sent INTEGER NOT NULL DEFAULT 0,
+    state      TEXT NOT NULL CHECK (state IN ('accepted', 'replying', 'done')),
+    error      TEXT,
+    created_ms INTEGER NOT NULL,
+    updated_ms INTEGER NOT NULL
+);
+CREATE INDEX telegram_updates_pending ON telegram_updates (state, chat_id, update_id);
+"#;
+
 /// All migrations, oldest first; append new ones, never edit old ones.
 pub fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(V1), M::up(V2), M::up(V3)])
+    Migrations::new(vec![M::up(V1), M::up(V2), M::up(V3), M::up(V4)])
 }
 
 #[cfg(test)]
@@ -109,7 +138,7 @@ mod tests {
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 3);
+        assert_eq!(version, 4);
         let journal: i64 = conn
             .query_row(
                 "SELECT count(*) FROM sqlite_master WHERE name IN \

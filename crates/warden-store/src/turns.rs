@@ -225,40 +225,43 @@ fn require(conn: &rusqlite::Connection, id: &TurnId) -> Result<Turn> {
     get_in(conn, id)?.ok_or_else(|| StoreError::TurnNotFound(id.clone()))
 }
 
+/// Inserts a queued turn inside `tx` and returns it (callers that record more in the same
+/// transaction, such as an accepted Telegram update, use this directly).
+pub(crate) fn insert_turn(tx: &rusqlite::Connection, new: &NewTurn) -> Result<Turn> {
+    let id = TurnId::new();
+    let request = serde_json::to_string(&new.request)?;
+    let created_ms = now_ms();
+    tx.prepare_cached(
+        "INSERT INTO turns (id, tenant, kind, request, status, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![id, new.tenant, new.kind, request, TurnStatus::Queued, created_ms])?;
+    // What the row now holds, without reading it back.
+    Ok(Turn {
+        id,
+        tenant: new.tenant.clone(),
+        kind: new.kind,
+        request: new.request.clone(),
+        status: TurnStatus::Queued,
+        exit_code: None,
+        failure: None,
+        stdout: None,
+        stderr: None,
+        reply: None,
+        usage: None,
+        stop_reason: None,
+        worker: None,
+        created_ms,
+        started_ms: None,
+        finished_ms: None,
+        event_count: 0,
+        events_truncated: false,
+    })
+}
+
 impl Store {
     /// Creates a queued turn and returns it.
     pub fn create_turn(&self, new: &NewTurn) -> Result<Turn> {
-        let id = TurnId::new();
-        let request = serde_json::to_string(&new.request)?;
-        let created_ms = now_ms();
-        self.write(|tx| {
-            tx.prepare_cached(
-                "INSERT INTO turns (id, tenant, kind, request, status, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?
-            .execute(params![id, new.tenant, new.kind, request, TurnStatus::Queued, created_ms])?;
-            Ok(())
-        })?;
-        // What the row now holds, without reading it back.
-        Ok(Turn {
-            id,
-            tenant: new.tenant.clone(),
-            kind: new.kind,
-            request: new.request.clone(),
-            status: TurnStatus::Queued,
-            exit_code: None,
-            failure: None,
-            stdout: None,
-            stderr: None,
-            reply: None,
-            usage: None,
-            stop_reason: None,
-            worker: None,
-            created_ms,
-            started_ms: None,
-            finished_ms: None,
-            event_count: 0,
-            events_truncated: false,
-        })
+        self.write(|tx| insert_turn(tx, new))
     }
 
     /// Moves a queued turn to running on `worker`.

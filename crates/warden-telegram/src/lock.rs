@@ -1,0 +1,132 @@
+//! The single-instance lock: one poller per state directory. A POSIX record lock (`fcntl
+//! F_SETLK`) on `<state_dir>/telegram.lock`: it belongs to the process (workers forked from
+//! `warden serve` do not inherit it), it goes away when the process dies (even by `kill -9`), and
+//! `F_GETLK` tells another process which pid holds it (`warden doctor`, `warden telegram status`).
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+/// The lock file's name in the state directory.
+pub const LOCK_FILE: &str = "telegram.lock";
+
+/// A held lock; released when dropped (or when the process ends).
+#[derive(Debug)]
+pub struct PollerLock {
+    _file: File,
+}
+
+/// Why the lock could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    /// Another process holds it.
+    #[error("another process (pid {pid}) is already polling Telegram for state directory {dir}: stop it first (two pollers make Telegram answer 409 to both)")]
+    Held {
+        /// The holder.
+        pid: i32,
+        /// The state directory.
+        dir: PathBuf,
+    },
+    /// The lock file could not be opened or locked.
+    #[error("failed to lock {path}: {source}")]
+    Io {
+        /// The lock file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+fn flock(kind: libc::c_short) -> libc::flock {
+    // SAFETY: flock is plain old data; all-zero is a valid value that is then filled in.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = kind;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    fl
+}
+
+fn open(path: &Path) -> Result<File, LockError> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|source| LockError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+/// Takes the lock of `state_dir` and writes this pid into it.
+pub fn acquire(state_dir: &Path) -> Result<PollerLock, LockError> {
+    let path = state_dir.join(LOCK_FILE);
+    let mut file = open(&path)?;
+    let fl = flock(libc::F_WRLCK as libc::c_short);
+    // SAFETY: fcntl on a descriptor we own with a valid flock struct.
+    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLK, &fl) } != 0 {
+        let err = std::io::Error::last_os_error();
+        if let Some(pid) = holder(state_dir) {
+            return Err(LockError::Held {
+                pid,
+                dir: state_dir.to_path_buf(),
+            });
+        }
+        return Err(LockError::Io { path, source: err });
+    }
+    let _ = file.set_len(0);
+    let _ = writeln!(file, "{}", std::process::id());
+    Ok(PollerLock { _file: file })
+}
+
+/// The pid holding the lock of `state_dir`, if any process does.
+pub fn holder(state_dir: &Path) -> Option<i32> {
+    let path = state_dir.join(LOCK_FILE);
+    let file = File::open(&path).ok()?;
+    let mut fl = flock(libc::F_WRLCK as libc::c_short);
+    // F_GETLK on a read-only descriptor is allowed; it reports a conflicting lock's owner.
+    // SAFETY: as above.
+    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETLK, &mut fl) } != 0 {
+        return None;
+    }
+    (fl.l_type != libc::F_UNLCK as libc::c_short).then_some(fl.l_pid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A second process (python's `fcntl.lockf` takes the same kind of record lock) holds the
+    /// lock: it is reported with its pid and refused; once it dies, the lock is free.
+    #[test]
+    fn a_lock_held_elsewhere_is_refused_until_its_holder_dies() {
+        use std::io::{BufRead, BufReader};
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(holder(dir.path()), None);
+        let path = dir.path().join(LOCK_FILE);
+        let mut child = std::process::Command::new("python3")
+            .args([
+                "-c",
+                "import fcntl,sys,time; f=open(sys.argv[1],'a'); fcntl.lockf(f, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(60)",
+                path.to_str().unwrap(),
+            ])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), "locked");
+        assert_eq!(holder(dir.path()), Some(child.id() as i32));
+        match acquire(dir.path()) {
+            Err(LockError::Held { pid, .. }) => assert_eq!(pid, child.id() as i32),
+            other => panic!("expected Held, got {other:?}"),
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(holder(dir.path()), None);
+        let _lock = acquire(dir.path()).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.trim(), std::process::id().to_string());
+    }
+}
