@@ -616,10 +616,7 @@ struct Webhook {
     url: String,
 }
 
-async fn control_webhook(
-    State(shared): State<Arc<Shared>>,
-    Json(w): Json<Webhook>,
-) -> Json<Value> {
+async fn control_webhook(State(shared): State<Arc<Shared>>, Json(w): Json<Webhook>) -> Json<Value> {
     shared.lock().webhook_url = w.url;
     shared.bump();
     Json(json!({"ok": true}))

@@ -25,8 +25,14 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(1);
         }
     };
-    println!("fakebot: Bot API stand-in at {} (set TELEGRAM_API_URL to it)", bot.api_url());
-    println!("fakebot: control API at {}/control/{{messages,sent,calls,faults,webhook,state}}", bot.api_url());
+    println!(
+        "fakebot: Bot API stand-in at {} (set TELEGRAM_API_URL to it)",
+        bot.api_url()
+    );
+    println!(
+        "fakebot: control API at {}/control/{{messages,sent,calls,faults,webhook,state}}",
+        bot.api_url()
+    );
     // Serve until killed (Ctrl-C ends the process; the stand-in keeps nothing on disk).
     loop {
         std::thread::sleep(Duration::from_secs(3600));

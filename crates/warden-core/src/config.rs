@@ -105,6 +105,12 @@ pub struct Config {
     pub agent_pi_version: String,
     /// The doctor's outbound probe target `IP:PORT`; empty means no probe.
     pub doctor_probe: String,
+    /// The Telegram bot token (a secret); empty means no Telegram channel.
+    pub telegram_bot_token: String,
+    /// The Bot API base URL.
+    pub telegram_api_url: String,
+    /// Allowed Telegram chats, `id[:tenant]` each.
+    pub telegram_chats: Vec<String>,
     /// Tenants and their sites.
     pub tenants: Vec<TenantConfig>,
 }
@@ -153,6 +159,9 @@ impl Default for Config {
             agent_api_key_env: "WARDEN_AGENT_API_KEY".into(),
             agent_pi_version: "0.73.1".into(),
             doctor_probe: String::new(),
+            telegram_bot_token: String::new(),
+            telegram_api_url: "https://api.telegram.org".into(),
+            telegram_chats: Vec::new(),
             tenants: Vec::new(),
         }
     }
@@ -336,7 +345,23 @@ pub static KEYS: &[Key] = &[
         "Pinned @mariozechner/pi-coding-agent version."),
     key!("doctor.probe", ["WARDEN_DOCTOR_PROBE"], Str, doctor_probe,
         "Outbound probe IP:PORT a VNET worker connects to through the NAT (doctor --probe); empty: not checked."),
+    key!("telegram.bot_token", ["TELEGRAM_BOT_TOKEN"], Str, telegram_bot_token,
+        "Bot token from @BotFather; empty: no Telegram channel. A secret: never shown, logged or given to a worker."),
+    key!("telegram.api_url", ["TELEGRAM_API_URL"], Str, telegram_api_url,
+        "Bot API base URL (point it at a local stand-in such as fakebot for tests)."),
+    key!("telegram.chats", ["TELEGRAM_ALLOWED_CHATS"], List, telegram_chats,
+        "Allowed chats as \"id[:tenant]\"; a chat without a tenant talks to the platform; any other chat is refused."),
 ];
+
+/// Keys whose values are secrets: `warden config show` prints only whether they are set.
+pub const SECRET_KEYS: &[&str] = &["telegram.bot_token"];
+
+impl Key {
+    /// Whether the value is a secret.
+    pub fn is_secret(&self) -> bool {
+        SECRET_KEYS.contains(&self.path)
+    }
+}
 
 /// A config with the source of every value.
 #[derive(Debug, Clone)]

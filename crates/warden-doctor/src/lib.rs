@@ -94,6 +94,8 @@ pub struct Options {
     /// How remedies spell the warden command, with the global flags this run used (e.g.
     /// `warden --state-dir /var/lib/warden`).
     pub warden: String,
+    /// The Telegram channel's settings, when a bot token is configured (`telegram.bot`).
+    pub telegram: Option<warden_telegram::TelegramConfig>,
 }
 
 impl Options {
@@ -109,6 +111,7 @@ impl Options {
             timeout: Duration::from_secs(3),
             dns_timeout: Duration::from_millis(500),
             warden: "warden".into(),
+            telegram: None,
         }
     }
 }

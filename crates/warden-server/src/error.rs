@@ -35,6 +35,9 @@ pub enum ServerError {
     /// The HTTP server failed.
     #[error("http server failed: {0}")]
     Http(std::io::Error),
+    /// The Telegram channel cannot start (another poller, a chat's unknown tenant).
+    #[error("telegram: {0}")]
+    Telegram(String),
     /// The options are inconsistent.
     #[error("invalid serve options: {0}")]
     Options(String),

@@ -10,7 +10,8 @@
 //!
 //! Modules: `api/` (routes), `auth`, `request` (turn request → validated spec), `scheduler`
 //! (the queue), `turn_runner`, `agent_turn`, `recovery`, `metrics`, `openapi`, `view` (results),
-//! `state` (shared state, options), `client`.
+//! `state` (shared state, options), `client`, `telegram` (the Telegram channel's view of the
+//! server; the channel itself is warden-telegram).
 
 pub mod agent_turn;
 pub mod api;
@@ -23,6 +24,7 @@ pub mod recovery;
 pub mod request;
 pub mod scheduler;
 pub mod state;
+pub mod telegram;
 mod turn_runner;
 pub mod view;
 
@@ -108,6 +110,24 @@ pub async fn serve_until(
             )));
         }
     }
+    // One poller per state directory: taken before anything else, so a second serve stops here.
+    let poller_lock = match &opts.telegram {
+        Some(cfg) => {
+            for tenant in cfg.chats.values().flatten() {
+                request::check_tenant(&layout, tenant).map_err(|e| {
+                    ServerError::Telegram(format!(
+                        "telegram.chats: {} (fix the chat's tenant)",
+                        e.message
+                    ))
+                })?;
+            }
+            Some(
+                warden_telegram::acquire(&opts.state_dir)
+                    .map_err(|e| ServerError::Telegram(e.to_string()))?,
+            )
+        }
+        None => None,
+    };
     let token = Arc::new(auth::load_or_create_token(&opts.state_dir)?);
     let store = Arc::new(Store::open(&opts.state_dir.join("control.db"))?);
     let recovered = {
@@ -189,10 +209,29 @@ pub async fn serve_until(
         tracing::warn!(error = %e, "pi is not installed; agent turns will be refused");
     }
     crate::turn_runner::dispatch(&app);
-    tracing::info!("control plane ready");
+    let channel = app.opts.telegram.clone().map(|cfg| {
+        let host = Arc::new(telegram::ServerTurns { app: app.clone() });
+        let (store, stop) = (app.store.clone(), app.shutdown.subscribe());
+        tokio::spawn(async move {
+            if let Err(e) = warden_telegram::run(cfg, store, host, stop).await {
+                tracing::error!(error = %e, "telegram channel stopped");
+            }
+        })
+    });
+    tracing::info!(telegram = channel.is_some(), "control plane ready");
 
     stop.await;
     shutdown(&app).await;
+    if let Some(c) = channel {
+        // Chat workers finish the step under way (a part being sent gets recorded).
+        if tokio::time::timeout(Duration::from_secs(10), c)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the telegram channel did not stop in time");
+        }
+    }
+    drop(poller_lock);
     for s in servers {
         // In-flight requests (SSE of a turn that will never run) must not hold the exit.
         match tokio::time::timeout(Duration::from_secs(2), s).await {

@@ -149,11 +149,14 @@ pub fn is_dns_label(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
-/// Checks the tenant: one of the layout's tenants, or — when the layout names none — any DNS
-/// label (a development host without tenants configured still works; the label rule keeps the
-/// name safe as a path component under `<state_dir>/tenants/`).
+/// Checks the tenant: the platform's own (the layout's namespace, `system`), one of the layout's
+/// tenants, or — when the layout names none — any DNS label (a development host without tenants
+/// configured still works; the label rule keeps the name safe as a path component under
+/// `<state_dir>/tenants/`).
 pub fn check_tenant(layout: &Layout, tenant: &str) -> Result<(), ApiError> {
-    let known = if layout.tenants.is_empty() {
+    let known = if tenant == layout.namespace {
+        true
+    } else if layout.tenants.is_empty() {
         is_dns_label(tenant)
     } else {
         layout.tenants.iter().any(|t| t.name == tenant)

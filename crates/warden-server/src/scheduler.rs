@@ -121,6 +121,11 @@ impl Queue {
         }
     }
 
+    /// Whether `id` is waiting in the queue.
+    pub fn contains(&self, id: &TurnId) -> bool {
+        self.queues.values().any(|q| q.contains(id))
+    }
+
     /// Stops handing out turns (shutdown); queued turns stay queued in the store.
     pub fn pause(&mut self) {
         self.paused = true;
@@ -195,8 +200,10 @@ mod tests {
         let mut q = Queue::new(5, 5);
         q.push("a", id(1), false);
         q.push("a", id(2), false);
+        assert!(q.contains(&id(1)));
         assert!(q.remove(&id(1)));
         assert!(!q.remove(&id(1)));
+        assert!(!q.contains(&id(1)));
         q.pause();
         assert_eq!(q.start_next(), None);
         assert_eq!(q.queued(), 1);

@@ -38,6 +38,8 @@ pub struct ServeOptions {
     pub pi_dir: Option<PathBuf>,
     /// Largest request body accepted (bytes).
     pub max_body_bytes: usize,
+    /// The Telegram channel, when a bot token is configured.
+    pub telegram: Option<warden_telegram::TelegramConfig>,
 }
 
 impl ServeOptions {
@@ -54,6 +56,7 @@ impl ServeOptions {
             recovery: RecoveryPolicy::FailRunning,
             pi_dir: None,
             max_body_bytes: 1 << 20,
+            telegram: None,
         }
     }
 

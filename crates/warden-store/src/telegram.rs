@@ -284,7 +284,10 @@ impl Store {
         let mut stmt =
             conn.prepare("SELECT state, count(*) FROM telegram_updates GROUP BY state")?;
         let rows = stmt.query_map([], |r| {
-            Ok((r.get::<_, UpdateState>(0)?, r.get::<_, i64>(1)?.max(0) as u64))
+            Ok((
+                r.get::<_, UpdateState>(0)?,
+                r.get::<_, i64>(1)?.max(0) as u64,
+            ))
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }

@@ -121,9 +121,8 @@ impl BotApi {
             .bytes()
             .await
             .map_err(|e| BotError::Network(e.without_url().to_string()))?;
-        let env: Envelope = serde_json::from_slice(&body).map_err(|e| {
-            BotError::Decode(format!("HTTP {status}, {} bytes: {e}", body.len()))
-        })?;
+        let env: Envelope = serde_json::from_slice(&body)
+            .map_err(|e| BotError::Decode(format!("HTTP {status}, {} bytes: {e}", body.len())))?;
         if !env.ok {
             let p = env.parameters;
             return Err(BotError::Api {

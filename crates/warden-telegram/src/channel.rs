@@ -53,6 +53,8 @@ struct Ctx<H> {
     stop: watch::Receiver<bool>,
     /// Chat workers by chat id: a wake-up for each.
     chats: Mutex<HashMap<i64, Arc<Notify>>>,
+    /// The chat workers, joined when the channel stops (so a step under way is recorded).
+    workers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl<H: TurnHost> Ctx<H> {
@@ -87,7 +89,11 @@ impl<H: TurnHost> Ctx<H> {
         let notify = Arc::new(Notify::new());
         chats.insert(chat_id, notify.clone());
         let ctx = self.clone();
-        tokio::spawn(async move { chat_worker(ctx, chat_id, notify).await });
+        let handle = tokio::spawn(async move { chat_worker(ctx, chat_id, notify).await });
+        self.workers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(handle);
     }
 }
 
@@ -98,7 +104,8 @@ pub async fn run<H: TurnHost>(
     host: Arc<H>,
     stop: watch::Receiver<bool>,
 ) -> Result<(), ChannelError> {
-    let api = BotApi::new(&cfg.api_url, &cfg.token).map_err(|e| ChannelError::Fatal(e.to_string()))?;
+    let api =
+        BotApi::new(&cfg.api_url, &cfg.token).map_err(|e| ChannelError::Fatal(e.to_string()))?;
     let ctx = Arc::new(Ctx {
         api,
         store,
@@ -106,6 +113,7 @@ pub async fn run<H: TurnHost>(
         cfg,
         stop,
         chats: Mutex::new(HashMap::new()),
+        workers: Mutex::new(Vec::new()),
     });
     if !start(&ctx).await? {
         return Ok(());
@@ -119,7 +127,12 @@ pub async fn run<H: TurnHost>(
         }
         Err(e) => tracing::error!(error = %e, "telegram: failed to read pending updates"),
     }
-    receive(&ctx).await
+    let result = receive(&ctx).await;
+    let workers = std::mem::take(&mut *ctx.workers.lock().unwrap_or_else(|p| p.into_inner()));
+    for w in workers {
+        let _ = w.await;
+    }
+    result
 }
 
 /// `deleteWebhook` (getUpdates refuses to run while one is set) and `getMe`, retried while
@@ -409,7 +422,11 @@ async fn run_turn<H: TurnHost>(ctx: &Arc<Ctx<H>>, u: &TelegramUpdate) -> Option<
             };
             match ctx.store.telegram_retry_turn(u.update_id, &new) {
                 Ok(next) => {
-                    tracing::info!(update = u.update_id, attempt = next.attempts, "telegram: the turn was interrupted; running it again");
+                    tracing::info!(
+                        update = u.update_id,
+                        attempt = next.attempts,
+                        "telegram: the turn was interrupted; running it again"
+                    );
                     u = next;
                     continue;
                 }
@@ -446,7 +463,9 @@ pub fn reply_of(turn: &warden_store::Turn) -> String {
     let reply = turn.reply.as_deref().unwrap_or("").trim();
     match turn.status {
         TurnStatus::Succeeded if !reply.is_empty() => reply.to_string(),
-        TurnStatus::Succeeded => "I have no answer to that (the model replied with nothing).".into(),
+        TurnStatus::Succeeded => {
+            "I have no answer to that (the model replied with nothing).".into()
+        }
         TurnStatus::Cancelled => "Cancelled.".into(),
         _ => {
             let why = match turn.failure.as_deref().unwrap_or("") {

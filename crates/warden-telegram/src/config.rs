@@ -49,9 +49,11 @@ impl TelegramConfig {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b':' || b == b'_' || b == b'-')
         {
-            return Err("telegram.bot_token has characters a Bot API token never has \
+            return Err(
+                "telegram.bot_token has characters a Bot API token never has \
                  (want digits, ':', letters, '_' or '-', as @BotFather gives it)"
-                .into());
+                    .into(),
+            );
         }
         let api_url = if api_url.trim().is_empty() {
             DEFAULT_API_URL.to_string()
@@ -116,14 +118,20 @@ mod tests {
         let c = parse_chats(&list(&["42:atlas", " -1001 ", ""])).unwrap();
         assert_eq!(c.get(&42), Some(&Some("atlas".into())));
         assert_eq!(c.get(&-1001), Some(&None));
-        assert!(parse_chats(&list(&["x:atlas"])).unwrap_err().contains("integer"));
-        assert!(parse_chats(&list(&["1", "1:a"])).unwrap_err().contains("twice"));
+        assert!(parse_chats(&list(&["x:atlas"]))
+            .unwrap_err()
+            .contains("integer"));
+        assert!(parse_chats(&list(&["1", "1:a"]))
+            .unwrap_err()
+            .contains("twice"));
     }
 
     #[test]
     fn no_token_means_off_and_debug_hides_it() {
         assert!(TelegramConfig::from_keys("", "", &[]).unwrap().is_none());
-        let c = TelegramConfig::from_keys("123:abc-DEF_9", "", &[]).unwrap().unwrap();
+        let c = TelegramConfig::from_keys("123:abc-DEF_9", "", &[])
+            .unwrap()
+            .unwrap();
         assert_eq!(c.api_url, DEFAULT_API_URL);
         assert!(!format!("{c:?}").contains("abc-DEF"));
         assert!(TelegramConfig::from_keys("12/../x", "", &[]).is_err());

@@ -84,15 +84,26 @@ mod tests {
 
     #[test]
     fn prefers_paragraphs_then_lines() {
-        let text = format!("{}\n\n{}\n{}", "a".repeat(30), "b".repeat(10), "c".repeat(15));
+        let text = format!(
+            "{}\n\n{}\n{}",
+            "a".repeat(30),
+            "b".repeat(10),
+            "c".repeat(15)
+        );
         assert_eq!(
             split(&text, 45),
-            vec!["a".repeat(30), format!("{}\n{}", "b".repeat(10), "c".repeat(15))]
+            vec![
+                "a".repeat(30),
+                format!("{}\n{}", "b".repeat(10), "c".repeat(15))
+            ]
         );
         let lines = format!("{}\n{}\n{}", "a".repeat(20), "b".repeat(20), "c".repeat(20));
         assert_eq!(
             split(&lines, 45),
-            vec![format!("{}\n{}", "a".repeat(20), "b".repeat(20)), "c".repeat(20)]
+            vec![
+                format!("{}\n{}", "a".repeat(20), "b".repeat(20)),
+                "c".repeat(20)
+            ]
         );
     }
 

@@ -160,7 +160,9 @@ impl Rig {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn messages_commands_refusals_and_split_replies() {
-    let r = rig(&["42:acme", "-100"], |bot| bot.set_webhook("https://old.example/hook"));
+    let r = rig(&["42:acme", "-100"], |bot| {
+        bot.set_webhook("https://old.example/hook")
+    });
     let m1 = r.bot.user_message(42, "hello there");
     r.bot.user_message(42, "/ping");
     r.bot.user_message(42, "/chatid@clawdie_fake_bot");
@@ -171,7 +173,11 @@ async fn messages_commands_refusals_and_split_replies() {
     let sent = r.sent_to(42, 6).await;
     let texts: Vec<&str> = sent.iter().map(|m| m.text.as_str()).collect();
     assert_eq!(texts[0], "echo: hello there", "{texts:#?}");
-    assert_eq!(sent[0].reply_to, Some(1), "replies answer the user's message ({m1})");
+    assert_eq!(
+        sent[0].reply_to,
+        Some(1),
+        "replies answer the user's message ({m1})"
+    );
     assert_eq!(texts[1], "pong");
     assert_eq!(texts[2], "This chat's id is 42.");
     // 120 lines of 101 characters: 12,119 characters in 3 messages of whole lines.
@@ -194,7 +200,9 @@ async fn messages_commands_refusals_and_split_replies() {
         .list_turns(&warden_store::TurnFilter::default(), 10)
         .unwrap();
     assert!(turns.iter().any(|t| t.tenant == "system"));
-    assert!(turns.iter().all(|t| t.tenant == "system" || t.tenant == "acme"));
+    assert!(turns
+        .iter()
+        .all(|t| t.tenant == "system" || t.tenant == "acme"));
     assert_eq!(turns.len(), 3, "the refused chat ran nothing");
 
     let calls = r.bot.calls();
@@ -298,12 +306,7 @@ async fn cancel_stops_the_running_turn_and_new_resets_the_session() {
     r.bot.user_message(9, "hold");
     // Wait until the held turn runs: `typing` is shown while it does.
     let t0 = Instant::now();
-    while !r
-        .bot
-        .calls()
-        .iter()
-        .any(|c| c.method == "sendChatAction")
-    {
+    while !r.bot.calls().iter().any(|c| c.method == "sendChatAction") {
         assert!(t0.elapsed() < Duration::from_secs(20));
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -313,7 +316,10 @@ async fn cancel_stops_the_running_turn_and_new_resets_the_session() {
     let sent = r.sent_to(9, 4).await;
     let texts: Vec<&str> = sent.iter().map(|m| m.text.as_str()).collect();
     assert!(texts.contains(&"Cancelled."), "{texts:?}");
-    assert!(texts.contains(&"Cancelling the running answer."), "{texts:?}");
+    assert!(
+        texts.contains(&"Cancelling the running answer."),
+        "{texts:?}"
+    );
     assert!(texts.contains(&"Started a new conversation."), "{texts:?}");
     assert_eq!(texts.last(), Some(&"echo: after"));
     assert_eq!(r.host.cancelled.lock().unwrap().len(), 1);
@@ -340,8 +346,14 @@ async fn a_refused_token_stops_the_channel_with_a_clear_error() {
         .await
         .unwrap_err()
         .to_string();
-    assert!(err.contains("401") && err.contains("TELEGRAM_BOT_TOKEN"), "{err}");
-    assert!(!err.contains("test-token"), "the token is never printed: {err}");
+    assert!(
+        err.contains("401") && err.contains("TELEGRAM_BOT_TOKEN"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("test-token"),
+        "the token is never printed: {err}"
+    );
     let last = store.telegram_state("last_error").unwrap().unwrap();
     assert!(!last.contains("test-token"), "{last}");
 }

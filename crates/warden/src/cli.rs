@@ -122,6 +122,11 @@ pub enum Command {
         #[command(subcommand)]
         command: TurnsCommand,
     },
+    /// The Telegram channel of `warden serve`.
+    Telegram {
+        #[command(subcommand)]
+        command: TelegramCommand,
+    },
     /// Print the control plane's bearer token.
     Token,
     /// Measure turns (Linux, root): cold, pooled, throughput; bwrap and runc alongside.
@@ -308,6 +313,16 @@ pub struct TurnArgs {
     pub json: bool,
     /// The prompt; read from stdin when absent.
     pub prompt: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TelegramCommand {
+    /// The offset, the allowed chats, updates per state, the last error and who polls (never the token).
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -71,6 +71,7 @@ fn dispatch(cli: &Cli) -> Result<(), Exit> {
         Command::Serve(args) => commands::serve::run(g, args),
         Command::Turn(args) => commands::turn::run(g, args),
         Command::Turns { command } => commands::turns::run(g, command),
+        Command::Telegram { command } => commands::telegram::run(g, command),
         Command::Token => commands::turn::token(g),
         Command::Bench(args) => commands::bench::run(g, args),
         Command::Snapshot(command) => commands::snapshot::run(g, command),

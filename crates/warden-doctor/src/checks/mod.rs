@@ -12,6 +12,7 @@ mod linux;
 #[path = "linux_absent.rs"]
 mod linux;
 pub mod network;
+pub mod telegram;
 
 use std::sync::Arc;
 
@@ -72,6 +73,9 @@ pub fn tasks(ctx: &Arc<Ctx>) -> Vec<Task> {
         task(ctx, "control_plane.healthz", control_plane::healthz),
         task(ctx, "state_dir", control_plane::state_dir),
     ]);
+    if ctx.opts.telegram.is_some() {
+        out.push(task(ctx, "telegram.bot", telegram::bot));
+    }
     if ctx.opts.backend == BackendKind::Bastille {
         out.push(task(ctx, "bastille", bastille::invariants));
         out.push(task(ctx, "workers.limits", bastille::limits));

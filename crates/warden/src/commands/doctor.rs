@@ -69,6 +69,7 @@ pub fn run(global: &Global, args: &DoctorArgs) -> Result<(), Exit> {
     }
     opts.timeout = Duration::from_millis(args.timeout_ms);
     opts.warden = warden_prefix(global);
+    opts.telegram = crate::commands::telegram::config(&loaded)?;
     let report = warden_doctor::run(opts);
     if args.json {
         println!("{}", report.to_json());

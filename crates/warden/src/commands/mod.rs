@@ -19,6 +19,7 @@ pub mod render;
 pub mod run;
 pub mod serve;
 pub mod snapshot;
+pub mod telegram;
 pub mod turn;
 pub mod turns;
 #[cfg(not(target_os = "linux"))]

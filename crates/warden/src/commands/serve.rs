@@ -19,6 +19,7 @@ pub fn run(global: &Global, args: &ServeArgs) -> Result<(), Exit> {
         .map_err(|e| Exit::failure(format!("failed to resolve {}: {e}", state_dir.display())))?;
     let mut opts = warden_server::ServeOptions::new(&state_dir);
     opts.agent = warden_doctor::pi_config::agent_config(&loaded.config);
+    opts.telegram = crate::commands::telegram::config(&loaded)?;
     // workers.pool: parked workers per network mode (none and vnet; argv turns take them).
     let pool = layout.pool_size as usize;
     let how = backends::WorkerUse {
