@@ -113,6 +113,8 @@ struct BotState {
     next_message_id: HashMap<i64, i64>,
     /// Chats that wrote to the bot (sending elsewhere is `chat not found`).
     known_chats: HashSet<i64>,
+    /// The message id of each user message, by update id.
+    message_ids: HashMap<i64, i64>,
     sent: Vec<SentMessage>,
     calls: Vec<Call>,
     faults: Vec<Fault>,
@@ -158,6 +160,7 @@ impl Shared {
         s.next_update_id += 1;
         let message_id = next_message_id(&mut s, chat_id);
         s.known_chats.insert(chat_id);
+        s.message_ids.insert(update_id, message_id);
         let chat_type = if chat_id < 0 { "group" } else { "private" };
         s.updates.push_back(json!({
             "update_id": update_id,
@@ -261,6 +264,11 @@ impl FakeBot {
     /// A user writes `text` in `chat_id`; returns the new update's id.
     pub fn user_message(&self, chat_id: i64, text: &str) -> i64 {
         self.shared.inject_message(chat_id, text)
+    }
+
+    /// The message id of the user message that became update `update_id`.
+    pub fn message_id(&self, update_id: i64) -> Option<i64> {
+        self.shared.lock().message_ids.get(&update_id).copied()
     }
 
     /// Every message the bot sent, in order.
