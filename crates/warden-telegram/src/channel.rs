@@ -21,8 +21,9 @@ use crate::config::TelegramConfig;
 use crate::host::TurnHost;
 use crate::split::{split, MAX_MESSAGE_UTF16};
 
-/// Turns started for one update at most (a restart interrupting each of them).
-const MAX_ATTEMPTS: u32 = 3;
+/// Turns started for one update at most (a restart interrupting each of them, or the server
+/// failing to set up a worker).
+const MAX_ATTEMPTS: u32 = 4;
 /// The longest wait between retries of a failing call.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// The longest `retry_after` honoured as given (longer asks are capped, then asked again).
@@ -409,12 +410,18 @@ async fn run_turn<H: TurnHost>(ctx: &Arc<Ctx<H>>, u: &TelegramUpdate) -> Option<
             _ => return None,
         };
         let failure = turn.failure.as_deref().unwrap_or("");
-        let restart = turn.status != TurnStatus::Succeeded
-            && (failure == warden_store::turns::INTERRUPTED || failure == "shutdown");
+        let interrupted = failure == warden_store::turns::INTERRUPTED || failure == "shutdown";
+        // "infrastructure": the server could not set up the worker (e.g. the worker of a killed
+        // server still holds its name for a moment); the agent did not answer, so try again soon.
+        let infrastructure = failure == "infrastructure";
+        let restart = turn.status != TurnStatus::Succeeded && (interrupted || infrastructure);
         if restart && ctx.stopping() {
             return None;
         }
         if restart && u.attempts < MAX_ATTEMPTS {
+            if infrastructure && !ctx.sleep(Duration::from_secs(u64::from(u.attempts))).await {
+                return None;
+            }
             let prompt = u.prompt.clone().unwrap_or_default();
             let new = match ctx.host.agent_turn(&tenant, &prompt) {
                 Ok(n) => n,

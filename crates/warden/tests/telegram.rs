@@ -459,9 +459,13 @@ fn kill9_loses_no_update_and_answers_none_twice() {
     for m in &sent {
         assert!(
             m.text == REPLY || m.text.contains("Warden restarted"),
-            "only the model's reply (or the restart notice after {} attempts): {:?}",
-            3,
-            m.text
+            "only the model's reply (or the restart notice after 4 attempts): {:?}\n{}",
+            m.text,
+            log_text(state.path())
+                .lines()
+                .filter(|l| l.contains("WARN") || l.contains("ERROR") || l.contains("failed"))
+                .collect::<Vec<_>>()
+                .join("\n")
         );
     }
     // A second copy is only allowed where a kill fell between "sent" and "recorded": the first
