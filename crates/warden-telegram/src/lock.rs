@@ -97,28 +97,45 @@ pub fn holder(state_dir: &Path) -> Option<i32> {
 mod tests {
     use super::*;
 
-    /// A second process (python's `fcntl.lockf` takes the same kind of record lock) holds the
-    /// lock: it is reported with its pid and refused; once it dies, the lock is free.
+    /// Not a test of its own: the child process of the test below, holding the lock until killed.
+    #[test]
+    #[ignore = "run by a_lock_held_elsewhere_is_refused_until_its_holder_dies"]
+    fn lock_holder_child() {
+        if let Some(dir) = std::env::var_os("WARDEN_TG_LOCK_DIR") {
+            let _lock = acquire(Path::new(&dir)).unwrap();
+            println!("locked");
+            std::thread::sleep(std::time::Duration::from_secs(60));
+        }
+    }
+
+    /// Another process (this test binary, running the test above) holds the lock: it is reported
+    /// with its pid and refused; once it dies, the lock is free.
     #[test]
     fn a_lock_held_elsewhere_is_refused_until_its_holder_dies() {
         use std::io::{BufRead, BufReader};
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(holder(dir.path()), None);
         let path = dir.path().join(LOCK_FILE);
-        let mut child = std::process::Command::new("python3")
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
             .args([
-                "-c",
-                "import fcntl,sys,time; f=open(sys.argv[1],'a'); fcntl.lockf(f, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(60)",
-                path.to_str().unwrap(),
+                "--ignored",
+                "--exact",
+                "lock::tests::lock_holder_child",
+                "--nocapture",
             ])
+            .env("WARDEN_TG_LOCK_DIR", dir.path())
             .stdout(std::process::Stdio::piped())
             .spawn()
             .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert_eq!(line.trim(), "locked");
+        while line.trim() != "locked" {
+            line.clear();
+            assert!(
+                out.read_line(&mut line).unwrap() > 0,
+                "the child ended without the lock"
+            );
+        }
         assert_eq!(holder(dir.path()), Some(child.id() as i32));
         match acquire(dir.path()) {
             Err(LockError::Held { pid, .. }) => assert_eq!(pid, child.id() as i32),
