@@ -50,7 +50,7 @@ impl warden_telegram::TurnHost for ServerTurns {
             }
             q.push(tenant, id.clone(), false);
         }
-        self.app.dispatch();
+        crate::turn_runner::dispatch(&self.app);
     }
 
     async fn wait(&self, id: &TurnId) -> Option<Turn> {
