@@ -2,6 +2,8 @@
 //! `bastille jls jexec jail zfs ifconfig sysctl sysrc pfctl service route netstat freebsd-version chflags
 //! mount kldload kldstat`, plus `fakebsd install|init|state`. State lives in `$FAKEBSD_STATE`.
 
+#![forbid(unsafe_code)]
+
 mod bastille;
 mod fsutil;
 mod hostpkg;

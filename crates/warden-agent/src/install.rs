@@ -2,12 +2,16 @@
 
 use std::fs::{self, File};
 use std::io;
-use std::os::unix::io::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
 
 use crate::config::PI_PACKAGE;
 
@@ -144,7 +148,8 @@ pub fn install_package(
         path: lock_path.clone(),
         source,
     })?;
-    lock_exclusive(&lock).map_err(|source| InstallError::Io {
+    // Held until this function returns (or the process dies).
+    let _lock = lock_exclusive(lock).map_err(|source| InstallError::Io {
         path: lock_path,
         source,
     })?;
@@ -176,8 +181,8 @@ pub fn install_package(
     });
     let status = loop {
         if cancel.load(Ordering::Relaxed) {
-            // SAFETY: signalling the process group npm leads (created above).
-            unsafe { libc::killpg(child.id() as libc::pid_t, libc::SIGKILL) };
+            // The process group npm leads (created above): npm and everything it started.
+            let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
             let _ = child.wait();
             let _ = reader.join();
             return Err(InstallError::Cancelled { spec });
@@ -219,13 +224,14 @@ pub fn install_package(
     // The lock is released when `lock` is dropped (or the process dies).
 }
 
-fn lock_exclusive(file: &File) -> io::Result<()> {
-    // SAFETY: flock on a valid, owned file descriptor has no memory-safety preconditions.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
+fn lock_exclusive(mut file: File) -> io::Result<Flock<File>> {
+    loop {
+        match Flock::lock(file, FlockArg::LockExclusive) {
+            Ok(held) => return Ok(held),
+            // A signal interrupted the wait: wait again.
+            Err((f, Errno::EINTR)) => file = f,
+            Err((_, e)) => return Err(e.into()),
+        }
     }
 }
 

@@ -4,6 +4,8 @@
 //! [`pi_argv`] with [`pi_env`] in the workspace cwd, writes the prompt to stdin and closes it, feeds
 //! stdout to an [`EventParser`], and calls [`EventParser::finish_with_exit`] when pi exits.
 
+#![forbid(unsafe_code)]
+
 pub mod argv;
 pub mod config;
 pub mod events;

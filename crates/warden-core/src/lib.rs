@@ -1,6 +1,8 @@
 //! Warden's pure core: config → validated [`layout::Layout`] → rendered files and [`plan::Plan`]s. No IO here;
 //! backends observe hosts and apply plans.
 
+#![forbid(unsafe_code)]
+
 pub mod account;
 pub mod bastille_plan;
 pub mod config;

@@ -11,6 +11,8 @@
 //!
 //! [`pi_config`] is `warden pi-config`: the agent's runtime config, validated.
 
+#![forbid(unsafe_code)]
+
 pub mod checks;
 pub mod dns_client;
 pub mod pi_config;

@@ -3,6 +3,8 @@
 //! snapshot service jails ([`snapshot`]). Facts about Bastille and the FreeBSD tools come from
 //! `shared/reference/bastille.md`; comments cite its sections.
 
+#![forbid(unsafe_code)]
+
 pub mod backend;
 pub mod datasets;
 pub mod lock;

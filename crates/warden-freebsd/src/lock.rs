@@ -6,9 +6,10 @@
 //! `bastille` command; every other command passes straight through.
 
 use std::fs::{File, OpenOptions};
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
 use warden_host::{Output, RunError, Runner};
 
 /// A runner that serialises `bastille` invocations with a file lock.
@@ -55,22 +56,20 @@ impl<R: Runner> BastilleLock<R> {
             .truncate(false)
             .open(&self.lock_path)
             .map_err(err)?;
+        let mut file = file;
         loop {
-            // SAFETY: flock on a descriptor this function owns; no memory is passed.
-            let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-            if rc == 0 {
-                return Ok(Held(file));
-            }
-            let e = std::io::Error::last_os_error();
-            if e.kind() != std::io::ErrorKind::Interrupted {
-                return Err(err(e));
+            match Flock::lock(file, FlockArg::LockExclusive) {
+                Ok(held) => return Ok(Held(held)),
+                // A signal interrupted the wait: wait again.
+                Err((f, Errno::EINTR)) => file = f,
+                Err((_, e)) => return Err(err(std::io::Error::from(e))),
             }
         }
     }
 }
 
-/// A held lock; closing the file releases it (also when the process dies).
-struct Held(#[allow(dead_code)] File);
+/// A held lock; released when dropped (also when the process dies).
+struct Held(#[allow(dead_code)] Flock<File>);
 
 /// Whether `program` is Bastille (`bastille` or a path ending in `/bastille`).
 pub fn is_bastille(program: &str) -> bool {

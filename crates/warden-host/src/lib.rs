@@ -4,6 +4,8 @@
 //! backends. [`worker::Workers`] is the one contract for ephemeral workers of both backends, and [`exit`] the
 //! one exit-code table.
 
+#![forbid(unsafe_code)]
+
 pub mod apply;
 pub mod backend;
 pub mod exit;

@@ -235,10 +235,10 @@ fn receive(fd: RawFd, buf: &mut [u8]) -> nix::Result<(usize, Vec<OwnedFd>)> {
 
 /// The zygote's loop: one fork per request, until the caller's end closes.
 pub(crate) fn zygote_main() -> ! {
-    // SAFETY: signal state of this single-threaded process. SIGCHLD is blocked and read from a
-    // signalfd (children are reaped as they end); terminal signals are the caller's business
-    // (its exit closes the socket).
+    // Terminal signals are the caller's business (its exit closes the socket).
     crate::helper::ignore_terminal_signals();
+    // SAFETY: signal state of this single-threaded process. SIGCHLD is blocked and read from a
+    // signalfd (children are reaped as they end).
     let sigfd = unsafe {
         libc::fcntl(SOCKET_FD, libc::F_SETFD, libc::FD_CLOEXEC);
         let mut set: libc::sigset_t = std::mem::zeroed();

@@ -10,6 +10,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{assert_no_residue, root_test, spec, state_dir, test_net, TestNet, WorkerNet};
+use nix::sys::signal::{kill, killpg, Signal};
+use nix::unistd::Pid;
 use warden_linux::record::{record_path, Record};
 use warden_linux::{lease, reap_orphans};
 
@@ -83,9 +85,8 @@ fn kill_9_of_parent_and_helper_then_reap_cleans_everything() {
     let (mut parent, rec) = start_parent(&s, Some(&net));
     // The helper first, then the whole group: a group kill can reach the parent first, and a helper
     // that sees its lifeline close in that gap cleans up by itself (the other test's case).
-    // SAFETY: kill(2) of the helper we found through its record, then of the group we created.
-    unsafe { libc::kill(rec.owner_pid, libc::SIGKILL) };
-    unsafe { libc::kill(-(parent.id() as i32), libc::SIGKILL) };
+    let _ = kill(Pid::from_raw(rec.owner_pid), Signal::SIGKILL);
+    let _ = killpg(Pid::from_raw(parent.id() as i32), Signal::SIGKILL);
     let _ = parent.wait();
     wait_dead(rec.owner_pid);
     // The worker's init dies with its helper (PR_SET_PDEATHSIG): namespaces and mounts go too.

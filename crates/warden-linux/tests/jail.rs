@@ -9,6 +9,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{root_test, state_dir, test_net, unique, TestNet, GATEWAY};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 use warden_linux::jail::{self, CreateOpts, ExecOpts, JailLimits, JailNet, State};
 use warden_linux::jail_exec;
 use warden_linux::Shape;
@@ -138,8 +140,7 @@ fn a_killed_supervisor_takes_its_jail_down_and_destroy_cleans_up() {
             .unwrap();
     assert_eq!(net.links_matching("e0a_").len(), 1);
     assert_eq!(sh(s, &name, "ip -o -4 addr show dev eth0 | grep -q 10.0.1.7/24 || cat /proc/net/fib_trie | grep -q 10.0.1.7"), 0);
-    // SAFETY: kill(2) of the supervisor this test started.
-    unsafe { libc::kill(r.started.owner_pid, libc::SIGKILL) };
+    kill(Pid::from_raw(r.started.owner_pid), Signal::SIGKILL).expect("kill the supervisor");
     let t = Instant::now();
     while jail::list(s).unwrap()[0].state == State::Running {
         assert!(t.elapsed() < Duration::from_secs(5), "jail still running");

@@ -8,6 +8,8 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 use warden_linux::pool::{Pool, PoolKey, SlotConfig};
 use warden_linux::{ExitKind, NetworkMode, ReleaseRef, Turn};
 
@@ -63,8 +65,7 @@ fn zygote_workers_report_like_exec_ones_and_a_killed_zygote_is_replaced() {
     assert!(e.contains("/no/such/dir"), "{e}");
 
     // Kill the zygote: the next worker still runs (a new zygote is started).
-    // SAFETY: killing our own child.
-    unsafe { libc::kill(zygotes[0], libc::SIGKILL) };
+    kill(Pid::from_raw(zygotes[0]), Signal::SIGKILL).expect("kill the zygote");
     std::thread::sleep(Duration::from_millis(50));
     let s2 = spec(&unique("z"), &["echo", "again"], state.path());
     names.push(s2.name.clone());

@@ -6,6 +6,8 @@
 //! telegram_state (the Telegram channel). (The apply journal is `warden-host`'s, in its own file; worker
 //! address leases are `warden_host::lease`'s lock files.)
 
+#![forbid(unsafe_code)]
+
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -3,15 +3,18 @@
 //! both suites make. What needs a warden type stays in each suite's `tests/common`. Linux only.
 #![cfg(target_os = "linux")]
 
+#![forbid(unsafe_code)]
+
 use std::fs::File;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use nix::fcntl::{Flock, FlockArg};
+
 /// The root-test lock, held until dropped.
 pub struct Serial {
-    // Never read: the lock lasts as long as the descriptor is open.
-    _lock: File,
+    // Never read: the lock lasts until this is dropped.
+    _lock: Flock<File>,
 }
 
 /// Fails loudly when not root; otherwise returns the lock for the test.
@@ -25,9 +28,8 @@ pub fn root_test(name: &str) -> Option<Serial> {
     // on threads, nextest runs each test in its own process): a flock on one file does both.
     // Both suites take the same lock, since their workers share the host's cgroup tree.
     let f = File::create("/tmp/warden-linux-tests.lock").expect("open test lock");
-    // SAFETY: flock on a descriptor we own.
-    assert_eq!(unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) }, 0);
-    Some(Serial { _lock: f })
+    let lock = Flock::lock(f, FlockArg::LockExclusive).expect("lock the root-test lock");
+    Some(Serial { _lock: lock })
 }
 
 /// A fresh temporary directory whose name starts with `prefix`.
@@ -173,8 +175,7 @@ pub fn assert_leases_free(state: &Path) {
     if let Ok(rd) = std::fs::read_dir(state.join("leases")) {
         for e in rd.filter_map(|e| e.ok()) {
             let f = File::open(e.path()).unwrap();
-            // SAFETY: flock on a descriptor we own.
-            let free = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+            let free = Flock::lock(f, FlockArg::LockExclusiveNonblock).is_ok();
             assert!(free, "lease {:?} still held", e.file_name());
         }
     }

@@ -1,5 +1,7 @@
 //! `warden`: the thin CLI. Parses arguments, loads config, and hands each verb to its module.
 
+#![forbid(unsafe_code)]
+
 mod backends;
 mod cli;
 mod closed_stdout;

@@ -7,29 +7,22 @@
 mod common;
 
 use std::fs::File;
-use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{warden_bin, Netns};
-
-extern "C" {
-    fn flock(fd: i32, operation: i32) -> i32;
-    fn kill(pid: i32, sig: i32) -> i32;
-}
-const LOCK_EX: i32 = 2;
-const SIGKILL: i32 = 9;
+use nix::fcntl::{Flock, FlockArg};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 
 /// Serialises this binary's tests with each other and with other runs of them.
-struct Serial(#[allow(dead_code)] File);
+struct Serial(#[allow(dead_code)] Flock<File>);
 
 fn serial() -> Serial {
     common::require_root();
     let f = File::create("/tmp/warden-jail-cli-tests.lock").unwrap();
-    // SAFETY: flock on a descriptor we own.
-    assert_eq!(unsafe { flock(f.as_raw_fd(), LOCK_EX) }, 0);
-    Serial(f)
+    Serial(Flock::lock(f, FlockArg::LockExclusive).expect("lock"))
 }
 
 /// A warden state directory inside a fresh network namespace (with the bridge set up), and the jails to clean.
@@ -392,8 +385,7 @@ fn kill_9_of_jail_start_midway_is_recovered_by_list_and_destroy() {
         .trim()
         .parse()
         .unwrap();
-    // SAFETY: kill(2) of the supervisor this test started.
-    unsafe { kill(ppid, SIGKILL) };
+    kill(Pid::from_raw(ppid), Signal::SIGKILL).expect("kill the supervisor");
     let t = Instant::now();
     while h.state_of(&name) == "running" {
         assert!(t.elapsed() < Duration::from_secs(5));

@@ -379,11 +379,7 @@ mod tests {
         use std::sync::Arc;
         std::thread::spawn(|| {
             // This thread alone moves into a new network namespace; threads it starts follow it.
-            assert_eq!(
-                unsafe { libc::unshare(libc::CLONE_NEWNET) },
-                0,
-                "needs root"
-            );
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("needs root");
             let up = std::process::Command::new("ip")
                 .args(["link", "set", "lo", "up"])
                 .status()

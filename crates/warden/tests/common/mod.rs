@@ -67,16 +67,10 @@ pub fn ensure_worker_account() {
 
 /// Root tests need root; say so loudly instead of passing silently.
 pub fn require_root() {
-    assert_eq!(
-        unsafe { libc_geteuid() },
-        0,
+    assert!(
+        nix::unistd::geteuid().is_root(),
         "this test needs root (CI runs it as root): run `sudo cargo test`"
     );
-}
-
-extern "C" {
-    #[link_name = "geteuid"]
-    fn libc_geteuid() -> u32;
 }
 
 /// A network namespace this test created; deleted on drop, whatever happened.

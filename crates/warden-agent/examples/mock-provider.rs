@@ -1,6 +1,6 @@
 //! `mock-provider`: serve a scripted OpenAI-compatible API for tests and benchmarks.
 //!
-//! Usage: `mock-provider [--addr 127.0.0.1:8080] [--scenario text|tool|error500|empty | --script FILE]`
+//! Usage: `cargo run -p warden-agent --example mock-provider -- [--addr 127.0.0.1:8080] [--scenario text|tool|error500|empty | --script FILE]`
 //! Prints the bound address on stdout, then one JSON line per received request on stderr.
 
 use std::process::ExitCode;
