@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use warden_core::Layout;
 
 use crate::error::ApiError;
@@ -14,6 +14,8 @@ pub const MAX_PROMPT_BYTES: usize = 256 * 1024;
 pub const MAX_ARGV: usize = 4096;
 /// Most env variables accepted.
 pub const MAX_ENV: usize = 256;
+/// Smallest memory limit accepted (4 MiB): a worker's init needs at least that.
+pub const MIN_MEMORY_BYTES: u64 = 4 << 20;
 /// Longest wall-clock limit a request may ask for (one day).
 pub const MAX_TIMEOUT_MS: u64 = 24 * 3600 * 1000;
 
@@ -48,10 +50,10 @@ pub struct LimitsRequest {
     #[serde(default)]
     pub memory: Option<Size>,
     /// Process limit.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole_opt")]
     pub pids: Option<u64>,
     /// Wall-clock limit in milliseconds.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole_opt")]
     pub timeout_ms: Option<u64>,
     /// Cap on stdout + stderr bytes.
     #[serde(default)]
@@ -63,9 +65,37 @@ pub struct LimitsRequest {
 #[serde(untagged)]
 pub enum Size {
     /// A byte count.
-    Bytes(u64),
+    Bytes(#[serde(deserialize_with = "whole")] u64),
     /// A size with a unit.
     Text(String),
+}
+
+/// A whole number as JSON may write it: `5` or `5.0` (JSON Schema, and so the OpenAPI document,
+/// calls both an integer; serde alone would refuse the second).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum WholeNumber {
+    Int(u64),
+    Float(f64),
+}
+
+fn whole<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    match WholeNumber::deserialize(d)? {
+        WholeNumber::Int(n) => Ok(n),
+        // 2^64 as f64: anything below it converts exactly when it has no fraction.
+        WholeNumber::Float(f)
+            if f >= 0.0 && f.fract() == 0.0 && f < 18_446_744_073_709_551_616.0 =>
+        {
+            Ok(f as u64)
+        }
+        WholeNumber::Float(f) => Err(serde::de::Error::custom(format!(
+            "{f} is not a whole number in 0..=18446744073709551615"
+        ))),
+    }
+}
+
+fn whole_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    whole(d).map(Some)
 }
 
 impl Size {
@@ -256,7 +286,7 @@ impl TurnRequest {
                 .transpose()?
                 .unwrap_or(d.output_bytes),
         };
-        if limits.memory_bytes < (4 << 20) {
+        if limits.memory_bytes < MIN_MEMORY_BYTES {
             return Err(ApiError::bad_request("limits.memory must be at least 4M"));
         }
         if limits.pids == 0 {
@@ -321,6 +351,25 @@ mod tests {
         assert_eq!(s.network, Network::None);
         assert_eq!(s.limits.memory_bytes, 512 << 20);
         assert_eq!(s.limits.timeout_ms, 300_000);
+    }
+
+    #[test]
+    fn whole_numbers_may_be_written_with_a_zero_fraction() {
+        let r = req(
+            r#"{"tenant":"t","argv":["true"],"limits":{"pids":7.0,"timeout_ms":1000.0,"memory":8388608.0}}"#,
+        );
+        let l = r.limits.clone().unwrap();
+        assert_eq!((l.pids, l.timeout_ms), (Some(7), Some(1000)));
+        assert!(matches!(l.memory, Some(Size::Bytes(8388608))));
+        for bad in [
+            r#"{"pids":1.5}"#,
+            r#"{"pids":-1}"#,
+            r#"{"pids":-1.0}"#,
+            r#"{"pids":1e20}"#,
+        ] {
+            let body = format!(r#"{{"tenant":"t","argv":["true"],"limits":{bad}}}"#);
+            assert!(serde_json::from_str::<TurnRequest>(&body).is_err(), "{bad}");
+        }
     }
 
     #[test]

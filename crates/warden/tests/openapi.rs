@@ -1,0 +1,71 @@
+//! The OpenAPI document is exact: schemathesis (PyPI; `scripts/test` installs it and runs this test with
+//! `--ignored`) drives a real `warden serve` from its `/openapi.json` and finds no schema-valid request
+//! rejected, no 5xx, no undocumented status or response shape, following the links from `POST /v1/turns`
+//! to the turn's own routes. Bounded and repeatable: a fixed number of examples per operation, generated
+//! deterministically.
+
+mod common;
+
+use std::process::Command;
+
+use common::{Netns, Serve};
+
+#[test]
+#[ignore = "needs schemathesis: scripts/test installs it and runs this with --ignored"]
+fn schemathesis_finds_the_api_exactly_as_documented() {
+    let ns = Netns::new();
+    let state = tempfile::tempdir().unwrap();
+    // PATH names an empty directory: agent turns then fail at once (npm cannot install pi) instead of
+    // downloading pi, so `?wait=true` answers quickly. What they return is what is checked.
+    let empty = state.path().join("empty-path");
+    std::fs::create_dir(&empty).unwrap();
+    let _serve = Serve::start_with_path(&ns, state.path(), empty.to_str().unwrap());
+    let served: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(state.path().join("serve.json")).unwrap())
+            .unwrap();
+    let addr = served["listening"][0].as_str().unwrap();
+    let token = std::fs::read_to_string(state.path().join("token")).unwrap();
+    let mut argv = ns.prefix();
+    argv.extend(
+        [
+            "schemathesis",
+            "run",
+            &format!("http://{addr}/openapi.json"),
+            "--header",
+            &format!("Authorization: Bearer {}", token.trim()),
+            "--checks",
+            "not_a_server_error,status_code_conformance,content_type_conformance,\
+             response_schema_conformance,positive_data_acceptance",
+            "--mode",
+            "positive",
+            "--phases",
+            "examples,coverage,fuzzing,stateful",
+            "--max-examples",
+            "10",
+            "--generation-deterministic",
+            "--workers",
+            "2",
+            "--request-timeout",
+            "30",
+            "--no-shrink",
+            "--output-truncate",
+            "false",
+        ]
+        .map(String::from),
+    );
+    let out = Command::new(&argv[0])
+        .args(&argv[1..])
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run schemathesis (installed by scripts/test: pip install schemathesis)");
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "schemathesis found problems:\n{report}\n{}\nserver log:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        std::fs::read_to_string(state.path().join("serve.log")).unwrap_or_default()
+    );
+    // It ran every operation, and the stateful phase followed the links.
+    assert!(report.contains("Tested: 9"), "{report}");
+    assert!(report.contains("Stateful"), "{report}");
+}
