@@ -27,7 +27,7 @@ pub mod exit_codes {
     /// Warden could not create, start or tear down the worker (the command may not have run).
     pub const INFRASTRUCTURE: i32 = exit::INFRASTRUCTURE as i32;
     /// The command was killed by a signal the runner does not name: SIGKILL (128 + 9).
-    pub const KILLED: i32 = 128 + libc::SIGKILL;
+    pub const KILLED: i32 = 128 + nix::sys::signal::Signal::SIGKILL as i32;
     /// The command went over its output cap and was killed.
     pub const OUTPUT: i32 = exit::LIMIT_OUTPUT as i32;
 }

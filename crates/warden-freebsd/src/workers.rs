@@ -24,10 +24,8 @@ fn records_dir(state_dir: &Path) -> PathBuf {
 
 /// Whether process `pid` exists (kill(2) with signal 0; EPERM means it exists under another user).
 fn alive(pid: i32) -> bool {
-    // SAFETY: signal 0 only checks for existence.
-    pid > 0
-        && (unsafe { libc::kill(pid, 0) } == 0
-            || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM))
+    use nix::{errno::Errno, sys::signal::kill, unistd::Pid};
+    pid > 0 && matches!(kill(Pid::from_raw(pid), None), Ok(()) | Err(Errno::EPERM))
 }
 
 /// FreeBSD workers behind the worker contract.
@@ -183,7 +181,9 @@ fn end_of(o: &fw::WorkerOutcome) -> End {
         WorkerEnd::TimedOut => End::Limit(LimitKind::Timeout),
         WorkerEnd::OutputCapped => End::Limit(LimitKind::Output),
         // The runner reports a death by signal without its number; SIGKILL (jail -r, the kernel) is the case.
-        WorkerEnd::Killed | WorkerEnd::Cancelled => End::Signaled(libc::SIGKILL),
+        WorkerEnd::Killed | WorkerEnd::Cancelled => {
+            End::Signaled(nix::sys::signal::Signal::SIGKILL as i32)
+        }
     }
 }
 

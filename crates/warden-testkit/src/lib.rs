@@ -2,7 +2,6 @@
 //! cross-process test lock, throwaway network namespaces (Drop guards) and the residue checks
 //! both suites make. What needs a warden type stays in each suite's `tests/common`. Linux only.
 #![cfg(target_os = "linux")]
-
 #![forbid(unsafe_code)]
 
 use std::fs::File;
