@@ -80,7 +80,17 @@ enum WholeNumber {
 }
 
 fn whole<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    match WholeNumber::deserialize(d)? {
+    to_u64(WholeNumber::deserialize(d)?)
+}
+
+fn whole_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    Option::<WholeNumber>::deserialize(d)?
+        .map(to_u64)
+        .transpose()
+}
+
+fn to_u64<E: serde::de::Error>(n: WholeNumber) -> Result<u64, E> {
+    match n {
         WholeNumber::Int(n) => Ok(n),
         // 2^64 as f64: anything below it converts exactly when it has no fraction.
         WholeNumber::Float(f)
@@ -88,14 +98,10 @@ fn whole<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
         {
             Ok(f as u64)
         }
-        WholeNumber::Float(f) => Err(serde::de::Error::custom(format!(
+        WholeNumber::Float(f) => Err(E::custom(format!(
             "{f} is not a whole number in 0..=18446744073709551615"
         ))),
     }
-}
-
-fn whole_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    whole(d).map(Some)
 }
 
 impl Size {
@@ -361,6 +367,10 @@ mod tests {
         let l = r.limits.clone().unwrap();
         assert_eq!((l.pids, l.timeout_ms), (Some(7), Some(1000)));
         assert!(matches!(l.memory, Some(Size::Bytes(8388608))));
+        // null is "not given", as clients serialising an empty Option send it.
+        let r = req(r#"{"tenant":"t","argv":["true"],"limits":{"pids":null,"timeout_ms":null}}"#);
+        let l = r.limits.unwrap();
+        assert_eq!((l.pids, l.timeout_ms), (None, None));
         for bad in [
             r#"{"pids":1.5}"#,
             r#"{"pids":-1}"#,
