@@ -1,6 +1,7 @@
 //! The OpenAPI document is exact: schemathesis (PyPI; `scripts/test` installs it and runs this test with
 //! `--ignored`) drives a real `warden serve` from its `/openapi.json` and finds no schema-valid request
-//! rejected, no 5xx, no undocumented status or response shape, following the links from `POST /v1/turns`
+//! rejected, no 5xx (but the documented 503 for agent turns on a host without pi), no undocumented status
+//! or response shape, following the links from `POST /v1/turns`
 //! to the turn's own routes. Bounded and repeatable: a fixed number of examples per operation, generated
 //! deterministically.
 
@@ -19,7 +20,7 @@ fn schemathesis_finds_the_api_exactly_as_documented() {
     // downloading pi, so `?wait=true` answers quickly. What they return is what is checked.
     let empty = state.path().join("empty-path");
     std::fs::create_dir(&empty).unwrap();
-    let _serve = Serve::start_with_path(&ns, state.path(), empty.to_str().unwrap());
+    let _serve = Serve::start(&ns, state.path(), &[("PATH", empty.to_str().unwrap())]);
     let served: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(state.path().join("serve.json")).unwrap())
             .unwrap();
@@ -59,8 +60,26 @@ fn schemathesis_finds_the_api_exactly_as_documented() {
         .output()
         .expect("run schemathesis (installed by scripts/test: pip install schemathesis)");
     let report = String::from_utf8_lossy(&out.stdout);
+    // The one 5xx allowed: this host has no pi (no `setup --step agent`), so agent turns are answered
+    // 503 agent_unavailable, as documented. Anything else schemathesis reports fails the test.
+    let only_agent_unavailable = {
+        let statuses: Vec<&str> = report
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with('[') && l.as_bytes().get(4) == Some(&b']'))
+            .collect();
+        let kinds: Vec<&str> = report
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with("❌ ST"))
+            .collect();
+        !statuses.is_empty()
+            && statuses.iter().all(|l| l.starts_with("[503]"))
+            && kinds.iter().all(|k| k.starts_with("❌ ST101 Server error"))
+            && report.matches("agent_unavailable").count() >= statuses.len()
+    };
     assert!(
-        out.status.success(),
+        out.status.success() || only_agent_unavailable,
         "schemathesis found problems:\n{report}\n{}\nserver log:\n{}",
         String::from_utf8_lossy(&out.stderr),
         std::fs::read_to_string(state.path().join("serve.log")).unwrap_or_default()

@@ -161,8 +161,13 @@ impl Serve {
             ]
             .map(String::from),
         );
+        // Found through this process's PATH: `env` may give the child another one.
+        let nsenter = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+            .map(|d| d.join(&argv[0]))
+            .find(|p| p.is_file())
+            .expect("nsenter on PATH");
         // nsenter execs warden, so the child's pid is the server's.
-        let child = Command::new(&argv[0])
+        let child = Command::new(nsenter)
             .args(&argv[1..])
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -328,82 +333,5 @@ impl BsdHost {
         let out = self.tool(&["fakebsd", "state"]);
         assert!(out.status.success(), "fakebsd state: {}", text(&out));
         serde_json::from_slice(&out.stdout).unwrap()
-    }
-}
-
-/// `warden serve` on an ephemeral loopback port inside the namespace; SIGTERM and wait on drop.
-pub struct Serve {
-    child: Child,
-}
-
-impl Serve {
-    pub fn start(ns: &Netns, state: &Path) -> Serve {
-        Serve::start_with_path(ns, state, &std::env::var("PATH").unwrap_or_default())
-    }
-
-    /// Starts it with `PATH` set to `path` (the only variable it gets).
-    pub fn start_with_path(ns: &Netns, state: &Path, path: &str) -> Serve {
-        let log = std::fs::File::create(state.join("serve.log")).unwrap();
-        let mut argv = ns.prefix();
-        argv.push(warden_bin().display().to_string());
-        argv.extend(
-            [
-                "--state-dir",
-                &state.display().to_string(),
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-            ]
-            .map(String::from),
-        );
-        // Found through this process's PATH: the child's own PATH may be `path`.
-        let nsenter = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-            .map(|d| d.join(&argv[0]))
-            .find(|p| p.is_file())
-            .expect("nsenter on PATH");
-        // nsenter execs warden, so the child's pid is the server's.
-        let child = Command::new(nsenter)
-            .args(&argv[1..])
-            .env_clear()
-            .env("PATH", path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start warden serve");
-        let mut serve = Serve { child };
-        let t0 = Instant::now();
-        while !state.join("serve.json").exists() {
-            if let Ok(Some(status)) = serve.child.try_wait() {
-                panic!(
-                    "warden serve exited ({status}): {}",
-                    std::fs::read_to_string(state.join("serve.log")).unwrap_or_default()
-                );
-            }
-            assert!(
-                t0.elapsed() < Duration::from_secs(30),
-                "warden serve did not start: {}",
-                std::fs::read_to_string(state.join("serve.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        serve
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        let t0 = Instant::now();
-        while t0.elapsed() < Duration::from_secs(15) {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
