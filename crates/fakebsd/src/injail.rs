@@ -942,13 +942,64 @@ pub fn tool_main(tool: &str, args: &[String]) -> i32 {
 }
 
 /// Runs a spawned child with inherited stdio; returns its status (128+signal if killed).
+///
+/// The child of a top-level `jexec` (not already inside a jail's script) gets its own process group, recorded
+/// in `$FAKEBSD_STATE/procs/JAIL/PGID` while it runs, so `jail -r JAIL` kills it as FreeBSD kills every process
+/// of a removed jail.
 pub fn run_inherit(mut cmd: Command) -> i32 {
-    use std::os::unix::process::ExitStatusExt;
-    match cmd.status() {
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
+    let jail = cmd
+        .get_envs()
+        .find(|(k, _)| *k == crate::state::ENV_JAIL)
+        .and_then(|(_, v)| v.map(|v| v.to_string_lossy().into_owned()));
+    let state = std::env::var_os(crate::state::ENV_STATE);
+    // Only the outermost spawn tracks (nested `sh` runs inside that group already).
+    let track = match (&jail, &state) {
+        (Some(j), Some(st)) if std::env::var_os(crate::state::ENV_JAIL).is_none() => {
+            Some(std::path::Path::new(st).join("procs").join(j))
+        }
+        _ => None,
+    };
+    if track.is_some() {
+        cmd.process_group(0);
+    }
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("sh: {e}");
+            return 127;
+        }
+    };
+    let record = track.map(|dir| {
+        let _ = std::fs::create_dir_all(&dir);
+        let f = dir.join(child.id().to_string());
+        let _ = std::fs::write(&f, "");
+        f
+    });
+    let status = child.wait();
+    if let Some(f) = record {
+        let _ = std::fs::remove_file(f);
+    }
+    match status {
         Ok(s) => s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0)),
         Err(e) => {
             eprintln!("sh: {e}");
             127
         }
+    }
+}
+
+/// Kills every process group `jexec` started in `jail` (see [`run_inherit`]); `jail -r` calls it.
+pub fn kill_jail_processes(state_dir: &std::path::Path, jail: &str) {
+    let dir = state_dir.join("procs").join(jail);
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if let Some(pgid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) {
+            // SAFETY: kill(2) of a process group this simulation started; a gone group is ESRCH.
+            unsafe { libc::kill(-pgid, libc::SIGKILL) };
+        }
+        let _ = std::fs::remove_file(e.path());
     }
 }

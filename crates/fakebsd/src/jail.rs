@@ -451,7 +451,8 @@ fn remove_record(cx: &mut Ctx, name: &str) {
     let Some(j) = cx.st.jails.remove(name) else {
         return;
     };
-    // Every process of the jail dies with it.
+    // Every process of the jail dies with it: the simulated services and what jexec started.
+    crate::injail::kill_jail_processes(&cx.dir, name);
     let scope = format!("{name}:");
     cx.st.services.retain(|k, _| !k.starts_with(&scope));
     for (ifn, a) in &j.aliases {

@@ -162,7 +162,16 @@ async fn run_inner(
         Work::Argv(_) => None,
     };
     let work = work_of(&spec, agent.as_ref());
-    let (outcome, sink) = run_worker(app, id, handle, work, agent.is_some()).await?;
+    let (outcome, sink) = match run_worker(app, id, handle, work, agent.is_some()).await {
+        Ok(r) => r,
+        // Killed while it was being set up: the cancel is what happened, not an infrastructure failure.
+        Err(_) if handle.cancel_reason().is_some() => {
+            return Ok(cancelled_outcome(
+                handle.cancel_reason().unwrap_or("cancelled"),
+            ))
+        }
+        Err(e) => return Err(e),
+    };
     let outcome = outcome_of(outcome, sink, handle);
     if agent.is_some() && outcome.status == Some(TurnStatus::Succeeded) {
         if let Err(e) = app.store.record_session_turn(&spec.tenant) {

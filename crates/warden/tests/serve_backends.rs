@@ -1,0 +1,335 @@
+//! One set of control-plane cases, run through the real `warden serve` binary against both worker backends: Linux
+//! namespaces on this machine, and FreeBSD jails on the simulated host (`crates/fakebsd`, as `fakebsd_cli.rs`
+//! sets it up). Each case takes a [`Backend`]: argv turns end to end, cancel of a running turn, and `kill -9` of
+//! serve followed by a restart that reaps the orphaned worker and settles its turn as `interrupted`, with nothing
+//! of any worker left (Linux: records; FreeBSD: jails, clones, epairs, records).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::BsdHost;
+use warden_server::{Client, TurnRequest, TurnView};
+
+/// Where a case runs `warden serve`.
+enum Backend {
+    /// Linux workers on this machine (no network: no bridge needed).
+    Linux(tempfile::TempDir),
+    /// FreeBSD workers on a fakebsd host set up by `warden setup --backend bastille`.
+    Bastille(BsdHost),
+}
+
+impl Backend {
+    fn linux() -> Backend {
+        common::require_root();
+        Backend::Linux(tempfile::tempdir().unwrap())
+    }
+
+    fn bastille() -> Backend {
+        let h = BsdHost::fresh();
+        for step in ["host", "jails"] {
+            h.warden_ok(&["setup", "--backend", "bastille", "--step", step]);
+        }
+        Backend::Bastille(h)
+    }
+
+    fn state_dir(&self) -> PathBuf {
+        match self {
+            Backend::Linux(d) => d.path().join("warden"),
+            Backend::Bastille(h) => h.p("warden"),
+        }
+    }
+
+    /// `warden serve --backend B` on 127.0.0.1 (an ephemeral port), its log in the state directory.
+    fn serve(&self) -> Serve {
+        let state = self.state_dir();
+        std::fs::create_dir_all(&state).unwrap();
+        let _ = std::fs::remove_file(state.join("serve.json"));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(state.join("serve.log"))
+            .unwrap();
+        let (mut cmd, name) = match self {
+            Backend::Linux(_) => (Command::new(common::warden_bin()), "linux"),
+            Backend::Bastille(h) => {
+                let mut c = h.cmd(&common::warden_bin());
+                // The release has `nobody`, not the default `clawdie` (fakebsd_cli.rs does the same).
+                c.env("WARDEN_WORKER_USER", "nobody");
+                (c, "bastille")
+            }
+        };
+        let child = cmd
+            .arg("--state-dir")
+            .arg(&state)
+            .args(["serve", "--backend", name, "--listen", "127.0.0.1:0"])
+            .env("WARDEN_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        Serve::wait_ready(child, &state)
+    }
+
+    /// What is left of workers: names of anything a worker owned.
+    fn residue(&self) -> Vec<String> {
+        let mut left: Vec<String> = Vec::new();
+        let records = match self {
+            Backend::Linux(_) => self.state_dir().join("workers"),
+            Backend::Bastille(_) => self.state_dir().join("bastille-workers"),
+        };
+        if let Ok(entries) = std::fs::read_dir(&records) {
+            left.extend(
+                entries
+                    .flatten()
+                    .map(|e| format!("record {:?}", e.file_name())),
+            );
+        }
+        if let Backend::Bastille(h) = self {
+            let st = h.state();
+            for j in st["jails"].as_object().unwrap().keys() {
+                if !j.starts_with("clawdie") {
+                    left.push(format!("jail {j}"));
+                }
+            }
+            for i in st["interfaces"].as_object().unwrap().keys() {
+                if i.starts_with("e0a_b") || i.starts_with("e0b_b") || i.starts_with("epair") {
+                    left.push(format!("interface {i}"));
+                }
+            }
+            for d in st["datasets"].as_object().unwrap().keys() {
+                if d.contains("/workers/") {
+                    left.push(format!("dataset {d}"));
+                }
+            }
+        }
+        left
+    }
+}
+
+/// A running `warden serve` and a client of it.
+struct Serve {
+    child: Child,
+    client: Client,
+}
+
+impl Serve {
+    fn wait_ready(mut child: Child, state: &Path) -> Serve {
+        let start = Instant::now();
+        loop {
+            let info = std::fs::read_to_string(state.join("serve.json")).unwrap_or_default();
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&info) {
+                let addr = v["listening"][0].as_str().unwrap().to_string();
+                let token = std::fs::read_to_string(state.join("token")).unwrap();
+                return Serve {
+                    child,
+                    client: Client::new(format!("http://{addr}"), token.trim()),
+                };
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "warden serve exited {status}: {}",
+                    std::fs::read_to_string(state.join("serve.log")).unwrap_or_default()
+                );
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "warden serve did not start: {}",
+                std::fs::read_to_string(state.join("serve.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn stop(mut self) {
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(30) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.kill9();
+        panic!("warden serve did not stop on SIGTERM");
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.kill9();
+        }
+    }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Runtime::new().unwrap()
+}
+
+fn argv(tenant: &str, argv: &[&str]) -> TurnRequest {
+    TurnRequest {
+        tenant: tenant.into(),
+        argv: Some(argv.iter().map(|s| s.to_string()).collect()),
+        ..TurnRequest::default()
+    }
+}
+
+/// Polls the turn until `pred` holds (or fails after `within`).
+fn wait_turn(
+    rt: &tokio::runtime::Runtime,
+    c: &Client,
+    id: &str,
+    within: Duration,
+    pred: impl Fn(&TurnView) -> bool,
+) -> TurnView {
+    let start = Instant::now();
+    loop {
+        let v = rt.block_on(c.turns_show(id)).unwrap();
+        if pred(&v) {
+            return v;
+        }
+        assert!(start.elapsed() < within, "turn {id} never matched: {v:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits until nothing of any worker is left (once serve stopped: a running one keeps parked workers).
+fn wait_no_residue(b: &Backend) {
+    wait_gone(b, "");
+}
+
+/// Waits until nothing of the workers whose names contain `name` is left.
+fn wait_gone(b: &Backend, name: &str) {
+    let start = Instant::now();
+    loop {
+        let left: Vec<String> = b
+            .residue()
+            .into_iter()
+            .filter(|r| r.contains(name))
+            .collect();
+        if left.is_empty() {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "left behind: {left:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// argv turns: output and exit status come back, a failing command fails with its code.
+fn argv_turns_end_to_end(b: &Backend) {
+    let rt = rt();
+    let srv = b.serve();
+    let v = rt
+        .block_on(srv.client.submit_wait(&argv("a", &["echo", "hi"])))
+        .unwrap();
+    assert_eq!(
+        (v.status.as_str(), v.exit_code, v.stdout.as_str()),
+        ("succeeded", Some(0), "hi\n"),
+        "{v:?}"
+    );
+    let v = rt
+        .block_on(
+            srv.client
+                .submit_wait(&argv("a", &["sh", "-c", "echo oops >&2; exit 3"])),
+        )
+        .unwrap();
+    assert_eq!(
+        (v.status.as_str(), v.exit_code, v.failure.as_deref()),
+        ("failed", Some(3), Some("exit_code")),
+        "{v:?}"
+    );
+    assert_eq!(v.stderr, "oops\n");
+    srv.stop();
+    wait_no_residue(b);
+}
+
+/// A running turn is cancelled through the worker contract: it ends `cancelled` promptly, its worker is gone.
+fn cancel_a_running_turn(b: &Backend) {
+    let rt = rt();
+    let srv = b.serve();
+    let (id, _) = rt
+        .block_on(srv.client.submit(&argv("a", &["sh", "-c", "sleep 60"])))
+        .unwrap();
+    let running = wait_turn(&rt, &srv.client, &id, Duration::from_secs(20), |v| {
+        v.status.as_str() == "running"
+    });
+    let t = Instant::now();
+    rt.block_on(srv.client.cancel(&id)).unwrap();
+    let v = wait_turn(&rt, &srv.client, &id, Duration::from_secs(20), |v| {
+        v.status.is_terminal()
+    });
+    assert_eq!(v.status.as_str(), "cancelled", "{v:?}");
+    assert!(
+        t.elapsed() < Duration::from_secs(15),
+        "cancel took {:?}",
+        t.elapsed()
+    );
+    wait_gone(b, running.worker.as_deref().unwrap());
+    srv.stop();
+    wait_no_residue(b);
+}
+
+/// `kill -9` of serve mid-turn: the next start reaps the orphaned worker and marks the turn `interrupted`.
+fn kill_9_then_restart_reaps_and_interrupts(b: &Backend) {
+    let rt = rt();
+    let mut srv = b.serve();
+    let (id, _) = rt
+        .block_on(srv.client.submit(&argv("a", &["sh", "-c", "sleep 60"])))
+        .unwrap();
+    let running = wait_turn(&rt, &srv.client, &id, Duration::from_secs(20), |v| {
+        v.status.as_str() == "running"
+    });
+    let worker = running.worker.clone().unwrap();
+    srv.kill9();
+    let srv = b.serve();
+    let v = wait_turn(&rt, &srv.client, &id, Duration::from_secs(20), |v| {
+        v.status.is_terminal()
+    });
+    assert_eq!(
+        (v.status.as_str(), v.failure.as_deref()),
+        ("failed", Some("interrupted")),
+        "{v:?}"
+    );
+    // Reaped by the restart (the new server is still running).
+    wait_gone(b, &worker);
+    srv.stop();
+    wait_no_residue(b);
+}
+
+const CASES: &[(&str, fn(&Backend))] = &[
+    ("argv_turns_end_to_end", argv_turns_end_to_end),
+    ("cancel_a_running_turn", cancel_a_running_turn),
+    (
+        "kill_9_then_restart_reaps_and_interrupts",
+        kill_9_then_restart_reaps_and_interrupts,
+    ),
+];
+
+#[test]
+fn api_cases_on_bastille_against_fakebsd() {
+    for (name, case) in CASES {
+        eprintln!("bastille: {name}");
+        case(&Backend::bastille());
+    }
+}
+
+#[test]
+fn api_cases_on_linux() {
+    for (name, case) in CASES {
+        eprintln!("linux: {name}");
+        case(&Backend::linux());
+    }
+}
