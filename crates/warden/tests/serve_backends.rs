@@ -309,7 +309,10 @@ fn kill_9_then_restart_reaps_and_interrupts(b: &Backend) {
     wait_no_residue(b);
 }
 
-const CASES: &[(&str, fn(&Backend))] = &[
+/// A named case.
+type Case = (&'static str, fn(&Backend));
+
+const CASES: &[Case] = &[
     ("argv_turns_end_to_end", argv_turns_end_to_end),
     ("cancel_a_running_turn", cancel_a_running_turn),
     (
