@@ -29,9 +29,11 @@ impl Backend {
 
     fn bastille() -> Backend {
         let h = BsdHost::fresh();
-        for step in ["host", "jails"] {
+        for step in ["base", "host", "jails"] {
             h.warden_ok(&["setup", "--backend", "bastille", "--step", step]);
         }
+        // loader.conf's kern.racct.enable=1 (the base step) takes effect: workers get their rctl limits.
+        assert!(h.tool(&["fakebsd", "reboot"]).status.success());
         Backend::Bastille(h)
     }
 
@@ -54,12 +56,7 @@ impl Backend {
             .unwrap();
         let (mut cmd, name) = match self {
             Backend::Linux(_) => (Command::new(common::warden_bin()), "linux"),
-            Backend::Bastille(h) => {
-                let mut c = h.cmd(&common::warden_bin());
-                // The release has `nobody`, not the default `clawdie` (fakebsd_cli.rs does the same).
-                c.env("WARDEN_WORKER_USER", "nobody");
-                (c, "bastille")
-            }
+            Backend::Bastille(h) => (h.cmd(&common::warden_bin()), "bastille"),
         };
         let child = cmd
             .arg("--state-dir")
