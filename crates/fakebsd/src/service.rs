@@ -194,7 +194,9 @@ fn action_run(cx: &mut Ctx, name: &str, action: &str, io: &mut Io) -> i32 {
         .find_map(|p| action.strip_prefix(p).map(|v| (*p, v)))
         .unwrap_or(("", action));
     let vars = rc_vars(cx);
-    let rcvar = format!("{name}_enable");
+    // rc.subr's name: a script file `llama-server` sets name="llama_server".
+    let rc_name = name.replace('-', "_");
+    let rcvar = format!("{rc_name}_enable");
     let has_rcvar = name != "netif" && name != "routing" && name != "devfs";
     let enabled = !has_rcvar || yes(vars.get(&rcvar));
     let mutating = matches!(
@@ -365,6 +367,18 @@ fn start(
             io.err(&format!("{script}: WARNING: failed to start {name}"));
             return 1;
         }
+    } else if name == "llama-server" {
+        // The port's llama_server_precmd.
+        let model = vars.get("llama_server_model").cloned().unwrap_or_default();
+        if model.is_empty() {
+            io.out("llama_server_model isn't set, it is required");
+            return 1;
+        }
+        if !cx.path(&model).is_file() {
+            io.out("llama_server_model isn't a file");
+            return 1;
+        }
+        io.out(&format!("Starting {name}."));
     } else if name == "nginx" && cx.jail.is_some() {
         // rc.d/nginx's start_precmd: `nginx -t` (its output goes to stderr).
         io.out("Performing sanity check on nginx configuration:");
@@ -477,9 +491,10 @@ fn pg_stop(cx: &mut Ctx, fs: &crate::jailfs::JailFs, io: &mut Io) -> i32 {
 /// `NAME_enable` is YES and whose preconditions hold (quietly; failures are only logged by rc).
 pub fn rc_autostart(cx: &mut Ctx, jail: &str) {
     let saved = cx.jail.replace(jail.to_string());
-    for name in ["postgresql", "nginx"] {
+    for name in ["postgresql", "nginx", "llama-server"] {
         let mut scratch = Io::default();
-        if script_path(cx, name).is_some() && yes(rc_vars(cx).get(&format!("{name}_enable"))) {
+        let rcvar = format!("{}_enable", name.replace('-', "_"));
+        if script_path(cx, name).is_some() && yes(rc_vars(cx).get(&rcvar)) {
             let _ = action_run(cx, name, "start", &mut scratch);
         }
     }

@@ -65,6 +65,9 @@ pub struct Step {
 pub struct Script {
     /// Steps in request order.
     pub steps: Vec<Step>,
+    /// When set, every request must carry `Authorization: Bearer <key>`; others get 401 (key-isolation tests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_key: Option<String>,
 }
 
 impl Script {
@@ -75,7 +78,14 @@ impl Script {
                 .into_iter()
                 .map(|reply| Step { reply, delay_ms: 0 })
                 .collect(),
+            require_key: None,
         }
+    }
+
+    /// The same script, answering only requests that carry `key` as their bearer token.
+    pub fn with_required_key(mut self, key: &str) -> Self {
+        self.require_key = Some(key.to_string());
+        self
     }
 
     /// Parses a script from JSON (`{"steps":[{"kind":"text","text":"hi"}, ...]}`).
@@ -273,6 +283,22 @@ fn serve_connection(stream: TcpStream, shared: &Shared) -> io::Result<()> {
             Err(poisoned) => poisoned.into_inner().push(recorded),
         }
         let path = req.path.split('?').next().unwrap_or("");
+        if let Some(key) = &shared.script.require_key {
+            let want = format!("Bearer {key}");
+            let ok = req
+                .headers
+                .iter()
+                .any(|(k, v)| k.eq_ignore_ascii_case("authorization") && v.trim() == want);
+            if !ok {
+                write_simple(
+                    &mut out,
+                    401,
+                    "application/json",
+                    br#"{"error":{"message":"mock provider: missing or wrong API key","type":"invalid_api_key"}}"#,
+                )?;
+                continue;
+            }
+        }
         let keep_alive = match (req.method.as_str(), path) {
             ("GET", "/v1/models") | ("GET", "/models") => {
                 let model = json!({"object":"list","data":[{"id":"mock-model","object":"model","created":0,"owned_by":"warden"}]});

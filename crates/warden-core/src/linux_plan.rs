@@ -129,6 +129,14 @@ pub fn plan_with(
 
     jails(layout, host, paths, &mut out, &mut notes);
     agent(layout, host, paths, &mut out, &mut blocked);
+    crate::linux_ai::plan(
+        layout,
+        host,
+        &paths.state_dir,
+        warden_exe(host),
+        &mut out,
+        &mut notes,
+    );
 
     let d = Step::Dns;
     let conf = render::dnsmasq_conf::render(layout);
@@ -380,6 +388,15 @@ fn agent(
     }
 }
 
+/// The `warden` binary jail actions run: the observing one, else `warden` on PATH.
+fn warden_exe(host: &LinuxHost) -> &str {
+    if host.warden_exe.is_empty() {
+        "warden"
+    } else {
+        host.warden_exe.as_str()
+    }
+}
+
 /// The `jails` step: every service jail of the layout exists (on the `host` release, at its slot, in its shape)
 /// and runs. A jail that exists with another address or shape is left alone, with a note: recreating it would
 /// destroy its data.
@@ -390,11 +407,7 @@ fn jails(
     out: &mut Vec<Action>,
     notes: &mut Vec<String>,
 ) {
-    let exe = if host.warden_exe.is_empty() {
-        "warden"
-    } else {
-        host.warden_exe.as_str()
-    };
+    let exe = warden_exe(host);
     let state = paths.state_dir.as_str();
     for s in layout.jails() {
         let shape = match s.shape {
@@ -407,6 +420,11 @@ fn jails(
             None => {
                 // The subnet and bridge go along so the jail's gateway matches this layout whatever the
                 // child warden reads; the address is given exactly rather than as a slot for the same reason.
+                let mut binds = Vec::new();
+                if s.role == crate::layout::Role::Ai {
+                    // The model server and model, installed on the host by the `ai` step.
+                    binds = vec!["--bind".to_string(), crate::linux_ai::jail_bind(state)];
+                }
                 out.push(Action::run(
                     Step::Jails,
                     format!(
@@ -430,7 +448,10 @@ fn jails(
                         shape.into(),
                         "--release".into(),
                         "host".into(),
-                    ],
+                    ]
+                    .into_iter()
+                    .chain(binds)
+                    .collect::<Vec<String>>(),
                 ));
             }
             Some(j) if j.addr != Some(s.addr) || j.shape != shape => notes.push(format!(
@@ -490,8 +511,17 @@ mod tests {
             }
         }
         let jail_actions = first.clone().only(Step::Jails).actions;
-        // create + start for git, cms, ai, db.
+        // create + start for git, cms, ai, db; the ai jail gets the model server's directory.
         assert_eq!(jail_actions.len(), 8, "{jail_actions:#?}");
+        let Op::Argv(ai_create) = &jail_actions[4].op else {
+            panic!("not a command: {:?}", jail_actions[4]);
+        };
+        assert!(
+            ai_create
+                .join(" ")
+                .ends_with("--bind /var/lib/warden/ai:/opt/warden-ai"),
+            "{ai_create:?}"
+        );
         let Op::Argv(argv) = &jail_actions[6].op else {
             panic!("not a command: {:?}", jail_actions[6]);
         };
@@ -512,9 +542,33 @@ mod tests {
                     }
                     .into(),
                     release: "host".into(),
+                    binds: if s.role == crate::layout::Role::Ai {
+                        vec![crate::linux_ai::jail_bind(&paths.state_dir)]
+                    } else {
+                        Vec::new()
+                    },
                 },
             );
         }
+        // The ai step: venv, install (server, then the model package), marker, model, log dir, server.
+        let ai: Vec<String> = plan(&layout, &host, &paths)
+            .only(Step::Ai)
+            .actions
+            .iter()
+            .map(|a| a.summary.clone())
+            .collect();
+        assert_eq!(ai.len(), 7, "{ai:#?}");
+        assert!(
+            ai[6].starts_with("start the model server in clawdieai on 10.0.1.4:8080"),
+            "{ai:#?}"
+        );
+        host.ai = crate::observed::LinuxAi {
+            venv: true,
+            installed: Some(crate::linux_ai::installed_content()),
+            model: true,
+            served: vec![crate::linux_ai::MODEL_ALIAS.into()],
+            wheels_cached: true,
+        };
         let again = plan(&layout, &host, &paths);
         assert_eq!(again.actions.len(), 1);
         assert_eq!(again.actions[0].summary, "start the cms jail clawdiecms");

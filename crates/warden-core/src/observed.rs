@@ -98,6 +98,24 @@ pub struct LinuxHost {
     pub release_users: BTreeMap<String, bool>,
     /// Bootstrapped releases → whether their `/etc/group` has the worker account's group.
     pub release_groups: BTreeMap<String, bool>,
+    /// The ai jail's model server.
+    pub ai: LinuxAi,
+}
+
+/// The model server of the ai jail on a Linux host, as observed (`<state_dir>/ai`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LinuxAi {
+    /// The venv's python exists.
+    pub venv: bool,
+    /// The venv's install marker, if any (what was installed).
+    pub installed: Option<String>,
+    /// The model file is in place.
+    pub model: bool,
+    /// The model ids the server in the ai jail lists (empty: not answering).
+    pub served: Vec<String>,
+    /// `ai.wheel_cache` holds the pinned llama-cpp-python wheel and the model wheel (then the install
+    /// needs no registry).
+    pub wheels_cached: bool,
 }
 
 /// A persistent jail on a Linux host, as observed.
@@ -111,4 +129,7 @@ pub struct LinuxJail {
     pub shape: String,
     /// `host` or a bootstrapped release.
     pub release: String,
+    /// Read-only binds as `SOURCE:TARGET`.
+    #[serde(default)]
+    pub binds: Vec<String>,
 }

@@ -75,7 +75,6 @@ pub fn check(config: &Config, pi_dir: &Path) -> PiConfig {
     let started = Instant::now();
     let cfg = agent_config(config);
     let mut checks = Vec::new();
-    let set = |key: &str, env: &str| format!("set {key} in warden.toml (or {env})");
 
     checks.push(if cfg.provider.trim().is_empty() {
         Check::fail(
@@ -98,7 +97,8 @@ pub fn check(config: &Config, pi_dir: &Path) -> PiConfig {
         Check::ok("agent.model", "a model id", cfg.model.clone())
     });
 
-    let expected = "an http(s) OpenAI-compatible base URL ending in /v1, reachable";
+    let expected =
+        "an http(s) OpenAI-compatible base URL ending in /v1 whose /models lists agent.model";
     checks.push(match url_host_port(&cfg.base_url) {
         Err(why) => Check::fail(
             "agent.base_url",
@@ -106,25 +106,7 @@ pub fn check(config: &Config, pi_dir: &Path) -> PiConfig {
             format!("{:?}: {why}", cfg.base_url),
             set("agent.base_url", "WARDEN_AGENT_BASE_URL"),
         ),
-        Ok((host, port)) => {
-            let reach = reachable(&host, port, Duration::from_millis(500));
-            let path_ok = cfg.base_url.trim_end_matches('/').ends_with("/v1");
-            match (reach, path_ok) {
-                (Ok(ms), true) => Check::ok("agent.base_url", expected, format!("{} answers TCP in {ms} ms", cfg.base_url)),
-                (Ok(_), false) => Check::warn(
-                    "agent.base_url",
-                    expected,
-                    format!("{} does not end in /v1 (pi appends /chat/completions)", cfg.base_url),
-                    set("agent.base_url", "WARDEN_AGENT_BASE_URL"),
-                ),
-                (Err(e), _) => Check::warn(
-                    "agent.base_url",
-                    expected,
-                    format!("{host}:{port} is not reachable from here: {e}"),
-                    "start the model server (the ai jail's llama.cpp), or point agent.base_url at a running one",
-                ),
-            }
-        }
+        Ok((host, port)) => base_url_check(&cfg, &host, port, expected),
     });
 
     if let Some(name) = &cfg.api_key_env {
@@ -216,6 +198,66 @@ pub fn check(config: &Config, pi_dir: &Path) -> PiConfig {
     }
 }
 
+fn set(key: &str, env: &str) -> String {
+    format!("set {key} in warden.toml (or {env})")
+}
+
+/// Asks an http:// provider for its models (the model must be listed); an https:// one (no TLS client
+/// here) is only checked to accept TCP.
+fn base_url_check(cfg: &AgentConfig, host: &str, port: u16, expected: &str) -> Check {
+    let fix = set("agent.base_url", "WARDEN_AGENT_BASE_URL");
+    if !cfg.base_url.trim_end_matches('/').ends_with("/v1") {
+        return Check::warn(
+            "agent.base_url",
+            expected,
+            format!(
+                "{} does not end in /v1 (pi appends /chat/completions)",
+                cfg.base_url
+            ),
+            fix,
+        );
+    }
+    let down = "start the model server (`warden setup --step ai`), or point agent.base_url at a running one";
+    if cfg.base_url.starts_with("https://") {
+        return match reachable(host, port, Duration::from_millis(500)) {
+            Ok(ms) => Check::ok(
+                "agent.base_url",
+                expected,
+                format!(
+                    "{} accepts TCP in {ms} ms (TLS: the model list is not asked)",
+                    cfg.base_url
+                ),
+            ),
+            Err(e) => Check::warn(
+                "agent.base_url",
+                expected,
+                format!("{host}:{port} is not reachable from here: {e}"),
+                down,
+            ),
+        };
+    }
+    let t0 = Instant::now();
+    match warden_core::models_probe::list_models(&cfg.base_url, Duration::from_secs(2)) {
+        Ok(ids) if ids.contains(&cfg.model) => Check::ok(
+            "agent.base_url",
+            expected,
+            format!(
+                "GET {}/models names {} ({} ms)",
+                cfg.base_url.trim_end_matches('/'),
+                cfg.model,
+                t0.elapsed().as_millis()
+            ),
+        ),
+        Ok(ids) => Check::warn(
+            "agent.base_url",
+            expected,
+            format!("the server lists {ids:?}, not {:?}", cfg.model),
+            set("agent.model", "WARDEN_AGENT_MODEL"),
+        ),
+        Err(e) => Check::warn("agent.base_url", expected, e, down),
+    }
+}
+
 fn reachable(host: &str, port: u16, timeout: Duration) -> Result<u128, String> {
     let addrs: Vec<SocketAddr> = (host, port)
         .to_socket_addrs()
@@ -251,6 +293,7 @@ mod tests {
 
     #[test]
     fn validates_and_shows_models_json() {
+        // A TCP listener that speaks no HTTP is not a model server.
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let dir = tempfile::tempdir().unwrap();
@@ -258,8 +301,30 @@ mod tests {
             agent_base_url: format!("http://127.0.0.1:{port}/v1"),
             ..Config::default()
         };
+        drop(listener);
         let got = check(&config, dir.path());
-        assert_eq!(got.report.get("agent.base_url").unwrap().status, Status::Ok);
+        assert_eq!(
+            got.report.get("agent.base_url").unwrap().status,
+            Status::Warn
+        );
+        // A server whose /v1/models lists another model: a warning naming agent.model.
+        let mock = warden_agent::mock::MockProvider::start(
+            ("127.0.0.1", 0),
+            warden_agent::mock::Script::new(vec![]),
+        )
+        .unwrap();
+        config.agent_base_url = mock.base_url();
+        let other = check(&config, dir.path());
+        let c = other.report.get("agent.base_url").unwrap();
+        assert_eq!(c.status, Status::Warn);
+        assert!(c.seen.contains("mock-model"), "{}", c.seen);
+        config.agent_model = "mock-model".into();
+        let got_ok = check(&config, dir.path());
+        assert_eq!(
+            got_ok.report.get("agent.base_url").unwrap().status,
+            Status::Ok
+        );
+        config.agent_model = "smollm2".into();
         let pi = got.report.get("agent.pi_installed").unwrap();
         assert_eq!(pi.status, Status::Fail);
         assert!(
@@ -318,6 +383,6 @@ mod tests {
             Status::Fail
         );
         assert_eq!(bad.report.get("agent.model").unwrap().status, Status::Fail);
-        drop(listener);
+        drop(mock);
     }
 }

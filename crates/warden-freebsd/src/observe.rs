@@ -65,7 +65,14 @@ fn probe_for(role: Role) -> InJailProbe {
             ..Default::default()
         },
         Role::Ai => InJailProbe {
-            packages: vec!["llama-cpp"],
+            packages: vec!["llama-cpp", warden_core::bastille_plan::AI_PIP_PKG],
+            rc_vars: vec![
+                "llama_server_enable",
+                "llama_server_model",
+                "llama_server_args",
+            ],
+            services: vec!["llama-server"],
+            paths: vec![warden_core::bastille_plan::AI_MODEL],
             ..Default::default()
         },
         _ => InJailProbe::default(),

@@ -98,9 +98,11 @@ impl LinuxBackend {
                         crate::Shape::Thick => "thick".into(),
                     },
                     release: j.release,
+                    binds: j.binds,
                 },
             );
         }
+        host.ai = self.observe_ai(layout, &host);
         // The jail actions run this very binary, so they work wherever it is installed.
         host.warden_exe = std::env::current_exe()
             .map(|p| p.display().to_string())
@@ -198,6 +200,32 @@ impl LinuxBackend {
             host.files.insert(marker, text);
         }
         Ok(())
+    }
+
+    /// The ai jail's model server: what `<state_dir>/ai` holds and whether the server answers.
+    fn observe_ai(&self, layout: &Layout, host: &LinuxHost) -> warden_core::observed::LinuxAi {
+        use warden_core::linux_ai;
+        let state = self.paths.state_dir.as_str();
+        let (Some(url), Some(ai)) = (
+            linux_ai::base_url(layout),
+            layout.service(warden_core::layout::Role::Ai),
+        ) else {
+            return Default::default();
+        };
+        // Only a running ai jail can answer; probing a missing address would wait out ARP.
+        let running = host.jails.get(&ai.jail).is_some_and(|j| j.running);
+        warden_core::observed::LinuxAi {
+            venv: std::path::Path::new(&format!("{}/bin/python", linux_ai::venv(state))).exists(),
+            installed: std::fs::read_to_string(linux_ai::installed_marker(state)).ok(),
+            model: std::path::Path::new(&linux_ai::model_path(state)).exists(),
+            wheels_cached: linux_ai::wheels_cached(std::path::Path::new(&layout.ai_wheel_cache)),
+            served: if running {
+                warden_core::models_probe::list_models(&url, std::time::Duration::from_secs(2))
+                    .unwrap_or_default()
+            } else {
+                Vec::new()
+            },
+        }
     }
 
     /// The pid of Warden's dnsmasq if its pid file names a live dnsmasq in this network namespace.

@@ -67,6 +67,34 @@ pub struct Jail {
     pub created: u64,
     /// Set by `start`, cleared by `stop`; trusted only while its init is alive.
     pub running: Option<Running>,
+    /// Host directories bound read-only into the jail (the ai jail's model server and model).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub binds: Vec<JailBind>,
+}
+
+/// A host directory bound read-only into a jail at start (created empty if missing).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JailBind {
+    /// Absolute host path.
+    pub source: PathBuf,
+    /// Absolute path inside the jail.
+    pub target: PathBuf,
+}
+
+impl JailBind {
+    /// Parses `SOURCE:TARGET` (both absolute).
+    pub fn parse(text: &str) -> std::result::Result<JailBind, String> {
+        let (src, dst) = text
+            .split_once(':')
+            .ok_or_else(|| format!("--bind {text:?}: want SOURCE:TARGET"))?;
+        let (source, target) = (PathBuf::from(src), PathBuf::from(dst));
+        if !source.is_absolute() || !target.is_absolute() || target == Path::new("/") {
+            return Err(format!(
+                "--bind {text:?}: both paths must be absolute and the target not /"
+            ));
+        }
+        Ok(JailBind { source, target })
+    }
 }
 
 /// What `create` needs.
@@ -77,6 +105,7 @@ pub struct CreateOpts {
     pub shape: Shape,
     pub network: Option<JailNet>,
     pub limits: JailLimits,
+    pub binds: Vec<JailBind>,
 }
 
 /// A jail's state as `list` shows it.
@@ -97,6 +126,9 @@ pub struct JailInfo {
     pub shape: Shape,
     /// The init's pid while running.
     pub pid: Option<i32>,
+    /// Read-only binds as `SOURCE:TARGET`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub binds: Vec<String>,
 }
 
 /// `<state_dir>/jails`.
@@ -289,6 +321,11 @@ pub fn list(state_dir: &Path) -> Result<Vec<JailInfo>> {
             },
             pid: live.map(|s| s.init_pid),
             addr: jail.network.as_ref().map(|n| n.addr),
+            binds: jail
+                .binds
+                .iter()
+                .map(|b| format!("{}:{}", b.source.display(), b.target.display()))
+                .collect(),
             release: jail.release,
             shape: jail.shape,
             name,
@@ -355,6 +392,7 @@ pub fn create(state_dir: &Path, opts: &CreateOpts) -> Result<Jail> {
         limits: opts.limits.clone(),
         created: now(),
         running: None,
+        binds: opts.binds.clone(),
     };
     write_json(&tmp, &jail)?;
     fs::rename(&tmp, &dir).map_err(|e| Error::io("rename into place", &dir, e))?;
@@ -410,6 +448,15 @@ pub fn spec(state_dir: &Path, jail: &Jail, cgroup_root: &Path) -> Result<WorkerS
     };
     spec.cgroup_root = cgroup_root.to_path_buf();
     spec.persistent = Some(jail_dir(state_dir, &jail.name));
+    for b in &jail.binds {
+        // The source may be filled later (the `ai` step installs into it after the jail starts).
+        fs::create_dir_all(&b.source).map_err(|e| Error::io("create directory", &b.source, e))?;
+        spec.binds.push(crate::spec::Bind {
+            source: b.source.clone(),
+            target: b.target.clone(),
+            writable: false,
+        });
+    }
     Ok(spec)
 }
 
@@ -693,6 +740,7 @@ mod tests {
                 dns: "10.0.1.1".parse().unwrap(),
             }),
             limits: JailLimits::default(),
+            binds: Vec::new(),
         };
         // A crashed creation is cleaned up by the next one.
         fs::create_dir_all(d.path().join("jails/.j1.creating/upper/junk")).unwrap();

@@ -210,7 +210,71 @@ fn write_etc(root: &Path, files: &[(&str, String)]) -> Result<()> {
 fn host_root(spec: &WorkerSpec, root: &Path) -> Result<()> {
     host_skeleton(root)?;
     bind_host_dirs(root)?;
-    write_etc(root, &host_etc(spec))
+    write_etc(root, &host_etc(spec))?;
+    host_userland(spec, root, true)
+}
+
+/// Host `/etc` directories a usable userland needs, bound read-only: Debian's alternatives (`awk`, `which`,
+/// `editor`, `pager` are links through them) and the CA certificates. Never `/etc/ssl/private`, `shadow`, or
+/// anything else of the host's `/etc`.
+const HOST_ETC_DIRS: [&str; 2] = ["alternatives", "ssl/certs"];
+/// Host `/etc` files bound read-only (public tables and OpenSSL's config).
+const HOST_ETC_FILES: [&str; 4] = ["services", "protocols", "ssl/openssl.cnf", "mime.types"];
+
+/// Makes a host-release root usable by an agent: alternatives, CA certificates, network tables, the
+/// timezone (`spec.timezone`, else the host's) and a UTF-8 locale. In a jail (`own_etc == false`) the jail's
+/// own `/etc/localtime` and locale files win.
+fn host_userland(spec: &WorkerSpec, root: &Path, own_etc: bool) -> Result<()> {
+    let etc = root.join("etc");
+    for d in HOST_ETC_DIRS {
+        let host = Path::new("/etc").join(d);
+        if host.is_dir() {
+            let inside = etc.join(d);
+            mkdir(&inside)?;
+            bind(&host, &inside, false)?;
+        }
+    }
+    for f in HOST_ETC_FILES {
+        let host = Path::new("/etc").join(f);
+        if host.is_file() {
+            let inside = etc.join(f);
+            if let Some(parent) = inside.parent() {
+                mkdir(parent)?;
+            }
+            if !inside.exists() {
+                write_file(&inside, "")?;
+            }
+            bind(&host, &inside, false)?;
+        }
+    }
+    let localtime = etc.join("localtime");
+    if !own_etc && fs::symlink_metadata(&localtime).is_ok() {
+        return Ok(());
+    }
+    let zone = spec
+        .timezone
+        .as_deref()
+        .filter(|tz| valid_zone(tz))
+        .map(|tz| PathBuf::from("/usr/share/zoneinfo").join(tz))
+        .or_else(|| fs::read_link("/etc/localtime").ok());
+    if let Some(zone) = zone {
+        let _ = fs::remove_file(&localtime);
+        symlink(&zone, &localtime).map_err(|e| Error::io("create symlink", &localtime, e))?;
+        if let Ok(name) = zone.strip_prefix("/usr/share/zoneinfo") {
+            write_file(&etc.join("timezone"), &format!("{}\n", name.display()))?;
+        }
+    }
+    mkdir(&etc.join("default"))?;
+    // C.UTF-8 is built into glibc (no locale files needed).
+    write_file(&etc.join("default/locale"), "LANG=C.UTF-8\n")
+}
+
+/// A zone name that names a file under /usr/share/zoneinfo (no `..`, no absolute path).
+fn valid_zone(tz: &str) -> bool {
+    !tz.is_empty()
+        && !tz.starts_with('/')
+        && !tz.split('/').any(|c| c == ".." || c.is_empty())
+        && Path::new("/usr/share/zoneinfo").join(tz).is_file()
 }
 
 /// The directories and merged-usr symlinks of a host-release root (what exists is kept).
@@ -305,6 +369,7 @@ fn jail_root(spec: &WorkerSpec, dir: &Path, base: &Path, root: &Path) -> Result<
     }
     if host {
         bind_host_dirs(root)?;
+        host_userland(spec, root, false)?;
     }
     write_etc(root, &network_etc(spec))
 }

@@ -47,6 +47,9 @@ pub struct WorkerSpec {
     /// here are then only the parked defaults).
     #[serde(default)]
     pub parked: bool,
+    /// IANA timezone for `/etc/localtime` of a host-release root (Warden's `timezone`); `None`: the host's.
+    #[serde(default)]
+    pub timezone: Option<String>,
 }
 
 impl WorkerSpec {
@@ -77,6 +80,7 @@ impl WorkerSpec {
             cgroup_root: PathBuf::from("/sys/fs/cgroup"),
             persistent: None,
             parked: false,
+            timezone: None,
         }
     }
 

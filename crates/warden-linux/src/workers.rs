@@ -66,6 +66,8 @@ pub struct LinuxWorkers {
     range: (Ipv4Addr, Ipv4Addr),
     gateway: Ipv4Addr,
     bridge: String,
+    /// The layout's timezone, for `/etc/localtime` in host-release roots.
+    timezone: String,
     pool: Option<Pool>,
     /// Feeds names of non-VNET workers; time-seeded so a restarted server does not reuse a name whose teardown
     /// may still be in flight.
@@ -86,6 +88,7 @@ impl LinuxWorkers {
             range: layout.workers,
             gateway: layout.gateway,
             bridge: layout.bridge.clone(),
+            timezone: layout.timezone.clone(),
             pool: None,
             names: AtomicU64::new(seed >> 8),
             opts,
@@ -124,6 +127,7 @@ impl LinuxWorkers {
             let mut template = WorkerSpec::new("pool", &["true"], &self.opts.state_dir);
             template.network = self.mode(network, Ipv4Addr::UNSPECIFIED);
             template.cgroup_root = self.opts.cgroup_root.clone();
+            template.timezone = Some(self.timezone.clone());
             // The layout's default turn limits, so a default turn writes no cgroup file.
             template.limits = Limits {
                 memory_bytes: Some(layout.limits.memory_bytes),
@@ -161,6 +165,7 @@ impl LinuxWorkers {
     ) -> Result<WorkerSpec, WorkerError> {
         let argv: Vec<&str> = work.argv.iter().map(String::as_str).collect();
         let mut w = WorkerSpec::new(name, &argv, &self.opts.state_dir);
+        w.timezone = Some(self.timezone.clone());
         w.release = match work.release.as_deref() {
             None | Some("host") => ReleaseRef::Host,
             Some(other) => {

@@ -30,6 +30,7 @@ fn create(state: &Path, name: &str, shape: Shape, net: Option<JailNet>) {
                 max_pids: Some(128),
                 cpu: None,
             },
+            binds: Vec::new(),
         },
     )
     .unwrap();

@@ -21,7 +21,7 @@ pub const WORKSPACE: &str = "/workspace";
 pub const AGENT_DIR: &str = "/var/pi";
 
 /// What a worker needs to run one pi turn for a tenant.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct AgentPrep {
     /// pi's argv (node + cli.js + flags).
     pub argv: Vec<String>,
@@ -31,6 +31,8 @@ pub struct AgentPrep {
     pub mounts: Vec<Mount>,
     /// The workspace.
     pub cwd: PathBuf,
+    /// The turn's capability token at the model gateway; revoked when this drops (at the turn's end).
+    pub token: Option<warden_gateway::TurnToken>,
 }
 
 /// The host directory of a tenant.
@@ -57,8 +59,29 @@ fn mkdir_owned(dir: &Path, owner: (u32, u32)) -> Result<(), String> {
         .map_err(|e| format!("failed to chown {}: {e}", dir.display()))
 }
 
+/// What pi in a worker is told about its provider: the model gateway with a fresh turn token when one is
+/// configured, else `agent.base_url` directly. Never the provider key: that stays in the host process.
+fn worker_agent_config(
+    app: &Arc<App>,
+    turn: &str,
+    tenant: &str,
+) -> Result<(warden_agent::AgentConfig, Option<warden_gateway::TurnToken>), String> {
+    let mut cfg = app.opts.agent.clone();
+    cfg.api_key_env = None;
+    if app.opts.gateway.is_none() {
+        cfg.api_key = "none".into();
+        return Ok((cfg, None));
+    }
+    let (gw, url) = app.gateway.as_ref().map_err(|why| why.clone())?;
+    let token = gw.grant(turn, tenant).map_err(|e| e.to_string())?;
+    cfg.base_url = url.clone();
+    cfg.api_key = token.as_str().to_string();
+    Ok((cfg, Some(token)))
+}
+
 /// Prepares a tenant's dirs and pi files and returns the worker's part of the turn.
-pub async fn prepare(app: &Arc<App>, tenant: &str) -> Result<AgentPrep, String> {
+pub async fn prepare(app: &Arc<App>, tenant: &str, turn: &str) -> Result<AgentPrep, String> {
+    let (agent_cfg, token) = worker_agent_config(app, turn, tenant)?;
     let cli = installed_pi(app)?;
     // The worker's node: the host's on Linux (host release), the release's own in a FreeBSD jail.
     let node = app.workers.node().map_err(|e| e.to_string())?;
@@ -79,21 +102,15 @@ pub async fn prepare(app: &Arc<App>, tenant: &str) -> Result<AgentPrep, String> 
     mkdir_owned(&agent_dir, owner)?;
     mkdir_owned(&agent_dir.join("sessions"), owner)?;
     // Rewritten every turn so a config change reaches the next turn.
-    write_agent_dir(&app.opts.agent, &agent_dir)
+    write_agent_dir(&agent_cfg, &agent_dir)
         .map_err(|e| format!("failed to write pi's agent dir: {e}"))?;
     let session = Path::new(AGENT_DIR)
         .join("sessions")
         .join(format!("{tenant}.jsonl"));
     let launcher = PiLauncher::node(&node, &cli_inside);
-    let argv = pi_argv(&app.opts.agent, &launcher, &session);
+    let argv = pi_argv(&agent_cfg, &launcher, &session);
     let mut env = pi_env(Path::new(AGENT_DIR));
     env.push(("HOME".into(), AGENT_DIR.into()));
-    if let Some(key_env) = &app.opts.agent.api_key_env {
-        // models.json names the variable; hand its value through from warden's environment.
-        if let Ok(value) = std::env::var(key_env) {
-            env.push((key_env.clone(), value));
-        }
-    }
     app.store
         .upsert_session(tenant, &session.to_string_lossy(), WORKSPACE)
         .map_err(|e| format!("failed to record the session: {e}"))?;
@@ -119,5 +136,6 @@ pub async fn prepare(app: &Arc<App>, tenant: &str) -> Result<AgentPrep, String> 
             },
         ],
         cwd: PathBuf::from(WORKSPACE),
+        token,
     })
 }

@@ -40,7 +40,7 @@ use warden_store::Store;
 pub use client::{token, Client, ClientError, ListQuery};
 pub use error::{ApiError, ServerError};
 pub use request::{LimitsRequest, Network, TurnRequest};
-pub use state::ServeOptions;
+pub use state::{GatewayOptions, ServeOptions};
 pub use view::TurnView;
 pub use warden_host::worker::Workers;
 pub use warden_store::RecoveryPolicy;
@@ -142,6 +142,7 @@ pub async fn serve_until(
     if !recovered.interrupted.is_empty() {
         tracing::warn!(count = recovered.interrupted.len(), policy = ?opts.recovery, "settled turns a previous server left unfinished");
     }
+    let (gateway, gateway_listener) = start_gateway(&opts, &store);
     let app = Arc::new(App {
         queue: Mutex::new(scheduler::Queue::new(opts.queue_size, opts.concurrency)),
         running: Mutex::new(Default::default()),
@@ -153,6 +154,7 @@ pub async fn serve_until(
         workers,
         waiters: Mutex::new(Default::default()),
         specs: Mutex::new(Default::default()),
+        gateway,
         layout,
         opts,
         store,
@@ -196,6 +198,17 @@ pub async fn serve_until(
     for l in listeners {
         let mut down = app.shutdown.subscribe();
         let router = router.clone();
+        servers.push(tokio::spawn(async move {
+            axum::serve(l, router)
+                .with_graceful_shutdown(async move {
+                    let _ = down.wait_for(|s| *s).await;
+                })
+                .await
+        }));
+    }
+    if let (Some(l), Ok((gw, _))) = (gateway_listener, &app.gateway) {
+        let mut down = app.shutdown.subscribe();
+        let router = warden_gateway::router(gw.clone());
         servers.push(tokio::spawn(async move {
             axum::serve(l, router)
                 .with_graceful_shutdown(async move {
@@ -248,6 +261,48 @@ pub async fn serve_until(
     let _ = std::fs::remove_file(&serve_file);
     tracing::info!("control plane stopped");
     Ok(())
+}
+
+/// Builds the model gateway over its listener (bound by the caller, in the network namespace that holds
+/// the bridge). A failure is kept as the reason agent turns give, not a startup error: argv turns do not
+/// need it.
+fn start_gateway(
+    opts: &ServeOptions,
+    store: &Arc<Store>,
+) -> (state::GatewaySlot, Option<tokio::net::TcpListener>) {
+    let Some(g) = &opts.gateway else {
+        return (Err("no model gateway is configured".into()), None);
+    };
+    let gw = match warden_gateway::Gateway::new(g.config.clone(), store.clone()) {
+        Ok(gw) => gw,
+        Err(e) => return (Err(e.to_string()), None),
+    };
+    let bound = g.listener.clone().and_then(|l| {
+        l.try_clone()
+            .and_then(|l| {
+                l.set_nonblocking(true)?;
+                tokio::net::TcpListener::from_std(l)
+            })
+            .map_err(|e| e.to_string())
+    });
+    let addr = match &g.listener {
+        Ok(l) => l.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+        Err(_) => "the gateway address".to_string(),
+    };
+    match bound {
+        Ok(l) => {
+            let local = l.local_addr().map(|a| a.to_string()).unwrap_or(addr);
+            tracing::info!(%local, upstream = %g.config.upstream, "model gateway listening");
+            (Ok((gw, format!("http://{local}/v1"))), Some(l))
+        }
+        Err(e) => {
+            let why = format!(
+                "the model gateway cannot listen on {addr}: {e} (run `warden setup` so the bridge has the gateway address, or change gateway.port)"
+            );
+            tracing::warn!(%why, "agent turns will fail");
+            (Err(why), None)
+        }
+    }
 }
 
 /// Stops accepting, lets running turns finish until the deadline, then cancels them.

@@ -121,13 +121,13 @@ pub fn document() -> Value {
             "schemas": {
                 "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object",
                     "required": ["code", "message"], "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}},
-                "TurnRequest": {"type": "object", "required": ["tenant"], "additionalProperties": false,
+                "TurnRequest": {"type": "object", "additionalProperties": false,
                     // An argv turn, or an agent turn (prompt), which runs on vnet only; never both.
                     "oneOf": [{"required": ["argv"]},
                         {"required": ["prompt"], "properties": {"network": {"const": "vnet"}}}],
                     "not": {"required": ["argv", "prompt"]},
                     "properties": {
-                    "tenant": {"type": "string", "description": "one of the layout's tenants; with none configured, a DNS label",
+                    "tenant": {"type": "string", "description": "one of the layout's tenants (with none configured, a DNS label); absent: the platform (namespace, system)",
                         "pattern": "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"},
                     "argv": {"type": "array", "minItems": 1, "maxItems": crate::request::MAX_ARGV,
                         "prefixItems": [{"type": "string", "minLength": 1, "pattern": no_nul}],

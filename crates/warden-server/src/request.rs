@@ -23,7 +23,8 @@ pub const MAX_TIMEOUT_MS: u64 = 24 * 3600 * 1000;
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TurnRequest {
-    /// Owning tenant.
+    /// Owning tenant; absent or empty: the platform itself (the layout's namespace, `system`).
+    #[serde(default)]
     pub tenant: String,
     /// Program and arguments (an argv turn); exclusive with `prompt`.
     #[serde(default)]
@@ -190,6 +191,7 @@ pub fn is_dns_label(name: &str) -> bool {
 /// configured still works; the label rule keeps the name safe as a path component under
 /// `<state_dir>/tenants/`).
 pub fn check_tenant(layout: &Layout, tenant: &str) -> Result<(), ApiError> {
+    // The platform (the root install's shared state) is always a valid owner.
     let known = if tenant == layout.namespace {
         true
     } else if layout.tenants.is_empty() {
@@ -219,7 +221,10 @@ pub fn check_tenant(layout: &Layout, tenant: &str) -> Result<(), ApiError> {
 
 impl TurnRequest {
     /// Validates the request against the layout and resolves its defaults.
-    pub fn validate(self, layout: &Layout) -> Result<TurnSpec, ApiError> {
+    pub fn validate(mut self, layout: &Layout) -> Result<TurnSpec, ApiError> {
+        if self.tenant.is_empty() {
+            self.tenant = layout.namespace.clone();
+        }
         check_tenant(layout, &self.tenant)?;
         let work = match (self.argv, self.prompt) {
             (Some(_), Some(_)) => {

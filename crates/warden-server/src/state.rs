@@ -40,6 +40,19 @@ pub struct ServeOptions {
     pub max_body_bytes: usize,
     /// The Telegram channel, when a bot token is configured.
     pub telegram: Option<warden_telegram::TelegramConfig>,
+    /// The model gateway: where it listens and what it forwards to. `None`: workers' pi talks to
+    /// `agent.base_url` directly (no provider key is ever handed to a worker either way).
+    pub gateway: Option<GatewayOptions>,
+}
+
+/// Where the model gateway listens and how it forwards.
+#[derive(Debug, Clone)]
+pub struct GatewayOptions {
+    /// Bound by the caller on the gateway address and `gateway.port`, in the network namespace of the
+    /// bridge (a socket belongs to the namespace it was made in); or why it could not be bound.
+    pub listener: Result<Arc<std::net::TcpListener>, String>,
+    /// Upstream, key, flattening, budget.
+    pub config: warden_gateway::GatewayConfig,
 }
 
 impl ServeOptions {
@@ -57,6 +70,7 @@ impl ServeOptions {
             pi_dir: None,
             max_body_bytes: 1 << 20,
             telegram: None,
+            gateway: None,
         }
     }
 
@@ -126,7 +140,12 @@ pub struct App {
     /// Validated requests of turns submitted to this server, taken by their runner (saves
     /// reading and decoding the stored request; a turn recovered from the store has none).
     pub specs: Mutex<HashMap<TurnId, crate::request::TurnSpec>>,
+    /// The model gateway and the base URL workers use for it, or why it is not serving.
+    pub gateway: GatewaySlot,
 }
+
+/// The model gateway and the base URL workers use for it, or why agent turns cannot use one.
+pub type GatewaySlot = Result<(Arc<warden_gateway::Gateway>, String), String>;
 
 /// Locks a mutex, ignoring poisoning (the data is plain bookkeeping, consistent at every await).
 pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -158,7 +158,7 @@ async fn run_inner(
         return Ok(cancelled_outcome(reason));
     }
     let agent = match &spec.work {
-        Work::Prompt(_) => Some(agent_turn::prepare(app, &spec.tenant).await?),
+        Work::Prompt(_) => Some(agent_turn::prepare(app, &spec.tenant, id.as_str()).await?),
         Work::Argv(_) => None,
     };
     let work = work_of(&spec, agent.as_ref());

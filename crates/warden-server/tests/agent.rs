@@ -175,3 +175,111 @@ async fn agent_turns_reach_the_provider_through_the_nat() {
     assert_no_residue(state.path());
     drop(mock);
 }
+
+/// The provider key stays on the host: pi in the worker gets a turn token for the model gateway, the
+/// gateway adds the key, and the provider (which refuses requests without it) answers. Inside the
+/// worker, a bash tool call dumps every environment and command line it can see and searches its files
+/// for the key; the test reads that output where it comes back to the provider.
+#[tokio::test(flavor = "multi_thread")]
+async fn keyed_turns_succeed_while_the_worker_holds_no_key() {
+    let Some(_lock) = root_test("keyed_turns_succeed_while_the_worker_holds_no_key") else {
+        return;
+    };
+    let key = format!("sk-isolation-{}", std::process::id());
+    // Split (as are the markers) so that the probe's own command line never contains them whole.
+    let (k1, k2) = key.split_at(6);
+    let probe = format!(
+        "for f in /proc/[0-9]*/environ /proc/[0-9]*/cmdline; do tr '\\0' '\\n' < $f; echo; done 2>/dev/null; \
+         echo ENV\"-DONE\"; grep -rlF \"{k1}\"\"{k2}\" / --exclude-dir=proc --exclude-dir=sys --exclude-dir=dev 2>/dev/null; \
+         echo GREP\"-DONE\""
+    );
+    let net = test_net();
+    let script = Script::new(vec![
+        Reply::ToolCall {
+            name: "bash".into(),
+            arguments: serde_json::json!({ "command": probe }),
+        },
+        Reply::Text {
+            text: "Checked.".into(),
+        },
+    ])
+    .with_required_key(&key);
+    // The provider listens on this machine's loopback: only host processes (the gateway) can reach it,
+    // never a worker, whose namespace has its own loopback.
+    let mock = MockProvider::start(("127.0.0.1", 0), script).unwrap();
+    let state = state_dir();
+    let netns = net.path();
+    // A free port for the gateway: the namespace is this test's own, so any port is free there.
+    let srv = Server::start(
+        state.path(),
+        &[
+            "--host-netns",
+            netns.to_str().unwrap(),
+            "--base-url",
+            &mock.base_url(),
+            "--model",
+            "mock-model",
+            "--gateway",
+            "10.0.1.1:8090",
+            "--gateway-key-env",
+            "TEST_PROVIDER_KEY",
+        ],
+        &[("TEST_PROVIDER_KEY", &key)],
+    );
+    let a = srv.client().turn("acme", "check the key").await.unwrap();
+    assert_eq!(
+        a.status.as_str(),
+        "succeeded",
+        "{a:?}\nlog: {}",
+        srv.log_text()
+    );
+    assert_eq!(a.reply.as_deref(), Some("Checked."));
+    let reqs = mock.completion_requests();
+    assert_eq!(reqs.len(), 2, "both requests reached the keyed provider");
+    let tool_out = reqs[1].body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["role"] == "tool")
+        .map(|m| m["content"].to_string())
+        .unwrap();
+    // The probe ran (it saw pi's environment and finished its search) and found no key anywhere.
+    assert!(tool_out.contains("PI_CODING_AGENT_DIR"), "{tool_out}");
+    assert!(
+        tool_out.contains("ENV-DONE") && tool_out.contains("GREP-DONE"),
+        "{tool_out}"
+    );
+    let found = tool_out
+        .split("ENV-DONE")
+        .nth(1)
+        .unwrap()
+        .split("GREP-DONE")
+        .next()
+        .unwrap()
+        .replace("\\n", "")
+        .trim()
+        .to_string();
+    assert_eq!(found, "", "files holding the key: {found}");
+    assert!(
+        !tool_out.contains(&key),
+        "the key is in the worker: {tool_out}"
+    );
+    // What pi was given: the gateway and a turn token, revoked now the turn is over.
+    let models = std::fs::read_to_string(state.path().join("tenants/acme/pi/models.json")).unwrap();
+    assert!(models.contains("http://10.0.1.1:8090/v1"), "{models}");
+    assert!(!models.contains(&key), "{models}");
+    let v: Value = serde_json::from_str(&models).unwrap();
+    let token = v["providers"]["local"]["apiKey"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(token.starts_with("wt-"), "{token}");
+    // The gateway counted the provider's reported tokens for the turn.
+    let store = warden_store::Store::open(&state.path().join("control.db")).unwrap();
+    let usage = store.turn_model_usage(&a.id).unwrap();
+    assert_eq!(usage.requests, 2, "{usage:?}");
+    assert_eq!(usage.completion_tokens, 14, "{usage:?}");
+    drop(srv);
+    assert_no_residue(state.path());
+    drop(mock);
+}

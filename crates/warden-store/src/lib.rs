@@ -17,12 +17,14 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 pub mod events;
 mod ids;
 pub mod migrations;
+pub mod model_usage;
 pub mod sessions;
 pub mod telegram;
 pub mod turns;
 
 pub use events::{Appended, EventKind, TurnEvent};
 pub use ids::{new_id, TurnId};
+pub use model_usage::ModelUsage;
 pub use sessions::Session;
 pub use telegram::{Accepted, ChatAction, TelegramUpdate, UpdateState};
 pub use turns::{NewTurn, RecoveryPolicy, Turn, TurnFilter, TurnKind, TurnOutcome, TurnStatus};
@@ -248,7 +250,7 @@ mod tests {
             .unwrap()
             .collect::<rusqlite::Result<_>>()
             .unwrap();
-        for t in ["sessions", "turn_events", "turns"] {
+        for t in ["model_usage", "sessions", "turn_events", "turns"] {
             assert!(names.iter().any(|n| n == t), "missing {t} in {names:?}");
         }
         assert!(
@@ -262,7 +264,7 @@ mod tests {
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 4);
+        assert_eq!(version, 5);
     }
 
     #[test]

@@ -109,9 +109,26 @@ CREATE TABLE telegram_updates (
 CREATE INDEX telegram_updates_pending ON telegram_updates (state, chat_id, update_id);
 "#;
 
+/// V5: the model gateway's token accounting, one row per provider request (a turn may make several).
+/// `turn_id` is not a foreign key: a request is counted even if its turn row is gone.
+const V5: &str = r#"
+CREATE TABLE model_usage (
+    id                INTEGER PRIMARY KEY AUTOINCREMENT,
+    turn_id           TEXT NOT NULL,
+    tenant            TEXT NOT NULL,
+    model             TEXT NOT NULL,
+    prompt_tokens     INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    estimated         INTEGER NOT NULL DEFAULT 0,
+    created_ms        INTEGER NOT NULL
+);
+CREATE INDEX model_usage_by_turn ON model_usage (turn_id);
+CREATE INDEX model_usage_by_tenant ON model_usage (tenant);
+"#;
+
 /// All migrations, oldest first; append new ones, never edit old ones.
 pub fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(V1), M::up(V2), M::up(V3), M::up(V4)])
+    Migrations::new(vec![M::up(V1), M::up(V2), M::up(V3), M::up(V4), M::up(V5)])
 }
 
 #[cfg(test)]
@@ -138,7 +155,7 @@ mod tests {
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 4);
+        assert_eq!(version, 5);
         let journal: i64 = conn
             .query_row(
                 "SELECT count(*) FROM sqlite_master WHERE name IN \

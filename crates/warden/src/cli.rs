@@ -305,9 +305,9 @@ pub struct BenchArgs {
 
 #[derive(Debug, Args)]
 pub struct TurnArgs {
-    /// The tenant whose workspace and session the turn uses.
+    /// The tenant whose workspace and session the turn uses; default the platform (`namespace`, `system`).
     #[arg(long, env = "TENANT_ID")]
-    pub tenant: String,
+    pub tenant: Option<String>,
     /// Print the whole result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -448,6 +448,9 @@ pub struct JailCreateArgs {
     /// CPU limit as a fraction of one core (e.g. 1.5); default unlimited.
     #[arg(long)]
     pub cpu: Option<f64>,
+    /// A host directory bound read-only into the jail, SOURCE:TARGET (repeatable; created if missing).
+    #[arg(long, value_name = "SOURCE:TARGET")]
+    pub bind: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -43,9 +43,10 @@ table inet {TABLE} {{
     chain input {{
         type filter hook input priority filter; policy accept;
         iifname "{bridge}" ct state established,related accept
-        # Workers reach only DNS on the host; service jails may reach the control plane too.
+        # Workers reach only DNS and the model gateway on the host; service jails may reach the control plane too.
         iifname "{bridge}" ip saddr @workers udp dport 53 accept
         iifname "{bridge}" ip saddr @workers tcp dport 53 accept
+        iifname "{bridge}" ip saddr @workers ip daddr {gateway} tcp dport {gateway_port} accept
         iifname "{bridge}" ip saddr @workers drop
     }}
 
@@ -66,6 +67,8 @@ table inet {TABLE} {{
 "#,
         bridge = layout.bridge,
         cidr = layout.cidr(),
+        gateway = layout.gateway,
+        gateway_port = layout.gateway_port,
     ) + &render_bridge(layout)
 }
 

@@ -1,5 +1,6 @@
 //! The check families, and which of them run on which backend.
 
+pub mod ai;
 pub mod bastille;
 pub mod control_plane;
 pub mod dns;
@@ -68,6 +69,8 @@ pub fn tasks(ctx: &Arc<Ctx>) -> Vec<Task> {
             }
         }
     }
+    // A dead bridge makes the probe wait out its limit.
+    out.push(task(ctx, "ai.models", ai::models).depends(&["network.bridge"]));
     out.extend([
         task(ctx, "outbound", control_plane::outbound).depends(control_plane::OUTBOUND_DEPS),
         task(ctx, "control_plane.healthz", control_plane::healthz),

@@ -2,7 +2,9 @@
 //! `serve [flags]` → the control plane on the layout from the environment (defaults + `TENANT_ID`
 //! etc.). Flags: `--state-dir DIR` (required), `--listen ADDR` (repeatable), `--host-netns PATH`,
 //! `--concurrency N`, `--queue N`, `--deadline-ms N`, `--recovery fail_all|fail_running|requeue_running`,
-//! `--pi-dir DIR`, `--base-url URL`, `--model ID`, `--pool N` (parked workers for network none).
+//! `--pi-dir DIR`, `--base-url URL`, `--model ID`, `--pool N` (parked workers for network none),
+//! `--gateway IP:PORT` (the model gateway there, forwarding to `--base-url`), `--gateway-key-env VAR`
+//! (the provider key it injects, read from VAR), `--gateway-budget N`.
 //! The workers are Linux ones (warden-linux's adapter of the worker contract): Linux test tooling.
 
 use std::process::ExitCode;
@@ -38,6 +40,7 @@ fn run(args: &[String]) -> Result<(), String> {
     let mut opts = warden_server::ServeOptions::new("");
     let mut linux = warden_linux::LinuxOptions::new("");
     let mut listen = Vec::new();
+    let (mut gateway, mut gateway_key, mut gateway_budget) = (None, None, None);
     let mut it = args.iter();
     while let Some(flag) = it.next() {
         let value = it.next().ok_or(format!("{flag} needs a value"))?;
@@ -59,6 +62,15 @@ fn run(args: &[String]) -> Result<(), String> {
             "--pool" => linux.pool[0] = num(value)? as usize,
             "--base-url" => opts.agent.base_url = value.clone(),
             "--model" => opts.agent.model = value.clone(),
+            "--gateway" => {
+                gateway = Some(
+                    value
+                        .parse::<std::net::SocketAddr>()
+                        .map_err(|e| format!("--gateway: {e}"))?,
+                )
+            }
+            "--gateway-key-env" => gateway_key = std::env::var(value).ok(),
+            "--gateway-budget" => gateway_budget = Some(num(value)?),
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -67,6 +79,24 @@ fn run(args: &[String]) -> Result<(), String> {
     }
     if !listen.is_empty() {
         opts.listen = Some(listen);
+    }
+    if let Some(addr) = gateway {
+        let mut config = warden_gateway::GatewayConfig::new(opts.agent.base_url.clone());
+        config.api_key = gateway_key;
+        config.tenant_token_budget = gateway_budget;
+        // A socket belongs to the namespace it was made in: bind on a thread that entered the bridge's.
+        let netns = linux.host_netns.clone();
+        let listener = std::thread::spawn(move || -> Result<std::net::TcpListener, String> {
+            if let Some(ns) = &netns {
+                warden_linux::veth::enter_netns(ns)
+                    .map_err(|e| format!("failed to enter {}: {e}", ns.display()))?;
+            }
+            std::net::TcpListener::bind(addr).map_err(|e: std::io::Error| format!("{addr}: {e}"))
+        })
+        .join()
+        .unwrap_or_else(|_| Err("the bind thread panicked".into()))
+        .map(std::sync::Arc::new);
+        opts.gateway = Some(warden_server::GatewayOptions { listener, config });
     }
     let env = |name: &str| std::env::var(name).ok();
     let loaded = warden_core::load(None, &env, &Vec::new()).map_err(|e| e.to_string())?;

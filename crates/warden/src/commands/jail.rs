@@ -167,6 +167,16 @@ fn create(layout: &Layout, state_dir: &Path, args: &JailCreateArgs) -> Result<()
             max_pids: args.pids,
             cpu: args.cpu,
         },
+        binds: args
+            .bind
+            .iter()
+            .map(|b| warden_linux::jail::JailBind::parse(b))
+            .collect::<Result<_, _>>()
+            .map_err(|e| {
+                Exit::usage(format!(
+                    "{e}\n  fix: e.g. --bind /var/lib/warden/ai:/opt/warden-ai"
+                ))
+            })?,
     };
     let t0 = Instant::now();
     jail::create(state_dir, &opts).map_err(exit_for)?;

@@ -7,6 +7,28 @@ use crate::cli::{Global, ServeArgs};
 use crate::context;
 use crate::exit::Exit;
 
+/// The model gateway on `<gateway>:<gateway.port>`, forwarding to `agent.base_url` with the key from the
+/// variable `agent.api_key_env` names (read here, in the host process, and nowhere else).
+fn gateway_options(
+    layout: &warden_core::Layout,
+    agent: &warden_agent::AgentConfig,
+) -> warden_server::GatewayOptions {
+    let mut config = warden_gateway::GatewayConfig::new(agent.base_url.clone());
+    config.api_key = agent
+        .api_key_env
+        .as_deref()
+        .and_then(|var| std::env::var(var).ok())
+        .filter(|k| !k.is_empty());
+    config.flatten_content = layout.gateway_flatten_content;
+    config.tenant_token_budget =
+        (layout.gateway_tenant_token_budget > 0).then_some(layout.gateway_tenant_token_budget);
+    let addr = std::net::SocketAddr::from((layout.gateway, layout.gateway_port));
+    let listener = std::net::TcpListener::bind(addr)
+        .map(std::sync::Arc::new)
+        .map_err(|e| format!("{addr}: {e}"));
+    warden_server::GatewayOptions { listener, config }
+}
+
 /// Builds the serve options from config and flags and runs the server.
 pub fn run(global: &Global, args: &ServeArgs) -> Result<(), Exit> {
     let (loaded, layout) = context::layout(global)?;
@@ -20,6 +42,7 @@ pub fn run(global: &Global, args: &ServeArgs) -> Result<(), Exit> {
     let mut opts = warden_server::ServeOptions::new(&state_dir);
     opts.agent = warden_doctor::pi_config::agent_config(&loaded.config);
     opts.telegram = crate::commands::telegram::config(&loaded)?;
+    opts.gateway = Some(gateway_options(&layout, &opts.agent));
     // workers.pool: parked workers per network mode (none and vnet; argv turns take them).
     let pool = layout.pool_size as usize;
     let how = backends::WorkerUse {

