@@ -84,6 +84,7 @@ fn say_hello_offline_through_the_gateway_to_the_local_model() {
     common::require_root();
     // Root networking tests of every worktree take turns.
     let lock = File::create("/tmp/warden-linux-tests.lock").unwrap();
+    // SAFETY: flock on a descriptor this function owns; no memory is involved.
     assert_eq!(unsafe { flock(lock.as_raw_fd(), LOCK_EX) }, 0);
     let n = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -77,6 +77,7 @@ fn a_host_release_worker_has_a_usable_userland_and_no_host_secrets() {
         fn flock(fd: i32, operation: i32) -> i32;
     }
     use std::os::fd::AsRawFd;
+    // SAFETY: flock on a descriptor this function owns; no memory is involved.
     assert_eq!(unsafe { flock(lock.as_raw_fd(), 2) }, 0);
     let work = tempfile::tempdir().unwrap();
     let state = tempfile::tempdir().unwrap();
