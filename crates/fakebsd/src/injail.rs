@@ -1000,8 +1000,12 @@ pub fn kill_jail_processes(state_dir: &std::path::Path, jail: &str) {
     };
     for e in entries.flatten() {
         if let Some(pgid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) {
-            // SAFETY: kill(2) of a process group this simulation started; a gone group is ESRCH.
-            unsafe { libc::kill(-pgid, libc::SIGKILL) };
+            // kill(1) of the whole group this simulation started (this crate has no unsafe code); a gone group
+            // is only an error message.
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pgid}")])
+                .stderr(std::process::Stdio::null())
+                .status();
         }
         let _ = std::fs::remove_file(e.path());
     }
