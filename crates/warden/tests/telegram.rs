@@ -5,6 +5,8 @@
 //! NAT. Then `kill -9` of serve at pseudo-random moments (a fixed seed), restarted each time:
 //! every message gets its reply, none twice beyond the documented sent→recorded window.
 
+#![cfg(target_os = "linux")]
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
