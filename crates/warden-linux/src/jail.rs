@@ -580,7 +580,11 @@ fn upper_has_data(upper: &Path) -> bool {
                 if walk(root, &path) {
                     return true;
                 }
-            } else if !WARDEN_WRITTEN.iter().any(|w| rel == Path::new(w)) {
+            } else if !WARDEN_WRITTEN
+                .iter()
+                .chain(release::USERLAND_WRITTEN.iter())
+                .any(|w| rel == Path::new(w))
+            {
                 return true;
             }
         }

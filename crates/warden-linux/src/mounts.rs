@@ -221,7 +221,7 @@ const HOST_ETC_DIRS: [&str; 2] = ["alternatives", "ssl/certs"];
 /// Host `/etc` files bound read-only (public tables and OpenSSL's config).
 const HOST_ETC_FILES: [&str; 4] = ["services", "protocols", "ssl/openssl.cnf", "mime.types"];
 
-/// Makes a host-release root usable by an agent: alternatives, CA certificates, network tables, the
+/// Makes a host-release root usable by an agent (what it writes is listed in `release::USERLAND_WRITTEN`): alternatives, CA certificates, network tables, the
 /// timezone (`spec.timezone`, else the host's) and a UTF-8 locale. In a jail (`own_etc == false`) the jail's
 /// own `/etc/localtime` and locale files win.
 fn host_userland(spec: &WorkerSpec, root: &Path, own_etc: bool) -> Result<()> {

@@ -216,13 +216,16 @@ impl LinuxHost {
             .args(&argv[1..])
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
+            // No ai jail: its `ai` step (a model server and its model) is not part of this test, and `ai.models`
+            // would rightly fail on an ai jail with no server (crates/warden/tests/offline_turn.rs covers it).
+            .env("WARDEN_JAILS_AI", "false")
             .output()
             .expect("warden")
     }
 
     /// The layout's service jail names under this identity.
     fn jails(&self) -> Vec<String> {
-        ["git", "cms", "ai", "db"]
+        ["git", "cms", "db"]
             .iter()
             .map(|r| format!("{}{r}", self.identity))
             .collect()
@@ -258,6 +261,8 @@ impl Host for LinuxHost {
         Command::new(&argv[0])
             .args(&argv[1..])
             .env("PATH", path)
+            // The same layout as `warden` above (no ai jail) for the remedies it runs.
+            .env("WARDEN_JAILS_AI", "false")
             .output()
             .expect("sh")
     }
