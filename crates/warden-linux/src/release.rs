@@ -414,6 +414,18 @@ pub fn nameserver_line(dns: Ipv4Addr) -> String {
     format!("nameserver {dns}\n")
 }
 
+/// Files a jail's start writes into its root for the userland (`mounts::host_userland`: mount points of host
+/// files, the timezone, the locale), relative to the root: Warden's, not the jail's data.
+pub const USERLAND_WRITTEN: [&str; 7] = [
+    "etc/services",
+    "etc/protocols",
+    "etc/ssl/openssl.cnf",
+    "etc/mime.types",
+    "etc/localtime",
+    "etc/timezone",
+    "etc/default/locale",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -467,15 +479,3 @@ mod tests {
         assert!(get("hosts").contains("10.0.1.101\tw101"));
     }
 }
-
-/// Files a jail's start writes into its root for the userland (`mounts::host_userland`: mount points of host
-/// files, the timezone, the locale), relative to the root: Warden's, not the jail's data.
-pub const USERLAND_WRITTEN: [&str; 7] = [
-    "etc/services",
-    "etc/protocols",
-    "etc/ssl/openssl.cnf",
-    "etc/mime.types",
-    "etc/localtime",
-    "etc/timezone",
-    "etc/default/locale",
-];
