@@ -162,7 +162,12 @@ pub fn install_package(
         .arg("install")
         .arg("--prefix")
         .arg(prefix)
-        .args(["--no-audit", "--no-fund", "--loglevel=error"])
+        .args([
+            "--no-audit",
+            "--no-fund",
+            "--prefer-offline",
+            "--loglevel=error",
+        ])
         .arg(&spec)
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -613,7 +613,7 @@ mod tests {
         );
         let agent = p.clone().only(Step::Agent);
         assert_eq!(agent.actions.len(), 2, "{agent:?}");
-        assert!(agent.to_text().contains("$ npm install --prefix /var/lib/warden/pi --no-audit --no-fund --loglevel=error @mariozechner/pi-coding-agent@0.73.1"));
+        assert!(agent.to_text().contains("$ npm install --prefix /var/lib/warden/pi --no-audit --no-fund --prefer-offline --loglevel=error @mariozechner/pi-coding-agent@0.73.1"));
         assert!(p.actions[0].summary.contains("apt"), "packages come first");
         assert!(p.actions[..6].iter().all(|a| a.step == Step::Base), "{p:?}");
 

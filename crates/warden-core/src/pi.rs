@@ -31,7 +31,9 @@ pub fn marker_content(version: &str) -> String {
     format!("{PI_PACKAGE}@{version}\n")
 }
 
-/// `npm install` of the pinned pi into `prefix`.
+/// `npm install` of the pinned pi into `prefix`. `--prefer-offline` takes what npm's cache holds without asking
+/// the registry: on a host that cannot reach the registry but has the packages cached, npm otherwise waits
+/// ~70 s per package (three failed fetches) before it falls back to the cache, which for pi is hours.
 pub fn npm_install_argv(prefix: &str, version: &str) -> Vec<String> {
     [
         "npm",
@@ -40,6 +42,7 @@ pub fn npm_install_argv(prefix: &str, version: &str) -> Vec<String> {
         prefix,
         "--no-audit",
         "--no-fund",
+        "--prefer-offline",
         "--loglevel=error",
         &format!("{PI_PACKAGE}@{version}"),
     ]

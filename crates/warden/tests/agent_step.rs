@@ -62,7 +62,7 @@ fn setup_installs_pi_and_a_prompt_turn_needs_no_registry() {
     let shown = common::ok_stdout(&plan);
     assert!(
         shown.contains(&format!(
-            "$ npm install --prefix {s}/pi --no-audit --no-fund --loglevel=error @mariozechner/pi-coding-agent@0.73.1"
+            "$ npm install --prefix {s}/pi --no-audit --no-fund --prefer-offline --loglevel=error @mariozechner/pi-coding-agent@0.73.1"
         )),
         "{shown}"
     );

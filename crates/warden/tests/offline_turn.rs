@@ -29,8 +29,18 @@ struct Host {
 }
 
 impl Host {
-    fn command(&self, args: &[&str]) -> Command {
-        let mut argv = self.ns.prefix();
+    /// `warden ARGS` in the namespace, killed after `limit` when one is given (a hang then fails
+    /// the test with exit 124 instead of stalling the suite).
+    fn command_within(&self, limit: Option<Duration>, args: &[&str]) -> Command {
+        let mut argv = match limit {
+            Some(l) => vec![
+                "timeout".to_string(),
+                "--kill-after=10".to_string(),
+                l.as_secs().to_string(),
+            ],
+            None => Vec::new(),
+        };
+        argv.extend(self.ns.prefix());
         argv.push(warden_bin().display().to_string());
         argv.extend([
             "--state-dir".to_string(),
@@ -49,8 +59,16 @@ impl Host {
         cmd
     }
 
+    /// Runs `warden ARGS` for at most two minutes.
     fn warden(&self, args: &[&str]) -> Output {
-        self.command(args).output().expect("run warden")
+        self.warden_within(Duration::from_secs(120), args)
+    }
+
+    /// Runs `warden ARGS` for at most `limit`.
+    fn warden_within(&self, limit: Duration, args: &[&str]) -> Output {
+        self.command_within(Some(limit), args)
+            .output()
+            .expect("run warden")
     }
 }
 
@@ -99,20 +117,24 @@ fn say_hello_offline_through_the_gateway_to_the_local_model() {
         identity: format!("o{:05x}", (n ^ std::process::id()) % 0xfffff),
         serve: None,
     };
-    // pi from the server tests' cache when there is one (else `warden serve` installs it from npm).
-    let pi_cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("../tmp/pi-cache");
-    if pi_cache.join("node_modules").exists() {
-        let o = Command::new("cp")
-            .args(["-a"])
-            .arg(&pi_cache)
-            .arg(h.dir.path().join("pi"))
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", text(&o));
-    }
+    // pi comes from npm, which the test namespace cannot reach (setup there would wait on the
+    // registry package by package): install it once on the host side into the workspace's shared
+    // cache (locked and idempotent), then give the state directory a copy, as `warden setup` leaves it.
+    let pi_cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pi-cache");
+    let never = std::sync::atomic::AtomicBool::new(false);
+    warden_agent::install_pi_until(&pi_cache, warden_agent::PI_VERSION, &never)
+        .expect("install pi into the shared cache");
+    let o = Command::new("cp")
+        .args(["-a"])
+        .arg(&pi_cache)
+        .arg(h.dir.path().join("pi"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
 
     let t0 = Instant::now();
-    let o = h.warden(&["setup", "--backend", "linux"]);
+    // The ai step builds nothing here (wheels cached by scripts/ai-wheels); 15 minutes is far beyond.
+    let o = h.warden_within(Duration::from_secs(900), &["setup", "--backend", "linux"]);
     assert!(o.status.success(), "setup: {}", text(&o));
     let setup_s = t0.elapsed().as_secs_f64();
     // A second setup finds everything in place: the model server is the ai jail's running service.
@@ -134,7 +156,7 @@ fn say_hello_offline_through_the_gateway_to_the_local_model() {
 
     let log = File::create(h.dir.path().join("serve.log")).unwrap();
     h.serve = Some(
-        h.command(&["serve"])
+        h.command_within(None, &["serve"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -149,7 +171,7 @@ fn say_hello_offline_through_the_gateway_to_the_local_model() {
     }
 
     let t1 = Instant::now();
-    let o = h.warden(&["turn", "--json", "Say hello"]);
+    let o = h.warden_within(Duration::from_secs(400), &["turn", "--json", "Say hello"]);
     let turn_s = t1.elapsed().as_secs_f64();
     let serve_log = std::fs::read_to_string(h.dir.path().join("serve.log")).unwrap_or_default();
     assert!(o.status.success(), "turn: {}\nserve: {serve_log}", text(&o));
