@@ -43,10 +43,7 @@ pub fn racct_in_loader_conf(text: &str) -> bool {
 
 /// The platform databases of seed 002, prefixed with the namespace.
 pub fn databases(layout: &Layout) -> Vec<String> {
-    ["ops", "brain", "skills", "git", "web"]
-        .iter()
-        .map(|d| format!("{}_{d}", layout.namespace))
-        .collect()
+    crate::db::databases(layout)
 }
 
 /// PostgreSQL package (seed 002: PostgreSQL 18).

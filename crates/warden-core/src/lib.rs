@@ -6,9 +6,11 @@
 pub mod account;
 pub mod bastille_plan;
 pub mod config;
+pub mod db;
 pub mod error;
 pub mod layout;
 pub mod linux_ai;
+pub mod linux_db;
 pub mod linux_plan;
 pub mod models_probe;
 pub mod names;

@@ -204,23 +204,7 @@ pub fn plan(
     if host.ai.served.iter().any(|m| m == MODEL_ALIAS) {
         return;
     }
-    let in_jail = |cmd: &[&str]| -> Vec<String> {
-        let mut argv: Vec<String> = [
-            exe,
-            "--state-dir",
-            state_dir,
-            "jail",
-            "exec",
-            "--root",
-            jail,
-            "--",
-        ]
-        .iter()
-        .map(|w| w.to_string())
-        .collect();
-        argv.extend(cmd.iter().map(|w| w.to_string()));
-        argv
-    };
+    let in_jail = |cmd: &[&str]| crate::linux_db::in_jail(exe, state_dir, jail, cmd);
     out.push(Action::run(
         s,
         format!("create /var/log in {jail} for the model server's log"),

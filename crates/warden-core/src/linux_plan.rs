@@ -128,6 +128,16 @@ pub fn plan_with(
     }
 
     jails(layout, host, paths, &mut out, &mut notes);
+    crate::linux_db::plan(
+        layout,
+        host,
+        &paths.state_dir,
+        warden_exe(host),
+        options,
+        &mut out,
+        &mut notes,
+        &mut blocked,
+    );
     agent(layout, host, paths, &mut out, &mut blocked);
     crate::linux_ai::plan(
         layout,
@@ -225,15 +235,7 @@ fn packages(
         "refresh apt's package lists",
         &["apt-get", "update", "-q"],
     ));
-    let mut argv = vec![
-        "env",
-        "DEBIAN_FRONTEND=noninteractive",
-        "apt-get",
-        "install",
-        "-y",
-        "-q",
-        "--no-install-recommends",
-    ];
+    let mut argv = crate::linux_db::APT_INSTALL.to_vec();
     argv.extend(&missing);
     let mut verify = vec!["dpkg-query", "-W"];
     verify.extend(&missing);
@@ -569,6 +571,7 @@ mod tests {
             served: vec![crate::linux_ai::MODEL_ALIAS.into()],
             wheels_cached: true,
         };
+        crate::linux_db::converge(&layout, &paths.state_dir, &mut host);
         let again = plan(&layout, &host, &paths);
         assert_eq!(again.actions.len(), 1);
         assert_eq!(again.actions[0].summary, "start the cms jail clawdiecms");
@@ -602,6 +605,7 @@ mod tests {
             ..Default::default()
         };
         host.release_users.insert("debian".into(), false);
+        crate::linux_db::converge(&layout, &paths.state_dir, &mut host);
         let p = plan(&layout, &host, &paths);
         assert!(p.blocked.is_empty(), "{p:?}");
         let text = p.to_text();

@@ -100,6 +100,34 @@ pub struct LinuxHost {
     pub release_groups: BTreeMap<String, bool>,
     /// The ai jail's model server.
     pub ai: LinuxAi,
+    /// The db jail's PostgreSQL.
+    #[serde(default)]
+    pub db: LinuxDb,
+}
+
+/// The db jail's PostgreSQL on a Linux host, as observed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LinuxDb {
+    /// The host's PostgreSQL server programs (`/usr/lib/postgresql/N/bin`, the highest N), bound into the
+    /// jail with the host's `/usr`.
+    pub bin: Option<String>,
+    /// The directory `apt-get install postgresql` would bring (from `apt-cache show postgresql`'s
+    /// dependency), when no server is installed yet.
+    pub candidate_bin: Option<String>,
+    /// The jail's `/etc/passwd` has `postgres`.
+    pub user: bool,
+    /// The cluster exists (`PG_VERSION` in the data directory).
+    pub initialised: bool,
+    /// The server accepts connections on the db slot.
+    pub running: bool,
+    /// Login roles that exist (read only while the server runs).
+    pub roles: BTreeSet<String>,
+    /// Databases that exist (read only while the server runs).
+    pub databases: BTreeSet<String>,
+    /// Roles with a password file in `<state_dir>/db`.
+    pub passwords: BTreeSet<String>,
+    /// The sync marker's content, if any.
+    pub synced: Option<String>,
 }
 
 /// The model server of the ai jail on a Linux host, as observed (`<state_dir>/ai`).

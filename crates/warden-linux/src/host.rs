@@ -107,6 +107,7 @@ impl LinuxBackend {
         host.warden_exe = std::env::current_exe()
             .map(|p| p.display().to_string())
             .unwrap_or_default();
+        host.db = self.observe_db(layout, &mut host)?;
         self.observe_packages(&mut host)?;
         self.observe_accounts(layout, &mut host)?;
         self.observe_agent(&mut host)?;
@@ -228,6 +229,101 @@ impl LinuxBackend {
         }
     }
 
+    /// The db jail's PostgreSQL: the host's server programs, the jail's account, cluster and config, and
+    /// (while it accepts connections on the db slot) its roles and databases; the password files.
+    fn observe_db(
+        &self,
+        layout: &Layout,
+        host: &mut LinuxHost,
+    ) -> Result<warden_core::observed::LinuxDb, HostError> {
+        use warden_core::{db, linux_db};
+        let mut d = warden_core::observed::LinuxDb::default();
+        let Some(svc) = layout.service(warden_core::layout::Role::Db) else {
+            return Ok(d);
+        };
+        let state = self.paths.state_dir.as_str();
+        let jail = svc.jail.as_str();
+        d.bin = postgres_bin(std::path::Path::new("/usr/lib/postgresql"));
+        if d.bin.is_none() {
+            d.candidate_bin = self
+                .probe(&["apt-cache", "show", "--no-all-versions", linux_db::PACKAGE])?
+                .filter(|o| o.ok())
+                .and_then(|o| candidate_bin(&o.stdout));
+        }
+        let passwd = std::fs::read_to_string(linux_db::host_path(state, jail, "/etc/passwd"))
+            .unwrap_or_default();
+        d.user = account::parse_passwd(&passwd)
+            .iter()
+            .any(|(n, ..)| n == "postgres");
+        d.initialised = std::path::Path::new(&linux_db::host_path(
+            state,
+            jail,
+            &format!("{}/PG_VERSION", linux_db::DATA),
+        ))
+        .exists();
+        for (path, _) in linux_db::config_files(layout, state, jail) {
+            if let Some(content) = self.runner.read_file(&path)? {
+                host.files.insert(path, content);
+            }
+        }
+        for role in db::roles(layout) {
+            if std::path::Path::new(&db::password_path(state, &role)).exists() {
+                d.passwords.insert(role);
+            }
+        }
+        d.synced = std::fs::read_to_string(db::synced_marker(state)).ok();
+        // Asked of pg_ctl in the jail rather than over TCP: after a jail restart the host's neighbour entry for
+        // the slot still names the old veth's MAC for seconds, so a connect would say "down" wrongly.
+        let jail_runs = host.jails.get(jail).is_some_and(|j| j.running);
+        if let (true, true, Some(bin)) = (jail_runs, d.initialised, &d.bin) {
+            let pg_ctl = format!("{bin}/pg_ctl");
+            let argv = linux_db::as_postgres(
+                &host.warden_exe,
+                state,
+                jail,
+                &[&pg_ctl, "status", "-D", linux_db::DATA],
+            );
+            d.running = self.runner.run(&argv)?.ok();
+        }
+        if let (true, Some(bin)) = (d.running, &d.bin) {
+            let exe = host.warden_exe.as_str();
+            let psql = format!("{bin}/psql");
+            for (sql, into) in [
+                ("select rolname from pg_roles", &mut d.roles),
+                ("select datname from pg_database", &mut d.databases),
+            ] {
+                let argv = linux_db::as_postgres(
+                    exe,
+                    state,
+                    jail,
+                    &[
+                        &psql,
+                        "-X",
+                        "-A",
+                        "-t",
+                        "-h",
+                        db::SOCKET_DIR,
+                        "-d",
+                        "postgres",
+                        "-c",
+                        sql,
+                    ],
+                );
+                let out = self.runner.run(&argv)?;
+                if out.ok() {
+                    into.extend(
+                        out.stdout
+                            .lines()
+                            .map(str::trim)
+                            .filter(|l| !l.is_empty())
+                            .map(str::to_string),
+                    );
+                }
+            }
+        }
+        Ok(d)
+    }
+
     /// The pid of Warden's dnsmasq if its pid file names a live dnsmasq in this network namespace.
     pub fn dnsmasq_pid(&self) -> Option<u32> {
         let text = std::fs::read_to_string(self.paths.dnsmasq_pid()).ok()?;
@@ -245,6 +341,32 @@ impl LinuxBackend {
 
 fn argv(words: &[&str]) -> Vec<String> {
     words.iter().map(|w| w.to_string()).collect()
+}
+
+/// The newest PostgreSQL server under `root` (Debian's `/usr/lib/postgresql/N/bin` with a `postgres` in it).
+pub fn postgres_bin(root: &std::path::Path) -> Option<String> {
+    let mut best: Option<(u32, String)> = None;
+    for e in std::fs::read_dir(root).ok()?.filter_map(Result::ok) {
+        let Some(v) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let bin = e.path().join("bin");
+        if bin.join("postgres").is_file() && best.as_ref().is_none_or(|(b, _)| v > *b) {
+            best = Some((v, bin.display().to_string()));
+        }
+    }
+    best.map(|(_, b)| b)
+}
+
+/// Where `apt-get install postgresql` would put the server, from `apt-cache show postgresql`
+/// (`Depends: postgresql-15`).
+pub fn candidate_bin(show: &str) -> Option<String> {
+    let deps = show.lines().find_map(|l| l.strip_prefix("Depends:"))?;
+    deps.split(',').find_map(|d| {
+        let name = d.split_whitespace().next()?;
+        let v: u32 = name.strip_prefix("postgresql-")?.parse().ok()?;
+        Some(format!("/usr/lib/postgresql/{v}/bin"))
+    })
 }
 
 /// Parses `ip -j addr show dev X`: whether the link is administratively up, and its IPv4 addresses as CIDR.
@@ -329,6 +451,24 @@ pub fn interface_ipv4(name: &str) -> Option<std::net::Ipv4Addr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finds_the_postgres_server() {
+        assert_eq!(
+            candidate_bin("Package: postgresql\nDepends: postgresql-15, postgresql-common\n")
+                .as_deref(),
+            Some("/usr/lib/postgresql/15/bin")
+        );
+        assert_eq!(candidate_bin("Package: x\n"), None);
+        let d = tempfile::tempdir().unwrap();
+        for v in ["13", "15", "9"] {
+            std::fs::create_dir_all(d.path().join(v).join("bin")).unwrap();
+        }
+        std::fs::write(d.path().join("13/bin/postgres"), "").unwrap();
+        assert!(postgres_bin(d.path()).unwrap().ends_with("/13/bin"));
+        std::fs::write(d.path().join("15/bin/postgres"), "").unwrap();
+        assert!(postgres_bin(d.path()).unwrap().ends_with("/15/bin"));
+    }
 
     #[test]
     fn parses_ip_json() {

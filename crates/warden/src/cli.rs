@@ -133,6 +133,41 @@ pub enum Command {
     Bench(BenchArgs),
     #[command(flatten)]
     Snapshot(SnapshotCommand),
+    /// The db jail's PostgreSQL: connection strings for the roles setup made.
+    Db {
+        #[command(subcommand)]
+        command: DbCommand,
+    },
+}
+
+/// `warden db …`.
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Print the connection string of role/database NAME for this host (its password included).
+    Url {
+        /// The role, which owns the database of the same name (e.g. system_ops, strapi_cms).
+        name: String,
+        /// The host backend whose state directory holds the passwords (default: this OS's).
+        #[arg(long, value_enum)]
+        backend: Option<BackendName>,
+    },
+    /// Setup's action: generate the missing password files of ROLES (mode 0600; nothing is printed).
+    #[command(hide = true)]
+    Passwords {
+        /// The roles.
+        #[arg(required = true)]
+        roles: Vec<String>,
+    },
+    /// Setup's action: feed the roles/databases/passwords SQL to PSQL-ARGV on its stdin, then mark them synced.
+    #[command(hide = true)]
+    Sync {
+        /// The roles, comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        roles: Vec<String>,
+        /// psql in the db jail, reading SQL from stdin.
+        #[arg(last = true, required = true)]
+        psql: Vec<String>,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -77,5 +77,6 @@ fn dispatch(cli: &Cli) -> Result<(), Exit> {
         Command::Token => commands::turn::token(g),
         Command::Bench(args) => commands::bench::run(g, args),
         Command::Snapshot(command) => commands::snapshot::run(g, command),
+        Command::Db { command } => commands::db::run(g, command),
     }
 }

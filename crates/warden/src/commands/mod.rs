@@ -4,6 +4,7 @@
 #[cfg(target_os = "linux")]
 pub mod bench;
 pub mod config;
+pub mod db;
 pub mod doctor;
 pub mod init;
 #[cfg(target_os = "linux")]

@@ -1,0 +1,401 @@
+//! The Linux `db` step: PostgreSQL in the thick db jail on the `host` release. The server programs are the
+//! host's (`/usr/lib/postgresql/N/bin`, bound into the jail with the host's `/usr`); the cluster, its config
+//! and the `postgres` account are the jail's own (`<state_dir>/jails/NAME/root`), so they survive jail
+//! restarts and setup re-runs. Roles, databases and passwords go through `warden db sync` (see [`crate::db`]).
+
+use crate::db;
+use crate::layout::{Layout, Role, Shape};
+use crate::observed::LinuxHost;
+use crate::plan::{Action, Blocker, PlanOptions, Step};
+
+/// `apt-get install` as setup's steps run it (the packages follow).
+pub const APT_INSTALL: [&str; 7] = [
+    "env",
+    "DEBIAN_FRONTEND=noninteractive",
+    "apt-get",
+    "install",
+    "-y",
+    "-q",
+    "--no-install-recommends",
+];
+/// The Debian package that brings the server (its dependency names the version).
+pub const PACKAGE: &str = "postgresql";
+/// The postgres account's home in the jail.
+pub const HOME: &str = "/var/lib/postgresql";
+/// The cluster in the jail.
+pub const DATA: &str = "/var/lib/postgresql/data";
+/// The server's log in the jail.
+pub const LOG: &str = "/var/lib/postgresql/server.log";
+
+/// The db jail's root on the host (thick: its own copy).
+pub fn jail_root(state_dir: &str, jail: &str) -> String {
+    format!("{state_dir}/jails/{jail}/root")
+}
+
+/// A path inside the db jail, seen from the host.
+pub fn host_path(state_dir: &str, jail: &str, inside: &str) -> String {
+    format!("{}{inside}", jail_root(state_dir, jail))
+}
+
+/// `postgresql.conf` and `pg_hba.conf` on the host, with their content.
+pub fn config_files(layout: &Layout, state_dir: &str, jail: &str) -> [(String, String); 2] {
+    [
+        (
+            host_path(state_dir, jail, &format!("{DATA}/postgresql.conf")),
+            db::postgresql_conf(layout),
+        ),
+        (
+            host_path(state_dir, jail, &format!("{DATA}/pg_hba.conf")),
+            db::pg_hba(layout),
+        ),
+    ]
+}
+
+/// The argv that runs `cmd` in the jail as its root (`warden jail exec --root`).
+pub fn in_jail(exe: &str, state_dir: &str, jail: &str, cmd: &[&str]) -> Vec<String> {
+    [
+        exe,
+        "--state-dir",
+        state_dir,
+        "jail",
+        "exec",
+        "--root",
+        jail,
+        "--",
+    ]
+    .iter()
+    .chain(cmd)
+    .map(|w| w.to_string())
+    .collect()
+}
+
+/// The argv that runs `cmd` in the jail as `postgres` (setpriv: no PAM, no setuid binary).
+pub fn as_postgres(exe: &str, state_dir: &str, jail: &str, cmd: &[&str]) -> Vec<String> {
+    let mut words = vec![
+        "setpriv",
+        "--reuid=postgres",
+        "--regid=postgres",
+        "--init-groups",
+    ];
+    words.extend_from_slice(cmd);
+    in_jail(exe, state_dir, jail, &words)
+}
+
+/// psql as the superuser over the jail's Unix socket, reading SQL from stdin.
+pub fn psql_stdin(bin: &str, exe: &str, state_dir: &str, jail: &str) -> Vec<String> {
+    let psql = format!("{bin}/psql");
+    as_postgres(
+        exe,
+        state_dir,
+        jail,
+        &[
+            &psql,
+            "-X",
+            "-q",
+            "-h",
+            db::SOCKET_DIR,
+            "-d",
+            "postgres",
+            "-f",
+            "-",
+        ],
+    )
+}
+
+/// Plans the `db` step for the layout's db jail.
+#[allow(clippy::too_many_arguments)]
+pub fn plan(
+    layout: &Layout,
+    host: &LinuxHost,
+    state_dir: &str,
+    exe: &str,
+    options: &PlanOptions,
+    out: &mut Vec<Action>,
+    notes: &mut Vec<String>,
+    blocked: &mut Vec<Blocker>,
+) {
+    let Some(svc) = layout.service(Role::Db) else {
+        return;
+    };
+    let s = Step::Db;
+    let jail = svc.jail.as_str();
+    if svc.shape != Shape::Thick {
+        notes.push(format!(
+            "the db jail {jail} is not thick: the db step keeps the cluster only in thick jails"
+        ));
+        return;
+    }
+    let d = &host.db;
+    let bin = match (&d.bin, &d.candidate_bin) {
+        (Some(b), _) => b.clone(),
+        (None, Some(c)) if !options.no_install => {
+            out.push(
+                Action::run(
+                    s,
+                    format!("install {PACKAGE} (the PostgreSQL server the db jail runs, from the host's /usr)"),
+                    &[&APT_INSTALL[..], &[PACKAGE]].concat(),
+                )
+                .verified_by(&["test", "-x", &format!("{c}/postgres")]),
+            );
+            c.clone()
+        }
+        _ => {
+            blocked.push(Blocker {
+                step: s,
+                problem: format!(
+                    "the PostgreSQL server is not installed on this host (no /usr/lib/postgresql/N/bin/postgres){}",
+                    if options.no_install { ", and --no-install was given" } else { ", and apt-cache knows no postgresql package" }
+                ),
+                fix: format!("apt-get install --no-install-recommends {PACKAGE}"),
+            });
+            return;
+        }
+    };
+    let roles = db::roles(layout);
+    let missing_pw = roles.iter().any(|r| !d.passwords.contains(r));
+    if missing_pw {
+        let mut argv = vec![exe, "--state-dir", state_dir, "db", "passwords"];
+        argv.extend(roles.iter().map(String::as_str));
+        out.push(Action::run(
+            s,
+            format!(
+                "generate the missing role passwords into {} (mode 0600, never printed)",
+                db::secrets_dir(state_dir)
+            ),
+            &argv,
+        ));
+    }
+    if !d.user {
+        out.push(Action::run(
+            s,
+            format!("create the postgres account in {jail}"),
+            &in_jail(
+                exe,
+                state_dir,
+                jail,
+                &[
+                    "useradd",
+                    "--system",
+                    "--user-group",
+                    "--home-dir",
+                    HOME,
+                    "--no-create-home",
+                    "--shell",
+                    "/bin/sh",
+                    "postgres",
+                ],
+            ),
+        ));
+    }
+    if !d.initialised {
+        out.push(Action::run(
+            s,
+            format!("create {HOME} for postgres in {jail}"),
+            &in_jail(
+                exe,
+                state_dir,
+                jail,
+                &[
+                    "install", "-d", "-o", "postgres", "-g", "postgres", "-m", "0700", HOME,
+                ],
+            ),
+        ));
+        let initdb = format!("{bin}/initdb");
+        out.push(
+            Action::run(
+                s,
+                format!("initialise the cluster {DATA} in {jail} (UTF-8, scram-sha-256)"),
+                &as_postgres(
+                    exe,
+                    state_dir,
+                    jail,
+                    &[
+                        &initdb,
+                        "-D",
+                        DATA,
+                        "-U",
+                        "postgres",
+                        "-E",
+                        "UTF8",
+                        "--locale=C.UTF-8",
+                        "--auth-local=peer",
+                        "--auth-host=scram-sha-256",
+                    ],
+                ),
+            )
+            .verified_by(&[
+                "test",
+                "-f",
+                &host_path(state_dir, jail, &format!("{DATA}/PG_VERSION")),
+            ]),
+        );
+    }
+    let mut changed = false;
+    for (path, content) in config_files(layout, state_dir, jail) {
+        if host.files.get(&path) != Some(&content) {
+            changed = true;
+            let name = path.rsplit('/').next().unwrap_or_default().to_string();
+            out.push(Action::file(
+                s,
+                format!("write {name}: listen on {} and loopback, scram-sha-256 from git, cms and the gateway only", svc.addr),
+                &path,
+                "0644",
+                content,
+            ));
+        }
+    }
+    let pg_ctl = format!("{bin}/pg_ctl");
+    if !d.running {
+        out.push(Action::run(
+            s,
+            format!(
+                "start PostgreSQL in {jail} on {}:{}",
+                svc.addr,
+                crate::layout::DB_PORT
+            ),
+            &as_postgres(
+                exe,
+                state_dir,
+                jail,
+                &[&pg_ctl, "start", "-w", "-t", "60", "-D", DATA, "-l", LOG],
+            ),
+        ));
+    } else if changed {
+        out.push(Action::run(
+            s,
+            format!("restart PostgreSQL in {jail} to load the new config"),
+            &as_postgres(
+                exe,
+                state_dir,
+                jail,
+                &[
+                    &pg_ctl, "restart", "-w", "-t", "60", "-m", "fast", "-D", DATA, "-l", LOG,
+                ],
+            ),
+        ));
+    }
+    let in_sync = d.running
+        && roles
+            .iter()
+            .all(|r| d.roles.contains(r) && d.databases.contains(r))
+        && d.synced.as_deref() == Some(db::synced_content(&roles).as_str());
+    if missing_pw || !in_sync {
+        let list = roles.join(",");
+        let mut argv: Vec<String> = [
+            exe,
+            "--state-dir",
+            state_dir,
+            "db",
+            "sync",
+            "--roles",
+            &list,
+            "--",
+        ]
+        .iter()
+        .map(|w| w.to_string())
+        .collect();
+        argv.extend(psql_stdin(&bin, exe, state_dir, jail));
+        out.push(Action::run(
+            s,
+            format!(
+                "create the roles and databases ({}), each owned by its role, and set the passwords (SQL on psql's stdin)",
+                roles.join(", ")
+            ),
+            &argv,
+        ));
+    }
+}
+
+/// Makes `host` look like a host whose db step is done (for other planners' tests).
+#[cfg(test)]
+pub fn converge(layout: &Layout, state_dir: &str, host: &mut LinuxHost) {
+    let roles: std::collections::BTreeSet<String> = db::roles(layout).into_iter().collect();
+    host.db = crate::observed::LinuxDb {
+        bin: Some("/usr/lib/postgresql/15/bin".into()),
+        candidate_bin: None,
+        user: true,
+        initialised: true,
+        running: true,
+        synced: Some(db::synced_content(&db::roles(layout))),
+        roles: roles.clone(),
+        databases: roles.clone(),
+        passwords: roles,
+    };
+    if let Some(svc) = layout.service(Role::Db) {
+        for (path, content) in config_files(layout, state_dir, &svc.jail) {
+            host.files.insert(path, content);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::load;
+    use crate::observed::LinuxDb;
+
+    #[test]
+    fn fresh_then_converged() {
+        let layout = Layout::from_loaded(&load(None, &|_| None, &vec![]).unwrap()).unwrap();
+        let mut host = LinuxHost {
+            db: LinuxDb {
+                candidate_bin: Some("/usr/lib/postgresql/15/bin".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let run = |host: &LinuxHost| {
+            let (mut out, mut notes, mut blocked) = (vec![], vec![], vec![]);
+            plan(
+                &layout,
+                host,
+                "/var/lib/warden",
+                "warden",
+                &PlanOptions::default(),
+                &mut out,
+                &mut notes,
+                &mut blocked,
+            );
+            (out, blocked)
+        };
+        let (first, _) = run(&host);
+        let text = crate::Plan {
+            actions: first.clone(),
+            ..Default::default()
+        }
+        .to_text();
+        assert!(
+            text.contains("apt-get install -y -q --no-install-recommends postgresql"),
+            "{text}"
+        );
+        assert!(text.contains("$ warden --state-dir /var/lib/warden db passwords system_ops system_brain system_skills system_git system_web strapi_cms\n"), "{text}");
+        assert!(text.contains("setpriv --reuid=postgres --regid=postgres --init-groups /usr/lib/postgresql/15/bin/initdb -D /var/lib/postgresql/data"), "{text}");
+        assert!(text.contains("db sync --roles system_ops,system_brain,system_skills,system_git,system_web,strapi_cms -- warden --state-dir /var/lib/warden jail exec --root clawdiedb -- setpriv"), "{text}");
+        assert_eq!(first.len(), 9, "{text}");
+        host.db = LinuxDb {
+            bin: Some("/usr/lib/postgresql/15/bin".into()),
+            user: true,
+            initialised: true,
+            running: true,
+            roles: db::roles(&layout).into_iter().collect(),
+            databases: db::roles(&layout).into_iter().collect(),
+            passwords: db::roles(&layout).into_iter().collect(),
+            synced: Some(db::synced_content(&db::roles(&layout))),
+            candidate_bin: None,
+        };
+        for a in &first {
+            if let crate::Op::File(f) = &a.op {
+                host.files.insert(f.path.clone(), f.content.clone());
+            }
+        }
+        assert!(run(&host).0.is_empty());
+        // After a jail restart: start, then sync again (the roles cannot be read while it is down).
+        host.db.running = false;
+        let again: Vec<String> = run(&host).0.iter().map(|a| a.summary.clone()).collect();
+        assert_eq!(again.len(), 2, "{again:?}");
+        host.db.bin = None;
+        host.db.candidate_bin = None;
+        let (none, blocked) = run(&host);
+        assert!(none.is_empty() && blocked.len() == 1);
+    }
+}

@@ -1,0 +1,281 @@
+//! The db jail's PostgreSQL on Linux, through the real `warden` binary inside a test network namespace:
+//! `warden setup` (steps host, jails, db), then from inside the cms jail `psql` reaches each database as its
+//! role (and no other database); `warden db url` works from the host side; a VNET worker cannot reach
+//! db:5432; the passwords are mode 0600 and appear in no output and no journal; data survives a restart of
+//! the db jail; a second plan is empty. Needs root and the host's PostgreSQL server (`scripts/test`
+//! installs it).
+
+mod common;
+
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Output};
+use std::time::Instant;
+
+use common::{warden_bin, Netns};
+
+extern "C" {
+    fn flock(fd: i32, operation: i32) -> i32;
+}
+const LOCK_EX: i32 = 2;
+
+/// Every child runs under timeout(1): killed after this many seconds, the test then fails saying so.
+const LIMIT_S: &str = "300";
+
+struct Host {
+    ns: Netns,
+    dir: tempfile::TempDir,
+    identity: String,
+}
+
+impl Host {
+    fn jail(&self, role: &str) -> String {
+        format!("{}{role}", self.identity)
+    }
+
+    fn state(&self) -> String {
+        self.dir.path().display().to_string()
+    }
+
+    /// `warden ARGS` in the namespace (or, with `host_ns`, in this machine's own).
+    fn warden_in(&self, host_ns: bool, args: &[&str]) -> Output {
+        let mut argv: Vec<String> = vec!["timeout".into(), "-k".into(), "5".into(), LIMIT_S.into()];
+        if !host_ns {
+            argv.extend(self.ns.prefix());
+        }
+        argv.push(warden_bin().display().to_string());
+        argv.extend([
+            "--state-dir".to_string(),
+            self.state(),
+            "--identity".to_string(),
+            self.identity.clone(),
+        ]);
+        argv.extend(args.iter().map(|s| s.to_string()));
+        let o = Command::new(&argv[0])
+            .args(&argv[1..])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .output()
+            .expect("run warden");
+        assert_ne!(o.status.code(), Some(124), "timed out: {argv:?}");
+        o
+    }
+
+    fn warden(&self, args: &[&str]) -> Output {
+        self.warden_in(false, args)
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.warden(args);
+        assert!(o.status.success(), "warden {args:?}: {}", text(&o));
+        text(&o)
+    }
+
+    /// psql in the namespace (the host side of the bridge) against `url`.
+    fn psql_host(&self, url: &str, sql: &str) -> Output {
+        let mut argv: Vec<String> = vec!["timeout".into(), "-k".into(), "5".into(), "60".into()];
+        argv.extend(self.ns.prefix());
+        argv.extend([psql(), url.into(), "-XAtc".into(), sql.into()]);
+        let o = Command::new(&argv[0]).args(&argv[1..]).output().unwrap();
+        assert_ne!(o.status.code(), Some(124), "timed out: psql {sql}");
+        o
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        for role in ["git", "cms", "ai", "db"] {
+            let _ = self.warden(&["jail", "destroy", "--force", &self.jail(role)]);
+        }
+        if let Ok(pid) = std::fs::read_to_string(self.dir.path().join("dnsmasq.pid")) {
+            let _ = Command::new("kill").arg(pid.trim()).status();
+        }
+    }
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "status {:?}\nstdout: {}\nstderr: {}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// The host's psql (bound into the jails with the host's /usr).
+fn psql() -> String {
+    let bin = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("the host's PostgreSQL (apt-get install postgresql; scripts/test installs it)")
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .max()
+        .expect("a PostgreSQL version under /usr/lib/postgresql");
+    format!("/usr/lib/postgresql/{bin}/bin/psql")
+}
+
+const ROLES: [&str; 6] = [
+    "system_ops",
+    "system_brain",
+    "system_skills",
+    "system_git",
+    "system_web",
+    "strapi_cms",
+];
+
+#[test]
+fn postgres_serves_each_role_its_database_and_keeps_its_data() {
+    common::require_root();
+    common::ensure_worker_account();
+    // Root networking tests of every worktree take turns.
+    let lock = File::create("/tmp/warden-linux-tests.lock").unwrap();
+    // SAFETY: flock on a descriptor this function owns; no memory is involved.
+    assert_eq!(unsafe { flock(lock.as_raw_fd(), LOCK_EX) }, 0);
+    let n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let h = Host {
+        ns: Netns::new(),
+        dir: tempfile::Builder::new().prefix("wdb").tempdir().unwrap(),
+        identity: format!("d{:05x}", (n ^ std::process::id()) % 0xfffff),
+    };
+    let t0 = Instant::now();
+    let mut said = String::new();
+    for step in ["host", "jails", "db"] {
+        said.push_str(&h.ok(&["setup", "--backend", "linux", "--step", step]));
+    }
+    let setup_s = t0.elapsed().as_secs_f64();
+    let plan = h.ok(&["plan", "--backend", "linux", "--step", "db"]);
+    assert!(plan.contains("nothing to do"), "{plan}");
+
+    // Passwords: 0600 files in a 0700 directory, in no output and no journal.
+    let secrets = h.dir.path().join("db");
+    assert_eq!(
+        std::fs::metadata(&secrets).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    let mut passwords = Vec::new();
+    for role in ROLES {
+        let p = secrets.join(format!("{role}.password"));
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600,
+            "{}",
+            p.display()
+        );
+        passwords.push(std::fs::read_to_string(&p).unwrap().trim().to_string());
+    }
+    let mut journal = Vec::new();
+    for e in std::fs::read_dir(h.dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+    {
+        if e.path().is_file() {
+            journal.extend(std::fs::read(e.path()).unwrap());
+        }
+    }
+    let journal = String::from_utf8_lossy(&journal);
+    for pw in &passwords {
+        assert!(!said.contains(pw.as_str()), "a password in setup's output");
+        assert!(
+            !journal.contains(pw.as_str()),
+            "a password in the state dir's files"
+        );
+    }
+
+    // From the cms jail, each role reaches its own database, and only that.
+    let cms = h.jail("cms");
+    for (role, pw) in ROLES.iter().zip(&passwords) {
+        let url = format!("postgresql://{role}:{pw}@10.0.1.5:5432/{role}");
+        let out = h.ok(&[
+            "jail",
+            "exec",
+            &cms,
+            "--",
+            &psql(),
+            &url,
+            "-XAtc",
+            "select current_user || ' ' || current_database() || ' ' || (select pg_get_userbyid(datdba) from pg_database where datname = current_database())",
+        ]);
+        assert!(out.contains(&format!("{role} {role} {role}")), "{out}");
+    }
+    let other = format!(
+        "postgresql://strapi_cms:{}@10.0.1.5:5432/system_ops",
+        passwords[5]
+    );
+    let o = h.warden(&[
+        "jail",
+        "exec",
+        &cms,
+        "--",
+        &psql(),
+        &other,
+        "-XAtc",
+        "select 1",
+    ]);
+    assert!(
+        !o.status.success() && text(&o).contains("no pg_hba.conf entry"),
+        "{}",
+        text(&o)
+    );
+
+    // `warden db url` from the host side; an unknown name is refused.
+    let o = h.warden(&["db", "url", "system_ops"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let url = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    assert_eq!(
+        url,
+        format!(
+            "postgresql://system_ops:{}@10.0.1.5:5432/system_ops",
+            passwords[0]
+        )
+    );
+    let o = h.psql_host(
+        &url,
+        "create table kept (x int); insert into kept values (42)",
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let o = h.warden(&["db", "url", "nosuch"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+
+    // A VNET worker cannot reach db:5432 (pg_isready: 2 = no answer).
+    let isready = psql().replace("/psql", "/pg_isready");
+    let o = h.warden(&[
+        "run",
+        "--network",
+        "vnet",
+        "--",
+        &isready,
+        "-h",
+        "10.0.1.5",
+        "-p",
+        "5432",
+        "-t",
+        "3",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "a worker reached db: {}",
+        text(&o)
+    );
+
+    // The data survives a restart of the db jail; setup starts the server again and plans nothing after.
+    let db = h.jail("db");
+    h.ok(&["jail", "stop", &db]);
+    h.ok(&["jail", "start", &db]);
+    let plan = h.ok(&["plan", "--backend", "linux", "--step", "db"]);
+    assert!(plan.contains("start PostgreSQL"), "{plan}");
+    h.ok(&["setup", "--backend", "linux", "--step", "db"]);
+    let o = h.psql_host(&url, "select x from kept");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        "42",
+        "{}",
+        text(&o)
+    );
+    let plan = h.ok(&["plan", "--backend", "linux", "--step", "db"]);
+    assert!(plan.contains("nothing to do"), "{plan}");
+    eprintln!("setup (host, jails, db) {setup_s:.1} s");
+}
