@@ -11,6 +11,7 @@ pub mod config;
 pub mod events;
 pub mod install;
 pub mod mock;
+pub mod rpc;
 
 pub use argv::{pi_args, pi_argv, pi_command, pi_env, PiLauncher};
 pub use config::{
@@ -20,3 +21,4 @@ pub use events::{
     parse_output, AgentEvent, AgentFailure, EventParser, Message, StopReason, TurnResult, Usage,
 };
 pub use install::{find_node, install_pi, install_pi_until, pi_bin, pi_cli_js, InstallError};
+pub use rpc::{pi_rpc_argv, RpcLine};

@@ -6,10 +6,10 @@
 
 use std::io::{self, BufRead, BufReader, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -149,6 +149,8 @@ struct Shared {
     script: Script,
     completions: AtomicUsize,
     requests: Mutex<Vec<RecordedRequest>>,
+    /// Microseconds spent answering completions (request read → response written), summed.
+    busy_us: AtomicU64,
     stop: AtomicBool,
 }
 
@@ -168,6 +170,7 @@ impl MockProvider {
             script,
             completions: AtomicUsize::new(0),
             requests: Mutex::new(Vec::new()),
+            busy_us: AtomicU64::new(0),
             stop: AtomicBool::new(false),
         });
         let accept_shared = Arc::clone(&shared);
@@ -205,6 +208,12 @@ impl MockProvider {
             .into_iter()
             .filter(|r| r.path.ends_with("/chat/completions"))
             .collect()
+    }
+
+    /// Time spent answering completion requests so far, summed over requests (from a request read to its
+    /// response written): what a benchmark subtracts from a turn's wall time to get the agent's overhead.
+    pub fn busy(&self) -> Duration {
+        Duration::from_micros(self.shared.busy_us.load(Ordering::SeqCst))
     }
 
     /// Stops accepting connections and waits for the accept thread.
@@ -270,6 +279,7 @@ fn serve_connection(stream: TcpStream, shared: &Shared) -> io::Result<()> {
             }
             Err(e) => return Err(e),
         };
+        let read_at = Instant::now();
         let body_json = serde_json::from_slice::<Value>(&req.body)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&req.body).into_owned()));
         let recorded = RecordedRequest {
@@ -316,7 +326,10 @@ fn serve_connection(stream: TcpStream, shared: &Shared) -> io::Result<()> {
                 if step.delay_ms > 0 {
                     thread::sleep(Duration::from_millis(step.delay_ms));
                 }
-                answer_completion(&mut out, &step.reply, &body_json, n)?
+                let answered = answer_completion(&mut out, &step.reply, &body_json, n);
+                let spent = u64::try_from(read_at.elapsed().as_micros()).unwrap_or(u64::MAX);
+                shared.busy_us.fetch_add(spent, Ordering::SeqCst);
+                answered?
             }
             _ => {
                 write_simple(
@@ -650,6 +663,23 @@ mod tests {
         let reqs = mock.completion_requests();
         assert_eq!(reqs.len(), 1);
         assert_eq!(reqs[0].body["model"], "m");
+    }
+
+    #[test]
+    fn busy_time_counts_completions_only() {
+        let mut script = Script::scenario("text").unwrap();
+        script.steps[0].delay_ms = 30;
+        let mock = MockProvider::start("127.0.0.1:0", script).unwrap();
+        http(mock.addr(), "GET /v1/models HTTP/1.1\r\nhost: x\r\n\r\n");
+        assert_eq!(
+            mock.busy(),
+            Duration::ZERO,
+            "a models request is not provider time"
+        );
+        post(mock.addr(), r#"{"stream":true}"#);
+        let busy = mock.busy();
+        assert!(busy >= Duration::from_millis(30), "{busy:?}");
+        assert!(busy < Duration::from_secs(10), "{busy:?}");
     }
 
     #[test]

@@ -336,6 +336,10 @@ pub struct BenchArgs {
     /// Only the throughput series (library path): no cold or one-at-a-time pooled series.
     #[arg(long)]
     pub throughput_only: bool,
+    /// Agent-turn overhead instead (wall time minus the provider's, instant mock provider): cold pi and warm pi
+    /// (`--mode rpc`, started before its turns), 1 and 8 tenants; `--turns` warm turns per series, a tenth cold.
+    #[arg(long)]
+    pub agent: bool,
 }
 
 #[derive(Debug, Args)]

@@ -155,6 +155,9 @@ pub fn run(global: &Global, args: &BenchArgs) -> Result<(), Exit> {
             "warden bench needs root (it creates namespaces and cgroups)",
         ));
     }
+    if args.agent {
+        return super::bench_agent::run(global, args);
+    }
     let (_, layout) = context::layout(global)?;
     let clients = parse_clients(&args.clients)?;
     // Workers are started as `warden serve` starts them: forked by a zygote.
