@@ -84,7 +84,7 @@ impl LinuxBackend {
         let state_dir = std::path::Path::new(&self.paths.state_dir);
         let jails = crate::jail::list(state_dir).map_err(|e| HostError::Parse {
             command: format!("read {}", crate::jail::jails_dir(state_dir).display()),
-            reason: crate::helper::error_chain(&e),
+            reason: crate::error::error_chain(&e),
             output: String::new(),
         })?;
         for j in jails {

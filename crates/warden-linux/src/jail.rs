@@ -3,7 +3,7 @@
 //! `console.log` (its supervisor's output).
 //!
 //! A running jail is a worker whose helper stays as its supervisor and whose init runs no
-//! command ([`crate::init`]); the helper's worker record (`workers/NAME.json`, written before any
+//! command ([`crate::jail_init`]); the helper's worker record (`workers/NAME.json`, written before any
 //! resource) is the journal of a start, so a crash at any point leaves either a live jail, or a
 //! record whose dead owner [`crate::reaper`] cleans up — every command here does that first.
 //!
@@ -19,8 +19,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::helper::Started;
 use crate::jail_exec::ExecSpec;
+use crate::proto::Started;
 use crate::reaper;
 use crate::record::{self, Record};
 use crate::release;
@@ -502,7 +502,7 @@ pub fn start(state_dir: &Path, name: &str, cgroup_root: &Path) -> Result<Running
     Ok(running)
 }
 
-/// Stops a running jail: SIGTERM to its init (which gives its processes [`crate::init::STOP_GRACE`]),
+/// Stops a running jail: SIGTERM to its init (which gives its processes [`crate::jail_init::STOP_GRACE`]),
 /// SIGKILL after `timeout`, then waits for the supervisor's teardown (cgroups, veth, record).
 /// Returns false if it was not running (leftovers of a crash are cleaned either way).
 pub fn stop(state_dir: &Path, name: &str, timeout: Duration) -> Result<bool> {

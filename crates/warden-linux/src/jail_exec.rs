@@ -12,11 +12,11 @@ use std::process::Command;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
-use crate::helper::{error_chain, HELPER_ARG};
-use crate::namespaces::{self, JAIL_ROOT_CAPS};
+use crate::error::{error_chain, Error, Result};
+use crate::proto::{helper_exe, HELPER_ARG};
 use crate::record;
 use crate::spec::DEFAULT_USER;
+use crate::worker_init::{self, JAIL_ROOT_CAPS};
 
 /// The argv[2] (after `__worker`) that selects the exec helper.
 pub const EXEC_ARG: &str = "exec";
@@ -56,7 +56,7 @@ pub fn exec(spec: &ExecSpec) -> Result<i32> {
         op: "encode exec spec",
         source: e,
     })?;
-    let exe = crate::worker::helper_exe();
+    let exe = helper_exe();
     let status = Command::new(exe)
         .arg(HELPER_ARG)
         .arg(EXEC_ARG)
@@ -83,7 +83,7 @@ pub fn exec_replace(spec: &ExecSpec) -> Error {
             }
         }
     };
-    let exe = crate::worker::helper_exe();
+    let exe = helper_exe();
     let e = Command::new(exe)
         .arg(HELPER_ARG)
         .arg(EXEC_ARG)
@@ -125,7 +125,7 @@ fn enter_and_run(spec: &ExecSpec) -> Result<i32> {
         libc::signal(libc::SIGQUIT, libc::SIG_IGN);
     }
     // The start time is checked after the pidfd is held: from then on the pid cannot be reused.
-    let pidfd = match crate::spawn::pidfd_open(spec.init_pid) {
+    let pidfd = match crate::sys::pidfd_open(spec.init_pid) {
         Ok(fd) if record::is_alive(spec.init_pid, spec.init_start) => fd,
         _ => {
             return Err(Error::NotRunning {
@@ -180,11 +180,11 @@ fn enter_and_run(spec: &ExecSpec) -> Result<i32> {
             unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
             let msg = match nix::unistd::chdir(&spec.cwd)
                 .map_err(|e| Error::sys(format!("chdir {}", spec.cwd.display()), e))
-                .and_then(|()| namespaces::drop_privileges(user, keep))
+                .and_then(|()| worker_init::drop_privileges(user, keep))
             {
                 Ok(()) => {
-                    namespaces::reset_signals();
-                    namespaces::exec(&spec.argv, &spec.env)
+                    worker_init::reset_signals();
+                    worker_init::exec(&spec.argv, &spec.env)
                 }
                 Err(e) => error_chain(&e),
             };

@@ -17,11 +17,12 @@ use std::os::fd::OwnedFd;
 use std::time::Instant;
 
 use crate::error::{Error, Result};
-use crate::helper::{HELPER_ARG, PARKED_BYTE};
+use crate::launch::spawn_helper;
 use crate::lease::Lease;
-use crate::namespaces::mono_us;
-use crate::spawn::{self, pipe, slot, Streams};
+use crate::proto::{HELPER_ARG, PARKED_BYTE};
+use crate::spawn::{self, slot, Streams};
 use crate::spec::{Outcome, Turn, WorkerSpec};
+use crate::sys::{mono_us, pipe};
 use crate::worker::{decode_report, encode_spec, pump, reap_later, Io, OutputStream};
 
 type OnOutput<'a> = dyn FnMut(OutputStream, &[u8]) + 'a;
@@ -67,7 +68,7 @@ impl Parked {
             slot(&lifeline_r),
             slot(&control_r),
         ];
-        let child = spawn::spawn_helper(&[HELPER_ARG, &json, &start], slots)?;
+        let child = spawn_helper(&[HELPER_ARG, &json, &start], slots)?;
         drop((streams.child, report_w, lifeline_r, control_r));
         let mut report = File::from(report_r);
         let mut first = [0u8; 1];

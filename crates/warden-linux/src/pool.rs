@@ -289,7 +289,7 @@ fn fill(shared: &Shared, i: usize) {
             }
             Err(e) => {
                 st.stats.failures += 1;
-                let msg = crate::helper::error_chain(&e);
+                let msg = crate::error::error_chain(&e);
                 if st.stats.last_error.as_deref() != Some(msg.as_str()) {
                     tracing::warn!(error = %msg, "failed to park a worker; retrying");
                 }

@@ -1,10 +1,7 @@
-//! Starting the helper with pipes placed on its fixed descriptors (0–2 streams, 3 report,
-//! 4 lifeline, 5 control), in the cheapest way the caller allows:
-//!
-//! - through the zygote (`zygote.rs`) when the process enabled it (`warden serve`, `warden
-//!   bench`: long-lived and multi-threaded): a fork of a small single-threaded process, no exec;
-//! - by forking the caller itself when it is single-threaded (the CLI's `warden run`): no exec;
-//! - otherwise by `posix_spawn` of `<exe> __worker …`.
+//! The mechanics of starting the helper with pipes placed on its fixed descriptors (0–2
+//! streams, 3 report, 4 lifeline, 5 control): the descriptor slots, placing them in a forked
+//! child, and `posix_spawn` of `<exe> __worker …`. Which way a helper starts is `launch.rs`'s
+//! choice; this module is the layer under it and under the zygote.
 //!
 //! Why not `std::process::Command`: placing descriptors needs a `pre_exec` hook, and with one
 //! `Command` must `fork()` — copying the caller's page tables and making every later write of
@@ -17,7 +14,8 @@ use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use crate::error::{Error, Result};
-use crate::helper::{CONTROL_FD, LIFELINE_FD, REPORT_FD};
+use crate::proto::{CONTROL_FD, LIFELINE_FD, REPORT_FD};
+use crate::sys::{dev_null, pipe};
 
 // `spawn` takes the slots as an array indexed by descriptor number.
 const _: () = assert!(REPORT_FD == 3 && LIFELINE_FD == 4 && CONTROL_FD == 5);
@@ -79,54 +77,6 @@ impl Helper {
             }
             return None;
         }
-    }
-}
-
-/// Starts the helper `helper_exe() args…` (args without argv[0]) with descriptor `i` set from
-/// `slots[i]`, by the cheapest of the three ways (module docs).
-pub(crate) fn spawn_helper(args: &[&str], slots: [Slot; 6]) -> Result<Helper> {
-    if let Some(h) = crate::zygote::spawn(args, &slots) {
-        return h;
-    }
-    if crate::worker::helper_is_self() && single_threaded() {
-        return fork_helper(args, &slots);
-    }
-    spawn(crate::worker::helper_exe(), args, slots)
-}
-
-/// True when this process has one thread (read from `/proc/self/stat`).
-fn single_threaded() -> bool {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Field 20 (num_threads), counted after the parenthesised command name.
-    stat.rsplit_once(')')
-        .and_then(|(_, rest)| rest.split_whitespace().nth(17))
-        == Some("1")
-}
-
-/// Forks this single-threaded process; the child becomes the helper (no exec).
-fn fork_helper(args: &[&str], slots: &[Slot; 6]) -> Result<Helper> {
-    let mut argv: Vec<String> = vec![crate::worker::helper_exe().display().to_string()];
-    argv.extend(args.iter().map(|a| a.to_string()));
-    // Anything buffered for our stdout must not be written a second time by the child.
-    let _ = std::io::Write::flush(&mut std::io::stdout());
-    // SAFETY: the caller checked this process is single-threaded, so the child may run
-    // ordinary Rust; it leaves with _exit.
-    match unsafe { libc::fork() } {
-        0 => {
-            // SAFETY: rearranging the child's own descriptors.
-            if unsafe { place_slots(slots, None) }.is_err() {
-                // SAFETY: leaving the child at once.
-                unsafe { libc::_exit(125) };
-            }
-            let code = crate::helper::run_helper(&argv);
-            // SAFETY: leaving the child without running the parent's atexit work.
-            unsafe { libc::_exit(code) }
-        }
-        pid if pid > 0 => Ok(Helper { pid, pidfd: None }),
-        _ => Err(Error::sys(
-            "fork the helper",
-            std::io::Error::last_os_error(),
-        )),
     }
 }
 
@@ -280,29 +230,6 @@ pub(crate) fn feed_stdin(
     Some(std::thread::spawn(move || {
         let _ = std::io::Write::write_all(&mut std::fs::File::from(sink), &bytes);
     }))
-}
-
-/// A pidfd for process `pid` (which then cannot be confused with a later process of that pid).
-pub(crate) fn pidfd_open(pid: libc::pid_t) -> std::io::Result<OwnedFd> {
-    // SAFETY: pidfd_open with a pid and no flags; the result is checked.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as RawFd;
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: the pidfd was just created and is owned here.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-/// A pipe whose two ends close on exec.
-pub(crate) fn pipe() -> Result<(OwnedFd, OwnedFd)> {
-    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::sys("create a pipe", e))
-}
-
-/// `/dev/null` for reading, to give the helper an empty stdin.
-pub(crate) fn dev_null() -> Result<OwnedFd> {
-    std::fs::File::open("/dev/null")
-        .map(OwnedFd::from)
-        .map_err(|e| Error::io("open", "/dev/null", e))
 }
 
 /// The raw number of an owned descriptor, as a [`Slot`].

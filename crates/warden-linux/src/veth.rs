@@ -40,7 +40,7 @@ pub fn create(
         message: format!("failed to find bridge {}", vnet.bridge),
     })?;
     let host = host_ifname(name);
-    let t0 = crate::namespaces::mono_us();
+    let t0 = crate::sys::mono_us();
     match nl.create_veth(&host, bridge, WORKER_IFNAME, init_pid) {
         Err(Error::Netlink {
             errno: libc::EEXIST,
@@ -53,19 +53,19 @@ pub fn create(
         }
         other => other?,
     }
-    let t1 = crate::namespaces::mono_us();
+    let t1 = crate::sys::mono_us();
     let index = nl.link_index(&host)?.ok_or_else(|| Error::Setup {
         name: name.to_string(),
         message: format!("failed to find {host} after creating it"),
     })?;
-    let t2 = crate::namespaces::mono_us();
+    let t2 = crate::sys::mono_us();
     if isolated {
         nl.set_port_isolated(index)?;
     }
     tracing::debug!(
         create_us = t1 - t0,
         lookup_us = t2 - t1,
-        isolate_us = crate::namespaces::mono_us() - t2,
+        isolate_us = crate::sys::mono_us() - t2,
         "veth {host} created"
     );
     Ok(())

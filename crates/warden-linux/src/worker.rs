@@ -4,36 +4,17 @@
 
 use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::helper::{Report, Started, HELPER_ARG};
-use crate::namespaces::mono_us;
+use crate::launch::spawn_helper;
+use crate::proto::{Report, Started, HELPER_ARG};
 use crate::record;
-use crate::spawn::{self, dev_null, slot, Slot, Streams};
+use crate::spawn::{self, slot, Slot, Streams};
 use crate::spec::{Outcome, WorkerSpec};
-
-static HELPER_EXE: OnceLock<PathBuf> = OnceLock::new();
-
-/// Sets the binary re-exec'd as the helper (default `/proc/self/exe`, i.e. this program, whose
-/// `main` must call [`crate::helper_main`] when `argv[1] == "__worker"`). Tests point it at
-/// their small dispatch binary. Only the first call counts.
-pub fn set_helper_exe(path: impl Into<PathBuf>) {
-    let _ = HELPER_EXE.set(path.into());
-}
-
-pub(crate) fn helper_exe() -> &'static Path {
-    HELPER_EXE.get_or_init(|| PathBuf::from(SELF_EXE))
-}
-
-const SELF_EXE: &str = "/proc/self/exe";
-
-/// True when the helper is this program (its code can run in a fork of this process).
-pub(crate) fn helper_is_self() -> bool {
-    helper_exe() == Path::new(SELF_EXE)
-}
+use crate::sys::{self, dev_null, mono_us};
 
 /// Which of the worker's output streams a chunk came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,8 +42,8 @@ pub fn run(spec: &WorkerSpec, io: Io<'_>) -> Result<Outcome> {
     let started = Instant::now();
     let start_us = mono_us();
     let json = encode_spec(spec)?;
-    let (report_r, report_w) = spawn::pipe()?;
-    let (lifeline_r, lifeline_w) = spawn::pipe()?;
+    let (report_r, report_w) = sys::pipe()?;
+    let (lifeline_r, lifeline_w) = sys::pipe()?;
     let start = start_us.to_string();
     let args = [HELPER_ARG, json.as_str(), start.as_str()];
     // A namespace that carried nothing, for a worker without a network (fd 5: a cold helper has no
@@ -82,14 +63,14 @@ pub fn run(spec: &WorkerSpec, io: Io<'_>) -> Result<Outcome> {
                 slot(&lifeline_r),
                 netns_slot,
             ];
-            let child = spawn::spawn_helper(&args, slots)?;
+            let child = spawn_helper(&args, slots)?;
             (child, None, None, None, None, None)
         }
         Io::Stream { stdin, on_output } => {
             let streams = Streams::new(!stdin.is_empty())?;
             let [i, o, e] = streams.slots();
             let slots = [i, o, e, slot(&report_w), slot(&lifeline_r), netns_slot];
-            let child = spawn::spawn_helper(&args, slots)?;
+            let child = spawn_helper(&args, slots)?;
             (
                 child,
                 Some(on_output),
@@ -166,7 +147,7 @@ pub(crate) fn decode_report(name: &str, report: &[u8], started: Instant) -> Resu
 /// jail's supervisor (its output appended to `log`), and returns once the jail is up.
 pub(crate) fn start_jail(spec: &WorkerSpec, log: &Path) -> Result<Started> {
     let json = encode_spec(spec)?;
-    let (report_r, report_w) = spawn::pipe()?;
+    let (report_r, report_w) = sys::pipe()?;
     let out: OwnedFd = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -184,7 +165,7 @@ pub(crate) fn start_jail(spec: &WorkerSpec, log: &Path) -> Result<Started> {
         Slot::Closed,
         Slot::Closed,
     ];
-    let child = spawn::spawn_helper(&[HELPER_ARG, &json, &start], slots)?;
+    let child = spawn_helper(&[HELPER_ARG, &json, &start], slots)?;
     drop(report_w);
     let mut report = Vec::new();
     let read = std::fs::File::from(report_r).read_to_end(&mut report);

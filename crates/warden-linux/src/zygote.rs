@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::spawn::{self, Helper, Slot};
+use crate::sys;
 
 /// argv[2] of the helper binary that makes it a zygote.
 pub(crate) const ZYGOTE_ARG: &str = "__zygote";
@@ -116,7 +117,7 @@ impl Zygote {
             SockFlag::SOCK_CLOEXEC,
         )
         .map_err(|e| Error::sys("create the zygote's socket", e))?;
-        let null = spawn::dev_null()?;
+        let null = sys::dev_null()?;
         let slots = [
             spawn::slot(&null),
             Slot::Inherit,
@@ -126,8 +127,8 @@ impl Zygote {
             Slot::Closed,
         ];
         let h = spawn::spawn(
-            crate::worker::helper_exe(),
-            &[crate::helper::HELPER_ARG, ZYGOTE_ARG],
+            crate::proto::helper_exe(),
+            &[crate::proto::HELPER_ARG, ZYGOTE_ARG],
             slots,
         )?;
         Ok(Zygote {
@@ -236,7 +237,7 @@ fn receive(fd: RawFd, buf: &mut [u8]) -> nix::Result<(usize, Vec<OwnedFd>)> {
 /// The zygote's loop: one fork per request, until the caller's end closes.
 pub(crate) fn zygote_main() -> ! {
     // Terminal signals are the caller's business (its exit closes the socket).
-    crate::helper::ignore_terminal_signals();
+    crate::sys::ignore_terminal_signals();
     // SAFETY: signal state of this single-threaded process. SIGCHLD is blocked and read from a
     // signalfd (children are reaped as they end).
     let sigfd = unsafe {
@@ -360,7 +361,7 @@ fn fork_one(
             other => return Err(format!("unknown slot kind {other:?}")),
         };
     }
-    let (gate_r, gate_w) = spawn::pipe().map_err(|e| e.to_string())?;
+    let (gate_r, gate_w) = sys::pipe().map_err(|e| e.to_string())?;
     // SAFETY: the zygote is single-threaded; the child leaves with _exit.
     match unsafe { libc::fork() } {
         0 => {
@@ -379,7 +380,7 @@ fn fork_one(
         }
         pid if pid > 0 => {
             // Our child is reaped only in the loop, so it exists even if it has already ended.
-            let fd = spawn::pidfd_open(pid)
+            let fd = sys::pidfd_open(pid)
                 .map_err(|e| format!("failed to open a pidfd for helper {pid}: {e}"))?;
             Ok((pid, fd, gate_w))
         }
@@ -390,7 +391,7 @@ fn fork_one(
 impl Request {
     /// `[exe, args…]`: the argv a re-exec'd helper would see.
     fn args_with_exe(&self) -> Vec<String> {
-        let mut v = vec![crate::worker::helper_exe().display().to_string()];
+        let mut v = vec![crate::proto::helper_exe().display().to_string()];
         v.extend(self.args.iter().cloned());
         v
     }

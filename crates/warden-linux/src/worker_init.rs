@@ -14,17 +14,7 @@ use crate::error::{Error, Result};
 use crate::mounts;
 use crate::netlink::Netlink;
 use crate::spec::{NetworkMode, Turn, WorkerSpec};
-
-/// Microseconds of CLOCK_MONOTONIC: comparable between the processes of one run.
-pub fn mono_us() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into the timespec we own.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000
-}
+use crate::sys::mono_us;
 
 /// File descriptors the init inherits from the helper.
 #[derive(Debug, Clone, Copy)]
@@ -51,13 +41,13 @@ fn say(status: &mut std::fs::File, line: std::fmt::Arguments<'_>) {
 /// caller has the report — so the namespace teardown that the kernel does at this exit is off
 /// the caller's critical path. Keeping the command off pid 1 also gives it ordinary signal
 /// semantics (pid 1 ignores signals it has no handler for).
-pub fn init_main(spec: &WorkerSpec, fds: InitFds) -> isize {
+pub fn main(spec: &WorkerSpec, fds: InitFds) -> isize {
     // SAFETY: status_w is a pipe end the helper gave to this process alone.
     let mut status = unsafe { std::fs::File::from_raw_fd(fds.status_w) };
     let (mounts_us, net_us) = match init_steps(spec, fds) {
         Ok(t) => t,
         Err(e) => {
-            let err = crate::helper::error_chain(&e).replace('\n', " ");
+            let err = crate::error::error_chain(&e).replace('\n', " ");
             say(&mut status, format_args!("E {err}"));
             return 127;
         }
@@ -85,7 +75,7 @@ pub fn init_main(spec: &WorkerSpec, fds: InitFds) -> isize {
             libc::close(fds.stdout_w);
             libc::close(fds.stderr_w);
         }
-        return crate::init::serve();
+        return crate::jail_init::serve();
     }
     let parked = spec.parked;
     let child = if parked {
@@ -104,7 +94,7 @@ pub fn init_main(spec: &WorkerSpec, fds: InitFds) -> isize {
         // A cold worker's command execs at once: it borrows the init's memory until then
         // (CLONE_VM | CLONE_VFORK: the init waits) instead of copying it, which cost a page-table
         // copy, copy-on-write faults and, at its exec, the copy's teardown.
-        let mut stack = match crate::helper::Stack::new(256 << 10) {
+        let mut stack = match crate::sys::Stack::new(256 << 10) {
             Ok(s) => s,
             Err(e) => {
                 say(&mut status, format_args!("E {e}"));
@@ -173,7 +163,7 @@ fn command_main(
                 &turn_spec
             }
             Err(e) => {
-                let err = crate::helper::error_chain(&e).replace('\n', " ");
+                let err = crate::error::error_chain(&e).replace('\n', " ");
                 say(status, format_args!("E {err}"));
                 // SAFETY: leave without running the init's destructors in the child.
                 unsafe { libc::_exit(127) }
@@ -187,7 +177,7 @@ fn command_main(
             say(status, format_args!("T {mounts_us} {net_us} {}", mono_us()));
             exec(&spec.argv, &spec.env)
         }
-        Err(e) => crate::helper::error_chain(&e),
+        Err(e) => crate::error::error_chain(&e),
     };
     let err = err.replace('\n', " ");
     say(status, format_args!("E {err}"));
@@ -432,7 +422,7 @@ fn become_user((uid, gid): (u32, u32), keep: &[u32]) -> Result<()> {
 
 /// The helper ignores terminal signals; ignored dispositions survive execve, so undo them.
 pub(crate) fn reset_signals() {
-    for sig in crate::helper::TERMINAL_SIGNALS {
+    for sig in crate::sys::TERMINAL_SIGNALS {
         // SAFETY: restoring the default disposition.
         unsafe { libc::signal(sig, libc::SIG_DFL) };
     }
