@@ -328,298 +328,21 @@ impl Layout {
     /// Builds and validates the layout; all problems are reported at once.
     pub fn from_loaded(loaded: &Loaded) -> Result<Layout, ConfigError> {
         let c: &Config = &loaded.config;
-        let mut problems = Vec::new();
-        let mut bad = |key: &str, value: &str, rule: String, fix: &str| {
-            problems.push(Invalid {
-                key: key.to_string(),
-                value: value.to_string(),
-                origin: loaded.source(key),
-                rule,
-                fix: fix.to_string(),
-            })
+        let mut problems = Problems {
+            loaded,
+            list: Vec::new(),
         };
-
-        let network = match parse_subnet(&c.subnet) {
-            Ok(n) => n,
-            Err(rule) => {
-                bad(
-                    "network.subnet",
-                    &c.subnet,
-                    rule,
-                    "use a private /24, e.g. AGENT_SUBNET_BASE=10.0.1",
-                );
-                Ipv4Addr::new(10, 0, 1, 0)
-            }
-        };
-        if let Err(rule) = check_label(&c.identity) {
-            bad(
-                "identity",
-                &c.identity,
-                rule,
-                "use letters and digits, e.g. identity = \"clawdie\"",
-            );
-        }
-        if let Err(rule) = check_domain(&c.domain) {
-            bad(
-                "dns.domain",
-                &c.domain,
-                rule,
-                "use a name under home.arpa, e.g. AGENT_DOMAIN=home.arpa",
-            );
-        }
-        // Derived from identity and domain unless set: then the checks above already cover it.
-        let internal_domain = c.internal_domain.clone();
-        if !matches!(loaded.source("dns.internal_domain"), Source::Derived(_)) {
-            if let Err(rule) = check_domain(&c.internal_domain) {
-                bad(
-                    "dns.internal_domain",
-                    &c.internal_domain,
-                    rule,
-                    "use <agent>.home.arpa, e.g. AGENT_INTERNAL_DOMAIN=clawdie.home.arpa",
-                );
-            }
-        }
-        for (key, value) in [("network.bridge", &c.bridge), ("network.ext_if", &c.ext_if)] {
-            if value.is_empty()
-                || value.len() > 15
-                || !value
-                    .chars()
-                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
-            {
-                bad(
-                    key,
-                    value,
-                    "an interface name has 1 to 15 letters, digits or '_'".into(),
-                    "e.g. network.bridge = \"warden0\"",
-                );
-            }
-        }
-        if !is_release(&c.release) {
-            bad(
-                "jails.release",
-                &c.release,
-                "not a FreeBSD release name Bastille accepts (N.N-RELEASE, -RCn, -BETAn, -STABLE, -CURRENT)".into(),
-                "e.g. WARDEN_RELEASE=15.0-RELEASE",
-            );
-        }
-
-        // Slots: every fixed slot distinct, not the gateway, and outside both dynamic ranges.
-        let mut fixed: Vec<(Role, &str, u8, Shape)> = vec![
-            (Role::Git, "slots.git", c.slot_git, Shape::Thin),
-            (Role::Cms, "slots.cms", c.slot_cms, Shape::Thin),
-        ];
-        if c.ai_enabled {
-            fixed.push((Role::Ai, "slots.ai", c.slot_ai, Shape::Thin));
-        }
-        if c.db_enabled {
-            fixed.push((Role::Db, "slots.db", c.slot_db, Shape::Thick));
-        }
-        fixed.push((Role::Browser, "slots.browser", c.slot_browser, Shape::Image));
-        fixed.sort_by_key(|f| f.2);
-        let ranges = [
-            (
-                "slots.workers_first",
-                "slots.workers_last",
-                c.workers_first,
-                c.workers_last,
-            ),
-            (
-                "slots.browser_clones_first",
-                "slots.browser_clones_last",
-                c.browser_clones_first,
-                c.browser_clones_last,
-            ),
-        ];
-        for (first_key, _, first, last) in ranges {
-            if first > last {
-                bad(
-                    first_key,
-                    &first.to_string(),
-                    format!("the range {first}..{last} is empty"),
-                    "first ≤ last, e.g. 101..149",
-                );
-            }
-        }
-        if ranges[0].2 <= ranges[1].3 && ranges[1].2 <= ranges[0].3 {
-            bad(
-                "slots.browser_clones_first",
-                &c.browser_clones_first.to_string(),
-                format!(
-                    "overlaps the worker range {}..{}",
-                    c.workers_first, c.workers_last
-                ),
-                "keep the ranges apart, e.g. workers 101..149 and browser clones 150..199",
-            );
-        }
-        for (i, (role, key, octet, _)) in fixed.iter().enumerate() {
-            if *octet == 1 {
-                bad(
-                    key,
-                    "1",
-                    format!("slot .1 is the gateway; {} needs its own", role.name()),
-                    "e.g. 2..99",
-                );
-            }
-            if let Some((other, ..)) = fixed[..i].iter().find(|f| f.2 == *octet) {
-                bad(
-                    key,
-                    &octet.to_string(),
-                    format!("slot .{octet} is already taken by {}", other.name()),
-                    "give every service its own slot (defaults: git 2, cms 3, ai 4, db 5, browser 6)",
-                );
-            }
-            for (_, _, first, last) in ranges {
-                if (first..=last).contains(octet) {
-                    bad(
-                        key,
-                        &octet.to_string(),
-                        format!("slot .{octet} lies in the dynamic range {first}..{last}"),
-                        "e.g. 2..99",
-                    );
-                }
-            }
-        }
-
-        let services: Vec<Service> = fixed
-            .iter()
-            .map(|(role, _, octet, shape)| {
-                let [a, b, cc, _] = network.octets();
-                Service {
-                    role: *role,
-                    jail: format!("{}{}", c.identity, role.name()),
-                    addr: Ipv4Addr::new(a, b, cc, *octet),
-                    shape: *shape,
-                    fqdn: format!("{}.{}", service_label(*role), c.domain),
-                }
-            })
-            .collect();
-        for service in services.iter().filter(|s| s.shape != Shape::Image) {
-            if let Err(rule) = check_jail_name(&service.jail) {
-                bad(
-                    "identity",
-                    &c.identity,
-                    format!(
-                        "it makes the {} jail name {:?}: {rule}",
-                        service.role.name(),
-                        service.jail
-                    ),
-                    "use at most 7 letters and digits, e.g. identity = \"clawdie\"",
-                );
-                break;
-            }
-        }
-
-        // Tenants: labels, no duplicates, no clash with a platform name.
-        let reserved: Vec<String> = ["ai", "git", "cms", "db", "models", "browser"]
-            .iter()
-            .map(|s| s.to_string())
-            .chain([c.identity.clone()])
-            .collect();
-        let mut tenants = Vec::new();
-        for (i, t) in c.tenants.iter().enumerate() {
-            if let Err(rule) = check_label(&t.name) {
-                bad(
-                    "tenants",
-                    &t.name,
-                    format!("tenant name: {rule}"),
-                    "use a DNS label, e.g. name = \"atlas\" (no '_')",
-                );
-                continue;
-            }
-            if c.tenants[..i].iter().any(|o| o.name == t.name) {
-                bad(
-                    "tenants",
-                    &t.name,
-                    "duplicate tenant".into(),
-                    "name each tenant once",
-                );
-                continue;
-            }
-            if reserved.contains(&t.name) {
-                bad(
-                    "tenants",
-                    &t.name,
-                    format!("{}.{} is a platform name", t.name, c.domain),
-                    "choose another tenant name",
-                );
-                continue;
-            }
-            let mut sites = Vec::new();
-            for (j, site) in t.sites.iter().enumerate() {
-                if let Err(rule) = check_label(site) {
-                    bad(
-                        "tenants",
-                        site,
-                        format!("site of tenant {}: {rule}", t.name),
-                        "use a DNS label, e.g. sites = [\"blog\"]",
-                    );
-                } else if t.sites[..j].contains(site) {
-                    bad(
-                        "tenants",
-                        site,
-                        format!("duplicate site of tenant {}", t.name),
-                        "name each site once",
-                    );
-                } else {
-                    sites.push(site.clone());
-                }
-            }
-            tenants.push(Tenant {
-                name: t.name.clone(),
-                fqdn: format!("{}.{}", t.name, c.domain),
-                sites,
-            });
-        }
-
-        let mut listen = Vec::new();
-        for item in &c.listen {
-            if item == "gateway" {
-                listen.push(Ipv4Addr::new(
-                    network.octets()[0],
-                    network.octets()[1],
-                    network.octets()[2],
-                    1,
-                ));
-            } else {
-                match item.parse::<Ipv4Addr>() {
-                    Ok(a) => listen.push(a),
-                    Err(_) => bad(
-                        "control_plane.listen",
-                        item,
-                        "not an IPv4 address or \"gateway\"".into(),
-                        "e.g. listen = [\"127.0.0.1\", \"gateway\"]",
-                    ),
-                }
-            }
-        }
-        let memory_bytes = parse_size(&c.worker_memory).unwrap_or_else(|rule| {
-            bad("workers.memory", &c.worker_memory, rule, "e.g. 512M or 2G");
-            0
-        });
-        let output_bytes = parse_size(&c.worker_output).unwrap_or_else(|rule| {
-            bad("workers.output", &c.worker_output, rule, "e.g. 8M");
-            0
-        });
-        let timeout = parse_duration(&c.worker_timeout).unwrap_or_else(|rule| {
-            bad(
-                "workers.timeout",
-                &c.worker_timeout,
-                rule,
-                "e.g. 300s or 5m",
-            );
-            Duration::ZERO
-        });
-        if !is_user_name(&c.worker_user) {
-            bad(
-                "workers.user",
-                &c.worker_user,
-                "not a Unix user name".into(),
-                "e.g. workers.user = \"clawdie\"",
-            );
-        }
-
-        if !problems.is_empty() {
-            return Err(ConfigError::Invalid(problems));
+        let p = &mut problems;
+        let network = network_of(c, p);
+        check_names(loaded, p);
+        let fixed = fixed_slots(c);
+        check_slots(c, &fixed, p);
+        let services = services_of(c, network, &fixed, p);
+        let tenants = tenants_of(c, p);
+        let listen = listen_of(c, network, p);
+        let limits = worker_limits(c, p);
+        if !problems.list.is_empty() {
+            return Err(ConfigError::Invalid(problems.list));
         }
         let [a, b, cc, _] = network.octets();
         let at = |o: u8| Ipv4Addr::new(a, b, cc, o);
@@ -633,7 +356,7 @@ impl Layout {
             bridge: c.bridge.clone(),
             ext_if: c.ext_if.clone(),
             domain: c.domain.clone(),
-            internal_domain,
+            internal_domain: c.internal_domain.clone(),
             release: c.release.to_ascii_uppercase(),
             services,
             workers: (at(c.workers_first), at(c.workers_last)),
@@ -649,12 +372,7 @@ impl Layout {
             },
             port: c.port,
             listen,
-            limits: Limits {
-                memory_bytes,
-                pids: c.worker_pids,
-                timeout,
-                output_bytes,
-            },
+            limits,
             worker_user: c.worker_user.clone(),
             pool_size: c.pool_size,
             allow_unlimited: c.allow_unlimited,
@@ -676,6 +394,347 @@ impl Layout {
             }
         }
         Ok(layout)
+    }
+}
+
+/// The problems `Layout::from_loaded` finds, in the order it checks, each with where its key's value came from.
+struct Problems<'a> {
+    loaded: &'a Loaded,
+    list: Vec<Invalid>,
+}
+
+impl Problems<'_> {
+    /// Records that `key` = `value` breaks `rule`, with the `fix` to offer.
+    fn bad(&mut self, key: &str, value: &str, rule: String, fix: &str) {
+        self.list.push(Invalid {
+            key: key.to_string(),
+            value: value.to_string(),
+            origin: self.loaded.source(key),
+            rule,
+            fix: fix.to_string(),
+        })
+    }
+}
+
+/// The subnet's network address (a stand-in when it is invalid, so the other checks still run).
+fn network_of(c: &Config, p: &mut Problems) -> Ipv4Addr {
+    match parse_subnet(&c.subnet) {
+        Ok(n) => n,
+        Err(rule) => {
+            p.bad(
+                "network.subnet",
+                &c.subnet,
+                rule,
+                "use a private /24, e.g. AGENT_SUBNET_BASE=10.0.1",
+            );
+            Ipv4Addr::new(10, 0, 1, 0)
+        }
+    }
+}
+
+/// Identity, domains, interface names and the release name.
+fn check_names(loaded: &Loaded, p: &mut Problems) {
+    let c = &loaded.config;
+    if let Err(rule) = check_label(&c.identity) {
+        p.bad(
+            "identity",
+            &c.identity,
+            rule,
+            "use letters and digits, e.g. identity = \"clawdie\"",
+        );
+    }
+    if let Err(rule) = check_domain(&c.domain) {
+        p.bad(
+            "dns.domain",
+            &c.domain,
+            rule,
+            "use a name under home.arpa, e.g. AGENT_DOMAIN=home.arpa",
+        );
+    }
+    // Derived from identity and domain unless set: then the checks above already cover it.
+    if !matches!(loaded.source("dns.internal_domain"), Source::Derived(_)) {
+        if let Err(rule) = check_domain(&c.internal_domain) {
+            p.bad(
+                "dns.internal_domain",
+                &c.internal_domain,
+                rule,
+                "use <agent>.home.arpa, e.g. AGENT_INTERNAL_DOMAIN=clawdie.home.arpa",
+            );
+        }
+    }
+    for (key, value) in [("network.bridge", &c.bridge), ("network.ext_if", &c.ext_if)] {
+        if value.is_empty()
+            || value.len() > 15
+            || !value
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+        {
+            p.bad(
+                key,
+                value,
+                "an interface name has 1 to 15 letters, digits or '_'".into(),
+                "e.g. network.bridge = \"warden0\"",
+            );
+        }
+    }
+    if !is_release(&c.release) {
+        p.bad(
+            "jails.release",
+            &c.release,
+            "not a FreeBSD release name Bastille accepts (N.N-RELEASE, -RCn, -BETAn, -STABLE, -CURRENT)".into(),
+            "e.g. WARDEN_RELEASE=15.0-RELEASE",
+        );
+    }
+}
+
+/// A fixed slot: its role, config key, last octet and shape.
+type FixedSlot = (Role, &'static str, u8, Shape);
+
+/// The fixed slots of the enabled services, in octet order.
+fn fixed_slots(c: &Config) -> Vec<FixedSlot> {
+    let mut fixed: Vec<FixedSlot> = vec![
+        (Role::Git, "slots.git", c.slot_git, Shape::Thin),
+        (Role::Cms, "slots.cms", c.slot_cms, Shape::Thin),
+    ];
+    if c.ai_enabled {
+        fixed.push((Role::Ai, "slots.ai", c.slot_ai, Shape::Thin));
+    }
+    if c.db_enabled {
+        fixed.push((Role::Db, "slots.db", c.slot_db, Shape::Thick));
+    }
+    fixed.push((Role::Browser, "slots.browser", c.slot_browser, Shape::Image));
+    fixed.sort_by_key(|f| f.2);
+    fixed
+}
+
+/// Slots: every fixed slot distinct, not the gateway, and outside both dynamic ranges, which are
+/// non-empty and apart.
+fn check_slots(c: &Config, fixed: &[FixedSlot], p: &mut Problems) {
+    let ranges = [
+        ("slots.workers_first", c.workers_first, c.workers_last),
+        (
+            "slots.browser_clones_first",
+            c.browser_clones_first,
+            c.browser_clones_last,
+        ),
+    ];
+    for (first_key, first, last) in ranges {
+        if first > last {
+            p.bad(
+                first_key,
+                &first.to_string(),
+                format!("the range {first}..{last} is empty"),
+                "first ≤ last, e.g. 101..149",
+            );
+        }
+    }
+    if ranges[0].1 <= ranges[1].2 && ranges[1].1 <= ranges[0].2 {
+        p.bad(
+            "slots.browser_clones_first",
+            &c.browser_clones_first.to_string(),
+            format!(
+                "overlaps the worker range {}..{}",
+                c.workers_first, c.workers_last
+            ),
+            "keep the ranges apart, e.g. workers 101..149 and browser clones 150..199",
+        );
+    }
+    for (i, (role, key, octet, _)) in fixed.iter().enumerate() {
+        if *octet == 1 {
+            p.bad(
+                key,
+                "1",
+                format!("slot .1 is the gateway; {} needs its own", role.name()),
+                "e.g. 2..99",
+            );
+        }
+        if let Some((other, ..)) = fixed[..i].iter().find(|f| f.2 == *octet) {
+            p.bad(
+                key,
+                &octet.to_string(),
+                format!("slot .{octet} is already taken by {}", other.name()),
+                "give every service its own slot (defaults: git 2, cms 3, ai 4, db 5, browser 6)",
+            );
+        }
+        for (_, first, last) in ranges {
+            if (first..=last).contains(octet) {
+                p.bad(
+                    key,
+                    &octet.to_string(),
+                    format!("slot .{octet} lies in the dynamic range {first}..{last}"),
+                    "e.g. 2..99",
+                );
+            }
+        }
+    }
+}
+
+/// The services of the fixed slots; the identity must make valid jail names for them.
+fn services_of(
+    c: &Config,
+    network: Ipv4Addr,
+    fixed: &[FixedSlot],
+    p: &mut Problems,
+) -> Vec<Service> {
+    let services: Vec<Service> = fixed
+        .iter()
+        .map(|(role, _, octet, shape)| {
+            let [a, b, cc, _] = network.octets();
+            Service {
+                role: *role,
+                jail: format!("{}{}", c.identity, role.name()),
+                addr: Ipv4Addr::new(a, b, cc, *octet),
+                shape: *shape,
+                fqdn: format!("{}.{}", service_label(*role), c.domain),
+            }
+        })
+        .collect();
+    for service in services.iter().filter(|s| s.shape != Shape::Image) {
+        if let Err(rule) = check_jail_name(&service.jail) {
+            p.bad(
+                "identity",
+                &c.identity,
+                format!(
+                    "it makes the {} jail name {:?}: {rule}",
+                    service.role.name(),
+                    service.jail
+                ),
+                "use at most 7 letters and digits, e.g. identity = \"clawdie\"",
+            );
+            break;
+        }
+    }
+    services
+}
+
+/// Tenants: labels, no duplicates, no clash with a platform name; their sites likewise.
+fn tenants_of(c: &Config, p: &mut Problems) -> Vec<Tenant> {
+    let reserved: Vec<String> = ["ai", "git", "cms", "db", "models", "browser"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([c.identity.clone()])
+        .collect();
+    let mut tenants = Vec::new();
+    for (i, t) in c.tenants.iter().enumerate() {
+        if let Err(rule) = check_label(&t.name) {
+            p.bad(
+                "tenants",
+                &t.name,
+                format!("tenant name: {rule}"),
+                "use a DNS label, e.g. name = \"atlas\" (no '_')",
+            );
+            continue;
+        }
+        if c.tenants[..i].iter().any(|o| o.name == t.name) {
+            p.bad(
+                "tenants",
+                &t.name,
+                "duplicate tenant".into(),
+                "name each tenant once",
+            );
+            continue;
+        }
+        if reserved.contains(&t.name) {
+            p.bad(
+                "tenants",
+                &t.name,
+                format!("{}.{} is a platform name", t.name, c.domain),
+                "choose another tenant name",
+            );
+            continue;
+        }
+        tenants.push(Tenant {
+            name: t.name.clone(),
+            fqdn: format!("{}.{}", t.name, c.domain),
+            sites: sites_of(&t.name, &t.sites, p),
+        });
+    }
+    tenants
+}
+
+/// A tenant's sites: DNS labels, each once.
+fn sites_of(tenant: &str, given: &[String], p: &mut Problems) -> Vec<String> {
+    let mut sites = Vec::new();
+    for (j, site) in given.iter().enumerate() {
+        if let Err(rule) = check_label(site) {
+            p.bad(
+                "tenants",
+                site,
+                format!("site of tenant {tenant}: {rule}"),
+                "use a DNS label, e.g. sites = [\"blog\"]",
+            );
+        } else if given[..j].contains(site) {
+            p.bad(
+                "tenants",
+                site,
+                format!("duplicate site of tenant {tenant}"),
+                "name each site once",
+            );
+        } else {
+            sites.push(site.clone());
+        }
+    }
+    sites
+}
+
+/// The control plane's listen addresses (`gateway` is the subnet's .1).
+fn listen_of(c: &Config, network: Ipv4Addr, p: &mut Problems) -> Vec<Ipv4Addr> {
+    let mut listen = Vec::new();
+    for item in &c.listen {
+        if item == "gateway" {
+            listen.push(Ipv4Addr::new(
+                network.octets()[0],
+                network.octets()[1],
+                network.octets()[2],
+                1,
+            ));
+        } else {
+            match item.parse::<Ipv4Addr>() {
+                Ok(a) => listen.push(a),
+                Err(_) => p.bad(
+                    "control_plane.listen",
+                    item,
+                    "not an IPv4 address or \"gateway\"".into(),
+                    "e.g. listen = [\"127.0.0.1\", \"gateway\"]",
+                ),
+            }
+        }
+    }
+    listen
+}
+
+/// The workers' limits, and their user's name.
+fn worker_limits(c: &Config, p: &mut Problems) -> Limits {
+    let memory_bytes = parse_size(&c.worker_memory).unwrap_or_else(|rule| {
+        p.bad("workers.memory", &c.worker_memory, rule, "e.g. 512M or 2G");
+        0
+    });
+    let output_bytes = parse_size(&c.worker_output).unwrap_or_else(|rule| {
+        p.bad("workers.output", &c.worker_output, rule, "e.g. 8M");
+        0
+    });
+    let timeout = parse_duration(&c.worker_timeout).unwrap_or_else(|rule| {
+        p.bad(
+            "workers.timeout",
+            &c.worker_timeout,
+            rule,
+            "e.g. 300s or 5m",
+        );
+        Duration::ZERO
+    });
+    if !is_user_name(&c.worker_user) {
+        p.bad(
+            "workers.user",
+            &c.worker_user,
+            "not a Unix user name".into(),
+            "e.g. workers.user = \"clawdie\"",
+        );
+    }
+    Limits {
+        memory_bytes,
+        pids: c.worker_pids,
+        timeout,
+        output_bytes,
     }
 }
 

@@ -6,7 +6,7 @@ use warden_core::layout::{Service, Shape};
 use warden_freebsd::datasets;
 use warden_host::Output;
 
-use crate::report::Check;
+use crate::report::{Check, Status};
 use crate::{said, Ctx};
 
 const SIMULATED: &str = "simulated host: no traffic flows between simulated jails";
@@ -93,39 +93,9 @@ pub fn bastille_jail(ctx: &Ctx, jail: &str) -> Vec<Check> {
     if svc.shape == Shape::Thin {
         out.push(release_drift(ctx, svc, &conf).depends(&[&n("exists")]));
     }
-
-    let running = ctx.run(&["jls", "-j", jail, "jid"]);
-    let run_expected = format!("{jail} running (jls -j {jail})");
-    let is_running = match &running {
-        Ok(o) if o.ok() => {
-            out.push(Check::ok(
-                n("running"),
-                run_expected,
-                format!("jid {}", o.stdout.trim()),
-            ));
-            true
-        }
-        Ok(o) => {
-            out.push(Check::fail(
-                n("running"),
-                run_expected,
-                format!("not running ({})", said(o)),
-                format!("bastille start {jail}"),
-            ));
-            false
-        }
-        Err(e) => {
-            out.push(Check::fail(
-                n("running"),
-                run_expected,
-                e.to_string(),
-                format!("bastille start {jail}"),
-            ));
-            false
-        }
-    };
-    let dep = [n("running")];
-    let dep: Vec<&str> = dep.iter().map(String::as_str).collect();
+    let running = jail_running(ctx, jail, n("running"));
+    let is_running = running.status == Status::Ok;
+    out.push(running);
     let in_jail: [(&str, String); 5] = [
         ("addr", format!("{}/24 on the jail's interface", svc.addr)),
         ("hostname", format!("hostname {jail}")),
@@ -140,114 +110,153 @@ pub fn bastille_jail(ctx: &Ctx, jail: &str) -> Vec<Check> {
         ),
     ];
     if !is_running {
+        let dep = n("running");
         for (what, expected) in in_jail {
             out.push(
-                Check::skip(n(what), expected, format!("{jail} is not running")).depends(&dep),
+                Check::skip(n(what), expected, format!("{jail} is not running"))
+                    .depends(&[dep.as_str()]),
             );
         }
         return out;
     }
     let restart = format!("bastille restart {jail}");
     let [addr, hostname, gateway, dns, patch] = in_jail;
+    out.push(addr_check(ctx, svc, &n(addr.0), addr.1, &restart));
+    out.push(hostname_check(
+        ctx,
+        jail,
+        n(hostname.0),
+        hostname.1,
+        &restart,
+    ));
+    // Gateway and resolver: real traffic, so only on a real host.
+    if ctx.simulated() {
+        out.push(Check::skip(n(gateway.0), gateway.1, SIMULATED));
+        out.push(Check::skip(n(dns.0), dns.1, SIMULATED));
+    } else {
+        out.push(gateway_check(ctx, jail, n(gateway.0), gateway.1, &restart));
+        out.push(dns_check(ctx, svc, n(dns.0), dns.1));
+    }
+    out.push(patch_check(ctx, svc, n(patch.0), patch.1));
+    out
+}
 
-    // Address.
+/// `jail.J.running`: `jls` knows the jail (ok means running).
+fn jail_running(ctx: &Ctx, jail: &str, name: String) -> Check {
+    let expected = format!("{jail} running (jls -j {jail})");
+    match ctx.run(&["jls", "-j", jail, "jid"]) {
+        Ok(o) if o.ok() => Check::ok(name, expected, format!("jid {}", o.stdout.trim())),
+        Ok(o) => Check::fail(
+            name,
+            expected,
+            format!("not running ({})", said(&o)),
+            format!("bastille start {jail}"),
+        ),
+        Err(e) => Check::fail(
+            name,
+            expected,
+            e.to_string(),
+            format!("bastille start {jail}"),
+        ),
+    }
+}
+
+/// `jail.J.addr`: the slot's address on the jail's interface.
+fn addr_check(ctx: &Ctx, svc: &Service, name: &str, expected: String, restart: &str) -> Check {
+    let jail = svc.jail.as_str();
     let want = format!("{}/24", svc.addr);
-    out.push(match jexec(ctx, jail, &["ifconfig", "-f", "inet:cidr"]) {
+    match jexec(ctx, jail, &["ifconfig", "-f", "inet:cidr"]) {
         Ok(o) if o.ok() => {
             let addrs = warden_freebsd::parse::ifconfig::inet_addrs(&o.stdout);
             if addrs.is_empty() && ctx.simulated() {
-                simulated_addr(ctx, jail, &want, &n(addr.0), addr.1, &restart)
+                simulated_addr(ctx, jail, &want, name, expected, restart)
             } else {
                 let seen = if addrs.is_empty() {
                     "no IPv4 address".to_string()
                 } else {
                     addrs.join(", ")
                 };
-                Check::verdict(
-                    n(addr.0),
-                    addrs.contains(&want),
-                    addr.1,
-                    seen,
-                    restart.clone(),
-                )
+                Check::verdict(name, addrs.contains(&want), expected, seen, restart)
             }
         }
         Ok(o) => Check::fail(
-            n(addr.0),
-            addr.1,
+            name,
+            expected,
             format!("jexec … ifconfig → {}", said(&o)),
-            restart.clone(),
+            restart,
         ),
-        Err(e) => Check::fail(n(addr.0), addr.1, e, restart.clone()),
-    });
+        Err(e) => Check::fail(name, expected, e, restart),
+    }
+}
 
-    // Hostname.
-    out.push(match jexec(ctx, jail, &["hostname"]) {
+/// `jail.J.hostname`: the jail's name, or a name under it.
+fn hostname_check(ctx: &Ctx, jail: &str, name: String, expected: String, restart: &str) -> Check {
+    match jexec(ctx, jail, &["hostname"]) {
         Ok(o) if o.ok() => {
             let h = o.stdout.trim().to_string();
             Check::verdict(
-                n(hostname.0),
+                name,
                 h == jail || h.starts_with(&format!("{jail}.")),
-                hostname.1,
+                expected,
                 format!("hostname {h}"),
-                restart.clone(),
+                restart,
             )
         }
         Ok(o) => Check::fail(
-            n(hostname.0),
-            hostname.1,
+            name,
+            expected,
             format!("jexec … hostname → {}", said(&o)),
-            restart.clone(),
+            restart,
         ),
-        Err(e) => Check::fail(n(hostname.0), hostname.1, e, restart.clone()),
-    });
-
-    // Gateway and resolver: real traffic, so only on a real host.
-    let gw = layout.gateway.to_string();
-    if ctx.simulated() {
-        out.push(Check::skip(n(gateway.0), gateway.1, SIMULATED));
-        out.push(Check::skip(n(dns.0), dns.1, SIMULATED));
-    } else {
-        out.push(
-            match jexec(ctx, jail, &["ping", "-c", "1", "-t", "2", &gw]) {
-                Ok(o) => Check::verdict(
-                    n(gateway.0),
-                    o.ok(),
-                    gateway.1,
-                    if o.ok() {
-                        "ping answered".into()
-                    } else {
-                        said(&o)
-                    },
-                    restart.clone(),
-                ),
-                Err(e) => Check::fail(n(gateway.0), gateway.1, e, restart.clone()),
-            }
-            .depends(&["network.bridge"]),
-        );
-        out.push(
-            match jexec(ctx, jail, &["host", "-W", "2", &svc.fqdn]) {
-                Ok(o) if o.ok() => {
-                    let hit = o.stdout.lines().any(|l| {
-                        l.contains("has address") && l.trim_end().ends_with(&svc.addr.to_string())
-                    });
-                    let seen = o.stdout.lines().next().unwrap_or("").trim().to_string();
-                    Check::verdict(n(dns.0), hit, dns.1, seen, ctx.setup("dns"))
-                }
-                Ok(o) => Check::fail(
-                    n(dns.0),
-                    dns.1,
-                    format!("host {} → {}", svc.fqdn, said(&o)),
-                    ctx.setup("dns"),
-                ),
-                Err(e) => Check::fail(n(dns.0), dns.1, e, ctx.setup("dns")),
-            }
-            .depends(&["dns.service", "dns.resolve.gateway"]),
-        );
+        Err(e) => Check::fail(name, expected, e, restart),
     }
+}
 
-    // Patch level: host userland vs jail userland. A difference is expected right after a host update, so it is a
-    // warning naming the update that closes it.
+/// `jail.J.gateway`: one ping from the jail to the gateway.
+fn gateway_check(ctx: &Ctx, jail: &str, name: String, expected: String, restart: &str) -> Check {
+    let gw = ctx.layout().gateway.to_string();
+    match jexec(ctx, jail, &["ping", "-c", "1", "-t", "2", &gw]) {
+        Ok(o) => Check::verdict(
+            name,
+            o.ok(),
+            expected,
+            if o.ok() {
+                "ping answered".into()
+            } else {
+                said(&o)
+            },
+            restart,
+        ),
+        Err(e) => Check::fail(name, expected, e, restart),
+    }
+    .depends(&["network.bridge"])
+}
+
+/// `jail.J.dns`: the jail resolves its own name to its slot's address.
+fn dns_check(ctx: &Ctx, svc: &Service, name: String, expected: String) -> Check {
+    match jexec(ctx, &svc.jail, &["host", "-W", "2", &svc.fqdn]) {
+        Ok(o) if o.ok() => {
+            let hit = o.stdout.lines().any(|l| {
+                l.contains("has address") && l.trim_end().ends_with(&svc.addr.to_string())
+            });
+            let seen = o.stdout.lines().next().unwrap_or("").trim().to_string();
+            Check::verdict(name, hit, expected, seen, ctx.setup("dns"))
+        }
+        Ok(o) => Check::fail(
+            name,
+            expected,
+            format!("host {} → {}", svc.fqdn, said(&o)),
+            ctx.setup("dns"),
+        ),
+        Err(e) => Check::fail(name, expected, e, ctx.setup("dns")),
+    }
+    .depends(&["dns.service", "dns.resolve.gateway"])
+}
+
+/// `jail.J.patch`: host userland vs jail userland. A difference is expected right after a host update, so it is a
+/// warning naming the update that closes it.
+fn patch_check(ctx: &Ctx, svc: &Service, name: String, expected: String) -> Check {
+    let jail = svc.jail.as_str();
     let host_v = ctx
         .run(&["freebsd-version", "-ku"])
         .map_err(|e| e.to_string());
@@ -256,10 +265,10 @@ pub fn bastille_jail(ctx: &Ctx, jail: &str) -> Vec<Check> {
         Shape::Thick => format!("bastille update {jail}"),
         _ => format!(
             "bastille update {} && bastille restart {jail}",
-            layout.release
+            ctx.layout().release
         ),
     };
-    out.push(match (host_v, jail_v) {
+    match (host_v, jail_v) {
         (Ok(h), Ok(j)) if h.ok() && j.ok() => {
             // -ku prints the kernel then the userland; a simulated host may print one line.
             let host_u = h
@@ -272,39 +281,38 @@ pub fn bastille_jail(ctx: &Ctx, jail: &str) -> Vec<Check> {
             let jail_u = j.stdout.trim().to_string();
             let seen = format!("host {host_u}, jail {jail_u}");
             if host_u == jail_u {
-                Check::ok(n(patch.0), patch.1, seen)
+                Check::ok(name, expected, seen)
             } else if patch_level(&jail_u) > patch_level(&host_u) {
                 // The jail is ahead: the host is the one to update (pkgbase, seed 002).
                 Check::warn(
-                    n(patch.0),
-                    patch.1,
+                    name,
+                    expected,
                     format!("drift, host behind: {seen}"),
                     "pkg upgrade -y -r FreeBSD-base",
                 )
             } else {
                 Check::warn(
-                    n(patch.0),
-                    patch.1,
+                    name,
+                    expected,
                     format!("drift, jail behind: {seen}"),
                     update,
                 )
             }
         }
         (Ok(h), _) if !h.ok() => Check::warn(
-            n(patch.0),
-            patch.1,
+            name,
+            expected,
             format!("freebsd-version -ku → {}", said(&h)),
             "",
         ),
         (_, Ok(j)) => Check::warn(
-            n(patch.0),
-            patch.1,
+            name,
+            expected,
             format!("jexec … freebsd-version -u → {}", said(&j)),
             "",
         ),
-        (Err(e), _) | (_, Err(e)) => Check::warn(n(patch.0), patch.1, e.to_string(), ""),
-    });
-    out
+        (Err(e), _) | (_, Err(e)) => Check::warn(name, expected, e.to_string(), ""),
+    }
 }
 
 /// A simulated host does not run the jail's `/etc/rc`, so no VNET address is ever configured live. The jail's

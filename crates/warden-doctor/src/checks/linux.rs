@@ -4,6 +4,7 @@
 use std::net::SocketAddrV4;
 use std::time::{Duration, Instant};
 
+use warden_core::layout::Service;
 use warden_host::Output;
 
 use crate::report::Check;
@@ -184,44 +185,11 @@ pub fn jail(ctx: &Ctx, jail: &str) -> Vec<Check> {
     };
     let state_dir = &ctx.opts.state_dir;
     let w = &ctx.opts.warden;
-    let mut out = Vec::new();
-    let exists_expected = format!("{} jail {jail} at {}/24", svc.role.name(), svc.addr);
-    if !lj::names(state_dir).iter().any(|j| j == jail) {
-        out.push(Check::fail(
-            n("exists"),
-            exists_expected,
-            format!("no jail {jail} in {}", lj::jails_dir(state_dir).display()),
-            ctx.setup("jails"),
-        ));
+    let (exists, record) = jail_exists(ctx, svc, n("exists"));
+    let mut out = vec![exists];
+    let Some(record) = record else {
         return out;
-    }
-    let record = match lj::load(state_dir, jail) {
-        Ok(r) => r,
-        Err(e) => {
-            out.push(Check::fail(
-                n("exists"),
-                exists_expected,
-                one_line(&e),
-                format!("{w} jail destroy --force {jail} && {}", ctx.setup("jails")),
-            ));
-            return out;
-        }
     };
-    let addr = record.network.as_ref().map(|net| net.addr);
-    out.push(Check::verdict(
-        n("exists"),
-        addr == Some(svc.addr),
-        exists_expected,
-        format!(
-            "{jail} at {} on release {}",
-            addr.map(|a| a.to_string())
-                .unwrap_or_else(|| "no address".into()),
-            record.release
-        ),
-        // Recreating is the only way to move a jail; its data goes with it, so the remedy says --force.
-        format!("{w} jail destroy --force {jail} && {}", ctx.setup("jails")),
-    ));
-
     let run_expected = format!("{jail} running");
     let running = lj::state(state_dir, &record) == State::Running;
     out.push(Check::verdict(
@@ -231,8 +199,6 @@ pub fn jail(ctx: &Ctx, jail: &str) -> Vec<Check> {
         if running { "running" } else { "stopped" },
         format!("{w} jail start {jail}"),
     ));
-    let dep = [n("running")];
-    let dep: Vec<&str> = dep.iter().map(String::as_str).collect();
     let in_jail: [(&str, String); 4] = [
         ("addr", format!("{}/24 on the jail's interface", svc.addr)),
         ("hostname", format!("hostname {jail}")),
@@ -246,136 +212,37 @@ pub fn jail(ctx: &Ctx, jail: &str) -> Vec<Check> {
         ),
     ];
     if !running {
+        let dep = n("running");
         for (what, expected) in in_jail {
             out.push(
-                Check::skip(n(what), expected, format!("{jail} is not running")).depends(&dep),
+                Check::skip(n(what), expected, format!("{jail} is not running"))
+                    .depends(&[dep.as_str()]),
             );
         }
         return out;
     }
-    let restart = format!("{w} jail stop {jail} && {w} jail start {jail}");
-    let [addr_c, hostname_c, gateway_c, dns_c] = in_jail;
-    let gateway_name = n(gateway_c.0);
-    let want = format!("{}/24", svc.addr);
-    let gw = layout.gateway.to_string();
-    let connect = format!("exec 3<>/dev/tcp/{gw}/53");
-    // A lost first query would otherwise wait out glibc's 5 s retry; quick tries fit the limit.
-    let resolver = [("RES_OPTIONS", "timeout:1 attempts:2")];
-    let limit = ctx.opts.timeout * 3 / 4;
-
-    // Address, live.
-    let addr_check = || match linux_exec(ctx, jail, &["ip", "-4", "-o", "addr", "show"], &[], limit)
-    {
-        Ok(o) if o.ok() => {
-            let addrs: Vec<&str> = o
-                .stdout
-                .lines()
-                .filter_map(|l| {
-                    let mut words = l.split_whitespace();
-                    words.find(|w| *w == "inet")?;
-                    words.next()
-                })
-                .filter(|a| !a.starts_with("127."))
-                .collect();
-            let seen = if addrs.is_empty() {
-                "no IPv4 address but loopback".to_string()
-            } else {
-                addrs.join(", ")
-            };
-            Check::verdict(
-                n(addr_c.0),
-                addrs.contains(&want.as_str()),
-                addr_c.1.clone(),
-                seen,
-                restart.clone(),
-            )
-        }
-        Ok(o) => Check::fail(
-            n(addr_c.0),
-            addr_c.1.clone(),
-            format!("ip addr → {}", said(&o)),
-            restart.clone(),
-        ),
-        Err(e) => Check::fail(n(addr_c.0), addr_c.1.clone(), e, restart.clone()),
+    let [addr_c, hostname_c, gateway_c, dns_c] =
+        in_jail.map(|(what, expected)| (n(what), expected));
+    let gateway_name = gateway_c.0.clone();
+    let probe = Probe {
+        ctx,
+        svc,
+        restart: format!("{w} jail stop {jail} && {w} jail start {jail}"),
+        limit: ctx.opts.timeout * 3 / 4,
     };
-
-    // Hostname.
-    let hostname_check =
-        || match linux_exec(ctx, jail, &["cat", "/proc/sys/kernel/hostname"], &[], limit) {
-            Ok(o) if o.ok() => {
-                let h = o.stdout.trim().to_string();
-                Check::verdict(
-                    n(hostname_c.0),
-                    h == jail,
-                    hostname_c.1.clone(),
-                    format!("hostname {h}"),
-                    restart.clone(),
-                )
-            }
-            Ok(o) => Check::fail(
-                n(hostname_c.0),
-                hostname_c.1.clone(),
-                format!("hostname → {}", said(&o)),
-                restart.clone(),
-            ),
-            Err(e) => Check::fail(n(hostname_c.0), hostname_c.1.clone(), e, restart.clone()),
-        };
-
-    // The gateway: a TCP connection to its dnsmasq (no ping in a minimal root; ICMP needs privileges). Two
-    // seconds let TCP resend a SYN lost to a stale neighbour entry (it does after one).
-    let gateway_check = || {
-        let argv = ["timeout", "2", "bash", "-c", &connect];
-        match linux_exec(ctx, jail, &argv, &[], limit) {
-            Ok(o) => Check::verdict(
-                n(gateway_c.0),
-                o.ok(),
-                gateway_c.1.clone(),
-                if o.ok() {
-                    "connected".to_string()
-                } else {
-                    said(&o)
-                },
-                ctx.setup("host"),
-            ),
-            Err(e) => Check::fail(n(gateway_c.0), gateway_c.1.clone(), e, ctx.setup("host")),
-        }
-    };
-
-    // The resolver: the jail's resolv.conf names the gateway; its /etc/hosts holds only its own name.
-    let dns_check = || {
-        let argv = ["getent", "hosts", svc.fqdn.as_str()];
-        match linux_exec(ctx, jail, &argv, &resolver, limit) {
-            Ok(o) if o.ok() => {
-                let seen = o.stdout.lines().next().unwrap_or("").trim().to_string();
-                let hit = seen.split_whitespace().next() == Some(svc.addr.to_string().as_str());
-                Check::verdict(n(dns_c.0), hit, dns_c.1.clone(), seen, ctx.setup("dns"))
-            }
-            Ok(o) => Check::fail(
-                n(dns_c.0),
-                dns_c.1.clone(),
-                format!("getent hosts {} → {}", svc.fqdn, said(&o)),
-                ctx.setup("dns"),
-            ),
-            Err(e) => Check::fail(n(dns_c.0), dns_c.1.clone(), e, ctx.setup("dns")),
-        }
-    };
-
     // Each check is one command in the jail; they run at once, so the jail costs one round trip.
     let panicked =
-        |name: String, expected: &str| Check::fail(name, expected, "the check panicked", "");
+        |(name, expected): &(String, String)| Check::fail(name, expected, "the check panicked", "");
     let [addr, hostname, gateway, dns] = std::thread::scope(|s| {
-        let a = s.spawn(addr_check);
-        let h = s.spawn(hostname_check);
-        let g = s.spawn(gateway_check);
-        let d = s.spawn(dns_check);
+        let a = s.spawn(|| probe.addr(&addr_c));
+        let h = s.spawn(|| probe.hostname(&hostname_c));
+        let g = s.spawn(|| probe.gateway(&gateway_c));
+        let d = s.spawn(|| probe.dns(&dns_c));
         [
-            a.join()
-                .unwrap_or_else(|_| panicked(n(addr_c.0), &addr_c.1)),
-            h.join()
-                .unwrap_or_else(|_| panicked(n(hostname_c.0), &hostname_c.1)),
-            g.join()
-                .unwrap_or_else(|_| panicked(n(gateway_c.0), &gateway_c.1)),
-            d.join().unwrap_or_else(|_| panicked(n(dns_c.0), &dns_c.1)),
+            a.join().unwrap_or_else(|_| panicked(&addr_c)),
+            h.join().unwrap_or_else(|_| panicked(&hostname_c)),
+            g.join().unwrap_or_else(|_| panicked(&gateway_c)),
+            d.join().unwrap_or_else(|_| panicked(&dns_c)),
         ]
     });
     out.push(addr);
@@ -388,4 +255,176 @@ pub fn jail(ctx: &Ctx, jail: &str) -> Vec<Check> {
         &gateway_name,
     ]));
     out
+}
+
+/// `jail.J.exists` (named `name`): the jail is there, loads, and has its slot's address; the jail's record when it
+/// loads.
+fn jail_exists(
+    ctx: &Ctx,
+    svc: &Service,
+    name: String,
+) -> (Check, Option<warden_linux::jail::Jail>) {
+    use warden_linux::jail as lj;
+    let jail = svc.jail.as_str();
+    let state_dir = &ctx.opts.state_dir;
+    let w = &ctx.opts.warden;
+    let expected = format!("{} jail {jail} at {}/24", svc.role.name(), svc.addr);
+    if !lj::names(state_dir).iter().any(|j| j == jail) {
+        let check = Check::fail(
+            name,
+            expected,
+            format!("no jail {jail} in {}", lj::jails_dir(state_dir).display()),
+            ctx.setup("jails"),
+        );
+        return (check, None);
+    }
+    let record = match lj::load(state_dir, jail) {
+        Ok(r) => r,
+        Err(e) => {
+            let check = Check::fail(
+                name,
+                expected,
+                one_line(&e),
+                format!("{w} jail destroy --force {jail} && {}", ctx.setup("jails")),
+            );
+            return (check, None);
+        }
+    };
+    let addr = record.network.as_ref().map(|net| net.addr);
+    let check = Check::verdict(
+        name,
+        addr == Some(svc.addr),
+        expected,
+        format!(
+            "{jail} at {} on release {}",
+            addr.map(|a| a.to_string())
+                .unwrap_or_else(|| "no address".into()),
+            record.release
+        ),
+        // Recreating is the only way to move a jail; its data goes with it, so the remedy says --force.
+        format!("{w} jail destroy --force {jail} && {}", ctx.setup("jails")),
+    );
+    (check, Some(record))
+}
+
+/// The checks inside a running Linux jail, each one command run by `jail exec` within `limit`. Each takes its
+/// check's name and expectation.
+struct Probe<'a> {
+    ctx: &'a Ctx,
+    svc: &'a Service,
+    /// The remedy of a jail whose own state is wrong.
+    restart: String,
+    limit: Duration,
+}
+
+impl Probe<'_> {
+    fn exec(&self, argv: &[&str], env: &[(&str, &str)]) -> Result<Output, String> {
+        linux_exec(self.ctx, &self.svc.jail, argv, env, self.limit)
+    }
+
+    /// Its slot's address, live.
+    fn addr(&self, (name, expected): &(String, String)) -> Check {
+        let want = format!("{}/24", self.svc.addr);
+        match self.exec(&["ip", "-4", "-o", "addr", "show"], &[]) {
+            Ok(o) if o.ok() => {
+                let addrs: Vec<&str> = o
+                    .stdout
+                    .lines()
+                    .filter_map(|l| {
+                        let mut words = l.split_whitespace();
+                        words.find(|w| *w == "inet")?;
+                        words.next()
+                    })
+                    .filter(|a| !a.starts_with("127."))
+                    .collect();
+                let seen = if addrs.is_empty() {
+                    "no IPv4 address but loopback".to_string()
+                } else {
+                    addrs.join(", ")
+                };
+                Check::verdict(
+                    name,
+                    addrs.contains(&want.as_str()),
+                    expected,
+                    seen,
+                    &self.restart,
+                )
+            }
+            Ok(o) => Check::fail(
+                name,
+                expected,
+                format!("ip addr → {}", said(&o)),
+                &self.restart,
+            ),
+            Err(e) => Check::fail(name, expected, e, &self.restart),
+        }
+    }
+
+    /// Its name as hostname.
+    fn hostname(&self, (name, expected): &(String, String)) -> Check {
+        match self.exec(&["cat", "/proc/sys/kernel/hostname"], &[]) {
+            Ok(o) if o.ok() => {
+                let h = o.stdout.trim().to_string();
+                Check::verdict(
+                    name,
+                    h == self.svc.jail,
+                    expected,
+                    format!("hostname {h}"),
+                    &self.restart,
+                )
+            }
+            Ok(o) => Check::fail(
+                name,
+                expected,
+                format!("hostname → {}", said(&o)),
+                &self.restart,
+            ),
+            Err(e) => Check::fail(name, expected, e, &self.restart),
+        }
+    }
+
+    /// The gateway: a TCP connection to its dnsmasq (no ping in a minimal root; ICMP needs privileges). Two
+    /// seconds let TCP resend a SYN lost to a stale neighbour entry (it does after one).
+    fn gateway(&self, (name, expected): &(String, String)) -> Check {
+        let connect = format!("exec 3<>/dev/tcp/{}/53", self.ctx.layout().gateway);
+        let argv = ["timeout", "2", "bash", "-c", &connect];
+        let remedy = self.ctx.setup("host");
+        match self.exec(&argv, &[]) {
+            Ok(o) => Check::verdict(
+                name,
+                o.ok(),
+                expected,
+                if o.ok() {
+                    "connected".to_string()
+                } else {
+                    said(&o)
+                },
+                remedy,
+            ),
+            Err(e) => Check::fail(name, expected, e, remedy),
+        }
+    }
+
+    /// The resolver: the jail's resolv.conf names the gateway; its /etc/hosts holds only its own name.
+    fn dns(&self, (name, expected): &(String, String)) -> Check {
+        let fqdn = self.svc.fqdn.as_str();
+        // A lost first query would otherwise wait out glibc's 5 s retry; quick tries fit the limit.
+        let resolver = [("RES_OPTIONS", "timeout:1 attempts:2")];
+        let remedy = self.ctx.setup("dns");
+        match self.exec(&["getent", "hosts", fqdn], &resolver) {
+            Ok(o) if o.ok() => {
+                let seen = o.stdout.lines().next().unwrap_or("").trim().to_string();
+                let hit =
+                    seen.split_whitespace().next() == Some(self.svc.addr.to_string().as_str());
+                Check::verdict(name, hit, expected, seen, remedy)
+            }
+            Ok(o) => Check::fail(
+                name,
+                expected,
+                format!("getent hosts {fqdn} → {}", said(&o)),
+                remedy,
+            ),
+            Err(e) => Check::fail(name, expected, e, remedy),
+        }
+    }
 }
