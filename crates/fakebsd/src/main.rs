@@ -1,10 +1,11 @@
 //! `fakebsd`: a simulated FreeBSD 15 host for tests. One binary, dispatched on `argv[0]` (busybox style):
 //! `bastille jls jexec jail zfs ifconfig sysctl sysrc pfctl service route netstat freebsd-version chflags
-//! mount kldload kldstat`, plus `fakebsd install|init|state`. State lives in `$FAKEBSD_STATE`.
+//! mount kldload kldstat daemon`, plus `fakebsd install|init|state`. State lives in `$FAKEBSD_STATE`.
 
 #![forbid(unsafe_code)]
 
 mod bastille;
+mod daemon;
 mod fsutil;
 mod hostpkg;
 mod hosttools;
@@ -16,9 +17,11 @@ mod jail;
 mod jailfs;
 mod jexec;
 mod jls;
+mod opts;
 mod pf_conf;
 mod pfctl;
 mod pkg;
+mod rcsubr;
 mod service;
 mod shjail;
 mod state;
@@ -149,6 +152,10 @@ fn run_tool(tool: &str, args: &[String]) -> i32 {
         );
         return 1;
     }
+    if tool == "daemon" {
+        // Its supervisor runs for long and holds no lock; its program calls the tools (which lock).
+        return daemon::main(args);
+    }
     let mut cx = match Ctx::open() {
         Ok(cx) => cx,
         Err(e) => {
@@ -156,6 +163,13 @@ fn run_tool(tool: &str, args: &[String]) -> i32 {
             return 1;
         }
     };
+    if tool == "service" {
+        // An rc.subr script's start/stop waits on a program that calls the tools: run it after the lock.
+        if let Some(job) = rcsubr::job(&cx, args, service::rc_vars(&cx)) {
+            drop(cx);
+            return rcsubr::run(&job);
+        }
+    }
     let mut io = Io::default();
     if tool == "jexec" {
         // Built-ins run under the lock; a spawned sh runs after it is released (it may run for long,

@@ -34,7 +34,8 @@ fn script_path(cx: &Ctx, name: &str) -> Option<String> {
         .find(|p| cx.path(p).is_file())
 }
 
-fn rc_vars(cx: &Ctx) -> BTreeMap<String, String> {
+/// rc.conf's variables as rc.subr's load_rc_config sees them (defaults, rc.conf, rc.conf.local).
+pub fn rc_vars(cx: &Ctx) -> BTreeMap<String, String> {
     let mut vars = BTreeMap::new();
     for f in [
         "/etc/defaults/rc.conf",

@@ -27,6 +27,7 @@ pub const TOOLS: &[&str] = &[
     "sysrc",
     "pfctl",
     "service",
+    "daemon",
     "route",
     "netstat",
     "freebsd-version",
@@ -47,7 +48,7 @@ pub const ENV_JAIL: &str = "FAKEBSD_JAIL";
 /// Simulated uid (default 0).
 pub const ENV_UID: &str = "FAKEBSD_UID";
 /// Set for children of a fakebsd process that holds the lock (nested tool calls).
-const ENV_LOCK_HELD: &str = "FAKEBSD_LOCK_HELD";
+pub const ENV_LOCK_HELD: &str = "FAKEBSD_LOCK_HELD";
 
 /// The whole simulated host, serialised as `state.json`.
 #[derive(Serialize, Deserialize, Default, Clone, Debug)]

@@ -65,3 +65,30 @@ fn jail_conf_needs_a_known_jail() {
         .to_string()
         .contains("bastille.conf"));
 }
+
+/// The rc.d script parses as a shell script (`sh -n`), the way rc(8) will source it.
+#[test]
+fn rc_d_script_parses_with_sh_n() {
+    let text = render::render(&layout(), "rc.d", None).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("warden");
+    std::fs::write(&path, &text).unwrap();
+    let out = std::process::Command::new("sh")
+        .arg("-n")
+        .arg(&path)
+        .output()
+        .expect("run sh -n");
+    assert!(
+        out.status.success(),
+        "sh -n rejected the rc.d script: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // And a broken script is rejected, so the check can fail.
+    std::fs::write(&path, format!("{text}\nif then\n")).unwrap();
+    let out = std::process::Command::new("sh")
+        .arg("-n")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "sh -n accepted a broken script");
+}

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
-use warden_core::Layout;
+use warden_core::{account, Layout};
 use warden_host::worker::{
     Cancel, End, Events, LimitKind, Network, Outcome, Stdio, Stream, Work, WorkerError, WorkerInfo,
     Workers,
@@ -26,6 +26,29 @@ fn records_dir(state_dir: &Path) -> PathBuf {
 fn alive(pid: i32) -> bool {
     use nix::{errno::Errno, sys::signal::kill, unistd::Pid};
     pid > 0 && matches!(kill(Pid::from_raw(pid), None), Ok(()) | Err(Errno::EPERM))
+}
+
+/// `(uid, gid)` of the worker account (`workers.user`) as workers run: `jexec -U` resolves it in the worker
+/// release's `/etc/passwd`, which setup's `jails` step writes with `account::WORKER_UID`/`WORKER_GID`. Files a
+/// worker writes into a nullfs mount are owned by these ids, so the host creates its directories with them. A
+/// release not set up yet (or unreadable) falls back to the account setup would create.
+pub fn worker_account(runner: &dyn Runner, layout: &Layout) -> (u32, u32) {
+    let passwd = format!(
+        "{}/{}/etc/passwd",
+        datasets::releases_dir(layout),
+        layout.release
+    );
+    runner
+        .read_file(&passwd)
+        .ok()
+        .flatten()
+        .and_then(|text| {
+            account::parse_passwd(&text)
+                .into_iter()
+                .find(|(name, _, _)| *name == layout.worker_user)
+                .map(|(_, uid, gid)| (uid, gid))
+        })
+        .unwrap_or((account::WORKER_UID, account::WORKER_GID))
 }
 
 /// FreeBSD workers behind the worker contract.
@@ -324,8 +347,7 @@ impl Workers for BastilleWorkers {
     }
 
     fn file_owner(&self) -> (u32, u32) {
-        // `nobody` on FreeBSD, as on Debian: what a worker user writes into a nullfs mount is owned by its uid.
-        (65534, 65534)
+        worker_account(self.runner.as_ref(), &self.layout)
     }
 
     fn node(&self) -> Result<PathBuf, WorkerError> {
@@ -337,5 +359,43 @@ impl Workers for BastilleWorkers {
         (!self.racct_enabled()).then(|| {
             "rctl is disabled (kern.racct.enable is not 1)\n  fix: `warden setup --backend bastille --step base` adds kern.racct.enable=1 to /boot/loader.conf, then reboot; or set workers.allow_unlimited = true (WARDEN_WORKERS_ALLOW_UNLIMITED=1) to run workers without those limits".to_string()
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use warden_host::SystemRunner;
+
+    fn layout() -> Layout {
+        let loaded = warden_core::config::load(None, &|_| None, &vec![]).unwrap();
+        Layout::from_loaded(&loaded).unwrap()
+    }
+
+    #[test]
+    fn the_worker_account_is_read_from_the_release_as_jexec_sees_it() {
+        let root = tempfile::tempdir().unwrap();
+        let l = layout();
+        let runner = SystemRunner::with_root(root.path());
+        // No release yet: the account setup creates.
+        assert_eq!(
+            worker_account(&runner, &l),
+            (account::WORKER_UID, account::WORKER_GID)
+        );
+        let etc = root.path().join(format!(
+            "{}/{}/etc",
+            datasets::releases_dir(&l).trim_start_matches('/'),
+            l.release
+        ));
+        std::fs::create_dir_all(&etc).unwrap();
+        std::fs::write(
+            etc.join("passwd"),
+            format!(
+                "root:*:0:0::0:0:Charlie &:/root:/bin/sh\nnobody:*:65534:65534::0:0:Unprivileged user:/nonexistent:/usr/sbin/nologin\n{}:*:2001:2002::0:0:x:/nonexistent:/usr/sbin/nologin\n",
+                l.worker_user
+            ),
+        )
+        .unwrap();
+        assert_eq!(worker_account(&runner, &l), (2001, 2002));
     }
 }

@@ -280,3 +280,145 @@ fn run_with_the_bastille_backend_keeps_the_exit_contract_and_leaves_nothing() {
         .collect();
     assert!(clones.is_empty(), "a clone leaked: {clones:?}");
 }
+
+/// Stops what `service warden start` left running when a test fails half-way (the supervisor forwards
+/// SIGTERM to warden serve; SIGKILL of its session if that does not end it).
+struct ServiceGuard(std::path::PathBuf);
+
+impl Drop for ServiceGuard {
+    fn drop(&mut self) {
+        use nix::sys::signal::{kill, killpg, Signal};
+        use nix::unistd::Pid;
+        let Some(pid) = std::fs::read_to_string(&self.0)
+            .ok()
+            .and_then(|t| t.trim().parse::<i32>().ok())
+        else {
+            return;
+        };
+        let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while kill(Pid::from_raw(pid), None).is_ok() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+}
+
+/// `service warden …` as an operator runs it (`sysrc warden_enable=YES`, `service warden start`): the rc.d
+/// script setup's host step installs, run by rc.subr as fakebsd simulates it (rc.conf's `warden_enable`,
+/// `warden_flags`, daemon(8) with its pidfile), starts the real `warden serve --backend bastille`, which runs an
+/// argv turn in a worker jail; `status`, `restart` and `stop` act on the pidfile's process.
+#[test]
+fn rc_d_service_runs_warden_serve_under_daemon() {
+    let h = BsdHost::fresh();
+    for step in ["base", "host", "jails"] {
+        h.warden_ok(&["setup", "--backend", "bastille", "--step", step]);
+    }
+    assert!(h.tool(&["fakebsd", "reboot"]).status.success());
+    let root = h.root();
+    assert!(root.join("usr/local/etc/rc.d/warden").is_file());
+    // The operator's install: the binary and a config naming the state directory.
+    std::fs::create_dir_all(root.join("usr/local/bin")).unwrap();
+    std::os::unix::fs::symlink(common::warden_bin(), root.join("usr/local/bin/warden")).unwrap();
+    let state = h.p("warden");
+    std::fs::write(
+        root.join("usr/local/etc/warden.toml"),
+        format!("state_dir = \"{}\"\n", state.display()),
+    )
+    .unwrap();
+    let pidfile = root.join("var/run/warden.pid");
+    let _guard = ServiceGuard(pidfile.clone());
+    let service = |action: &str| h.tool(&["service", "warden", action]);
+
+    // Setup's host step enabled it in rc.conf; switched off, rc.subr refuses with its hint and starts nothing.
+    let out = h.tool(&["sysrc", "-n", "warden_enable"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "YES");
+    assert!(h.tool(&["sysrc", "warden_enable=NO"]).status.success());
+    let out = service("start");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("Set warden_enable to YES"),
+        "{}",
+        text(&out)
+    );
+    assert!(!pidfile.exists());
+    assert_eq!(service("status").status.code(), Some(1));
+
+    assert!(h.tool(&["sysrc", "warden_enable=YES"]).status.success());
+    assert!(h
+        .tool(&["sysrc", "warden_flags=--listen 127.0.0.1:0"])
+        .status
+        .success());
+    let _ = std::fs::remove_file(state.join("serve.json"));
+    let out = service("start");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let first = read_pid(&pidfile);
+    let out = service("status");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("warden is running as pid {first}.")
+    );
+    let out = service("start");
+    assert_eq!(out.status.code(), Some(1), "a second start: {}", text(&out));
+
+    // The daemon's warden serve answers and runs a turn in a FreeBSD worker.
+    let client = serve_client(&state, &root);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let req = warden_server::TurnRequest {
+        tenant: "atlas".into(),
+        argv: Some(vec!["echo".into(), "from the service".into()]),
+        ..Default::default()
+    };
+    let v = rt.block_on(client.submit_wait(&req)).unwrap();
+    assert_eq!(v.exit_code, Some(0), "{v:?}");
+
+    let _ = std::fs::remove_file(state.join("serve.json"));
+    let out = service("restart");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let second = read_pid(&pidfile);
+    assert_ne!(first, second, "restart kept the old daemon");
+    serve_client(&state, &root);
+
+    let out = service("stop");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("Waiting for PIDS: {second}.")));
+    let out = service("status");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "warden is not running."
+    );
+    assert!(
+        !pidfile.exists(),
+        "daemon(8) removes its pidfile when it exits"
+    );
+    let out = service("stop");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+}
+
+fn read_pid(pidfile: &std::path::Path) -> i32 {
+    std::fs::read_to_string(pidfile)
+        .unwrap_or_else(|e| panic!("{}: {e}", pidfile.display()))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// A client of the serve the service started, once it has written serve.json (its log: /var/log/messages).
+fn serve_client(state: &std::path::Path, root: &std::path::Path) -> warden_server::Client {
+    let start = std::time::Instant::now();
+    loop {
+        let info = std::fs::read_to_string(state.join("serve.json")).unwrap_or_default();
+        if let Ok(v) = serde_json::from_str::<Value>(&info) {
+            let addr = v["listening"][0].as_str().unwrap().to_string();
+            let token = std::fs::read_to_string(state.join("token")).unwrap();
+            return warden_server::Client::new(format!("http://{addr}"), token.trim());
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "warden serve did not start: {}",
+            std::fs::read_to_string(root.join("var/log/messages")).unwrap_or_default()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
