@@ -2,7 +2,9 @@
 //! provider spent answering (an instant mock provider on 127.0.0.1, one per tenant so each tenant's provider
 //! time is its own) — for cold pi (node + pi started in a fresh worker per turn, json mode, as `warden serve`
 //! runs a prompt turn today) and warm pi (pi started in `--mode rpc` in a worker before the turns, each turn
-//! one `prompt` line on its stdin ending at `agent_end`), with 1 and 8 concurrent tenants.
+//! one `prompt` line on its stdin ending at `agent_end`), with 1 and 8 concurrent tenants. The warm series runs
+//! twice: with a fresh key per turn that pi reads at request time (as a per-turn gateway token would reach a
+//! parked pi) and with the key it started with.
 //!
 //! Workers run through the worker contract on the library path with the host's network (`shared`), so pi
 //! reaches the mock directly; pi is the one setup's `agent` step installed under the state directory. The
@@ -10,7 +12,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::chown;
+use std::os::unix::fs::{chown, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::mpsc::{channel, Receiver, Sender};
@@ -31,9 +33,13 @@ use crate::exit::Exit;
 const PI_MOUNT: &str = "/opt/pi";
 const WORKSPACE: &str = "/workspace";
 const AGENT_DIR: &str = "/var/pi";
+/// The file in a warm pi's agent dir that holds the running turn's token (absent between turns).
+const TOKEN_FILE: &str = "turn-token";
 /// The longest any one turn or start may take before the bench counts it failed.
 const DEADLINE: Duration = Duration::from_secs(120);
-/// Concurrent tenants of the two series.
+/// The series: cold pi, warm pi with a per-turn token, warm pi with a key fixed at its start.
+const KINDS: [&str; 3] = ["cold", "warm", "warm_fixed_key"];
+/// Concurrent tenants of each series.
 const TENANTS: [usize; 2] = [1, 8];
 /// The warm overhead the design aims at (issue 14), p50.
 const GOAL_WARM_P50_MS: f64 = 50.0;
@@ -162,7 +168,10 @@ impl Bench {
             "goal_warm_overhead_p50_ms": GOAL_WARM_P50_MS,
         });
         let mut failures = 0;
-        for (kind, total) in [("cold", cold_turns), ("warm", turns)] {
+        for (kind, total) in KINDS
+            .iter()
+            .map(|&k| (k, if k == "cold" { cold_turns } else { turns }))
+        {
             for n in TENANTS {
                 let s = self.series(kind, n, total.max(n));
                 failures += s.failures.len();
@@ -189,7 +198,8 @@ impl Bench {
                     let tenant = format!("{kind}{tenants}t{k}");
                     scope.spawn(move || match kind {
                         "cold" => self.cold_tenant(&tenant, per),
-                        _ => self.warm_tenant(&tenant, per),
+                        "warm" => self.warm_tenant(&tenant, per, true),
+                        _ => self.warm_tenant(&tenant, per, false),
                     })
                 })
                 .collect();
@@ -204,7 +214,11 @@ impl Bench {
     }
 
     /// A tenant's workspace and agent dir (owned by the worker user) and its mock provider.
-    fn tenant(&self, tenant: &str) -> Result<(PathBuf, MockProvider, AgentConfig), String> {
+    fn tenant(
+        &self,
+        tenant: &str,
+        api_key: &str,
+    ) -> Result<(PathBuf, MockProvider, AgentConfig), String> {
         let base = self.state.join("tenants").join(tenant);
         for dir in [base.join("workspace"), base.join("pi").join("sessions")] {
             std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -224,6 +238,7 @@ impl Bench {
             .map_err(|e| format!("failed to start the mock provider: {e}"))?;
         let cfg = AgentConfig {
             base_url: mock.base_url(),
+            api_key: api_key.to_string(),
             ..AgentConfig::default()
         };
         warden_agent::write_agent_dir(&cfg, &base.join("pi"))
@@ -274,7 +289,7 @@ impl Bench {
     /// `turns` cold turns of one tenant: a fresh worker with node + pi (json mode) each.
     fn cold_tenant(&self, tenant: &str, turns: usize) -> Series {
         let mut s = Series::default();
-        let (base, mock, cfg) = match self.tenant(tenant) {
+        let (base, mock, cfg) = match self.tenant(tenant, "none") {
             Ok(t) => t,
             Err(e) => {
                 s.failures.push(e);
@@ -311,17 +326,31 @@ impl Bench {
     }
 
     /// One tenant's warm pi: started in `--mode rpc` before the turns (its start is timed apart), then
-    /// `turns` prompts, each timed from the line written to its `agent_end`.
-    fn warm_tenant(&self, tenant: &str, turns: usize) -> Series {
+    /// `turns` prompts, each timed from the line written to its `agent_end`. With `per_turn_token`, each turn's
+    /// key is written at turn time and pi reads it per request (the gateway's guarantee kept); without, the
+    /// key is fixed at start (what a token minted at park time and activated by the gateway would cost).
+    fn warm_tenant(&self, tenant: &str, turns: usize, per_turn_token: bool) -> Series {
         let mut s = Series::default();
-        if let Err(e) = self.warm_turns(tenant, turns, &mut s) {
+        if let Err(e) = self.warm_turns(tenant, turns, per_turn_token, &mut s) {
             s.failures.push(e);
         }
         s
     }
 
-    fn warm_turns(&self, tenant: &str, turns: usize, s: &mut Series) -> Result<(), String> {
-        let (base, mock, cfg) = self.tenant(tenant)?;
+    fn warm_turns(
+        &self,
+        tenant: &str,
+        turns: usize,
+        per_turn_token: bool,
+        s: &mut Series,
+    ) -> Result<(), String> {
+        // A per-turn gateway token as a warm agent in `warden serve` would get it: written at turn time, read by
+        // pi on every request (pi resolves a `!command` key uncached), removed at the turn's end.
+        let key = match per_turn_token {
+            true => format!("!cat {AGENT_DIR}/{TOKEN_FILE}"),
+            false => "none".to_string(),
+        };
+        let (base, mock, cfg) = self.tenant(tenant, &key)?;
         let fifo = base.join("pi").join("rpc.in");
         mkfifo(&fifo, self.owner)?;
         let mut argv = vec![
@@ -357,18 +386,41 @@ impl Bench {
             for i in 0..turns {
                 let busy0 = mock.busy();
                 let t = Instant::now();
-                let done = send(
-                    &mut commands,
-                    &rpc::prompt_line(&format!("p{i}"), &format!("turn {i}")),
-                )
-                .and_then(|()| wait_for(&rx, |l| *l == RpcLine::AgentEnd));
-                s.record(done, t.elapsed(), mock.busy().saturating_sub(busy0));
+                let granted = match per_turn_token {
+                    true => self.grant(&base, &format!("turn-token-{i}")),
+                    false => Ok(()),
+                };
+                let done = granted
+                    .and_then(|()| {
+                        let line = rpc::prompt_line(&format!("p{i}"), &format!("turn {i}"));
+                        send(&mut commands, &line)
+                    })
+                    .and_then(|()| wait_for(&rx, |l| *l == RpcLine::AgentEnd));
+                let wall = t.elapsed();
+                let _ = std::fs::remove_file(base.join("pi").join(TOKEN_FILE));
+                s.record(done, wall, mock.busy().saturating_sub(busy0));
+            }
+            let checked = match per_turn_token {
+                true => tokens_reached(&mock, turns),
+                false => Ok(()),
+            };
+            if let Err(e) = checked {
+                s.failures.push(e);
             }
         } else if let Err(e) = ready {
             s.failures.push(format!("warm pi did not start: {e}"));
         }
         drop(commands);
         finish_warm(pi, &cancel)
+    }
+
+    /// Writes a turn's token where the warm pi's `!cat` key command reads it (owner-only, the worker's user).
+    fn grant(&self, base: &Path, token: &str) -> Result<(), String> {
+        let path = base.join("pi").join(TOKEN_FILE);
+        std::fs::write(&path, token)
+            .and_then(|()| std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)))
+            .and_then(|()| chown(&path, Some(self.owner.0), Some(self.owner.1)))
+            .map_err(|e| format!("failed to write {}: {e}", path.display()))
     }
 
     /// Runs the warm pi's worker on its own thread; its stdout lines go to `tx`.
@@ -402,6 +454,32 @@ impl Series {
             }
             Err(e) => self.failures.push(e),
         }
+    }
+}
+
+/// Each of the `turns` completion requests carried its own turn's token, in order: the warm pi read the key at
+/// request time, not at start.
+fn tokens_reached(mock: &MockProvider, turns: usize) -> Result<(), String> {
+    let seen: Vec<String> = mock
+        .completion_requests()
+        .iter()
+        .map(|r| {
+            r.headers
+                .iter()
+                .find(|(k, _)| k == "authorization")
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        })
+        .collect();
+    let want: Vec<String> = (0..turns)
+        .map(|i| format!("Bearer turn-token-{i}"))
+        .collect();
+    if seen == want {
+        Ok(())
+    } else {
+        Err(format!(
+            "the provider saw the keys {seen:?}, not one fresh turn token per turn"
+        ))
     }
 }
 
@@ -497,7 +575,7 @@ fn print_human(r: &Value) {
         r["pi"].as_str().unwrap_or(""),
         r["load_avg"].as_str().unwrap_or("")
     );
-    for kind in ["cold", "warm"] {
+    for kind in KINDS {
         for n in TENANTS {
             let s = &r[kind][format!("tenants_{n}")];
             println!(
