@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-/// The npm package that provides the `pi` binary.
-pub const PI_PACKAGE: &str = "@mariozechner/pi-coding-agent";
+pub use warden_core::pi::PI_PACKAGE;
 /// The pinned package version; argv, env and event shapes were checked against it.
 pub const PI_VERSION: &str = "0.73.1";
 

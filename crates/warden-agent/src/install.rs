@@ -1,4 +1,5 @@
-//! Installing the pinned pi package with npm, and finding a node that can run it.
+//! Installing the pinned pi package with npm, and finding a node that can run it. What an install is (the
+//! npm argv, the completion marker, the node it needs) is `warden_core::pi`'s, shared with setup's `agent` step.
 
 use std::fs::{self, File};
 use std::io;
@@ -13,10 +14,8 @@ use nix::fcntl::{Flock, FlockArg};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
-use crate::config::PI_PACKAGE;
-
-/// pi 0.73.1 declares `"engines": {"node": ">=20.6.0"}`.
-pub const MIN_NODE: (u32, u32, u32) = (20, 6, 0);
+pub use warden_core::pi::MIN_NODE;
+use warden_core::pi::{self, parse_node_version, PI_PACKAGE};
 
 /// Errors from installing pi or locating node.
 #[derive(Debug, thiserror::Error)]
@@ -83,14 +82,13 @@ pub fn pi_bin(prefix: &Path) -> PathBuf {
 /// The version of `package` installed under `prefix`, if any.
 pub fn installed_version(prefix: &Path, package: &str) -> Option<String> {
     let text = fs::read_to_string(package_dir(prefix, package).join("package.json")).ok()?;
-    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    v.get("version")?.as_str().map(str::to_string)
+    pi::package_version(&text)
 }
 
 /// The path of pi `version`'s `dist/cli.js` under `prefix` if that version is completely installed there.
 pub fn installed_pi(prefix: &Path, version: &str) -> Option<PathBuf> {
     let cli = pi_cli_js(prefix);
-    (is_installed(prefix, PI_PACKAGE, version) && cli.is_file()).then_some(cli)
+    (is_installed(prefix, version) && cli.is_file()).then_some(cli)
 }
 
 /// Installs pi `version` into `prefix` (idempotent) and returns the path of its `dist/cli.js`.
@@ -105,7 +103,7 @@ pub fn install_pi_until(
     version: &str,
     cancel: &AtomicBool,
 ) -> Result<PathBuf, InstallError> {
-    install_package(prefix, PI_PACKAGE, version, cancel)?;
+    install_package(prefix, version, cancel)?;
     let cli = pi_cli_js(prefix);
     if !cli.is_file() {
         return Err(InstallError::NotInstalled {
@@ -116,27 +114,21 @@ pub fn install_pi_until(
     Ok(cli)
 }
 
-/// The file that says an install of `package@version` completed (npm killed half-way leaves a
-/// `package.json` of the right version next to missing files).
+/// The file that says an install completed (`warden_core::pi::INSTALLED_MARKER`).
 fn done_marker(prefix: &Path) -> PathBuf {
-    prefix.join(".warden-installed")
+    prefix.join(pi::INSTALLED_MARKER)
 }
 
-fn is_installed(prefix: &Path, package: &str, version: &str) -> bool {
-    installed_version(prefix, package).as_deref() == Some(version)
+fn is_installed(prefix: &Path, version: &str) -> bool {
+    installed_version(prefix, PI_PACKAGE).as_deref() == Some(version)
         && fs::read_to_string(done_marker(prefix)).ok().as_deref()
-            == Some(format!("{package}@{version}\n").as_str())
+            == Some(pi::marker_content(version).as_str())
 }
 
-/// Runs `npm install --prefix <prefix> --no-audit --no-fund <package>@<version>` unless that exact
-/// version is already there. An flock on `<prefix>/.warden-install.lock` serialises concurrent callers.
-pub fn install_package(
-    prefix: &Path,
-    package: &str,
-    version: &str,
-    cancel: &AtomicBool,
-) -> Result<(), InstallError> {
-    if is_installed(prefix, package, version) {
+/// Runs setup's `npm install` of pi `version` into `prefix` (`warden_core::pi::npm_install_argv`) unless that
+/// exact version is already there. An flock on `<prefix>/.warden-install.lock` serialises concurrent callers.
+fn install_package(prefix: &Path, version: &str, cancel: &AtomicBool) -> Result<(), InstallError> {
+    if is_installed(prefix, version) {
         return Ok(());
     }
     fs::create_dir_all(prefix).map_err(|source| InstallError::Io {
@@ -154,21 +146,17 @@ pub fn install_package(
         source,
     })?;
     // Another caller may have finished the install while we waited for the lock.
-    if is_installed(prefix, package, version) {
+    if is_installed(prefix, version) {
         return Ok(());
     }
-    let spec = format!("{package}@{version}");
-    let mut child = Command::new("npm")
-        .arg("install")
-        .arg("--prefix")
-        .arg(prefix)
-        .args([
-            "--no-audit",
-            "--no-fund",
-            "--prefer-offline",
-            "--loglevel=error",
-        ])
-        .arg(&spec)
+    let spec = format!("{PI_PACKAGE}@{version}");
+    let prefix_text = prefix.to_str().ok_or_else(|| InstallError::Io {
+        path: prefix.to_path_buf(),
+        source: io::Error::new(io::ErrorKind::InvalidInput, "the path is not UTF-8"),
+    })?;
+    let argv = pi::npm_install_argv(prefix_text, version);
+    let mut child = Command::new(&argv[0])
+        .args(&argv[1..])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -215,15 +203,17 @@ pub fn install_package(
             stderr: tail,
         });
     }
-    if installed_version(prefix, package).as_deref() != Some(version) {
+    if installed_version(prefix, PI_PACKAGE).as_deref() != Some(version) {
         return Err(InstallError::NotInstalled {
-            path: package_dir(prefix, package).join("package.json"),
+            path: package_dir(prefix, PI_PACKAGE).join("package.json"),
             version: version.to_string(),
         });
     }
-    fs::write(done_marker(prefix), format!("{spec}\n")).map_err(|source| InstallError::Io {
-        path: done_marker(prefix),
-        source,
+    fs::write(done_marker(prefix), pi::marker_content(version)).map_err(|source| {
+        InstallError::Io {
+            path: done_marker(prefix),
+            source,
+        }
     })?;
     Ok(())
     // The lock is released when `lock` is dropped (or the process dies).
@@ -238,21 +228,6 @@ fn lock_exclusive(mut file: File) -> io::Result<Flock<File>> {
             Err((_, e)) => return Err(e.into()),
         }
     }
-}
-
-/// Parses `v20.20.2` (or `20.20.2`) into a version triple.
-pub fn parse_node_version(text: &str) -> Option<(u32, u32, u32)> {
-    let t = text.trim().trim_start_matches('v');
-    let mut parts = t.split('.');
-    let major = parts.next()?.parse().ok()?;
-    let minor = parts.next()?.parse().ok()?;
-    let patch = parts
-        .next()?
-        .split(|c: char| !c.is_ascii_digit())
-        .next()?
-        .parse()
-        .ok()?;
-    Some((major, minor, patch))
 }
 
 /// The version of the node at `path`, by running `node --version`.
@@ -281,14 +256,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn node_versions_parse() {
-        assert_eq!(parse_node_version("v20.20.2\n"), Some((20, 20, 2)));
-        assert_eq!(parse_node_version("22.1.0-nightly"), Some((22, 1, 0)));
-        assert_eq!(parse_node_version("garbage"), None);
-        assert!(parse_node_version("v20.5.9").unwrap() < MIN_NODE);
-    }
-
-    #[test]
     fn paths_under_prefix() {
         let p = Path::new("/c");
         assert_eq!(
@@ -310,23 +277,23 @@ mod tests {
             Some("0.73.1")
         );
         // A package.json alone may be a half-done install (npm killed): not installed.
-        assert!(!is_installed(dir.path(), PI_PACKAGE, "0.73.1"));
+        assert!(!is_installed(dir.path(), "0.73.1"));
         fs::write(done_marker(dir.path()), format!("{PI_PACKAGE}@0.73.1\n")).unwrap();
-        assert!(is_installed(dir.path(), PI_PACKAGE, "0.73.1"));
-        assert!(!is_installed(dir.path(), PI_PACKAGE, "0.73.2"));
+        assert!(is_installed(dir.path(), "0.73.1"));
+        assert!(!is_installed(dir.path(), "0.73.2"));
         // Already there: no npm run needed.
-        install_package(dir.path(), PI_PACKAGE, "0.73.1", &AtomicBool::new(false)).unwrap();
+        install_package(dir.path(), "0.73.1", &AtomicBool::new(false)).unwrap();
     }
 
     #[test]
     fn a_cancelled_install_kills_npm_and_says_so() {
         let dir = tempfile::tempdir().unwrap();
         let cancel = AtomicBool::new(true);
-        match install_package(dir.path(), PI_PACKAGE, "0.73.1", &cancel) {
+        match install_package(dir.path(), "0.73.1", &cancel) {
             Err(InstallError::Cancelled { spec }) => assert!(spec.ends_with("@0.73.1")),
             Err(InstallError::NpmSpawn(_)) => {} // no npm on this machine: nothing to kill
             other => panic!("expected a cancelled install, got {other:?}"),
         }
-        assert!(!is_installed(dir.path(), PI_PACKAGE, "0.73.1"));
+        assert!(!is_installed(dir.path(), "0.73.1"));
     }
 }

@@ -1,7 +1,8 @@
 //! The agent workers run (pi, pinned) as setup installs it: where it goes, how npm is called, which node it
-//! needs. The `agent` step of each backend plans with these; `warden serve` only reads the result.
+//! needs. The `agent` step of each backend plans with these, and warden-agent's installer (the tests' pi) runs
+//! the same npm command and writes the same marker; `warden serve` only reads the result.
 
-/// The npm package of the pi coding agent (the same name as `warden_agent::PI_PACKAGE`).
+/// The npm package of the pi coding agent.
 pub const PI_PACKAGE: &str = "@mariozechner/pi-coding-agent";
 
 /// pi 0.73.1 declares `"engines": {"node": ">=20.6.0"}`.

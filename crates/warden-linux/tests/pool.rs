@@ -303,7 +303,7 @@ fn census(net: &TestNet) -> [usize; 6] {
     [fds, mounts, netns.len(), links, cgroups, rss_kb]
 }
 
-/// `WARDEN_POOL_LEAK_TURNS` pooled turns (default 1,000; POOL.md has the 10,000 run), Vnet and
+/// `WARDEN_POOL_LEAK_TURNS` pooled turns (default 1,000; docs/PERFORMANCE.md has the 10,000 run), Vnet and
 /// None alternating; then nothing may have grown.
 #[test]
 fn pooled_turns_leak_nothing() {

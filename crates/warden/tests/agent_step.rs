@@ -8,27 +8,11 @@ mod common;
 use std::path::Path;
 use std::process::Output;
 
-use common::{warden, warden_bin, Netns, Serve};
-
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use common::{text, warden, Netns, Serve};
 
 /// `warden --state-dir STATE ARGS` inside the namespace, with `env`.
 fn warden_in(ns: &Netns, state: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
-    let mut argv = ns.prefix();
-    argv.push(warden_bin().display().to_string());
-    argv.extend(["--state-dir".to_string(), state.display().to_string()]);
-    argv.extend(args.iter().map(|s| s.to_string()));
-    std::process::Command::new(&argv[0])
-        .args(&argv[1..])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
+    ns.warden(state, args)
         .envs(env.iter().copied())
         .output()
         .expect("run warden in the namespace")

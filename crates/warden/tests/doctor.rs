@@ -84,9 +84,8 @@ trait Host {
         for remedy in remedies {
             let cmd = map(&remedy);
             let out = self.sh(&cmd);
-            // `warden setup` is resumable and says so when an action fails. The Linux dns step's
-            // "stop the old dnsmasq, start the new one" races with the old process releasing port 53
-            // (warden-doctor/CORE-NEEDS.md §6), so a resumable failure gets the one re-run it asks for.
+            // `warden setup` is resumable and says so when an action fails (a loaded machine can fail
+            // an action once), so a resumable failure gets the one re-run it asks for.
             if !out.status.success()
                 && String::from_utf8_lossy(&out.stderr).contains("it continues from here")
             {
@@ -314,7 +313,7 @@ fn linux_doctor_finds_each_break_and_its_remedy_fixes_it() {
         "Linux does not manage /etc/hosts"
     );
     // How long a healthy run takes is measured, not asserted here (a test with a time limit
-    // fails on a busy machine; PERF.md has the numbers). It is printed for the log.
+    // fails on a busy machine; docs/PERFORMANCE.md has the numbers). It is printed for the log.
     let ms = report["summary"]["duration_ms"].as_u64().unwrap();
     eprintln!("healthy doctor run: {ms} ms");
 

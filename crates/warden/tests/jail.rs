@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{warden_bin, Netns};
+use common::Netns;
 use nix::fcntl::{Flock, FlockArg};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -64,20 +64,9 @@ impl Host {
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut argv = self.ns.prefix();
-        argv.push(warden_bin().display().to_string());
-        argv.extend([
-            "--state-dir".to_string(),
-            self.state().display().to_string(),
-            "--identity".to_string(),
-            self.identity.clone(),
-        ]);
-        argv.extend(args.iter().map(|s| s.to_string()));
-        let mut cmd = Command::new(&argv[0]);
-        cmd.args(&argv[1..])
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default());
-        cmd
+        let mut full = vec!["--identity", self.identity.as_str()];
+        full.extend(args);
+        self.ns.warden(self.state(), &full)
     }
 
     fn ok(&self, args: &[&str]) -> String {

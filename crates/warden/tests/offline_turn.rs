@@ -10,11 +10,10 @@ mod common;
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::{warden_bin, Netns};
+use common::{text, Netns, Serve};
 
 extern "C" {
     fn flock(fd: i32, operation: i32) -> i32;
@@ -25,33 +24,28 @@ struct Host {
     ns: Netns,
     dir: tempfile::TempDir,
     identity: String,
-    serve: Option<Child>,
+    serve: Option<Serve>,
 }
 
 impl Host {
     /// `warden ARGS` in the namespace, killed after `limit` when one is given (a hang then fails
     /// the test with exit 124 instead of stalling the suite).
     fn command_within(&self, limit: Option<Duration>, args: &[&str]) -> Command {
-        let mut argv = match limit {
-            Some(l) => vec![
-                "timeout".to_string(),
-                "--kill-after=10".to_string(),
-                l.as_secs().to_string(),
-            ],
-            None => Vec::new(),
+        let mut full = vec!["--identity", self.identity.as_str()];
+        full.extend(args);
+        let inner = self.ns.warden(self.dir.path(), &full);
+        let mut cmd = match limit {
+            Some(l) => {
+                let mut c = Command::new("timeout");
+                c.arg("--kill-after=10")
+                    .arg(l.as_secs().to_string())
+                    .arg(inner.get_program())
+                    .args(inner.get_args());
+                c
+            }
+            None => inner,
         };
-        argv.extend(self.ns.prefix());
-        argv.push(warden_bin().display().to_string());
-        argv.extend([
-            "--state-dir".to_string(),
-            self.dir.path().display().to_string(),
-            "--identity".to_string(),
-            self.identity.clone(),
-        ]);
-        argv.extend(args.iter().map(|s| s.to_string()));
-        let mut cmd = Command::new(&argv[0]);
-        cmd.args(&argv[1..])
-            .env_clear()
+        cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default());
         if let Ok(cache) = std::env::var("WARDEN_WHEEL_CACHE") {
             cmd.env("WARDEN_WHEEL_CACHE", cache);
@@ -74,10 +68,8 @@ impl Host {
 
 impl Drop for Host {
     fn drop(&mut self) {
-        if let Some(mut c) = self.serve.take() {
-            let _ = Command::new("kill").arg(c.id().to_string()).status();
-            let _ = c.wait();
-        }
+        // Stopped before the jails it uses go.
+        drop(self.serve.take());
         for role in ["git", "cms", "ai", "db"] {
             let name = format!("{}{role}", self.identity);
             let _ = self.warden(&["jail", "destroy", "--force", &name]);
@@ -86,15 +78,6 @@ impl Drop for Host {
             let _ = Command::new("kill").arg(pid.trim()).status();
         }
     }
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout: {}\nstderr: {}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 #[test]
@@ -120,7 +103,7 @@ fn say_hello_offline_through_the_gateway_to_the_local_model() {
     // pi comes from npm, which the test namespace cannot reach (setup there would wait on the
     // registry package by package): install it once on the host side into the workspace's shared
     // cache (locked and idempotent), then give the state directory a copy, as `warden setup` leaves it.
-    let pi_cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pi-cache");
+    let pi_cache = common::pi_cache();
     let never = std::sync::atomic::AtomicBool::new(false);
     warden_agent::install_pi_until(&pi_cache, warden_agent::PI_VERSION, &never)
         .expect("install pi into the shared cache");
@@ -154,21 +137,10 @@ fn say_hello_offline_through_the_gateway_to_the_local_model() {
         .unwrap_or_default();
     assert_eq!(models["status"], "ok", "ai.models: {models:#}\n{doctor}");
 
-    let log = File::create(h.dir.path().join("serve.log")).unwrap();
-    h.serve = Some(
-        h.command_within(None, &["serve"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start warden serve"),
-    );
-    // serve.json appears once it listens.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !h.dir.path().join("serve.json").exists() {
-        assert!(Instant::now() < deadline, "warden serve did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    h.serve = Some(Serve::spawn(
+        h.command_within(None, &["serve"]),
+        h.dir.path(),
+    ));
 
     let t1 = Instant::now();
     let o = h.warden_within(Duration::from_secs(400), &["turn", "--json", "Say hello"]);

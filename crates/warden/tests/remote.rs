@@ -6,26 +6,12 @@ mod common;
 use std::path::Path;
 use std::process::Output;
 
-use common::{warden_bin, Netns, Serve};
-
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use common::{text, Netns, Serve};
 
 fn warden_in(ns: &Netns, state: &Path, args: &[&str]) -> Output {
-    let mut full = vec![
-        warden_bin().display().to_string(),
-        "--state-dir".into(),
-        state.display().to_string(),
-    ];
-    full.extend(args.iter().map(|s| s.to_string()));
-    let refs: Vec<&str> = full.iter().map(String::as_str).collect();
-    ns.exec(&refs)
+    ns.warden(state, args)
+        .output()
+        .expect("run warden in the namespace")
 }
 
 #[test]

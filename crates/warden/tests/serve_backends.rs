@@ -6,11 +6,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::BsdHost;
+use common::{BsdHost, Serve};
 use warden_server::{Client, TurnRequest, TurnView};
 
 /// Where a case runs `warden serve`.
@@ -23,7 +22,7 @@ enum Backend {
 
 impl Backend {
     fn linux() -> Backend {
-        common::require_root();
+        common::ensure_worker_account();
         Backend::Linux(tempfile::tempdir().unwrap())
     }
 
@@ -47,28 +46,12 @@ impl Backend {
     /// `warden serve --backend B` on 127.0.0.1 (an ephemeral port), its log in the state directory.
     fn serve(&self) -> Serve {
         let state = self.state_dir();
-        std::fs::create_dir_all(&state).unwrap();
-        let _ = std::fs::remove_file(state.join("serve.json"));
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(state.join("serve.log"))
-            .unwrap();
-        let (mut cmd, name) = match self {
-            Backend::Linux(_) => (Command::new(common::warden_bin()), "linux"),
-            Backend::Bastille(h) => (h.cmd(&common::warden_bin()), "bastille"),
+        let mut cmd = common::serve_command(None, &state, &[]);
+        match self {
+            Backend::Linux(_) => cmd.args(["--backend", "linux"]),
+            Backend::Bastille(h) => h.with_env(&mut cmd).args(["--backend", "bastille"]),
         };
-        let child = cmd
-            .arg("--state-dir")
-            .arg(&state)
-            .args(["serve", "--backend", name, "--listen", "127.0.0.1:0"])
-            .env("WARDEN_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        Serve::wait_ready(child, &state)
+        Serve::spawn(cmd, &state)
     }
 
     /// What is left of workers: names of anything a worker owned.
@@ -104,68 +87,6 @@ impl Backend {
             }
         }
         left
-    }
-}
-
-/// A running `warden serve` and a client of it.
-struct Serve {
-    child: Child,
-    client: Client,
-}
-
-impl Serve {
-    fn wait_ready(mut child: Child, state: &Path) -> Serve {
-        let start = Instant::now();
-        loop {
-            let info = std::fs::read_to_string(state.join("serve.json")).unwrap_or_default();
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&info) {
-                let addr = v["listening"][0].as_str().unwrap().to_string();
-                let token = std::fs::read_to_string(state.join("token")).unwrap();
-                return Serve {
-                    child,
-                    client: Client::new(format!("http://{addr}"), token.trim()),
-                };
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!(
-                    "warden serve exited {status}: {}",
-                    std::fs::read_to_string(state.join("serve.log")).unwrap_or_default()
-                );
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "warden serve did not start: {}",
-                std::fs::read_to_string(state.join("serve.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn kill9(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    fn stop(mut self) {
-        // SAFETY: kill(2) on our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(30) {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        self.kill9();
-        panic!("warden serve did not stop on SIGTERM");
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            self.kill9();
-        }
     }
 }
 
@@ -230,7 +151,7 @@ fn argv_turns_end_to_end(b: &Backend) {
     let rt = rt();
     let srv = b.serve();
     let v = rt
-        .block_on(srv.client.submit_wait(&argv("a", &["echo", "hi"])))
+        .block_on(srv.client().submit_wait(&argv("a", &["echo", "hi"])))
         .unwrap();
     assert_eq!(
         (v.status.as_str(), v.exit_code, v.stdout.as_str()),
@@ -239,7 +160,7 @@ fn argv_turns_end_to_end(b: &Backend) {
     );
     let v = rt
         .block_on(
-            srv.client
+            srv.client()
                 .submit_wait(&argv("a", &["sh", "-c", "echo oops >&2; exit 3"])),
         )
         .unwrap();
@@ -258,14 +179,14 @@ fn cancel_a_running_turn(b: &Backend) {
     let rt = rt();
     let srv = b.serve();
     let (id, _) = rt
-        .block_on(srv.client.submit(&argv("a", &["sh", "-c", "sleep 60"])))
+        .block_on(srv.client().submit(&argv("a", &["sh", "-c", "sleep 60"])))
         .unwrap();
-    let running = wait_turn(&rt, &srv.client, &id, Duration::from_secs(20), |v| {
+    let running = wait_turn(&rt, &srv.client(), &id, Duration::from_secs(20), |v| {
         v.status.as_str() == "running"
     });
     let t = Instant::now();
-    rt.block_on(srv.client.cancel(&id)).unwrap();
-    let v = wait_turn(&rt, &srv.client, &id, Duration::from_secs(20), |v| {
+    rt.block_on(srv.client().cancel(&id)).unwrap();
+    let v = wait_turn(&rt, &srv.client(), &id, Duration::from_secs(20), |v| {
         v.status.is_terminal()
     });
     assert_eq!(v.status.as_str(), "cancelled", "{v:?}");
@@ -284,15 +205,15 @@ fn kill_9_then_restart_reaps_and_interrupts(b: &Backend) {
     let rt = rt();
     let mut srv = b.serve();
     let (id, _) = rt
-        .block_on(srv.client.submit(&argv("a", &["sh", "-c", "sleep 60"])))
+        .block_on(srv.client().submit(&argv("a", &["sh", "-c", "sleep 60"])))
         .unwrap();
-    let running = wait_turn(&rt, &srv.client, &id, Duration::from_secs(20), |v| {
+    let running = wait_turn(&rt, &srv.client(), &id, Duration::from_secs(20), |v| {
         v.status.as_str() == "running"
     });
     let worker = running.worker.clone().unwrap();
     srv.kill9();
     let srv = b.serve();
-    let v = wait_turn(&rt, &srv.client, &id, Duration::from_secs(20), |v| {
+    let v = wait_turn(&rt, &srv.client(), &id, Duration::from_secs(20), |v| {
         v.status.is_terminal()
     });
     assert_eq!(

@@ -7,10 +7,14 @@
 
 #![cfg(target_os = "linux")]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
+
+use common::{state_with_pi, warden_bin, Serve};
 
 use fakebot::{FakeBot, SentMessage};
 use serde_json::Value;
@@ -19,30 +23,6 @@ use warden_testkit::TestNet;
 
 const TOKEN: &str = "4242:end-to-end-SECRET";
 const PROVIDER_ADDR: &str = "192.168.254.2";
-
-fn warden_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_warden"))
-}
-
-/// pi's install prefix, shared by the test binaries of the workspace (installing is locked and
-/// idempotent; the first run downloads it from npm).
-fn pi_cache() -> PathBuf {
-    match std::env::var_os("WARDEN_PI_CACHE") {
-        Some(dir) => PathBuf::from(dir),
-        None => Path::new(env!("CARGO_TARGET_TMPDIR")).join("pi-cache"),
-    }
-}
-
-/// A state directory whose `pi` is the shared install (serve finds pi already there).
-fn state_with_pi() -> tempfile::TempDir {
-    let cache = pi_cache();
-    let never = std::sync::atomic::AtomicBool::new(false);
-    warden_agent::install_pi_until(&cache, warden_agent::PI_VERSION, &never)
-        .expect("install pi into the shared cache");
-    let state = warden_testkit::state_dir("wtg");
-    std::os::unix::fs::symlink(&cache, state.path().join("pi")).unwrap();
-    state
-}
 
 /// Runs `f` on a thread that entered the namespace at `ns` (sockets it binds live there).
 fn in_netns<T: Send + 'static>(ns: PathBuf, f: impl FnOnce() -> T + Send + 'static) -> T {
@@ -105,82 +85,16 @@ fn world(script: Script) -> World {
     World { net, bot, provider }
 }
 
-/// `warden serve` in the test namespace.
-struct Serve {
-    child: Child,
-}
-
-impl Serve {
-    fn start(w: &World, state: &Path, chats: &str) -> Serve {
-        let _ = std::fs::remove_file(state.join("serve.json"));
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(state.join("serve.log"))
-            .unwrap();
-        let child = Command::new("nsenter")
-            .arg(format!("--net={}", w.net.path().display()))
-            .arg("--")
-            .arg(warden_bin())
-            .args(["--state-dir", state.to_str().unwrap()])
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("WARDEN_LOG", "info,tower_http=warn")
-            .env("TELEGRAM_BOT_TOKEN", TOKEN)
-            .env("TELEGRAM_API_URL", w.bot.api_url())
-            .env("TELEGRAM_ALLOWED_CHATS", chats)
-            .env("WARDEN_AGENT_BASE_URL", w.provider.mock().base_url())
-            .env("WARDEN_AGENT_MODEL", "mock-model")
-            .env("WARDEN_POOL_SIZE", "0")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start warden serve");
-        let mut serve = Serve { child };
-        let t0 = Instant::now();
-        while !state.join("serve.json").exists() {
-            if let Ok(Some(status)) = serve.child.try_wait() {
-                panic!("warden serve exited ({status}): {}", log_text(state));
-            }
-            assert!(
-                t0.elapsed() < Duration::from_secs(60),
-                "warden serve did not start: {}",
-                log_text(state)
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        serve
-    }
-
-    fn kill9(&mut self) {
-        // nsenter execs warden: this is SIGKILL to the server itself.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            // SAFETY: kill(2) on our own child.
-            unsafe { libc_kill(self.child.id() as i32, 15) };
-            let t0 = Instant::now();
-            while t0.elapsed() < Duration::from_secs(40) {
-                if let Ok(Some(_)) = self.child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            self.kill9();
-        }
-    }
-}
-
-extern "C" {
-    #[link_name = "kill"]
-    fn libc_kill(pid: i32, sig: i32) -> i32;
+/// `warden serve` in the test namespace, polling the stand-in, its agent turns going to the mock provider.
+fn start_serve(w: &World, state: &Path, chats: &str) -> Serve {
+    let mut cmd = common::serve_command(Some(&w.net.path()), state, &[]);
+    cmd.env("TELEGRAM_BOT_TOKEN", TOKEN)
+        .env("TELEGRAM_API_URL", w.bot.api_url())
+        .env("TELEGRAM_ALLOWED_CHATS", chats)
+        .env("WARDEN_AGENT_BASE_URL", w.provider.mock().base_url())
+        .env("WARDEN_AGENT_MODEL", "mock-model")
+        .env("WARDEN_POOL_SIZE", "0");
+    Serve::spawn(cmd, state)
 }
 
 fn log_text(state: &Path) -> String {
@@ -244,7 +158,7 @@ fn telegram_chat_gets_the_agents_reply() {
     ]);
     let w = world(script);
     let state = state_with_pi();
-    let serve = Serve::start(&w, state.path(), "42:acme");
+    let serve = start_serve(&w, state.path(), "42:acme");
 
     let hi = w.bot.user_message(42, "hi there");
     let sent = wait_sent(&w.bot, Duration::from_secs(120), |s| !to(42, s).is_empty());
@@ -401,7 +315,7 @@ fn kill9_loses_no_update_and_answers_none_twice() {
     let mut kills_at: Vec<usize> = Vec::new();
     let rounds = 10;
     for round in 0..rounds {
-        let mut serve = Serve::start(&w, state.path(), chats);
+        let mut serve = start_serve(&w, state.path(), chats);
         for _ in 0..1 + rng.next(3) {
             let chat = 42 + rng.next(2) as i64;
             let update = w.bot.user_message(chat, &format!("round {round} question"));
@@ -412,7 +326,7 @@ fn kill9_loses_no_update_and_answers_none_twice() {
         serve.kill9();
         kills_at.push(w.bot.sent().len());
     }
-    let serve = Serve::start(&w, state.path(), chats);
+    let serve = start_serve(&w, state.path(), chats);
     let total = asked.len();
     let answered = |s: &[SentMessage]| {
         let mut replied: BTreeMap<(i64, i64), usize> = BTreeMap::new();

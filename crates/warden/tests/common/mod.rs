@@ -65,6 +65,31 @@ pub fn ensure_worker_account() {
     });
 }
 
+/// pi's install prefix, shared by the test binaries of the workspace (`WARDEN_PI_CACHE`, else
+/// `target/tmp/pi-cache`; installing is locked and idempotent, the first run downloads it from npm).
+pub fn pi_cache() -> PathBuf {
+    match std::env::var_os("WARDEN_PI_CACHE") {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env!("CARGO_TARGET_TMPDIR")).join("pi-cache"),
+    }
+}
+
+/// A fresh state directory whose `pi` is the shared install, as `warden setup --step agent` leaves it: serve
+/// finds pi there and runs prompt turns with it.
+pub fn state_with_pi() -> tempfile::TempDir {
+    let cache = pi_cache();
+    let never = std::sync::atomic::AtomicBool::new(false);
+    if let Err(e) = warden_agent::install_pi_until(&cache, warden_agent::PI_VERSION, &never) {
+        panic!(
+            "failed to install pi into the shared cache {} (needs the npm registry): {e}",
+            cache.display()
+        );
+    }
+    let state = tempfile::Builder::new().prefix("wpi").tempdir().unwrap();
+    std::os::unix::fs::symlink(&cache, state.path().join("pi")).unwrap();
+    state
+}
+
 /// Root tests need root; say so loudly instead of passing silently.
 pub fn require_root() {
     assert!(
@@ -95,6 +120,11 @@ impl Netns {
         ns
     }
 
+    /// `/run/netns/NAME`.
+    pub fn path(&self) -> PathBuf {
+        PathBuf::from("/run/netns").join(&self.name)
+    }
+
     /// The command line prefix that runs a program inside the namespace. It is `nsenter --net`, not
     /// `ip netns exec`: the latter remounts /sys, which hides /sys/fs/cgroup and so every cgroup limit.
     pub fn prefix(&self) -> Vec<String> {
@@ -103,6 +133,21 @@ impl Netns {
             format!("--net=/run/netns/{}", self.name),
             "--".into(),
         ]
+    }
+
+    /// `warden --state-dir STATE ARGS…` inside the namespace with a clean environment (PATH only); add env, then
+    /// run it.
+    pub fn warden(&self, state: &Path, args: &[&str]) -> Command {
+        let mut cmd = Command::new(nsenter_bin());
+        cmd.arg(format!("--net={}", self.path().display()))
+            .arg("--")
+            .arg(warden_bin())
+            .arg("--state-dir")
+            .arg(state)
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default());
+        cmd
     }
 
     /// Runs a command inside the namespace.
@@ -139,78 +184,162 @@ pub fn run(argv: &[&str]) -> String {
     )
 }
 
-/// `warden serve` on an ephemeral loopback port inside the namespace; SIGTERM and wait on drop.
+/// `nsenter`, found through this process's PATH (a child's environment may name another PATH).
+fn nsenter_bin() -> PathBuf {
+    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .map(|d| d.join("nsenter"))
+        .find(|p| p.is_file())
+        .expect("nsenter on PATH")
+}
+
+/// `warden --state-dir STATE serve --listen 127.0.0.1:0 EXTRA…` with a clean environment (PATH and
+/// `WARDEN_LOG` only), inside the network namespace at `netns` when given (entered with `nsenter --net`, which
+/// execs warden: the child's pid is the server's). Add env and flags, then [`Serve::spawn`] it.
+pub fn serve_command(netns: Option<&Path>, state: &Path, extra: &[&str]) -> Command {
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut c = Command::new(nsenter_bin());
+            c.arg(format!("--net={}", ns.display()))
+                .arg("--")
+                .arg(warden_bin());
+            c
+        }
+        None => Command::new(warden_bin()),
+    };
+    cmd.arg("--state-dir")
+        .arg(state)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("WARDEN_LOG", "info,tower_http=warn");
+    cmd
+}
+
+/// A running `warden serve`: its child process, state directory, `http://IP:PORT` and token. Drop sends
+/// SIGTERM, waits up to 40 s (serve drains running turns for up to 30 s), then SIGKILLs.
 pub struct Serve {
-    child: Child,
+    pub child: Child,
+    pub state: PathBuf,
+    pub base: String,
+    pub token: String,
 }
 
 impl Serve {
-    /// Starts it with a clean environment plus `env`.
+    /// `warden serve` on an ephemeral loopback port inside `ns`, with a clean environment plus `env`.
     pub fn start(ns: &Netns, state: &Path, env: &[(&str, &str)]) -> Serve {
         ensure_worker_account();
-        let log = std::fs::File::create(state.join("serve.log")).unwrap();
-        let mut argv = ns.prefix();
-        argv.push(warden_bin().display().to_string());
-        argv.extend(
-            [
-                "--state-dir",
-                &state.display().to_string(),
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-            ]
-            .map(String::from),
-        );
-        // Found through this process's PATH: `env` may give the child another one.
-        let nsenter = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-            .map(|d| d.join(&argv[0]))
-            .find(|p| p.is_file())
-            .expect("nsenter on PATH");
-        // nsenter execs warden, so the child's pid is the server's.
-        let child = Command::new(nsenter)
-            .args(&argv[1..])
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .envs(env.iter().copied())
+        let mut cmd = serve_command(Some(&ns.path()), state, &[]);
+        cmd.envs(env.iter().copied());
+        Serve::spawn(cmd, state)
+    }
+
+    /// Runs `cmd` (a `warden … serve` command, e.g. from [`serve_command`]) with stdin and stdout null and
+    /// stderr appended to `<state>/serve.log`, and waits (60 s at most) until `<state>/serve.json` names the
+    /// address it listens on.
+    // The child is owned by the returned `Serve`, whose Drop waits for it.
+    #[allow(clippy::zombie_processes)]
+    pub fn spawn(mut cmd: Command, state: &Path) -> Serve {
+        std::fs::create_dir_all(state).unwrap();
+        // A server killed with -9 leaves its serve.json behind.
+        let _ = std::fs::remove_file(state.join("serve.json"));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(state.join("serve.log"))
+            .unwrap();
+        let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .expect("start warden serve");
-        let mut serve = Serve { child };
+        let mut serve = Serve {
+            child,
+            state: state.to_path_buf(),
+            base: String::new(),
+            token: String::new(),
+        };
         let t0 = Instant::now();
-        while !state.join("serve.json").exists() {
+        loop {
+            if let Some(addr) = listening(state) {
+                serve.base = format!("http://{addr}");
+                serve.token = std::fs::read_to_string(state.join("token"))
+                    .expect("the token file")
+                    .trim()
+                    .to_string();
+                return serve;
+            }
             if let Ok(Some(status)) = serve.child.try_wait() {
-                panic!(
-                    "warden serve exited ({status}): {}",
-                    std::fs::read_to_string(state.join("serve.log")).unwrap_or_default()
-                );
+                panic!("warden serve exited ({status}): {}", serve.log_text());
             }
             assert!(
-                t0.elapsed() < Duration::from_secs(30),
+                t0.elapsed() < Duration::from_secs(60),
                 "warden serve did not start: {}",
-                std::fs::read_to_string(state.join("serve.log")).unwrap_or_default()
+                serve.log_text()
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        serve
     }
+
+    /// A client of the server (from a thread in the server's network namespace).
+    pub fn client(&self) -> warden_server::Client {
+        warden_server::Client::new(self.base.clone(), self.token.clone())
+    }
+
+    /// The server's pid.
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// What the server wrote to stderr.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(self.state.join("serve.log")).unwrap_or_default()
+    }
+
+    /// SIGTERM; true if it exited within `within`.
+    pub fn terminate(&mut self, within: Duration) -> bool {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let t0 = Instant::now();
+        while t0.elapsed() < within {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// SIGTERM, and fail the test unless it exits within 30 s.
+    pub fn stop(mut self) {
+        if !self.terminate(Duration::from_secs(30)) {
+            self.kill9();
+            panic!("warden serve did not stop on SIGTERM: {}", self.log_text());
+        }
+    }
+
+    /// SIGKILL and reap.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The first address in `<state>/serve.json` (`IP:PORT`), once a server listens.
+fn listening(state: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(state.join("serve.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v["listening"][0].as_str().map(str::to_string)
 }
 
 impl Drop for Serve {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        let t0 = Instant::now();
-        while t0.elapsed() < Duration::from_secs(15) {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
+        if let Ok(None) = self.child.try_wait() {
+            if !self.terminate(Duration::from_secs(40)) {
+                self.kill9();
             }
-            std::thread::sleep(Duration::from_millis(20));
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -282,19 +411,25 @@ impl BsdHost {
         self.p("fake").join("root")
     }
 
+    /// `program` with only the simulated host's environment.
     pub fn cmd(&self, program: &Path) -> Command {
+        let mut c = Command::new(program);
+        c.env_clear();
+        self.with_env(&mut c);
+        c
+    }
+
+    /// Points `cmd` at the simulated host: fakebsd's tools first on PATH, its state and root.
+    pub fn with_env<'a>(&self, cmd: &'a mut Command) -> &'a mut Command {
         let path = format!(
             "{}:{}:{}",
             self.p("bin").display(),
             bin_dir().display(),
             std::env::var("PATH").unwrap_or_default()
         );
-        let mut c = Command::new(program);
-        c.env_clear()
-            .env("PATH", path)
+        cmd.env("PATH", path)
             .env("FAKEBSD_STATE", self.p("fake"))
-            .env("WARDEN_HOST_ROOT", self.root());
-        c
+            .env("WARDEN_HOST_ROOT", self.root())
     }
 
     pub fn warden(&self, args: &[&str]) -> Output {
