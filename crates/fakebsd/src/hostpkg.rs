@@ -34,11 +34,102 @@ fn host_env(cx: &Ctx) -> JailEnv {
     }
 }
 
-/// Host `pkg`: the same tool as in jails, on the host's files.
+/// Host `pkg [-r|--rootdir DIR] …`: the same tool as in jails, on the host's files, or with `--rootdir` on the
+/// packages of the tree at DIR (e.g. a Bastille release) with the host's own pkg.
 pub fn pkg(cx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
-    let fs = host_fs("");
     let je = host_env(cx);
-    crate::pkg::pkg(cx, &fs, &je, args, io)
+    let (root, rest) = match args {
+        [flag, dir, rest @ ..] if flag == "-r" || flag == "--rootdir" => {
+            (dir.trim_end_matches('/').to_string(), rest)
+        }
+        _ => (String::new(), args),
+    };
+    if !root.is_empty() && !cx.host_path(&root).is_dir() {
+        return fail(
+            io,
+            &format!("pkg: Unable to open rootdir {root}: No such file or directory"),
+        );
+    }
+    crate::pkg::pkg_on(cx, &host_fs(&root), &host_fs(""), &je, rest, io)
+}
+
+/// Host `npm`, present once the `npm-node22` package is: `npm install --prefix DIR [--no-audit] [--no-fund]
+/// [--prefer-offline] [--loglevel=L] @mariozechner/pi-coding-agent@VERSION` lays out pi's `package.json` and a
+/// placeholder `dist/cli.js` under DIR (no registry, no real pi: node does not run on the simulated host).
+pub fn npm(cx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
+    if !cx.host_path("/usr/local/bin/npm").exists() {
+        io.err("npm: not found");
+        return 127;
+    }
+    let mut prefix = None;
+    let mut specs = vec![];
+    let mut words = args.iter();
+    let Some(cmd) = words.next() else {
+        return fail(
+            io,
+            "npm <command>\n\nUsage: npm install [<package-spec> ...]",
+        );
+    };
+    while let Some(w) = words.next() {
+        match w.as_str() {
+            "--prefix" => prefix = words.next().cloned(),
+            "--no-audit" | "--no-fund" | "--prefer-offline" => {}
+            o if o.starts_with("--loglevel=") => {}
+            o if o.starts_with('-') => {
+                return fail(
+                    io,
+                    &format!("npm: fakebsd does not simulate the option {o}"),
+                )
+            }
+            spec => specs.push(spec.to_string()),
+        }
+    }
+    if cmd != "install" && cmd != "i" {
+        return fail(
+            io,
+            &format!("npm: fakebsd simulates only `npm install`, not `npm {cmd}`"),
+        );
+    }
+    let Some(prefix) = prefix else {
+        return fail(
+            io,
+            "npm: fakebsd simulates only `npm install --prefix DIR SPEC`",
+        );
+    };
+    for spec in specs {
+        let Some((name, version)) = spec.rsplit_once('@').filter(|(n, _)| !n.is_empty()) else {
+            return fail(io, &format!("npm error code ETARGET\nnpm error notarget No matching version found for {spec}."));
+        };
+        if name != "@mariozechner/pi-coding-agent" {
+            return fail(io, &format!("npm error code E404\nnpm error 404 Not Found - GET https://registry.npmjs.org/{name} - not simulated by fakebsd"));
+        }
+        let dir = cx.host_path(&format!(
+            "{}/node_modules/{name}",
+            prefix.trim_end_matches('/')
+        ));
+        let files = [
+            (
+                dir.join("package.json"),
+                format!("{{\"name\":\"{name}\",\"version\":\"{version}\",\"engines\":{{\"node\":\">=20.6.0\"}}}}\n"),
+            ),
+            (
+                dir.join("dist/cli.js"),
+                format!("#!/usr/bin/env node\n// {name} {version}: a placeholder laid out by fakebsd's npm\n"),
+            ),
+        ];
+        for (path, text) in files {
+            if let Err(e) = crate::fsutil::write_file(&path, &text) {
+                return fail(io, &format!("npm error {e}"));
+            }
+        }
+        io.out("\nadded 1 package in 1s");
+    }
+    0
+}
+
+/// Host `test`: the in-jail `test` on the host's files (FreeBSD paths under the simulated root).
+pub fn test(cx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
+    crate::injail::host_test(cx, &host_fs(""), &host_env(cx), args, io)
 }
 
 /// Host `pw [-R DIR] …`: on the host's files, or the tree at DIR.

@@ -273,6 +273,11 @@ fn id(cx: &mut Ctx, fs: &JailFs, je: &JailEnv, args: &[String], io: &mut Io) -> 
     0
 }
 
+/// `test` outside jails (host `test`).
+pub fn host_test(cx: &mut Ctx, fs: &JailFs, je: &JailEnv, args: &[String], io: &mut Io) -> i32 {
+    test(cx, fs, je, args, io, false)
+}
+
 /// `test`/`[`: unary file and string tests, binary string/integer comparisons, `!`.
 fn test(
     cx: &mut Ctx,

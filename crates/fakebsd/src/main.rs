@@ -138,10 +138,29 @@ fn fakebsd_main(args: &[String]) -> i32 {
     }
 }
 
+/// With `FAKEBSD_CALL_LOG=FILE`, appends each host tool call (one line: the tool and its arguments) to FILE, so a
+/// test or a bench can count the commands and ZFS operations a unit of work costs.
+fn log_call(tool: &str, args: &[String]) {
+    use std::io::Write;
+    let Some(path) = std::env::var_os("FAKEBSD_CALL_LOG") else {
+        return;
+    };
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = writeln!(f, "{tool} {}", args.join(" "));
+    }
+}
+
 /// Runs one simulated tool: take the lock, load the state, run, save, print.
 fn run_tool(tool: &str, args: &[String]) -> i32 {
     // Inside a jail (a process started by the in-jail sh), or a jail-only name: the in-jail tools.
     let in_jail = std::env::var(state::ENV_JAIL).is_ok_and(|j| !j.is_empty());
+    if !in_jail {
+        log_call(tool, args);
+    }
     if jailfs::JAIL_TOOLS.contains(&tool) && (in_jail || !state::TOOLS.contains(&tool)) {
         return injail::tool_main(tool, args);
     }
@@ -211,6 +230,8 @@ fn run_tool(tool: &str, args: &[String]) -> i32 {
         "pkg" => hostpkg::pkg(&mut cx, args, &mut io),
         "pw" => hostpkg::pw(&mut cx, args, &mut io),
         "rctl" => hostpkg::rctl(&mut cx, args, &mut io),
+        "npm" => hostpkg::npm(&mut cx, args, &mut io),
+        "test" => hostpkg::test(&mut cx, args, &mut io),
         _ => 1,
     };
     if let Err(e) = cx.save() {

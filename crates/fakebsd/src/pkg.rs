@@ -221,6 +221,22 @@ const CATALOGUE: &[Package] = &[
         kib: 9_000,
     },
     Package {
+        name: "node22",
+        version: "22.21.1",
+        origin: "www/node22",
+        comment: "V8 JavaScript for client and server",
+        deps: &[],
+        kib: 60_000,
+    },
+    Package {
+        name: "npm-node22",
+        version: "11.6.0",
+        origin: "www/npm-node22",
+        comment: "Node package manager",
+        deps: &["node22"],
+        kib: 11_000,
+    },
+    Package {
         name: "llama-cpp",
         version: "6530",
         origin: "misc/llama-cpp",
@@ -394,6 +410,11 @@ fn apply(cx: &mut Ctx, fs: &JailFs, name: &str) -> Result<(), String> {
             exec(cx, "/usr/local/etc/rc.d/llama-server", "#!/bin/sh\n# PROVIDE: llama_server\n# REQUIRE: LOGIN\n# KEYWORD: shutdown\n# simulated by fakebsd\n")?;
         }
         "python311" => exec(cx, "/usr/local/bin/python3.11", stub)?,
+        "node22" => exec(cx, "/usr/local/bin/node", stub)?,
+        "npm-node22" => {
+            exec(cx, "/usr/local/bin/npm", stub)?;
+            exec(cx, "/usr/local/bin/npx", stub)?;
+        }
         _ => {}
     }
     Ok(())
@@ -597,12 +618,24 @@ fn info(cx: &Ctx, fs: &JailFs, args: &[String], io: &mut Io) -> i32 {
 
 /// In-jail `pkg`.
 pub fn pkg(cx: &mut Ctx, fs: &JailFs, je: &JailEnv, args: &[String], io: &mut Io) -> i32 {
+    pkg_on(cx, fs, fs, je, args, io)
+}
+
+/// `pkg` on the packages of `fs`, with pkg itself bootstrapped in `own` (the host's, for `pkg --rootdir`).
+pub fn pkg_on(
+    cx: &mut Ctx,
+    fs: &JailFs,
+    own: &JailFs,
+    je: &JailEnv,
+    args: &[String],
+    io: &mut Io,
+) -> i32 {
     let mut i = 0;
     let mut yes = truthy(je.env.get("ASSUME_ALWAYS_YES"));
     while i < args.len() && args[i].starts_with('-') {
         match args[i].as_str() {
             "-v" | "--version" => {
-                if bootstrap(cx, fs, yes, io).is_err() {
+                if bootstrap(cx, own, yes, io).is_err() {
                     return 1;
                 }
                 io.out(PKG_VERSION);
@@ -610,7 +643,7 @@ pub fn pkg(cx: &mut Ctx, fs: &JailFs, je: &JailEnv, args: &[String], io: &mut Io
             }
             "-N" => {
                 let db = installed(cx, fs);
-                if !db.contains_key("pkg") {
+                if !installed(cx, own).contains_key("pkg") {
                     return fail(
                         io,
                         "pkg: The package management tool is not yet installed on your system.",
@@ -635,7 +668,7 @@ pub fn pkg(cx: &mut Ctx, fs: &JailFs, je: &JailEnv, args: &[String], io: &mut Io
         i += 1;
     }
     let Some(cmd) = args.get(i) else {
-        if bootstrap(cx, fs, yes, io).is_err() {
+        if bootstrap(cx, own, yes, io).is_err() {
             return 1;
         }
         return fail(io, "pkg: not enough arguments\nUsage: pkg [-v] [-d] [-l] [-N] [-j <jail name or id>|-c <chroot path>|-r <rootdir>] [-C <configuration file>] [-R <repo config dir>] [-o var=value] [-4|-6] <command> [<args>]\n\nFor more information on available commands and options see 'pkg help'.");
@@ -644,16 +677,16 @@ pub fn pkg(cx: &mut Ctx, fs: &JailFs, je: &JailEnv, args: &[String], io: &mut Io
     // pkg(7) also takes -y/--yes on the command line as consent to bootstrap.
     let yes_arg = rest.iter().any(|a| a == "-y" || a == "--yes");
     if cmd == "bootstrap" {
-        if installed(cx, fs).contains_key("pkg") && !rest.iter().any(|a| a == "-f") {
+        if installed(cx, own).contains_key("pkg") && !rest.iter().any(|a| a == "-f") {
             io.out("pkg already bootstrapped at /usr/local/sbin/pkg");
             return 0;
         }
-        return match bootstrap(cx, fs, yes || yes_arg, io) {
+        return match bootstrap(cx, own, yes || yes_arg, io) {
             Ok(()) => 0,
             Err(c) => c,
         };
     }
-    if bootstrap(cx, fs, yes || yes_arg, io).is_err() {
+    if bootstrap(cx, own, yes || yes_arg, io).is_err() {
         return 1;
     }
     match cmd.as_str() {

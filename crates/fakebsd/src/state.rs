@@ -28,6 +28,8 @@ pub const TOOLS: &[&str] = &[
     "pfctl",
     "service",
     "daemon",
+    "npm",
+    "test",
     "route",
     "netstat",
     "freebsd-version",

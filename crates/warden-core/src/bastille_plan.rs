@@ -85,6 +85,7 @@ pub fn plan_with(layout: &Layout, host: &BastilleHost, options: &PlanOptions) ->
     host_step(layout, host, &mut actions);
     jails_step(layout, host, &mut actions);
     service_steps(layout, host, &mut actions, &mut notes);
+    crate::bastille_agent::step(layout, host, options, &mut actions, &mut blocked);
     hosts_step(layout, host, &mut actions);
     dns_step(layout, host, &mut actions);
     notes.push(
@@ -853,6 +854,16 @@ mod tests {
         host.groups.insert("clawdie".into(), 1500);
         host.release_has_user = true;
         host.release_has_group = true;
+        // The agent step's packages, in the release too, and pi with its marker.
+        for p in crate::bastille_agent::PACKAGES {
+            host.packages.insert(p.into());
+            host.release_packages.insert(p.into());
+        }
+        host.pi_version = Some(layout.pi_version.clone());
+        host.files.insert(
+            format!("/var/db/warden/pi/{}", crate::pi::INSTALLED_MARKER),
+            crate::pi::marker_content(&layout.pi_version),
+        );
         for svc in layout.jails() {
             let mut st = JailState {
                 running: true,
@@ -937,7 +948,8 @@ mod tests {
             .actions
             .iter()
             .all(|a| !a.summary.contains("pkg")));
-        assert_eq!(no.blocked.len(), 2);
+        // bastille and dnsmasq (base), then node in the host and in the release (agent).
+        assert_eq!(no.blocked.len(), 4);
         assert!(
             no.blocked_text().contains("fix: pkg install -y bastille"),
             "{}",

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod account;
+pub mod bastille_agent;
 pub mod bastille_plan;
 pub mod config;
 pub mod db;

@@ -366,28 +366,13 @@ fn agent(
             fix: "apt-get install npm (NodeSource's nodejs includes it)".into(),
         });
     }
-    let version = layout.pi_version.as_str();
-    let prefix = paths.pi_dir();
-    let marker_path = format!("{prefix}/{}", pi::INSTALLED_MARKER);
-    let marker = pi::marker_content(version);
-    let installed = host.pi_version.as_deref() == Some(version);
-    if !installed || host.files.get(&marker_path) != Some(&marker) {
-        out.push(
-            Action::run(
-                Step::Agent,
-                format!("install pi {version} ({}) into {prefix}: workers run it from there, and `warden serve` never installs it", pi::PI_PACKAGE),
-                &pi::npm_install_argv(&prefix, version),
-            )
-            .verified_by(&["test", "-f", &pi::cli_js(&prefix)]),
-        );
-        out.push(Action::file(
-            Step::Agent,
-            format!("mark pi {version} as completely installed"),
-            &marker_path,
-            "0644",
-            marker,
-        ));
-    }
+    out.extend(pi::install_actions(
+        &paths.pi_dir(),
+        &layout.pi_version,
+        host.pi_version.as_deref(),
+        &host.files,
+        "workers run it from there",
+    ));
 }
 
 /// The `warden` binary jail actions run: the observing one, else `warden` on PATH.

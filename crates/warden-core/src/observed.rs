@@ -59,6 +59,15 @@ pub struct BastilleHost {
     pub release_has_user: bool,
     /// Whether the layout's release (if bootstrapped) has the worker account's group in its `/etc/group`.
     pub release_has_group: bool,
+    /// Packages installed in the layout's release (`pkg --rootdir`), among those the `agent` step installs.
+    #[serde(default)]
+    pub release_packages: BTreeSet<String>,
+    /// Whether the release's worker template snapshot (`…@warden-worker`) exists.
+    #[serde(default)]
+    pub worker_template: bool,
+    /// The pi version under `<state_dir>/pi` (its `package.json`), if any; its completion marker is in `files`.
+    #[serde(default)]
+    pub pi_version: Option<String>,
 }
 
 /// A Linux host, as observed.

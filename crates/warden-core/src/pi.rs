@@ -52,6 +52,39 @@ pub fn npm_install_argv(prefix: &str, version: &str) -> Vec<String> {
     .collect()
 }
 
+/// The `agent` step's actions for pi `version` under `prefix`: npm install, then the completion marker; none when
+/// `installed` (the version its `package.json` names) and `files` (the host's managed files, by path) say both
+/// are there. `how` ends the install action's summary (how workers reach it).
+pub fn install_actions(
+    prefix: &str,
+    version: &str,
+    installed: Option<&str>,
+    files: &std::collections::BTreeMap<String, String>,
+    how: &str,
+) -> Vec<crate::plan::Action> {
+    use crate::plan::{Action, Step};
+    let marker_path = format!("{prefix}/{INSTALLED_MARKER}");
+    let marker = marker_content(version);
+    if installed == Some(version) && files.get(&marker_path) == Some(&marker) {
+        return Vec::new();
+    }
+    vec![
+        Action::run(
+            Step::Agent,
+            format!("install pi {version} ({PI_PACKAGE}) into {prefix}: {how}, and `warden serve` never installs it"),
+            &npm_install_argv(prefix, version),
+        )
+        .verified_by(&["test", "-f", &cli_js(prefix)]),
+        Action::file(
+            Step::Agent,
+            format!("mark pi {version} as completely installed"),
+            &marker_path,
+            "0644",
+            marker,
+        ),
+    ]
+}
+
 /// Parses `v20.20.2` (or `20.20.2`) into a version triple.
 pub fn parse_node_version(text: &str) -> Option<(u32, u32, u32)> {
     let t = text.trim().trim_start_matches('v');

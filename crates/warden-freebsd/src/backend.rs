@@ -10,7 +10,7 @@ use crate::lock::BastilleLock;
 use crate::observe::{observe, Observation};
 
 /// Default state directory on FreeBSD (journal, leases, the Bastille lock) when the layout names none.
-pub const DEFAULT_STATE_DIR: &str = "/var/db/warden";
+pub const DEFAULT_STATE_DIR: &str = warden_core::bastille_agent::DEFAULT_STATE_DIR;
 
 /// The FreeBSD + Bastille backend. All host access goes through one runner wrapped in the Bastille lock.
 #[derive(Debug)]
@@ -39,11 +39,7 @@ impl<R: Runner> BastilleBackend<R> {
 
     /// The state directory for `layout`: its `state_dir`, else [`DEFAULT_STATE_DIR`].
     pub fn state_dir_for(layout: &Layout) -> PathBuf {
-        if layout.state_dir.is_empty() {
-            PathBuf::from(DEFAULT_STATE_DIR)
-        } else {
-            PathBuf::from(&layout.state_dir)
-        }
+        PathBuf::from(warden_core::bastille_agent::state_dir(layout))
     }
 
     /// The local state directory.

@@ -27,7 +27,7 @@ pub fn worker(layout: &Layout, name: &str) -> String {
 
 /// The snapshot worker clones start from.
 pub fn worker_template(layout: &Layout, release: &str) -> String {
-    format!("{}@warden-worker", self::release(layout, release))
+    warden_core::bastille_agent::worker_template(layout, release)
 }
 
 /// `bastille_jailsdir` as Warden's bastille.conf sets it.

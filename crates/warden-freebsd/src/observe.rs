@@ -201,6 +201,7 @@ pub fn observe(runner: &dyn Runner, layout: &Layout) -> Result<Observation, Host
         observe_releases(runner, layout, v, &mut host)?;
         observe_jails(runner, layout, &mut host, &mut missing)?;
     }
+    observe_agent(runner, layout, &mut host)?;
 
     match probe(runner, &["service", "dnsmasq", "onestatus"])? {
         Some(out) => host.dnsmasq_running = parse::service::running(out.status, &out.stdout),
@@ -212,6 +213,48 @@ pub fn observe(runner: &dyn Runner, layout: &Layout) -> Result<Observation, Host
         version,
         notes,
     })
+}
+
+/// The agent step's facts: node and npm on the host and in the release, the worker template snapshot, and pi
+/// under `<state_dir>/pi` with its completion marker.
+fn observe_agent(
+    runner: &dyn Runner,
+    layout: &Layout,
+    host: &mut BastilleHost,
+) -> Result<(), HostError> {
+    use warden_core::{bastille_agent as agent, pi};
+    let release = agent::release_dir(layout);
+    let have_release = runner.mode(&release)?.is_some();
+    for p in agent::PACKAGES {
+        if let Some(out) = probe(runner, &["pkg", "info", "-e", p])? {
+            if out.ok() {
+                host.packages.insert(p.to_string());
+            }
+        }
+        if have_release {
+            if let Some(out) = probe(runner, &["pkg", "--rootdir", &release, "info", "-e", p])? {
+                if out.ok() {
+                    host.release_packages.insert(p.to_string());
+                }
+            }
+        }
+    }
+    let snap = agent::worker_template(layout, &layout.release);
+    host.worker_template = probe(
+        runner,
+        &["zfs", "list", "-H", "-o", "name", "-t", "snapshot", &snap],
+    )?
+    .is_some_and(|o| o.ok());
+    let prefix = pi::pi_dir(&agent::state_dir(layout));
+    host.pi_version = runner
+        .read_file(&pi::package_json(&prefix))?
+        .as_deref()
+        .and_then(pi::package_version);
+    let marker = format!("{prefix}/{}", pi::INSTALLED_MARKER);
+    if let Some(text) = runner.read_file(&marker)? {
+        host.files.insert(marker, text);
+    }
+    Ok(())
 }
 
 /// The base step's facts: host packages (`pkg info -e`), the worker account and group on the host, and

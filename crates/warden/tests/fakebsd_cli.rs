@@ -422,3 +422,63 @@ fn serve_client(state: &std::path::Path, root: &std::path::Path) -> warden_serve
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// The FreeBSD `agent` step: node22 and npm-node22 on the host and in the worker release (`pkg --rootdir`), the
+/// worker template taken before node was there destroyed (the next worker's clone has node), pi installed once
+/// into `<state_dir>/pi` with its marker; a second plan is empty.
+#[test]
+fn agent_step_puts_node_in_the_release_and_pi_in_the_shared_dir() {
+    let h = BsdHost::fresh();
+    for step in ["base", "host", "jails"] {
+        h.warden_ok(&["setup", "--backend", "bastille", "--step", step]);
+    }
+    assert!(h.tool(&["fakebsd", "reboot"]).status.success());
+    // A worker before the step takes the release's template snapshot, without node.
+    let node = [
+        "run",
+        "--backend",
+        "bastille",
+        "--",
+        "test",
+        "-x",
+        "/usr/local/bin/node",
+    ];
+    let out = h.warden(&node);
+    assert_eq!(out.status.code(), Some(1), "no node yet: {}", text(&out));
+
+    let out = h.warden_ok(&["plan", "--backend", "bastille", "--step", "agent"]);
+    let plan = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "$ env ASSUME_ALWAYS_YES=yes pkg install -y node22 npm-node22",
+        "$ env ASSUME_ALWAYS_YES=yes pkg --rootdir /usr/local/bastille/releases/15.0-RELEASE install -y node22 npm-node22",
+        "$ zfs destroy zroot/clawdie-runtime/releases/15.0-RELEASE@warden-worker",
+        "@mariozechner/pi-coding-agent@",
+    ] {
+        assert!(plan.contains(want), "{want} not in {plan}");
+    }
+    h.warden_ok(&["setup", "--backend", "bastille", "--step", "agent"]);
+    let out = h.warden_ok(&["plan", "--backend", "bastille", "--step", "agent"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("nothing to do"),
+        "second plan: {}",
+        text(&out)
+    );
+    let pi = h.root().join(
+        h.p("warden/pi/node_modules/@mariozechner/pi-coding-agent/dist/cli.js")
+            .strip_prefix("/")
+            .unwrap(),
+    );
+    assert!(pi.is_file(), "{}", pi.display());
+    let out = h.tool(&[
+        "pkg",
+        "--rootdir",
+        "/usr/local/bastille/releases/15.0-RELEASE",
+        "info",
+        "-e",
+        "node22",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    // The next worker clones the template taken again, now with node.
+    let out = h.warden(&node);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
