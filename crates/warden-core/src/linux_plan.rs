@@ -65,6 +65,38 @@ pub fn plan_with(
     let mut notes = Vec::new();
     packages(host, options, &mut out, &mut blocked, &mut notes);
     worker_account(layout, host, paths, &mut out, &mut notes);
+    host_network(layout, host, paths, &mut out);
+    jails(layout, host, paths, &mut out, &mut notes);
+    crate::linux_db::plan(
+        layout,
+        host,
+        &paths.state_dir,
+        warden_exe(host),
+        options,
+        &mut out,
+        &mut notes,
+        &mut blocked,
+    );
+    agent(layout, host, paths, &mut out, &mut blocked);
+    crate::linux_ai::plan(
+        layout,
+        host,
+        &paths.state_dir,
+        warden_exe(host),
+        &mut out,
+        &mut notes,
+    );
+
+    dns(layout, host, paths, &mut out);
+    Plan {
+        actions: out,
+        notes,
+        blocked,
+    }
+}
+
+/// Host step: the bridge with the gateway address and a fixed MAC, IPv4 forwarding, the nftables ruleset.
+fn host_network(layout: &Layout, host: &LinuxHost, paths: &LinuxPaths, out: &mut Vec<Action>) {
     let s = Step::Host;
     let br = layout.bridge.as_str();
     let want_addr = format!("{}/24", layout.gateway);
@@ -126,28 +158,10 @@ pub fn plan_with(
             .verified_by(&["nft", "list", "table", "inet", render::nftables::TABLE]),
         );
     }
+}
 
-    jails(layout, host, paths, &mut out, &mut notes);
-    crate::linux_db::plan(
-        layout,
-        host,
-        &paths.state_dir,
-        warden_exe(host),
-        options,
-        &mut out,
-        &mut notes,
-        &mut blocked,
-    );
-    agent(layout, host, paths, &mut out, &mut blocked);
-    crate::linux_ai::plan(
-        layout,
-        host,
-        &paths.state_dir,
-        warden_exe(host),
-        &mut out,
-        &mut notes,
-    );
-
+/// Dns step: dnsmasq's zone written, and dnsmasq (re)started when the zone changed or it is not running.
+fn dns(layout: &Layout, host: &LinuxHost, paths: &LinuxPaths, out: &mut Vec<Action>) {
     let d = Step::Dns;
     let conf = render::dnsmasq_conf::render(layout);
     let conf_changed = host.files.get(&paths.dnsmasq_conf()) != Some(&conf);
@@ -186,11 +200,6 @@ pub fn plan_with(
                 format!("--pid-file={}", paths.dnsmasq_pid()),
             ],
         ));
-    }
-    Plan {
-        actions: out,
-        notes,
-        blocked,
     }
 }
 

@@ -74,8 +74,26 @@ pub fn agent_config(config: &Config) -> AgentConfig {
 pub fn check(config: &Config, pi_dir: &Path) -> PiConfig {
     let started = Instant::now();
     let cfg = agent_config(config);
-    let mut checks = Vec::new();
+    let mut checks = provider_checks(&cfg);
+    checks.push(pi_version_check(&cfg));
+    checks.push(pi_installed_check(&cfg, pi_dir));
+    checks.push(node_check());
+    let models_json = serde_json::from_str(&models_json(&cfg)).unwrap_or(serde_json::Value::Null);
+    PiConfig {
+        provider: cfg.provider,
+        model: cfg.model,
+        base_url: cfg.base_url,
+        api_key_env: config.agent_api_key_env.clone(),
+        pi_version: cfg.version,
+        pi_dir: pi_dir.to_path_buf(),
+        models_json,
+        report: Report::new(checks, "agent", started.elapsed().as_millis() as u64),
+    }
+}
 
+/// The provider: its name, the model, the base URL (asked for its models) and, when named, the key's variable.
+fn provider_checks(cfg: &AgentConfig) -> Vec<Check> {
+    let mut checks = Vec::new();
     checks.push(if cfg.provider.trim().is_empty() {
         Check::fail(
             "agent.provider",
@@ -106,7 +124,7 @@ pub fn check(config: &Config, pi_dir: &Path) -> PiConfig {
             format!("{:?}: {why}", cfg.base_url),
             set("agent.base_url", "WARDEN_AGENT_BASE_URL"),
         ),
-        Ok((host, port)) => base_url_check(&cfg, &host, port, expected),
+        Ok((host, port)) => base_url_check(cfg, &host, port, expected),
     });
 
     if let Some(name) = &cfg.api_key_env {
@@ -123,9 +141,13 @@ pub fn check(config: &Config, pi_dir: &Path) -> PiConfig {
             ),
         });
     }
+    checks
+}
 
+/// `agent.pi_version`: the version the turn contract was checked against.
+fn pi_version_check(cfg: &AgentConfig) -> Check {
     let expected = format!("the version Warden's turn contract was checked against ({PI_VERSION})");
-    checks.push(if cfg.version == PI_VERSION {
+    if cfg.version == PI_VERSION {
         Check::ok("agent.pi_version", expected, cfg.version.clone())
     } else {
         Check::warn(
@@ -134,8 +156,11 @@ pub fn check(config: &Config, pi_dir: &Path) -> PiConfig {
             format!("{} (argv and events are unverified for it)", cfg.version),
             format!("set agent.pi_version = \"{PI_VERSION}\" in warden.toml"),
         )
-    });
+    }
+}
 
+/// `agent.pi_installed`: that version, completely installed in `pi_dir`.
+fn pi_installed_check(cfg: &AgentConfig, pi_dir: &Path) -> Check {
     let expected = format!(
         "{PI_PACKAGE}@{} installed in {}",
         cfg.version,
@@ -147,7 +172,7 @@ pub fn check(config: &Config, pi_dir: &Path) -> PiConfig {
         "warden --state-dir {} setup --backend linux --step agent",
         crate::sh_quote(&state)
     );
-    checks.push(match install::installed_version(pi_dir, PI_PACKAGE) {
+    match install::installed_version(pi_dir, PI_PACKAGE) {
         Some(v) if v == cfg.version && install::installed_pi(pi_dir, &v).is_none() => Check::fail(
             "agent.pi_installed",
             expected,
@@ -166,11 +191,14 @@ pub fn check(config: &Config, pi_dir: &Path) -> PiConfig {
             npm,
         ),
         None => Check::fail("agent.pi_installed", expected, "not installed", npm),
-    });
+    }
+}
 
+/// `agent.node`: a node new enough to run pi.
+fn node_check() -> Check {
     let (a, b, c) = install::MIN_NODE;
     let expected = format!("a node >= {a}.{b}.{c} on PATH to run pi");
-    checks.push(match warden_agent::find_node() {
+    match warden_agent::find_node() {
         Ok(path) => {
             let v = install::node_version(&path)
                 .map(|(x, y, z)| format!("v{x}.{y}.{z}"))
@@ -183,18 +211,6 @@ pub fn check(config: &Config, pi_dir: &Path) -> PiConfig {
             e.to_string(),
             "apt-get install -y nodejs (or pkg install -y node22 on FreeBSD)",
         ),
-    });
-
-    let models_json = serde_json::from_str(&models_json(&cfg)).unwrap_or(serde_json::Value::Null);
-    PiConfig {
-        provider: cfg.provider,
-        model: cfg.model,
-        base_url: cfg.base_url,
-        api_key_env: config.agent_api_key_env.clone(),
-        pi_version: cfg.version,
-        pi_dir: pi_dir.to_path_buf(),
-        models_json,
-        report: Report::new(checks, "agent", started.elapsed().as_millis() as u64),
     }
 }
 

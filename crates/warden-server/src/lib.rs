@@ -95,53 +95,12 @@ pub async fn serve_until(
     workers: Arc<dyn Workers>,
     stop: impl Future<Output = ()> + Send,
 ) -> Result<(), ServerError> {
-    std::fs::create_dir_all(&opts.state_dir)
-        .map_err(|e| ServerError::io("create directory", &opts.state_dir, e))?;
-    // Workers need absolute paths (bind sources, records).
-    opts.state_dir = opts
-        .state_dir
-        .canonicalize()
-        .map_err(|e| ServerError::io("resolve", &opts.state_dir, e))?;
-    if let Some(dir) = &opts.pi_dir {
-        if !dir.is_absolute() {
-            return Err(ServerError::Options(format!(
-                "pi_dir {} must be absolute",
-                dir.display()
-            )));
-        }
-    }
+    check_options(&mut opts)?;
     // One poller per state directory: taken before anything else, so a second serve stops here.
-    let poller_lock = match &opts.telegram {
-        Some(cfg) => {
-            for tenant in cfg.chats.values().flatten() {
-                request::check_tenant(&layout, tenant).map_err(|e| {
-                    ServerError::Telegram(format!(
-                        "telegram.chats: {} (fix the chat's tenant)",
-                        e.message
-                    ))
-                })?;
-            }
-            Some(
-                warden_telegram::acquire(&opts.state_dir)
-                    .map_err(|e| ServerError::Telegram(e.to_string()))?,
-            )
-        }
-        None => None,
-    };
+    let poller_lock = telegram_poller_lock(&layout, &opts)?;
     let token = Arc::new(auth::load_or_create_token(&opts.state_dir)?);
     let store = Arc::new(Store::open(&opts.state_dir.join("control.db"))?);
-    let recovered = {
-        let (workers, store, policy) = (workers.clone(), store.clone(), opts.recovery);
-        tokio::task::spawn_blocking(move || recovery::recover(&*workers, &store, policy))
-            .await
-            .map_err(|e| ServerError::Options(format!("recovery thread failed: {e}")))??
-    };
-    for line in &recovered.reaped {
-        tracing::info!(%line, "reaped");
-    }
-    if !recovered.interrupted.is_empty() {
-        tracing::warn!(count = recovered.interrupted.len(), policy = ?opts.recovery, "settled turns a previous server left unfinished");
-    }
+    let recovered = recover(&workers, &store, opts.recovery).await?;
     let (gateway, gateway_listener) = start_gateway(&opts, &store);
     let app = Arc::new(App {
         queue: Mutex::new(scheduler::Queue::new(opts.queue_size, opts.concurrency)),
@@ -165,72 +124,22 @@ pub async fn serve_until(
     for (tenant, id) in recovered.requeue {
         lock(&app.queue).push(&tenant, id, false);
     }
-
-    let mut listeners = Vec::new();
-    for addr in listen_addrs(&app.layout, &app.opts) {
-        match tokio::net::TcpListener::bind(addr).await {
-            Ok(l) => {
-                let bound = l.local_addr().unwrap_or(addr);
-                tracing::info!(%bound, "listening");
-                lock(&app.listening).0.push(bound);
-                listeners.push(l);
-            }
-            Err(e) => {
-                tracing::warn!(%addr, error = %e, "skipping a listen address that cannot be bound");
-                lock(&app.listening).1.push(format!("{addr}: {e}"));
-            }
-        }
-    }
-    if listeners.is_empty() {
-        let skipped = lock(&app.listening).1.join("; ");
-        return Err(ServerError::NoListener(skipped));
-    }
-    let serve_file = app.opts.state_dir.join(client::SERVE_FILE);
-    let info = serde_json::json!({
-        "pid": std::process::id(),
-        "listening": lock(&app.listening).0.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
-    });
-    std::fs::write(&serve_file, info.to_string())
-        .map_err(|e| ServerError::io("write", &serve_file, e))?;
-
+    let listeners = bind_listeners(&app).await?;
+    let serve_file = write_serve_file(&app)?;
     let router = api::router(app.clone(), token);
-    let mut servers = Vec::new();
-    for l in listeners {
-        let mut down = app.shutdown.subscribe();
-        let router = router.clone();
-        servers.push(tokio::spawn(async move {
-            axum::serve(l, router)
-                .with_graceful_shutdown(async move {
-                    let _ = down.wait_for(|s| *s).await;
-                })
-                .await
-        }));
-    }
+    let mut servers: Vec<_> = listeners
+        .into_iter()
+        .map(|l| spawn_http(&app, l, router.clone()))
+        .collect();
     if let (Some(l), Ok((gw, _))) = (gateway_listener, &app.gateway) {
-        let mut down = app.shutdown.subscribe();
-        let router = warden_gateway::router(gw.clone());
-        servers.push(tokio::spawn(async move {
-            axum::serve(l, router)
-                .with_graceful_shutdown(async move {
-                    let _ = down.wait_for(|s| *s).await;
-                })
-                .await
-        }));
+        servers.push(spawn_http(&app, l, warden_gateway::router(gw.clone())));
     }
     // serve installs nothing (setup's `agent` step does): without pi, agent turns are refused at once.
     if let Err(e) = agent_turn::installed_pi(&app) {
         tracing::warn!(error = %e, "pi is not installed; agent turns will be refused");
     }
     crate::turn_runner::dispatch(&app);
-    let channel = app.opts.telegram.clone().map(|cfg| {
-        let host = Arc::new(telegram::ServerTurns { app: app.clone() });
-        let (store, stop) = (app.store.clone(), app.shutdown.subscribe());
-        tokio::spawn(async move {
-            if let Err(e) = warden_telegram::run(cfg, store, host, stop).await {
-                tracing::error!(error = %e, "telegram channel stopped");
-            }
-        })
-    });
+    let channel = start_telegram(&app);
     tracing::info!(telegram = channel.is_some(), "control plane ready");
 
     stop.await;
@@ -261,6 +170,134 @@ pub async fn serve_until(
     let _ = std::fs::remove_file(&serve_file);
     tracing::info!("control plane stopped");
     Ok(())
+}
+
+/// Creates the state directory and makes it absolute (workers need absolute paths: bind sources, records);
+/// `pi_dir` must be absolute.
+fn check_options(opts: &mut ServeOptions) -> Result<(), ServerError> {
+    std::fs::create_dir_all(&opts.state_dir)
+        .map_err(|e| ServerError::io("create directory", &opts.state_dir, e))?;
+    opts.state_dir = opts
+        .state_dir
+        .canonicalize()
+        .map_err(|e| ServerError::io("resolve", &opts.state_dir, e))?;
+    if let Some(dir) = &opts.pi_dir {
+        if !dir.is_absolute() {
+            return Err(ServerError::Options(format!(
+                "pi_dir {} must be absolute",
+                dir.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// With a Telegram channel: its chats' tenants are valid, and this server holds the state directory's poller
+/// lock.
+fn telegram_poller_lock(
+    layout: &Layout,
+    opts: &ServeOptions,
+) -> Result<Option<warden_telegram::PollerLock>, ServerError> {
+    let Some(cfg) = &opts.telegram else {
+        return Ok(None);
+    };
+    for tenant in cfg.chats.values().flatten() {
+        request::check_tenant(layout, tenant).map_err(|e| {
+            ServerError::Telegram(format!(
+                "telegram.chats: {} (fix the chat's tenant)",
+                e.message
+            ))
+        })?;
+    }
+    warden_telegram::acquire(&opts.state_dir)
+        .map(Some)
+        .map_err(|e| ServerError::Telegram(e.to_string()))
+}
+
+/// Settles what a previous server left (on a blocking thread: it reaps workers), and logs it.
+async fn recover(
+    workers: &Arc<dyn Workers>,
+    store: &Arc<Store>,
+    policy: RecoveryPolicy,
+) -> Result<recovery::Recovered, ServerError> {
+    let recovered = {
+        let (workers, store) = (workers.clone(), store.clone());
+        tokio::task::spawn_blocking(move || recovery::recover(&*workers, &store, policy))
+            .await
+            .map_err(|e| ServerError::Options(format!("recovery thread failed: {e}")))??
+    };
+    for line in &recovered.reaped {
+        tracing::info!(%line, "reaped");
+    }
+    if !recovered.interrupted.is_empty() {
+        tracing::warn!(count = recovered.interrupted.len(), policy = ?policy, "settled turns a previous server left unfinished");
+    }
+    Ok(recovered)
+}
+
+/// Binds every listen address that can be bound (the others are logged and listed as skipped); none is an
+/// error.
+async fn bind_listeners(app: &App) -> Result<Vec<tokio::net::TcpListener>, ServerError> {
+    let mut listeners = Vec::new();
+    for addr in listen_addrs(&app.layout, &app.opts) {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => {
+                let bound = l.local_addr().unwrap_or(addr);
+                tracing::info!(%bound, "listening");
+                lock(&app.listening).0.push(bound);
+                listeners.push(l);
+            }
+            Err(e) => {
+                tracing::warn!(%addr, error = %e, "skipping a listen address that cannot be bound");
+                lock(&app.listening).1.push(format!("{addr}: {e}"));
+            }
+        }
+    }
+    if listeners.is_empty() {
+        let skipped = lock(&app.listening).1.join("; ");
+        return Err(ServerError::NoListener(skipped));
+    }
+    Ok(listeners)
+}
+
+/// Writes `serve.json` (pid and bound addresses: how clients find this server); returns its path.
+fn write_serve_file(app: &App) -> Result<std::path::PathBuf, ServerError> {
+    let serve_file = app.opts.state_dir.join(client::SERVE_FILE);
+    let info = serde_json::json!({
+        "pid": std::process::id(),
+        "listening": lock(&app.listening).0.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+    });
+    std::fs::write(&serve_file, info.to_string())
+        .map_err(|e| ServerError::io("write", &serve_file, e))?;
+    Ok(serve_file)
+}
+
+/// Serves `router` on `listener` until the app shuts down.
+fn spawn_http(
+    app: &App,
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+) -> tokio::task::JoinHandle<std::io::Result<()>> {
+    let mut down = app.shutdown.subscribe();
+    tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = down.wait_for(|s| *s).await;
+            })
+            .await
+    })
+}
+
+/// Starts the Telegram channel when one is configured.
+fn start_telegram(app: &Arc<App>) -> Option<tokio::task::JoinHandle<()>> {
+    let cfg = app.opts.telegram.clone()?;
+    let host = Arc::new(telegram::ServerTurns { app: app.clone() });
+    let (store, stop) = (app.store.clone(), app.shutdown.subscribe());
+    Some(tokio::spawn(async move {
+        if let Err(e) = warden_telegram::run(cfg, store, host, stop).await {
+            tracing::error!(error = %e, "telegram channel stopped");
+        }
+    }))
 }
 
 /// Builds the model gateway over its listener (bound by the caller, in the network namespace that holds
