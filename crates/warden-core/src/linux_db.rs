@@ -4,7 +4,7 @@
 //! restarts and setup re-runs. Roles, databases and passwords go through `warden db sync` (see [`crate::db`]).
 
 use crate::db;
-use crate::layout::{Layout, Role, Shape};
+use crate::layout::{Layout, Role, Service, Shape};
 use crate::observed::LinuxHost;
 use crate::plan::{Action, Blocker, PlanOptions, Step};
 
@@ -125,34 +125,11 @@ pub fn plan(
         ));
         return;
     }
-    let d = &host.db;
-    let bin = match (&d.bin, &d.candidate_bin) {
-        (Some(b), _) => b.clone(),
-        (None, Some(c)) if !options.no_install => {
-            out.push(
-                Action::run(
-                    s,
-                    format!("install {PACKAGE} (the PostgreSQL server the db jail runs, from the host's /usr)"),
-                    &[&APT_INSTALL[..], &[PACKAGE]].concat(),
-                )
-                .verified_by(&["test", "-x", &format!("{c}/postgres")]),
-            );
-            c.clone()
-        }
-        _ => {
-            blocked.push(Blocker {
-                step: s,
-                problem: format!(
-                    "the PostgreSQL server is not installed on this host (no /usr/lib/postgresql/N/bin/postgres){}",
-                    if options.no_install { ", and --no-install was given" } else { ", and apt-cache knows no postgresql package" }
-                ),
-                fix: format!("apt-get install --no-install-recommends {PACKAGE}"),
-            });
-            return;
-        }
+    let Some(bin) = server_bin(host, options, out, blocked) else {
+        return;
     };
     let roles = db::roles(layout);
-    let missing_pw = roles.iter().any(|r| !d.passwords.contains(r));
+    let missing_pw = roles.iter().any(|r| !host.db.passwords.contains(r));
     if missing_pw {
         let mut argv = vec![exe, "--state-dir", state_dir, "db", "passwords"];
         argv.extend(roles.iter().map(String::as_str));
@@ -165,6 +142,89 @@ pub fn plan(
             &argv,
         ));
     }
+    cluster(host, state_dir, exe, jail, &bin, out);
+    let changed = config(layout, host, state_dir, svc, out);
+    start(host, state_dir, exe, svc, &bin, changed, out);
+    let d = &host.db;
+    let in_sync = d.running
+        && roles
+            .iter()
+            .all(|r| d.roles.contains(r) && d.databases.contains(r))
+        && d.synced.as_deref() == Some(db::synced_content(&roles).as_str());
+    if missing_pw || !in_sync {
+        let list = roles.join(",");
+        let mut argv: Vec<String> = [
+            exe,
+            "--state-dir",
+            state_dir,
+            "db",
+            "sync",
+            "--roles",
+            &list,
+            "--",
+        ]
+        .iter()
+        .map(|w| w.to_string())
+        .collect();
+        argv.extend(psql_stdin(&bin, exe, state_dir, jail));
+        out.push(Action::run(
+            s,
+            format!(
+                "create the roles and databases ({}), each owned by its role, and set the passwords (SQL on psql's stdin)",
+                roles.join(", ")
+            ),
+            &argv,
+        ));
+    }
+}
+
+/// The directory of the PostgreSQL server's programs: the installed one, or the candidate package's after
+/// installing it; none (and a blocker) when neither can be.
+fn server_bin(
+    host: &LinuxHost,
+    options: &PlanOptions,
+    out: &mut Vec<Action>,
+    blocked: &mut Vec<Blocker>,
+) -> Option<String> {
+    let s = Step::Db;
+    match (&host.db.bin, &host.db.candidate_bin) {
+        (Some(b), _) => Some(b.clone()),
+        (None, Some(c)) if !options.no_install => {
+            out.push(
+                Action::run(
+                    s,
+                    format!("install {PACKAGE} (the PostgreSQL server the db jail runs, from the host's /usr)"),
+                    &[&APT_INSTALL[..], &[PACKAGE]].concat(),
+                )
+                .verified_by(&["test", "-x", &format!("{c}/postgres")]),
+            );
+            Some(c.clone())
+        }
+        _ => {
+            blocked.push(Blocker {
+                step: s,
+                problem: format!(
+                    "the PostgreSQL server is not installed on this host (no /usr/lib/postgresql/N/bin/postgres){}",
+                    if options.no_install { ", and --no-install was given" } else { ", and apt-cache knows no postgresql package" }
+                ),
+                fix: format!("apt-get install --no-install-recommends {PACKAGE}"),
+            });
+            None
+        }
+    }
+}
+
+/// The postgres account and the initialised cluster in the jail.
+fn cluster(
+    host: &LinuxHost,
+    state_dir: &str,
+    exe: &str,
+    jail: &str,
+    bin: &str,
+    out: &mut Vec<Action>,
+) {
+    let s = Step::Db;
+    let d = &host.db;
     if !d.user {
         out.push(Action::run(
             s,
@@ -230,6 +290,18 @@ pub fn plan(
             ]),
         );
     }
+}
+
+/// The cluster's config files (listen addresses, pg_hba); whether any changed.
+fn config(
+    layout: &Layout,
+    host: &LinuxHost,
+    state_dir: &str,
+    svc: &Service,
+    out: &mut Vec<Action>,
+) -> bool {
+    let s = Step::Db;
+    let jail = svc.jail.as_str();
     let mut changed = false;
     for (path, content) in config_files(layout, state_dir, jail) {
         if host.files.get(&path) != Some(&content) {
@@ -244,8 +316,23 @@ pub fn plan(
             ));
         }
     }
+    changed
+}
+
+/// PostgreSQL started, or restarted when its config changed.
+fn start(
+    host: &LinuxHost,
+    state_dir: &str,
+    exe: &str,
+    svc: &Service,
+    bin: &str,
+    changed: bool,
+    out: &mut Vec<Action>,
+) {
+    let s = Step::Db;
+    let jail = svc.jail.as_str();
     let pg_ctl = format!("{bin}/pg_ctl");
-    if !d.running {
+    if !host.db.running {
         out.push(Action::run(
             s,
             format!(
@@ -272,36 +359,6 @@ pub fn plan(
                     &pg_ctl, "restart", "-w", "-t", "60", "-m", "fast", "-D", DATA, "-l", LOG,
                 ],
             ),
-        ));
-    }
-    let in_sync = d.running
-        && roles
-            .iter()
-            .all(|r| d.roles.contains(r) && d.databases.contains(r))
-        && d.synced.as_deref() == Some(db::synced_content(&roles).as_str());
-    if missing_pw || !in_sync {
-        let list = roles.join(",");
-        let mut argv: Vec<String> = [
-            exe,
-            "--state-dir",
-            state_dir,
-            "db",
-            "sync",
-            "--roles",
-            &list,
-            "--",
-        ]
-        .iter()
-        .map(|w| w.to_string())
-        .collect();
-        argv.extend(psql_stdin(&bin, exe, state_dir, jail));
-        out.push(Action::run(
-            s,
-            format!(
-                "create the roles and databases ({}), each owned by its role, and set the passwords (SQL on psql's stdin)",
-                roles.join(", ")
-            ),
-            &argv,
         ));
     }
 }
