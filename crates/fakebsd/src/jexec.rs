@@ -17,61 +17,27 @@ const USAGE: &str = "usage: jexec [-l] [-d working-directory] [[-e name=value]\n
 /// once the caller released the host lock).
 pub fn run(cx: &mut Ctx, args: &[String], io: &mut Io) -> Outcome {
     let mut login = false;
-    let mut i = 0;
     let mut user: Option<String> = None;
     let mut dir: Option<String> = None;
     let mut extra: BTreeMap<String, String> = BTreeMap::new();
-    while i < args.len() && args[i].starts_with('-') && args[i].len() > 1 {
-        if args[i] == "--" {
-            i += 1;
-            break;
-        }
-        let a = args[i].clone();
-        let chars: Vec<char> = a[1..].chars().collect();
-        let mut k = 0;
-        while k < chars.len() {
-            match chars[k] {
-                'l' => login = true,
-                c @ ('u' | 'U' | 'd' | 'e') => {
-                    let rest: String = chars[k + 1..].iter().collect();
-                    let v = if !rest.is_empty() {
-                        rest
-                    } else {
-                        i += 1;
-                        match args.get(i) {
-                            Some(v) => v.clone(),
-                            None => {
-                                return Outcome::Done(fail(
-                                    io,
-                                    &format!("jexec: option requires an argument -- {c}\n{USAGE}"),
-                                ))
-                            }
-                        }
-                    };
-                    match c {
-                        'd' => dir = Some(v),
-                        'e' => match v.split_once('=') {
-                            Some((k, val)) if !k.is_empty() => {
-                                extra.insert(k.to_string(), val.to_string());
-                            }
-                            _ => return Outcome::Done(fail(io, USAGE)),
-                        },
-                        _ => user = Some(v),
-                    }
-                    k = chars.len();
-                    continue;
+    let mut p = crate::opts::Parser::new(args, "l", "uUde");
+    loop {
+        match p.next_opt() {
+            Ok(None) => break,
+            Ok(Some(('l', _))) => login = true,
+            Ok(Some(('d', v))) => dir = v,
+            Ok(Some(('e', v))) => match v.as_deref().and_then(|v| v.split_once('=')) {
+                Some((k, val)) if !k.is_empty() => {
+                    extra.insert(k.to_string(), val.to_string());
                 }
-                other => {
-                    return Outcome::Done(fail(
-                        io,
-                        &format!("jexec: illegal option -- {other}\n{USAGE}"),
-                    ));
-                }
-            }
-            k += 1;
+                _ => return Outcome::Done(fail(io, USAGE)),
+            },
+            Ok(Some((_, v))) => user = v,
+            Err(e) => return Outcome::Done(fail(io, &format!("jexec: {e}\n{USAGE}"))),
         }
-        i += 1;
     }
+    // The operands: JAIL, then the command.
+    let i = args.len() - p.rest().len();
     let Some(key) = args.get(i) else {
         return Outcome::Done(fail(io, USAGE));
     };
