@@ -3,8 +3,6 @@
 // The Linux backend's own verbs exist on Linux; elsewhere `not_linux` answers for them.
 #[cfg(target_os = "linux")]
 pub mod bench;
-#[cfg(target_os = "linux")]
-mod bench_agent;
 pub mod config;
 pub mod db;
 pub mod doctor;

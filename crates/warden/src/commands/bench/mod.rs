@@ -2,11 +2,12 @@
 //! library path the CLI uses (default; `library.rs`) or through the HTTP API (`--api`: a server on
 //! 127.0.0.1, in this process, with its own state directory; `api.rs`); bwrap and runc doing the same work
 //! in the same run when installed (`others.rs`); host memory per parked worker (`memory.rs`); the phase
-//! breakdown (`series.rs`).
+//! breakdown (`series.rs`). `--agent` measures agent turns instead (`agent.rs`).
 //!
 //! It runs in whatever network namespace it is started in: Vnet numbers need a `warden0` bridge
 //! there (start it with `nsenter --net=/run/netns/NAME`), and are skipped without one.
 
+mod agent;
 mod api;
 mod human;
 mod library;
@@ -69,7 +70,7 @@ pub fn run(global: &Global, args: &BenchArgs) -> Result<(), Exit> {
         ));
     }
     if args.agent {
-        return super::bench_agent::run(global, args);
+        return agent::run(global, args);
     }
     let (_, layout) = context::layout(global)?;
     let clients = parse_clients(&args.clients)?;
