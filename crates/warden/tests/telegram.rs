@@ -14,57 +14,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use common::server::{add_provider, in_netns, Provider, PROVIDER_ADDR};
 use common::{state_with_pi, warden_bin, Serve};
 
 use fakebot::{FakeBot, SentMessage};
 use serde_json::Value;
-use warden_agent::mock::{MockProvider, Reply, Script};
+use warden_agent::mock::{Reply, Script};
 use warden_testkit::TestNet;
 
 const TOKEN: &str = "4242:end-to-end-SECRET";
-const PROVIDER_ADDR: &str = "192.168.254.2";
-
-/// Runs `f` on a thread that entered the namespace at `ns` (sockets it binds live there).
-fn in_netns<T: Send + 'static>(ns: PathBuf, f: impl FnOnce() -> T + Send + 'static) -> T {
-    std::thread::spawn(move || {
-        warden_linux::veth::enter_netns(&ns).expect("enter the namespace");
-        f()
-    })
-    .join()
-    .unwrap()
-}
-
-/// The mock provider lives in its namespace; it stops by connecting to itself, so it is dropped
-/// from there too.
-struct Provider {
-    mock: Option<MockProvider>,
-    ns: PathBuf,
-}
-
-impl Provider {
-    fn start(ns: &str, script: Script) -> Provider {
-        let path = PathBuf::from("/run/netns").join(ns);
-        let mock = in_netns(path.clone(), move || {
-            MockProvider::start((PROVIDER_ADDR, 0), script).expect("start the mock provider")
-        });
-        Provider {
-            mock: Some(mock),
-            ns: path,
-        }
-    }
-
-    fn mock(&self) -> &MockProvider {
-        self.mock.as_ref().unwrap()
-    }
-}
-
-impl Drop for Provider {
-    fn drop(&mut self) {
-        let (mock, ns) = (self.mock.take(), self.ns.clone());
-        in_netns(ns, move || drop(mock));
-    }
-}
-
 /// The two namespaces, the stand-in and the provider.
 struct World {
     // Dropped in this order: the namespaces go last.
@@ -75,12 +33,12 @@ struct World {
 
 fn world(script: Script) -> World {
     let mut net = TestNet::new("wtest-tg");
-    let prov = net.add_routed(
-        "wtest-tgp",
-        ("toprov", "192.168.254.1/24"),
-        ("fromwarden", "192.168.254.2/24"),
+    let prov = add_provider(&mut net);
+    let provider = Provider::start(
+        PathBuf::from("/run/netns").join(prov),
+        PROVIDER_ADDR,
+        script,
     );
-    let provider = Provider::start(&prov, script);
     let bot = in_netns(net.path(), || FakeBot::start("127.0.0.1:0", TOKEN).unwrap());
     World { net, bot, provider }
 }
@@ -91,7 +49,7 @@ fn start_serve(w: &World, state: &Path, chats: &str) -> Serve {
     cmd.env("TELEGRAM_BOT_TOKEN", TOKEN)
         .env("TELEGRAM_API_URL", w.bot.api_url())
         .env("TELEGRAM_ALLOWED_CHATS", chats)
-        .env("WARDEN_AGENT_BASE_URL", w.provider.mock().base_url())
+        .env("WARDEN_AGENT_BASE_URL", w.provider.base_url())
         .env("WARDEN_AGENT_MODEL", "mock-model")
         .env("WARDEN_POOL_SIZE", "0");
     Serve::spawn(cmd, state)
@@ -180,7 +138,6 @@ fn telegram_chat_gets_the_agents_reply() {
     );
     let bodies: Vec<String> = w
         .provider
-        .mock()
         .completion_requests()
         .iter()
         .map(|r| r.body.to_string())

@@ -1,20 +1,19 @@
-//! The API against a real `warden serve` (child process) running real workers: argv turns end
-//! to end, bad input, SSE, queue bound, per-tenant order, cancel, metrics, OpenAPI, client.
+//! The API against the real `warden serve` (a child process in a network namespace of the test's) running real
+//! workers: argv turns end to end, bad input, SSE, queue bound, per-tenant order, cancel, metrics, OpenAPI,
+//! client.
 #![cfg(target_os = "linux")]
 
 mod common;
 
 use std::time::Duration;
 
-use common::{assert_no_residue, http, id_of, root_server, sse};
+use common::server::{assert_no_residue, http, id_of, root_server, sse};
 use serde_json::{json, Value};
 use warden_server::openapi::ROUTES;
 
-#[tokio::test(flavor = "multi_thread")]
+#[tokio::test]
 async fn argv_turn_end_to_end_and_client() {
-    let Some((_lock, state, srv)) = root_server("argv_turn_end_to_end_and_client", &[], &[]) else {
-        return;
-    };
+    let (_lock, _net, state, srv) = root_server("argv_turn_end_to_end_and_client", &[], &[]);
     let a = srv
         .post("/v1/turns?wait=true", r#"{"tenant":"acme","argv":["sh","-c","echo out; echo err >&2; exit 3"],"env":{"X":"1"}}"#)
         .await;
@@ -35,7 +34,7 @@ async fn argv_turn_end_to_end_and_client() {
         .await
         .unwrap();
     assert_eq!(v.status.as_str(), "succeeded");
-    assert_eq!(v.stdout, "\n65534\n");
+    assert_eq!(v.stdout, "\n1500\n", "workers run as the worker account");
     let listed = c
         .turns_list(&warden_server::ListQuery {
             tenant: Some("acme".into()),
@@ -97,15 +96,13 @@ type Case<'a> = (
     &'a str,
 );
 
-#[tokio::test(flavor = "multi_thread")]
+#[tokio::test]
 async fn bad_input_is_4xx_with_a_json_error() {
-    let Some((_lock, _state, srv)) = root_server(
+    let (_lock, _net, _state, srv) = root_server(
         "bad_input_is_4xx_with_a_json_error",
         &[],
         &[("TENANT_ID", "atlas,acme")],
-    ) else {
-        return;
-    };
+    );
     let t = srv.token.as_str();
     let url = |p: &str| format!("{}{p}", srv.base);
     let big_prompt = json!({"tenant": "acme", "prompt": "x".repeat(300 * 1024)}).to_string();
@@ -168,12 +165,9 @@ async fn bad_input_is_4xx_with_a_json_error() {
         .is_empty());
 }
 
-#[tokio::test(flavor = "multi_thread")]
+#[tokio::test]
 async fn openapi_documents_exactly_the_routes() {
-    let Some((_lock, _state, srv)) = root_server("openapi_documents_exactly_the_routes", &[], &[])
-    else {
-        return;
-    };
+    let (_lock, _net, _state, srv) = root_server("openapi_documents_exactly_the_routes", &[], &[]);
     let doc = srv.get("/openapi.json").await.body;
     let mut documented = 0;
     for r in ROUTES {
@@ -215,13 +209,10 @@ async fn openapi_documents_exactly_the_routes() {
     assert_eq!(ops, documented);
 }
 
-#[tokio::test(flavor = "multi_thread")]
+#[tokio::test]
 async fn sse_streams_events_in_order_and_resumes() {
-    let Some((_lock, _state, srv)) =
-        root_server("sse_streams_events_in_order_and_resumes", &[], &[])
-    else {
-        return;
-    };
+    let (_lock, _net, _state, srv) =
+        root_server("sse_streams_events_in_order_and_resumes", &[], &[]);
     let a = srv.post("/v1/turns", r#"{"tenant":"acme","argv":["sh","-c","echo one; sleep 0.2; echo two >&2; sleep 0.2; echo three"]}"#).await;
     assert_eq!(a.status, 202);
     assert_eq!(a.body["status"], "queued");
@@ -246,15 +237,13 @@ async fn sse_streams_events_in_order_and_resumes() {
     assert_eq!(rest[0].0, Some(3));
 }
 
-#[tokio::test(flavor = "multi_thread")]
+#[tokio::test]
 async fn queue_full_is_429_and_tenants_run_in_order() {
-    let Some((_lock, state, srv)) = root_server(
+    let (_lock, _net, state, srv) = root_server(
         "queue_full_is_429_and_tenants_run_in_order",
         &["--concurrency", "2", "--queue", "3"],
         &[],
-    ) else {
-        return;
-    };
+    );
     let turn = |tenant: &str| format!(r#"{{"tenant":"{tenant}","argv":["sleep","0.4"]}}"#);
     let mut ids = Vec::new();
     // a1 and b1 start at once (two tenants, concurrency 2); a2, a3 and b2 wait (queue 3).
@@ -299,15 +288,13 @@ async fn queue_full_is_429_and_tenants_run_in_order() {
     assert_no_residue(state.path());
 }
 
-#[tokio::test(flavor = "multi_thread")]
+#[tokio::test]
 async fn cancel_queued_and_running_turns() {
-    let Some((_lock, state, srv)) = root_server(
+    let (_lock, _net, state, srv) = root_server(
         "cancel_queued_and_running_turns",
         &["--concurrency", "1"],
         &[],
-    ) else {
-        return;
-    };
+    );
     let running = srv
         .post_id("/v1/turns", r#"{"tenant":"a","argv":["sleep","30"]}"#)
         .await;

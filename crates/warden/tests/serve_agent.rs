@@ -1,65 +1,25 @@
-//! An end-to-end agent turn: real pi inside a VNET worker, through the NAT of the test
-//! namespace, to the mock OpenAI provider in a separate "provider" namespace; the reply comes
-//! back through the API.
+//! End-to-end agent turns through the real `warden serve`: real pi inside a VNET worker, the model gateway on
+//! the host, the mock OpenAI provider (in a separate "provider" namespace, or on the host's loopback); the
+//! reply comes back through the API.
 #![cfg(target_os = "linux")]
 
 mod common;
 
 use std::path::PathBuf;
 
-use common::{
-    add_provider, assert_no_residue, root_test, sse, state_dir, test_net, Server, PROVIDER_ADDR,
+use common::server::{
+    add_provider, assert_no_residue, enter, root_test, sse, start_server, test_net, Provider,
+    PROVIDER_ADDR,
 };
+use common::state_with_pi;
 use serde_json::Value;
-use warden_agent::mock::{MockProvider, Reply, Script};
+use warden_agent::mock::{Reply, Script};
 
-/// Starts the mock provider on a thread that entered the provider namespace (the listening
-/// socket, and so every connection, belongs to that namespace).
-fn provider_in(ns: &str, script: Script) -> Provider {
-    let path = PathBuf::from("/run/netns").join(ns);
-    let p = path.clone();
-    let mock = std::thread::spawn(move || {
-        warden_linux::veth::enter_netns(&p).expect("enter the provider namespace");
-        MockProvider::start((PROVIDER_ADDR, 0), script).expect("start the mock provider")
-    })
-    .join()
-    .unwrap();
-    Provider {
-        mock: Some(mock),
-        ns: path,
-    }
-}
-
-/// The mock stops by connecting to itself, which only works from its namespace: drop it there.
-struct Provider {
-    mock: Option<MockProvider>,
-    ns: PathBuf,
-}
-
-impl std::ops::Deref for Provider {
-    type Target = MockProvider;
-    fn deref(&self) -> &MockProvider {
-        self.mock.as_ref().unwrap()
-    }
-}
-
-impl Drop for Provider {
-    fn drop(&mut self) {
-        let (mock, ns) = (self.mock.take(), self.ns.clone());
-        let _ = std::thread::spawn(move || {
-            let _ = warden_linux::veth::enter_netns(&ns);
-            drop(mock);
-        })
-        .join();
-    }
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn agent_turns_reach_the_provider_through_the_nat() {
-    let Some(_lock) = root_test("agent_turns_reach_the_provider_through_the_nat") else {
-        return;
-    };
+#[tokio::test]
+async fn agent_turns_reach_the_provider_through_the_gateway() {
+    let _lock = root_test("agent_turns_reach_the_provider_through_the_gateway");
     let mut net = test_net();
+    enter(&net);
     let prov_ns = add_provider(&mut net);
     let script = Script::new(vec![
         Reply::ToolCall {
@@ -74,23 +34,22 @@ async fn agent_turns_reach_the_provider_through_the_nat() {
             message: "mock internal error".into(),
         },
     ]);
-    let mock = provider_in(&prov_ns, script);
+    let mock = Provider::start(
+        PathBuf::from("/run/netns").join(&prov_ns),
+        PROVIDER_ADDR,
+        script,
+    );
     let base_url = mock.base_url();
     assert!(base_url.starts_with("http://192.168.254.2:"), "{base_url}");
-    let state = state_dir();
-    let netns = net.path();
-    common::install_pi();
-    let srv = Server::start(
+    let state = state_with_pi();
+    let srv = start_server(
+        &net,
         state.path(),
-        &[
-            "--host-netns",
-            netns.to_str().unwrap(),
-            "--base-url",
-            &base_url,
-            "--model",
-            "mock-model",
-        ],
         &[],
+        &[
+            ("WARDEN_AGENT_BASE_URL", &base_url),
+            ("WARDEN_AGENT_MODEL", "mock-model"),
+        ],
     );
 
     // Turn 1: a tool call (run inside the worker) and the final text reply.
@@ -180,11 +139,9 @@ async fn agent_turns_reach_the_provider_through_the_nat() {
 /// gateway adds the key, and the provider (which refuses requests without it) answers. Inside the
 /// worker, a bash tool call dumps every environment and command line it can see and searches its files
 /// for the key; the test reads that output where it comes back to the provider.
-#[tokio::test(flavor = "multi_thread")]
+#[tokio::test]
 async fn keyed_turns_succeed_while_the_worker_holds_no_key() {
-    let Some(_lock) = root_test("keyed_turns_succeed_while_the_worker_holds_no_key") else {
-        return;
-    };
+    let _lock = root_test("keyed_turns_succeed_while_the_worker_holds_no_key");
     let key = format!("sk-isolation-{}", std::process::id());
     // Split (as are the markers) so that the probe's own command line never contains them whole.
     let (k1, k2) = key.split_at(6);
@@ -194,6 +151,7 @@ async fn keyed_turns_succeed_while_the_worker_holds_no_key() {
          echo GREP\"-DONE\""
     );
     let net = test_net();
+    enter(&net);
     let script = Script::new(vec![
         Reply::ToolCall {
             name: "bash".into(),
@@ -204,27 +162,21 @@ async fn keyed_turns_succeed_while_the_worker_holds_no_key() {
         },
     ])
     .with_required_key(&key);
-    // The provider listens on this machine's loopback: only host processes (the gateway) can reach it,
-    // never a worker, whose namespace has its own loopback.
-    let mock = MockProvider::start(("127.0.0.1", 0), script).unwrap();
-    let state = state_dir();
-    let netns = net.path();
-    // A free port for the gateway: the namespace is this test's own, so any port is free there.
-    let srv = Server::start(
+    // The provider listens on the host's loopback (the server's namespace): only host processes (the gateway)
+    // can reach it, never a worker, whose namespace has its own loopback.
+    let mock = Provider::start(net.path(), "127.0.0.1", script);
+    let state = state_with_pi();
+    // The gateway reads the key from the variable `agent.api_key_env` names.
+    let srv = start_server(
+        &net,
         state.path(),
+        &[],
         &[
-            "--host-netns",
-            netns.to_str().unwrap(),
-            "--base-url",
-            &mock.base_url(),
-            "--model",
-            "mock-model",
-            "--gateway",
-            "10.0.1.1:8090",
-            "--gateway-key-env",
-            "TEST_PROVIDER_KEY",
+            ("WARDEN_AGENT_BASE_URL", &mock.base_url()),
+            ("WARDEN_AGENT_MODEL", "mock-model"),
+            ("WARDEN_AGENT_API_KEY_ENV", "TEST_PROVIDER_KEY"),
+            ("TEST_PROVIDER_KEY", &key),
         ],
-        &[("TEST_PROVIDER_KEY", &key)],
     );
     let a = srv.client().turn("acme", "check the key").await.unwrap();
     assert_eq!(

@@ -7,28 +7,24 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{assert_no_residue, id_of, root_server, root_test, sse, state_dir, Server};
+use common::server::{
+    assert_no_residue, enter, id_of, root_server, root_test, sse, start_server, state_dir,
+    test_net, TestNet,
+};
+use common::Serve;
 use serde_json::Value;
 
-/// A server whose vnet workers live in `netns` and that runs interrupted turns again.
-fn start_requeuing(state: &Path, netns: &Path, extra: &[&str]) -> Server {
-    let mut args = vec![
-        "--host-netns",
-        netns.to_str().unwrap(),
-        "--recovery",
-        "requeue_running",
-    ];
+/// A server in `net` that runs interrupted turns again.
+fn start_requeuing(net: &TestNet, state: &Path, extra: &[&str]) -> Serve {
+    let mut args = vec!["--recovery", "requeue_running"];
     args.extend_from_slice(extra);
-    Server::start(state, &args, &[])
+    start_server(net, state, &args, &[])
 }
 
-#[tokio::test(flavor = "multi_thread")]
+#[tokio::test]
 async fn kill_9_mid_turn_then_restart_fails_running_requeues_queued_and_leaves_nothing() {
-    let Some((_lock, state, mut srv)) =
-        root_server("kill_9_mid_turn_then_restart", &["--concurrency", "1"], &[])
-    else {
-        return;
-    };
+    let (_lock, net, state, mut srv) =
+        root_server("kill_9_mid_turn_then_restart", &["--concurrency", "1"], &[]);
     let done = srv
         .post_id("/v1/turns?wait=true", r#"{"tenant":"a","argv":["true"]}"#)
         .await;
@@ -69,7 +65,7 @@ async fn kill_9_mid_turn_then_restart_fails_running_requeues_queued_and_leaves_n
     );
     srv.kill9();
 
-    let srv = Server::start(state.path(), &["--concurrency", "1"], &[]);
+    let srv = start_server(&net, state.path(), &["--concurrency", "1"], &[]);
     let r = srv.get(&format!("/v1/turns/{running}")).await.body;
     assert_eq!(r["status"], "failed", "{r}");
     assert_eq!(r["failure"], "interrupted");
@@ -95,15 +91,13 @@ async fn kill_9_mid_turn_then_restart_fails_running_requeues_queued_and_leaves_n
     assert_no_residue(state.path());
 }
 
-#[tokio::test(flavor = "multi_thread")]
+#[tokio::test]
 async fn kill_9_with_a_networked_worker_frees_its_lease() {
-    let Some(_lock) = root_test("kill_9_with_a_networked_worker_frees_its_lease") else {
-        return;
-    };
-    let net = common::test_net();
+    let _lock = root_test("kill_9_with_a_networked_worker_frees_its_lease");
+    let net = test_net();
+    enter(&net);
     let state = state_dir();
-    let netns = net.path();
-    let mut srv = start_requeuing(state.path(), &netns, &[]);
+    let mut srv = start_requeuing(&net, state.path(), &[]);
     let running = srv.post_id("/v1/turns", r#"{"tenant":"a","network":"vnet","argv":["sh","-c","ip -4 -o addr show eth0 | grep -q 10.0.1.101 && sleep 30"]}"#).await;
     let v = srv
         .wait_turn(&running, Duration::from_secs(10), |v| {
@@ -120,7 +114,7 @@ async fn kill_9_with_a_networked_worker_frees_its_lease() {
         warden_linux::wait_torn_down(state.path(), "w101", Duration::from_secs(10)),
         "w101 still recorded 10 s after the kill"
     );
-    let mut srv = start_requeuing(state.path(), &netns, &["--deadline-ms", "200"]);
+    let mut srv = start_requeuing(&net, state.path(), &["--shutdown-deadline", "200ms"]);
     // requeue_running: the interrupted turn runs again, on the same (freed) address.
     let v = srv
         .wait_turn(&running, Duration::from_secs(10), |v| {
@@ -132,15 +126,13 @@ async fn kill_9_with_a_networked_worker_frees_its_lease() {
     assert_no_residue(state.path());
 }
 
-#[tokio::test(flavor = "multi_thread")]
+#[tokio::test]
 async fn sigterm_lets_turns_finish_until_the_deadline_then_cancels() {
-    let Some((_lock, state, mut srv)) = root_server(
+    let (_lock, net, state, mut srv) = root_server(
         "sigterm_lets_turns_finish_until_the_deadline_then_cancels",
-        &["--concurrency", "2", "--deadline-ms", "1500"],
+        &["--concurrency", "2", "--shutdown-deadline", "1500ms"],
         &[],
-    ) else {
-        return;
-    };
+    );
     let quick = srv
         .post_id("/v1/turns", r#"{"tenant":"a","argv":["sleep","0.5"]}"#)
         .await;
@@ -159,7 +151,7 @@ async fn sigterm_lets_turns_finish_until_the_deadline_then_cancels() {
         took >= Duration::from_millis(1400) && took < Duration::from_secs(8),
         "took {took:?}"
     );
-    let srv = Server::start(state.path(), &["--concurrency", "2"], &[]);
+    let srv = start_server(&net, state.path(), &["--concurrency", "2"], &[]);
     let q = srv.get(&format!("/v1/turns/{quick}")).await.body;
     assert_eq!(
         q["status"], "succeeded",

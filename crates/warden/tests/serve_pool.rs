@@ -1,4 +1,4 @@
-//! The warm pool in `warden serve`: argv turns run on parked workers (never reused), the pool
+//! The warm pool in `warden serve` (`workers.pool`): argv turns run on parked workers (never reused), the pool
 //! refills, and a server shutdown leaves nothing of the pool behind.
 #![cfg(target_os = "linux")]
 
@@ -6,17 +6,15 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{assert_no_residue, root_server};
+use common::server::{assert_no_residue, root_server};
 
-#[tokio::test(flavor = "multi_thread")]
+#[tokio::test]
 async fn argv_turns_take_parked_workers_and_shutdown_leaves_nothing() {
-    let Some((_lock, state, mut srv)) = root_server(
+    let (_lock, _net, state, mut srv) = root_server(
         "argv_turns_take_parked_workers_and_shutdown_leaves_nothing",
-        &["--pool", "2"],
         &[],
-    ) else {
-        return;
-    };
+        &[("WARDEN_POOL_SIZE", "2")],
+    );
     let parked = || {
         let mut names = warden_linux::record::list(state.path());
         names.retain(|n| n.starts_with('p'));
