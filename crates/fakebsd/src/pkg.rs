@@ -4,7 +4,9 @@
 //! State lives in the jail's files: installed packages in `/var/db/pkg/fakebsd-installed` (`NAME VERSION`
 //! per line), the cluster in `${postgresql_data}` (default `/var/db/postgres/data18`; its databases in
 //! `fakebsd-databases`), so a jail's destroy, snapshot, rollback and clone carry them like real files.
-//! Whether the server runs is in `state.json` (`services`, key `JAIL:postgresql`).
+//! Whether the server runs is in `state.json` (`services`, key `JAIL:postgresql`). Roles are in
+//! `fakebsd-roles` (one name a line; `postgres` alone until a script adds more) and the roles with a password
+//! in `fakebsd-role-passwords` (names only: the simulation never keeps a password).
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
@@ -839,8 +841,8 @@ fn connect(cx: &Ctx, fs: &JailFs, user: &str, db: &str) -> Result<(), (String, b
     if cx.service_pid("postgresql").is_none() {
         return Err((format!("connection to server on socket \"{PG_SOCKET}\" failed: No such file or directory\n\tIs the server running locally and accepting connections on that socket?"), false));
     }
-    // initdb -U postgres made the only role.
-    if user != "postgres" {
+    // initdb -U postgres made the first role; scripts on psql's stdin add more.
+    if !roles(cx, fs).iter().any(|r| r == user) {
         return Err((
             format!("connection to server on socket \"{PG_SOCKET}\" failed: FATAL:  role \"{user}\" does not exist"),
             true,
@@ -857,6 +859,103 @@ fn connect(cx: &Ctx, fs: &JailFs, user: &str, db: &str) -> Result<(), (String, b
 
 fn valid_ident(n: &str) -> bool {
     !n.is_empty() && n.len() < 64 && !n.contains(['"', '\0'])
+}
+
+/// The cluster's roles (`postgres` until a script adds more).
+pub fn roles(cx: &Ctx, fs: &JailFs) -> Vec<String> {
+    let text = fs
+        .read(cx, &format!("{}/fakebsd-roles", pg_data(cx)))
+        .unwrap_or_else(|| "postgres\n".into());
+    text.lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// The names inside `ARRAY['a','b']` of a statement.
+fn array_names(stmt: &str) -> Option<Vec<String>> {
+    let start = stmt.find("ARRAY[")? + "ARRAY[".len();
+    let end = start + stmt[start..].find(']')?;
+    Some(
+        stmt[start..end]
+            .split(',')
+            .map(|n| n.trim().trim_matches('\'').to_string())
+            .filter(|n| !n.is_empty())
+            .collect(),
+    )
+}
+
+/// Adds the names of `want` missing from the list file `name` in the cluster.
+fn add_missing(
+    cx: &Ctx,
+    fs: &JailFs,
+    name: &str,
+    have: Vec<String>,
+    want: &[String],
+) -> Result<(), String> {
+    let mut all = have;
+    for w in want {
+        if !all.contains(w) {
+            all.push(w.clone());
+        }
+    }
+    let text: String = all.iter().map(|d| format!("{d}\n")).collect();
+    fs.write(cx, &format!("{}/{name}", pg_data(cx)), &text)
+}
+
+/// A script on psql's stdin, as `warden db sync` writes it: `\set`, `SET`, the `CREATE ROLE`/`CREATE
+/// DATABASE` `\gexec` queries over `unnest(ARRAY[…])`, `ALTER ROLE "r" WITH LOGIN PASSWORD '…'`,
+/// `ALTER DATABASE "d" OWNER TO "r"`. Anything else is an error naming the statement (never its text when
+/// it carries a password).
+fn run_script(cx: &mut Ctx, fs: &JailFs, script: &str, io: &mut Io) -> i32 {
+    for stmt in script.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let quoted = |s: &str| s.split('"').nth(1).map(str::to_string);
+        let done = if stmt.starts_with("\\set ") || stmt.starts_with("SET ") {
+            Ok(())
+        } else if stmt.starts_with("SELECT format('CREATE ROLE") && stmt.ends_with("\\gexec") {
+            let want = array_names(stmt).unwrap_or_default();
+            add_missing(cx, fs, "fakebsd-roles", roles(cx, fs), &want)
+        } else if stmt.starts_with("SELECT format('CREATE DATABASE") && stmt.ends_with("\\gexec") {
+            let want = array_names(stmt).unwrap_or_default();
+            add_missing(cx, fs, "fakebsd-databases", databases(cx, fs), &want)
+        } else if let (true, Some(role)) = (stmt.starts_with("ALTER ROLE \""), quoted(stmt)) {
+            if !stmt.contains(" WITH LOGIN PASSWORD '") {
+                Err("ERROR:  fakebsd does not simulate this ALTER ROLE".to_string())
+            } else if !roles(cx, fs).contains(&role) {
+                Err(format!("ERROR:  role \"{role}\" does not exist"))
+            } else {
+                let have = fs
+                    .read(cx, &format!("{}/fakebsd-role-passwords", pg_data(cx)))
+                    .unwrap_or_default()
+                    .lines()
+                    .map(str::to_string)
+                    .collect();
+                add_missing(cx, fs, "fakebsd-role-passwords", have, &[role])
+            }
+        } else if let (true, Some(d)) = (stmt.starts_with("ALTER DATABASE \""), quoted(stmt)) {
+            let owner = stmt.rsplit('"').nth(1).unwrap_or_default().to_string();
+            if !databases(cx, fs).contains(&d) {
+                Err(format!("ERROR:  database \"{d}\" does not exist"))
+            } else if !roles(cx, fs).contains(&owner) {
+                Err(format!("ERROR:  role \"{owner}\" does not exist"))
+            } else {
+                Ok(())
+            }
+        } else {
+            Err(format!(
+                "ERROR:  fakebsd does not simulate this statement: {}",
+                stmt.split_whitespace()
+                    .take(3)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ))
+        };
+        if let Err(e) = done {
+            io.err(&format!("psql:<stdin>: {e}"));
+            return 3;
+        }
+    }
+    0
 }
 
 /// `createdb [-U USER] [-O OWNER] [-E ENC] [-T TEMPLATE] NAME [COMMENT]`.
@@ -978,8 +1077,13 @@ pub fn psql(cx: &mut Ctx, fs: &JailFs, je: &JailEnv, args: &[String], io: &mut I
         sql = vec!["select datname from pg_database".into()];
     }
     if sql.is_empty() {
-        io.err("psql: fakebsd simulates only -c queries (no interactive session)");
-        return 1;
+        let mut script = String::new();
+        let _ = std::io::Read::read_to_string(&mut std::io::stdin(), &mut script);
+        if script.trim().is_empty() {
+            io.err("psql: fakebsd simulates only -c queries and scripts on stdin (no interactive session)");
+            return 1;
+        }
+        return run_script(cx, fs, &script, io);
     }
     for q in sql {
         let norm = q
@@ -998,6 +1102,7 @@ pub fn psql(cx: &mut Ctx, fs: &JailFs, je: &JailEnv, args: &[String], io: &mut I
                 ("datname", d)
             }
             "select 1" => ("?column?", vec!["1".into()]),
+            "select rolname from pg_roles" => ("rolname", roles(cx, fs)),
             "select current_user" | "select user" => ("current_user", vec![user.clone()]),
             "select current_database()" => ("current_database", vec![db.clone()]),
             "select version()" => ("version", vec!["PostgreSQL 18.1 on amd64-portbld-freebsd15.0, compiled by FreeBSD clang version 19.1.7, 64-bit".into()]),

@@ -564,23 +564,7 @@ fn service_steps(
             state,
             out,
         };
-        j.pkg(POSTGRES_PKG);
-        j.enable("postgresql_enable");
-        if !j.state.paths.contains("/var/db/postgres/data18") {
-            j.push(
-                format!("initialise the PostgreSQL 18 cluster in {jail}"),
-                jexec(&jail, "root", &["service", "postgresql", "initdb"]),
-            );
-        }
-        j.start("postgresql");
-        for db in databases(layout) {
-            if !j.state.databases.contains(&db) {
-                j.push(
-                    format!("create the platform database {db}"),
-                    jexec(&jail, "postgres", &["createdb", &db]),
-                );
-            }
-        }
+        db_step(layout, host, &mut j);
     }
     if let Some(jail) = jail_of(Role::Git) {
         let state = host.jails.get(&jail).cloned().unwrap_or_default();
@@ -640,6 +624,115 @@ fn service_steps(
             out,
         };
         ai_step(layout, &mut j);
+    }
+}
+
+/// The port's cluster directory (`~postgres/data18`).
+pub const PG_DATA: &str = "/var/db/postgres/data18";
+
+/// `postgresql.conf` and `pg_hba.conf` of the db jail's cluster as host paths, with their content.
+pub fn db_config_files(layout: &Layout, jail: &str) -> [(String, String); 2] {
+    let dir = format!("{}/jails/{jail}/root{PG_DATA}", layout.bastille.prefix);
+    [
+        (
+            format!("{dir}/postgresql.conf"),
+            crate::db::postgresql_conf(layout),
+        ),
+        (format!("{dir}/pg_hba.conf"), crate::db::pg_hba(layout)),
+    ]
+}
+
+/// The `db` step: the port's server, enabled and initialised; Warden's config; the roles, databases and
+/// passwords through `warden db passwords` / `warden db sync` (psql in the jail, SQL on its stdin).
+fn db_step(layout: &Layout, host: &BastilleHost, j: &mut InJail<'_>) {
+    let jail = j.jail.to_string();
+    j.pkg(POSTGRES_PKG);
+    j.enable("postgresql_enable");
+    if !j.state.paths.contains(PG_DATA) {
+        j.push(
+            format!("initialise the PostgreSQL 18 cluster in {jail}"),
+            jexec(&jail, "root", &["service", "postgresql", "initdb"]),
+        );
+    }
+    let mut changed = false;
+    for (path, content) in db_config_files(layout, &jail) {
+        if host.files.get(&path) != Some(&content) {
+            changed = true;
+            let name = path.rsplit('/').next().unwrap_or_default().to_string();
+            j.out.push(Action::file(
+                Step::Db,
+                format!("write {name} of {jail}: listen on the db slot and loopback, scram-sha-256 from git, cms and the gateway only"),
+                &path,
+                "0644",
+                content,
+            ));
+        }
+    }
+    let running = j.state.services_running.contains("postgresql");
+    if !running {
+        j.start("postgresql");
+    } else if changed {
+        j.push(
+            format!("restart PostgreSQL in {jail} to load the new config"),
+            jexec(&jail, "root", &["service", "postgresql", "restart"]),
+        );
+    }
+    let exe = if host.warden_exe.is_empty() {
+        "warden"
+    } else {
+        host.warden_exe.as_str()
+    };
+    let state = if host.state_dir.is_empty() {
+        crate::bastille_agent::state_dir(layout)
+    } else {
+        host.state_dir.clone()
+    };
+    let state = state.as_str();
+    let roles = crate::db::roles(layout);
+    let missing_pw = roles.iter().any(|r| !host.db_passwords.contains(r));
+    if missing_pw {
+        let mut argv = vec![exe, "--state-dir", state, "db", "passwords"];
+        argv.extend(roles.iter().map(String::as_str));
+        j.out.push(Action::run(
+            Step::Db,
+            format!(
+                "generate the missing role passwords into {} (mode 0600, never printed)",
+                crate::db::secrets_dir(state)
+            ),
+            &argv,
+        ));
+    }
+    let in_sync = running
+        && roles
+            .iter()
+            .all(|r| j.state.roles.contains(r) && j.state.databases.contains(r))
+        && host.db_synced.as_deref() == Some(crate::db::synced_content(&roles).as_str());
+    if missing_pw || !in_sync {
+        let list = roles.join(",");
+        let mut argv = vec![
+            exe,
+            "--state-dir",
+            state,
+            "db",
+            "sync",
+            "--roles",
+            &list,
+            "--",
+        ];
+        let psql = jexec(
+            &jail,
+            "postgres",
+            &["psql", "-X", "-q", "-d", "postgres", "-f", "-"],
+        );
+        argv.extend(psql.iter().map(String::as_str));
+        j.out.push(Action::run(
+            Step::Db,
+            format!(
+                "create the roles and databases ({}), each owned by its role, and set the passwords (SQL on psql's stdin)",
+                roles.join(", ")
+            ),
+            &argv,
+        ));
     }
 }
 
@@ -864,6 +957,8 @@ mod tests {
             format!("/var/db/warden/pi/{}", crate::pi::INSTALLED_MARKER),
             crate::pi::marker_content(&layout.pi_version),
         );
+        host.db_passwords = crate::db::roles(&layout).into_iter().collect();
+        host.db_synced = Some(crate::db::synced_content(&crate::db::roles(&layout)));
         for svc in layout.jails() {
             let mut st = JailState {
                 running: true,
@@ -891,7 +986,8 @@ mod tests {
                 GIT_REPOS.to_string(),
                 ai_model_path(),
             ]);
-            st.databases.extend(databases(&layout));
+            st.databases.extend(crate::db::roles(&layout));
+            st.roles.extend(crate::db::roles(&layout));
             st.users.insert("git".into());
             host.jails.insert(svc.jail.clone(), st);
         }

@@ -20,6 +20,9 @@ pub struct JailState {
     pub databases: BTreeSet<String>,
     /// Unix users that exist, among those Warden creates.
     pub users: BTreeSet<String>,
+    /// PostgreSQL roles that exist (db jail only, while the server runs).
+    #[serde(default)]
+    pub roles: BTreeSet<String>,
 }
 
 /// A FreeBSD host with Bastille, as observed.
@@ -68,6 +71,18 @@ pub struct BastilleHost {
     /// The pi version under `<state_dir>/pi` (its `package.json`), if any; its completion marker is in `files`.
     #[serde(default)]
     pub pi_version: Option<String>,
+    /// The `warden` binary setup's own actions run (the observing one); empty: `warden` on PATH.
+    #[serde(default)]
+    pub warden_exe: String,
+    /// Warden's state directory on this host; empty: the layout's, else `/var/db/warden`.
+    #[serde(default)]
+    pub state_dir: String,
+    /// Database roles with a password file in `<state_dir>/db`.
+    #[serde(default)]
+    pub db_passwords: BTreeSet<String>,
+    /// The db sync marker's content, if any.
+    #[serde(default)]
+    pub db_synced: Option<String>,
 }
 
 /// A Linux host, as observed.

@@ -52,9 +52,23 @@ impl<R: Runner> BastilleBackend<R> {
         self.runner.inner()
     }
 
-    /// Observes the host.
+    /// Observes the host, and what of it lives in the local state directory (the db passwords).
     pub fn observe(&self, layout: &Layout) -> Result<Observation, HostError> {
-        observe(&self.runner, layout)
+        let mut seen = observe(&self.runner, layout)?;
+        let host = &mut seen.host;
+        host.state_dir = self.state_dir.display().to_string();
+        // setup's own actions run this very binary, wherever it is installed.
+        host.warden_exe = std::env::current_exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        for role in warden_core::db::roles(layout) {
+            if Path::new(&warden_core::db::password_path(&host.state_dir, &role)).exists() {
+                host.db_passwords.insert(role);
+            }
+        }
+        host.db_synced =
+            std::fs::read_to_string(warden_core::db::synced_marker(&host.state_dir)).ok();
+        Ok(seen)
     }
 }
 

@@ -155,6 +155,13 @@ pub fn observe(runner: &dyn Runner, layout: &Layout) -> Result<Observation, Host
             host.files.insert(path.to_string(), content);
         }
     }
+    if let Some(db) = layout.service(Role::Db) {
+        for (path, _) in warden_core::bastille_plan::db_config_files(layout, &db.jail) {
+            if let Some(content) = runner.read_file(&path)? {
+                host.files.insert(path, content);
+            }
+        }
+    }
     host.prefix_mode = runner.mode(&layout.bastille.prefix)?;
     observe_base(runner, layout, &mut host, &mut missing)?;
 
@@ -421,15 +428,21 @@ fn observe_in_jail(
         }
     }
     if want.databases {
-        let sql = "select datname from pg_database";
-        if let Some(out) = ok(jexec(jail, "postgres", &["psql", "-Atc", sql]))?.filter(Output::ok) {
-            state.databases = out
-                .stdout
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .map(str::to_string)
-                .collect();
+        for (sql, into) in [
+            ("select datname from pg_database", &mut state.databases),
+            ("select rolname from pg_roles", &mut state.roles),
+        ] {
+            if let Some(out) =
+                ok(jexec(jail, "postgres", &["psql", "-Atc", sql]))?.filter(Output::ok)
+            {
+                *into = out
+                    .stdout
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_string)
+                    .collect();
+            }
         }
     }
     Ok(())

@@ -142,8 +142,13 @@ impl Host {
         self.json(&Host::with_steps("plan"))
     }
 
+    /// The observed host, less where this test keeps its state (a temporary directory per host).
     fn observed(&self) -> Value {
-        self.json(&["observe"])["host"].clone()
+        let mut host = self.json(&["observe"])["host"].clone();
+        if let Some(o) = host.as_object_mut() {
+            o.remove("state_dir");
+        }
+        host
     }
 
     fn tool(&self, argv: &[&str]) -> String {

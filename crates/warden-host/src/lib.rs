@@ -8,6 +8,7 @@
 
 pub mod apply;
 pub mod backend;
+pub mod db_secrets;
 pub mod exit;
 pub mod journal;
 pub mod lease;

@@ -13,7 +13,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Output};
 use std::time::Instant;
 
-use common::{warden_bin, Netns};
+use common::{text, warden_bin, Netns};
 
 extern "C" {
     fn flock(fd: i32, operation: i32) -> i32;
@@ -92,15 +92,6 @@ impl Drop for Host {
             let _ = Command::new("kill").arg(pid.trim()).status();
         }
     }
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout: {}\nstderr: {}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 /// The host's psql (bound into the jails with the host's /usr).
@@ -239,6 +230,28 @@ fn postgres_serves_each_role_its_database_and_keeps_its_data() {
     let o = h.warden(&["db", "url", "nosuch"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
 
+    // The doctor: SELECT 1 in each database as its role passes; a stopped server fails with the fix.
+    let checks = |h: &Host| -> Vec<serde_json::Value> {
+        let o = h.warden(&["doctor", "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+        v["checks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|c| c["name"].as_str().is_some_and(|n| n.starts_with("db.")))
+            .cloned()
+            .collect()
+    };
+    let db_checks = checks(&h);
+    assert_eq!(db_checks.len(), ROLES.len(), "{db_checks:#?}");
+    assert!(
+        db_checks.iter().all(|c| c["status"] == "ok"),
+        "{db_checks:#?}"
+    );
+    for pw in &passwords {
+        assert!(!format!("{db_checks:?}").contains(pw.as_str()));
+    }
+
     // A VNET worker cannot reach db:5432 (pg_isready: 2 = no answer).
     let isready = psql().replace("/psql", "/pg_isready");
     let o = h.warden(&[
@@ -267,6 +280,15 @@ fn postgres_serves_each_role_its_database_and_keeps_its_data() {
     h.ok(&["jail", "start", &db]);
     let plan = h.ok(&["plan", "--backend", "linux", "--step", "db"]);
     assert!(plan.contains("start PostgreSQL"), "{plan}");
+    let down = checks(&h);
+    assert!(
+        down.iter().all(|c| c["status"] == "fail"
+            && c["remedy"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("setup --backend linux --step db")),
+        "{down:#?}"
+    );
     h.ok(&["setup", "--backend", "linux", "--step", "db"]);
     let o = h.psql_host(&url, "select x from kept");
     assert_eq!(

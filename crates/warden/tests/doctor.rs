@@ -190,7 +190,7 @@ impl LinuxHost {
         }
         // The service jails' cgroups are named by jail name machine-wide; the unique identity keeps them apart
         // from other tests' jails. Drop destroys them.
-        for step in ["host", "jails", "dns"] {
+        for step in ["host", "jails", "db", "dns"] {
             let out = host.warden(&["setup", "--backend", "linux", "--step", step]);
             assert!(out.status.success(), "setup --step {step}: {}", text(&out));
         }

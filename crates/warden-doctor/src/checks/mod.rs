@@ -3,6 +3,7 @@
 pub mod ai;
 pub mod bastille;
 pub mod control_plane;
+pub mod db;
 pub mod dns;
 pub mod hosts;
 pub mod jails;
@@ -71,6 +72,13 @@ pub fn tasks(ctx: &Arc<Ctx>) -> Vec<Task> {
     }
     // A dead bridge makes the probe wait out its limit.
     out.push(task(ctx, "ai.models", ai::models).depends(&["network.bridge"]));
+    for role in db::role_names(ctx) {
+        let c = Arc::clone(ctx);
+        out.push(
+            Task::new(format!("db.{role}"), move || db::role(&c, &role))
+                .depends(&["network.bridge"]),
+        );
+    }
     out.extend([
         task(ctx, "outbound", control_plane::outbound).depends(control_plane::OUTBOUND_DEPS),
         task(ctx, "control_plane.healthz", control_plane::healthz),

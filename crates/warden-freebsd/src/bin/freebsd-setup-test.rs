@@ -7,6 +7,7 @@
 //! freebsd-setup-test --root DIR --state DIR observe                # prints the observed BastilleHost as JSON
 //! freebsd-setup-test --root DIR --state DIR worker [--vnet] [--user U] NAME -- ARGV…   # prints the outcome as JSON
 //! freebsd-setup-test --root DIR --state DIR snapshot JAIL [TAG] | snapshots JAIL | rollback JAIL TAG
+//! freebsd-setup-test --state-dir DIR db passwords ROLE… | db sync --roles LIST -- PSQL…  # setup's db actions
 //! ```
 //! The layout comes from the environment (`WARDEN_*`, `AGENT_*`) over the defaults.
 
@@ -29,7 +30,31 @@ fn main() -> ExitCode {
     }
 }
 
+/// setup's db actions name the observing binary (`EXE --state-dir S db passwords ROLES…` and
+/// `EXE --state-dir S db sync --roles LIST -- PSQL…`), so this driver answers them as `warden` does.
+fn db_action(args: &[String]) -> Option<Result<ExitCode, String>> {
+    let [flag, state, db, verb, rest @ ..] = args else {
+        return None;
+    };
+    if flag != "--state-dir" || db != "db" {
+        return None;
+    }
+    let done = match (verb.as_str(), rest) {
+        ("passwords", roles) => warden_host::db_secrets::generate(state, roles),
+        ("sync", [r, list, dash, psql @ ..]) if r == "--roles" && dash == "--" => {
+            let roles: Vec<String> = list.split(',').map(str::to_string).collect();
+            warden_host::db_secrets::sync(state, &roles, psql)
+        }
+        _ => return Some(Err(format!("unknown db action {verb:?}"))),
+    };
+    Some(done.map(|()| ExitCode::SUCCESS).map_err(|e| e.to_string()))
+}
+
 fn run() -> Result<ExitCode, String> {
+    let all: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(done) = db_action(&all) {
+        return done;
+    }
     let mut args = std::env::args().skip(1);
     let (mut root, mut state, mut verb, mut steps, mut rest) =
         (None, None, None, Vec::new(), Vec::new());

@@ -2,20 +2,14 @@
 //! an argv, the journal or an error: `db passwords` (generate the missing files, mode 0600) and `db sync`
 //! (roles, databases and passwords as SQL on psql's stdin). Both backends use them.
 
-use std::io::{Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use warden_core::{db, Layout};
+use warden_host::db_secrets;
 
 use crate::cli::{DbCommand, Global};
 use crate::context;
 use crate::exit::Exit;
-
-/// How long psql may take over the sync before it is killed.
-const SYNC_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Runs one `warden db` verb.
 pub fn run(global: &Global, command: &DbCommand) -> Result<(), Exit> {
@@ -30,11 +24,11 @@ pub fn run(global: &Global, command: &DbCommand) -> Result<(), Exit> {
         }
         DbCommand::Passwords { roles } => {
             let state = state_dir(&layout);
-            generate(&state, roles)
+            db_secrets::generate(&state, roles).map_err(|e| Exit::failure(e.to_string()))
         }
         DbCommand::Sync { roles, psql } => {
             let state = state_dir(&layout);
-            sync(&state, roles, psql)
+            db_secrets::sync(&state, roles, psql).map_err(|e| Exit::failure(e.to_string()))
         }
     }
 }
@@ -55,135 +49,8 @@ fn url(layout: &Layout, state: &Path, name: &str) -> Result<String, Exit> {
         )));
     }
     let state = state.display().to_string();
-    let password = read_password(&state, name)?;
+    let password =
+        db_secrets::read_password(&state, name).map_err(|e| Exit::failure(e.to_string()))?;
     db::url(layout, name, &password)
         .ok_or_else(|| Exit::usage("the layout has no db jail (slots.db)"))
-}
-
-/// The password of `role`, checked to be one Warden generated (its content is never shown).
-fn read_password(state: &str, role: &str) -> Result<String, Exit> {
-    let path = db::password_path(state, role);
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        Exit::failure(format!(
-            "failed to read the password of {role} ({path}): {e}\n  fix: `warden setup --step db` generates it"
-        ))
-    })?;
-    let pw = text.trim().to_string();
-    if !db::valid_password(&pw) {
-        return Err(Exit::failure(format!(
-            "the password file {path} does not hold a password Warden generated (32–128 lowercase hex digits)\n  fix: remove it and run `warden setup --step db` (a new one is generated and set)"
-        )));
-    }
-    Ok(pw)
-}
-
-fn check_roles(roles: &[String]) -> Result<(), Exit> {
-    match roles.iter().find(|r| !db::valid_name(r)) {
-        Some(bad) => Err(Exit::usage(format!(
-            "role name {bad:?} is not lowercase letters, digits and _"
-        ))),
-        None => Ok(()),
-    }
-}
-
-/// Creates `<state>/db` (0700) and every missing `<role>.password` (0600, 128 random bits as hex), each
-/// written whole under a temporary name first; a new password unmarks the sync.
-fn generate(state: &str, roles: &[String]) -> Result<(), Exit> {
-    check_roles(roles)?;
-    let dir = db::secrets_dir(state);
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&dir)
-        .map_err(|e| Exit::failure(format!("failed to create {dir}: {e}")))?;
-    for role in roles {
-        let path = db::password_path(state, role);
-        if Path::new(&path).exists() {
-            continue;
-        }
-        let mut bytes = [0u8; 16];
-        std::fs::File::open("/dev/urandom")
-            .and_then(|mut f| f.read_exact(&mut bytes))
-            .map_err(|e| Exit::failure(format!("failed to read /dev/urandom: {e}")))?;
-        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        let tmp = format!("{path}.tmp");
-        let _ = std::fs::remove_file(&tmp);
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .and_then(|mut f| {
-                f.write_all(format!("{hex}\n").as_bytes())?;
-                f.sync_all()
-            })
-            .and_then(|()| std::fs::rename(&tmp, &path))
-            .map_err(|e| Exit::failure(format!("failed to write {path}: {e}")))?;
-        let _ = std::fs::remove_file(db::synced_marker(state));
-    }
-    Ok(())
-}
-
-/// Feeds [`db::sync_sql`] to `psql` on its stdin; on success writes the sync marker. psql's output is shown
-/// only with every password replaced by `<hidden>`.
-fn sync(state: &str, roles: &[String], psql: &[String]) -> Result<(), Exit> {
-    check_roles(roles)?;
-    let mut pairs = Vec::new();
-    for role in roles {
-        pairs.push((role.clone(), read_password(state, role)?));
-    }
-    let sql = db::sync_sql(&pairs);
-    let hide = |text: &str| {
-        pairs.iter().fold(text.to_string(), |t, (_, pw)| {
-            t.replace(pw.as_str(), "<hidden>")
-        })
-    };
-    let mut child = Command::new(&psql[0])
-        .args(&psql[1..])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| Exit::failure(format!("failed to start {}: {e}", psql[0])))?;
-    let mut stdin = child.stdin.take().expect("stdin is piped");
-    let writer = std::thread::spawn(move || stdin.write_all(sql.as_bytes()));
-    let (mut out, mut err) = (child.stdout.take(), child.stderr.take());
-    let reader = std::thread::spawn(move || {
-        let (mut o, mut e) = (String::new(), String::new());
-        if let Some(s) = out.as_mut() {
-            let _ = s.read_to_string(&mut o);
-        }
-        if let Some(s) = err.as_mut() {
-            let _ = s.read_to_string(&mut e);
-        }
-        (o, e)
-    });
-    let deadline = Instant::now() + SYNC_TIMEOUT;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(st)) => break st,
-            Ok(None) if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(Exit::failure(format!(
-                    "psql did not finish the role sync within {} s (killed)\n  fix: check the server in the db jail, then `warden setup --step db`",
-                    SYNC_TIMEOUT.as_secs()
-                )));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-            Err(e) => return Err(Exit::failure(format!("failed to wait for psql: {e}"))),
-        }
-    };
-    let _ = writer.join();
-    let (o, e) = reader.join().unwrap_or_default();
-    if !status.success() {
-        return Err(Exit::failure(format!(
-            "psql failed ({status}) while creating the roles and databases: {}{}",
-            hide(e.trim()),
-            hide(o.trim())
-        )));
-    }
-    let marker = db::synced_marker(state);
-    std::fs::write(&marker, db::synced_content(roles))
-        .map_err(|e| Exit::failure(format!("failed to write {marker}: {e}")))
 }
