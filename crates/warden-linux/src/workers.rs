@@ -333,12 +333,17 @@ impl Workers for LinuxWorkers {
             .map_err(backend_err);
         }
         // A VNET worker is named after its leased address; the lease is held until `run` returns.
-        let lease = match work.network {
-            Network::Vnet => Some(crate::lease(state_dir, self.range).map_err(|e| {
-                WorkerError::Backend(format!("failed to lease a worker address: {e}"))
-            })?),
+        let take_lease = || {
+            crate::lease(state_dir, self.range)
+                .map_err(|e| WorkerError::Backend(format!("failed to lease a worker address: {e}")))
+        };
+        let mut lease = match work.network {
+            Network::Vnet => Some(take_lease()?),
             _ => None,
         };
+        // Leases skipped because their name was in use; held until `run` returns so the next
+        // lease cannot pick them again.
+        let mut skipped = Vec::new();
         let mut attempts = 0;
         loop {
             attempts += 1;
@@ -357,6 +362,14 @@ impl Workers for LinuxWorkers {
             match r {
                 // Another live worker (a previous server's, being torn down) holds the name: pick another.
                 Err(Error::NameInUse { .. }) if lease.is_none() && attempts < 3 => continue,
+                // Names are machine-wide while leases are per state directory: another state
+                // directory's worker, or a killed server's not yet reaped, holds this address's name.
+                // Lease the next address (the one held is skipped while we hold it).
+                Err(Error::NameInUse { .. }) if lease.is_some() && attempts < 8 => {
+                    let next = take_lease()?;
+                    skipped.extend(lease.replace(next));
+                    continue;
+                }
                 r => return r.map(|o| outcome(&name, o)).map_err(backend_err),
             }
         }

@@ -189,3 +189,66 @@ fn vnet_worker_gets_a_lease_resolves_names_and_leaves_nothing() {
     let pid = std::fs::read_to_string(state.join("dnsmasq.pid")).unwrap();
     let _ = Command::new("kill").arg(pid.trim()).status();
 }
+
+/// Worker names are machine-wide (cgroups, claims) while leases are per state directory: when
+/// another state directory's worker, or a killed server's not yet reaped, holds the name of the
+/// first free address, the worker takes the next address instead of failing.
+#[test]
+fn a_vnet_worker_whose_name_is_held_elsewhere_takes_the_next_address() {
+    let ns = Netns::new();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path();
+    // Hold the claim on `w101` as another live worker's helper would (released when `holder` dies).
+    let claims = warden_linux::runtime::root_or_fallback().join("cgroup-names");
+    std::fs::create_dir_all(&claims).unwrap();
+    let mut holder = Command::new("flock")
+        .args(["-n", "-E", "75"])
+        .arg(claims.join("w101"))
+        .args(["sleep", "60"])
+        .spawn()
+        .unwrap();
+    // Wait until the lock is held (flock -n on it fails), with a deadline.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while Command::new("flock")
+        .args(["-n", "-E", "75"])
+        .arg(claims.join("w101"))
+        .arg("true")
+        .status()
+        .unwrap()
+        .success()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "flock never took w101"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let o = run_in(
+        &ns,
+        state,
+        &[
+            "--network",
+            "vnet",
+            "--",
+            "ip",
+            "-4",
+            "-o",
+            "addr",
+            "show",
+            "eth0",
+        ],
+    );
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(stdout(&o).contains("10.0.1.102/24"), "{}", stdout(&o));
+    assert_no_residue(&ns, state);
+    if let Ok(pid) = std::fs::read_to_string(state.join("dnsmasq.pid")) {
+        let _ = Command::new("kill").arg(pid.trim()).status();
+    }
+}
