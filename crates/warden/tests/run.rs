@@ -193,6 +193,7 @@ fn vnet_worker_gets_a_lease_resolves_names_and_leaves_nothing() {
 /// Worker names are machine-wide (cgroups, claims) while leases are per state directory: when
 /// another state directory's worker, or a killed server's not yet reaped, holds the name of the
 /// first free address, the worker takes the next address instead of failing.
+#[cfg(target_os = "linux")]
 #[test]
 fn a_vnet_worker_whose_name_is_held_elsewhere_takes_the_next_address() {
     let ns = Netns::new();
