@@ -37,9 +37,9 @@ pub struct Config {
     pub bridge: String,
     /// The uplink interface that NAT leaves through.
     pub ext_if: String,
-    /// Zone for local names (`git.<domain>`, tenants, sites).
+    /// Zone of the registered names (`git.<domain>`, tenants, sites): `home.arpa` or the public domain.
     pub domain: String,
-    /// The host's FQDN; derived: `<identity>.<domain>`.
+    /// The internal base and the host's FQDN; derived: `<identity>.home.arpa`.
     pub internal_domain: String,
     /// Last octet of the git jail.
     pub slot_git: u8,
@@ -230,7 +230,7 @@ pub struct Key {
     pub doc: &'static str,
     /// Value type.
     pub kind: Kind,
-    /// For a value computed from other keys: how (e.g. `<identity>.<dns.domain>`) and the computation.
+    /// For a value computed from other keys: how (e.g. `<identity>.home.arpa`) and the computation.
     pub derived: Option<Derivation>,
     get: fn(&Config) -> RawValue,
     set: fn(&mut Config, RawValue),
@@ -266,9 +266,10 @@ fn derive_base_url(c: &Config) -> Option<String> {
     ))
 }
 
-/// `dns.internal_domain`'s default: the host's FQDN from the service identity and the zone.
+/// `dns.internal_domain`'s default: the service identity under `home.arpa` (seed 004), never under the public
+/// domain, so `AGENT_DOMAIN=clawdie.si` keeps the internal base `clawdie.home.arpa`.
 fn derive_internal_domain(c: &Config) -> Option<String> {
-    Some(format!("{}.{}", c.identity, c.domain))
+    Some(format!("{}.home.arpa", c.identity))
 }
 
 macro_rules! key {
@@ -312,9 +313,10 @@ pub static KEYS: &[Key] = &[
         "The private /24 of the jails: \"10.0.1\", \"10.0.1.0\" or \"10.0.1.0/24\"."),
     key!("network.bridge", ["WARDEN_BRIDGE"], Str, bridge, "The bridge every VNET jail and worker hangs off."),
     key!("network.ext_if", ["WARDEN_EXT_IF"], Str, ext_if, "The uplink interface NAT leaves through."),
-    key!("dns.domain", ["AGENT_DOMAIN"], Str, domain, "Zone of the local names (never .local)."),
+    key!("dns.domain", ["AGENT_DOMAIN"], Str, domain,
+        "Zone of the registered names: home.arpa, or the public domain (then only registered names are local)."),
     key!("dns.internal_domain", ["AGENT_INTERNAL_DOMAIN"], Str, internal_domain,
-        "The host's FQDN.", derived "<identity>.<dns.domain>" derive_internal_domain),
+        "Internal base and the host's FQDN; always answered locally.", derived "<identity>.home.arpa" derive_internal_domain),
     key!("slots.git", ["WARDEN_SLOT_GIT"], Octet, slot_git, "Last octet of the git jail."),
     key!("slots.cms", ["WARDEN_SLOT_CMS"], Octet, slot_cms, "Last octet of the cms jail."),
     key!("slots.ai", ["WARDEN_SLOT_AI"], Octet, slot_ai, "Last octet of the Local AI Models jail."),

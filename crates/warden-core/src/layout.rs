@@ -451,7 +451,7 @@ fn check_names(loaded: &Loaded, p: &mut Problems) {
             "use a name under home.arpa, e.g. AGENT_DOMAIN=home.arpa",
         );
     }
-    // Derived from identity and domain unless set: then the checks above already cover it.
+    // Derived from identity unless set: then the identity check above already covers it.
     if !matches!(loaded.source("dns.internal_domain"), Source::Derived(_)) {
         if let Err(rule) = check_domain(&c.internal_domain) {
             p.bad(

@@ -44,6 +44,24 @@ pub fn check_domain(domain: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Special-use zones the public DNS never delegates (RFC 8375 `home.arpa`, RFC 6761 `test`/`invalid`/`localhost`,
+/// ICANN's `internal`): a domain under one of them is internal, any other is a public domain.
+const INTERNAL_ZONES: &[&str] = &["home.arpa", "internal", "test", "invalid", "localhost"];
+
+/// Whether `domain` is (under) a special-use internal zone; then dnsmasq may answer the whole zone locally.
+pub fn is_internal_domain(domain: &str) -> bool {
+    let d = domain.trim_end_matches('.').to_ascii_lowercase();
+    INTERNAL_ZONES
+        .iter()
+        .any(|z| d == *z || d.ends_with(&format!(".{z}")))
+}
+
+/// Whether `name` is `zone` or a name under it (case-insensitive).
+pub fn is_under(name: &str, zone: &str) -> bool {
+    let (n, z) = (name.to_ascii_lowercase(), zone.to_ascii_lowercase());
+    n == z || n.ends_with(&format!(".{z}"))
+}
+
 /// Checks a jail name for a VNET jail on current Bastille: letters and digits only, not only digits, at most
 /// [`MAX_JAIL_NAME`] characters (reference/bastille.md §1.2, §1.4, §8.3).
 pub fn check_jail_name(name: &str) -> Result<(), String> {

@@ -92,3 +92,15 @@ fn rc_d_script_parses_with_sh_n() {
         .unwrap();
     assert!(!out.status.success(), "sh -n accepted a broken script");
 }
+
+/// A public `AGENT_DOMAIN`: only the internal base is `local=`, the registered public names are host records.
+#[test]
+fn dnsmasq_conf_with_a_public_domain() {
+    let env = |k: &str| (k == "AGENT_DOMAIN").then(|| "clawdie.si".to_string());
+    let loaded = load(None, &env, &vec![]).unwrap();
+    assert_eq!(loaded.config.internal_domain, "clawdie.home.arpa");
+    let layout = Layout::from_loaded(&loaded).unwrap();
+    let text = render::render(&layout, "dnsmasq.conf", None).unwrap();
+    assert!(!text.contains("local=/clawdie.si/"), "{text}");
+    insta::assert_snapshot!(text);
+}

@@ -90,6 +90,139 @@ fn real_dnsmasq_answers_every_registered_name_on_both_listeners() {
     }
 }
 
+/// A public `AGENT_DOMAIN`: Warden's dnsmasq answers its registered names under it, forwards every other name
+/// under it to the upstream (a stand-in dnsmasq in a second namespace, the "internet"), and keeps the internal
+/// base (`clawdie.home.arpa`) to itself even though the upstream would answer there too.
+#[test]
+fn public_domain_names_are_forwarded_and_registered_names_answered_locally() {
+    let _lock = warden_testkit::root_test("public_domain_names_are_forwarded");
+    let dir = tempfile::tempdir().unwrap();
+    let conf = render_to(
+        dir.path(),
+        "dnsmasq.conf",
+        "[dns]\ndomain = \"clawdie.si\"\n",
+    );
+    let text = std::fs::read_to_string(&conf).unwrap();
+    assert!(!text.contains("local=/clawdie.si/"), "{text}");
+    let (warden_ns, upstream_ns) = (Netns::new(), Netns::new());
+    let veth = format!("wdu{}", std::process::id() % 100_000);
+    // Made inside the namespace, the pair never exists on the host.
+    let peer = format!("{veth}p");
+    warden_ns.exec_ok(&[
+        "ip",
+        "link",
+        "add",
+        &veth,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        &peer,
+        "netns",
+        &upstream_ns.name,
+    ]);
+    warden_ns.exec_ok(&["ip", "addr", "add", "192.0.2.1/24", "dev", &veth]);
+    warden_ns.exec_ok(&["ip", "link", "set", &veth, "up"]);
+    upstream_ns.exec_ok(&["ip", "addr", "add", "192.0.2.2/24", "dev", &peer]);
+    upstream_ns.exec_ok(&["ip", "link", "set", &peer, "up"]);
+    warden_ns.exec_ok(&["ip", "link", "add", "warden0", "type", "bridge"]);
+    warden_ns.exec_ok(&["ip", "addr", "add", "10.0.1.1/24", "dev", "warden0"]);
+    warden_ns.exec_ok(&["ip", "link", "set", "warden0", "up"]);
+    // The upstream answers the public zone, a public name Warden also registers (with another address) and the
+    // internal base: only the first must ever reach a client of Warden's resolver.
+    let upstream = spawn_dnsmasq(
+        &upstream_ns,
+        dir.path(),
+        "upstream",
+        &[
+            "--listen-address=192.0.2.2",
+            "--bind-interfaces",
+            "--no-resolv",
+            "--no-hosts",
+            "--address=/docs.clawdie.si/203.0.113.7",
+            "--address=/git.clawdie.si/203.0.113.8",
+            "--address=/clawdie.home.arpa/203.0.113.9",
+        ],
+    );
+    let local = spawn_dnsmasq(
+        &warden_ns,
+        dir.path(),
+        "warden",
+        &[
+            &format!("--conf-file={}", conf.display()),
+            // Production forwards to the host's resolv.conf servers; here the upstream stand-in is the only one.
+            "--no-resolv",
+            "--server=192.0.2.2",
+        ],
+    );
+    let result = std::panic::catch_unwind(|| {
+        assert_eq!(
+            dig_until_answer(&upstream_ns, "192.0.2.2", "docs.clawdie.si"),
+            "203.0.113.7"
+        );
+        for server in ["127.0.0.1", "10.0.1.1"] {
+            assert_eq!(
+                dig_until_answer(&warden_ns, server, "git.clawdie.si"),
+                "10.0.1.2"
+            );
+            assert_eq!(
+                dig_until_answer(&warden_ns, server, "ai.clawdie.si"),
+                "10.0.1.1"
+            );
+            assert_eq!(
+                dig_until_answer(&warden_ns, server, "clawdie.home.arpa"),
+                "10.0.1.1"
+            );
+            assert_eq!(
+                dig_until_answer(&warden_ns, server, "docs.clawdie.si"),
+                "203.0.113.7"
+            );
+            let out = warden_ns.exec(&[
+                "dig",
+                &format!("@{server}"),
+                "+time=1",
+                "+tries=1",
+                "nope.clawdie.home.arpa",
+                "A",
+            ]);
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                text.contains("NXDOMAIN"),
+                "the internal base leaked upstream: {text}"
+            );
+        }
+    });
+    for mut child in [upstream, local] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}
+
+/// Starts `dnsmasq --keep-in-foreground` with `args` in `ns` (killed by the caller).
+fn spawn_dnsmasq(
+    ns: &Netns,
+    dir: &std::path::Path,
+    name: &str,
+    args: &[&str],
+) -> std::process::Child {
+    let prefix = ns.prefix();
+    Command::new(&prefix[0])
+        .args(&prefix[1..])
+        .args(["dnsmasq", "--keep-in-foreground", "--user=root"])
+        .arg(format!(
+            "--pid-file={}",
+            dir.join(format!("{name}.pid")).display()
+        ))
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 fn dig_until_answer(ns: &Netns, server: &str, name: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
