@@ -6,6 +6,7 @@
 pub mod account;
 pub mod bastille_agent;
 pub mod bastille_plan;
+pub mod bastille_teardown;
 pub mod config;
 pub mod db;
 pub mod error;
@@ -13,6 +14,7 @@ pub mod layout;
 pub mod linux_ai;
 pub mod linux_db;
 pub mod linux_plan;
+pub mod linux_teardown;
 pub mod models_probe;
 pub mod names;
 pub mod observed;

@@ -38,6 +38,24 @@ impl LinuxPaths {
     pub fn dnsmasq_pid(&self) -> String {
         format!("{}/dnsmasq.pid", self.state_dir)
     }
+    /// The argv that stops Warden's dnsmasq. `--retry` waits until the process is gone (so a new one can bind
+    /// port 53 at once); `--name` too, because start-stop-daemon refuses to match on a pid file alone unless
+    /// root owns it, and dnsmasq writes its own.
+    pub fn stop_dnsmasq(&self) -> Vec<String> {
+        [
+            "start-stop-daemon",
+            "--stop",
+            "--oknodo",
+            "--retry",
+            "TERM/5/KILL/2",
+            "--name",
+            "dnsmasq",
+            "--pidfile",
+            &self.dnsmasq_pid(),
+        ]
+        .map(str::to_string)
+        .to_vec()
+    }
     /// pi's install prefix (`warden serve` binds it into agent workers).
     pub fn pi_dir(&self) -> String {
         pi::pi_dir(&self.state_dir)
@@ -178,16 +196,7 @@ fn dns(layout: &Layout, host: &LinuxHost, paths: &LinuxPaths, out: &mut Vec<Acti
         out.push(Action::run(
             d,
             "stop the old dnsmasq to load the new zone",
-            // --retry waits until the old process is gone, so the new one can bind port 53 at once.
-            &[
-                "start-stop-daemon",
-                "--stop",
-                "--oknodo",
-                "--retry",
-                "TERM/5/KILL/2",
-                "--pidfile",
-                &paths.dnsmasq_pid(),
-            ],
+            &paths.stop_dnsmasq(),
         ));
     }
     if !host.dnsmasq_running || conf_changed {

@@ -98,6 +98,12 @@ pub struct LinuxHost {
     pub forwarding: bool,
     /// Whether nftables has both of Warden's tables (inet and bridge).
     pub nft_table: bool,
+    /// The families (`inet`, `bridge`) in which Warden's nftables table exists.
+    #[serde(default)]
+    pub nft_families: BTreeSet<String>,
+    /// The names in Warden's state directory (`pi`, `ai`, `db`, `dnsmasq.conf`, …).
+    #[serde(default)]
+    pub state_entries: BTreeSet<String>,
     /// Current content of the files Warden manages, by absolute path.
     pub files: BTreeMap<String, String>,
     /// Whether Warden's dnsmasq runs (its pid file names a live dnsmasq).

@@ -66,6 +66,11 @@ impl Step {
         }
     }
 
+    /// Every step in the order a teardown undoes them (the reverse of setup's).
+    pub fn undo_order() -> impl Iterator<Item = Step> {
+        Step::ALL.into_iter().rev()
+    }
+
     /// Parses a step name.
     pub fn parse(name: &str) -> Option<Step> {
         Step::ALL.into_iter().find(|s| s.name() == name)
@@ -181,6 +186,14 @@ fn fnv1a(bytes: &[u8]) -> String {
 pub struct PlanOptions {
     /// `--no-install`: the operator manages packages; a missing one blocks its step instead of being installed.
     pub no_install: bool,
+}
+
+/// Choices of the operator for `warden teardown`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TeardownOptions {
+    /// `--force`: destroy the thick db jail and its secrets too; without it their data is kept (`--keep-data`,
+    /// the default, says so explicitly).
+    pub force: bool,
 }
 
 /// Something a step needs that setup does not do itself (a package the operator installs with

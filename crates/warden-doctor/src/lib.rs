@@ -207,6 +207,40 @@ pub fn said(out: &Output) -> String {
     format!("exit {}: {line}", out.status)
 }
 
+/// What of the layout's host side is on the host: the bridge, dnsmasq's config, the firewall ruleset. Empty means
+/// the host is not set up (never, or torn down): then the doctor says so instead of listing every check as
+/// failed. A kept (stopped) db jail does not count: `warden teardown` leaves it on purpose.
+pub fn set_up_traces(opts: &Options) -> Vec<String> {
+    let ctx = Ctx::new(opts.clone());
+    let bridge = &opts.layout.bridge;
+    let mut found = Vec::new();
+    let (bridge_probe, files): (Vec<&str>, Vec<String>) = match opts.backend {
+        BackendKind::Linux => (
+            vec!["ip", "link", "show", "dev", bridge],
+            vec![
+                opts.state_dir.join("dnsmasq.conf").display().to_string(),
+                opts.state_dir.join("nftables.conf").display().to_string(),
+            ],
+        ),
+        BackendKind::Bastille => (
+            vec!["ifconfig", bridge],
+            vec![
+                warden_core::render::rc_conf::DNSMASQ_CONF.to_string(),
+                warden_core::bastille_plan::PF_CONF.to_string(),
+            ],
+        ),
+    };
+    if ctx.run(&bridge_probe).is_ok_and(|o| o.ok()) {
+        found.push(format!("the bridge {bridge}"));
+    }
+    for f in files {
+        if ctx.runner.read_file(&f).is_ok_and(|c| c.is_some()) {
+            found.push(f);
+        }
+    }
+    found
+}
+
 /// Runs every check for `opts` and returns the report.
 pub fn run(opts: Options) -> Report {
     let started = Instant::now();

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use warden_core::plan::PlanOptions;
+use warden_core::plan::{PlanOptions, TeardownOptions};
 use warden_core::{Layout, Plan};
 use warden_host::{Backend, HostError, Runner};
 
@@ -85,6 +85,15 @@ impl<R: Runner> Backend for BastilleBackend<R> {
         let seen = self.observe(layout)?;
         let mut plan = warden_core::bastille_plan::plan_with(layout, &seen.host, &self.options);
         // Observation caveats first: they explain why the plan looks like a fresh host's.
+        let mut notes = seen.notes;
+        notes.append(&mut plan.notes);
+        plan.notes = notes;
+        Ok(plan)
+    }
+
+    fn teardown_plan(&self, layout: &Layout, options: &TeardownOptions) -> Result<Plan, HostError> {
+        let seen = self.observe(layout)?;
+        let mut plan = warden_core::bastille_teardown::plan(layout, &seen.host, options);
         let mut notes = seen.notes;
         notes.append(&mut plan.notes);
         plan.notes = notes;

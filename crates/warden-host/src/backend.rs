@@ -1,5 +1,6 @@
 //! The backend trait: one per host OS, chosen at start-up. Nothing outside a backend knows the OS.
 
+use warden_core::plan::TeardownOptions;
 use warden_core::{Layout, Plan};
 
 use crate::runner::{RunError, Runner};
@@ -33,4 +34,6 @@ pub trait Backend {
     fn runner(&self) -> &dyn Runner;
     /// Observes the host and plans every step for `layout`.
     fn plan(&self, layout: &Layout) -> Result<Plan, HostError>;
+    /// Observes the host and plans the reverse of every step (`warden teardown`); empty once nothing is left.
+    fn teardown_plan(&self, layout: &Layout, options: &TeardownOptions) -> Result<Plan, HostError>;
 }

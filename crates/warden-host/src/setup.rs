@@ -6,6 +6,7 @@
 use crate::apply::{apply, ApplyError, Progress};
 use crate::backend::{Backend, HostError};
 use crate::journal::{Journal, JournalError};
+use warden_core::plan::TeardownOptions;
 use warden_core::{Layout, Plan, Step};
 
 /// What a setup run did.
@@ -25,7 +26,7 @@ pub struct SetupReport {
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
     /// Observing or planning failed.
-    #[error("failed to plan setup: {0}")]
+    #[error("failed to plan: {0}")]
     Plan(#[source] HostError),
     /// An action failed; the journal holds where.
     #[error("{0}")]
@@ -34,11 +35,13 @@ pub enum SetupError {
     #[error(transparent)]
     Journal(#[from] JournalError),
     /// A chosen step needs something setup does not do (nothing was changed).
-    #[error("setup cannot run: the host lacks what these steps need (nothing was changed):\n{0}")]
+    #[error("cannot run: the host lacks what these steps need (nothing was changed):\n{0}")]
     Blocked(String),
     /// Every action ran, yet the host still differs (a tool reported success falsely).
-    #[error("setup ran every action but the host still differs in {count} place(s):\n{remaining}\n  fix: the tools above reported success without doing it; check their logs and run `warden setup` again")]
+    #[error("{verb} ran every action but the host still differs in {count} place(s):\n{remaining}\n  fix: the tools above reported success without doing it; check their logs and run `warden {verb}` again")]
     NotConverged {
+        /// `setup` or `teardown`.
+        verb: String,
         /// How many actions a fresh plan still has.
         count: usize,
         /// Those actions, one per line.
@@ -83,16 +86,44 @@ pub fn setup(
     journal: &Journal,
     progress: &mut dyn Progress,
 ) -> Result<SetupReport, SetupError> {
+    converge(backend, journal, progress, "setup", &|| {
+        Ok(filter_steps(backend.plan(layout)?, steps))
+    })
+}
+
+/// Plans the reverse of every step on `backend` (`warden teardown`), applies it through the same journal, and
+/// confirms a second teardown plan is empty. A crashed teardown is finished by the next one, which observes
+/// what is left.
+pub fn teardown(
+    backend: &dyn Backend,
+    layout: &Layout,
+    options: &TeardownOptions,
+    journal: &Journal,
+    progress: &mut dyn Progress,
+) -> Result<SetupReport, SetupError> {
+    converge(backend, journal, progress, "teardown", &|| {
+        backend.teardown_plan(layout, options)
+    })
+}
+
+/// Plans with `make_plan`, applies the plan, and plans again: anything left is [`SetupError::NotConverged`].
+fn converge(
+    backend: &dyn Backend,
+    journal: &Journal,
+    progress: &mut dyn Progress,
+    verb: &str,
+    make_plan: &dyn Fn() -> Result<Plan, HostError>,
+) -> Result<SetupReport, SetupError> {
     let resumed = interrupted_runs(journal)?;
     for line in &resumed {
         tracing::warn!("{line}");
     }
-    let plan = filter_steps(backend.plan(layout).map_err(SetupError::Plan)?, steps);
+    let plan = make_plan().map_err(SetupError::Plan)?;
     if !plan.blocked.is_empty() {
         return Err(SetupError::Blocked(plan.blocked_text()));
     }
     let report = apply(&plan, backend.runner(), journal, backend.name(), progress)?;
-    let again = filter_steps(backend.plan(layout).map_err(SetupError::Plan)?, steps);
+    let again = make_plan().map_err(SetupError::Plan)?;
     if !again.is_empty() {
         let remaining = again
             .actions
@@ -101,6 +132,7 @@ pub fn setup(
             .collect::<Vec<_>>()
             .join("\n");
         return Err(SetupError::NotConverged {
+            verb: verb.to_string(),
             count: again.actions.len(),
             remaining,
         });

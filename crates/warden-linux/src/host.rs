@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use warden_core::linux_plan::{self, LinuxPaths};
 use warden_core::observed::{LinuxHost, LinuxJail};
-use warden_core::plan::PlanOptions;
+use warden_core::plan::{PlanOptions, TeardownOptions};
 use warden_core::{account, pi, Layout, Plan};
 use warden_host::{Backend, HostError, RunError, Runner};
 
@@ -73,6 +73,9 @@ impl LinuxBackend {
                 warden_core::render::nftables::TABLE,
             ]))?;
             loaded &= nft.ok();
+            if nft.ok() {
+                host.nft_families.insert(family.to_string());
+            }
         }
         host.nft_table = loaded;
         for path in [self.paths.nftables(), self.paths.dnsmasq_conf()] {
@@ -81,6 +84,13 @@ impl LinuxBackend {
             }
         }
         host.dnsmasq_running = self.dnsmasq_pid().is_some();
+        host.state_entries = std::fs::read_dir(&self.paths.state_dir)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
         let state_dir = std::path::Path::new(&self.paths.state_dir);
         let jails = crate::jail::list(state_dir).map_err(|e| HostError::Parse {
             command: format!("read {}", crate::jail::jails_dir(state_dir).display()),
@@ -415,6 +425,31 @@ impl Backend for LinuxBackend {
             &self.paths,
             &self.options,
         ))
+    }
+
+    fn teardown_plan(&self, layout: &Layout, options: &TeardownOptions) -> Result<Plan, HostError> {
+        let host = self.observe(layout)?;
+        let mut plan = warden_core::linux_teardown::plan(layout, &host, &self.paths, options);
+        // Workers other than the jails belong to a running `warden serve` or `warden run` of this state
+        // directory (dead owners' workers were reaped before planning): tearing the bridge down under them
+        // would strand their turns.
+        let state_dir = std::path::Path::new(&self.paths.state_dir);
+        let live: Vec<String> = crate::record::list(state_dir)
+            .into_iter()
+            .filter(|w| !host.jails.contains_key(w))
+            .collect();
+        if !live.is_empty() {
+            plan.blocked.push(warden_core::Blocker {
+                step: warden_core::Step::Jails,
+                problem: format!(
+                    "workers {} are running (a `warden serve` or `warden run` of {})",
+                    live.join(", "),
+                    self.paths.state_dir
+                ),
+                fix: "stop `warden serve` (SIGTERM drains it) and wait for running `warden run`s, then run `warden teardown` again".into(),
+            });
+        }
+        Ok(plan)
     }
 }
 

@@ -43,6 +43,18 @@ impl Backend for FreshBastille {
             &Default::default(),
         ))
     }
+    fn teardown_plan(
+        &self,
+        layout: &Layout,
+        options: &warden_core::plan::TeardownOptions,
+    ) -> Result<Plan, HostError> {
+        // A fresh host holds nothing of Warden's.
+        Ok(warden_core::bastille_teardown::plan(
+            layout,
+            &Default::default(),
+            options,
+        ))
+    }
 }
 
 /// The root under which host file paths live: `/`, or a simulated host's root (`WARDEN_HOST_ROOT`, e.g.
@@ -181,6 +193,16 @@ pub mod linux {
         ))
     }
 
+    /// Cleans the workers and leases whose owners died (one line per thing cleaned), as `warden run` does.
+    pub fn reap_orphans(state_dir: &Path) -> Result<Vec<String>, Exit> {
+        warden_linux::reap_orphans(state_dir).map_err(|e| {
+            Exit::failure(format!(
+                "failed to reap dead workers: {}",
+                warden_linux::error_chain(&e)
+            ))
+        })
+    }
+
     /// Linux workers.
     pub fn workers(
         layout: &Layout,
@@ -240,6 +262,11 @@ pub mod linux {
 
     /// Not on this OS.
     pub fn host_backend(_: &Path, _: PlanOptions) -> Result<Box<dyn Backend>, Exit> {
+        Err(unsupported())
+    }
+
+    /// Not on this OS.
+    pub fn reap_orphans(_: &Path) -> Result<Vec<String>, Exit> {
         Err(unsupported())
     }
 

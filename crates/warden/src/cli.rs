@@ -93,6 +93,8 @@ pub enum Command {
     Plan(PlanArgs),
     /// Plan, then apply with progress; journaled, resumable after a crash.
     Setup(SetupArgs),
+    /// Remove the layout (the journaled reverse of setup); keeps the db jail's data unless --force.
+    Teardown(TeardownArgs),
     /// Run one command in an ephemeral worker (Linux namespaces, or a FreeBSD jail with --backend bastille); exits with its status.
     Run(RunArgs),
     /// Persistent jails (Linux): create, start, stop, destroy, list, exec.
@@ -289,6 +291,25 @@ pub struct SetupArgs {
     /// Show the plan and change nothing (same as `warden plan`).
     #[arg(long)]
     pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TeardownArgs {
+    /// The host backend (default: bastille on FreeBSD, linux elsewhere).
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendName>,
+    /// Keep the thick db jail (stopped) and the database passwords: the default, said explicitly.
+    #[arg(long, conflicts_with = "force")]
+    pub keep_data: bool,
+    /// Destroy the db jail and the database passwords as well: the data is lost.
+    #[arg(long)]
+    pub force: bool,
+    /// Show the teardown plan and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// With --dry-run: print the plan as JSON.
+    #[arg(long, requires = "dry_run")]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -68,6 +68,7 @@ fn dispatch(cli: &Cli) -> Result<(), Exit> {
         Command::Render { name, jail } => commands::render::run(g, name, jail.as_deref()),
         Command::Plan(args) => commands::plan::plan(g, args),
         Command::Setup(args) => commands::plan::setup(g, args),
+        Command::Teardown(args) => commands::plan::teardown(g, args),
         Command::Doctor(args) => commands::doctor::run(g, args),
         Command::PiConfig { json } => commands::pi_config::run(g, *json),
         Command::Serve(args) => commands::serve::run(g, args),

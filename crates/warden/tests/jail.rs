@@ -384,6 +384,46 @@ fn kill_9_of_jail_start_midway_is_recovered_by_list_and_destroy() {
     h.assert_no_residue(&[name]);
 }
 
+/// SIGTERM to a running jail's supervisor (what a service manager or `kill` sends) stops the jail as `warden
+/// jail stop` does: the init and the supervisor exit, the cgroups, veth and record go, the jail stays created.
+#[test]
+fn sigterm_to_the_supervisor_stops_its_jail_cleanly() {
+    let _s = serial();
+    let h = Host::new();
+    let name = format!("s{}", suffix());
+    h.track(&name);
+    h.ok(&["jail", "create", &name, "--addr", "10.0.1.41"]);
+    h.ok(&["jail", "start", &name]);
+    let v: serde_json::Value = serde_json::from_str(&h.ok(&["jail", "list", "--json"])).unwrap();
+    let init = v[0]["pid"].as_i64().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{init}/status")).unwrap();
+    let supervisor: i32 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("PPid:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    kill(Pid::from_raw(supervisor), Signal::SIGTERM).expect("SIGTERM the supervisor");
+    let t = Instant::now();
+    while h.state_of(&name) != "stopped" || Path::new(&format!("/proc/{supervisor}")).exists() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "SIGTERM to the supervisor {supervisor} did not stop jail {name}: {}",
+            h.state_of(&name)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        !Path::new(&format!("/proc/{init}")).exists(),
+        "the init {init} outlived the stop"
+    );
+    // It starts again, and destroy leaves nothing.
+    h.ok(&["jail", "start", &name]);
+    h.ok(&["jail", "destroy", "--force", &name]);
+    h.assert_no_residue(&[name]);
+}
+
 #[test]
 fn service_jails_from_setup_resolve_names_are_isolated_and_converge() {
     let _s = serial();
@@ -580,5 +620,130 @@ fn service_jails_from_setup_resolve_names_are_isolated_and_converge() {
     let plan = h.ok(&["plan", "--backend", "linux", "--step", "jails"]);
     assert!(plan.contains("jail create"), "{plan}");
     h.kill_dnsmasq();
+    h.assert_no_residue(&names);
+}
+
+/// Every process whose command line names `needle` (a state directory: supervisors, dnsmasq, inits).
+fn processes_naming(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().filter_map(|e| e.ok()) {
+        let Ok(raw) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let cmd = String::from_utf8_lossy(&raw).replace('\0', " ");
+        if cmd.contains(needle) {
+            found.push(format!("{}: {cmd}", e.file_name().to_string_lossy()));
+        }
+    }
+    found
+}
+
+/// `warden teardown` on Linux: the plan shows it, applying it leaves no link, rule, process, mount or cgroup of
+/// the layout, keeps the thick db jail's data, makes the doctor say "not set up"; setup then works again, and
+/// `--force` removes the db jail too.
+#[test]
+fn teardown_leaves_nothing_but_the_db_data_and_setup_restores_the_layout() {
+    let _s = serial();
+    let h = Host::new();
+    let id = h.identity.clone();
+    let names: Vec<String> = ["git", "cms", "ai", "db"]
+        .iter()
+        .map(|r| format!("{id}{r}"))
+        .collect();
+    for n in &names {
+        h.track(n);
+    }
+    let db = names[3].clone();
+    for step in ["jails", "dns"] {
+        let o = h.warden(&["setup", "--backend", "linux", "--step", step]);
+        assert!(o.status.success(), "setup {step}: {}", err(&o));
+    }
+    let o = h.sh(
+        &db,
+        true,
+        "echo kept > /root/teardown-data && cat /root/teardown-data",
+    );
+    assert_eq!(out(&o), "kept\n", "{}", err(&o));
+    let dnsmasq: i32 = std::fs::read_to_string(h.state().join("dnsmasq.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+
+    let plan = h.ok(&["teardown", "--backend", "linux", "--dry-run"]);
+    for want in [
+        "stop Warden's dnsmasq",
+        &format!("stop and destroy the git jail {id}git"),
+        &format!("stop the db jail {db} (thick: its data is kept)"),
+        "delete the nftables table inet warden",
+        "delete the bridge warden0",
+    ] {
+        assert!(plan.contains(want), "{want:?} missing from:\n{plan}");
+    }
+    assert!(
+        !plan.contains(&format!("destroy the db jail {db}")),
+        "{plan}"
+    );
+    let o = h.warden(&["teardown", "--backend", "linux", "--keep-data"]);
+    assert!(o.status.success(), "teardown: {}", err(&o));
+
+    // No residue: links, nftables rules, processes, mounts, cgroups of the thin jails.
+    let links = h.ns.exec_ok(&["ip", "-o", "link"]);
+    assert!(
+        !links.contains("warden0") && !links.contains("e0a_"),
+        "{links}"
+    );
+    let rules = h.ns.exec_ok(&["nft", "list", "ruleset"]);
+    assert!(!rules.contains("warden"), "{rules}");
+    assert!(
+        !Path::new(&format!("/proc/{dnsmasq}")).exists(),
+        "dnsmasq {dnsmasq} still runs"
+    );
+    let state = h.state().display().to_string();
+    let procs = processes_naming(&state);
+    assert!(procs.is_empty(), "processes left: {procs:?}");
+    for mi in ["/proc/self/mountinfo", "/proc/1/mountinfo"] {
+        let text = std::fs::read_to_string(mi).unwrap();
+        assert!(
+            !text.lines().any(|l| l.contains(&state)),
+            "mounts left in {mi}"
+        );
+    }
+    for name in &names[..3] {
+        for ctl in ["memory", "pids", "cpu"] {
+            let d = Path::new("/sys/fs/cgroup")
+                .join(ctl)
+                .join("warden")
+                .join(name);
+            assert!(!d.exists(), "cgroup left: {}", d.display());
+        }
+    }
+    for gone in ["dnsmasq.conf", "nftables.conf"] {
+        assert!(!h.state().join(gone).exists(), "{gone} left");
+    }
+    assert_eq!(h.state_of(&db), "stopped");
+    for n in &names[..3] {
+        assert_eq!(h.state_of(n), "absent");
+    }
+    let o = h.warden(&["doctor", "--backend", "linux"]);
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert!(out(&o).contains("not set up"), "{}", out(&o));
+    let again = h.ok(&["teardown", "--backend", "linux", "--dry-run"]);
+    assert!(again.contains("nothing to do"), "{again}");
+
+    // Setup again gives a working layout, with the db data as it was.
+    for step in ["host", "jails", "dns"] {
+        let o = h.warden(&["setup", "--backend", "linux", "--step", step]);
+        assert!(o.status.success(), "setup {step} again: {}", err(&o));
+    }
+    let o = h.sh(&db, true, "cat /root/teardown-data");
+    assert_eq!(out(&o), "kept\n", "{}", err(&o));
+    let o = h.sh(&names[0], false, "getent hosts db.home.arpa");
+    assert!(out(&o).contains("10.0.1.5"), "{} {}", out(&o), err(&o));
+
+    // --force: the db jail goes too, and nothing of any jail is left.
+    let o = h.warden(&["teardown", "--backend", "linux", "--force"]);
+    assert!(o.status.success(), "teardown --force: {}", err(&o));
+    assert_eq!(h.state_of(&db), "absent");
     h.assert_no_residue(&names);
 }

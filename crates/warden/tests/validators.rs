@@ -93,6 +93,7 @@ fn real_dnsmasq_answers_every_registered_name_on_both_listeners() {
 /// A public `AGENT_DOMAIN`: Warden's dnsmasq answers its registered names under it, forwards every other name
 /// under it to the upstream (a stand-in dnsmasq in a second namespace, the "internet"), and keeps the internal
 /// base (`clawdie.home.arpa`) to itself even though the upstream would answer there too.
+#[cfg(target_os = "linux")]
 #[test]
 fn public_domain_names_are_forwarded_and_registered_names_answered_locally() {
     let _lock = warden_testkit::root_test("public_domain_names_are_forwarded");
@@ -202,6 +203,7 @@ fn public_domain_names_are_forwarded_and_registered_names_answered_locally() {
 }
 
 /// Starts `dnsmasq --keep-in-foreground` with `args` in `ns` (killed by the caller).
+#[cfg(target_os = "linux")]
 fn spawn_dnsmasq(
     ns: &Netns,
     dir: &std::path::Path,

@@ -18,6 +18,7 @@ mod wait;
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::cgroup::{self, Cgroup};
 use crate::error::{error_chain, Error};
@@ -105,9 +106,22 @@ pub(crate) fn run_helper(args: &[String]) -> i32 {
     }
 }
 
+/// Set by SIGTERM in a jail's supervisor: stop the jail (its wait forwards SIGTERM to the init).
+static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn request_stop(_: libc::c_int) {
+    STOP_REQUESTED.store(true, Ordering::SeqCst);
+}
+
+/// Whether this jail supervisor was asked to stop its jail (SIGTERM).
+pub(super) fn stop_requested() -> bool {
+    STOP_REQUESTED.load(Ordering::SeqCst)
+}
+
 /// A jail's helper outlives the command that started it, as the jail's supervisor: fork so the
 /// caller reaps its child at once and the supervisor is adopted by init, in a session of its own
-/// (no terminal signals). The report pipe goes with the supervisor.
+/// (no terminal signals). The report pipe goes with the supervisor. SIGTERM (a service manager,
+/// `warden teardown`, `kill`) stops the jail as `warden jail stop` does, instead of being ignored.
 fn detach() {
     // SAFETY: the helper is single-threaded; the parent leaves with _exit at once.
     match unsafe { libc::fork() } {
@@ -124,6 +138,11 @@ fn detach() {
                         libc::close(null);
                     }
                 }
+                // No SA_RESTART: the wait's poll returns EINTR and acts on the flag at once.
+                let mut action: libc::sigaction = std::mem::zeroed();
+                action.sa_sigaction = request_stop as extern "C" fn(libc::c_int) as usize;
+                libc::sigemptyset(&mut action.sa_mask);
+                libc::sigaction(libc::SIGTERM, &action, std::ptr::null_mut());
             }
         }
         pid if pid > 0 => {

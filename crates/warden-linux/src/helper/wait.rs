@@ -337,9 +337,13 @@ impl Helper {
     }
 
     /// A jail whose directory was removed under it (its state directory deleted) could no
-    /// longer be started, stopped or destroyed, so it stops itself.
+    /// longer be started, stopped or destroyed, so it stops itself; so does a jail whose
+    /// supervisor got SIGTERM (SIGTERM to its init: the jail's processes get their grace).
     fn check_jail_dir(&self, w: &mut Watch) {
-        if w.jail && !w.jail_dir_gone && self.spec.persistent.as_ref().is_some_and(|d| !d.exists())
+        if w.jail
+            && !w.jail_dir_gone
+            && (super::stop_requested()
+                || self.spec.persistent.as_ref().is_some_and(|d| !d.exists()))
         {
             w.jail_dir_gone = true;
             w.kill(libc::SIGTERM);

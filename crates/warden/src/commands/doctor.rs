@@ -70,6 +70,25 @@ pub fn run(global: &Global, args: &DoctorArgs) -> Result<(), Exit> {
     opts.timeout = Duration::from_millis(args.timeout_ms);
     opts.warden = warden_prefix(global);
     opts.telegram = crate::commands::telegram::config(&loaded)?;
+    if warden_doctor::set_up_traces(&opts).is_empty() {
+        let what = format!(
+            "not set up: no bridge {}, no dnsmasq.conf, no firewall ruleset of Warden's on this host",
+            opts.layout.bridge
+        );
+        if args.json {
+            println!(
+                "{}",
+                serde_json::json!({"set_up": false, "backend": backend.name(), "message": what})
+            );
+        } else {
+            println!("{what}");
+        }
+        return Err(Exit::failure(format!(
+            "this host is not set up\n  fix: `{} setup --backend {}`",
+            opts.warden,
+            backend.name()
+        )));
+    }
     let report = warden_doctor::run(opts);
     if args.json {
         println!("{}", report.to_json());

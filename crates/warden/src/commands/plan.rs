@@ -6,7 +6,7 @@ use warden_core::{Action, Plan, Step};
 use warden_host::{Journal, Progress};
 
 use crate::backends;
-use crate::cli::{Global, PlanArgs, SetupArgs};
+use crate::cli::{BackendName, Global, PlanArgs, SetupArgs, TeardownArgs};
 use crate::context;
 use crate::exit::Exit;
 
@@ -132,6 +132,72 @@ pub fn setup(global: &Global, args: &SetupArgs) -> Result<(), Exit> {
     }
     if step.is_none() {
         return verify(global, args);
+    }
+    Ok(())
+}
+
+/// `warden teardown`: plan the reverse of setup, print it (`--dry-run`) or apply it through the journal.
+pub fn teardown(global: &Global, args: &TeardownArgs) -> Result<(), Exit> {
+    let (_, layout) = context::layout(global)?;
+    let options = warden_core::plan::TeardownOptions { force: args.force };
+    let chosen = backends::choose_with(args.backend, &layout, Default::default())?;
+    for note in &chosen.notes {
+        eprintln!("warden: {note}");
+    }
+    if args.dry_run {
+        let plan = chosen
+            .backend
+            .teardown_plan(&layout, &options)
+            .map_err(|e| Exit::failure(format!("failed to observe the host: {e}")))?;
+        print_plan(&plan, args.json);
+        return if plan.blocked.is_empty() {
+            Ok(())
+        } else {
+            Err(Exit::failure(format!(
+                "teardown cannot apply yet:\n{}",
+                plan.blocked_text()
+            )))
+        };
+    }
+    if !chosen.can_apply {
+        return Err(Exit::failure(format!(
+            "cannot apply: {}\n  fix: run on the target host with its tools installed, or use `warden teardown --dry-run` to read the plan",
+            chosen.notes.join("; ")
+        )));
+    }
+    if args.backend.unwrap_or_else(context::default_backend) == BackendName::Linux {
+        // Workers whose owner died hold bridge ports and cgroups: release them first, as `warden run` does.
+        for line in backends::linux::reap_orphans(&chosen.state_dir)? {
+            eprintln!("warden: reaped: {line}");
+        }
+    }
+    context::ensure_state_dir(&chosen.state_dir)?;
+    let journal = Journal::open(&chosen.state_dir.join("journal.db"))
+        .map_err(|e| Exit::failure(e.to_string()))?;
+    for line in
+        warden_host::setup::interrupted_runs(&journal).map_err(|e| Exit::failure(e.to_string()))?
+    {
+        eprintln!("warden: {line}");
+    }
+    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let report = warden_host::setup::teardown(
+        chosen.backend.as_ref(),
+        &layout,
+        &options,
+        &journal,
+        &mut TermProgress { color },
+    )
+    .map_err(|e| Exit::failure(e.to_string()))?;
+    for note in &report.plan.notes {
+        eprintln!("warden: note: {note}");
+    }
+    if report.applied == 0 {
+        eprintln!("warden: nothing to tear down: no part of the layout is on this host");
+    } else {
+        eprintln!(
+            "warden: applied {} actions (journal run {}); the layout is gone from this host",
+            report.applied, report.run
+        );
     }
     Ok(())
 }
