@@ -105,6 +105,22 @@ impl Host {
             .unwrap_or_else(|| "absent".into())
     }
 
+    /// The first listed jail's init pid and its parent, the jail's supervisor.
+    fn init_and_supervisor(&self) -> (i64, i32) {
+        let v: serde_json::Value =
+            serde_json::from_str(&self.ok(&["jail", "list", "--json"])).unwrap();
+        let init = v[0]["pid"].as_i64().unwrap();
+        let status = std::fs::read_to_string(format!("/proc/{init}/status")).unwrap();
+        let ppid = status
+            .lines()
+            .find_map(|l| l.strip_prefix("PPid:"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        (init, ppid)
+    }
+
     fn kill_dnsmasq(&self) {
         if let Ok(pid) = std::fs::read_to_string(self.state().join("dnsmasq.pid")) {
             let _ = Command::new("kill").arg(pid.trim()).status();
@@ -364,16 +380,7 @@ fn kill_9_of_jail_start_midway_is_recovered_by_list_and_destroy() {
     }
     // kill -9 of the supervisor of a running jail: the jail dies with it; destroy cleans the rest.
     h.ok(&["jail", "start", &name]);
-    let v: serde_json::Value = serde_json::from_str(&h.ok(&["jail", "list", "--json"])).unwrap();
-    let init = v[0]["pid"].as_i64().unwrap();
-    let status = std::fs::read_to_string(format!("/proc/{init}/status")).unwrap();
-    let ppid: i32 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("PPid:"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let (_, ppid) = h.init_and_supervisor();
     kill(Pid::from_raw(ppid), Signal::SIGKILL).expect("kill the supervisor");
     let t = Instant::now();
     while h.state_of(&name) == "running" {
@@ -394,16 +401,7 @@ fn sigterm_to_the_supervisor_stops_its_jail_cleanly() {
     h.track(&name);
     h.ok(&["jail", "create", &name, "--addr", "10.0.1.41"]);
     h.ok(&["jail", "start", &name]);
-    let v: serde_json::Value = serde_json::from_str(&h.ok(&["jail", "list", "--json"])).unwrap();
-    let init = v[0]["pid"].as_i64().unwrap();
-    let status = std::fs::read_to_string(format!("/proc/{init}/status")).unwrap();
-    let supervisor: i32 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("PPid:"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let (init, supervisor) = h.init_and_supervisor();
     kill(Pid::from_raw(supervisor), Signal::SIGTERM).expect("SIGTERM the supervisor");
     let t = Instant::now();
     while h.state_of(&name) != "stopped" || Path::new(&format!("/proc/{supervisor}")).exists() {
