@@ -25,6 +25,7 @@ use warden_agent::mock::{MockProvider, Reply, Script};
 use warden_agent::{rpc, AgentConfig, EventParser, PiLauncher, RpcLine};
 use warden_host::worker::{self, Cancel, Events, Mount, Stream, Workers};
 
+use super::series::{ms, percentile, round};
 use crate::cli::{BenchArgs, Global};
 use crate::context;
 use crate::exit::Exit;
@@ -46,7 +47,7 @@ const GOAL_WARM_P50_MS: f64 = 50.0;
 
 /// Overheads (and what they came from) of one series, ms.
 #[derive(Default)]
-struct Series {
+struct Overheads {
     overhead: Vec<f64>,
     wall: Vec<f64>,
     provider: Vec<f64>,
@@ -55,8 +56,8 @@ struct Series {
     failures: Vec<String>,
 }
 
-impl Series {
-    fn merge(&mut self, other: Series) {
+impl Overheads {
+    fn merge(&mut self, other: Overheads) {
         self.overhead.extend(other.overhead);
         self.wall.extend(other.wall);
         self.provider.extend(other.provider);
@@ -67,14 +68,14 @@ impl Series {
     fn json(&self) -> Value {
         let mut v = json!({
             "turns": self.overhead.len(),
-            "overhead_p50_ms": pct(&self.overhead, 50.0),
-            "overhead_p95_ms": pct(&self.overhead, 95.0),
-            "wall_p50_ms": pct(&self.wall, 50.0),
-            "provider_p50_ms": pct(&self.provider, 50.0),
+            "overhead_p50_ms": pct(&self.overhead, 0.50),
+            "overhead_p95_ms": pct(&self.overhead, 0.95),
+            "wall_p50_ms": pct(&self.wall, 0.50),
+            "provider_p50_ms": pct(&self.provider, 0.50),
             "failures": self.failures.len(),
         });
         if !self.start.is_empty() {
-            v["pi_start_p50_ms"] = json!(pct(&self.start, 50.0));
+            v["pi_start_p50_ms"] = json!(pct(&self.start, 0.50));
         }
         if let Some(first) = self.failures.first() {
             v["first_failure"] = json!(first);
@@ -83,20 +84,9 @@ impl Series {
     }
 }
 
-/// The `p`th percentile (nearest rank) rounded to 0.01 ms; 0 for no samples.
+/// The `p`th quantile (0–1) of `samples` as the report shows it (ms to two decimals).
 fn pct(samples: &[f64], p: f64) -> f64 {
-    if samples.is_empty() {
-        return 0.0;
-    }
-    let mut v = samples.to_vec();
-    v.sort_by(f64::total_cmp);
-    let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
-    let x = v[rank.clamp(1, v.len()) - 1];
-    (x * 100.0).round() / 100.0
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
+    round(percentile(samples, p))
 }
 
 /// What every turn of the bench shares.
@@ -189,9 +179,9 @@ impl Bench {
     }
 
     /// `total` turns spread over `tenants` tenants running at once, each its turns one after another.
-    fn series(&self, kind: &str, tenants: usize, total: usize) -> Series {
+    fn series(&self, kind: &str, tenants: usize, total: usize) -> Overheads {
         let per = total.div_ceil(tenants);
-        let mut all = Series::default();
+        let mut all = Overheads::default();
         std::thread::scope(|scope| {
             let handles: Vec<_> = (0..tenants)
                 .map(|k| {
@@ -287,8 +277,8 @@ impl Bench {
     }
 
     /// `turns` cold turns of one tenant: a fresh worker with node + pi (json mode) each.
-    fn cold_tenant(&self, tenant: &str, turns: usize) -> Series {
-        let mut s = Series::default();
+    fn cold_tenant(&self, tenant: &str, turns: usize) -> Overheads {
+        let mut s = Overheads::default();
         let (base, mock, cfg) = match self.tenant(tenant, "none") {
             Ok(t) => t,
             Err(e) => {
@@ -329,8 +319,8 @@ impl Bench {
     /// `turns` prompts, each timed from the line written to its `agent_end`. With `per_turn_token`, each turn's
     /// key is written at turn time and pi reads it per request (the gateway's guarantee kept); without, the
     /// key is fixed at start (what a token minted at park time and activated by the gateway would cost).
-    fn warm_tenant(&self, tenant: &str, turns: usize, per_turn_token: bool) -> Series {
-        let mut s = Series::default();
+    fn warm_tenant(&self, tenant: &str, turns: usize, per_turn_token: bool) -> Overheads {
+        let mut s = Overheads::default();
         if let Err(e) = self.warm_turns(tenant, turns, per_turn_token, &mut s) {
             s.failures.push(e);
         }
@@ -342,7 +332,7 @@ impl Bench {
         tenant: &str,
         turns: usize,
         per_turn_token: bool,
-        s: &mut Series,
+        s: &mut Overheads,
     ) -> Result<(), String> {
         // A per-turn gateway token as a warm agent in `warden serve` would get it: written at turn time, read by
         // pi on every request (pi resolves a `!command` key uncached), removed at the turn's end.
@@ -444,7 +434,7 @@ impl Bench {
     }
 }
 
-impl Series {
+impl Overheads {
     fn record(&mut self, verdict: Result<(), String>, wall: Duration, provider: Duration) {
         match verdict {
             Ok(()) => {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::series::{busy_between, cpu_ticks, Series};
+use super::series::{busy_between, cpu_ticks, ms, Series};
 use super::Env;
 
 /// The API path: cold turns, pooled turns, and throughput per client count.
@@ -128,7 +128,7 @@ async fn clients_series(
         // One tenant per client: a tenant's turns run one at a time.
         let tenant = format!("bench{k}");
         tasks.push(tokio::spawn(async move {
-            let (mut ms, mut failed, mut pooled) = (Vec::new(), 0, 0);
+            let (mut times, mut failed, mut pooled) = (Vec::new(), 0, 0);
             while next.fetch_add(1, Ordering::Relaxed) < total {
                 if let Some(pool) = wait_for {
                     // The server's own count (records also list workers being torn down).
@@ -140,7 +140,7 @@ async fn clients_series(
                 let t = Instant::now();
                 match client.run_remote(&tenant, &["true".to_string()]).await {
                     Ok(v) if v.status.as_str() == "succeeded" => {
-                        ms.push(t.elapsed().as_secs_f64() * 1e3);
+                        times.push(ms(t.elapsed()));
                         // Pooled workers are named `p…`, the server's cold ones `t…`.
                         if v.worker.as_deref().is_some_and(|w| w.starts_with('p')) {
                             pooled += 1;
@@ -149,7 +149,7 @@ async fn clients_series(
                     _ => failed += 1,
                 }
             }
-            (ms, failed, pooled)
+            (times, failed, pooled)
         }));
     }
     let mut s = Series {

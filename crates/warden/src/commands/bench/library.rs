@@ -11,7 +11,7 @@ use warden_linux::pool::{Pool, PoolKey, SlotConfig};
 use warden_linux::{ExitKind, NetworkMode, Outcome, ReleaseRef, Timings, Turn, WorkerSpec};
 
 use super::memory::parked_memory;
-use super::series::{concurrent, phases, Series};
+use super::series::{concurrent, ms, phases, Series};
 use super::Env;
 
 /// The library path; `only_throughput` leaves out the latency series (for profiling).
@@ -79,7 +79,7 @@ fn cold_series(env: &Env, network: &NetworkMode, n: usize) -> (Series, Vec<Timin
         let t = Instant::now();
         match cold_turn(env, network, i) {
             Ok(o) if ok(&o) => {
-                s.ms.push(t.elapsed().as_secs_f64() * 1e3);
+                s.ms.push(ms(t.elapsed()));
                 ts.push(o.timings);
             }
             _ => s.failures += 1,
@@ -125,7 +125,7 @@ fn pooled_series(
         let t = Instant::now();
         match pooled_turn(env, pool, network, i) {
             Ok((o, _)) if ok(&o) => {
-                s.ms.push(t.elapsed().as_secs_f64() * 1e3);
+                s.ms.push(ms(t.elapsed()));
                 ts.push(o.timings);
             }
             _ => s.failures += 1,
@@ -146,7 +146,7 @@ fn throughput(env: &Env, pool: &Arc<Pool>, turns: usize, clients: &[usize]) -> (
             pooled_turn(env, pool, &NetworkMode::None, n)
                 .ok()
                 .filter(|(o, _)| ok(o))
-                .map(|(_, pooled)| (t.elapsed().as_secs_f64() * 1e3, pooled))
+                .map(|(_, pooled)| (ms(t.elapsed()), pooled))
         });
         failures += s.failures;
         let mut j = s.json();
@@ -171,7 +171,7 @@ fn cli_series(env: &Env, network: &str, n: usize) -> Series {
             .status()
             .is_ok_and(|st| st.success());
         if ok {
-            s.ms.push(t.elapsed().as_secs_f64() * 1e3);
+            s.ms.push(ms(t.elapsed()));
         } else {
             s.failures += 1;
         }

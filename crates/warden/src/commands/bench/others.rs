@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
-use super::series::{round, Series};
+use super::series::{ms, round, Series};
 
 /// bwrap and runc on the same work (`true`), when installed; ratios against warden's numbers.
 pub(super) fn compare(report: &mut Value, n: usize, state: &Path) {
@@ -18,7 +18,7 @@ pub(super) fn compare(report: &mut Value, n: usize, state: &Path) {
             .stderr(Stdio::null())
             .status()
             .ok()?;
-        st.success().then(|| t.elapsed().as_secs_f64() * 1e3)
+        st.success().then(|| ms(t.elapsed()))
     };
     let mut others = json!({});
     if which("bwrap") {

@@ -41,14 +41,24 @@ pub(super) fn busy_between(a: (u64, u64), b: (u64, u64)) -> Option<f64> {
     (total > 0).then(|| b.0.saturating_sub(a.0) as f64 / total as f64)
 }
 
+/// The `p`th quantile (0–1) of `samples`: the sample at rank round((n − 1) · p) in sorted order; 0 for none.
+pub(super) fn percentile(samples: &[f64], p: f64) -> f64 {
+    if samples.is_empty() {
+        return 0.0;
+    }
+    let mut v = samples.to_vec();
+    v.sort_by(f64::total_cmp);
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// A duration in milliseconds.
+pub(super) fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
 impl Series {
     fn pct(&self, p: f64) -> f64 {
-        if self.ms.is_empty() {
-            return 0.0;
-        }
-        let mut v = self.ms.clone();
-        v.sort_by(|a, b| a.total_cmp(b));
-        v[((v.len() as f64 - 1.0) * p).round() as usize]
+        percentile(&self.ms, p)
     }
 
     /// The series as the report shows it.
@@ -147,4 +157,20 @@ pub(super) fn phases(ts: &[Timings]) -> Value {
         "report": med(&|t| t.report_us),
         "total": med(&|t| t.total_us),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentile_picks_the_rounded_rank_of_the_sorted_samples() {
+        let v: Vec<f64> = (1..=101).rev().map(f64::from).collect();
+        assert_eq!(percentile(&v, 0.50), 51.0);
+        assert_eq!(percentile(&v, 0.95), 96.0);
+        assert_eq!(percentile(&v, 0.0), 1.0);
+        assert_eq!(percentile(&v, 1.0), 101.0);
+        assert_eq!(percentile(&[], 0.5), 0.0);
+        assert_eq!(percentile(&[2.0, 1.0], 0.5), 2.0);
+    }
 }
