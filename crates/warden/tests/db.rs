@@ -4,94 +4,25 @@
 //! db:5432; the passwords are mode 0600 and appear in no output and no journal; data survives a restart of
 //! the db jail; a second plan is empty. Needs root and the host's PostgreSQL server (`scripts/test`
 //! installs it).
+#![cfg(target_os = "linux")]
 
 mod common;
 
-use std::fs::File;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Output};
 use std::time::Instant;
 
-use common::{text, warden_bin, Netns};
+use common::linux_host::LinuxHost;
+use common::text;
 
-extern "C" {
-    fn flock(fd: i32, operation: i32) -> i32;
-}
-const LOCK_EX: i32 = 2;
-
-/// Every child runs under timeout(1): killed after this many seconds, the test then fails saying so.
-const LIMIT_S: &str = "300";
-
-struct Host {
-    ns: Netns,
-    dir: tempfile::TempDir,
-    identity: String,
-}
-
-impl Host {
-    fn jail(&self, role: &str) -> String {
-        format!("{}{role}", self.identity)
-    }
-
-    fn state(&self) -> String {
-        self.dir.path().display().to_string()
-    }
-
-    /// `warden ARGS` in the namespace (or, with `host_ns`, in this machine's own).
-    fn warden_in(&self, host_ns: bool, args: &[&str]) -> Output {
-        let mut argv: Vec<String> = vec!["timeout".into(), "-k".into(), "5".into(), LIMIT_S.into()];
-        if !host_ns {
-            argv.extend(self.ns.prefix());
-        }
-        argv.push(warden_bin().display().to_string());
-        argv.extend([
-            "--state-dir".to_string(),
-            self.state(),
-            "--identity".to_string(),
-            self.identity.clone(),
-        ]);
-        argv.extend(args.iter().map(|s| s.to_string()));
-        let o = Command::new(&argv[0])
-            .args(&argv[1..])
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .output()
-            .expect("run warden");
-        assert_ne!(o.status.code(), Some(124), "timed out: {argv:?}");
-        o
-    }
-
-    fn warden(&self, args: &[&str]) -> Output {
-        self.warden_in(false, args)
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.warden(args);
-        assert!(o.status.success(), "warden {args:?}: {}", text(&o));
-        text(&o)
-    }
-
-    /// psql in the namespace (the host side of the bridge) against `url`.
-    fn psql_host(&self, url: &str, sql: &str) -> Output {
-        let mut argv: Vec<String> = vec!["timeout".into(), "-k".into(), "5".into(), "60".into()];
-        argv.extend(self.ns.prefix());
-        argv.extend([psql(), url.into(), "-XAtc".into(), sql.into()]);
-        let o = Command::new(&argv[0]).args(&argv[1..]).output().unwrap();
-        assert_ne!(o.status.code(), Some(124), "timed out: psql {sql}");
-        o
-    }
-}
-
-impl Drop for Host {
-    fn drop(&mut self) {
-        for role in ["git", "cms", "ai", "db"] {
-            let _ = self.warden(&["jail", "destroy", "--force", &self.jail(role)]);
-        }
-        if let Ok(pid) = std::fs::read_to_string(self.dir.path().join("dnsmasq.pid")) {
-            let _ = Command::new("kill").arg(pid.trim()).status();
-        }
-    }
+/// psql in the namespace (the host side of the bridge) against `url`, killed after a minute.
+fn psql_host(h: &LinuxHost, url: &str, sql: &str) -> Output {
+    let mut argv: Vec<String> = vec!["timeout".into(), "-k".into(), "5".into(), "60".into()];
+    argv.extend(h.ns.prefix());
+    argv.extend([psql(), url.into(), "-XAtc".into(), sql.into()]);
+    let o = Command::new(&argv[0]).args(&argv[1..]).output().unwrap();
+    assert_ne!(o.status.code(), Some(124), "timed out: psql {sql}");
+    o
 }
 
 /// The host's psql (bound into the jails with the host's /usr).
@@ -116,26 +47,10 @@ const ROLES: [&str; 6] = [
 
 #[test]
 fn postgres_serves_each_role_its_database_and_keeps_its_data() {
-    common::require_root();
     common::ensure_worker_account();
-    // Root networking tests of every worktree take turns.
-    let lock = File::create("/tmp/warden-linux-tests.lock").unwrap();
-    // SAFETY: flock on a descriptor this function owns; no memory is involved.
-    assert_eq!(unsafe { flock(lock.as_raw_fd(), LOCK_EX) }, 0);
-    let n = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let h = Host {
-        ns: Netns::new(),
-        dir: tempfile::Builder::new().prefix("wdb").tempdir().unwrap(),
-        identity: format!("d{:05x}", (n ^ std::process::id()) % 0xfffff),
-    };
+    let h = LinuxHost::new("db", "wdb", 'd');
     let t0 = Instant::now();
-    let mut said = String::new();
-    for step in ["host", "jails", "db"] {
-        said.push_str(&h.ok(&["setup", "--backend", "linux", "--step", step]));
-    }
+    let said = h.setup_steps(&["host", "jails", "db"]);
     let setup_s = t0.elapsed().as_secs_f64();
     let plan = h.ok(&["plan", "--backend", "linux", "--step", "db"]);
     assert!(plan.contains("nothing to do"), "{plan}");
@@ -222,7 +137,8 @@ fn postgres_serves_each_role_its_database_and_keeps_its_data() {
             passwords[0]
         )
     );
-    let o = h.psql_host(
+    let o = psql_host(
+        &h,
         &url,
         "create table kept (x int); insert into kept values (42)",
     );
@@ -231,7 +147,7 @@ fn postgres_serves_each_role_its_database_and_keeps_its_data() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
 
     // The doctor: SELECT 1 in each database as its role passes; a stopped server fails with the fix.
-    let checks = |h: &Host| -> Vec<serde_json::Value> {
+    let checks = |h: &LinuxHost| -> Vec<serde_json::Value> {
         let o = h.warden(&["doctor", "--json"]);
         let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
         v["checks"]
@@ -290,7 +206,7 @@ fn postgres_serves_each_role_its_database_and_keeps_its_data() {
         "{down:#?}"
     );
     h.ok(&["setup", "--backend", "linux", "--step", "db"]);
-    let o = h.psql_host(&url, "select x from kept");
+    let o = psql_host(&h, &url, "select x from kept");
     assert_eq!(
         String::from_utf8_lossy(&o.stdout).trim(),
         "42",

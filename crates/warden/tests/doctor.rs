@@ -7,10 +7,10 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Output;
+use std::time::Duration;
 
-use common::{bin_dir, text, warden_bin, BsdHost, Netns};
+use common::{text, BsdHost};
 use serde_json::Value;
 
 fn names_with(report: &Value, status: &str) -> BTreeSet<String> {
@@ -108,327 +108,284 @@ trait Host {
 // ---------------------------------------------------------------------------------------------------------------
 // Linux
 
-/// A namespace with `warden setup --backend linux` applied, an "outside" namespace behind a veth pair with a TCP
-/// listener (the outbound probe target), and a state directory.
-struct LinuxHost {
-    ns: Netns,
-    _outside: Netns,
-    dir: tempfile::TempDir,
-    listener: Child,
-    probe: String,
-    /// A unique identity: jail names derive from it, and jail cgroups are machine-global by name.
-    identity: String,
-}
+#[cfg(target_os = "linux")]
+mod linux {
+    use super::*;
+    use common::bin_dir;
+    use common::Netns;
+    use std::process::{Child, Command, Stdio};
+    use std::time::Instant;
 
-/// `t` and six hex digits: a valid identity (at most 7 characters) unique to this test run.
-fn unique_identity() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!(
-        "t{:06x}",
-        (nanos ^ std::process::id().rotate_left(12)) & 0xff_ffff
-    )
-}
-
-impl LinuxHost {
-    fn new() -> LinuxHost {
-        let ns = Netns::new();
-        let outside = Netns::new();
-        let dir = tempfile::tempdir().unwrap();
-        // The state directory as Warden wants it (doctor's state_dir.perms).
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
-        ns.exec_ok(&[
-            "ip",
-            "link",
-            "add",
-            "wup0",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "wdn0",
-            "netns",
-            &outside.name,
-        ]);
-        ns.exec_ok(&["ip", "addr", "add", "192.168.250.1/24", "dev", "wup0"]);
-        ns.exec_ok(&["ip", "link", "set", "wup0", "up"]);
-        outside.exec_ok(&["ip", "addr", "add", "192.168.250.2/24", "dev", "wdn0"]);
-        outside.exec_ok(&["ip", "link", "set", "wdn0", "up"]);
-        let server = "import socket\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n\
-                      s.bind(('0.0.0.0',8099))\ns.listen(64)\nwhile True:\n    c,_=s.accept()\n    c.close()\n";
-        let mut argv = outside.prefix();
-        argv.extend(["python3".to_string(), "-c".to_string(), server.to_string()]);
-        let listener = Command::new(&argv[0])
-            .args(&argv[1..])
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("python3");
-        let host = LinuxHost {
-            ns,
-            _outside: outside,
-            dir,
-            listener,
-            probe: "192.168.250.2:8099".into(),
-            identity: unique_identity(),
-        };
-        // Wait for the listener (it is in the other namespace; poll from there).
-        let t0 = Instant::now();
-        while !host
-            ._outside
-            .exec(&["sh", "-c", "grep -q ':1FA3 00000000:0000 0A' /proc/net/tcp"])
-            .status
-            .success()
-        {
-            assert!(
-                t0.elapsed() < Duration::from_secs(5),
-                "probe listener did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        // The service jails' cgroups are named by jail name machine-wide; the unique identity keeps them apart
-        // from other tests' jails. Drop destroys them.
-        for step in ["host", "jails", "db", "dns"] {
-            let out = host.warden(&["setup", "--backend", "linux", "--step", step]);
-            assert!(out.status.success(), "setup --step {step}: {}", text(&out));
-        }
-        host
+    /// A namespace with `warden setup --backend linux` applied, an "outside" namespace behind a veth pair with a TCP
+    /// listener (the outbound probe target), and a state directory.
+    struct LinuxHost {
+        /// Dropped first: destroys the jails while the namespace exists.
+        host: common::linux_host::LinuxHost,
+        _outside: Netns,
+        listener: Child,
+        probe: String,
     }
 
-    fn state(&self) -> String {
-        self.dir.path().display().to_string()
+    impl std::ops::Deref for LinuxHost {
+        type Target = common::linux_host::LinuxHost;
+        fn deref(&self) -> &common::linux_host::LinuxHost {
+            &self.host
+        }
     }
 
-    fn warden(&self, args: &[&str]) -> Output {
-        let mut argv = self.ns.prefix();
-        argv.push(warden_bin().display().to_string());
-        argv.extend([
-            "--state-dir".to_string(),
-            self.state(),
-            "--identity".to_string(),
-            self.identity.clone(),
-        ]);
-        argv.extend(args.iter().map(|s| s.to_string()));
-        Command::new(&argv[0])
-            .args(&argv[1..])
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
+    impl LinuxHost {
+        fn new() -> LinuxHost {
             // No ai jail: its `ai` step (a model server and its model) is not part of this test, and `ai.models`
             // would rightly fail on an ai jail with no server (crates/warden/tests/offline_turn.rs covers it).
-            .env("WARDEN_JAILS_AI", "false")
-            .output()
-            .expect("warden")
+            let host = common::linux_host::LinuxHost::new("linux doctor", "wdoctor", 't')
+                .with_env("WARDEN_JAILS_AI", "false");
+            let outside = Netns::new();
+            let ns = &host.ns;
+            ns.exec_ok(&[
+                "ip",
+                "link",
+                "add",
+                "wup0",
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "wdn0",
+                "netns",
+                &outside.name,
+            ]);
+            ns.exec_ok(&["ip", "addr", "add", "192.168.250.1/24", "dev", "wup0"]);
+            ns.exec_ok(&["ip", "link", "set", "wup0", "up"]);
+            outside.exec_ok(&["ip", "addr", "add", "192.168.250.2/24", "dev", "wdn0"]);
+            outside.exec_ok(&["ip", "link", "set", "wdn0", "up"]);
+            let server = "import socket\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n\
+                          s.bind(('0.0.0.0',8099))\ns.listen(64)\nwhile True:\n    c,_=s.accept()\n    c.close()\n";
+            let mut argv = outside.prefix();
+            argv.extend(["python3".to_string(), "-c".to_string(), server.to_string()]);
+            let listener = Command::new(&argv[0])
+                .args(&argv[1..])
+                .stdin(Stdio::null())
+                .spawn()
+                .expect("python3");
+            let host = LinuxHost {
+                host,
+                _outside: outside,
+                listener,
+                probe: "192.168.250.2:8099".into(),
+            };
+            // Wait for the listener (it is in the other namespace; poll from there).
+            let t0 = Instant::now();
+            while !host
+                ._outside
+                .exec(&["sh", "-c", "grep -q ':1FA3 00000000:0000 0A' /proc/net/tcp"])
+                .status
+                .success()
+            {
+                assert!(
+                    t0.elapsed() < Duration::from_secs(5),
+                    "probe listener did not start"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            // The service jails' cgroups are named by jail name machine-wide; the unique identity keeps them apart
+            // from other tests' jails. Drop destroys them.
+            host.setup_steps(&["host", "jails", "db", "dns"]);
+            host
+        }
+
+        fn dnsmasq_pid(&self) -> Option<String> {
+            std::fs::read_to_string(self.dir.path().join("dnsmasq.pid"))
+                .ok()
+                .map(|s| s.trim().to_string())
+        }
     }
 
-    /// The layout's service jail names under this identity.
-    fn jails(&self) -> Vec<String> {
-        ["git", "cms", "db"]
-            .iter()
-            .map(|r| format!("{}{r}", self.identity))
-            .collect()
+    impl Host for LinuxHost {
+        fn doctor_out(&self) -> Output {
+            self.warden(&[
+                "doctor",
+                "--backend",
+                "linux",
+                "--json",
+                "--probe",
+                &self.probe,
+            ])
+        }
+
+        fn sh(&self, cmd: &str) -> Output {
+            let mut argv = self.ns.prefix();
+            argv.extend(["sh".to_string(), "-c".to_string(), cmd.to_string()]);
+            let path = format!(
+                "{}:{}",
+                bin_dir().display(),
+                std::env::var("PATH").unwrap_or_default()
+            );
+            Command::new(&argv[0])
+                .args(&argv[1..])
+                .env("PATH", path)
+                // The same layout as `warden` above (no ai jail) for the remedies it runs.
+                .env("WARDEN_JAILS_AI", "false")
+                .output()
+                .expect("sh")
+        }
     }
 
-    fn dnsmasq_pid(&self) -> Option<String> {
-        std::fs::read_to_string(self.dir.path().join("dnsmasq.pid"))
-            .ok()
-            .map(|s| s.trim().to_string())
-    }
-}
-
-impl Host for LinuxHost {
-    fn doctor_out(&self) -> Output {
-        self.warden(&[
-            "doctor",
-            "--backend",
-            "linux",
-            "--json",
-            "--probe",
-            &self.probe,
-        ])
+    impl Drop for LinuxHost {
+        fn drop(&mut self) {
+            let _ = self.listener.kill();
+            let _ = self.listener.wait();
+        }
     }
 
-    fn sh(&self, cmd: &str) -> Output {
-        let mut argv = self.ns.prefix();
-        argv.extend(["sh".to_string(), "-c".to_string(), cmd.to_string()]);
-        let path = format!(
-            "{}:{}",
-            bin_dir().display(),
-            std::env::var("PATH").unwrap_or_default()
+    #[test]
+    fn linux_doctor_finds_each_break_and_its_remedy_fixes_it() {
+        let h = LinuxHost::new();
+        let (code, report) = h.doctor();
+        assert_eq!(code, 0, "{report:#}");
+        for name in [
+            "network.bridge",
+            "network.forwarding",
+            "network.nat",
+            "dns.service",
+            "dns.listen.loopback",
+            "dns.listen.gateway",
+            "dns.zone",
+            "dns.resolve.loopback",
+            "dns.resolve.gateway",
+            "outbound",
+            "state_dir.perms",
+        ] {
+            assert_eq!(check(&report, name)["status"], "ok", "{name}: {report:#}");
+        }
+        for jail in ["git", "cms", "db"].map(|r| h.jail(r)) {
+            for what in ["exists", "running", "addr", "hostname", "gateway", "dns"] {
+                let name = format!("jail.{jail}.{what}");
+                assert_eq!(check(&report, &name)["status"], "ok", "{name}: {report:#}");
+            }
+        }
+        assert_eq!(
+            check(&report, "hosts.block")["status"],
+            "skip",
+            "Linux does not manage /etc/hosts"
         );
-        Command::new(&argv[0])
-            .args(&argv[1..])
-            .env("PATH", path)
-            // The same layout as `warden` above (no ai jail) for the remedies it runs.
-            .env("WARDEN_JAILS_AI", "false")
-            .output()
-            .expect("sh")
-    }
-}
+        // How long a healthy run takes is measured, not asserted here (a test with a time limit
+        // fails on a busy machine; docs/PERFORMANCE.md has the numbers). It is printed for the log.
+        let ms = report["summary"]["duration_ms"].as_u64().unwrap();
+        eprintln!("healthy doctor run: {ms} ms");
 
-impl Drop for LinuxHost {
-    fn drop(&mut self) {
-        // Jails first, while their namespace still exists: destroy stops them and removes cgroups and veths.
-        for jail in self.jails() {
-            let _ = self.warden(&["jail", "destroy", "--force", &jail]);
+        // The table for people: no colour when stdout is not a terminal.
+        let table = h.warden(&["doctor", "--backend", "linux", "--probe", &h.probe]);
+        let t = String::from_utf8_lossy(&table.stdout);
+        assert!(
+            table.status.success()
+                && t.contains("network.bridge")
+                && t.contains("healthy")
+                && !t.contains('\x1b'),
+            "{t}"
+        );
+
+        let state = h.state();
+        let id = |s: &str| s.to_string();
+        // A stopped service jail: its remedy (`warden … jail start NAME`, with this run's flags) starts it again.
+        let git = format!("{}git", h.identity);
+        let running = format!("jail.{git}.running");
+        let start = format!("--identity {} jail start {git}", h.identity);
+        h.break_and_fix(
+            &format!(
+                "warden --state-dir {state} --identity {} jail stop {git}",
+                h.identity
+            ),
+            &[(running.as_str(), start.as_str())],
+            &id,
+        );
+        h.break_and_fix(
+            "ip addr del 10.0.1.1/24 dev warden0",
+            &[("network.bridge", "setup --backend linux --step host")],
+            &id,
+        );
+        let pid = h.dnsmasq_pid().expect("dnsmasq pid");
+        h.break_and_fix(
+            &format!("kill {pid}; while kill -0 {pid} 2>/dev/null; do sleep 0.01; done"),
+            &[("dns.service", "setup --backend linux --step dns")],
+            &id,
+        );
+        h.break_and_fix(
+            "nft delete table inet warden",
+            &[("network.nat", "setup --backend linux --step host")],
+            &id,
+        );
+        h.break_and_fix(
+            "nft delete table bridge warden",
+            &[("network.paths", "setup --backend linux --step host")],
+            &id,
+        );
+        h.break_and_fix(
+            "sysctl -q -w net.ipv4.ip_forward=0",
+            &[("network.forwarding", "setup --backend linux --step host")],
+            &id,
+        );
+        h.break_and_fix(
+            &format!("sed -i '/host-record=git/d' {state}/dnsmasq.conf"),
+            &[("dns.zone", "setup --backend linux --step dns")],
+            &id,
+        );
+
+        // The hosts block, in a file named with --hosts-file.
+        let hosts = h.dir.path().join("hosts");
+        let block = h.warden(&["render", "hosts"]);
+        assert!(block.status.success(), "{}", text(&block));
+        std::fs::write(
+            &hosts,
+            format!(
+                "127.0.0.1\tlocalhost\n{}",
+                String::from_utf8_lossy(&block.stdout)
+            ),
+        )
+        .unwrap();
+        let hosts_s = hosts.display().to_string();
+        let with_hosts = HostsFile {
+            h: &h,
+            path: &hosts_s,
+        };
+        let (code, report) = with_hosts.doctor();
+        assert_eq!(
+            (code, &check(&report, "hosts.block")["status"]),
+            (0, &Value::from("ok")),
+            "{report:#}"
+        );
+        with_hosts.break_and_fix(
+            &format!("sed -i '/git.home.arpa/d' {hosts_s}"),
+            &[("hosts.block", "render hosts >>")],
+            &id,
+        );
+        assert!(
+            std::fs::read_to_string(&hosts)
+                .unwrap()
+                .starts_with("127.0.0.1\tlocalhost\n"),
+            "other lines are kept"
+        );
+    }
+
+    /// The Linux host with `--hosts-file`.
+    struct HostsFile<'a> {
+        h: &'a LinuxHost,
+        path: &'a str,
+    }
+
+    impl Host for HostsFile<'_> {
+        fn doctor_out(&self) -> Output {
+            self.h.warden(&[
+                "doctor",
+                "--backend",
+                "linux",
+                "--json",
+                "--hosts-file",
+                self.path,
+            ])
         }
-        let _ = self.listener.kill();
-        let _ = self.listener.wait();
-        if let Some(pid) = self.dnsmasq_pid() {
-            let _ = Command::new("kill").arg(&pid).status();
+        fn sh(&self, cmd: &str) -> Output {
+            self.h.sh(cmd)
         }
-    }
-}
-
-#[test]
-fn linux_doctor_finds_each_break_and_its_remedy_fixes_it() {
-    let h = LinuxHost::new();
-    let (code, report) = h.doctor();
-    assert_eq!(code, 0, "{report:#}");
-    for name in [
-        "network.bridge",
-        "network.forwarding",
-        "network.nat",
-        "dns.service",
-        "dns.listen.loopback",
-        "dns.listen.gateway",
-        "dns.zone",
-        "dns.resolve.loopback",
-        "dns.resolve.gateway",
-        "outbound",
-        "state_dir.perms",
-    ] {
-        assert_eq!(check(&report, name)["status"], "ok", "{name}: {report:#}");
-    }
-    for jail in h.jails() {
-        for what in ["exists", "running", "addr", "hostname", "gateway", "dns"] {
-            let name = format!("jail.{jail}.{what}");
-            assert_eq!(check(&report, &name)["status"], "ok", "{name}: {report:#}");
-        }
-    }
-    assert_eq!(
-        check(&report, "hosts.block")["status"],
-        "skip",
-        "Linux does not manage /etc/hosts"
-    );
-    // How long a healthy run takes is measured, not asserted here (a test with a time limit
-    // fails on a busy machine; docs/PERFORMANCE.md has the numbers). It is printed for the log.
-    let ms = report["summary"]["duration_ms"].as_u64().unwrap();
-    eprintln!("healthy doctor run: {ms} ms");
-
-    // The table for people: no colour when stdout is not a terminal.
-    let table = h.warden(&["doctor", "--backend", "linux", "--probe", &h.probe]);
-    let t = String::from_utf8_lossy(&table.stdout);
-    assert!(
-        table.status.success()
-            && t.contains("network.bridge")
-            && t.contains("healthy")
-            && !t.contains('\x1b'),
-        "{t}"
-    );
-
-    let state = h.state();
-    let id = |s: &str| s.to_string();
-    // A stopped service jail: its remedy (`warden … jail start NAME`, with this run's flags) starts it again.
-    let git = format!("{}git", h.identity);
-    let running = format!("jail.{git}.running");
-    let start = format!("--identity {} jail start {git}", h.identity);
-    h.break_and_fix(
-        &format!(
-            "warden --state-dir {state} --identity {} jail stop {git}",
-            h.identity
-        ),
-        &[(running.as_str(), start.as_str())],
-        &id,
-    );
-    h.break_and_fix(
-        "ip addr del 10.0.1.1/24 dev warden0",
-        &[("network.bridge", "setup --backend linux --step host")],
-        &id,
-    );
-    let pid = h.dnsmasq_pid().expect("dnsmasq pid");
-    h.break_and_fix(
-        &format!("kill {pid}; while kill -0 {pid} 2>/dev/null; do sleep 0.01; done"),
-        &[("dns.service", "setup --backend linux --step dns")],
-        &id,
-    );
-    h.break_and_fix(
-        "nft delete table inet warden",
-        &[("network.nat", "setup --backend linux --step host")],
-        &id,
-    );
-    h.break_and_fix(
-        "nft delete table bridge warden",
-        &[("network.paths", "setup --backend linux --step host")],
-        &id,
-    );
-    h.break_and_fix(
-        "sysctl -q -w net.ipv4.ip_forward=0",
-        &[("network.forwarding", "setup --backend linux --step host")],
-        &id,
-    );
-    h.break_and_fix(
-        &format!("sed -i '/host-record=git/d' {state}/dnsmasq.conf"),
-        &[("dns.zone", "setup --backend linux --step dns")],
-        &id,
-    );
-
-    // The hosts block, in a file named with --hosts-file.
-    let hosts = h.dir.path().join("hosts");
-    let block = h.warden(&["render", "hosts"]);
-    assert!(block.status.success(), "{}", text(&block));
-    std::fs::write(
-        &hosts,
-        format!(
-            "127.0.0.1\tlocalhost\n{}",
-            String::from_utf8_lossy(&block.stdout)
-        ),
-    )
-    .unwrap();
-    let hosts_s = hosts.display().to_string();
-    let with_hosts = HostsFile {
-        h: &h,
-        path: &hosts_s,
-    };
-    let (code, report) = with_hosts.doctor();
-    assert_eq!(
-        (code, &check(&report, "hosts.block")["status"]),
-        (0, &Value::from("ok")),
-        "{report:#}"
-    );
-    with_hosts.break_and_fix(
-        &format!("sed -i '/git.home.arpa/d' {hosts_s}"),
-        &[("hosts.block", "render hosts >>")],
-        &id,
-    );
-    assert!(
-        std::fs::read_to_string(&hosts)
-            .unwrap()
-            .starts_with("127.0.0.1\tlocalhost\n"),
-        "other lines are kept"
-    );
-}
-
-/// The Linux host with `--hosts-file`.
-struct HostsFile<'a> {
-    h: &'a LinuxHost,
-    path: &'a str,
-}
-
-impl Host for HostsFile<'_> {
-    fn doctor_out(&self) -> Output {
-        self.h.warden(&[
-            "doctor",
-            "--backend",
-            "linux",
-            "--json",
-            "--hosts-file",
-            self.path,
-        ])
-    }
-    fn sh(&self, cmd: &str) -> Output {
-        self.h.sh(cmd)
     }
 }
 

@@ -5,101 +5,36 @@
 //!
 //! Needs root and the wheels `scripts/ai-wheels` caches (`scripts/test` builds them first); without
 //! the cache the `ai` step would build llama-cpp-python from source (~6 min or more).
+#![cfg(target_os = "linux")]
 
 mod common;
 
-use std::fs::File;
-use std::os::fd::AsRawFd;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{text, Netns, Serve};
+use common::linux_host::LinuxHost;
+use common::{text, Serve};
 
-extern "C" {
-    fn flock(fd: i32, operation: i32) -> i32;
-}
-const LOCK_EX: i32 = 2;
-
+/// The test's host and its server; fields drop in order, so the server stops before its jails go.
 struct Host {
-    ns: Netns,
-    dir: tempfile::TempDir,
-    identity: String,
     serve: Option<Serve>,
+    host: LinuxHost,
 }
 
-impl Host {
-    /// `warden ARGS` in the namespace, killed after `limit` when one is given (a hang then fails
-    /// the test with exit 124 instead of stalling the suite).
-    fn command_within(&self, limit: Option<Duration>, args: &[&str]) -> Command {
-        let mut full = vec!["--identity", self.identity.as_str()];
-        full.extend(args);
-        let inner = self.ns.warden(self.dir.path(), &full);
-        let mut cmd = match limit {
-            Some(l) => {
-                let mut c = Command::new("timeout");
-                c.arg("--kill-after=10")
-                    .arg(l.as_secs().to_string())
-                    .arg(inner.get_program())
-                    .args(inner.get_args());
-                c
-            }
-            None => inner,
-        };
-        cmd.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default());
-        if let Ok(cache) = std::env::var("WARDEN_WHEEL_CACHE") {
-            cmd.env("WARDEN_WHEEL_CACHE", cache);
-        }
-        cmd
-    }
-
-    /// Runs `warden ARGS` for at most two minutes.
-    fn warden(&self, args: &[&str]) -> Output {
-        self.warden_within(Duration::from_secs(120), args)
-    }
-
-    /// Runs `warden ARGS` for at most `limit`.
-    fn warden_within(&self, limit: Duration, args: &[&str]) -> Output {
-        self.command_within(Some(limit), args)
-            .output()
-            .expect("run warden")
-    }
-}
-
-impl Drop for Host {
-    fn drop(&mut self) {
-        // Stopped before the jails it uses go.
-        drop(self.serve.take());
-        for role in ["git", "cms", "ai", "db"] {
-            let name = format!("{}{role}", self.identity);
-            let _ = self.warden(&["jail", "destroy", "--force", &name]);
-        }
-        if let Ok(pid) = std::fs::read_to_string(self.dir.path().join("dnsmasq.pid")) {
-            let _ = Command::new("kill").arg(pid.trim()).status();
-        }
+impl std::ops::Deref for Host {
+    type Target = LinuxHost;
+    fn deref(&self) -> &LinuxHost {
+        &self.host
     }
 }
 
 #[test]
 fn say_hello_offline_through_the_gateway_to_the_local_model() {
-    common::require_root();
-    // Root networking tests of every worktree take turns.
-    let lock = File::create("/tmp/warden-linux-tests.lock").unwrap();
-    // SAFETY: flock on a descriptor this function owns; no memory is involved.
-    assert_eq!(unsafe { flock(lock.as_raw_fd(), LOCK_EX) }, 0);
-    let n = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let mut h = Host {
-        ns: Netns::new(),
-        dir: tempfile::Builder::new()
-            .prefix("woffline")
-            .tempdir()
-            .unwrap(),
-        identity: format!("o{:05x}", (n ^ std::process::id()) % 0xfffff),
-        serve: None,
-    };
+    let mut host = LinuxHost::new("offline_turn", "woffline", 'o');
+    if let Ok(cache) = std::env::var("WARDEN_WHEEL_CACHE") {
+        host = host.with_env("WARDEN_WHEEL_CACHE", &cache);
+    }
+    let mut h = Host { serve: None, host };
     // pi comes from npm, which the test namespace cannot reach (setup there would wait on the
     // registry package by package): install it once on the host side into the workspace's shared
     // cache (locked and idempotent), then give the state directory a copy, as `warden setup` leaves it.
@@ -137,10 +72,7 @@ fn say_hello_offline_through_the_gateway_to_the_local_model() {
         .unwrap_or_default();
     assert_eq!(models["status"], "ok", "ai.models: {models:#}\n{doctor}");
 
-    h.serve = Some(Serve::spawn(
-        h.command_within(None, &["serve"]),
-        h.dir.path(),
-    ));
+    h.serve = Some(Serve::spawn(h.command(&["serve"]), h.dir.path()));
 
     let t1 = Instant::now();
     let o = h.warden_within(Duration::from_secs(400), &["turn", "--json", "Say hello"]);

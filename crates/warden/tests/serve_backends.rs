@@ -4,13 +4,15 @@
 //! serve followed by a restart that reaps the orphaned worker and settles its turn as `interrupted`, with nothing
 //! of any worker left (Linux: records; FreeBSD: jails, clones, epairs, records).
 
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::{BsdHost, Serve};
-use warden_server::{Client, TurnRequest, TurnView};
+use warden_server::{TurnRequest, TurnView};
 
 /// Where a case runs `warden serve`.
 enum Backend {
@@ -102,23 +104,18 @@ fn argv(tenant: &str, argv: &[&str]) -> TurnRequest {
     }
 }
 
-/// Polls the turn until `pred` holds (or fails after `within`).
+/// The turn as the client types it, once `pred` holds (common's `Serve::wait_turn` polls, failing after 20 s).
 fn wait_turn(
     rt: &tokio::runtime::Runtime,
-    c: &Client,
+    srv: &Serve,
     id: &str,
-    within: Duration,
     pred: impl Fn(&TurnView) -> bool,
 ) -> TurnView {
-    let start = Instant::now();
-    loop {
-        let v = rt.block_on(c.turns_show(id)).unwrap();
-        if pred(&v) {
-            return v;
-        }
-        assert!(start.elapsed() < within, "turn {id} never matched: {v:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let as_view = |v: &serde_json::Value| serde_json::from_value::<TurnView>(v.clone());
+    let v = rt.block_on(srv.wait_turn(id, Duration::from_secs(20), |v| {
+        as_view(v).is_ok_and(|t| pred(&t))
+    }));
+    as_view(&v).expect("a turn view")
 }
 
 /// Waits until nothing of any worker is left (once serve stopped: a running one keeps parked workers).
@@ -181,14 +178,10 @@ fn cancel_a_running_turn(b: &Backend) {
     let (id, _) = rt
         .block_on(srv.client().submit(&argv("a", &["sh", "-c", "sleep 60"])))
         .unwrap();
-    let running = wait_turn(&rt, &srv.client(), &id, Duration::from_secs(20), |v| {
-        v.status.as_str() == "running"
-    });
+    let running = wait_turn(&rt, &srv, &id, |v| v.status.as_str() == "running");
     let t = Instant::now();
     rt.block_on(srv.client().cancel(&id)).unwrap();
-    let v = wait_turn(&rt, &srv.client(), &id, Duration::from_secs(20), |v| {
-        v.status.is_terminal()
-    });
+    let v = wait_turn(&rt, &srv, &id, |v| v.status.is_terminal());
     assert_eq!(v.status.as_str(), "cancelled", "{v:?}");
     assert!(
         t.elapsed() < Duration::from_secs(15),
@@ -207,15 +200,11 @@ fn kill_9_then_restart_reaps_and_interrupts(b: &Backend) {
     let (id, _) = rt
         .block_on(srv.client().submit(&argv("a", &["sh", "-c", "sleep 60"])))
         .unwrap();
-    let running = wait_turn(&rt, &srv.client(), &id, Duration::from_secs(20), |v| {
-        v.status.as_str() == "running"
-    });
+    let running = wait_turn(&rt, &srv, &id, |v| v.status.as_str() == "running");
     let worker = running.worker.clone().unwrap();
     srv.kill9();
     let srv = b.serve();
-    let v = wait_turn(&rt, &srv.client(), &id, Duration::from_secs(20), |v| {
-        v.status.is_terminal()
-    });
+    let v = wait_turn(&rt, &srv, &id, |v| v.status.is_terminal());
     assert_eq!(
         (v.status.as_str(), v.failure.as_deref()),
         ("failed", Some("interrupted")),

@@ -5,6 +5,7 @@
 //! The CA is added to the host's store only inside a private mount namespace of this test (a bind over
 //! `ca-certificates.crt`), never to the machine's real store. Only the `host` release runs here: the
 //! `debian` release (debootstrap minbase) has none of these tools unless a user installs them.
+#![cfg(target_os = "linux")]
 
 mod common;
 
@@ -71,14 +72,8 @@ t certs-read-only sh -c '! touch /etc/ssl/certs/x 2>/dev/null'
 
 #[test]
 fn a_host_release_worker_has_a_usable_userland_and_no_host_secrets() {
-    common::require_root();
-    let lock = std::fs::File::create("/tmp/warden-linux-tests.lock").unwrap();
-    extern "C" {
-        fn flock(fd: i32, operation: i32) -> i32;
-    }
-    use std::os::fd::AsRawFd;
-    // SAFETY: flock on a descriptor this function owns; no memory is involved.
-    assert_eq!(unsafe { flock(lock.as_raw_fd(), 2) }, 0);
+    // Root tests of every worktree take turns.
+    let _serial = warden_testkit::root_test("userland").expect("root_test never skips");
     let work = tempfile::tempdir().unwrap();
     let state = tempfile::tempdir().unwrap();
     let o = Command::new("unshare")

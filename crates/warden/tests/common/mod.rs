@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 #[cfg(target_os = "linux")]
 pub mod server;
 
+#[cfg(target_os = "linux")]
+pub mod linux_host;
+
 /// The built binary.
 pub fn warden_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_warden"))

@@ -1,0 +1,148 @@
+//! A Linux host that a CLI test sets up for real with `warden setup`: a network namespace of its own, a state
+//! directory, a unique identity and the root-test lock. `warden` runs in the namespace under a deadline; drop
+//! destroys the service jails and stops dnsmasq (the namespace goes after them).
+
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use warden_testkit::{root_test, Serial};
+
+use super::{text, Netns};
+
+/// How long one `warden` call may take unless the test says otherwise.
+const DEFAULT_LIMIT: Duration = Duration::from_secs(300);
+
+/// A test's Linux host; fields drop in order, so the lock is released last.
+pub struct LinuxHost {
+    pub ns: Netns,
+    pub dir: tempfile::TempDir,
+    /// `letter` and six hex digits: jail names derive from it, and jail cgroups are named machine-wide.
+    pub identity: String,
+    env: Vec<(String, String)>,
+    _serial: Serial,
+}
+
+/// `letter` and six hex digits unique to this process and moment (an identity is at most 7 characters).
+pub fn unique_identity(letter: char) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{letter}{:06x}",
+        (nanos ^ std::process::id().rotate_left(12)) & 0xff_ffff
+    )
+}
+
+impl LinuxHost {
+    /// Takes the root-test lock (root networking tests of every worktree take turns), then makes the namespace,
+    /// a state directory named `prefix…` (mode 0700, as Warden wants it) and an identity starting with `letter`.
+    pub fn new(test: &str, prefix: &str, letter: char) -> LinuxHost {
+        let serial = root_test(test).expect("root_test never skips");
+        let dir = tempfile::Builder::new().prefix(prefix).tempdir().unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        LinuxHost {
+            ns: Netns::new(),
+            dir,
+            identity: unique_identity(letter),
+            env: Vec::new(),
+            _serial: serial,
+        }
+    }
+
+    /// Sets `key=value` in the environment of every `warden` this host runs (teardown's too).
+    pub fn with_env(mut self, key: &str, value: &str) -> LinuxHost {
+        self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// The state directory as a string.
+    pub fn state(&self) -> String {
+        self.dir.path().display().to_string()
+    }
+
+    /// The service jail of `role` under this identity.
+    pub fn jail(&self, role: &str) -> String {
+        format!("{}{role}", self.identity)
+    }
+
+    /// `warden --state-dir STATE --identity ID ARGS` in the namespace, PATH and this host's env only, no
+    /// deadline (for a server the test stops itself).
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut full = vec!["--identity", self.identity.as_str()];
+        full.extend(args);
+        let mut cmd = self.ns.warden(self.dir.path(), &full);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    /// Runs `warden ARGS` for at most `limit` (timeout(1) kills it then, and the test fails saying so).
+    pub fn warden_within(&self, limit: Duration, args: &[&str]) -> Output {
+        let o = self.run_within(limit, args);
+        assert_ne!(
+            o.status.code(),
+            Some(124),
+            "warden {args:?} did not finish within {limit:?}: {}",
+            text(&o)
+        );
+        o
+    }
+
+    /// `warden ARGS` under timeout(1), which exits 124 when it had to kill it.
+    fn run_within(&self, limit: Duration, args: &[&str]) -> Output {
+        let inner = self.command(args);
+        let mut cmd = Command::new("timeout");
+        cmd.arg("--kill-after=10")
+            .arg(limit.as_secs().to_string())
+            .arg(inner.get_program())
+            .args(inner.get_args())
+            .env_clear();
+        for (k, v) in inner.get_envs() {
+            if let Some(v) = v {
+                cmd.env(k, v);
+            }
+        }
+        cmd.output().expect("run warden")
+    }
+
+    /// Runs `warden ARGS` for at most five minutes.
+    pub fn warden(&self, args: &[&str]) -> Output {
+        self.warden_within(DEFAULT_LIMIT, args)
+    }
+
+    /// Runs `warden ARGS`, which must succeed; its output.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let o = self.warden(args);
+        assert!(o.status.success(), "warden {args:?}: {}", text(&o));
+        text(&o)
+    }
+
+    /// Applies `warden setup --backend linux --step S` for each of `steps` in order; what they printed.
+    pub fn setup_steps(&self, steps: &[&str]) -> String {
+        let mut said = String::new();
+        for step in steps {
+            let o = self.warden(&["setup", "--backend", "linux", "--step", step]);
+            assert!(o.status.success(), "setup --step {step}: {}", text(&o));
+            said.push_str(&text(&o));
+        }
+        said
+    }
+}
+
+impl Drop for LinuxHost {
+    fn drop(&mut self) {
+        // Jails first, while their namespace still exists: destroy stops them and removes cgroups and veths.
+        for role in ["git", "cms", "ai", "db"] {
+            let _ = self.run_within(
+                DEFAULT_LIMIT,
+                &["jail", "destroy", "--force", &self.jail(role)],
+            );
+        }
+        if let Ok(pid) = std::fs::read_to_string(self.dir.path().join("dnsmasq.pid")) {
+            let _ = Command::new("kill").arg(pid.trim()).status();
+        }
+    }
+}
