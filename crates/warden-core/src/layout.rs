@@ -279,6 +279,10 @@ pub struct Layout {
     pub gateway_flatten_content: bool,
     /// `ai.wheel_cache`.
     pub ai_wheel_cache: String,
+    /// `setup.command_timeout`: a host command's deadline.
+    pub command_timeout: Duration,
+    /// `setup.install_timeout`: the deadline of an install, download, bootstrap or creation.
+    pub install_timeout: Duration,
 }
 
 impl Layout {
@@ -341,6 +345,7 @@ impl Layout {
         let tenants = tenants_of(c, p);
         let listen = listen_of(c, network, p);
         let limits = worker_limits(c, p);
+        let (command_timeout, install_timeout) = setup_timeouts(c, p);
         if !problems.list.is_empty() {
             return Err(ConfigError::Invalid(problems.list));
         }
@@ -382,6 +387,8 @@ impl Layout {
             gateway_tenant_token_budget: u64::from(c.gateway_tenant_token_budget),
             gateway_flatten_content: c.gateway_flatten_content,
             ai_wheel_cache: c.ai_wheel_cache.clone(),
+            command_timeout,
+            install_timeout,
         };
         layout.records = records(&layout);
         // The agent's provider is the ai jail when agent.base_url names it: the workers' path follows its port.
@@ -703,6 +710,28 @@ fn listen_of(c: &Config, network: Ipv4Addr, p: &mut Problems) -> Vec<Ipv4Addr> {
     listen
 }
 
+/// `setup.command_timeout` and `setup.install_timeout` (durations above zero).
+fn setup_timeouts(c: &Config, p: &mut Problems) -> (Duration, Duration) {
+    let mut one = |key: &str, text: &str, fix: &str| {
+        parse_duration(text).unwrap_or_else(|rule| {
+            p.bad(key, text, rule, fix);
+            Duration::ZERO
+        })
+    };
+    (
+        one(
+            "setup.command_timeout",
+            &c.setup_command_timeout,
+            "e.g. 300s or 5m",
+        ),
+        one(
+            "setup.install_timeout",
+            &c.setup_install_timeout,
+            "e.g. 60m or 2h",
+        ),
+    )
+}
+
 /// The workers' limits, and their user's name.
 fn worker_limits(c: &Config, p: &mut Problems) -> Limits {
     let memory_bytes = parse_size(&c.worker_memory).unwrap_or_else(|rule| {
@@ -927,6 +956,31 @@ mod tests {
                 && names.contains(&"git.home.arpa")
                 && names.contains(&"models.home.arpa")
         );
+    }
+
+    #[test]
+    fn setup_timeouts_default_parse_and_refuse_zero_or_nonsense() {
+        let l = layout_with(&[]).unwrap();
+        assert_eq!(
+            (l.command_timeout, l.install_timeout),
+            (Duration::from_secs(300), Duration::from_secs(3600))
+        );
+        let l = layout_with(&[("WARDEN_SETUP_COMMAND_TIMEOUT", "90s")]).unwrap();
+        assert_eq!(l.command_timeout, Duration::from_secs(90));
+        let err = layout_with(&[
+            ("WARDEN_SETUP_COMMAND_TIMEOUT", "0s"),
+            ("WARDEN_SETUP_INSTALL_TIMEOUT", "soon"),
+        ])
+        .unwrap_err()
+        .to_string();
+        for want in [
+            "WARDEN_SETUP_COMMAND_TIMEOUT",
+            "must be above 0",
+            "WARDEN_SETUP_INSTALL_TIMEOUT",
+            "e.g. 60m",
+        ] {
+            assert!(err.contains(want), "{want}: {err}");
+        }
     }
 
     #[test]

@@ -105,6 +105,15 @@ impl<R: Runner> Runner for BastilleLock<R> {
         self.serialised(argv, || self.inner.run_capped(argv, cap))
     }
 
+    fn run_until(
+        &self,
+        argv: &[String],
+        cap: u64,
+        deadline: Option<std::time::Duration>,
+    ) -> Result<(Output, bool), RunError> {
+        self.serialised(argv, || self.inner.run_until(argv, cap, deadline))
+    }
+
     fn read_file(&self, path: &str) -> Result<Option<String>, RunError> {
         self.inner.read_file(path)
     }

@@ -712,10 +712,8 @@ fn exec_with_timeout(
     cap: Option<u64>,
     cancel: &Cancel,
 ) -> Result<(Output, Option<WorkerEnd>, bool), RunError> {
-    let exec = move || match cap {
-        Some(cap) => runner.run_capped(argv, cap),
-        None => runner.run(argv).map(|o| (o, false)),
-    };
+    // No deadline of the runner's own: this function ends the command at the turn's timeout or cancel.
+    let exec = move || runner.run_until(argv, cap.unwrap_or(u64::MAX), None);
     let deadline = timeout.map(|t| Instant::now() + t);
     std::thread::scope(|s| {
         let (tx, rx) = mpsc::channel();
@@ -741,9 +739,18 @@ fn exec_with_timeout(
                 }
             }
         };
-        let _ = runner.run(&strings(&["jail", "-r", name]));
-        // The scope joins the thread; jail -r has killed the command, so it returns promptly.
-        let (out, _) = rx.recv().unwrap_or_else(|_| {
+        // jail -r kills what runs in the jail; a command caught between its start and entering the jail (a cancel
+        // as the turn starts; fakebsd records a jexec's process group only once it has spawned) survives one, so
+        // it is repeated until the command returns. The scope then joins the thread.
+        let result = loop {
+            let _ = runner.run(&strings(&["jail", "-r", name]));
+            match rx.recv_timeout(Duration::from_secs(1)) {
+                Ok(r) => break Ok(r),
+                Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                Err(mpsc::RecvTimeoutError::Disconnected) => break Err(()),
+            }
+        };
+        let (out, _) = result.unwrap_or_else(|_| {
             Ok((
                 Output {
                     status: -1,

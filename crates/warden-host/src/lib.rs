@@ -19,4 +19,4 @@ pub mod worker;
 pub use apply::{apply, ApplyError, ApplyReport, Progress, SilentProgress};
 pub use backend::{Backend, HostError};
 pub use journal::Journal;
-pub use runner::{Output, RecordingRunner, RunError, Runner, SystemRunner};
+pub use runner::{Deadlines, Output, RecordingRunner, RunError, Runner, SystemRunner};

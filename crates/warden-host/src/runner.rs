@@ -2,9 +2,11 @@
 //! for tests of ordering and idempotency without root.
 
 use std::io::Write;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 /// What a finished command printed and returned.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -48,6 +50,76 @@ pub enum RunError {
     /// An empty argv.
     #[error("refusing to run an empty command")]
     Empty,
+    /// The command ran past its deadline; it and its process group were killed.
+    #[error("`{command}` did not finish within {} and was killed (with its process group)\n  fix: run it by hand to see why it hangs; if it only needs longer, raise setup.command_timeout (setup.install_timeout for installs, downloads and jail creation)", secs(.deadline))]
+    Timeout {
+        /// The command line.
+        command: String,
+        /// How long it was given.
+        deadline: Duration,
+    },
+}
+
+/// `d` as the config writes it: whole seconds, else milliseconds.
+fn secs(d: &Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+/// How long a host command may run before it is killed, by kind: installs, downloads, builds and jail
+/// creation are slow; everything else (queries, interfaces, firewall, services, files) is quick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadlines {
+    /// Any other command.
+    pub quick: Duration,
+    /// A command with one of [`SLOW_WORDS`] among its words.
+    pub slow: Duration,
+}
+
+/// Words that make a command slow wherever they stand in its argv (the program may be wrapped in `env`,
+/// `jexec JAIL` or `warden jail exec`): package managers, downloads, release bootstraps, jail and cluster
+/// creation.
+pub const SLOW_WORDS: [&str; 12] = [
+    "pkg",
+    "apt-get",
+    "apt",
+    "npm",
+    "pip",
+    "pip3",
+    "bootstrap",
+    "create",
+    "fetch",
+    "download",
+    "initdb",
+    "freebsd-update",
+];
+
+impl Default for Deadlines {
+    /// Five minutes for a quick command, an hour for a slow one.
+    fn default() -> Self {
+        Deadlines {
+            quick: Duration::from_secs(300),
+            slow: Duration::from_secs(3600),
+        }
+    }
+}
+
+impl Deadlines {
+    /// The deadline of `argv`'s kind.
+    pub fn of(&self, argv: &[String]) -> Duration {
+        let slow = argv.iter().any(|w| {
+            let base = w.rsplit('/').next().unwrap_or(w);
+            SLOW_WORDS.contains(&base)
+        });
+        if slow {
+            self.slow
+        } else {
+            self.quick
+        }
+    }
 }
 
 /// Runs commands and reads/writes files on one host.
@@ -68,6 +140,19 @@ pub trait Runner: Send + Sync {
         let mut out = self.run(argv)?;
         let over = cut_to_cap(&mut out, cap);
         Ok((out, over))
+    }
+
+    /// Runs `argv` like [`Runner::run_capped`] with `deadline` in place of the runner's own deadline for its kind:
+    /// `None` for none, where the caller ends the command itself (a FreeBSD worker's turn, which has its own
+    /// timeout and cancel). This default (for stand-ins) is [`Runner::run_capped`].
+    fn run_until(
+        &self,
+        argv: &[String],
+        cap: u64,
+        deadline: Option<Duration>,
+    ) -> Result<(Output, bool), RunError> {
+        let _ = deadline;
+        self.run_capped(argv, cap)
     }
 }
 
@@ -97,6 +182,7 @@ pub fn cut_to_cap(out: &mut Output, cap: u64) -> bool {
 pub struct SystemRunner {
     root: PathBuf,
     env: Vec<(String, String)>,
+    deadlines: Deadlines,
 }
 
 impl SystemRunner {
@@ -111,7 +197,14 @@ impl SystemRunner {
         SystemRunner {
             root: root.into(),
             env: vec![("NO_COLOR".into(), "1".into())],
+            deadlines: Deadlines::default(),
         }
+    }
+
+    /// The same runner with `deadlines` for its commands.
+    pub fn with_deadlines(mut self, deadlines: Deadlines) -> SystemRunner {
+        self.deadlines = deadlines;
+        self
     }
 
     /// The host path `path` as a local path.
@@ -138,14 +231,15 @@ impl SystemRunner {
     }
 }
 
-/// Reads `stream` on its own thread, taking from the shared `budget`; sends `(idx, kept bytes, went over)`.
+/// Reads `stream` on its own thread, taking from the shared `budget`; sends `(idx, kept bytes, went over)` as
+/// an [`Event::Stream`].
 /// Not scoped: after a kill, a process the command left behind may hold the pipe open (until the jail is
 /// removed); the thread then ends on its own and nobody waits for it.
 fn spawn_capped_reader(
     idx: usize,
     mut stream: impl std::io::Read + Send + 'static,
     budget: std::sync::Arc<std::sync::atomic::AtomicU64>,
-    tx: std::sync::mpsc::Sender<(usize, Vec<u8>, bool)>,
+    tx: std::sync::mpsc::Sender<Event>,
 ) {
     use std::sync::atomic::Ordering;
     std::thread::spawn(move || {
@@ -165,76 +259,142 @@ fn spawn_capped_reader(
                 break true;
             }
         };
-        let _ = tx.send((idx, kept, over));
+        let _ = tx.send(Event::Stream(idx, kept, over));
     });
 }
 
-impl Runner for SystemRunner {
-    fn run(&self, argv: &[String]) -> Result<Output, RunError> {
-        let (mut command, program) = self.command(argv)?;
-        tracing::debug!(argv = ?argv, "run");
-        let out = command
-            .output()
-            .map_err(|source| RunError::Spawn { program, source })?;
-        Ok(Output {
-            status: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        })
-    }
+/// What the threads of one [`SystemRunner::exec`] report.
+enum Event {
+    /// A stream ended: its index (0 stdout, 1 stderr), the bytes kept, whether it went over the cap.
+    Stream(usize, Vec<u8>, bool),
+    /// The command exited.
+    Exit(std::io::Result<ExitStatus>),
+}
 
-    fn run_capped(&self, argv: &[String], cap: u64) -> Result<(Output, bool), RunError> {
+/// How long, after a kill, the pipes may take to close: a process outside the group may hold them open.
+const AFTER_KILL: Duration = Duration::from_secs(1);
+
+/// SIGKILL to every process of the group `pgid` (the command and whatever it started in its group).
+fn kill_group(pgid: u32) {
+    if let Ok(pgid) = i32::try_from(pgid) {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(pgid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
+
+impl SystemRunner {
+    /// Runs `argv` in a process group of its own, keeping at most `cap` bytes of output; kills the group when it
+    /// goes over (true in the answer) or when `deadline` passes (a [`RunError::Timeout`]).
+    fn exec(
+        &self,
+        argv: &[String],
+        cap: u64,
+        deadline: Option<Duration>,
+    ) -> Result<(Output, bool), RunError> {
         use std::sync::atomic::AtomicU64;
         use std::sync::{mpsc, Arc};
         let (mut command, program) = self.command(argv)?;
-        tracing::debug!(argv = ?argv, cap, "run (output capped)");
+        tracing::debug!(argv = ?argv, cap, ?deadline, "run");
+        let end = deadline.map(|d| Instant::now() + d);
         let spawned = command
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            .process_group(0)
             .spawn();
         let mut child = spawned.map_err(|source| RunError::Spawn {
             program: program.clone(),
             source,
         })?;
+        let group = child.id();
         // Both streams draw on one budget; a reader that finds it spent says so and stops reading.
         let budget = Arc::new(AtomicU64::new(cap));
-        let (tx, rx) = mpsc::channel::<(usize, Vec<u8>, bool)>();
+        let (tx, rx) = mpsc::channel::<Event>();
         let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
         // Both are piped, so both are there.
         if let (Some(stdout), Some(stderr)) = (stdout, stderr) {
             spawn_capped_reader(0, stdout, budget.clone(), tx.clone());
             spawn_capped_reader(1, stderr, budget, tx.clone());
         }
-        drop(tx);
-        let (mut kept, mut over, mut done) = ([Vec::new(), Vec::new()], false, 0);
-        while done < 2 {
-            // After a kill, give the other stream a moment to end, not forever.
-            let next = if over {
-                rx.recv_timeout(std::time::Duration::from_secs(1)).ok()
-            } else {
-                rx.recv().ok()
+        std::thread::spawn(move || {
+            let _ = tx.send(Event::Exit(child.wait()));
+        });
+        let (mut kept, mut streams, mut status) = ([Vec::new(), Vec::new()], 0, None);
+        let (mut over, mut timed_out, mut killed_at) = (false, false, None::<Instant>);
+        while status.is_none() || streams < 2 {
+            let wake = killed_at.map(|k| k + AFTER_KILL).or(end);
+            let event = match wake {
+                Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
+                    Ok(e) => Some(e),
+                    Err(mpsc::RecvTimeoutError::Timeout) => None,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                },
+                None => match rx.recv() {
+                    Ok(e) => Some(e),
+                    Err(_) => break,
+                },
             };
-            let Some((idx, bytes, went_over)) = next else {
-                break;
-            };
-            kept[idx] = bytes;
-            done += 1;
-            if went_over && !over {
-                over = true;
-                let _ = child.kill();
+            match event {
+                Some(Event::Stream(idx, bytes, went_over)) => {
+                    kept[idx] = bytes;
+                    streams += 1;
+                    if went_over && killed_at.is_none() {
+                        over = true;
+                        kill_group(group);
+                        killed_at = Some(Instant::now());
+                    }
+                }
+                Some(Event::Exit(s)) => status = Some(s),
+                // Killed a moment ago and still not all closed: stop waiting for it.
+                None if killed_at.is_some() => break,
+                None => {
+                    timed_out = true;
+                    kill_group(group);
+                    killed_at = Some(Instant::now());
+                }
             }
         }
-        let status = child
-            .wait()
-            .map_err(|source| RunError::Spawn { program, source })?;
+        if let (true, Some(deadline)) = (timed_out, deadline) {
+            return Err(RunError::Timeout {
+                command: warden_core::plan::shell_words(argv),
+                deadline,
+            });
+        }
+        let code = match status {
+            Some(Ok(s)) => s.code().unwrap_or(-1),
+            Some(Err(source)) => return Err(RunError::Spawn { program, source }),
+            None => -1,
+        };
         let mut out = Output {
-            status: status.code().unwrap_or(-1),
+            status: code,
             stdout: String::from_utf8_lossy(&kept[0]).into_owned(),
             stderr: String::from_utf8_lossy(&kept[1]).into_owned(),
         };
         // Lossy decoding may have grown a cut character into U+FFFD: cut again to the exact cap.
         cut_to_cap(&mut out, cap);
         Ok((out, over))
+    }
+}
+
+impl Runner for SystemRunner {
+    fn run(&self, argv: &[String]) -> Result<Output, RunError> {
+        let deadline = self.deadlines.of(argv);
+        self.exec(argv, u64::MAX, Some(deadline))
+            .map(|(out, _)| out)
+    }
+
+    fn run_capped(&self, argv: &[String], cap: u64) -> Result<(Output, bool), RunError> {
+        self.exec(argv, cap, Some(self.deadlines.of(argv)))
+    }
+
+    fn run_until(
+        &self,
+        argv: &[String],
+        cap: u64,
+        deadline: Option<Duration>,
+    ) -> Result<(Output, bool), RunError> {
+        self.exec(argv, cap, deadline)
     }
 
     fn read_file(&self, path: &str) -> Result<Option<String>, RunError> {
@@ -427,6 +587,101 @@ mod tests {
         assert!(out.stdout.starts_with("y\ny\n"));
         assert_eq!(out.status, -1, "killed by a signal");
         assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    }
+
+    /// A runner whose quick commands get `quick` and slow ones half a minute.
+    fn quick(quick: Duration) -> SystemRunner {
+        SystemRunner::new().with_deadlines(Deadlines {
+            quick,
+            slow: Duration::from_secs(30),
+        })
+    }
+
+    /// Whether `pid` has exited (gone, or a zombie waiting for its new parent to reap it).
+    fn exited(pid: &str) -> bool {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Ok(stat) => stat
+                .rsplit(')')
+                .next()
+                .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+            Err(_) => true,
+        }
+    }
+
+    #[test]
+    fn a_command_past_its_deadline_is_killed_with_its_process_group_and_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("pid");
+        let script = format!("sleep 60 & echo $! > {}; sleep 60", pidfile.display());
+        let t = Instant::now();
+        let err = quick(Duration::from_secs(1)).run(&sh(&script)).unwrap_err();
+        let took = t.elapsed();
+        assert!(
+            took >= Duration::from_secs(1) && took < Duration::from_secs(10),
+            "{took:?}"
+        );
+        let msg = err.to_string();
+        assert!(matches!(err, RunError::Timeout { .. }), "{msg}");
+        assert!(msg.starts_with("`sh -c 'sleep 60 & echo"), "{msg}");
+        assert!(msg.contains("did not finish within 1s"), "{msg}");
+        assert!(
+            msg.contains("fix: ") && msg.contains("setup.command_timeout"),
+            "{msg}"
+        );
+        // The background sleep was in the command's group: killed too, not left running for a minute.
+        let pid = std::fs::read_to_string(&pidfile).unwrap();
+        let pid = pid.trim();
+        let t = Instant::now();
+        while !exited(pid) {
+            assert!(
+                t.elapsed() < Duration::from_secs(5),
+                "sleep {pid} still runs"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    #[test]
+    fn a_capped_run_has_the_deadline_too_and_a_sub_second_one_reads_in_ms() {
+        let err = quick(Duration::from_millis(300))
+            .run_capped(&sh("sleep 30"), 100)
+            .unwrap_err();
+        assert!(err.to_string().contains("within 300ms"), "{err}");
+    }
+
+    #[test]
+    fn slow_commands_get_the_slow_deadline_and_run_until_none_has_none() {
+        let runner = quick(Duration::from_millis(500));
+        // `create` among the words (here sh's $0) makes it slow: 30 s.
+        let argv: Vec<String> = ["sh", "-c", "sleep 1", "create"].map(String::from).to_vec();
+        assert_eq!(runner.run(&argv).unwrap().status, 0);
+        let (out, over) = runner
+            .run_until(&sh("sleep 1; echo done"), 100, None)
+            .unwrap();
+        assert_eq!((out.stdout.as_str(), over), ("done\n", false));
+        let d = Deadlines::default();
+        for (argv, slow) in [
+            (
+                &["env", "ASSUME_ALWAYS_YES=yes", "pkg", "install", "-y", "x"][..],
+                true,
+            ),
+            (
+                &["jexec", "-l", "j", "python3.11", "-m", "pip", "download"],
+                true,
+            ),
+            (&["/usr/bin/npm", "install"], true),
+            (&["bastille", "bootstrap", "15.0-RELEASE"], true),
+            (&["warden", "jail", "create", "x"], true),
+            (&["service", "postgresql", "initdb"], true),
+            (&["ip", "link", "set", "warden0", "up"], false),
+            (&["sysrc", "pf_enable=YES"], false),
+            (&["service", "dnsmasq", "start"], false),
+            (&["/tmp/pkgs/tool"], false),
+        ] {
+            let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
+            let want = if slow { d.slow } else { d.quick };
+            assert_eq!(d.of(&argv), want, "{argv:?}");
+        }
     }
 
     #[test]

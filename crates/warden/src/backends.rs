@@ -7,7 +7,7 @@ use std::sync::Arc;
 use warden_core::plan::PlanOptions;
 use warden_core::{Layout, Plan};
 use warden_host::worker::Workers;
-use warden_host::{Backend, HostError, RecordingRunner, Runner, SystemRunner};
+use warden_host::{Backend, Deadlines, HostError, RecordingRunner, Runner, SystemRunner};
 
 use crate::cli::BackendName;
 use crate::context;
@@ -69,7 +69,16 @@ pub fn host_root() -> PathBuf {
 /// [`host_root`], `bastille` calls serialised by the lock in `state_dir` — the same single lock
 /// `BastilleBackend::new` puts around its runner.
 pub fn bastille_runner(state_dir: &std::path::Path) -> warden_freebsd::BastilleLock<SystemRunner> {
+    // Its commands are quick ones and turns (which set their own deadline): the default deadlines.
     warden_freebsd::BastilleLock::new(SystemRunner::with_root(host_root()), state_dir)
+}
+
+/// The host commands' deadlines of `layout` (`setup.command_timeout`, `setup.install_timeout`).
+pub fn deadlines(layout: &Layout) -> Deadlines {
+    Deadlines {
+        quick: layout.command_timeout,
+        slow: layout.install_timeout,
+    }
 }
 
 /// Picks the backend named (or this OS's default), installing missing packages.
@@ -102,7 +111,7 @@ pub fn choose_with(
         BackendName::Bastille => {
             // BastilleBackend::new takes the Bastille lock itself; wrapping here as well deadlocked every
             // `bastille` call (two flocks on the same file from one thread).
-            let runner = SystemRunner::with_root(host_root());
+            let runner = SystemRunner::with_root(host_root()).with_deadlines(deadlines(layout));
             Ok(Chosen {
                 backend: Box::new(
                     warden_freebsd::BastilleBackend::new(runner, &state_dir).with_options(options),
@@ -113,7 +122,7 @@ pub fn choose_with(
             })
         }
         BackendName::Linux => Ok(Chosen {
-            backend: linux::host_backend(&state_dir, options)?,
+            backend: linux::host_backend(&state_dir, options, deadlines(layout))?,
             can_apply: true,
             notes: Vec::new(),
             state_dir,
@@ -170,7 +179,7 @@ pub mod linux {
     use warden_core::plan::PlanOptions;
     use warden_core::Layout;
     use warden_host::worker::Workers;
-    use warden_host::{Backend, SystemRunner};
+    use warden_host::{Backend, Deadlines, SystemRunner};
 
     use super::WorkerUse;
     use crate::exit::Exit;
@@ -186,9 +195,14 @@ pub mod linux {
     }
 
     /// The Linux host backend (setup and observation), planning with `options`.
-    pub fn host_backend(state_dir: &Path, options: PlanOptions) -> Result<Box<dyn Backend>, Exit> {
+    pub fn host_backend(
+        state_dir: &Path,
+        options: PlanOptions,
+        deadlines: Deadlines,
+    ) -> Result<Box<dyn Backend>, Exit> {
+        let runner = SystemRunner::new().with_deadlines(deadlines);
         Ok(Box::new(
-            warden_linux::host::LinuxBackend::new(Box::new(SystemRunner::new()), state_dir)
+            warden_linux::host::LinuxBackend::new(Box::new(runner), state_dir)
                 .with_options(options),
         ))
     }
@@ -245,7 +259,7 @@ pub mod linux {
     use warden_core::plan::PlanOptions;
     use warden_core::Layout;
     use warden_host::worker::Workers;
-    use warden_host::Backend;
+    use warden_host::{Backend, Deadlines};
 
     use super::WorkerUse;
     use crate::exit::Exit;
@@ -261,7 +275,7 @@ pub mod linux {
     pub fn helper_if_asked() {}
 
     /// Not on this OS.
-    pub fn host_backend(_: &Path, _: PlanOptions) -> Result<Box<dyn Backend>, Exit> {
+    pub fn host_backend(_: &Path, _: PlanOptions, _: Deadlines) -> Result<Box<dyn Backend>, Exit> {
         Err(unsupported())
     }
 
