@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod bastille;
+mod crash;
 mod daemon;
 mod fsutil;
 mod hostpkg;
@@ -46,7 +47,9 @@ fn main() {
     let code = if tool == "fakebsd" || tool.starts_with("fakebsd-") {
         fakebsd_main(&args[1.min(args.len())..])
     } else {
-        run_tool(&tool, &args[1..])
+        let code = run_tool(&tool, &args[1..]);
+        crash::after_call(&tool, &args[1..]);
+        code
     };
     std::process::exit(code);
 }

@@ -63,20 +63,6 @@ pub enum ApplyError {
     },
 }
 
-/// Test hook: `WARDEN_CRASH_AFTER=N` aborts the process right after the N-th action is journaled `done`, and
-/// `WARDEN_CRASH_BEFORE=N` right after the N-th is journaled `started` but before it runs. Crash tests use them to
-/// prove that every cut point is recoverable.
-fn crash_point(var: &str, index: usize) {
-    if std::env::var(var)
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-        == Some(index)
-    {
-        eprintln!("warden: {var}={index}: simulated crash");
-        std::process::abort();
-    }
-}
-
 /// Applies `plan` on `runner`, journaling into `journal` under `backend`'s name.
 pub fn apply(
     plan: &Plan,
@@ -91,7 +77,6 @@ pub fn apply(
     for (i, action) in plan.actions.iter().enumerate() {
         let index = i + 1;
         journal.started(run, i, action)?;
-        crash_point("WARDEN_CRASH_BEFORE", index);
         progress.start(index, total, action);
         let result = run_one(runner, action);
         let (ok, detail) = match &result {
@@ -121,7 +106,6 @@ pub fn apply(
                 },
             });
         }
-        crash_point("WARDEN_CRASH_AFTER", index);
     }
     journal.end_run(run, "complete")?;
     Ok(ApplyReport {

@@ -6,6 +6,9 @@
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
+use warden_testkit::fakebsd::{output_within, TOOL_LIMIT};
+use warden_testkit::FakeBsdHost;
+
 /// What one tool call returned.
 pub struct Out {
     pub code: i32,
@@ -13,12 +16,10 @@ pub struct Out {
     pub stderr: String,
 }
 
-/// A simulated host in its own temporary directory, gone when the test drops it.
+/// A simulated host (warden-testkit's `FakeBsdHost`), gone when the test drops it.
 pub struct Host {
-    _tmp: tempfile::TempDir,
-    bin: PathBuf,
-    state: PathBuf,
-    version: &'static str,
+    /// The host: its directory, environment and tool links.
+    pub h: FakeBsdHost,
     /// `Some` runs the tools as that uid instead of root.
     pub uid: Option<&'static str>,
 }
@@ -49,27 +50,12 @@ bastille_network_gateway=""
 "#;
 
 impl Host {
-    /// Installs the tool symlinks and runs `fakebsd init` for that Bastille version.
+    /// A fresh host (warden-testkit's) for that Bastille version.
     pub fn with_version(version: &'static str) -> Host {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let bin = tmp.path().join("bin");
-        let state = tmp.path().join("state");
-        let exe = env!("CARGO_BIN_EXE_fakebsd");
-        let st = Command::new(exe)
-            .arg("install")
-            .arg(&bin)
-            .status()
-            .expect("install");
-        assert!(st.success());
         let h = Host {
-            _tmp: tmp,
-            bin,
-            state,
-            version,
+            h: FakeBsdHost::with_bastille(Some(version)),
             uid: None,
         };
-        let o = h.run("fakebsd", &["init", "--bastille-version", version]);
-        assert_eq!(o.code, 0, "init: {}", o.stderr);
         // A fresh host has no packages; these tests start where Bastille and dnsmasq are installed.
         let o = h.run("pkg", &["install", "-y", "bastille", "dnsmasq"]);
         assert_eq!(o.code, 0, "pkg install: {}", o.stderr);
@@ -81,35 +67,21 @@ impl Host {
         Host::with_version("1.4.4")
     }
 
-    /// The tool's command, with this host's state and nothing of the caller's environment that
-    /// would steer the tools (a config path, a jail, pkg's consent).
+    /// The tool's command with only this host's environment (its state, tool links, Bastille version).
     pub fn cmd(&self, tool: &str, args: &[&str]) -> Command {
-        let mut c = Command::new(self.bin.join(tool));
-        c.args(args)
-            .env("FAKEBSD_STATE", &self.state)
-            .env(
-                "PATH",
-                format!(
-                    "{}:{}",
-                    self.bin.display(),
-                    std::env::var("PATH").unwrap_or_default()
-                ),
-            )
-            .env("FAKEBSD_BASTILLE_VERSION", self.version)
-            .env_remove("BASTILLE_CONFIG")
-            .env_remove("FAKEBSD_JAIL")
-            .env_remove("ASSUME_ALWAYS_YES")
-            .stdin(Stdio::null());
-        match self.uid {
-            Some(u) => c.env("FAKEBSD_UID", u),
-            None => c.env_remove("FAKEBSD_UID"),
-        };
+        let mut argv = vec![tool];
+        argv.extend_from_slice(args);
+        let mut c = self.h.tool_cmd(&argv);
+        c.stdin(Stdio::null());
+        if let Some(u) = self.uid {
+            c.env("FAKEBSD_UID", u);
+        }
         c
     }
 
     /// Runs a tool and captures what it returned.
     pub fn run(&self, tool: &str, args: &[&str]) -> Out {
-        let o = self.cmd(tool, args).output().expect("run tool");
+        let o = output_within(&mut self.cmd(tool, args), TOOL_LIMIT);
         Out {
             code: o.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
@@ -130,7 +102,7 @@ impl Host {
 
     /// Where a path of the simulated host lives on this machine.
     pub fn path(&self, p: &str) -> PathBuf {
-        self.state.join("root").join(p.trim_start_matches('/'))
+        self.h.path(p)
     }
 
     /// Writes a file of the simulated host, creating its directories.
