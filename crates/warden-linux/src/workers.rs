@@ -5,7 +5,8 @@
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::Duration;
 
 use warden_core::Layout;
@@ -241,23 +242,27 @@ fn kill_worker(state_dir: &Path, name: &str) {
 }
 
 /// Runs `body` while a watcher kills the worker `name` for as long as `cancel` is set: the record may not name
-/// the init yet when the cancel arrives, so it retries until `body` returns.
+/// the init yet when the cancel arrives, so it retries until `body` returns. The watcher looks at `cancel` every
+/// 50 ms but wakes at once when `body` returns (dropping `done`): the turn does not wait out its interval
+/// (a wait on `cancel` itself added up to 50 ms to every turn).
 fn with_cancel<T>(state_dir: &Path, name: &str, cancel: &Cancel, body: impl FnOnce() -> T) -> T {
-    let done = AtomicBool::new(false);
+    let (done, finished) = std::sync::mpsc::channel::<()>();
     std::thread::scope(|s| {
-        s.spawn(|| {
-            while !done.load(Ordering::Acquire) {
-                if cancel.wait(Duration::from_millis(50)) {
+        s.spawn(move || {
+            while let Err(RecvTimeoutError::Timeout) = finished.recv_timeout(CANCEL_POLL) {
+                if cancel.is_cancelled() {
                     kill_worker(state_dir, name);
-                    std::thread::sleep(Duration::from_millis(20));
                 }
             }
         });
         let r = body();
-        done.store(true, Ordering::Release);
+        drop(done);
         r
     })
 }
+
+/// How often a running worker's watcher looks at its cancel flag.
+const CANCEL_POLL: Duration = Duration::from_millis(20);
 
 fn io<'a>(stdio: &Stdio, on_output: &'a mut dyn FnMut(OutputStream, &[u8])) -> Io<'a> {
     match stdio {
