@@ -10,6 +10,7 @@
 //! dropped connection. `/control/…` injects user messages and reads what the bot sent; the same
 //! operations are methods of [`FakeBot`] for tests in the same process. See README.md for what is
 //! not simulated.
+#![forbid(unsafe_code)]
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::io;

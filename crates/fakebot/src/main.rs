@@ -1,5 +1,8 @@
 //! `fakebot`: run the Bot API stand-in for a person (see README.md).
 
+#![forbid(unsafe_code)]
+
+use std::io::Write;
 use std::time::Duration;
 
 use clap::Parser;
@@ -25,14 +28,24 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(1);
         }
     };
-    println!(
-        "fakebot: Bot API stand-in at {} (set TELEGRAM_API_URL to it)",
-        bot.api_url()
-    );
-    println!(
-        "fakebot: control API at {}/control/{{messages,sent,calls,faults,webhook,state}}",
-        bot.api_url()
-    );
+    let said = writeln!(
+        std::io::stdout(),
+        "fakebot: Bot API stand-in at {url} (set TELEGRAM_API_URL to it)\n\
+         fakebot: control API at {url}/control/{{messages,sent,calls,faults,webhook,state}}",
+        url = bot.api_url()
+    )
+    .and_then(|()| std::io::stdout().flush());
+    match said {
+        Ok(()) => {}
+        // `fakebot | head -1`: the reader is gone, which ends the program as it ends any Unix tool.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            return std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("fakebot: cannot write to stdout: {e}");
+            return std::process::ExitCode::from(1);
+        }
+    }
     // Serve until killed (Ctrl-C ends the process; the stand-in keeps nothing on disk).
     loop {
         std::thread::sleep(Duration::from_secs(3600));

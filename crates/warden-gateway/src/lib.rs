@@ -7,6 +7,7 @@
 //! provider key from the host's config and streams the answer back unchanged, counting the tokens the
 //! provider reports into the store. The token is revoked when the turn ends, so it is worth nothing after it;
 //! the provider key never leaves the host process.
+#![forbid(unsafe_code)]
 
 mod body;
 mod proxy;

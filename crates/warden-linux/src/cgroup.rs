@@ -331,7 +331,6 @@ impl Claim {
 /// the claim directory cannot be made (not root), the claim is empty: there is nothing to
 /// collide with that this process could have created.
 pub fn claim(name: &str) -> Result<Option<Claim>> {
-    use std::os::fd::AsRawFd;
     use std::os::unix::fs::MetadataExt;
     let dir = claim_dir();
     let path = dir.join(name);
@@ -345,13 +344,12 @@ pub fn claim(name: &str) -> Result<Option<Claim>> {
             .write(true)
             .open(&path)
             .map_err(|e| Error::io("open cgroup name claim", &path, e))?;
-        // SAFETY: flock on a descriptor we own.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-            let e = std::io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
-                return Ok(None);
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => return Ok(None),
+            Err(fs::TryLockError::Error(e)) => {
+                return Err(Error::io("lock cgroup name claim", &path, e))
             }
-            return Err(Error::io("lock cgroup name claim", &path, e));
         }
         // The holder before us may have removed the file between our open and our lock.
         let ours = file.metadata().map(|m| m.ino()).ok();
@@ -374,8 +372,10 @@ pub fn kill_all(dir: &Path) {
     }
     if let Ok(procs) = fs::read_to_string(dir.join("cgroup.procs")) {
         for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
-            // SAFETY: kill(2) has no memory-safety preconditions.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
         }
     }
 }

@@ -47,8 +47,11 @@ pub fn reap_record(state_dir: &Path, rec: &Record) -> Result<Vec<String>> {
     let name = &rec.name;
     if let (Some(pid), Some(start)) = (rec.init_pid, rec.init_start) {
         if record::is_alive(pid, start) {
-            // SAFETY: kill(2); the start time check makes sure it is still the worker's init.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
+            // The start time check makes sure it is still the worker's init.
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
             cleaned.push(format!("{name}: killed init pid {pid}"));
         }
     }

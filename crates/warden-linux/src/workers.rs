@@ -235,8 +235,11 @@ fn kill_worker(state_dir: &Path, name: &str) {
     };
     if let (Some(pid), Some(start)) = (rec.init_pid, rec.init_start) {
         if record::is_alive(pid, start) {
-            // SAFETY: kill(2) on a pid whose start time was just checked.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
+            // A pid whose start time was just checked.
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
         }
     }
 }

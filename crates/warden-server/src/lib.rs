@@ -12,6 +12,7 @@
 //! (the queue), `turn_runner`, `agent_turn`, `recovery`, `metrics`, `openapi`, `view` (results),
 //! `state` (shared state, options), `client`, `telegram` (the Telegram channel's view of the
 //! server; the channel itself is warden-telegram).
+#![forbid(unsafe_code)]
 
 pub mod agent_turn;
 pub mod api;

@@ -8,6 +8,8 @@ use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
+use nix::fcntl::{fcntl, FcntlArg};
+
 /// The lock file's name in the state directory.
 pub const LOCK_FILE: &str = "telegram.lock";
 
@@ -38,6 +40,7 @@ pub enum LockError {
     },
 }
 
+/// A whole-file record lock request of `kind` (nix has no constructor for the platform's `struct flock`).
 fn flock(kind: libc::c_short) -> libc::flock {
     // SAFETY: flock is plain old data; all-zero is a valid value that is then filled in.
     let mut fl: libc::flock = unsafe { std::mem::zeroed() };
@@ -64,9 +67,8 @@ pub fn acquire(state_dir: &Path) -> Result<PollerLock, LockError> {
     let path = state_dir.join(LOCK_FILE);
     let mut file = open(&path)?;
     let fl = flock(libc::F_WRLCK as libc::c_short);
-    // SAFETY: fcntl on a descriptor we own with a valid flock struct.
-    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLK, &fl) } != 0 {
-        let err = std::io::Error::last_os_error();
+    if let Err(errno) = fcntl(file.as_raw_fd(), FcntlArg::F_SETLK(&fl)) {
+        let err = std::io::Error::from(errno);
         if let Some(pid) = holder(state_dir) {
             return Err(LockError::Held {
                 pid,
@@ -86,10 +88,7 @@ pub fn holder(state_dir: &Path) -> Option<i32> {
     let file = File::open(&path).ok()?;
     let mut fl = flock(libc::F_WRLCK as libc::c_short);
     // F_GETLK on a read-only descriptor is allowed; it reports a conflicting lock's owner.
-    // SAFETY: as above.
-    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETLK, &mut fl) } != 0 {
-        return None;
-    }
+    fcntl(file.as_raw_fd(), FcntlArg::F_GETLK(&mut fl)).ok()?;
     (fl.l_type != libc::F_UNLCK as libc::c_short).then_some(fl.l_pid)
 }
 
