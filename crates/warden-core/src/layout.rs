@@ -78,6 +78,8 @@ pub struct Service {
 
 /// PostgreSQL's port on the db jail: what git and cms connect to.
 pub const DB_PORT: u16 = 5432;
+/// The git jail's smart HTTP port (the workers → git service path).
+pub const GIT_HTTP_PORT: u16 = 80;
 
 pub use crate::config::MODELS_PORT;
 
@@ -302,7 +304,7 @@ impl Layout {
         self.services.iter().find(|s| s.role == role)
     }
 
-    /// The paths between bridge ports the layout implies: git and cms → db. Workers reach models only through
+    /// The paths between bridge ports the layout implies: git and cms → db, workers → git's HTTP. Workers reach models only through
     /// the model gateway on the host (`gateway_port`), never the ai jail itself.
     pub fn service_paths(&self) -> Vec<ServicePath> {
         let mut paths = Vec::new();
@@ -320,6 +322,14 @@ impl Layout {
                     what: "git and cms use PostgreSQL",
                 });
             }
+        }
+        if let Some(git) = self.service(Role::Git) {
+            paths.push(ServicePath {
+                clients: Clients::Workers,
+                server: git.addr,
+                port: GIT_HTTP_PORT,
+                what: "agents in workers clone and push over HTTP",
+            });
         }
         paths
     }

@@ -18,6 +18,57 @@ pub const APT_INSTALL: [&str; 7] = [
     "-q",
     "--no-install-recommends",
 ];
+/// The `packages` (package, program) a step needs from apt: nothing when installed or not a Debian host (no
+/// dpkg-query: the base step notes it), else one install action, or with `--no-install` a blocker per missing
+/// package naming its install command. Whether the step can go on.
+#[allow(clippy::too_many_arguments)]
+pub fn apt_packages(
+    step: Step,
+    packages: &[(&str, &str)],
+    why: &str,
+    host: &LinuxHost,
+    options: &PlanOptions,
+    out: &mut Vec<Action>,
+    blocked: &mut Vec<Blocker>,
+) -> bool {
+    if host.packages.is_empty() {
+        return true;
+    }
+    let missing: Vec<&str> = packages
+        .iter()
+        .map(|(p, _)| *p)
+        .filter(|p| host.packages.get(*p) != Some(&true))
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    if options.no_install {
+        for (p, program) in packages.iter().filter(|(p, _)| missing.contains(p)) {
+            blocked.push(Blocker {
+                step,
+                problem: format!(
+                    "package {p} (for {program}) is not installed, and --no-install was given"
+                ),
+                fix: format!("apt-get install --no-install-recommends {p}"),
+            });
+        }
+        return false;
+    }
+    let mut argv = APT_INSTALL.to_vec();
+    argv.extend(&missing);
+    let mut verify = vec!["dpkg-query", "-W"];
+    verify.extend(&missing);
+    out.push(
+        Action::run(
+            step,
+            format!("install {} ({why})", missing.join(", ")),
+            &argv,
+        )
+        .verified_by(&verify),
+    );
+    true
+}
+
 /// The Debian package that brings the server (its dependency names the version).
 pub const PACKAGE: &str = "postgresql";
 /// The postgres account's home in the jail.

@@ -95,6 +95,16 @@ pub fn plan_with(
         &mut notes,
         &mut blocked,
     );
+    crate::linux_git::plan(
+        layout,
+        host,
+        &paths.state_dir,
+        warden_exe(host),
+        options,
+        &mut out,
+        &mut notes,
+        &mut blocked,
+    );
     agent(layout, host, paths, &mut out, &mut blocked);
     crate::linux_ai::plan(
         layout,
@@ -228,43 +238,18 @@ fn packages(
         ));
         return;
     }
-    let missing: Vec<&str> = PACKAGES
+    let missing = PACKAGES
         .iter()
-        .map(|(p, _)| *p)
-        .filter(|p| host.packages.get(*p) != Some(&true))
-        .collect();
-    if missing.is_empty() {
-        return;
-    }
-    if options.no_install {
-        for (p, program) in PACKAGES.iter().filter(|(p, _)| missing.contains(p)) {
-            blocked.push(Blocker {
-                step: Step::Base,
-                problem: format!(
-                    "package {p} (for {program}) is not installed, and --no-install was given"
-                ),
-                fix: format!("apt-get install --no-install-recommends {p}"),
-            });
-        }
-        return;
-    }
-    out.push(Action::run(
-        Step::Base,
-        "refresh apt's package lists",
-        &["apt-get", "update", "-q"],
-    ));
-    let mut argv = crate::linux_db::APT_INSTALL.to_vec();
-    argv.extend(&missing);
-    let mut verify = vec!["dpkg-query", "-W"];
-    verify.extend(&missing);
-    out.push(
-        Action::run(
+        .any(|(p, _)| host.packages.get(*p) != Some(&true));
+    if missing && !options.no_install {
+        out.push(Action::run(
             Step::Base,
-            format!("install {} (programs Warden runs)", missing.join(", ")),
-            &argv,
-        )
-        .verified_by(&verify),
-    );
+            "refresh apt's package lists",
+            &["apt-get", "update", "-q"],
+        ));
+    }
+    let why = "programs Warden runs";
+    let _ = crate::linux_db::apt_packages(Step::Base, &PACKAGES, why, host, options, out, blocked);
 }
 
 /// Base step: the worker account (fixed uid/gid, no login shell, no password: useradd locks it) on the host
@@ -430,6 +415,10 @@ fn jails(
                     // The model server and model, installed on the host by the `ai` step.
                     binds = vec!["--bind".to_string(), crate::linux_ai::jail_bind(state)];
                 }
+                if s.role == crate::layout::Role::Git {
+                    // nginx.conf and the htpasswd files, written by the `git` step on the host.
+                    binds = vec!["--bind".to_string(), crate::linux_git::jail_bind(state)];
+                }
                 out.push(Action::run(
                     Step::Jails,
                     format!(
@@ -518,6 +507,15 @@ mod tests {
         let jail_actions = first.clone().only(Step::Jails).actions;
         // create + start for git, cms, ai, db; the ai jail gets the model server's directory.
         assert_eq!(jail_actions.len(), 8, "{jail_actions:#?}");
+        let Op::Argv(git_create) = &jail_actions[0].op else {
+            panic!("not a command: {:?}", jail_actions[0]);
+        };
+        assert!(
+            git_create
+                .join(" ")
+                .ends_with("--bind /var/lib/warden/git-http:/etc/warden-git"),
+            "{git_create:?}"
+        );
         let Op::Argv(ai_create) = &jail_actions[4].op else {
             panic!("not a command: {:?}", jail_actions[4]);
         };
@@ -575,6 +573,7 @@ mod tests {
             wheels_cached: true,
         };
         crate::linux_db::converge(&layout, &paths.state_dir, &mut host);
+        crate::linux_git::converge(&layout, &paths.state_dir, &mut host);
         let again = plan(&layout, &host, &paths);
         assert_eq!(again.actions.len(), 1);
         assert_eq!(again.actions[0].summary, "start the cms jail clawdiecms");
@@ -609,6 +608,8 @@ mod tests {
         };
         host.release_users.insert("debian".into(), false);
         crate::linux_db::converge(&layout, &paths.state_dir, &mut host);
+        crate::linux_git::converge(&layout, &paths.state_dir, &mut host);
+        host.packages.insert("dnsmasq-base".into(), false);
         let p = plan(&layout, &host, &paths);
         assert!(p.blocked.is_empty(), "{p:?}");
         let text = p.to_text();

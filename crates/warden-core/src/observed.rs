@@ -133,6 +133,26 @@ pub struct LinuxHost {
     /// The db jail's PostgreSQL.
     #[serde(default)]
     pub db: LinuxDb,
+    /// The git jail's smart HTTP.
+    #[serde(default)]
+    pub git: LinuxGit,
+}
+
+/// The git jail's smart HTTP on a Linux host, as observed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LinuxGit {
+    /// The jail's `/etc/passwd` has the git account.
+    pub user: bool,
+    /// The jail's repositories directory and the platform's health repository exist.
+    pub repos: bool,
+    /// Owners with a password file in `<state_dir>/git`.
+    pub passwords: BTreeSet<String>,
+    /// Owners with an htpasswd file.
+    pub htpasswd: BTreeSet<String>,
+    /// nginx runs in the jail (its pid file names a live nginx).
+    pub nginx: bool,
+    /// fcgiwrap's socket exists in the jail.
+    pub fcgiwrap: bool,
 }
 
 /// The db jail's PostgreSQL on a Linux host, as observed.

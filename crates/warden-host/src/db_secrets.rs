@@ -4,8 +4,6 @@
 //! them replaced by `<hidden>`. The `warden` CLI and the FreeBSD test driver both call these.
 
 use std::io::{Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -52,40 +50,17 @@ fn check_roles(roles: &[String]) -> Result<(), DbError> {
     }
 }
 
-/// Creates `<state>/db` (0700) and every missing `<role>.password` (0600, 128 random bits as hex), each
-/// written whole under a temporary name first; a new password unmarks the sync.
+/// Creates `<state>/db` (0700) and every missing `<role>.password` (see
+/// [`crate::secrets::ensure_password_file`]); a new password unmarks the sync.
 pub fn generate(state: &str, roles: &[String]) -> Result<(), DbError> {
     check_roles(roles)?;
     let dir = db::secrets_dir(state);
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&dir)
-        .map_err(|e| DbError::Io(format!("failed to create {dir}: {e}")))?;
     for role in roles {
-        let path = db::password_path(state, role);
-        if Path::new(&path).exists() {
-            continue;
+        if crate::secrets::ensure_password_file(&dir, &db::password_path(state, role))
+            .map_err(DbError::Io)?
+        {
+            let _ = std::fs::remove_file(db::synced_marker(state));
         }
-        let mut bytes = [0u8; 16];
-        std::fs::File::open("/dev/urandom")
-            .and_then(|mut f| f.read_exact(&mut bytes))
-            .map_err(|e| DbError::Io(format!("failed to read /dev/urandom: {e}")))?;
-        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        let tmp = format!("{path}.tmp");
-        let _ = std::fs::remove_file(&tmp);
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .and_then(|mut f| {
-                f.write_all(format!("{hex}\n").as_bytes())?;
-                f.sync_all()
-            })
-            .and_then(|()| std::fs::rename(&tmp, &path))
-            .map_err(|e| DbError::Io(format!("failed to write {path}: {e}")))?;
-        let _ = std::fs::remove_file(db::synced_marker(state));
     }
     Ok(())
 }

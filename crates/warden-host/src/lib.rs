@@ -10,9 +10,11 @@ pub mod apply;
 pub mod backend;
 pub mod db_secrets;
 pub mod exit;
+pub mod git_secrets;
 pub mod journal;
 pub mod lease;
 pub mod runner;
+pub mod secrets;
 pub mod setup;
 pub mod worker;
 

@@ -118,6 +118,7 @@ impl LinuxBackend {
             .map(|p| p.display().to_string())
             .unwrap_or_default();
         host.db = self.observe_db(layout, &mut host)?;
+        host.git = self.observe_git(layout, &mut host)?;
         self.observe_packages(&mut host)?;
         self.observe_accounts(layout, &mut host)?;
         self.observe_agent(&mut host)?;
@@ -136,12 +137,15 @@ impl LinuxBackend {
     /// The Debian packages Warden calls, from `dpkg-query` (absent: not a Debian host, nothing recorded).
     fn observe_packages(&self, host: &mut LinuxHost) -> Result<(), HostError> {
         let mut words = vec!["dpkg-query", "-W", "-f=${Package} ${db:Status-Status}\n"];
-        words.extend(linux_plan::PACKAGES.iter().map(|(p, _)| *p));
+        let all = linux_plan::PACKAGES
+            .iter()
+            .chain(&warden_core::linux_git::PACKAGES);
+        words.extend(all.clone().map(|(p, _)| *p));
         // Exit 1 when a package is unknown to dpkg; the others are still listed.
         let Some(out) = self.probe(&words)? else {
             return Ok(());
         };
-        for (p, _) in linux_plan::PACKAGES {
+        for (p, _) in all {
             let installed = out
                 .stdout
                 .lines()
@@ -332,6 +336,54 @@ impl LinuxBackend {
             }
         }
         Ok(d)
+    }
+
+    /// The git jail's smart HTTP: the jail's account and repositories (its upper directory), the owners'
+    /// password and htpasswd files, nginx.conf, and which daemons run in the jail.
+    fn observe_git(
+        &self,
+        layout: &Layout,
+        host: &mut LinuxHost,
+    ) -> Result<warden_core::observed::LinuxGit, HostError> {
+        use warden_core::{git, linux_git};
+        let mut g = warden_core::observed::LinuxGit::default();
+        let Some(svc) = layout.service(warden_core::layout::Role::Git) else {
+            return Ok(g);
+        };
+        let state = self.paths.state_dir.as_str();
+        let jail = svc.jail.as_str();
+        let passwd = std::fs::read_to_string(linux_git::upper_path(state, jail, "/etc/passwd"))
+            .unwrap_or_default();
+        g.user = account::parse_passwd(&passwd)
+            .iter()
+            .any(|(n, ..)| n == git::USER);
+        let health = git::repo_path(&layout.namespace, git::HEALTH_REPO);
+        g.repos = std::path::Path::new(&linux_git::upper_path(
+            state,
+            jail,
+            &format!("{health}/HEAD"),
+        ))
+        .is_file();
+        for owner in git::owners(layout) {
+            if std::path::Path::new(&git::password_path(state, &owner)).exists() {
+                g.passwords.insert(owner.clone());
+            }
+            if std::path::Path::new(&format!("{}/{owner}", linux_git::auth_dir(state))).exists() {
+                g.htpasswd.insert(owner);
+            }
+        }
+        let conf = linux_git::nginx_conf_path(state);
+        if let Some(content) = self.runner.read_file(&conf)? {
+            host.files.insert(conf, content);
+        }
+        if host.jails.get(jail).is_some_and(|j| j.running) {
+            let out = self
+                .runner
+                .run(&linux_git::running_probe(&host.warden_exe, state, jail))?;
+            g.nginx = out.stdout.lines().any(|l| l.trim() == "nginx");
+            g.fcgiwrap = out.stdout.lines().any(|l| l.trim() == "fcgiwrap");
+        }
+        Ok(g)
     }
 
     /// The pid of Warden's dnsmasq if its pid file names a live dnsmasq in this network namespace.

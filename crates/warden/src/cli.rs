@@ -140,6 +140,55 @@ pub enum Command {
         #[command(subcommand)]
         command: DbCommand,
     },
+    /// The git jail's repositories (smart HTTP at http://git.<domain>/OWNER/REPO.git).
+    Git {
+        #[command(subcommand)]
+        command: GitCommand,
+    },
+}
+
+/// `warden git …`.
+#[derive(Debug, Subcommand)]
+pub enum GitCommand {
+    /// Create the bare repository REPO of the platform (or of --tenant T).
+    Create(GitRepoArgs),
+    /// List the repositories of the platform (or of --tenant T).
+    List {
+        /// The tenant whose repositories to list (default: the platform's namespace).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// The host backend (default: this OS's).
+        #[arg(long, value_enum)]
+        backend: Option<BackendName>,
+    },
+    /// Delete the repository REPO (its history is gone).
+    Delete(GitRepoArgs),
+    /// Print REPO's clone URL for this host, the owner's credential included.
+    Url(GitRepoArgs),
+    /// Setup's action: generate the missing passwords of OWNERS (mode 0600; nothing is printed) and write
+    /// their htpasswd files into AUTH_DIR.
+    #[command(hide = true)]
+    Credentials {
+        /// The directory of the htpasswd files nginx reads.
+        #[arg(long, required = true)]
+        auth_dir: String,
+        /// The owners (the namespace and the tenants).
+        #[arg(required = true)]
+        owners: Vec<String>,
+    },
+}
+
+/// A repository and its owner.
+#[derive(Debug, Args)]
+pub struct GitRepoArgs {
+    /// The repository's name (a DNS label, without .git).
+    pub repo: String,
+    /// The tenant who owns it (default: the platform's namespace).
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// The host backend (default: this OS's).
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendName>,
 }
 
 /// `warden db …`.

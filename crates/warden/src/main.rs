@@ -79,5 +79,6 @@ fn dispatch(cli: &Cli) -> Result<(), Exit> {
         Command::Bench(args) => commands::bench::run(g, args),
         Command::Snapshot(command) => commands::snapshot::run(g, command),
         Command::Db { command } => commands::db::run(g, command),
+        Command::Git { command } => commands::git::run(g, command),
     }
 }

@@ -189,7 +189,7 @@ mod linux {
             }
             // The service jails' cgroups are named by jail name machine-wide; the unique identity keeps them apart
             // from other tests' jails. Drop destroys them.
-            host.setup_steps(&["host", "jails", "db", "dns"]);
+            host.setup_steps(&["host", "jails", "db", "git", "dns"]);
             host
         }
 

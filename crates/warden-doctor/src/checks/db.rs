@@ -32,6 +32,21 @@ fn psql() -> Option<PathBuf> {
     })
 }
 
+/// Why a service in a jail cannot be probed over the bridge from here, if it cannot: a simulated host (nothing
+/// answers in a simulated jail) or a broken bridge (network.bridge's failure; every connection across it would
+/// only repeat it).
+pub(crate) fn no_service_probe(ctx: &Ctx, server: &str) -> Option<String> {
+    if ctx.simulated() {
+        return Some(format!(
+            "simulated host: no {server} answers in a simulated jail"
+        ));
+    }
+    crate::checks::network::bridge(ctx)
+        .iter()
+        .any(|c| c.status == crate::report::Status::Fail)
+        .then(|| "the bridge is not usable (network.bridge fails)".to_string())
+}
+
 /// The roles the layout's db jail should serve (one task each, so they run side by side).
 pub fn role_names(ctx: &Ctx) -> Vec<String> {
     match ctx.layout().service(Role::Db) {
@@ -56,24 +71,8 @@ pub fn role(ctx: &Ctx, role: &str) -> Vec<Check> {
         "SELECT 1 in database {role} as role {role} at {}:{DB_PORT} answers 1",
         svc.addr
     );
-    if ctx.simulated() {
-        return vec![Check::skip(
-            name,
-            expected,
-            "simulated host: no PostgreSQL answers in a simulated jail",
-        )];
-    }
-    // A broken bridge is network.bridge's failure; every connection across it would only repeat it.
-    let bridge = crate::checks::network::bridge(ctx);
-    if bridge
-        .iter()
-        .any(|c| c.status == crate::report::Status::Fail)
-    {
-        return vec![Check::skip(
-            name,
-            expected,
-            "the bridge is not usable (network.bridge fails)",
-        )];
+    if let Some(why) = no_service_probe(ctx, "PostgreSQL") {
+        return vec![Check::skip(name, expected, why)];
     }
     let Some(psql) = psql() else {
         return vec![Check::skip(
@@ -156,7 +155,10 @@ fn select_one(
 }
 
 /// Waits for `child` at most `limit`, killing it after.
-fn wait(mut child: std::process::Child, limit: Duration) -> std::io::Result<std::process::Output> {
+pub(crate) fn wait(
+    mut child: std::process::Child,
+    limit: Duration,
+) -> std::io::Result<std::process::Output> {
     let deadline = Instant::now() + limit;
     while child.try_wait()?.is_none() {
         if Instant::now() >= deadline {

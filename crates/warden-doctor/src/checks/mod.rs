@@ -5,6 +5,7 @@ pub mod bastille;
 pub mod control_plane;
 pub mod db;
 pub mod dns;
+pub mod git;
 pub mod hosts;
 pub mod jails;
 // The Linux backend's checks exist on Linux only; elsewhere a stand-in says so.
@@ -78,6 +79,19 @@ pub fn tasks(ctx: &Arc<Ctx>) -> Vec<Task> {
             Task::new(format!("db.{role}"), move || db::role(&c, &role))
                 .depends(&["network.bridge"]),
         );
+    }
+    if ctx
+        .layout()
+        .service(warden_core::layout::Role::Git)
+        .is_some()
+    {
+        // It resolves git.<domain> through the gateway's dnsmasq: a broken DNS is the dns checks' failure.
+        out.push(task(ctx, git::NAME, git::http).depends(&[
+            "network.bridge",
+            "dns.service",
+            "dns.listen.gateway",
+            "dns.zone",
+        ]));
     }
     out.extend([
         task(ctx, "outbound", control_plane::outbound).depends(control_plane::OUTBOUND_DEPS),

@@ -6,6 +6,7 @@ pub mod bench;
 pub mod config;
 pub mod db;
 pub mod doctor;
+pub mod git;
 pub mod init;
 #[cfg(target_os = "linux")]
 pub mod jail;
