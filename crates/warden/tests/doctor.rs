@@ -290,13 +290,21 @@ mod linux {
         let git = format!("{}git", h.identity);
         let running = format!("jail.{git}.running");
         let start = format!("--identity {} jail start {git}", h.identity);
+        // Its nginx and fcgiwrap do not start with it: `setup --step git` starts them (git.http, skipped while
+        // the jail is down, says so once it is up).
+        let then_git = |s: &str| {
+            format!(
+                "{s} && warden --state-dir {state} --identity {} setup --backend linux --step git",
+                h.identity
+            )
+        };
         h.break_and_fix(
             &format!(
                 "warden --state-dir {state} --identity {} jail stop {git}",
                 h.identity
             ),
             &[(running.as_str(), start.as_str())],
-            &id,
+            &then_git,
         );
         h.break_and_fix(
             "ip addr del 10.0.1.1/24 dev warden0",

@@ -16,8 +16,33 @@ use crate::Ctx;
 /// The check's name.
 pub const NAME: &str = "git.http";
 
+/// The checks whose failure `git.http` would only repeat: the bridge, DNS (it resolves git.<domain> through
+/// the gateway's dnsmasq) and the git jail running.
+pub fn depends_on(jail: &str) -> Vec<String> {
+    let mut d: Vec<String> = [
+        "network.bridge",
+        "dns.service",
+        "dns.listen.gateway",
+        "dns.zone",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    d.push(format!("jail.{jail}.running"));
+    d
+}
+
 /// `git.http`: ls-remote of `<namespace>/health.git` answers.
 pub fn http(ctx: &Ctx) -> Vec<Check> {
+    let Some(svc) = ctx.layout().service(Role::Git) else {
+        return Vec::new();
+    };
+    let deps = depends_on(&svc.jail);
+    let deps: Vec<&str> = deps.iter().map(String::as_str).collect();
+    probe(ctx).into_iter().map(|c| c.depends(&deps)).collect()
+}
+
+fn probe(ctx: &Ctx) -> Vec<Check> {
     let layout = ctx.layout();
     let Some(svc) = layout.service(Role::Git) else {
         return Vec::new();

@@ -80,18 +80,10 @@ pub fn tasks(ctx: &Arc<Ctx>) -> Vec<Task> {
                 .depends(&["network.bridge"]),
         );
     }
-    if ctx
-        .layout()
-        .service(warden_core::layout::Role::Git)
-        .is_some()
-    {
-        // It resolves git.<domain> through the gateway's dnsmasq: a broken DNS is the dns checks' failure.
-        out.push(task(ctx, git::NAME, git::http).depends(&[
-            "network.bridge",
-            "dns.service",
-            "dns.listen.gateway",
-            "dns.zone",
-        ]));
+    if let Some(svc) = ctx.layout().service(warden_core::layout::Role::Git) {
+        let deps = git::depends_on(&svc.jail);
+        let deps: Vec<&str> = deps.iter().map(String::as_str).collect();
+        out.push(task(ctx, git::NAME, git::http).depends(&deps));
     }
     out.extend([
         task(ctx, "outbound", control_plane::outbound).depends(control_plane::OUTBOUND_DEPS),
