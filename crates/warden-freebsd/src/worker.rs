@@ -498,39 +498,7 @@ fn create_and_run(
             stderr: "jail(8) exited 0 but the jail is not running".into(),
         });
     }
-    if let Some(lease) = lease {
-        let cidr = format!("{}/24", lease.addr());
-        let gw = layout.gateway.to_string();
-        let jail_side = format!("e0b_{name}");
-        step(
-            runner,
-            "address the worker",
-            &[
-                "jexec", "-l", "-U", "root", name, "ifconfig", &jail_side, "inet", &cidr, "up",
-            ],
-        )?;
-        step(
-            runner,
-            "route the worker through the gateway",
-            &[
-                "jexec", "-l", "-U", "root", name, "route", "add", "default", &gw,
-            ],
-        )?;
-    }
-    if let Some(bytes) = spec.limits.memory_bytes {
-        step(
-            runner,
-            "limit memory",
-            &["rctl", "-a", &format!("jail:{name}:memoryuse:deny={bytes}")],
-        )?;
-    }
-    if let Some(procs) = spec.limits.max_procs {
-        step(
-            runner,
-            "limit processes",
-            &["rctl", "-a", &format!("jail:{name}:maxproc:deny={procs}")],
-        )?;
-    }
+    configure_jail(runner, layout, spec, lease)?;
     let argv = exec_argv(spec);
     let started = Instant::now();
     let (out, ended, capped) = exec_with_timeout(
@@ -579,6 +547,50 @@ fn create_and_run(
         elapsed,
         cleanup_problems: Vec::new(),
     })
+}
+
+/// Gives a started worker jail its network (address and default route, with a lease) and its rctl limits.
+fn configure_jail(
+    runner: &dyn Runner,
+    layout: &Layout,
+    spec: &WorkerSpec,
+    lease: Option<&Lease>,
+) -> Result<(), WorkerError> {
+    let name = spec.name.as_str();
+    if let Some(lease) = lease {
+        let cidr = format!("{}/24", lease.addr());
+        let gw = layout.gateway.to_string();
+        let jail_side = format!("e0b_{name}");
+        step(
+            runner,
+            "address the worker",
+            &[
+                "jexec", "-l", "-U", "root", name, "ifconfig", &jail_side, "inet", &cidr, "up",
+            ],
+        )?;
+        step(
+            runner,
+            "route the worker through the gateway",
+            &[
+                "jexec", "-l", "-U", "root", name, "route", "add", "default", &gw,
+            ],
+        )?;
+    }
+    if let Some(bytes) = spec.limits.memory_bytes {
+        step(
+            runner,
+            "limit memory",
+            &["rctl", "-a", &format!("jail:{name}:memoryuse:deny={bytes}")],
+        )?;
+    }
+    if let Some(procs) = spec.limits.max_procs {
+        step(
+            runner,
+            "limit processes",
+            &["rctl", "-a", &format!("jail:{name}:maxproc:deny={procs}")],
+        )?;
+    }
+    Ok(())
 }
 
 /// The worker user must exist in the clone (the release): `jexec -U` refuses unknown users. Checked before the
