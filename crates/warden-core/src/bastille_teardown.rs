@@ -52,16 +52,16 @@ fn undo(
         Step::Agent => {
             if host.pi_version.is_some() {
                 let dir = crate::pi::pi_dir(&bastille_agent::state_dir(layout));
-                out.push(Action::run(
+                out.push(Action::remove(
                     Step::Agent,
                     format!("remove {dir}: pi, which agent workers run"),
-                    &["rm", "-rf", &dir],
+                    &dir,
                 ));
             }
         }
         // Their packages, services and files live in the jails: the jails step's undo removes them with the jails.
         Step::Git | Step::Cms | Step::Ai => {}
-        Step::Db => db(layout, host, options, plan),
+        Step::Db => db(host, options, plan),
         Step::Jails => jails(layout, host, options, plan),
         Step::Host => host_step(layout, host, out),
         Step::Base => plan.notes.push(format!(
@@ -79,9 +79,11 @@ fn unset_rc(layout: &Layout, host: &BastilleHost, dns: bool, out: &mut Vec<Actio
         if var.starts_with("dnsmasq_") != dns {
             continue;
         }
-        let Some(current) = host.rc_conf.get(&var) else {
+        // Only what /etc/rc.conf itself sets: a default's value (pf_rules) is not Warden's to remove.
+        if !host.rc_conf_file_vars.contains(&var) {
             continue;
-        };
+        }
+        let current = host.rc_conf.get(&var).map(String::as_str).unwrap_or("");
         if var == "cloned_interfaces" {
             if current.split_whitespace().any(|w| w == value) {
                 out.push(Action::run(
@@ -110,19 +112,20 @@ fn dns(layout: &Layout, host: &BastilleHost, out: &mut Vec<Action>) {
     }
     unset_rc(layout, host, true, out);
     if host.files.contains_key(rc_conf::DNSMASQ_CONF) {
-        out.push(Action::run(
+        out.push(Action::remove(
             Step::Dns,
             format!("remove {}", rc_conf::DNSMASQ_CONF),
-            &["rm", "-f", rc_conf::DNSMASQ_CONF],
+            rc_conf::DNSMASQ_CONF,
         ));
     }
 }
 
-fn db(layout: &Layout, host: &BastilleHost, options: &TeardownOptions, plan: &mut Plan) {
+fn db(host: &BastilleHost, options: &TeardownOptions, plan: &mut Plan) {
     if host.db_passwords.is_empty() && host.db_synced.is_none() {
         return;
     }
-    let dir = crate::db::secrets_dir(&bastille_agent::state_dir(layout));
+    // Observed in the local state directory (not under a simulated host's root), so removed by a local rm.
+    let dir = crate::db::secrets_dir(&host.state_dir);
     if options.force {
         plan.actions.push(Action::run(
             Step::Db,
@@ -200,10 +203,10 @@ fn jails(layout: &Layout, host: &BastilleHost, options: &TeardownOptions, plan: 
 fn host_step(layout: &Layout, host: &BastilleHost, out: &mut Vec<Action>) {
     let s = Step::Host;
     if host.files.get(RC_D).is_some_and(|t| t.contains("warden")) {
-        out.push(Action::run(
+        out.push(Action::remove(
             s,
             "remove the control plane's rc.d script",
-            &["rm", "-f", RC_D],
+            RC_D,
         ));
     }
     if host.pf_enabled {
@@ -218,10 +221,10 @@ fn host_step(layout: &Layout, host: &BastilleHost, out: &mut Vec<Action>) {
         .get(PF_CONF)
         .is_some_and(|t| t.starts_with(MANAGED))
     {
-        out.push(Action::run(
+        out.push(Action::remove(
             s,
             format!("remove {PF_CONF} (Warden's ruleset)"),
-            &["rm", "-f", PF_CONF],
+            PF_CONF,
         ));
     }
     if let Some(devfs) = host

@@ -75,10 +75,10 @@ fn remove_entry(
 ) {
     if host.state_entries.contains(name) {
         let path = format!("{}/{name}", paths.state_dir);
-        out.push(Action::run(
+        out.push(Action::remove(
             step,
             format!("remove {path}: {what}"),
-            &["rm", "-rf", &path],
+            &path,
         ));
     }
 }

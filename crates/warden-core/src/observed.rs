@@ -36,6 +36,10 @@ pub struct BastilleHost {
     pub prefix_mode: Option<u32>,
     /// `/etc/rc.conf` variables, among those Warden sets.
     pub rc_conf: BTreeMap<String, String>,
+    /// The variables `/etc/rc.conf` itself assigns (not those only `/etc/defaults/rc.conf` gives a value):
+    /// what `sysrc -x` can remove.
+    #[serde(default)]
+    pub rc_conf_file_vars: BTreeSet<String>,
     /// Whether the bridge exists.
     pub bridge_exists: bool,
     /// The bridge's IPv4 addresses in CIDR form (`10.0.1.1/24`).

@@ -102,6 +102,9 @@ pub enum Op {
     Argv(Vec<String>),
     /// Write this file atomically.
     File(FileWrite),
+    /// Remove this host file or directory tree (nothing to do if it is gone); through the runner, so a
+    /// simulated host's root applies as it does to writes.
+    Remove(String),
 }
 
 /// One step of a plan.
@@ -150,6 +153,16 @@ impl Action {
         }
     }
 
+    /// An action that removes a host file or directory tree.
+    pub fn remove(step: Step, summary: impl Into<String>, path: &str) -> Action {
+        Action {
+            step,
+            summary: summary.into(),
+            op: Op::Remove(path.to_string()),
+            verify: None,
+        }
+    }
+
     /// Adds a verification command.
     pub fn verified_by<S: AsRef<str>>(mut self, argv: &[S]) -> Action {
         self.verify = Some(argv.iter().map(|s| s.as_ref().to_string()).collect());
@@ -167,6 +180,7 @@ impl Action {
                 f.mode,
                 fnv1a(f.content.as_bytes())
             ),
+            Op::Remove(path) => format!("{}:remove:{path}", self.step),
         }
     }
 }
@@ -272,6 +286,7 @@ impl Plan {
                     f.mode,
                     f.content.lines().count()
                 )),
+                Op::Remove(path) => out.push_str(&format!("     remove {path}\n")),
             }
         }
         if self.actions.is_empty() && self.blocked.is_empty() {

@@ -125,6 +125,10 @@ impl<R: Runner> Runner for BastilleLock<R> {
     fn mode(&self, path: &str) -> Result<Option<u32>, RunError> {
         self.inner.mode(path)
     }
+
+    fn remove(&self, path: &str) -> Result<(), RunError> {
+        self.inner.remove(path)
+    }
 }
 
 #[cfg(test)]

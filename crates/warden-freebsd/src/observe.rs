@@ -177,6 +177,15 @@ pub fn observe(runner: &dyn Runner, layout: &Layout) -> Result<Observation, Host
         }
     }
 
+    // Assignments in /etc/rc.conf itself (sysrc writes `VAR="value"`), apart from the defaults' values.
+    let rc_text = runner.read_file("/etc/rc.conf")?.unwrap_or_default();
+    host.rc_conf_file_vars = rc_text
+        .lines()
+        .filter_map(|l| l.trim_start().split_once('='))
+        .map(|(var, _)| var.trim().to_string())
+        .filter(|var| !var.is_empty() && !var.starts_with('#'))
+        .collect();
+
     match probe(runner, &["ifconfig", "-f", "inet:cidr", &layout.bridge])? {
         Some(out) if out.ok() => {
             host.bridge_exists = true;

@@ -48,7 +48,7 @@ pub enum ApplyError {
         source: RunError,
     },
     /// A command exited non-zero, or its verification failed.
-    #[error("action {index} failed: {summary}\n  command: {command}\n  exit status {status}; stderr: {stderr}\n  fix: correct the cause above and run `warden setup` again; it continues from here")]
+    #[error("action {index} failed: {summary}\n  command: {command}\n  exit status {status}; stderr: {stderr}\n  fix: correct the cause above and run the same `warden setup` or `warden teardown` again; it continues from here")]
     Failed {
         /// 1-based position in the plan.
         index: usize,
@@ -71,10 +71,24 @@ pub fn apply(
     backend: &str,
     progress: &mut dyn Progress,
 ) -> Result<ApplyReport, ApplyError> {
+    apply_from(plan, 0, runner, journal, backend, progress)
+}
+
+/// [`apply`] for the part of a setup that follows `before` already applied actions: positions (journal,
+/// progress, messages, crash hooks) count on from there, so a setup applied in phases reads as one plan.
+pub fn apply_from(
+    plan: &Plan,
+    before: usize,
+    runner: &dyn Runner,
+    journal: &Journal,
+    backend: &str,
+    progress: &mut dyn Progress,
+) -> Result<ApplyReport, ApplyError> {
     journal.close_interrupted()?;
     let run = journal.begin_run(backend)?;
-    let total = plan.actions.len();
+    let total = before + plan.actions.len();
     for (i, action) in plan.actions.iter().enumerate() {
+        let i = before + i;
         let index = i + 1;
         journal.started(run, i, action)?;
         progress.start(index, total, action);
@@ -110,7 +124,7 @@ pub fn apply(
     journal.end_run(run, "complete")?;
     Ok(ApplyReport {
         run,
-        applied: total,
+        applied: plan.actions.len(),
     })
 }
 
@@ -139,6 +153,7 @@ impl std::fmt::Display for OneError {
 fn run_one(runner: &dyn Runner, action: &Action) -> Result<(), OneError> {
     match &action.op {
         Op::Argv(argv) => check(runner, argv)?,
+        Op::Remove(path) => runner.remove(path).map_err(OneError::Run)?,
         Op::File(f) => {
             let mode = u32::from_str_radix(f.mode.trim_start_matches("0o"), 8).unwrap_or(0o644);
             runner

@@ -132,6 +132,17 @@ pub trait Runner: Send + Sync {
     fn write_file(&self, path: &str, mode: u32, content: &str) -> Result<(), RunError>;
     /// Mode bits of a host path, if it exists.
     fn mode(&self, path: &str) -> Result<Option<u32>, RunError>;
+    /// Removes a host file or directory tree; a path already gone is not an error.
+    fn remove(&self, path: &str) -> Result<(), RunError> {
+        Err(RunError::File {
+            op: "remove",
+            path: path.to_string(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "this runner removes no files",
+            ),
+        })
+    }
 
     /// Runs `argv` like [`Runner::run`], keeping at most `cap` bytes of stdout and stderr together; true when
     /// the command wrote more. A runner of real processes kills the command (SIGKILL) as soon as it goes over,
@@ -409,6 +420,25 @@ impl Runner for SystemRunner {
         }
     }
 
+    fn remove(&self, path: &str) -> Result<(), RunError> {
+        let local = self.local(path);
+        // symlink_metadata: a link is removed itself, never followed into its target's tree.
+        let removed = match std::fs::symlink_metadata(&local) {
+            Ok(m) if m.is_dir() => std::fs::remove_dir_all(&local),
+            Ok(_) => std::fs::remove_file(&local),
+            Err(e) => Err(e),
+        };
+        match removed {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(RunError::File {
+                op: "remove",
+                path: path.to_string(),
+                source,
+            }),
+        }
+    }
+
     fn write_file(&self, path: &str, mode: u32, content: &str) -> Result<(), RunError> {
         let target = self.local(path);
         let err = |source| RunError::File {
@@ -468,6 +498,8 @@ pub enum Call {
     Run(Vec<String>),
     /// A file write.
     Write(String, u32, String),
+    /// A removal (file or tree).
+    Remove(String),
 }
 
 /// Records calls instead of touching a host; commands succeed with empty output unless told otherwise.
@@ -541,6 +573,18 @@ impl Runner for RecordingRunner {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(path.to_string(), content.to_string());
+        Ok(())
+    }
+
+    fn remove(&self, path: &str) -> Result<(), RunError> {
+        self.calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Call::Remove(path.to_string()));
+        self.files
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(path);
         Ok(())
     }
 

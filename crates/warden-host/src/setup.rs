@@ -3,7 +3,7 @@
 //! The last part is not optional: Bastille's exit codes lie (reference/bastille.md §4.1, §8.2), so "every action
 //! exited 0" proves little; only a fresh observation that plans nothing proves the host converged.
 
-use crate::apply::{apply, ApplyError, Progress};
+use crate::apply::{apply, apply_from, ApplyError, ApplyReport, Progress};
 use crate::backend::{Backend, HostError};
 use crate::journal::{Journal, JournalError};
 use warden_core::plan::TeardownOptions;
@@ -79,6 +79,10 @@ pub fn interrupted_runs(journal: &Journal) -> Result<Vec<String>, JournalError> 
 }
 
 /// Plans `steps` (all when empty) on `backend`, applies them, and confirms a second plan is empty.
+///
+/// The steps after `jails` observe inside the jails, which the `jails` step creates or starts: when it has
+/// something to do, they are planned again once it is done (a stopped db jail kept by `warden teardown` holds
+/// its cluster, which only a running jail shows).
 pub fn setup(
     backend: &dyn Backend,
     layout: &Layout,
@@ -86,9 +90,23 @@ pub fn setup(
     journal: &Journal,
     progress: &mut dyn Progress,
 ) -> Result<SetupReport, SetupError> {
-    converge(backend, journal, progress, "setup", &|| {
-        Ok(filter_steps(backend.plan(layout)?, steps))
-    })
+    converge(
+        backend,
+        journal,
+        progress,
+        "setup",
+        &|| Ok(filter_steps(backend.plan(layout)?, steps)),
+        Some(&|| {
+            let rest: Vec<Step> = Step::ALL
+                .into_iter()
+                .filter(|s| *s > Step::Jails && (steps.is_empty() || steps.contains(s)))
+                .collect();
+            if rest.is_empty() {
+                return Ok(Plan::default());
+            }
+            Ok(filter_steps(backend.plan(layout)?, &rest))
+        }),
+    )
 }
 
 /// Plans the reverse of every step on `backend` (`warden teardown`), applies it through the same journal, and
@@ -101,28 +119,62 @@ pub fn teardown(
     journal: &Journal,
     progress: &mut dyn Progress,
 ) -> Result<SetupReport, SetupError> {
-    converge(backend, journal, progress, "teardown", &|| {
-        backend.teardown_plan(layout, options)
-    })
+    converge(
+        backend,
+        journal,
+        progress,
+        "teardown",
+        &|| backend.teardown_plan(layout, options),
+        None,
+    )
 }
 
 /// Plans with `make_plan`, applies the plan, and plans again: anything left is [`SetupError::NotConverged`].
+/// With `after_jails` (setup), the steps after `jails` are applied as `after_jails` plans them once the `jails`
+/// step's actions are done.
 fn converge(
     backend: &dyn Backend,
     journal: &Journal,
     progress: &mut dyn Progress,
     verb: &str,
     make_plan: &dyn Fn() -> Result<Plan, HostError>,
+    after_jails: Option<&dyn Fn() -> Result<Plan, HostError>>,
 ) -> Result<SetupReport, SetupError> {
     let resumed = interrupted_runs(journal)?;
     for line in &resumed {
         tracing::warn!("{line}");
     }
-    let plan = make_plan().map_err(SetupError::Plan)?;
+    let mut plan = make_plan().map_err(SetupError::Plan)?;
     if !plan.blocked.is_empty() {
         return Err(SetupError::Blocked(plan.blocked_text()));
     }
-    let report = apply(&plan, backend.runner(), journal, backend.name(), progress)?;
+    let split = plan.actions.iter().position(|a| a.step > Step::Jails);
+    let jails_work = plan.actions.iter().any(|a| a.step == Step::Jails);
+    let report = match (split, after_jails) {
+        (Some(at), Some(after_jails)) if jails_work => {
+            let first = Plan {
+                actions: plan.actions[..at].to_vec(),
+                ..Default::default()
+            };
+            apply(&first, backend.runner(), journal, backend.name(), progress)?;
+            let rest = after_jails().map_err(SetupError::Plan)?;
+            let report = apply_from(
+                &rest,
+                at,
+                backend.runner(),
+                journal,
+                backend.name(),
+                progress,
+            )?;
+            plan.actions.truncate(at);
+            plan.actions.extend(rest.actions);
+            ApplyReport {
+                run: report.run,
+                applied: plan.actions.len(),
+            }
+        }
+        _ => apply(&plan, backend.runner(), journal, backend.name(), progress)?,
+    };
     let again = make_plan().map_err(SetupError::Plan)?;
     if !again.is_empty() {
         let remaining = again

@@ -592,3 +592,104 @@ fn db_step_serves_roles_on_the_simulated_host() {
     assert_eq!(db.len(), roles.len(), "{report:#}");
     assert!(db.iter().all(|c| c["status"] == "skip"), "{db:#?}");
 }
+
+/// `warden teardown --backend bastille` against the simulated host through the real binary: the plan shows
+/// each step's undo, a crash halfway is finished by the next run, a second plan is empty, the host keeps only
+/// the stopped db jail, the doctor says "not set up", and setup then rebuilds the layout.
+#[test]
+fn teardown_is_planned_applied_resumed_after_a_crash_and_undone_by_setup() {
+    let h = BsdHost::fresh();
+    h.warden_ok(&["setup", "--backend", "bastille"]);
+    let out = h.warden_ok(&["teardown", "--backend", "bastille", "--dry-run"]);
+    let plan = String::from_utf8_lossy(&out.stdout).into_owned();
+    for want in [
+        "$ service dnsmasq onestop",
+        "$ sysrc -x dnsmasq_enable",
+        "remove /usr/local/etc/dnsmasq.conf",
+        "remove the managed block of /etc/hosts",
+        "$ bastille destroy -afy clawdiegit",
+        "$ bastille stop clawdiedb",
+        "$ service pf onestop",
+        "remove /etc/pf.conf",
+        "$ ifconfig warden0 destroy",
+        "$ sysrc cloned_interfaces-=bridge0",
+        "$ sysrc -x pf_enable",
+    ] {
+        assert!(plan.contains(want), "{want:?} missing from:\n{plan}");
+    }
+    assert!(!plan.contains("destroy -afy clawdiedb"), "{plan}");
+    let json: Value = serde_json::from_slice(
+        &h.warden_ok(&["teardown", "--backend", "bastille", "--dry-run", "--json"])
+            .stdout,
+    )
+    .unwrap();
+    let total = json["actions"].as_array().unwrap().len();
+    assert!(total >= 15, "{json:#}");
+
+    // A crash right after the middle action: the next run says so and finishes.
+    let half = (total / 2).to_string();
+    let out = h.warden_env(
+        &[("WARDEN_CRASH_AFTER", half.as_str())],
+        &["teardown", "--backend", "bastille"],
+    );
+    assert!(
+        !out.status.success(),
+        "the crash hook did not fire: {}",
+        text(&out)
+    );
+    let out = h.warden_ok(&["teardown", "--backend", "bastille"]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(err.contains("resuming after an interrupted run"), "{err}");
+    let out = h.warden_ok(&["teardown", "--backend", "bastille", "--dry-run"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("nothing to do"),
+        "second plan: {}",
+        text(&out)
+    );
+
+    // What is left: the stopped db jail; no bridge, rc.conf keys, dnsmasq.conf, pf.conf or hosts block.
+    assert!(!h.tool(&["ifconfig", "warden0"]).status.success());
+    // Gone from /etc/rc.conf: at most the defaults' value is left (pf_enable="NO").
+    for var in [
+        "dnsmasq_enable",
+        "pf_enable",
+        "gateway_enable",
+        "warden_enable",
+    ] {
+        let out = h.tool(&["sysrc", "-n", var]);
+        assert_ne!(String::from_utf8_lossy(&out.stdout).trim(), "YES", "{var}");
+    }
+    let rc = std::fs::read_to_string(h.root().join("etc/rc.conf")).unwrap_or_default();
+    assert!(!rc.contains("warden0") && !rc.contains("dnsmasq"), "{rc}");
+    for gone in [
+        "usr/local/etc/dnsmasq.conf",
+        "etc/pf.conf",
+        "usr/local/etc/rc.d/warden",
+    ] {
+        assert!(!h.root().join(gone).exists(), "{gone} left");
+    }
+    let hosts = std::fs::read_to_string(h.root().join("etc/hosts")).unwrap_or_default();
+    assert!(!hosts.contains("warden managed block"), "{hosts}");
+    assert!(h.root().join("usr/local/bastille/jails/clawdiedb").is_dir());
+    assert!(!h
+        .root()
+        .join("usr/local/bastille/jails/clawdiegit")
+        .exists());
+    assert!(!h.tool(&["jls", "-j", "clawdiedb", "jid"]).status.success());
+    let out = h.warden(&["doctor", "--backend", "bastille"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("not set up"),
+        "{}",
+        text(&out)
+    );
+
+    // Setup rebuilds the layout around the kept db jail.
+    h.warden_ok(&["setup", "--backend", "bastille"]);
+    let out = h.warden_ok(&["plan", "--backend", "bastille"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("nothing to do"),
+        "plan after setup again: {}",
+        text(&out)
+    );
+}
