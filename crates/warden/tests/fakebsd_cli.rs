@@ -626,15 +626,31 @@ fn teardown_is_planned_applied_resumed_after_a_crash_and_undone_by_setup() {
     let total = json["actions"].as_array().unwrap().len();
     assert!(total >= 15, "{json:#}");
 
-    // A crash right after the middle action: the next run says so and finishes.
-    let half = (total / 2).to_string();
+    // A real crash halfway: fakebsd SIGKILLs warden at its Nth tool call, N a few calls past the observation
+    // (what the dry run makes) into the applying; the next run says so and finishes.
+    let counter = h.p("fake/kill-count");
+    let _ = std::fs::remove_file(&counter);
     let out = h.warden_env(
-        &[("WARDEN_CRASH_AFTER", half.as_str())],
+        &[("FAKEBSD_KILL_PARENT_AFTER", "0")],
+        &["teardown", "--backend", "bastille", "--dry-run"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let observe: usize = std::fs::read_to_string(&counter)
+        .unwrap_or_default()
+        .trim()
+        .parse()
+        .expect("fakebsd counted the dry run's calls");
+    let _ = std::fs::remove_file(&counter);
+    let kill_at = (observe + total / 2).to_string();
+    let out = h.warden_env(
+        &[("FAKEBSD_KILL_PARENT_AFTER", kill_at.as_str())],
         &["teardown", "--backend", "bastille"],
     );
-    assert!(
-        !out.status.success(),
-        "the crash hook did not fire: {}",
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        out.status.signal(),
+        Some(9),
+        "warden was not killed: {}",
         text(&out)
     );
     let out = h.warden_ok(&["teardown", "--backend", "bastille"]);
