@@ -12,6 +12,7 @@ pub mod events;
 pub mod install;
 pub mod mock;
 pub mod rpc;
+pub mod warm;
 
 pub use argv::{pi_args, pi_argv, pi_command, pi_env, PiLauncher};
 pub use config::{
@@ -22,3 +23,4 @@ pub use events::{
 };
 pub use install::{find_node, install_pi, install_pi_until, pi_bin, pi_cli_js, InstallError};
 pub use rpc::{pi_rpc_argv, RpcLine};
+pub use warm::{TurnEnd, WarmAgent};

@@ -103,6 +103,10 @@ pub struct Config {
     pub agent_api_key_env: String,
     /// Pinned pi package version.
     pub agent_pi_version: String,
+    /// Warm agents `warden serve` keeps parked (pi started in RPC mode per tenant); 0: none.
+    pub agent_warm: u32,
+    /// How long a warm agent may stay parked unused (e.g. 10m).
+    pub agent_warm_idle: String,
     /// The model gateway's port on the gateway address.
     pub gateway_port: u16,
     /// Tokens one tenant may use through the gateway in total; 0: unlimited.
@@ -170,6 +174,8 @@ impl Default for Config {
             agent_base_url: "http://10.0.1.4:8080/v1".into(),
             agent_api_key_env: "WARDEN_AGENT_API_KEY".into(),
             agent_pi_version: "0.73.1".into(),
+            agent_warm: 2,
+            agent_warm_idle: "10m".into(),
             gateway_port: 8090,
             gateway_tenant_token_budget: 0,
             gateway_flatten_content: true,
@@ -363,6 +369,10 @@ pub static KEYS: &[Key] = &[
         "Name of the environment variable holding the provider key."),
     key!("agent.pi_version", ["WARDEN_AGENT_PI_VERSION"], Str, agent_pi_version,
         "Pinned @mariozechner/pi-coding-agent version."),
+    key!("agent.warm", ["WARDEN_AGENT_WARM"], Count, agent_warm,
+        "Warm agents warden serve keeps parked: pi already started for a tenant after its turn, so its next turn pays only for the model; least recently used evicted; 0: off."),
+    key!("agent.warm_idle", ["WARDEN_AGENT_WARM_IDLE"], Str, agent_warm_idle,
+        "How long a warm agent may stay parked unused before it is stopped (e.g. 10m)."),
     key!("gateway.port", ["WARDEN_GATEWAY_PORT"], Port, gateway_port,
         "The model gateway's port on <subnet>.1: the only provider endpoint workers reach (it injects the key)."),
     key!("gateway.tenant_token_budget", ["WARDEN_GATEWAY_TENANT_TOKEN_BUDGET"], Count, gateway_tenant_token_budget,

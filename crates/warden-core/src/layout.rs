@@ -285,6 +285,10 @@ pub struct Layout {
     pub command_timeout: Duration,
     /// `setup.install_timeout`: the deadline of an install, download, bootstrap or creation.
     pub install_timeout: Duration,
+    /// `agent.warm`: warm agents `warden serve` keeps parked (0: none).
+    pub agent_warm: u32,
+    /// `agent.warm_idle`: how long a warm agent may stay parked unused.
+    pub agent_warm_idle: Duration,
 }
 
 impl Layout {
@@ -356,6 +360,15 @@ impl Layout {
         let listen = listen_of(c, network, p);
         let limits = worker_limits(c, p);
         let (command_timeout, install_timeout) = setup_timeouts(c, p);
+        let agent_warm_idle = parse_duration(&c.agent_warm_idle).unwrap_or_else(|rule| {
+            p.bad(
+                "agent.warm_idle",
+                &c.agent_warm_idle,
+                rule,
+                "e.g. 10m or 600s",
+            );
+            Duration::ZERO
+        });
         if !problems.list.is_empty() {
             return Err(ConfigError::Invalid(problems.list));
         }
@@ -399,6 +412,8 @@ impl Layout {
             ai_wheel_cache: c.ai_wheel_cache.clone(),
             command_timeout,
             install_timeout,
+            agent_warm: c.agent_warm,
+            agent_warm_idle,
         };
         layout.records = records(&layout);
         // The agent's provider is the ai jail when agent.base_url names it: the workers' path follows its port.

@@ -61,7 +61,7 @@ pub struct Grant {
 /// The gateway's shared state: its config, the live grants, the store usage goes to.
 pub struct Gateway {
     config: GatewayConfig,
-    grants: Mutex<HashMap<String, Grant>>,
+    grants: Mutex<HashMap<String, Slot>>,
     store: Arc<Store>,
     http: reqwest::Client,
 }
@@ -107,6 +107,25 @@ impl Gateway {
 
     /// Issues a capability token for one turn; it is revoked when the returned [`TurnToken`] drops.
     pub fn grant(self: &Arc<Self>, turn: &str, tenant: &str) -> Result<TurnToken, GatewayError> {
+        let token = self.register(tenant, Some(turn))?;
+        Ok(TurnToken {
+            token,
+            gateway: self.clone(),
+        })
+    }
+
+    /// Mints a token for a warm agent of `tenant` at park time: refused (401) until [`ParkedToken::activate`]
+    /// opens it for one turn, refused again when that turn ends, revoked when the [`ParkedToken`] drops. A
+    /// parked agent therefore holds a key that is worth nothing between turns.
+    pub fn mint(self: &Arc<Self>, tenant: &str) -> Result<ParkedToken, GatewayError> {
+        let token = self.register(tenant, None)?;
+        Ok(ParkedToken {
+            token,
+            gateway: self.clone(),
+        })
+    }
+
+    fn register(&self, tenant: &str, turn: Option<&str>) -> Result<String, GatewayError> {
         let mut raw = [0u8; 24];
         std::fs::File::open("/dev/urandom")
             .and_then(|mut f| f.read_exact(&mut raw))
@@ -115,30 +134,101 @@ impl Gateway {
         let token = format!("wt-{token}");
         self.lock().insert(
             token.clone(),
-            Grant {
-                turn: turn.to_string(),
+            Slot {
                 tenant: tenant.to_string(),
+                turn: turn.map(str::to_string),
             },
         );
-        Ok(TurnToken {
-            token,
-            gateway: self.clone(),
+        Ok(token)
+    }
+
+    /// The grant a token stands for, while it is live and open for a turn.
+    pub fn lookup(&self, token: &str) -> Option<Grant> {
+        let slots = self.lock();
+        let slot = slots.get(token)?;
+        Some(Grant {
+            turn: slot.turn.clone()?,
+            tenant: slot.tenant.clone(),
         })
     }
 
-    /// The grant a token stands for, while it is live.
-    pub fn lookup(&self, token: &str) -> Option<Grant> {
-        self.lock().get(token).cloned()
-    }
-
-    /// Live grants (tests, metrics).
+    /// Tokens open for a turn now (tests, metrics).
     pub fn live_grants(&self) -> usize {
-        self.lock().len()
+        self.lock().values().filter(|s| s.turn.is_some()).count()
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Grant>> {
+    /// Tokens of warm agents that are not open for a turn now.
+    pub fn parked_tokens(&self) -> usize {
+        self.lock().values().filter(|s| s.turn.is_none()).count()
+    }
+
+    fn set_turn(&self, token: &str, turn: Option<&str>) {
+        if let Some(slot) = self.lock().get_mut(token) {
+            slot.turn = turn.map(str::to_string);
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Slot>> {
         // A panic while holding this lock leaves a valid map; keep serving.
         self.grants.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A registered token: its tenant, and the turn it is open for (`None`: parked, refused).
+struct Slot {
+    tenant: String,
+    turn: Option<String>,
+}
+
+/// A warm agent's token ([`Gateway::mint`]); dropping it revokes the token.
+pub struct ParkedToken {
+    token: String,
+    gateway: Arc<Gateway>,
+}
+
+impl ParkedToken {
+    /// The token, as written into the warm agent's models.json.
+    pub fn as_str(&self) -> &str {
+        &self.token
+    }
+
+    /// Opens the token for `turn` until the returned guard drops (the turn's end).
+    pub fn activate(&self, turn: &str) -> OpenTurn {
+        self.gateway.set_turn(&self.token, Some(turn));
+        OpenTurn {
+            token: self.token.clone(),
+            gateway: self.gateway.clone(),
+        }
+    }
+}
+
+impl std::fmt::Debug for ParkedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ParkedToken(…)")
+    }
+}
+
+impl Drop for ParkedToken {
+    fn drop(&mut self) {
+        self.gateway.lock().remove(&self.token);
+    }
+}
+
+/// A parked token opened for one turn; dropping it closes the token again (it stays minted).
+pub struct OpenTurn {
+    token: String,
+    gateway: Arc<Gateway>,
+}
+
+impl std::fmt::Debug for OpenTurn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OpenTurn(…)")
+    }
+}
+
+impl Drop for OpenTurn {
+    fn drop(&mut self) {
+        self.gateway.set_turn(&self.token, None);
     }
 }
 

@@ -127,6 +127,36 @@ async fn no_token_a_wrong_one_or_a_revoked_one_is_refused() {
     assert!(f.mock.requests().is_empty(), "nothing reached the provider");
 }
 
+/// A warm agent's token is minted at park time but opens only between its turn's activation and the turn's end;
+/// usage goes to the turn it is open for.
+#[tokio::test]
+async fn a_parked_token_works_only_while_a_turn_holds_it_open() {
+    let f = start(None).await;
+    let parked = f.gw.mint("acme").unwrap();
+    let (s, _) = post(&f.base, parked.as_str()).await;
+    assert_eq!(s, 401, "parked, not open");
+    assert_eq!((f.gw.parked_tokens(), f.gw.live_grants()), (1, 0));
+    let open = parked.activate("turn-a");
+    assert_eq!((f.gw.parked_tokens(), f.gw.live_grants()), (0, 1));
+    let (s, body) = post(&f.base, parked.as_str()).await;
+    assert_eq!(s, 200, "{body}");
+    drop(open);
+    let (s, _) = post(&f.base, parked.as_str()).await;
+    assert_eq!(s, 401, "closed again at the turn's end");
+    let open = parked.activate("turn-b");
+    let (s, _) = post(&f.base, parked.as_str()).await;
+    assert_eq!(s, 200);
+    assert!(f.store.turn_model_usage("turn-a").unwrap().requests == 1);
+    assert!(f.store.turn_model_usage("turn-b").unwrap().requests == 1);
+    // Revoked with the agent, even in the middle of a turn.
+    let kept = parked.as_str().to_string();
+    drop(parked);
+    let (s, _) = post(&f.base, &kept).await;
+    assert_eq!(s, 401, "revoked when the agent goes");
+    drop(open);
+    assert_eq!((f.gw.parked_tokens(), f.gw.live_grants()), (0, 0));
+}
+
 #[tokio::test]
 async fn a_tenant_over_its_budget_gets_429_and_others_go_on() {
     let f = start(Some(150)).await;

@@ -12,6 +12,7 @@ use warden_agent::{pi_argv, pi_env, write_agent_dir, PiLauncher, PI_PACKAGE};
 use warden_host::worker::Mount;
 
 use crate::state::App;
+pub use crate::warm::Credential;
 
 /// Where pi's install prefix appears inside a worker.
 pub const PI_MOUNT: &str = "/opt/pi";
@@ -31,8 +32,8 @@ pub struct AgentPrep {
     pub mounts: Vec<Mount>,
     /// The workspace.
     pub cwd: PathBuf,
-    /// The turn's capability token at the model gateway; revoked when this drops (at the turn's end).
-    pub token: Option<warden_gateway::TurnToken>,
+    /// The agent's token at the model gateway; revoked when this drops.
+    pub token: Credential,
 }
 
 /// The host directory of a tenant.
@@ -59,28 +60,45 @@ fn mkdir_owned(dir: &Path, owner: (u32, u32)) -> Result<(), String> {
         .map_err(|e| format!("failed to chown {}: {e}", dir.display()))
 }
 
-/// What pi in a worker is told about its provider: the model gateway with a fresh turn token when one is
-/// configured, else `agent.base_url` directly. Never the provider key: that stays in the host process.
+/// What pi in a worker is told about its provider: the model gateway with a fresh token when one is
+/// configured (open for `turn`, or parked for a warm agent when `turn` is `None`), else `agent.base_url`
+/// directly. Never the provider key: that stays in the host process.
 fn worker_agent_config(
     app: &Arc<App>,
-    turn: &str,
+    turn: Option<&str>,
     tenant: &str,
-) -> Result<(warden_agent::AgentConfig, Option<warden_gateway::TurnToken>), String> {
+) -> Result<(warden_agent::AgentConfig, Credential), String> {
     let mut cfg = app.opts.agent.clone();
     cfg.api_key_env = None;
     if app.opts.gateway.is_none() {
         cfg.api_key = "none".into();
-        return Ok((cfg, None));
+        return Ok((cfg, Credential::None));
     }
     let (gw, url) = app.gateway.as_ref().map_err(|why| why.clone())?;
-    let token = gw.grant(turn, tenant).map_err(|e| e.to_string())?;
     cfg.base_url = url.clone();
-    cfg.api_key = token.as_str().to_string();
-    Ok((cfg, Some(token)))
+    let token = match turn {
+        Some(turn) => Credential::Turn(gw.grant(turn, tenant).map_err(|e| e.to_string())?),
+        None => Credential::Parked(gw.mint(tenant).map_err(|e| e.to_string())?),
+    };
+    cfg.api_key = match &token {
+        Credential::Turn(t) => t.as_str().to_string(),
+        Credential::Parked(t) => t.as_str().to_string(),
+        Credential::None => "none".to_string(),
+    };
+    Ok((cfg, token))
 }
 
-/// Prepares a tenant's dirs and pi files and returns the worker's part of the turn.
+/// Prepares a tenant's dirs and pi files and returns the worker's part of the cold turn `turn`.
 pub async fn prepare(app: &Arc<App>, tenant: &str, turn: &str) -> Result<AgentPrep, String> {
+    prepare_agent(app, tenant, Some(turn))
+}
+
+/// Prepares a tenant's dirs and pi files for a warm agent: pi in RPC mode, a parked gateway token.
+pub fn prepare_warm(app: &Arc<App>, tenant: &str) -> Result<AgentPrep, String> {
+    prepare_agent(app, tenant, None)
+}
+
+fn prepare_agent(app: &Arc<App>, tenant: &str, turn: Option<&str>) -> Result<AgentPrep, String> {
     let (agent_cfg, token) = worker_agent_config(app, turn, tenant)?;
     let cli = installed_pi(app)?;
     // The worker's node: the host's on Linux (host release), the release's own in a FreeBSD jail.
@@ -108,7 +126,10 @@ pub async fn prepare(app: &Arc<App>, tenant: &str, turn: &str) -> Result<AgentPr
         .join("sessions")
         .join(format!("{tenant}.jsonl"));
     let launcher = PiLauncher::node(&node, &cli_inside);
-    let argv = pi_argv(&agent_cfg, &launcher, &session);
+    let argv = match turn {
+        Some(_) => pi_argv(&agent_cfg, &launcher, &session),
+        None => warden_agent::pi_rpc_argv(&agent_cfg, &launcher, &session),
+    };
     let mut env = pi_env(Path::new(AGENT_DIR));
     env.push(("HOME".into(), AGENT_DIR.into()));
     app.store

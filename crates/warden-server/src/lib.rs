@@ -25,9 +25,11 @@ pub mod recovery;
 pub mod request;
 pub mod scheduler;
 pub mod state;
+mod sync;
 pub mod telegram;
 mod turn_runner;
 pub mod view;
+pub mod warm;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -45,6 +47,7 @@ pub use state::{GatewayOptions, ServeOptions};
 pub use view::TurnView;
 pub use warden_host::worker::Workers;
 pub use warden_store::RecoveryPolicy;
+pub use warm::WarmOptions;
 
 use crate::state::{lock, App};
 
@@ -115,6 +118,7 @@ pub async fn serve_until(
         waiters: Mutex::new(Default::default()),
         specs: Mutex::new(Default::default()),
         gateway,
+        warm: Default::default(),
         layout,
         opts,
         store,
@@ -140,6 +144,7 @@ pub async fn serve_until(
         tracing::warn!(error = %e, "pi is not installed; agent turns will be refused");
     }
     crate::turn_runner::dispatch(&app);
+    crate::turn_runner::spawn_expiry(&app);
     let channel = start_telegram(&app);
     tracing::info!(telegram = channel.is_some(), "control plane ready");
 
@@ -162,6 +167,11 @@ pub async fn serve_until(
             Ok(_) => {}
             Err(_) => tracing::info!("closed lingering connections"),
         }
+    }
+    {
+        // Warm agents are stopped and their workers torn down before the backend's pool goes.
+        let app = app.clone();
+        let _ = tokio::task::spawn_blocking(move || app.warm.drain()).await;
     }
     {
         // Parked workers are discarded and waited for: nothing of them outlives the server.

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{oneshot, watch};
@@ -43,6 +43,8 @@ pub struct ServeOptions {
     /// The model gateway: where it listens and what it forwards to. `None`: workers' pi talks to
     /// `agent.base_url` directly (no provider key is ever handed to a worker either way).
     pub gateway: Option<GatewayOptions>,
+    /// Warm agents: how many, for how long (`agent.warm`, `agent.warm_idle`).
+    pub warm: crate::warm::WarmOptions,
 }
 
 /// Where the model gateway listens and how it forwards.
@@ -71,6 +73,7 @@ impl ServeOptions {
             max_body_bytes: 1 << 20,
             telegram: None,
             gateway: None,
+            warm: crate::warm::WarmOptions::default(),
         }
     }
 
@@ -142,15 +145,14 @@ pub struct App {
     pub specs: Mutex<HashMap<TurnId, crate::request::TurnSpec>>,
     /// The model gateway and the base URL workers use for it, or why it is not serving.
     pub gateway: GatewaySlot,
+    /// Warm agents parked per tenant.
+    pub warm: crate::warm::WarmPool,
 }
 
 /// The model gateway and the base URL workers use for it, or why agent turns cannot use one.
 pub type GatewaySlot = Result<(Arc<warden_gateway::Gateway>, String), String>;
 
-/// Locks a mutex, ignoring poisoning (the data is plain bookkeeping, consistent at every await).
-pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
+pub use crate::sync::lock;
 
 impl App {
     /// Records a turn's end: final row, `end` event (data = the stored result), metrics, wake-ups.

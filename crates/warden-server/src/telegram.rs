@@ -95,6 +95,8 @@ impl warden_telegram::TurnHost for ServerTurns {
         let sessions = tenant_dir(&self.app.opts.state_dir, tenant)
             .join("pi")
             .join("sessions");
+        // A warm pi holds the old session: it goes (and one in a turn now is not parked again).
+        self.app.warm.reset(tenant);
         let file = sessions.join(format!("{tenant}.jsonl"));
         if file.exists() {
             let kept = sessions.join(format!("{tenant}.jsonl.{}.old", warden_store::now_ms()));

@@ -3,13 +3,17 @@
 //! the outcome.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use warden_host::worker::{self, Events, Stdio, Stream};
 use warden_store::{EventKind, Store, TurnId, TurnOutcome, TurnStatus};
 
+use warden_agent::TurnEnd;
+
 use crate::agent_turn::{self, AgentPrep};
 use crate::request::{Network, TurnSpec, Work};
 use crate::state::{lock, App, RunningTurn};
+use crate::warm::{self, Credential, Fit, Parked};
 
 /// Everything the worker produced, gathered on the blocking thread that runs it.
 struct Sink {
@@ -157,11 +161,74 @@ async fn run_inner(
     if let Some(reason) = handle.cancel_reason() {
         return Ok(cancelled_outcome(reason));
     }
-    let agent = match &spec.work {
-        Work::Prompt(_) => Some(agent_turn::prepare(app, &spec.tenant, id.as_str()).await?),
-        Work::Argv(_) => None,
+    match &spec.work {
+        Work::Prompt(prompt) => run_agent(app, id, handle, &spec, prompt).await,
+        Work::Argv(_) => run_cold(app, id, handle, &spec, None).await,
+    }
+}
+
+/// An agent turn: on the tenant's warm agent when one is parked and fits, else cold; then a warm agent is
+/// parked for the tenant (the same one after a warm turn that went well, else a new one).
+async fn run_agent(
+    app: &Arc<App>,
+    id: &TurnId,
+    handle: &Arc<RunningTurn>,
+    spec: &TurnSpec,
+    prompt: &str,
+) -> Result<TurnOutcome, String> {
+    let (parked, epoch) = app.warm.begin(&spec.tenant, &Fit::of(spec));
+    let mut again = None;
+    let served = match parked {
+        Some(p) => match run_warm(app, id, handle, spec, prompt, p).await? {
+            Warm::Served(served) => {
+                let (outcome, p) = *served;
+                again = p;
+                Some(outcome)
+            }
+            Warm::Unusable(why) => {
+                tracing::warn!(turn = %id, %why, "warm agent unusable; running the turn cold");
+                None
+            }
+        },
+        None => None,
     };
-    let work = work_of(&spec, agent.as_ref());
+    let outcome = match served {
+        Some(o) => o,
+        None if handle.cancel_reason().is_some() => {
+            return Ok(cancelled_outcome(
+                handle.cancel_reason().unwrap_or("cancelled"),
+            ))
+        }
+        None => {
+            let prep = agent_turn::prepare(app, &spec.tenant, id.as_str()).await?;
+            run_cold(app, id, handle, spec, Some(&prep)).await?
+        }
+    };
+    if outcome.status == Some(TurnStatus::Succeeded) {
+        if let Err(e) = app.store.record_session_turn(&spec.tenant) {
+            tracing::warn!(turn = %id, error = %e, "failed to count the session turn");
+        }
+    }
+    match again {
+        Some(p) => app.warm.park(&spec.tenant, p, epoch, app.opts.warm.max),
+        None => {
+            if let Err(e) = start_and_park(app, spec, epoch) {
+                tracing::warn!(turn = %id, error = %e, "failed to start a warm agent");
+            }
+        }
+    }
+    Ok(outcome)
+}
+
+/// A turn on a fresh worker (argv, or a cold pi with `agent`).
+async fn run_cold(
+    app: &Arc<App>,
+    id: &TurnId,
+    handle: &Arc<RunningTurn>,
+    spec: &TurnSpec,
+    agent: Option<&AgentPrep>,
+) -> Result<TurnOutcome, String> {
+    let work = work_of(spec, agent);
     let (outcome, sink) = match run_worker(app, id, handle, work, agent.is_some()).await {
         Ok(r) => r,
         // Killed while it was being set up: the cancel is what happened, not an infrastructure failure.
@@ -172,13 +239,117 @@ async fn run_inner(
         }
         Err(e) => return Err(e),
     };
-    let outcome = outcome_of(outcome, sink, handle);
-    if agent.is_some() && outcome.status == Some(TurnStatus::Succeeded) {
-        if let Err(e) = app.store.record_session_turn(&spec.tenant) {
-            tracing::warn!(turn = %id, error = %e, "failed to count the session turn");
+    Ok(outcome_of(outcome, sink, handle))
+}
+
+/// What became of a turn offered to a warm agent.
+enum Warm {
+    /// The agent ran the turn; the agent again if it can take another.
+    Served(Box<(TurnOutcome, Option<Parked>)>),
+    /// The agent could not start the turn (it was stopped); run it cold.
+    Unusable(String),
+}
+
+/// Runs the turn on a warm agent, on a blocking thread: its wall-clock and output limits are the turn's, its
+/// gateway token is open only while it runs, its events go to the store as a cold pi's do.
+async fn run_warm(
+    app: &Arc<App>,
+    id: &TurnId,
+    handle: &Arc<RunningTurn>,
+    spec: &TurnSpec,
+    prompt: &str,
+    mut p: Parked,
+) -> Result<Warm, String> {
+    let mut sink = new_sink(app, id, true);
+    let stop = handle.stop.clone();
+    let timeout = std::time::Duration::from_millis(spec.limits.timeout_ms);
+    let cap = spec.limits.output_bytes;
+    let (prompt, turn) = (prompt.to_string(), id.to_string());
+    let (p, result, sink) = tokio::task::spawn_blocking(move || {
+        let r = warm_turn(&mut p, &turn, &prompt, &mut sink, timeout, cap, &stop);
+        (p, r, sink)
+    })
+    .await
+    .map_err(|e| format!("warm agent thread failed: {e}"))?;
+    let end = match result {
+        Ok(end) => end,
+        Err(why) => {
+            app.warm.retire(p);
+            return Ok(Warm::Unusable(why));
         }
+    };
+    app.warm.served();
+    tracing::debug!(turn = %id, ?end, "warm turn");
+    let mut sink = sink;
+    let worker_end = match &end {
+        TurnEnd::Done => worker::End::Exited(0),
+        TurnEnd::Cancelled => worker::End::Signaled(9),
+        TurnEnd::Limit(k) => worker::End::Limit(*k),
+        TurnEnd::Refused(e) => {
+            sink.stderr
+                .extend_from_slice(format!("warden: pi refused the prompt: {e}\n").as_bytes());
+            worker::End::Exited(1)
+        }
+        TurnEnd::Died(Ok(e)) => *e,
+        TurnEnd::Died(Err(e)) => {
+            app.warm.retire(p);
+            return Err(format!("the warm agent's worker failed: {e}"));
+        }
+    };
+    let outcome = worker::Outcome {
+        worker: p.agent.worker().unwrap_or_default().to_string(),
+        end: worker_end,
+        timings: serde_json::json!({"warm": true}),
+        cleanup_problems: Vec::new(),
+    };
+    let again = match end.reusable() {
+        true => Some(p),
+        false => {
+            app.warm.retire(p);
+            None
+        }
+    };
+    Ok(Warm::Served(Box::new((
+        outcome_of(outcome, sink, handle),
+        again,
+    ))))
+}
+
+/// The blocking part of a warm turn; `Err` when the agent could not start the turn at all.
+fn warm_turn(
+    p: &mut Parked,
+    turn: &str,
+    prompt: &str,
+    sink: &mut Sink,
+    timeout: std::time::Duration,
+    cap: u64,
+    stop: &worker::Cancel,
+) -> Result<TurnEnd, String> {
+    // Waiting for a pi still starting counts against the turn's time limit, as its start does when cold.
+    let deadline = std::time::Instant::now() + timeout;
+    if !p.ready {
+        p.agent.wait_ready(deadline, stop)?;
+        p.ready = true;
     }
-    Ok(outcome)
+    if !p.agent.alive() {
+        return Err("its worker ended while parked".into());
+    }
+    let worker = p.agent.worker().unwrap_or_default().to_string();
+    let _open = match &p.token {
+        Credential::Parked(t) => Some(t.activate(turn)),
+        _ => None,
+    };
+    sink.started(&worker);
+    Ok(p.agent.turn(prompt, sink, deadline, Some(cap), stop))
+}
+
+/// The network of a worker for a turn's network.
+pub(crate) fn network(n: Network) -> worker::Network {
+    match n {
+        Network::None => worker::Network::None,
+        Network::Shared => worker::Network::Shared,
+        Network::Vnet => worker::Network::Vnet,
+    }
 }
 
 /// The worker's part of a turn: argv (or pi's), limits, network, env, mounts, stdin (the prompt).
@@ -195,11 +366,7 @@ fn work_of(spec: &TurnSpec, agent: Option<&AgentPrep>) -> worker::Work {
         output_bytes: Some(spec.limits.output_bytes),
     };
     let mut w = worker::Work::new(argv, limits);
-    w.network = match spec.network {
-        Network::None => worker::Network::None,
-        Network::Shared => worker::Network::Shared,
-        Network::Vnet => worker::Network::Vnet,
-    };
+    w.network = network(spec.network);
     if let Some(prep) = agent {
         w.env.extend(prep.env.iter().cloned());
         w.mounts = prep.mounts.clone();
@@ -213,6 +380,19 @@ fn work_of(spec: &TurnSpec, agent: Option<&AgentPrep>) -> worker::Work {
     w
 }
 
+fn new_sink(app: &Arc<App>, id: &TurnId, agent: bool) -> Sink {
+    Sink {
+        store: app.store.clone(),
+        id: id.clone(),
+        events: app.events.clone(),
+        stdout: Vec::new(),
+        stderr: Vec::new(),
+        cap: app.store.limits().max_output_bytes,
+        parser: agent.then(warden_agent::EventParser::new),
+        partial: [Vec::new(), Vec::new()],
+    }
+}
+
 /// Runs `work` on a blocking thread; the turn is marked running when the worker has its name, and a cancel of
 /// the turn reaches the worker through the contract.
 async fn run_worker(
@@ -222,16 +402,7 @@ async fn run_worker(
     work: worker::Work,
     agent: bool,
 ) -> Result<(worker::Outcome, Sink), String> {
-    let mut sink = Sink {
-        store: app.store.clone(),
-        id: id.clone(),
-        events: app.events.clone(),
-        stdout: Vec::new(),
-        stderr: Vec::new(),
-        cap: app.store.limits().max_output_bytes,
-        parser: agent.then(warden_agent::EventParser::new),
-        partial: [Vec::new(), Vec::new()],
-    };
+    let mut sink = new_sink(app, id, agent);
     let workers = app.workers.clone();
     let stop = handle.stop.clone();
     let (result, sink) = tokio::task::spawn_blocking(move || {
@@ -304,6 +475,65 @@ fn outcome_of(o: worker::Outcome, sink: Sink, handle: &RunningTurn) -> TurnOutco
         }
     }
     out
+}
+
+/// Starts a warm agent for `spec`'s tenant (pi in RPC mode on the tenant's session, limits, network and
+/// environment of `spec`, no wall-clock or output limit of its own: each turn enforces the turn's) and parks
+/// it unless a turn or `/new` of the tenant came since `epoch`.
+fn start_and_park(app: &Arc<App>, spec: &TurnSpec, epoch: u64) -> Result<(), String> {
+    let max = app.opts.warm.max;
+    if max == 0 || *app.shutdown.borrow() {
+        return Ok(());
+    }
+    let prep = agent_turn::prepare_warm(app, &spec.tenant)?;
+    let limits = warden_host::worker::Limits {
+        memory_bytes: Some(spec.limits.memory_bytes),
+        pids: Some(spec.limits.pids),
+        timeout: None,
+        output_bytes: None,
+    };
+    let mut work = warden_host::worker::Work::new(prep.argv.clone(), limits);
+    work.network = network(spec.network);
+    work.env.extend(prep.env.iter().cloned());
+    work.env
+        .extend(spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    work.mounts = prep.mounts.clone();
+    work.cwd = Some(prep.cwd.clone());
+    let fifo_host = agent_turn::tenant_dir(&app.opts.state_dir, &spec.tenant)
+        .join("pi")
+        .join(warm::FIFO);
+    let agent = warden_agent::WarmAgent::start(
+        app.workers.clone(),
+        work,
+        &fifo_host,
+        &std::path::Path::new(agent_turn::AGENT_DIR).join(warm::FIFO),
+        app.workers.file_owner(),
+    )?;
+    app.warm
+        .started
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let parked = Parked::new(agent, prep.token, Fit::of(spec));
+    app.warm.park(&spec.tenant, parked, epoch, max);
+    Ok(())
+}
+
+/// Stops idle agents every so often until shutdown.
+pub fn spawn_expiry(app: &Arc<App>) {
+    let idle = app.opts.warm.idle;
+    if app.opts.warm.max == 0 {
+        return;
+    }
+    let every = (idle / 4).clamp(Duration::from_millis(200), Duration::from_secs(30));
+    let app = app.clone();
+    let mut down = app.shutdown.subscribe();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => app.warm.expire(idle),
+                _ = down.wait_for(|s| *s) => return,
+            }
+        }
+    });
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! `warden bench --agent` through the binary, against the instant mock provider: every cold and warm pi turn
-//! succeeds, each warm turn's request carried its own per-turn key (the bench counts a turn whose provider saw
-//! any other key as failed), and a warm turn costs a fraction of a cold one.
+//! succeeds, each `warm` turn's request went through the model gateway under that turn's grant (the bench counts
+//! it failed otherwise), and a warm turn costs a fraction of a cold one.
 #![cfg(target_os = "linux")]
 
 mod common;

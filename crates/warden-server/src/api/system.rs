@@ -36,6 +36,7 @@ pub async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
     let (running, queued, limit) = app.load();
     let mut body = app.metrics.render(running, queued, limit);
     body.push_str(&app.workers.metrics());
+    body.push_str(&app.warm.metrics());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }
 

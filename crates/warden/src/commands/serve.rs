@@ -43,6 +43,10 @@ pub fn run(global: &Global, args: &ServeArgs) -> Result<(), Exit> {
     opts.agent = warden_doctor::pi_config::agent_config(&loaded.config);
     opts.telegram = crate::commands::telegram::config(&loaded)?;
     opts.gateway = Some(gateway_options(&layout, &opts.agent));
+    opts.warm = warden_server::WarmOptions {
+        max: layout.agent_warm as usize,
+        idle: layout.agent_warm_idle,
+    };
     // workers.pool: parked workers per network mode (none and vnet; argv turns take them).
     let pool = layout.pool_size as usize;
     let how = backends::WorkerUse {

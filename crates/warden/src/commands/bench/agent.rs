@@ -1,28 +1,24 @@
 //! `warden bench --agent`: what an agent turn costs beyond the model — its wall time minus the time the
 //! provider spent answering (an instant mock provider on 127.0.0.1, one per tenant so each tenant's provider
 //! time is its own) — for cold pi (node + pi started in a fresh worker per turn, json mode, as `warden serve`
-//! runs a prompt turn today) and warm pi (pi started in `--mode rpc` in a worker before the turns, each turn
-//! one `prompt` line on its stdin ending at `agent_end`), with 1 and 8 concurrent tenants. The warm series runs
-//! twice: with a fresh key per turn that pi reads at request time (as a per-turn gateway token would reach a
-//! parked pi) and with the key it started with.
+//! runs a prompt turn without a warm agent) and warm pi (`warden_agent::WarmAgent`, the warm agent `warden
+//! serve` parks: pi started in `--mode rpc` in a worker before the turns, each turn one `prompt` ending at
+//! `agent_end`), with 1 and 8 concurrent tenants. The warm series runs twice: `warm` as the server runs it
+//! (pi's key is a token the model gateway minted at start and opens for each turn only; requests go through an
+//! in-process gateway to the provider) and `warm_fixed_key` (pi talks to the provider directly).
 //!
 //! Workers run through the worker contract on the library path with the host's network (`shared`), so pi
-//! reaches the mock directly; pi is the one setup's `agent` step installed under the state directory. The
-//! warm pi reads its commands from a FIFO in its agent dir (the contract's stdin is bytes given up front).
+//! reaches the mock (or the gateway) on 127.0.0.1; pi is the one setup's `agent` step installed under the state
+//! directory.
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{chown, PermissionsExt};
+use std::os::unix::fs::chown;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use warden_agent::mock::{MockProvider, Reply, Script};
-use warden_agent::{rpc, AgentConfig, EventParser, PiLauncher, RpcLine};
+use warden_agent::{rpc, AgentConfig, EventParser, PiLauncher, TurnEnd, WarmAgent};
 use warden_host::worker::{self, Cancel, Events, Mount, Stream, Workers};
 
 use super::series::{ms, percentile, round};
@@ -34,11 +30,11 @@ use crate::exit::Exit;
 const PI_MOUNT: &str = "/opt/pi";
 const WORKSPACE: &str = "/workspace";
 const AGENT_DIR: &str = "/var/pi";
-/// The file in a warm pi's agent dir that holds the running turn's token (absent between turns).
-const TOKEN_FILE: &str = "turn-token";
+/// The FIFO a warm pi reads its commands from, in its agent dir.
+const FIFO: &str = "rpc.in";
 /// The longest any one turn or start may take before the bench counts it failed.
 const DEADLINE: Duration = Duration::from_secs(120);
-/// The series: cold pi, warm pi with a per-turn token, warm pi with a key fixed at its start.
+/// The series: cold pi, warm pi as the server runs it (gateway token opened per turn), warm pi with a fixed key.
 const KINDS: [&str; 3] = ["cold", "warm", "warm_fixed_key"];
 /// Concurrent tenants of each series.
 const TENANTS: [usize; 2] = [1, 8];
@@ -96,6 +92,8 @@ struct Bench {
     pi_dir: PathBuf,
     launcher: PiLauncher,
     owner: (u32, u32),
+    /// Runs the warm series' model gateways.
+    rt: tokio::runtime::Runtime,
 }
 
 /// Runs `warden bench --agent` and prints its report.
@@ -122,7 +120,13 @@ pub fn run(global: &Global, args: &BenchArgs) -> Result<(), Exit> {
     let mut opts = warden_linux::LinuxOptions::new(&state);
     opts.zygote = true;
     let workers: Arc<dyn Workers> = Arc::new(warden_linux::LinuxWorkers::new(&layout, opts));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Exit::failure(format!("failed to start the runtime: {e}")))?;
     let bench = Bench {
+        rt,
         owner: workers.file_owner(),
         workers,
         state: state.clone(),
@@ -301,12 +305,7 @@ impl Bench {
                         worker::End::Exited(c) => Some(c),
                         _ => None,
                     };
-                    let r = sink.0.finish_with_exit(code);
-                    match (&r.failure, r.reply.is_empty()) {
-                        (None, false) => Ok(()),
-                        (Some(f), _) => Err(format!("pi failed: {f}")),
-                        (None, true) => Err("pi gave an empty reply".to_string()),
-                    }
+                    verdict(sink.0.finish_with_exit(code))
                 }
                 Err(e) => Err(format!("failed to run the worker: {e}")),
             };
@@ -315,13 +314,12 @@ impl Bench {
         s
     }
 
-    /// One tenant's warm pi: started in `--mode rpc` before the turns (its start is timed apart), then
-    /// `turns` prompts, each timed from the line written to its `agent_end`. With `per_turn_token`, each turn's
-    /// key is written at turn time and pi reads it per request (the gateway's guarantee kept); without, the
-    /// key is fixed at start (what a token minted at park time and activated by the gateway would cost).
-    fn warm_tenant(&self, tenant: &str, turns: usize, per_turn_token: bool) -> Overheads {
+    /// One tenant's warm agent, started before the turns (its start is timed apart), then `turns` prompts, each
+    /// timed from the prompt to its `agent_end`. `through_gateway`: as `warden serve` runs it (a token minted at
+    /// start, opened by each turn; the bench fails unless the gateway billed each request to its own turn).
+    fn warm_tenant(&self, tenant: &str, turns: usize, through_gateway: bool) -> Overheads {
         let mut s = Overheads::default();
-        if let Err(e) = self.warm_turns(tenant, turns, per_turn_token, &mut s) {
+        if let Err(e) = self.warm_turns(tenant, turns, through_gateway, &mut s) {
             s.failures.push(e);
         }
         s
@@ -331,106 +329,130 @@ impl Bench {
         &self,
         tenant: &str,
         turns: usize,
-        per_turn_token: bool,
+        through_gateway: bool,
         s: &mut Overheads,
     ) -> Result<(), String> {
-        // A per-turn gateway token as a warm agent in `warden serve` would get it: written at turn time, read by
-        // pi on every request (pi resolves a `!command` key uncached), removed at the turn's end.
-        let key = match per_turn_token {
-            true => format!("!cat {AGENT_DIR}/{TOKEN_FILE}"),
-            false => "none".to_string(),
+        let (base, mock, mut cfg) = self.tenant(tenant, "none")?;
+        let gateway = match through_gateway {
+            true => Some(self.gateway(&mock)?),
+            false => None,
         };
-        let (base, mock, cfg) = self.tenant(tenant, &key)?;
-        let fifo = base.join("pi").join("rpc.in");
-        mkfifo(&fifo, self.owner)?;
-        let mut argv = vec![
-            "/bin/sh".to_string(),
-            "-c".to_string(),
-            // The contract gives stdin up front; a warm pi reads its commands from the FIFO instead.
-            format!("exec \"$0\" \"$@\" < {AGENT_DIR}/rpc.in"),
-        ];
-        argv.extend(rpc::pi_rpc_argv(
-            &cfg,
-            &self.launcher,
-            &Self::session(tenant),
-        ));
-        let work = self.work(&base, argv, Vec::new());
-        // Read and write: opening never blocks waiting for pi, and pi sees end of file only when it closes.
-        let mut commands = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&fifo)
-            .map_err(|e| format!("failed to open {}: {e}", fifo.display()))?;
-        let (tx, rx) = channel();
-        let cancel = Cancel::new();
-        let pi = self.start_warm(work, tx, cancel.clone());
-        let started = Instant::now();
-        let ready = send(&mut commands, &rpc::ready_line("ready")).and_then(|()| {
-            wait_for(
-                &rx,
-                |l| matches!(l, RpcLine::Response { id, .. } if id == "ready"),
-            )
-        });
-        s.start.push(ms(started.elapsed()));
-        if ready.is_ok() {
-            for i in 0..turns {
-                let busy0 = mock.busy();
-                let t = Instant::now();
-                let granted = match per_turn_token {
-                    true => self.grant(&base, &format!("turn-token-{i}")),
-                    false => Ok(()),
-                };
-                let done = granted
-                    .and_then(|()| {
-                        let line = rpc::prompt_line(&format!("p{i}"), &format!("turn {i}"));
-                        send(&mut commands, &line)
-                    })
-                    .and_then(|()| wait_for(&rx, |l| *l == RpcLine::AgentEnd));
-                let wall = t.elapsed();
-                let _ = std::fs::remove_file(base.join("pi").join(TOKEN_FILE));
-                s.record(done, wall, mock.busy().saturating_sub(busy0));
-            }
-            let checked = match per_turn_token {
-                true => tokens_reached(&mock, turns),
-                false => Ok(()),
-            };
-            if let Err(e) = checked {
-                s.failures.push(e);
-            }
-        } else if let Err(e) = ready {
-            s.failures.push(format!("warm pi did not start: {e}"));
+        if let Some(g) = &gateway {
+            cfg.base_url = g.url.clone();
+            cfg.api_key = g.token.as_str().to_string();
+            warden_agent::write_agent_dir(&cfg, &base.join("pi"))
+                .map_err(|e| format!("failed to write pi's agent dir: {e}"))?;
         }
-        drop(commands);
-        finish_warm(pi, &cancel)
-    }
-
-    /// Writes a turn's token where the warm pi's `!cat` key command reads it (owner-only, the worker's user).
-    fn grant(&self, base: &Path, token: &str) -> Result<(), String> {
-        let path = base.join("pi").join(TOKEN_FILE);
-        std::fs::write(&path, token)
-            .and_then(|()| std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)))
-            .and_then(|()| chown(&path, Some(self.owner.0), Some(self.owner.1)))
-            .map_err(|e| format!("failed to write {}: {e}", path.display()))
-    }
-
-    /// Runs the warm pi's worker on its own thread; its stdout lines go to `tx`.
-    fn start_warm(
-        &self,
-        work: worker::Work,
-        tx: Sender<RpcLine>,
-        cancel: Cancel,
-    ) -> JoinHandle<String> {
-        let workers = self.workers.clone();
-        std::thread::spawn(move || {
-            let mut sink = WarmSink {
-                tx,
-                buf: Vec::new(),
-            };
-            match workers.run(&work, &mut sink, &cancel) {
-                Ok(o) => format!("{:?}", o.end),
-                Err(e) => format!("failed to run the worker: {e}"),
+        let argv = rpc::pi_rpc_argv(&cfg, &self.launcher, &Self::session(tenant));
+        let work = self.work(&base, argv, Vec::new());
+        let never = Cancel::new();
+        let started = Instant::now();
+        let mut agent = WarmAgent::start(
+            self.workers.clone(),
+            work,
+            &base.join("pi").join(FIFO),
+            &Path::new(AGENT_DIR).join(FIFO),
+            self.owner,
+        )?;
+        let ready = agent.wait_ready(Instant::now() + DEADLINE, &never);
+        s.start.push(ms(started.elapsed()));
+        match ready {
+            Err(e) => s.failures.push(format!("warm pi did not start: {e}")),
+            Ok(()) => {
+                for i in 0..turns {
+                    let busy0 = mock.busy();
+                    let t = Instant::now();
+                    let open = gateway
+                        .as_ref()
+                        .map(|g| g.token.activate(&format!("{tenant}-{i}")));
+                    let mut sink = ColdSink(EventParser::new());
+                    let deadline = Instant::now() + DEADLINE;
+                    let end = agent.turn(&format!("turn {i}"), &mut sink, deadline, None, &never);
+                    drop(open);
+                    let wall = t.elapsed();
+                    let verdict = match &end {
+                        TurnEnd::Done => verdict(sink.0.finish_with_exit(Some(0))),
+                        other => Err(format!("the warm turn ended with {other:?}")),
+                    };
+                    s.record(verdict, wall, mock.busy().saturating_sub(busy0));
+                    if !end.reusable() {
+                        break;
+                    }
+                }
+                if let Some(g) = &gateway {
+                    if let Err(e) = g.billed_per_turn(tenant, turns) {
+                        s.failures.push(e);
+                    }
+                }
             }
-        })
+        }
+        match agent.stop(Duration::from_secs(10))?.end {
+            worker::End::Exited(0) => Ok(()),
+            end => Err(format!("warm pi ended with {end:?}")),
+        }
+    }
+
+    /// A model gateway in front of `mock` on 127.0.0.1, as `warden serve` runs one, and a token minted for a
+    /// warm agent.
+    fn gateway(&self, mock: &MockProvider) -> Result<BenchGateway, String> {
+        let store = Arc::new(
+            warden_store::Store::open_in_memory()
+                .map_err(|e| format!("failed to open a store: {e}"))?,
+        );
+        let config = warden_gateway::GatewayConfig::new(mock.base_url());
+        let gw = warden_gateway::Gateway::new(config, store.clone()).map_err(|e| e.to_string())?;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.set_nonblocking(true).map(|()| l))
+            .map_err(|e| format!("failed to bind the gateway: {e}"))?;
+        let url = format!(
+            "http://{}/v1",
+            listener
+                .local_addr()
+                .map_err(|e| format!("gateway address: {e}"))?
+        );
+        let router = warden_gateway::router(gw.clone());
+        let _guard = self.rt.enter();
+        let listener = tokio::net::TcpListener::from_std(listener)
+            .map_err(|e| format!("failed to serve the gateway: {e}"))?;
+        self.rt.spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        let token = gw.mint("bench").map_err(|e| e.to_string())?;
+        Ok(BenchGateway { url, token, store })
+    }
+}
+
+/// An in-process model gateway for one tenant's warm agent.
+struct BenchGateway {
+    url: String,
+    token: warden_gateway::ParkedToken,
+    store: Arc<warden_store::Store>,
+}
+
+impl BenchGateway {
+    /// Each turn's one request went through the gateway under that turn's grant.
+    fn billed_per_turn(&self, tenant: &str, turns: usize) -> Result<(), String> {
+        for i in 0..turns {
+            let turn = format!("{tenant}-{i}");
+            let n = self
+                .store
+                .turn_model_usage(&turn)
+                .map_err(|e| e.to_string())?
+                .requests;
+            if n != 1 {
+                return Err(format!("the gateway billed {n} requests to {turn}, not 1"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A cold or warm pi's result: a non-empty reply and no failure.
+fn verdict(r: warden_agent::TurnResult) -> Result<(), String> {
+    match (&r.failure, r.reply.is_empty()) {
+        (None, false) => Ok(()),
+        (Some(f), _) => Err(format!("pi failed: {f}")),
+        (None, true) => Err("pi gave an empty reply".to_string()),
     }
 }
 
@@ -447,82 +469,6 @@ impl Overheads {
     }
 }
 
-/// Each of the `turns` completion requests carried its own turn's token, in order: the warm pi read the key at
-/// request time, not at start.
-fn tokens_reached(mock: &MockProvider, turns: usize) -> Result<(), String> {
-    let seen: Vec<String> = mock
-        .completion_requests()
-        .iter()
-        .map(|r| {
-            r.headers
-                .iter()
-                .find(|(k, _)| k == "authorization")
-                .map(|(_, v)| v.clone())
-                .unwrap_or_default()
-        })
-        .collect();
-    let want: Vec<String> = (0..turns)
-        .map(|i| format!("Bearer turn-token-{i}"))
-        .collect();
-    if seen == want {
-        Ok(())
-    } else {
-        Err(format!(
-            "the provider saw the keys {seen:?}, not one fresh turn token per turn"
-        ))
-    }
-}
-
-/// Waits for the warm pi to exit after its stdin closed; cancels its worker if it does not.
-fn finish_warm(pi: JoinHandle<String>, cancel: &Cancel) -> Result<(), String> {
-    let t = Instant::now();
-    while !pi.is_finished() && t.elapsed() < Duration::from_secs(10) {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    if !pi.is_finished() {
-        cancel.cancel();
-    }
-    match pi.join() {
-        Ok(end) if end == "Exited(0)" => Ok(()),
-        Ok(end) => Err(format!("warm pi ended with {end}")),
-        Err(_) => Err("the warm pi's thread panicked".into()),
-    }
-}
-
-fn mkfifo(path: &Path, owner: (u32, u32)) -> Result<(), String> {
-    let ok = Command::new("mkfifo")
-        .args(["-m", "0600"])
-        .arg(path)
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        return Err(format!("mkfifo {} failed", path.display()));
-    }
-    chown(path, Some(owner.0), Some(owner.1))
-        .map_err(|e| format!("failed to chown {}: {e}", path.display()))
-}
-
-fn send(to: &mut File, line: &str) -> Result<(), String> {
-    to.write_all(line.as_bytes())
-        .map_err(|e| format!("failed to write to pi: {e}"))
-}
-
-/// Waits (up to [`DEADLINE`]) for a line `want` accepts; a refused command or a gone pi is a failure.
-fn wait_for(rx: &Receiver<RpcLine>, want: impl Fn(&RpcLine) -> bool) -> Result<(), String> {
-    let until = Instant::now() + DEADLINE;
-    loop {
-        let left = until.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(l) if want(&l) => return Ok(()),
-            Ok(RpcLine::Response { error: Some(e), .. }) => {
-                return Err(format!("pi refused a command: {e}"))
-            }
-            Ok(_) => {}
-            Err(_) => return Err(format!("no answer from pi within {DEADLINE:?}")),
-        }
-    }
-}
-
 /// A cold turn's output: pi's json events.
 struct ColdSink(EventParser);
 
@@ -531,30 +477,6 @@ impl Events for ColdSink {
     fn output(&mut self, stream: Stream, bytes: &[u8]) {
         if stream == Stream::Stdout {
             self.0.feed(bytes);
-        }
-    }
-}
-
-/// A warm pi's output: its stdout split into lines (LF only) and classified.
-struct WarmSink {
-    tx: Sender<RpcLine>,
-    buf: Vec<u8>,
-}
-
-impl Events for WarmSink {
-    fn started(&mut self, _: &str) {}
-    fn output(&mut self, stream: Stream, bytes: &[u8]) {
-        if stream != Stream::Stdout {
-            return;
-        }
-        self.buf.extend_from_slice(bytes);
-        while let Some(end) = self.buf.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = self.buf.drain(..=end).collect();
-            if let Some(l) = rpc::classify(&String::from_utf8_lossy(&line[..end])) {
-                if l != RpcLine::Event {
-                    let _ = self.tx.send(l);
-                }
-            }
         }
     }
 }
