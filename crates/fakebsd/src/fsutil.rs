@@ -31,6 +31,31 @@ pub fn copy_tree(src: &Path, dst: &Path, skip: &[PathBuf]) -> io::Result<()> {
     Ok(())
 }
 
+/// Like [`copy_tree`] without a skip list, but files are hard links where the filesystem allows (a large tree
+/// costs no space); a copy elsewhere.
+pub fn link_tree(src: &Path, dst: &Path) -> io::Result<()> {
+    fs::create_dir_all(dst)?;
+    for entry in fs::read_dir(src)? {
+        let entry = entry?;
+        let from = entry.path();
+        let to = dst.join(entry.file_name());
+        let meta = fs::symlink_metadata(&from)?;
+        if meta.file_type().is_symlink() {
+            let _ = fs::remove_file(&to);
+            symlink(fs::read_link(&from)?, &to)?;
+        } else if meta.is_dir() {
+            link_tree(&from, &to)?;
+            fs::set_permissions(&to, meta.permissions())?;
+        } else {
+            let _ = fs::remove_file(&to);
+            if fs::hard_link(&from, &to).is_err() {
+                fs::copy(&from, &to)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Removes everything inside `dir` except the paths in `keep` (and the parents leading to them).
 pub fn clear_dir(dir: &Path, keep: &[PathBuf]) -> io::Result<()> {
     let Ok(rd) = fs::read_dir(dir) else {

@@ -11,6 +11,8 @@
 
 use std::collections::BTreeMap;
 
+use std::path::Path;
+
 use crate::io::{fail, Io};
 use crate::jailfs::{JailEnv, JailFs};
 use crate::state::Ctx;
@@ -53,9 +55,15 @@ pub fn pkg(cx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
     crate::pkg::pkg_on(cx, &host_fs(&root), &host_fs(""), &je, rest, io)
 }
 
+/// The variable naming a local npm mirror: an npm install prefix (`DIR/node_modules/…`) standing in for the
+/// registry, which the simulated host cannot reach.
+pub const ENV_NPM_MIRROR: &str = "FAKEBSD_NPM_MIRROR";
+
 /// Host `npm`, present once the `npm-node22` package is: `npm install --prefix DIR [--no-audit] [--no-fund]
-/// [--prefer-offline] [--loglevel=L] @mariozechner/pi-coding-agent@VERSION` lays out pi's `package.json` and a
-/// placeholder `dist/cli.js` under DIR (no registry, no real pi: node does not run on the simulated host).
+/// [--prefer-offline] [--loglevel=L] @mariozechner/pi-coding-agent@VERSION`. With [`ENV_NPM_MIRROR`] it
+/// installs the real package from that mirror (its whole `node_modules`, dependencies included, as npm would
+/// fetch them; the version must match); without, it lays out pi's `package.json` and a placeholder
+/// `dist/cli.js` under DIR.
 pub fn npm(cx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
     if !cx.host_path("/usr/local/bin/npm").exists() {
         io.err("npm: not found");
@@ -103,10 +111,15 @@ pub fn npm(cx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
         if name != "@mariozechner/pi-coding-agent" {
             return fail(io, &format!("npm error code E404\nnpm error 404 Not Found - GET https://registry.npmjs.org/{name} - not simulated by fakebsd"));
         }
-        let dir = cx.host_path(&format!(
-            "{}/node_modules/{name}",
-            prefix.trim_end_matches('/')
-        ));
+        let modules = cx.host_path(&format!("{}/node_modules", prefix.trim_end_matches('/')));
+        if let Some(mirror) = std::env::var_os(ENV_NPM_MIRROR) {
+            if let Err(e) = install_from_mirror(Path::new(&mirror), &modules, name, version) {
+                return fail(io, &e);
+            }
+            io.out("\nadded 1 package in 1s");
+            continue;
+        }
+        let dir = modules.join(name);
         let files = [
             (
                 dir.join("package.json"),
@@ -125,6 +138,28 @@ pub fn npm(cx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
         io.out("\nadded 1 package in 1s");
     }
     0
+}
+
+/// Installs `name@version` from the mirror prefix `mirror` into `modules` (hard links: no space is copied).
+fn install_from_mirror(
+    mirror: &Path,
+    modules: &Path,
+    name: &str,
+    version: &str,
+) -> Result<(), String> {
+    let src = mirror.join("node_modules");
+    let json = std::fs::read_to_string(src.join(name).join("package.json")).unwrap_or_default();
+    let found = serde_json::from_str::<serde_json::Value>(&json)
+        .ok()
+        .and_then(|v| v["version"].as_str().map(str::to_string));
+    if found.as_deref() != Some(version) {
+        return Err(format!(
+            "npm error code ETARGET\nnpm error notarget No matching version found for {name}@{version} in the mirror {} ({ENV_NPM_MIRROR}; it has {})",
+            mirror.display(),
+            found.as_deref().unwrap_or("none")
+        ));
+    }
+    crate::fsutil::link_tree(&src, modules).map_err(|e| format!("npm error {e}"))
 }
 
 /// Host `test`: the in-jail `test` on the host's files (FreeBSD paths under the simulated root).

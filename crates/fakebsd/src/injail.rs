@@ -14,7 +14,7 @@ use std::process::Command;
 use crate::io::{fail, Io};
 use crate::jailfs::{
     add_user, append_line, errno, groups, set_mode, set_owner, user, users, JailEnv, JailFs,
-    Outcome, ENV_JAIL_USER, HOST_UTILS, JAIL_TOOLS,
+    Outcome, ENV_JAIL_USER, HOST_UTILS, JAIL_TOOLS, RUN_COMPUTED,
 };
 use crate::state::Ctx;
 
@@ -29,6 +29,9 @@ pub fn dispatch(cx: &mut Ctx, je: &JailEnv, argv: &[String], io: &mut Io) -> Out
     let Some(fs) = JailFs::new(cx, &je.name) else {
         return Outcome::Done(fail(io, &format!("jexec: jail \"{}\" not found", je.name)));
     };
+    if name == RUN_COMPUTED {
+        return run_computed(cx, je, args, io);
+    }
     let saved = (cx.jail.clone(), cx.uid);
     cx.jail = Some(je.name.clone());
     cx.uid = user(cx, &fs, &je.user).map(|u| u.uid).unwrap_or(65534);
@@ -49,6 +52,8 @@ pub fn dispatch(cx: &mut Ctx, je: &JailEnv, argv: &[String], io: &mut Io) -> Out
     let present = match name.as_str() {
         "psql" | "createdb" => crate::pkg::installed(cx, &fs).contains_key("postgresql18-client"),
         "python3.11" => crate::pkg::installed(cx, &fs).contains_key("python311"),
+        // The node22 package's binary (see `jailnode.rs` for what runs).
+        "node" => fs.exists(cx, "/usr/local/bin/node"),
         _ => known,
     };
     let out = if !present || (prog.contains('/') && prog != &format!("/{name}") && !plausible(prog))
@@ -62,12 +67,38 @@ pub fn dispatch(cx: &mut Ctx, je: &JailEnv, argv: &[String], io: &mut Io) -> Out
         match name.as_str() {
             "env" => env(cx, je, args, io),
             "sh" => crate::shjail::sh(cx, &fs, je, args, io),
+            "node" => crate::jailnode::node(cx, &fs, je, args, io),
             other => Outcome::Done(builtin(cx, &fs, je, other, args, io)),
         }
     };
     cx.jail = saved.0;
     cx.uid = saved.1;
     out
+}
+
+/// A command word the in-jail `sh` computed at run time (`exec "$@"`): a path runs the in-jail command of that
+/// name when it lives where FreeBSD commands do, else it is refused as a literal one would be; one of the
+/// allowed utilities of this machine runs directly (through the jail's PATH).
+fn run_computed(cx: &mut Ctx, je: &JailEnv, args: &[String], io: &mut Io) -> Outcome {
+    let Some(prog) = args.first() else {
+        return Outcome::Done(0);
+    };
+    let name = prog.rsplit('/').next().unwrap_or(prog);
+    let known = JAIL_TOOLS.contains(&name) || HOST_UTILS.contains(&name);
+    if prog.contains('/') && !(known && (prog == &format!("/{name}") || plausible(prog))) {
+        io.err(&format!(
+            "fakebsd: sh: refusing to run {prog}: only fakebsd's in-jail commands run inside jails"
+        ));
+        return Outcome::Done(126);
+    }
+    if HOST_UTILS.contains(&name) && !JAIL_TOOLS.contains(&name) {
+        let mut c = std::process::Command::new(name);
+        c.args(&args[1..]);
+        return Outcome::Spawn(Box::new(c));
+    }
+    let mut argv = args.to_vec();
+    argv[0] = name.to_string();
+    dispatch(cx, je, &argv, io)
 }
 
 /// Whether an absolute program path is somewhere a FreeBSD command lives.

@@ -36,7 +36,13 @@ pub const JAIL_TOOLS: &[&str] = &[
     "true",
     "false",
     "sh",
+    "node",
+    RUN_COMPUTED,
 ];
+
+/// The in-jail `sh` runs a command word computed at run time (`exec "$@"`, `$CMD`) through this tool, which
+/// applies the rule of a literal one: an absolute path runs the in-jail command of that name or is refused.
+pub const RUN_COMPUTED: &str = "__fakebsd_exec";
 
 /// Real utilities of this machine in-jail scripts may use: they only read stdin/argv or files, and
 /// cannot write files or run other programs.
@@ -162,6 +168,14 @@ impl JailFs {
         // Longest mount point first.
         mounts.sort_by_key(|m| std::cmp::Reverse(m.0.len()));
         Some(JailFs { path, mounts })
+    }
+
+    /// The jail's nullfs mounts: (mount point inside the jail, real source path, read-only).
+    pub fn nullfs(&self, cx: &Ctx) -> Vec<(String, PathBuf, bool)> {
+        self.mounts
+            .iter()
+            .map(|(point, src, ro)| (point.clone(), cx.host_path(src), *ro))
+            .collect()
     }
 
     /// Real path and read-only flag of a jail-absolute path given as components (no symlinks followed).

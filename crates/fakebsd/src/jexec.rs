@@ -1,7 +1,7 @@
 //! `jexec [-l] [-d DIR] [-e NAME=VALUE] [-u user | -U user] JAIL [command ...]` (reference/bastille.md
 //! §7.1): runs the command *inside the simulation* — a fakebsd in-jail built-in (`injail.rs`) or, for
-//! `sh -c`, bash confined to the jail's tools (`shjail.rs`). Nothing of this machine runs with the
-//! jail's paths. The exit status is the command's own.
+//! `sh -c`, bash confined to the jail's tools (`shjail.rs`); `node` is this machine's node chrooted into the
+//! jail (`jailnode.rs`). The exit status is the command's own.
 
 use std::collections::BTreeMap;
 

@@ -16,6 +16,7 @@ mod injail;
 mod io;
 mod jail;
 mod jailfs;
+mod jailnode;
 mod jexec;
 mod jls;
 mod opts;
@@ -97,6 +98,7 @@ fn fakebsd_main(args: &[String]) -> i32 {
                 }
             }
         }
+        jailnode::HELPER => jailnode::helper_main(&args[1..]),
         "reboot" => match Ctx::open() {
             Ok(mut cx) => {
                 hostpkg::reboot(&mut cx);

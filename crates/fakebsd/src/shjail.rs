@@ -11,16 +11,17 @@
 //!   disabled as shell built-ins (so `test`/`[` are the jail's); `cd` maps absolute paths into the jail
 //!   and never leaves its root; PATH is read-only.
 //!
-//! Gaps: words computed at run time in command position (`"$@"`, `$CMD`) are looked up on PATH only,
-//! which holds nothing but the jail tools, yet a computed *absolute* command path would run. `pwd` and
-//! `$PWD` show the real directory.
+//! - a command word computed at run time (`exec "$@"`, `$CMD`) runs through the in-jail dispatcher
+//!   ([`RUN_COMPUTED`]), which applies the same rule to the path it expands to.
+//!
+//! Gaps: `pwd` and `$PWD` show the real directory.
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::io::Io;
-use crate::jailfs::{self, JailEnv, JailFs, Outcome, HOST_UTILS, JAIL_TOOLS};
+use crate::jailfs::{self, JailEnv, JailFs, Outcome, HOST_UTILS, JAIL_TOOLS, RUN_COMPUTED};
 use crate::state::{Ctx, ENV_JAIL, ENV_STATE};
 
 const PRELUDE: &str = r#"enable -n test '[' hash builtin enable 2>/dev/null
@@ -451,8 +452,19 @@ impl Checker<'_> {
                         continue;
                     }
                     let Some(w) = lit else {
-                        // A computed command word: PATH holds only the jail's tools.
+                        let text = t
+                            .raw
+                            .clone()
+                            .unwrap_or_else(|| s[t.start..t.end].to_string());
+                        if is_assignment(&text) {
+                            // `NAME=$x cmd`: still in command position.
+                            continue;
+                        }
+                        // A computed command word: run through the in-jail dispatcher, which refuses an
+                        // absolute path outside the jail's commands as this check does for a literal one.
                         cmd_pos = false;
+                        repl.retain(|x| x.0 != t.start);
+                        repl.push((t.start, t.end, format!("{RUN_COMPUTED} {text}")));
                         continue;
                     };
                     if after_command && w == "-p" {

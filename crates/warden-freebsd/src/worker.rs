@@ -270,51 +270,77 @@ fn validate(spec: &WorkerSpec) -> Result<(), WorkerError> {
     Ok(())
 }
 
-/// Removes whatever exists of worker `name`: its jail, its epair, its rctl rules and its clone. Used before a run
-/// (leftovers of a crashed run under the same name) and after it. Returns what failed.
-pub fn teardown(runner: &dyn Runner, layout: &Layout, name: &str) -> Vec<String> {
-    let mut problems = Vec::new();
-    let mut must = |what: &str, argv: &[&str]| {
-        if let Err(e) = step(runner, what, argv) {
+/// Runs `argv` to remove something of a worker; a failure is a problem only when `still_there` (a probe run
+/// only then) says the thing exists: removing what is already gone is no leak. One command when it works.
+fn remove(
+    runner: &dyn Runner,
+    what: &str,
+    argv: &[&str],
+    still_there: &[&str],
+    problems: &mut Vec<String>,
+) {
+    if let Err(e) = step(runner, what, argv) {
+        if exists(runner, still_there) {
             problems.push(e.to_string());
         }
-    };
-    if exists(runner, &["jls", "-j", name, "jid"]) {
-        // jail -r kills every process in the jail, so this also ends a timed-out command.
-        must(&format!("remove jail {name}"), &["jail", "-r", name]);
     }
-    let host_side = format!("e0a_{name}");
-    if exists(runner, &["ifconfig", &host_side]) {
+}
+
+/// Removes whatever exists of worker `name`: its jail, its epair (when `epair`: a vnet worker, or one whose
+/// network is unknown, as for the reaper), its rctl rules and its clone. Returns what failed.
+pub fn teardown(runner: &dyn Runner, layout: &Layout, name: &str, epair: bool) -> Vec<String> {
+    let mut problems = Vec::new();
+    // jail -r kills every process in the jail, so this also ends a timed-out command.
+    remove(
+        runner,
+        &format!("remove jail {name}"),
+        &["jail", "-r", name],
+        &["jls", "-j", name, "jid"],
+        &mut problems,
+    );
+    if epair {
+        let host_side = format!("e0a_{name}");
         // Destroying either end of an epair destroys both (as Bastille's exec.poststop does, §1.4).
-        must(
+        remove(
+            runner,
             &format!("destroy {host_side}"),
             &["ifconfig", &host_side, "destroy"],
+            &["ifconfig", &host_side],
+            &mut problems,
         );
     }
     // rctl rules outlive the jail otherwise; absence of rctl or of rules is not a leak.
     let _ = runner.run(&strings(&["rctl", "-r", &format!("jail:{name}")]));
     let ds = datasets::worker(layout, name);
-    if exists(runner, &["zfs", "list", "-H", "-o", "name", &ds]) {
-        must(
-            &format!("destroy the clone {ds}"),
-            &["zfs", "destroy", "-r", &ds],
-        );
-    }
+    remove(
+        runner,
+        &format!("destroy the clone {ds}"),
+        &["zfs", "destroy", "-r", &ds],
+        &["zfs", "list", "-H", "-o", "name", &ds],
+        &mut problems,
+    );
     problems
 }
 
-/// Makes sure `POOL/PREFIX/releases/REL@warden-worker` exists (taken once; later runs clone it).
-fn ensure_template(
+/// Clones `POOL/PREFIX/releases/REL@warden-worker` for worker `name`: one `zfs clone` once the snapshot exists;
+/// the first worker of a release (or the first after the agent step destroyed it) takes the snapshot.
+fn clone_template(
     runner: &dyn Runner,
     layout: &Layout,
     release: &str,
-) -> Result<String, WorkerError> {
+    name: &str,
+) -> Result<(), WorkerError> {
     let snap = datasets::worker_template(layout, release);
-    if exists(
-        runner,
-        &["zfs", "list", "-H", "-o", "name", "-t", "snapshot", &snap],
-    ) {
-        return Ok(snap);
+    let ds = datasets::worker(layout, name);
+    let what = format!("clone {snap} for worker {name}");
+    // -p creates POOL/PREFIX/workers on first use; the clone inherits the prefix's mountpoint (§1.7).
+    let clone = ["zfs", "clone", "-p", &snap, &ds];
+    let Err(e) = step(runner, &what, &clone) else {
+        return Ok(());
+    };
+    let listed = ["zfs", "list", "-H", "-o", "name", "-t", "snapshot", &snap];
+    if exists(runner, &listed) {
+        return Err(e);
     }
     if let Err(e) = step(
         runner,
@@ -322,14 +348,11 @@ fn ensure_template(
         &["zfs", "snapshot", &snap],
     ) {
         // Another worker may have taken it meanwhile; only a still-missing snapshot is a failure.
-        if !exists(
-            runner,
-            &["zfs", "list", "-H", "-o", "name", "-t", "snapshot", &snap],
-        ) {
+        if !exists(runner, &listed) {
             return Err(e);
         }
     }
-    Ok(snap)
+    step(runner, &what, &clone).map(|_| ())
 }
 
 /// `jail -c` parameters as Bastille writes them for a VNET jail (§1.4), without exec.start (a worker does not
@@ -434,18 +457,12 @@ pub fn run_worker_until(
         WorkerNetwork::Vnet => Some(lease(&spec.state_dir, layout.workers, &spec.name)?),
         _ => None,
     };
-    // Leftovers of an earlier crashed worker with this name would make every create step fail.
-    let stale = teardown(runner, layout, &spec.name);
-    if !stale.is_empty() {
-        return Err(WorkerError::Failed {
-            what: format!("clean up an earlier worker named {}", spec.name),
-            command: "teardown".into(),
-            status: exit_codes::INFRASTRUCTURE,
-            stderr: stale.join("; "),
-        });
-    }
+    // No check for leftovers of an earlier worker of this name before creating: names are unique per process
+    // and recorded before anything exists, so the reaper removes a crashed run's leftovers; a clash fails the
+    // clone with ZFS's own message, and the teardown below then removes the leftovers too.
     let result = create_and_run(runner, layout, spec, lease.as_ref(), cancel);
-    let problems = teardown(runner, layout, &spec.name);
+    let vnet = spec.network == WorkerNetwork::Vnet;
+    let problems = teardown(runner, layout, &spec.name, vnet);
     drop(lease);
     for p in &problems {
         tracing::warn!(worker = %spec.name, "teardown: {p}");
@@ -467,14 +484,7 @@ fn create_and_run(
         .release
         .clone()
         .unwrap_or_else(|| layout.release.clone());
-    let snap = ensure_template(runner, layout, &release)?;
-    let ds = datasets::worker(layout, name);
-    // -p creates POOL/PREFIX/workers on first use; the clone inherits the prefix's mountpoint (§1.7).
-    step(
-        runner,
-        &format!("clone {snap} for worker {name}"),
-        &["zfs", "clone", "-p", &snap, &ds],
-    )?;
+    clone_template(runner, layout, &release, name)?;
     if lease.is_some() {
         create_epair(runner, layout, name)?;
     }
@@ -489,15 +499,8 @@ fn create_and_run(
         params.push(format!("mount.fstab={fstab}"));
     }
     let params: Vec<&str> = params.iter().map(String::as_str).collect();
+    // jail(8) exits 0 only once the jail exists (`persist`: it stays without processes).
     step(runner, &format!("start worker jail {name}"), &params)?;
-    if !exists(runner, &["jls", "-j", name, "jid"]) {
-        return Err(WorkerError::Failed {
-            what: format!("start worker jail {name}"),
-            command: "jls -j NAME jid".into(),
-            status: 1,
-            stderr: "jail(8) exited 0 but the jail is not running".into(),
-        });
-    }
     configure_jail(runner, layout, spec, lease)?;
     let argv = exec_argv(spec);
     let started = Instant::now();

@@ -319,7 +319,8 @@ impl Workers for BastilleWorkers {
         }
         let mut cleaned = Vec::new();
         for name in names {
-            let problems = fw::teardown(self.runner.as_ref(), &self.layout, &name);
+            // The orphan's network is not recorded: look for an epair too.
+            let problems = fw::teardown(self.runner.as_ref(), &self.layout, &name, true);
             if !problems.is_empty() {
                 return Err(WorkerError::Backend(format!(
                     "failed to reap worker {name}: {}",

@@ -218,8 +218,13 @@ impl SystemRunner {
         self
     }
 
-    /// The host path `path` as a local path.
+    /// The host path `path` as a local path. A path already under `root` is taken as it is (the convention of
+    /// a simulated host's tools): Warden's state directory on such a host lives under its root, and both
+    /// Warden's own file access and the runner's must reach the same directory.
     pub fn local(&self, path: &str) -> PathBuf {
+        if Path::new(path).starts_with(&self.root) {
+            return PathBuf::from(path);
+        }
         self.root.join(path.trim_start_matches('/'))
     }
 }
@@ -605,6 +610,20 @@ mod tests {
 
     fn sh(script: &str) -> Vec<String> {
         vec!["sh".into(), "-c".into(), script.into()]
+    }
+
+    #[test]
+    fn host_paths_are_joined_under_the_root_once() {
+        let r = SystemRunner::with_root("/sim/root");
+        assert_eq!(r.local("/etc/rc.conf"), Path::new("/sim/root/etc/rc.conf"));
+        // Already on the simulated host (Warden's state directory there): not rooted twice.
+        assert_eq!(
+            r.local("/sim/root/var/db/warden/pi"),
+            Path::new("/sim/root/var/db/warden/pi")
+        );
+        // A sibling whose name only starts like the root is not under it.
+        assert_eq!(r.local("/sim/rootx/a"), Path::new("/sim/root/sim/rootx/a"));
+        assert_eq!(SystemRunner::new().local("/etc/x"), Path::new("/etc/x"));
     }
 
     #[test]

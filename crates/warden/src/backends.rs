@@ -150,24 +150,33 @@ pub fn workers(
 ) -> Result<Arc<dyn Workers>, Exit> {
     match name {
         BackendName::Linux => linux::workers(layout, state_dir, how),
-        BackendName::Bastille => {
-            if let Some(missing) = ["zfs", "jail", "jexec", "jls"]
-                .into_iter()
-                .find(|p| !on_path(p))
-            {
-                return Err(Exit {
-                    code: crate::exit::INFRASTRUCTURE,
-                    message: format!("--backend bastille needs FreeBSD's jail tools, and {missing} is not on PATH\n  fix: run on the FreeBSD host, or use --backend linux"),
-                });
-            }
-            let runner = bastille_runner(state_dir);
-            Ok(Arc::new(warden_freebsd::BastilleWorkers::new(
-                Box::new(runner),
-                layout,
-                state_dir,
-            )))
-        }
+        BackendName::Bastille => Ok(Arc::new(bastille_workers(
+            layout,
+            state_dir,
+            Box::new(bastille_runner(state_dir)),
+        )?)),
     }
+}
+
+/// FreeBSD workers driving the host through `runner` (normally [`bastille_runner`]); fails when the jail tools
+/// are missing.
+pub fn bastille_workers(
+    layout: &Layout,
+    state_dir: &std::path::Path,
+    runner: Box<dyn Runner>,
+) -> Result<warden_freebsd::BastilleWorkers, Exit> {
+    if let Some(missing) = ["zfs", "jail", "jexec", "jls"]
+        .into_iter()
+        .find(|p| !on_path(p))
+    {
+        return Err(Exit {
+            code: crate::exit::INFRASTRUCTURE,
+            message: format!("--backend bastille needs FreeBSD's jail tools, and {missing} is not on PATH\n  fix: run on the FreeBSD host, or use --backend linux"),
+        });
+    }
+    Ok(warden_freebsd::BastilleWorkers::new(
+        runner, layout, state_dir,
+    ))
 }
 
 /// The Linux backend where it exists.

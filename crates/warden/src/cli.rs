@@ -385,6 +385,10 @@ pub struct ServeArgs {
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
+    /// The backend (default: linux on Linux, bastille on FreeBSD); bastille reports the host commands and ZFS
+    /// operations of a turn per network mode (cold: it has no pool), on FreeBSD or fakebsd.
+    #[arg(long, value_enum, conflicts_with_all = ["api", "agent", "throughput_only"])]
+    pub backend: Option<BackendName>,
     /// Print JSON: {"cold":{"p50_ms",…},"pooled":{…},"throughput":{"clients_32":{"turns_per_s",…}},…}.
     #[arg(long)]
     pub json: bool,

@@ -3,6 +3,7 @@
 // The Linux backend's own verbs exist on Linux; elsewhere `not_linux` answers for them.
 #[cfg(target_os = "linux")]
 pub mod bench;
+pub mod bench_bastille;
 pub mod config;
 pub mod db;
 pub mod doctor;

@@ -1,4 +1,5 @@
-//! `warden jail|release|bench` on an OS without the Linux backend: each says it runs only on Linux.
+//! `warden jail|release|bench` on an OS without the Linux backend: each says it runs only on Linux (the bench
+//! runs its bastille part).
 
 use crate::cli::{BenchArgs, Global, JailCommand, ReleaseCommand};
 use crate::exit::Exit;
@@ -27,8 +28,11 @@ pub mod release {
 pub mod bench {
     use super::*;
 
-    /// Not on this OS.
-    pub fn run(_: &Global, _: &BenchArgs) -> Result<(), Exit> {
-        Err(crate::backends::linux::unsupported())
+    /// The bastille bench (the default here); the Linux one is not on this OS.
+    pub fn run(global: &Global, args: &BenchArgs) -> Result<(), Exit> {
+        match args.backend {
+            Some(crate::cli::BackendName::Linux) => Err(crate::backends::linux::unsupported()),
+            _ => crate::commands::bench_bastille::run(global, args),
+        }
     }
 }

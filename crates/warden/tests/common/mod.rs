@@ -80,9 +80,8 @@ pub fn pi_cache() -> PathBuf {
     }
 }
 
-/// A fresh state directory whose `pi` is the shared install, as `warden setup --step agent` leaves it: serve
-/// finds pi there and runs prompt turns with it.
-pub fn state_with_pi() -> tempfile::TempDir {
+/// [`pi_cache`] with the pinned pi installed in it (the first run downloads it from npm).
+pub fn pi_cache_installed() -> PathBuf {
     let cache = pi_cache();
     let never = std::sync::atomic::AtomicBool::new(false);
     if let Err(e) = warden_agent::install_pi_until(&cache, warden_agent::PI_VERSION, &never) {
@@ -91,6 +90,13 @@ pub fn state_with_pi() -> tempfile::TempDir {
             cache.display()
         );
     }
+    cache
+}
+
+/// A fresh state directory whose `pi` is the shared install, as `warden setup --step agent` leaves it: serve
+/// finds pi there and runs prompt turns with it.
+pub fn state_with_pi() -> tempfile::TempDir {
+    let cache = pi_cache_installed();
     let state = tempfile::Builder::new().prefix("wpi").tempdir().unwrap();
     std::os::unix::fs::symlink(&cache, state.path().join("pi")).unwrap();
     state

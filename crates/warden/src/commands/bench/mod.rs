@@ -64,6 +64,9 @@ fn cli_prefix(global: &Global) -> Vec<String> {
 
 /// Runs the benchmark and prints it.
 pub fn run(global: &Global, args: &BenchArgs) -> Result<(), Exit> {
+    if args.backend == Some(crate::cli::BackendName::Bastille) {
+        return super::bench_bastille::run(global, args);
+    }
     if !nix_is_root() {
         return Err(Exit::usage(
             "warden bench needs root (it creates namespaces and cgroups)",
