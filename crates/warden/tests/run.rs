@@ -134,8 +134,11 @@ fn statuses_limits_and_output_pass_through() {
     assert_eq!(bad.status.code(), Some(2));
 }
 
+#[cfg(target_os = "linux")]
 #[test]
 fn vnet_worker_gets_a_lease_resolves_names_and_leaves_nothing() {
+    // Serialised with the held-name test below, which holds w101 (the address this one expects).
+    let _serial = warden_testkit::root_test("vnet_worker_gets_a_lease");
     let ns = Netns::new();
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path();
@@ -196,6 +199,7 @@ fn vnet_worker_gets_a_lease_resolves_names_and_leaves_nothing() {
 #[cfg(target_os = "linux")]
 #[test]
 fn a_vnet_worker_whose_name_is_held_elsewhere_takes_the_next_address() {
+    let _serial = warden_testkit::root_test("a_vnet_worker_whose_name_is_held_elsewhere");
     let ns = Netns::new();
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path();
