@@ -19,6 +19,20 @@ fn run_in(ns: &Netns, state: &std::path::Path, args: &[&str]) -> std::process::O
     ns.exec(&refs)
 }
 
+/// Stops the dnsmasq `warden run --network vnet` started for a state directory when the test ends,
+/// however it ends (it would outlive a failed test in its namespace otherwise).
+#[cfg(target_os = "linux")]
+struct StopDnsmasq<'a>(&'a std::path::Path);
+
+#[cfg(target_os = "linux")]
+impl Drop for StopDnsmasq<'_> {
+    fn drop(&mut self) {
+        if let Ok(pid) = std::fs::read_to_string(self.0.join("dnsmasq.pid")) {
+            let _ = Command::new("kill").arg(pid.trim()).status();
+        }
+    }
+}
+
 fn stdout(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -142,6 +156,7 @@ fn vnet_worker_gets_a_lease_resolves_names_and_leaves_nothing() {
     let ns = Netns::new();
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path();
+    let _dnsmasq = StopDnsmasq(state);
     let o = run_in(
         &ns,
         state,
@@ -189,8 +204,6 @@ fn vnet_worker_gets_a_lease_resolves_names_and_leaves_nothing() {
     );
     assert!(String::from_utf8_lossy(&o.stderr).contains("applying steps host"));
     assert_no_residue(&ns, state);
-    let pid = std::fs::read_to_string(state.join("dnsmasq.pid")).unwrap();
-    let _ = Command::new("kill").arg(pid.trim()).status();
 }
 
 /// Worker names are machine-wide (cgroups, claims) while leases are per state directory: when
@@ -203,6 +216,7 @@ fn a_vnet_worker_whose_name_is_held_elsewhere_takes_the_next_address() {
     let ns = Netns::new();
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path();
+    let _dnsmasq = StopDnsmasq(state);
     // Hold the claim on `w101` as another live worker's helper would (released when `holder` dies).
     let claims = warden_linux::runtime::root_or_fallback().join("cgroup-names");
     std::fs::create_dir_all(&claims).unwrap();
@@ -253,7 +267,4 @@ fn a_vnet_worker_whose_name_is_held_elsewhere_takes_the_next_address() {
     );
     assert!(stdout(&o).contains("10.0.1.102/24"), "{}", stdout(&o));
     assert_no_residue(&ns, state);
-    if let Ok(pid) = std::fs::read_to_string(state.join("dnsmasq.pid")) {
-        let _ = Command::new("kill").arg(pid.trim()).status();
-    }
 }
