@@ -68,9 +68,18 @@ fn counted_calls(h: &FakeBsdHost, args: &[&str]) -> usize {
     let _ = std::fs::remove_file(&counter);
     let out = h.warden_env(&[("FAKEBSD_KILL_PARENT_AFTER", "0")], args);
     assert!(out.status.success(), "warden {args:?}: {}", text(&out));
-    let n = std::fs::read_to_string(&counter).unwrap_or_default();
+    // No file means fakebsd counted nothing: a fakebsd built before FAKEBSD_KILL_PARENT_AFTER
+    // (`cargo test -p warden` does not rebuild another package's binary; `cargo build -p fakebsd`).
+    let n = std::fs::read_to_string(&counter).unwrap_or_else(|e| {
+        panic!(
+            "warden {args:?}: fakebsd counted no call ({}: {e}); is target/debug/fakebsd stale? `cargo build -p fakebsd`",
+            counter.display()
+        )
+    });
     let _ = std::fs::remove_file(&counter);
-    n.trim().parse().unwrap_or(0)
+    n.trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("{}: {n:?}: {e}", counter.display()))
 }
 
 #[test]

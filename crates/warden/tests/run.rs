@@ -2,6 +2,7 @@
 
 mod common;
 
+#[cfg(target_os = "linux")]
 use std::process::Command;
 
 use common::{warden_bin, Netns};
