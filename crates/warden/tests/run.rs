@@ -218,31 +218,19 @@ fn a_vnet_worker_whose_name_is_held_elsewhere_takes_the_next_address() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path();
     let _dnsmasq = StopDnsmasq(state);
-    // Hold the claim on `w101` as another live worker's helper would (released when `holder` dies).
-    let claims = warden_linux::runtime::root_or_fallback().join("cgroup-names");
-    std::fs::create_dir_all(&claims).unwrap();
-    let mut holder = Command::new("flock")
-        .args(["-n", "-E", "75"])
-        .arg(claims.join("w101"))
-        .args(["sleep", "60"])
-        .spawn()
-        .unwrap();
-    // Wait until the lock is held (flock -n on it fails), with a deadline.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while Command::new("flock")
-        .args(["-n", "-E", "75"])
-        .arg(claims.join("w101"))
-        .arg("true")
-        .status()
-        .unwrap()
-        .success()
-    {
+    // Hold the claim on `w101` as another live worker's helper does (the same call). The previous
+    // test's w101 may still be tearing down, holding it: wait for it, with a deadline.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let claim = loop {
+        if let Some(claim) = warden_linux::cgroup::claim("w101").unwrap() {
+            break claim;
+        }
         assert!(
             std::time::Instant::now() < deadline,
-            "flock never took w101"
+            "w101's claim was never free"
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    };
     let o = run_in(
         &ns,
         state,
@@ -258,8 +246,7 @@ fn a_vnet_worker_whose_name_is_held_elsewhere_takes_the_next_address() {
             "eth0",
         ],
     );
-    let _ = holder.kill();
-    let _ = holder.wait();
+    claim.release();
     assert_eq!(
         o.status.code(),
         Some(0),
