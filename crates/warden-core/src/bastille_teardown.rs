@@ -8,9 +8,9 @@
 
 use crate::bastille_agent;
 use crate::bastille_plan::{DEVFS_RULES, DEVFS_VNET_RULES, HOSTS, PF_CONF, RC_D};
-use crate::layout::{Layout, Shape};
+use crate::layout::Layout;
 use crate::observed::BastilleHost;
-use crate::plan::{Action, Plan, Step, TeardownOptions};
+use crate::plan::{teardown_jail, Action, Plan, Step, TeardownOptions};
 use crate::render::{hosts, rc_conf};
 
 /// The first line of every file Warden writes whole.
@@ -148,28 +148,14 @@ fn jails(layout: &Layout, host: &BastilleHost, options: &TeardownOptions, plan: 
         let Some(j) = host.jails.get(name) else {
             continue;
         };
-        if s.shape == Shape::Thick && !options.force {
-            if j.running {
-                plan.actions.push(Action::run(
-                    Step::Jails,
-                    format!(
-                        "stop the {} jail {name} (thick: its data is kept)",
-                        s.role.name()
-                    ),
-                    &["bastille", "stop", name],
-                ));
-            }
-            plan.notes.push(format!(
-                "kept the thick {} jail {name} and its data (stopped); `warden teardown --force` destroys it",
-                s.role.name()
-            ));
-        } else {
-            plan.actions.push(Action::run(
-                Step::Jails,
-                format!("stop and destroy the {} jail {name}", s.role.name()),
-                &["bastille", "destroy", "-afy", name],
-            ));
-        }
+        teardown_jail(
+            plan,
+            s,
+            j.running,
+            options,
+            &["bastille", "stop", name],
+            &["bastille", "destroy", "-afy", name],
+        );
     }
     for name in host.jails.keys() {
         if !layout.jails().any(|s| &s.jail == name) {

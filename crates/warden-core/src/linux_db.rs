@@ -6,7 +6,7 @@
 use crate::db;
 use crate::layout::{Layout, Role, Service, Shape};
 use crate::observed::LinuxHost;
-use crate::plan::{Action, Blocker, PlanOptions, Step};
+use crate::plan::{Action, Blocker, Plan, PlanOptions, Step};
 
 /// `apt-get install` as setup's steps run it (the packages follow).
 pub const APT_INSTALL: [&str; 7] = [
@@ -153,18 +153,20 @@ pub fn psql_stdin(bin: &str, exe: &str, state_dir: &str, jail: &str) -> Vec<Stri
     )
 }
 
-/// Plans the `db` step for the layout's db jail.
-#[allow(clippy::too_many_arguments)]
+/// Plans the `db` step for the layout's db jail into `plan`.
 pub fn plan(
     layout: &Layout,
     host: &LinuxHost,
     state_dir: &str,
     exe: &str,
     options: &PlanOptions,
-    out: &mut Vec<Action>,
-    notes: &mut Vec<String>,
-    blocked: &mut Vec<Blocker>,
+    plan: &mut Plan,
 ) {
+    let Plan {
+        actions: out,
+        notes,
+        blocked,
+    } = plan;
     let Some(svc) = layout.service(Role::Db) else {
         return;
     };
@@ -453,18 +455,16 @@ mod tests {
             ..Default::default()
         };
         let run = |host: &LinuxHost| {
-            let (mut out, mut notes, mut blocked) = (vec![], vec![], vec![]);
+            let mut p = crate::Plan::default();
             plan(
                 &layout,
                 host,
                 "/var/lib/warden",
                 "warden",
                 &PlanOptions::default(),
-                &mut out,
-                &mut notes,
-                &mut blocked,
+                &mut p,
             );
-            (out, blocked)
+            (p.actions, p.blocked)
         };
         let (first, _) = run(&host);
         let text = crate::Plan {

@@ -9,7 +9,7 @@ use crate::git::{self, Serving};
 use crate::layout::{Layout, Role, Service};
 use crate::linux_db::{apt_packages, in_jail};
 use crate::observed::LinuxHost;
-use crate::plan::{Action, Blocker, PlanOptions, Step};
+use crate::plan::{Action, Plan, PlanOptions, Step};
 
 /// The Debian packages the git jail runs from the host's `/usr`: (package, program).
 pub const PACKAGES: [(&str, &str); 3] = [
@@ -82,18 +82,20 @@ pub fn running_probe(exe: &str, state_dir: &str, jail: &str) -> Vec<String> {
     )
 }
 
-/// Plans the `git` step for the layout's git jail.
-#[allow(clippy::too_many_arguments)]
+/// Plans the `git` step for the layout's git jail into `plan`.
 pub fn plan(
     layout: &Layout,
     host: &LinuxHost,
     state_dir: &str,
     exe: &str,
     options: &PlanOptions,
-    out: &mut Vec<Action>,
-    notes: &mut Vec<String>,
-    blocked: &mut Vec<Blocker>,
+    plan: &mut Plan,
 ) {
+    let Plan {
+        actions: out,
+        notes,
+        blocked,
+    } = plan;
     let Some(svc) = layout.service(Role::Git) else {
         return;
     };
@@ -316,18 +318,16 @@ mod tests {
         host.packages.insert("fcgiwrap".into(), false);
         host.packages.insert("git".into(), true);
         let run = |host: &LinuxHost, options: &PlanOptions| {
-            let (mut out, mut notes, mut blocked) = (vec![], vec![], vec![]);
+            let mut p = crate::Plan::default();
             plan(
                 &layout,
                 host,
                 state,
                 "warden",
                 options,
-                &mut out,
-                &mut notes,
-                &mut blocked,
+                &mut p,
             );
-            (out, notes, blocked)
+            (p.actions, p.notes, p.blocked)
         };
         let (first, _, _) = run(&host, &PlanOptions::default());
         let text = crate::Plan {

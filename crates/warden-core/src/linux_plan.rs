@@ -78,49 +78,19 @@ pub fn plan_with(
     paths: &LinuxPaths,
     options: &PlanOptions,
 ) -> Plan {
-    let mut out = Vec::new();
-    let mut blocked = Vec::new();
-    let mut notes = Vec::new();
-    packages(host, options, &mut out, &mut blocked, &mut notes);
-    worker_account(layout, host, paths, &mut out, &mut notes);
-    host_network(layout, host, paths, &mut out);
-    jails(layout, host, paths, &mut out, &mut notes);
-    crate::linux_db::plan(
-        layout,
-        host,
-        &paths.state_dir,
-        warden_exe(host),
-        options,
-        &mut out,
-        &mut notes,
-        &mut blocked,
-    );
-    crate::linux_git::plan(
-        layout,
-        host,
-        &paths.state_dir,
-        warden_exe(host),
-        options,
-        &mut out,
-        &mut notes,
-        &mut blocked,
-    );
-    agent(layout, host, paths, &mut out, &mut blocked);
-    crate::linux_ai::plan(
-        layout,
-        host,
-        &paths.state_dir,
-        warden_exe(host),
-        &mut out,
-        &mut notes,
-    );
-
-    dns(layout, host, paths, &mut out);
-    Plan {
-        actions: out,
-        notes,
-        blocked,
-    }
+    let mut plan = Plan::default();
+    let p = &mut plan;
+    packages(host, options, &mut p.actions, &mut p.blocked, &mut p.notes);
+    worker_account(layout, host, paths, &mut p.actions, &mut p.notes);
+    host_network(layout, host, paths, &mut p.actions);
+    jails(layout, host, paths, &mut p.actions, &mut p.notes);
+    let (state_dir, exe) = (paths.state_dir.as_str(), warden_exe(host));
+    crate::linux_db::plan(layout, host, state_dir, exe, options, p);
+    crate::linux_git::plan(layout, host, state_dir, exe, options, p);
+    agent(layout, host, paths, &mut p.actions, &mut p.blocked);
+    crate::linux_ai::plan(layout, host, state_dir, exe, &mut p.actions, &mut p.notes);
+    dns(layout, host, paths, &mut p.actions);
+    plan
 }
 
 /// Host step: the bridge with the gateway address and a fixed MAC, IPv4 forwarding, the nftables ruleset.
@@ -379,7 +349,7 @@ fn agent(
 }
 
 /// The `warden` binary jail actions run: the observing one, else `warden` on PATH.
-fn warden_exe(host: &LinuxHost) -> &str {
+pub(crate) fn warden_exe(host: &LinuxHost) -> &str {
     if host.warden_exe.is_empty() {
         "warden"
     } else {

@@ -6,10 +6,10 @@
 //! host may have had it on before), the journal, and — unless `--force` — the thick db jail (stopped) with its
 //! secrets, so a later `warden setup` finds the databases as they were.
 
-use crate::layout::{Layout, Shape};
-use crate::linux_plan::LinuxPaths;
+use crate::layout::Layout;
+use crate::linux_plan::{warden_exe, LinuxPaths};
 use crate::observed::LinuxHost;
-use crate::plan::{Action, Plan, Step, TeardownOptions};
+use crate::plan::{teardown_jail, Action, Plan, Step, TeardownOptions};
 use crate::render::nftables::TABLE;
 
 /// Plans the teardown of every step.
@@ -112,48 +112,21 @@ fn jails(
     options: &TeardownOptions,
     plan: &mut Plan,
 ) {
-    let exe = if host.warden_exe.is_empty() {
-        "warden"
-    } else {
-        host.warden_exe.as_str()
-    };
+    let exe = warden_exe(host);
     let state = paths.state_dir.as_str();
     for s in layout.jails() {
         let name = s.jail.as_str();
         let Some(j) = host.jails.get(name) else {
             continue;
         };
-        let keep = s.shape == Shape::Thick && !options.force;
-        if keep {
-            if j.running {
-                plan.actions.push(Action::run(
-                    Step::Jails,
-                    format!(
-                        "stop the {} jail {name} (thick: its data is kept)",
-                        s.role.name()
-                    ),
-                    &[exe, "--state-dir", state, "jail", "stop", name],
-                ));
-            }
-            plan.notes.push(format!(
-                "kept the thick {} jail {name} and its data (stopped); `warden teardown --force` destroys it",
-                s.role.name()
-            ));
-        } else {
-            plan.actions.push(Action::run(
-                Step::Jails,
-                format!("stop and destroy the {} jail {name}", s.role.name()),
-                &[
-                    exe,
-                    "--state-dir",
-                    state,
-                    "jail",
-                    "destroy",
-                    "--force",
-                    name,
-                ],
-            ));
-        }
+        teardown_jail(
+            plan,
+            s,
+            j.running,
+            options,
+            &[exe, "--state-dir", state, "jail", "stop", name],
+            &[exe, "--state-dir", state, "jail", "destroy", "--force", name],
+        );
     }
     for name in host.jails.keys() {
         if !layout.jails().any(|s| &s.jail == name) {

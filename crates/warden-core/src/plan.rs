@@ -210,6 +210,38 @@ pub struct TeardownOptions {
     pub force: bool,
 }
 
+/// Teardown of one of the layout's jails, the same on both backends: a thick jail (the db's data) is only
+/// stopped, when running, and kept unless `--force`; any other is destroyed. `stop` and `destroy` are the
+/// backend's commands for it.
+pub fn teardown_jail(
+    plan: &mut Plan,
+    svc: &crate::layout::Service,
+    running: bool,
+    options: &TeardownOptions,
+    stop: &[&str],
+    destroy: &[&str],
+) {
+    let (name, role) = (svc.jail.as_str(), svc.role.name());
+    if svc.shape == crate::layout::Shape::Thick && !options.force {
+        if running {
+            plan.actions.push(Action::run(
+                Step::Jails,
+                format!("stop the {role} jail {name} (thick: its data is kept)"),
+                stop,
+            ));
+        }
+        plan.notes.push(format!(
+            "kept the thick {role} jail {name} and its data (stopped); `warden teardown --force` destroys it"
+        ));
+    } else {
+        plan.actions.push(Action::run(
+            Step::Jails,
+            format!("stop and destroy the {role} jail {name}"),
+            destroy,
+        ));
+    }
+}
+
 /// Something a step needs that setup does not do itself (a package the operator installs with
 /// `--no-install`, a node too old for pi): the step cannot be applied until the operator fixes it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
