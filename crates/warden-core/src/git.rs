@@ -56,12 +56,7 @@ pub fn owner(layout: &Layout, tenant: Option<&str>) -> Result<String, String> {
             if layout.tenants.is_empty() {
                 "none yet".to_string()
             } else {
-                layout
-                    .tenants
-                    .iter()
-                    .map(|t| t.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                layout.tenant_names()
             }
         )),
     }

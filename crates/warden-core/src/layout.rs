@@ -338,6 +338,12 @@ impl Layout {
         paths
     }
 
+    /// The registry's tenant names, comma-separated (for errors that list what is accepted).
+    pub fn tenant_names(&self) -> String {
+        let names: Vec<&str> = self.tenants.iter().map(|t| t.name.as_str()).collect();
+        names.join(", ")
+    }
+
     /// The service jails Bastille manages (everything but the browser VM), in slot order.
     pub fn jails(&self) -> impl Iterator<Item = &Service> {
         self.services.iter().filter(|s| s.shape != Shape::Image)

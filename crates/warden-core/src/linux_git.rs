@@ -319,14 +319,7 @@ mod tests {
         host.packages.insert("git".into(), true);
         let run = |host: &LinuxHost, options: &PlanOptions| {
             let mut p = crate::Plan::default();
-            plan(
-                &layout,
-                host,
-                state,
-                "warden",
-                options,
-                &mut p,
-            );
+            plan(&layout, host, state, "warden", options, &mut p);
             (p.actions, p.notes, p.blocked)
         };
         let (first, _, _) = run(&host, &PlanOptions::default());

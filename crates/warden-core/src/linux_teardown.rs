@@ -125,7 +125,15 @@ fn jails(
             j.running,
             options,
             &[exe, "--state-dir", state, "jail", "stop", name],
-            &[exe, "--state-dir", state, "jail", "destroy", "--force", name],
+            &[
+                exe,
+                "--state-dir",
+                state,
+                "jail",
+                "destroy",
+                "--force",
+                name,
+            ],
         );
     }
     for name in host.jails.keys() {

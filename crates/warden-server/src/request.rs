@@ -205,12 +205,7 @@ pub fn check_tenant(layout: &Layout, tenant: &str) -> Result<(), ApiError> {
     let accepted = if layout.tenants.is_empty() {
         "a DNS label ([a-z0-9-], 1..=63 characters)".to_string()
     } else {
-        layout
-            .tenants
-            .iter()
-            .map(|t| t.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
+        layout.tenant_names()
     };
     Err(ApiError::new(
         axum::http::StatusCode::NOT_FOUND,

@@ -192,14 +192,10 @@ async fn run_agent(
         },
         None => None,
     };
-    let outcome = match served {
-        Some(o) => o,
-        None if handle.cancel_reason().is_some() => {
-            return Ok(cancelled_outcome(
-                handle.cancel_reason().unwrap_or("cancelled"),
-            ))
-        }
-        None => {
+    let outcome = match (served, handle.cancel_reason()) {
+        (Some(o), _) => o,
+        (None, Some(reason)) => return Ok(cancelled_outcome(reason)),
+        (None, None) => {
             let prep = agent_turn::prepare(app, &spec.tenant, id.as_str()).await?;
             run_cold(app, id, handle, spec, Some(&prep)).await?
         }
@@ -232,12 +228,7 @@ async fn run_cold(
     let (outcome, sink) = match run_worker(app, id, handle, work, agent.is_some()).await {
         Ok(r) => r,
         // Killed while it was being set up: the cancel is what happened, not an infrastructure failure.
-        Err(_) if handle.cancel_reason().is_some() => {
-            return Ok(cancelled_outcome(
-                handle.cancel_reason().unwrap_or("cancelled"),
-            ))
-        }
-        Err(e) => return Err(e),
+        Err(e) => return handle.cancel_reason().map(cancelled_outcome).ok_or(e),
     };
     Ok(outcome_of(outcome, sink, handle))
 }
