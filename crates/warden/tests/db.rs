@@ -8,7 +8,6 @@
 
 mod common;
 
-use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Output};
 use std::time::Instant;
 
@@ -56,22 +55,7 @@ fn postgres_serves_each_role_its_database_and_keeps_its_data() {
     assert!(plan.contains("nothing to do"), "{plan}");
 
     // Passwords: 0600 files in a 0700 directory, in no output and no journal.
-    let secrets = h.dir.path().join("db");
-    assert_eq!(
-        std::fs::metadata(&secrets).unwrap().permissions().mode() & 0o777,
-        0o700
-    );
-    let mut passwords = Vec::new();
-    for role in ROLES {
-        let p = secrets.join(format!("{role}.password"));
-        assert_eq!(
-            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
-            0o600,
-            "{}",
-            p.display()
-        );
-        passwords.push(std::fs::read_to_string(&p).unwrap().trim().to_string());
-    }
+    let passwords = h.secret_files("db", &ROLES);
     let mut journal = Vec::new();
     for e in std::fs::read_dir(h.dir.path())
         .unwrap()

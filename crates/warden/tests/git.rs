@@ -9,7 +9,6 @@
 
 mod common;
 
-use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Output};
 use std::time::Instant;
 
@@ -97,24 +96,13 @@ fn git_serves_each_tenant_its_repositories_over_http() {
     assert!(plan.contains("nothing to do"), "{plan}");
 
     // Credentials: 0600 files in a 0700 directory, in no output; htpasswd files hold hashes only.
-    let secrets = h.dir.path().join("git");
-    assert_eq!(
-        std::fs::metadata(&secrets).unwrap().permissions().mode() & 0o777,
-        0o700
-    );
-    let mut passwords = Vec::new();
-    for owner in ["system", "atlas", "zeus"] {
-        let p = secrets.join(format!("{owner}.password"));
-        assert_eq!(
-            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
-        let pw = std::fs::read_to_string(&p).unwrap().trim().to_string();
-        assert!(!said.contains(&pw), "a password in setup's output");
+    let owners = ["system", "atlas", "zeus"];
+    let passwords = h.secret_files("git", &owners);
+    for (owner, pw) in owners.iter().zip(&passwords) {
+        assert!(!said.contains(pw.as_str()), "a password in setup's output");
         let auth = std::fs::read_to_string(h.dir.path().join(format!("git-http/htpasswd/{owner}")))
             .unwrap();
-        assert!(auth.starts_with(&format!("{owner}:{{SSHA}}")) && !auth.contains(&pw));
-        passwords.push(pw);
+        assert!(auth.starts_with(&format!("{owner}:{{SSHA}}")) && !auth.contains(pw.as_str()));
     }
 
     // Bad input is refused with the fix (exit 2), nothing changed.

@@ -84,6 +84,18 @@ impl Host {
         self.jails.borrow_mut().push(name.to_string());
     }
 
+    /// The layout's service jails setup makes (git, cms, ai, db, named after the identity), tracked.
+    fn track_service_jails(&self) -> Vec<String> {
+        let names: Vec<String> = ["git", "cms", "ai", "db"]
+            .iter()
+            .map(|r| format!("{}{r}", self.identity))
+            .collect();
+        for n in &names {
+            self.track(n);
+        }
+        names
+    }
+
     /// `warden jail exec NAME [--root] -- sh -c SCRIPT`.
     fn sh(&self, name: &str, root: bool, script: &str) -> Output {
         let mut args = vec!["jail", "exec", name];
@@ -427,13 +439,7 @@ fn service_jails_from_setup_resolve_names_are_isolated_and_converge() {
     let _s = serial();
     let h = Host::new();
     let id = h.identity.clone();
-    let names: Vec<String> = ["git", "cms", "ai", "db"]
-        .iter()
-        .map(|r| format!("{id}{r}"))
-        .collect();
-    for n in &names {
-        h.track(n);
-    }
+    let names = h.track_service_jails();
     // The rest of the network's setup: host (done), jails, dns. (The agent step installs pi from the npm
     // registry, which this namespace cannot reach: `agent_step.rs` tests it.)
     let o = h.warden(&["setup", "--backend", "linux", "--step", "jails"]);
@@ -644,13 +650,7 @@ fn teardown_leaves_nothing_but_the_db_data_and_setup_restores_the_layout() {
     let _s = serial();
     let h = Host::new();
     let id = h.identity.clone();
-    let names: Vec<String> = ["git", "cms", "ai", "db"]
-        .iter()
-        .map(|r| format!("{id}{r}"))
-        .collect();
-    for n in &names {
-        h.track(n);
-    }
+    let names = h.track_service_jails();
     let db = names[3].clone();
     for step in ["jails", "dns"] {
         let o = h.warden(&["setup", "--backend", "linux", "--step", step]);

@@ -20,15 +20,32 @@ fn run_in(ns: &Netns, state: &std::path::Path, args: &[&str]) -> std::process::O
     ns.exec(&refs)
 }
 
-/// Stops the dnsmasq `warden run --network vnet` started for a state directory when the test ends,
-/// however it ends (it would outlive a failed test in its namespace otherwise).
+/// A VNET test's world: the root-test lock (the VNET tests expect and hold particular addresses), a
+/// namespace and a state directory; the dnsmasq `warden run --network vnet` started for it is stopped when the
+/// test ends, however it ends.
 #[cfg(target_os = "linux")]
-struct StopDnsmasq<'a>(&'a std::path::Path);
+struct VnetTest {
+    _serial: warden_testkit::Serial,
+    ns: Netns,
+    dir: tempfile::TempDir,
+}
 
 #[cfg(target_os = "linux")]
-impl Drop for StopDnsmasq<'_> {
+impl VnetTest {
+    fn new(name: &str) -> VnetTest {
+        let serial = warden_testkit::root_test(name).expect("root_test never skips");
+        VnetTest {
+            _serial: serial,
+            ns: Netns::new(),
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl Drop for VnetTest {
     fn drop(&mut self) {
-        if let Ok(pid) = std::fs::read_to_string(self.0.join("dnsmasq.pid")) {
+        if let Ok(pid) = std::fs::read_to_string(self.dir.path().join("dnsmasq.pid")) {
             let _ = Command::new("kill").arg(pid.trim()).status();
         }
     }
@@ -153,13 +170,10 @@ fn statuses_limits_and_output_pass_through() {
 #[test]
 fn vnet_worker_gets_a_lease_resolves_names_and_leaves_nothing() {
     // Serialised with the held-name test below, which holds w101 (the address this one expects).
-    let _serial = warden_testkit::root_test("vnet_worker_gets_a_lease");
-    let ns = Netns::new();
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path();
-    let _dnsmasq = StopDnsmasq(state);
+    let t = VnetTest::new("vnet_worker_gets_a_lease");
+    let (ns, state) = (&t.ns, t.dir.path());
     let o = run_in(
-        &ns,
+        ns,
         state,
         &[
             "--network",
@@ -184,7 +198,7 @@ fn vnet_worker_gets_a_lease_resolves_names_and_leaves_nothing() {
     );
     assert!(String::from_utf8_lossy(&o.stderr).contains("applying steps host and dns"));
     // The second run finds the host network ready and says nothing about it.
-    let o = run_in(&ns, state, &["--network", "vnet", "--", "true"]);
+    let o = run_in(ns, state, &["--network", "vnet", "--", "true"]);
     assert_eq!(o.status.code(), Some(0));
     assert!(
         o.stderr.is_empty(),
@@ -196,7 +210,7 @@ fn vnet_worker_gets_a_lease_resolves_names_and_leaves_nothing() {
     assert!(state.join("host-network.ok").is_file());
     let del = ns.exec(&["ip", "link", "del", "warden0"]);
     assert!(del.status.success(), "{del:?}");
-    let o = run_in(&ns, state, &["--network", "vnet", "--", "true"]);
+    let o = run_in(ns, state, &["--network", "vnet", "--", "true"]);
     assert_eq!(
         o.status.code(),
         Some(0),
@@ -204,7 +218,7 @@ fn vnet_worker_gets_a_lease_resolves_names_and_leaves_nothing() {
         String::from_utf8_lossy(&o.stderr)
     );
     assert!(String::from_utf8_lossy(&o.stderr).contains("applying steps host"));
-    assert_no_residue(&ns, state);
+    assert_no_residue(ns, state);
 }
 
 /// Worker names are machine-wide (cgroups, claims) while leases are per state directory: when
@@ -213,11 +227,8 @@ fn vnet_worker_gets_a_lease_resolves_names_and_leaves_nothing() {
 #[cfg(target_os = "linux")]
 #[test]
 fn a_vnet_worker_whose_name_is_held_elsewhere_takes_the_next_address() {
-    let _serial = warden_testkit::root_test("a_vnet_worker_whose_name_is_held_elsewhere");
-    let ns = Netns::new();
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path();
-    let _dnsmasq = StopDnsmasq(state);
+    let t = VnetTest::new("a_vnet_worker_whose_name_is_held_elsewhere");
+    let (ns, state) = (&t.ns, t.dir.path());
     // Hold the claim on `w101` as another live worker's helper does (the same call). The previous
     // test's w101 may still be tearing down, holding it: wait for it, with a deadline.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -232,7 +243,7 @@ fn a_vnet_worker_whose_name_is_held_elsewhere_takes_the_next_address() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     };
     let o = run_in(
-        &ns,
+        ns,
         state,
         &[
             "--network",
@@ -254,5 +265,5 @@ fn a_vnet_worker_whose_name_is_held_elsewhere_takes_the_next_address() {
         String::from_utf8_lossy(&o.stderr)
     );
     assert!(stdout(&o).contains("10.0.1.102/24"), "{}", stdout(&o));
-    assert_no_residue(&ns, state);
+    assert_no_residue(ns, state);
 }

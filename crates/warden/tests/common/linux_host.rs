@@ -35,6 +35,23 @@ pub fn unique_identity(letter: char) -> String {
 }
 
 impl LinuxHost {
+    /// The secrets `dir` of the state directory holds (`<name>.password` for each of `names`), after asserting
+    /// the directory is 0700 and each file 0600.
+    pub fn secret_files(&self, dir: &str, names: &[&str]) -> Vec<String> {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let secrets = self.dir.path().join(dir);
+        assert_eq!(mode(&secrets), 0o700, "{}", secrets.display());
+        names
+            .iter()
+            .map(|name| {
+                let p = secrets.join(format!("{name}.password"));
+                assert_eq!(mode(&p), 0o600, "{}", p.display());
+                std::fs::read_to_string(&p).unwrap().trim().to_string()
+            })
+            .collect()
+    }
+
     /// Takes the root-test lock (root networking tests of every worktree take turns), then makes the namespace,
     /// a state directory named `prefix…` (mode 0700, as Warden wants it) and an identity starting with `letter`.
     pub fn new(test: &str, prefix: &str, letter: char) -> LinuxHost {
