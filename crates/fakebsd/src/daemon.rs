@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, SigSet, Signal};
 use nix::unistd::Pid;
 
+use crate::opts::{Spec, GETOPT};
 use crate::state;
 
 /// Set in the supervisor's environment: it is the detached half, not the caller's.
@@ -40,15 +41,23 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         restart_delay: 1,
         ..Opts::default()
     };
-    let mut p = crate::opts::Parser::new(args, "cfHrS", "pPutlsTmoR");
-    while let Some(opt) = p.next_opt().map_err(|e| format!("daemon: {e}\n{USAGE}"))? {
-        match opt {
-            ('r', _) => o.restart = true,
-            ('S', _) => o.syslog = true,
-            ('p', v) => o.child_pidfile = v,
-            ('P', v) => o.supervisor_pidfile = v,
-            ('o', v) => o.output = v,
-            ('R', v) => {
+    let spec = Spec {
+        tool: "daemon",
+        flags: "cfHrS",
+        valued: "pPutlsTmoR",
+        usage: USAGE,
+        ..GETOPT
+    };
+    let p = spec.parse(args).map_err(|e| e.to_string())?;
+    for (key, v) in &p.opts {
+        let v = v.clone();
+        match *key {
+            "r" => o.restart = true,
+            "S" => o.syslog = true,
+            "p" => o.child_pidfile = v,
+            "P" => o.supervisor_pidfile = v,
+            "o" => o.output = v,
+            "R" => {
                 o.restart = true;
                 o.restart_delay = v
                     .unwrap_or_default()
@@ -59,7 +68,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
             _ => {}
         }
     }
-    o.argv = p.rest().to_vec();
+    o.argv = p.operands;
     if o.argv.is_empty() {
         return Err(USAGE.into());
     }

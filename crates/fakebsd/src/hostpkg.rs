@@ -40,19 +40,18 @@ fn host_env(cx: &Ctx) -> JailEnv {
 /// packages of the tree at DIR (e.g. a Bastille release) with the host's own pkg.
 pub fn pkg(cx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
     let je = host_env(cx);
-    let (root, rest) = match args {
-        [flag, dir, rest @ ..] if flag == "-r" || flag == "--rootdir" => {
-            (dir.trim_end_matches('/').to_string(), rest)
-        }
-        _ => (String::new(), args),
+    let g = match crate::pkg::GLOBAL.parse(args) {
+        Ok(g) => g,
+        Err(e) => return e.report(io),
     };
+    let root = g.value("r").unwrap_or("").trim_end_matches('/').to_string();
     if !root.is_empty() && !cx.host_path(&root).is_dir() {
         return fail(
             io,
             &format!("pkg: Unable to open rootdir {root}: No such file or directory"),
         );
     }
-    crate::pkg::pkg_on(cx, &host_fs(&root), &host_fs(""), &je, rest, io)
+    crate::pkg::pkg_on(cx, &host_fs(&root), &host_fs(""), &je, &g, io)
 }
 
 /// The variable naming a local npm mirror: an npm install prefix (`DIR/node_modules/…`) standing in for the

@@ -9,6 +9,7 @@ use crate::injail;
 use crate::io::{fail, Io};
 use crate::jail;
 use crate::jailfs::{self, JailEnv, JailFs, Outcome};
+use crate::opts::{Spec, GETOPT};
 use crate::state::Ctx;
 
 const USAGE: &str = "usage: jexec [-l] [-d working-directory] [[-e name=value]\n             [-u username | -U username] jail [command ...]";
@@ -20,26 +21,33 @@ pub fn run(cx: &mut Ctx, args: &[String], io: &mut Io) -> Outcome {
     let mut user: Option<String> = None;
     let mut dir: Option<String> = None;
     let mut extra: BTreeMap<String, String> = BTreeMap::new();
-    let mut p = crate::opts::Parser::new(args, "l", "uUde");
-    loop {
-        match p.next_opt() {
-            Ok(None) => break,
-            Ok(Some(('l', _))) => login = true,
-            Ok(Some(('d', v))) => dir = v,
-            Ok(Some(('e', v))) => match v.as_deref().and_then(|v| v.split_once('=')) {
+    let spec = Spec {
+        tool: "jexec",
+        flags: "l",
+        valued: "uUde",
+        usage: USAGE,
+        ..GETOPT
+    };
+    let p = match spec.parse(args) {
+        Ok(p) => p,
+        Err(e) => return Outcome::Done(e.report(io)),
+    };
+    for (key, v) in &p.opts {
+        match *key {
+            "l" => login = true,
+            "d" => dir = v.clone(),
+            "e" => match v.as_deref().and_then(|v| v.split_once('=')) {
                 Some((k, val)) if !k.is_empty() => {
                     extra.insert(k.to_string(), val.to_string());
                 }
-                _ => return Outcome::Done(fail(io, USAGE)),
+                _ => return Outcome::Done(spec.usage().report(io)),
             },
-            Ok(Some((_, v))) => user = v,
-            Err(e) => return Outcome::Done(fail(io, &format!("jexec: {e}\n{USAGE}"))),
+            _ => user = v.clone(),
         }
     }
     // The operands: JAIL, then the command.
-    let i = args.len() - p.rest().len();
-    let Some(key) = args.get(i) else {
-        return Outcome::Done(fail(io, USAGE));
+    let Some((key, command)) = p.operands.split_first() else {
+        return Outcome::Done(spec.usage().report(io));
     };
     let Some(name) = jail::find(cx, key).filter(|_| cx.jail.is_none()) else {
         return Outcome::Done(fail(io, &format!("jexec: jail \"{key}\" not found")));
@@ -86,10 +94,10 @@ pub fn run(cx: &mut Ctx, args: &[String], io: &mut Io) -> Outcome {
         cwd,
         lock_held: std::env::var_os("FAKEBSD_LOCK_HELD").is_some(),
     };
-    let argv: Vec<String> = if args.len() > i + 1 {
-        args[i + 1..].to_vec()
-    } else {
+    let argv: Vec<String> = if command.is_empty() {
         vec!["/bin/sh".into()]
+    } else {
+        command.to_vec()
     };
     injail::dispatch(cx, &je, &argv, io)
 }

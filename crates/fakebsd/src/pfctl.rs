@@ -4,6 +4,7 @@
 use std::io::Read;
 
 use crate::io::{fail, Io};
+use crate::opts::{Parsed, Spec, GETOPT};
 use crate::pf_conf;
 use crate::state::Ctx;
 
@@ -101,11 +102,7 @@ pub fn table_edit(cx: &mut Ctx, table: &str, add: bool, addrs: &[String]) -> Vec
 fn status(cx: &Ctx) -> String {
     let pf = &cx.st.pf;
     let first = if pf.enabled {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        let s = now.saturating_sub(pf.enabled_at);
+        let s = now_secs().saturating_sub(pf.enabled_at);
         format!(
             "Status: Enabled for {} days {:02}:{:02}:{:02}",
             s / 86400,
@@ -127,60 +124,36 @@ fn status(cx: &Ctx) -> String {
     out
 }
 
-/// The `pfctl` command line.
+const USAGE: &str = "usage: pfctl [-AdeghMmNnOPqRrvz] [-a anchor] [-D macro=value] [-F modifier]\n\t[-f file] [-i interface] [-K host | network]\n\t[-k host | network | gateway | label | id] [-o level] [-p device]\n\t[-s modifier] [-t table -T command [address ...]] [-x level]";
+
+/// pfctl's getopt string (`a:AdD:eqf:F:ghi:k:K:mMnNOo:Pp:rRs:t:T:vx:z`).
+const SPEC: Spec = Spec {
+    tool: "pfctl",
+    flags: "AdeghMmNnOPqRrvz",
+    valued: "aDfFiKkopsTtx",
+    usage: USAGE,
+    ..GETOPT
+};
+
+/// The `pfctl` command line: the modes run in pfctl's order (disable, show, flush, table, load, enable).
 pub fn run(cx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
-    const WITH_ARG: &str = "aDfFiKkoOpsTtx";
-    let mut flags = String::new();
-    let mut vals: Vec<(char, String)> = vec![];
-    let mut operands: Vec<String> = vec![];
-    let mut i = 0;
-    while i < args.len() {
-        let a = &args[i];
-        if a.len() > 1 && a.starts_with('-') {
-            let chars: Vec<char> = a[1..].chars().collect();
-            let mut j = 0;
-            while j < chars.len() {
-                let c = chars[j];
-                if WITH_ARG.contains(c) {
-                    let rest: String = chars[j + 1..].iter().collect();
-                    let v = if !rest.is_empty() {
-                        rest
-                    } else {
-                        i += 1;
-                        match args.get(i) {
-                            Some(v) => v.clone(),
-                            None => return fail(io, &format!("pfctl: option requires an argument -- {c}\nusage: pfctl [-AdeghMmNnOPqRrvz] [-a anchor] [-D macro=value] [-F modifier]\n\t[-f file] [-i interface] [-K host | network]\n\t[-k host | network | gateway | label | id] [-o level] [-p device]\n\t[-s modifier] [-t table -T command [address ...]] [-x level]")),
-                        }
-                    };
-                    vals.push((c, v));
-                    break;
-                }
-                if !"AdeghMmNnPqRrvz".contains(c) {
-                    return fail(io, &format!("pfctl: illegal option -- {c}\nusage: pfctl [-AdeghMmNnOPqRrvz] [-a anchor] [-D macro=value] [-F modifier]\n\t[-f file] [-i interface] [-K host | network]\n\t[-k host | network | gateway | label | id] [-o level] [-p device]\n\t[-s modifier] [-t table -T command [address ...]] [-x level]"));
-                }
-                flags.push(c);
-                j += 1;
-            }
-        } else {
-            operands.push(a.clone());
-        }
-        i += 1;
-    }
-    let val = |c: char| {
-        vals.iter()
-            .rev()
-            .find(|(k, _)| *k == c)
-            .map(|(_, v)| v.clone())
+    let p = match SPEC.parse(args) {
+        Ok(p) => p,
+        Err(e) => return e.report(io),
     };
-    let quiet = flags.contains('q');
-    let dry = flags.contains('n');
-    let anchor = val('a');
-    if vals.is_empty() && flags.chars().all(|c| "qvn".contains(c)) {
+    if p.opts.iter().all(|(k, _)| ["q", "v", "n"].contains(k)) {
+        return fail(io, USAGE.lines().next().unwrap_or(USAGE));
+    }
+    if !p.operands.is_empty() && !p.has("T") {
         return fail(
             io,
-            "usage: pfctl [-AdeghMmNnOPqRrvz] [-a anchor] [-D macro=value] [-F modifier]",
+            &format!(
+                "pfctl: unknown command line argument: {} ...\n{USAGE}",
+                p.operands[0]
+            ),
         );
     }
+    let dry = p.has("n");
     if !dry {
         if !cx.is_root() {
             return fail(io, "pfctl: /dev/pf: Permission denied");
@@ -189,179 +162,228 @@ pub fn run(cx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
             return fail(io, NOT_LOADED);
         }
     }
+    match modes(cx, &p, io) {
+        Ok(code) => code,
+        Err(code) => code,
+    }
+}
+
+/// Runs each mode asked for; the first failing one ends the run (`Err`: its exit status).
+fn modes(cx: &mut Ctx, p: &Parsed, io: &mut Io) -> Result<i32, i32> {
+    let dry = p.has("n");
+    let quiet = p.has("q");
+    let anchor = p.value("a");
+    if p.has("d") && !dry {
+        disable(cx, io)?;
+    }
+    if let Some(what) = p.value("s") {
+        show(cx, what, anchor, io)?;
+    }
+    if let Some(what) = p.value("F") {
+        flush(cx, what, anchor, quiet, io);
+    }
     let mut code = 0;
-    if flags.contains('d') && !dry {
-        if !cx.st.pf.enabled {
-            return fail(io, "pfctl: pf not enabled");
-        }
-        cx.st.pf.enabled = false;
-        io.err("pf disabled");
-    }
-    if let Some(what) = val('s') {
-        let what_l = what.to_ascii_lowercase();
-        let anchor_rules = anchor
-            .as_ref()
-            .map(|a| cx.st.pf.anchors.get(a).cloned().unwrap_or_default());
-        let is_nat = |r: &String| {
-            [
-                "nat",
-                "rdr",
-                "binat",
-                "nat-anchor",
-                "rdr-anchor",
-                "binat-anchor",
-                "no",
-            ]
-            .contains(&r.split(' ').next().unwrap_or(""))
+    if let Some(cmd) = p.value("T") {
+        let Some(table) = p.value("t") else {
+            return Err(fail(io, "pfctl: table command requires table name (-t)"));
         };
-        match what_l.as_str() {
-            "i" | "info" => io.out.push_str(&status(cx)),
-            "n" | "nat" => {
-                let rules = match &anchor_rules {
-                    Some(r) => r.iter().filter(|x| is_nat(x)).cloned().collect(),
-                    None => cx.st.pf.nat.clone(),
-                };
-                for r in rules {
-                    io.out(&r);
-                }
-            }
-            "r" | "rules" => {
-                let rules = match &anchor_rules {
-                    Some(r) => r.iter().filter(|x| !is_nat(x)).cloned().collect(),
-                    None => cx.st.pf.filter.clone(),
-                };
-                for r in rules {
-                    io.out(&r);
-                }
-            }
-            "t" | "tables" => {
-                for t in cx.st.pf.tables.keys() {
-                    io.out(t);
-                }
-            }
-            "a" | "anchors" => {
-                for a in cx.st.pf.anchors.keys() {
-                    io.out(&format!("  {a}"));
-                }
-            }
-            "s" | "states" | "m" | "memory" | "o" | "osfp" | "l" | "labels" | "q" | "queue"
-            | "timeouts" | "ifaces" | "I" | "Sources" | "S" => {}
-            "all" => {
-                io.out("TRANSLATION RULES:");
-                for r in cx.st.pf.nat.clone() {
-                    io.out(&r);
-                }
-                io.out("\nFILTER RULES:");
-                for r in cx.st.pf.filter.clone() {
-                    io.out(&r);
-                }
-                io.out("");
-                io.out.push_str(&status(cx));
-            }
-            _ => return fail(io, &format!("pfctl: Unknown show modifier '{what}'")),
-        }
+        code = table_cmd(cx, cmd, table, &p.operands, quiet, io)?;
     }
-    if let Some(what) = val('F') {
-        if let Some(a) = &anchor {
-            cx.st.pf.anchors.remove(a);
-        } else {
-            match what.to_ascii_lowercase().as_str() {
-                "nat" | "n" => cx.st.pf.nat.clear(),
-                "rules" | "r" => cx.st.pf.filter.clear(),
-                "tables" | "t" => cx.st.pf.tables.clear(),
-                "all" | "a" => {
-                    cx.st.pf.nat.clear();
-                    cx.st.pf.filter.clear();
-                    cx.st.pf.tables.clear();
-                    cx.st.pf.anchors.clear();
-                }
-                _ => {}
-            }
-        }
-        if !quiet {
-            io.err(&format!("{what} cleared"));
-        }
-    }
-    if let Some(cmd) = val('T') {
-        let Some(table) = val('t') else {
-            return fail(io, "pfctl: table command requires table name (-t)");
-        };
-        match cmd.as_str() {
-            "show" | "s" => match cx.st.pf.tables.get(&table) {
-                Some(set) => {
-                    for a in set {
-                        io.out(&format!("   {a}"));
-                    }
-                }
-                None => return fail(io, "pfctl: Table does not exist."),
-            },
-            "add" | "a" | "delete" | "d" => {
-                for a in &operands {
-                    let host = a.split('/').next().unwrap_or(a);
-                    if host.parse::<std::net::IpAddr>().is_err() {
-                        return fail(io, "pfctl: Invalid argument.");
-                    }
-                }
-                let add = cmd.starts_with('a');
-                let msgs = table_edit(cx, &table, add, &operands);
-                if msgs.iter().any(|m| m.starts_with("pfctl:")) {
-                    return fail(io, &msgs.join("\n"));
-                }
-                if !quiet {
-                    for m in msgs {
-                        io.err(&m);
-                    }
-                }
-            }
-            "flush" | "f" => match cx.st.pf.tables.get_mut(&table) {
-                Some(set) => {
-                    let n = set.len();
-                    set.clear();
-                    if !quiet {
-                        io.err(&format!("{n} addresses deleted."));
-                    }
-                }
-                None => return fail(io, "pfctl: Table does not exist."),
-            },
-            "kill" | "k" => {
-                if cx.st.pf.tables.remove(&table).is_none() {
-                    return fail(io, "pfctl: Table does not exist.");
-                }
-                if !quiet {
-                    io.err("1 table deleted.");
-                }
-            }
-            "test" | "t" => {
-                let set = cx.st.pf.tables.get(&table).cloned().unwrap_or_default();
-                let n = operands.iter().filter(|a| set.contains(*a)).count();
-                if !quiet {
-                    io.err(&format!("{n}/{} addresses match.", operands.len()));
-                }
-                if n != operands.len() {
-                    code = 2;
-                }
-            }
-            other => return fail(io, &format!("pfctl: Unknown table command '{other}'")),
-        }
-    }
-    if let Some(file) = val('f') {
-        if let Err(lines) = load_file(cx, &file, anchor.as_deref(), dry) {
+    if let Some(file) = p.value("f") {
+        if let Err(lines) = load_file(cx, file, anchor, dry) {
             for l in lines {
                 io.err(&l);
             }
-            return 1;
+            return Err(1);
         }
     }
-    if flags.contains('e') && !dry {
-        if cx.st.pf.enabled {
-            return fail(io, "pfctl: pf already enabled");
-        }
-        cx.st.pf.enabled = true;
-        cx.st.pf.enabled_at = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        io.err("pf enabled");
+    if p.has("e") && !dry {
+        enable(cx, io)?;
     }
-    code
+    Ok(code)
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// `-d`.
+fn disable(cx: &mut Ctx, io: &mut Io) -> Result<(), i32> {
+    if !cx.st.pf.enabled {
+        return Err(fail(io, "pfctl: pf not enabled"));
+    }
+    cx.st.pf.enabled = false;
+    io.err("pf disabled");
+    Ok(())
+}
+
+/// `-e`.
+fn enable(cx: &mut Ctx, io: &mut Io) -> Result<(), i32> {
+    if cx.st.pf.enabled {
+        return Err(fail(io, "pfctl: pf already enabled"));
+    }
+    cx.st.pf.enabled = true;
+    cx.st.pf.enabled_at = now_secs();
+    io.err("pf enabled");
+    Ok(())
+}
+
+/// Whether a rule line is a translation rule (shown by `-sn`, not `-sr`).
+fn is_nat(rule: &str) -> bool {
+    [
+        "nat",
+        "rdr",
+        "binat",
+        "nat-anchor",
+        "rdr-anchor",
+        "binat-anchor",
+        "no",
+    ]
+    .contains(&rule.split(' ').next().unwrap_or(""))
+}
+
+/// `-s WHAT [-a ANCHOR]`.
+fn show(cx: &Ctx, what: &str, anchor: Option<&str>, io: &mut Io) -> Result<(), i32> {
+    let anchor_rules = anchor.map(|a| cx.st.pf.anchors.get(a).cloned().unwrap_or_default());
+    let print = |io: &mut Io, rules: &[String]| {
+        for r in rules {
+            io.out(r);
+        }
+    };
+    match what.to_ascii_lowercase().as_str() {
+        "i" | "info" => io.out.push_str(&status(cx)),
+        "n" | "nat" => match &anchor_rules {
+            Some(r) => print(
+                io,
+                &r.iter().filter(|x| is_nat(x)).cloned().collect::<Vec<_>>(),
+            ),
+            None => print(io, &cx.st.pf.nat),
+        },
+        "r" | "rules" => match &anchor_rules {
+            Some(r) => print(
+                io,
+                &r.iter().filter(|x| !is_nat(x)).cloned().collect::<Vec<_>>(),
+            ),
+            None => print(io, &cx.st.pf.filter),
+        },
+        "t" | "tables" => {
+            for t in cx.st.pf.tables.keys() {
+                io.out(t);
+            }
+        }
+        "a" | "anchors" => {
+            for a in cx.st.pf.anchors.keys() {
+                io.out(&format!("  {a}"));
+            }
+        }
+        "s" | "states" | "m" | "memory" | "o" | "osfp" | "l" | "labels" | "q" | "queue"
+        | "timeouts" | "ifaces" | "I" | "Sources" | "S" => {}
+        "all" => {
+            io.out("TRANSLATION RULES:");
+            print(io, &cx.st.pf.nat);
+            io.out("\nFILTER RULES:");
+            print(io, &cx.st.pf.filter);
+            io.out("");
+            io.out.push_str(&status(cx));
+        }
+        _ => return Err(fail(io, &format!("pfctl: Unknown show modifier '{what}'"))),
+    }
+    Ok(())
+}
+
+/// `-F WHAT [-a ANCHOR]`.
+fn flush(cx: &mut Ctx, what: &str, anchor: Option<&str>, quiet: bool, io: &mut Io) {
+    let pf = &mut cx.st.pf;
+    if let Some(a) = anchor {
+        pf.anchors.remove(a);
+    } else {
+        match what.to_ascii_lowercase().as_str() {
+            "nat" | "n" => pf.nat.clear(),
+            "rules" | "r" => pf.filter.clear(),
+            "tables" | "t" => pf.tables.clear(),
+            "all" | "a" => {
+                pf.nat.clear();
+                pf.filter.clear();
+                pf.tables.clear();
+                pf.anchors.clear();
+            }
+            _ => {}
+        }
+    }
+    if !quiet {
+        io.err(&format!("{what} cleared"));
+    }
+}
+
+/// `-t TABLE -T CMD [ADDRESS…]`; `Ok` is the exit status (2: `test` found an address missing).
+fn table_cmd(
+    cx: &mut Ctx,
+    cmd: &str,
+    table: &str,
+    addrs: &[String],
+    quiet: bool,
+    io: &mut Io,
+) -> Result<i32, i32> {
+    const MISSING: &str = "pfctl: Table does not exist.";
+    let say = |io: &mut Io, m: &str| {
+        if !quiet {
+            io.err(m);
+        }
+    };
+    match cmd {
+        "show" | "s" => {
+            let set = cx
+                .st
+                .pf
+                .tables
+                .get(table)
+                .ok_or_else(|| fail(io, MISSING))?;
+            for a in set {
+                io.out(&format!("   {a}"));
+            }
+        }
+        "add" | "a" | "delete" | "d" => {
+            for a in addrs {
+                let host = a.split('/').next().unwrap_or(a);
+                if host.parse::<std::net::IpAddr>().is_err() {
+                    return Err(fail(io, "pfctl: Invalid argument."));
+                }
+            }
+            let msgs = table_edit(cx, table, cmd.starts_with('a'), addrs);
+            if msgs.iter().any(|m| m.starts_with("pfctl:")) {
+                return Err(fail(io, &msgs.join("\n")));
+            }
+            for m in msgs {
+                say(io, &m);
+            }
+        }
+        "flush" | "f" => {
+            let set = cx
+                .st
+                .pf
+                .tables
+                .get_mut(table)
+                .ok_or_else(|| fail(io, MISSING))?;
+            let n = set.len();
+            set.clear();
+            say(io, &format!("{n} addresses deleted."));
+        }
+        "kill" | "k" => {
+            if cx.st.pf.tables.remove(table).is_none() {
+                return Err(fail(io, MISSING));
+            }
+            say(io, "1 table deleted.");
+        }
+        "test" | "t" => {
+            let set = cx.st.pf.tables.get(table).cloned().unwrap_or_default();
+            let n = addrs.iter().filter(|a| set.contains(*a)).count();
+            say(io, &format!("{n}/{} addresses match.", addrs.len()));
+            return Ok(if n == addrs.len() { 0 } else { 2 });
+        }
+        other => return Err(fail(io, &format!("pfctl: Unknown table command '{other}'"))),
+    }
+    Ok(0)
 }

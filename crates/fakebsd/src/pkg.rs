@@ -13,6 +13,7 @@ use std::io::{BufRead, IsTerminal, Write};
 
 use crate::io::{fail, Io};
 use crate::jailfs::{self, JailEnv, JailFs};
+use crate::opts::{Parsed, Spec, GETOPT};
 use crate::state::Ctx;
 
 /// Where the simulated package database lives inside a jail.
@@ -452,24 +453,12 @@ fn mib(kib: u64) -> String {
     format!("{} MiB", kib.div_ceil(1024))
 }
 
-fn install(cx: &mut Ctx, fs: &JailFs, yes: bool, args: &[String], io: &mut Io) -> i32 {
-    let mut quiet = false;
-    let mut names = vec![];
-    for a in args {
-        match a.as_str() {
-            "-y" | "--yes" | "-A" | "--automatic" | "-f" | "--force" | "-U"
-            | "--no-repo-update" | "-I" | "--no-scripts" | "-F" | "--fetch-only" | "-g" | "-x"
-            | "-C" => {}
-            "-q" | "--quiet" => quiet = true,
-            "-n" | "--dry-run" => {}
-            s if s.starts_with('-') => {
-                return fail(io, &format!("pkg: illegal option -- {}\nUsage: pkg install [-AfInFqRUy] [-r reponame] <pkg-origin|pkg-name> ...\n\nFor more information see 'pkg help install'.", s.trim_start_matches('-')));
-            }
-            s => names.push(s.to_string()),
-        }
-    }
+/// `pkg install [-AfInFqRUy] [-r reponame] NAME…` (options already parsed by [`INSTALL`]).
+fn install(cx: &mut Ctx, fs: &JailFs, yes: bool, p: &Parsed, io: &mut Io) -> i32 {
+    let quiet = p.has("q");
+    let names = &p.operands;
     if names.is_empty() {
-        return fail(io, "Usage: pkg install [-AfInFqRUy] [-r reponame] <pkg-origin|pkg-name> ...\n\nFor more information see 'pkg help install'.");
+        return INSTALL.usage().report(io);
     }
     if !cx.is_root() {
         // (unverified) EPKG_ENOACCESS → EX_NOPERM.
@@ -479,7 +468,7 @@ fn install(cx: &mut Ctx, fs: &JailFs, yes: bool, args: &[String], io: &mut Io) -
     let mut qio = Io::default();
     let out: &mut Io = if quiet { &mut qio } else { io };
     update_catalogue(cx, fs, out);
-    for n in &names {
+    for n in names {
         if find(n).is_none() {
             io.err(&format!(
                 "pkg: No packages available to install matching '{n}' have been found in the repositories"
@@ -488,7 +477,7 @@ fn install(cx: &mut Ctx, fs: &JailFs, yes: bool, args: &[String], io: &mut Io) -
         }
     }
     let have = installed(cx, fs);
-    let todo = closure(&names, &have);
+    let todo = closure(names, &have);
     let out: &mut Io = if quiet { &mut qio } else { io };
     if todo.is_empty() {
         out.out("Checking integrity... done (0 conflicting)");
@@ -562,14 +551,15 @@ fn install(cx: &mut Ctx, fs: &JailFs, yes: bool, args: &[String], io: &mut Io) -
     0
 }
 
-fn info(cx: &Ctx, fs: &JailFs, args: &[String], io: &mut Io) -> i32 {
-    let exists = args.iter().any(|a| a == "-e" || a == "--exists");
-    let quiet = args.iter().any(|a| a == "-q" || a == "--quiet");
-    let names: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+/// `pkg info [-eq] [NAME…]` (options already parsed by [`INFO`]).
+fn info(cx: &Ctx, fs: &JailFs, p: &Parsed, io: &mut Io) -> i32 {
+    let exists = p.has("e");
+    let quiet = p.has("q");
+    let names = &p.operands;
     let db = installed(cx, fs);
     if exists {
         if names.is_empty() {
-            return fail(io, "Usage: pkg info <pkg-name>\n       pkg info -a\n       pkg info [-AbBDdefIklOqRrs] [-Cgix] <pkg-name>\n       pkg info [-AbBDdfIlqRrs] -F <pkg-file>\n\nFor more information see 'pkg help info'.");
+            return INFO.usage().report(io);
         }
         return i32::from(!names.iter().all(|n| db.contains_key(n.as_str())));
     }
@@ -618,32 +608,148 @@ fn info(cx: &Ctx, fs: &JailFs, args: &[String], io: &mut Io) -> i32 {
     code
 }
 
-/// In-jail `pkg`.
+const USAGE: &str = "Usage: pkg [-v] [-d] [-l] [-N] [-j <jail name or id>|-c <chroot path>|-r <rootdir>] [-C <configuration file>] [-R <repo config dir>] [-o var=value] [-4|-6] <command> [<args>]";
+
+/// pkg(8)'s global options (`+dNvc:C:R:o:j:lr:46`: they end at the command).
+pub const GLOBAL: Spec = Spec {
+    tool: "pkg",
+    flags: "dNvl46",
+    valued: "cCRojr",
+    long: &[
+        "debug:d",
+        "jail:j",
+        "chroot:c",
+        "config:C",
+        "repo-conf-dir:R",
+        "rootdir:r",
+        "list:l",
+        "version:v",
+        "option:o",
+        "only-ipv4:4",
+        "only-ipv6:6",
+    ],
+    usage: USAGE,
+    ..GETOPT
+};
+
+/// `pkg install`'s options (getopt_long `AfgIiFMnqr:RUxy`, which permutes: names and options mix).
+const INSTALL: Spec = Spec {
+    tool: "pkg",
+    flags: "ACfFgIiMnqRUxy",
+    valued: "r",
+    long: &[
+        "automatic:A",
+        "case-sensitive:C",
+        "force:f",
+        "fetch-only:F",
+        "glob:g",
+        "case-insensitive:i",
+        "no-scripts:I",
+        "no-install-scripts:I",
+        "ignore-missing:M",
+        "dry-run:n",
+        "quiet:q",
+        "repository:r",
+        "recursive:R",
+        "no-repo-update:U",
+        "regex:x",
+        "yes:y",
+    ],
+    permute: true,
+    usage: "Usage: pkg install [-AfInFqRUy] [-r reponame] <pkg-origin|pkg-name> ...\n\nFor more information see 'pkg help install'.",
+    ..GETOPT
+};
+
+/// `pkg info`'s options.
+const INFO: Spec = Spec {
+    tool: "pkg",
+    flags: "aAbBCdDeEfgiIklOopqrRsSx",
+    valued: "F",
+    long: &[
+        "all:a",
+        "annotations:A",
+        "provided-shlibs:b",
+        "required-shlibs:B",
+        "case-sensitive:C",
+        "dependencies:d",
+        "pkg-message:D",
+        "exists:e",
+        "show-name-only:E",
+        "full:f",
+        "glob:g",
+        "case-insensitive:i",
+        "comment:I",
+        "locked:k",
+        "list-files:l",
+        "origin:o",
+        "by-origin:O",
+        "prefix:p",
+        "quiet:q",
+        "required-by:r",
+        "raw:R",
+        "size:s",
+        "regex:x",
+        "file:F",
+    ],
+    permute: true,
+    usage: "Usage: pkg info <pkg-name>\n       pkg info -a\n       pkg info [-AbBDdefIklOqRrs] [-Cgix] <pkg-name>\n       pkg info [-AbBDdfIlqRrs] -F <pkg-file>\n\nFor more information see 'pkg help info'.",
+    ..GETOPT
+};
+
+/// `pkg bootstrap [-fy]`.
+const BOOTSTRAP: Spec = Spec {
+    tool: "pkg",
+    flags: "fy",
+    long: &["force:f", "yes:y"],
+    permute: true,
+    usage: "Usage: pkg bootstrap [-fy]",
+    ..GETOPT
+};
+
+/// `pkg update [-fq] [-r reponame]`.
+const UPDATE: Spec = Spec {
+    tool: "pkg",
+    flags: "fq",
+    valued: "r",
+    long: &["force:f", "quiet:q", "repository:r"],
+    permute: true,
+    usage: "Usage: pkg update [-fq] [-r reponame]\n\nFor more information, see 'pkg help update'.",
+    ..GETOPT
+};
+
+/// In-jail `pkg` (`-r DIR` is simulated on the host only).
 pub fn pkg(cx: &mut Ctx, fs: &JailFs, je: &JailEnv, args: &[String], io: &mut Io) -> i32 {
-    pkg_on(cx, fs, fs, je, args, io)
+    let g = match GLOBAL.parse(args) {
+        Ok(g) => g,
+        Err(e) => return e.report(io),
+    };
+    if g.has("r") {
+        return fail(io, "pkg: fakebsd simulates -r/--rootdir only on the host");
+    }
+    pkg_on(cx, fs, fs, je, &g, io)
 }
 
-/// `pkg` on the packages of `fs`, with pkg itself bootstrapped in `own` (the host's, for `pkg --rootdir`).
+/// `pkg` on the packages of `fs`, with pkg itself bootstrapped in `own` (the host's, for `pkg --rootdir`);
+/// `g` is the command line parsed by [`GLOBAL`].
 pub fn pkg_on(
     cx: &mut Ctx,
     fs: &JailFs,
     own: &JailFs,
     je: &JailEnv,
-    args: &[String],
+    g: &Parsed,
     io: &mut Io,
 ) -> i32 {
-    let mut i = 0;
     let mut yes = truthy(je.env.get("ASSUME_ALWAYS_YES"));
-    while i < args.len() && args[i].starts_with('-') {
-        match args[i].as_str() {
-            "-v" | "--version" => {
+    for (key, v) in &g.opts {
+        match *key {
+            "v" => {
                 if bootstrap(cx, own, yes, io).is_err() {
                     return 1;
                 }
                 io.out(PKG_VERSION);
                 return 0;
             }
-            "-N" => {
+            "N" => {
                 let db = installed(cx, fs);
                 if !installed(cx, own).contains_key("pkg") {
                     return fail(
@@ -654,54 +760,60 @@ pub fn pkg_on(
                 io.out(&format!("pkg: {} packages installed", db.len()));
                 return 0;
             }
-            "-o" => {
-                i += 1;
-                if let Some((k, v)) = args.get(i).and_then(|o| o.split_once('=')) {
-                    if k == "ASSUME_ALWAYS_YES" {
-                        yes = truthy(Some(&v.to_string()));
-                    }
+            "o" => {
+                if let Some(("ASSUME_ALWAYS_YES", val)) =
+                    v.as_deref().and_then(|o| o.split_once('='))
+                {
+                    yes = truthy(Some(&val.to_string()));
                 }
             }
-            "-d" | "-l" | "-4" | "-6" => {}
-            other => {
-                return fail(io, &format!("pkg: illegal option -- {}\nUsage: pkg [-v] [-d] [-l] [-N] [-j <jail name or id>|-c <chroot path>|-r <rootdir>] [-C <configuration file>] [-R <repo config dir>] [-o var=value] [-4|-6] <command> [<args>]", other.trim_start_matches('-')));
-            }
+            _ => {}
         }
-        i += 1;
     }
-    let Some(cmd) = args.get(i) else {
+    let Some((cmd, rest)) = g.operands.split_first() else {
         if bootstrap(cx, own, yes, io).is_err() {
             return 1;
         }
-        return fail(io, "pkg: not enough arguments\nUsage: pkg [-v] [-d] [-l] [-N] [-j <jail name or id>|-c <chroot path>|-r <rootdir>] [-C <configuration file>] [-R <repo config dir>] [-o var=value] [-4|-6] <command> [<args>]\n\nFor more information on available commands and options see 'pkg help'.");
+        return fail(io, &format!("pkg: not enough arguments\n{USAGE}\n\nFor more information on available commands and options see 'pkg help'."));
     };
-    let rest = &args[i + 1..];
+    let spec = match cmd.as_str() {
+        "install" => INSTALL,
+        "info" => INFO,
+        "update" => UPDATE,
+        "bootstrap" => BOOTSTRAP,
+        other => {
+            return fail(
+                io,
+                &format!("pkg: fakebsd does not simulate 'pkg {other}' (install, info, update, bootstrap, -v, -N)"),
+            )
+        }
+    };
+    let p = match spec.parse(rest) {
+        Ok(p) => p,
+        Err(e) => return e.report(io),
+    };
     // pkg(7) also takes -y/--yes on the command line as consent to bootstrap.
-    let yes_arg = rest.iter().any(|a| a == "-y" || a == "--yes");
+    let yes = yes || p.has("y");
     if cmd == "bootstrap" {
-        if installed(cx, own).contains_key("pkg") && !rest.iter().any(|a| a == "-f") {
+        if installed(cx, own).contains_key("pkg") && !p.has("f") {
             io.out("pkg already bootstrapped at /usr/local/sbin/pkg");
             return 0;
         }
-        return match bootstrap(cx, own, yes || yes_arg, io) {
+        return match bootstrap(cx, own, yes, io) {
             Ok(()) => 0,
             Err(c) => c,
         };
     }
-    if bootstrap(cx, own, yes || yes_arg, io).is_err() {
+    if bootstrap(cx, own, yes, io).is_err() {
         return 1;
     }
     match cmd.as_str() {
-        "install" => install(cx, fs, yes || yes_arg, rest, io),
-        "info" => info(cx, fs, rest, io),
-        "update" => {
+        "install" => install(cx, fs, yes, &p, io),
+        "info" => info(cx, fs, &p, io),
+        _ => {
             update_catalogue(cx, fs, io);
             0
         }
-        other => fail(
-            io,
-            &format!("pkg: fakebsd does not simulate 'pkg {other}' (install, info, update, bootstrap, -v, -N)"),
-        ),
     }
 }
 

@@ -785,6 +785,30 @@ fn pfctl_behaviour() {
         .ok("pfctl", &["-si"])
         .stdout
         .starts_with("Status: Disabled"));
+    // Options through fakebsd's one getopt parser: clustered with an attached value, a bad letter named, a
+    // missing value, a stray operand.
+    assert!(h
+        .ok("pfctl", &["-qsinfo"])
+        .stdout
+        .starts_with("Status: Disabled"));
+    let o = h.run("pfctl", &["-sn", "-Z"]);
+    assert_eq!(o.code, 1);
+    assert!(
+        o.stderr
+            .starts_with("pfctl: illegal option -- Z\nusage: pfctl [-AdeghMmNnOPqRrvz]"),
+        "{}",
+        o.stderr
+    );
+    let o = h.run("pfctl", &["-t"]);
+    assert_eq!(o.code, 1);
+    assert!(o
+        .stderr
+        .starts_with("pfctl: option requires an argument -- t\n"));
+    let o = h.run("pfctl", &["-sr", "extra"]);
+    assert_eq!(o.code, 1);
+    assert!(o
+        .stderr
+        .starts_with("pfctl: unknown command line argument: extra ...\n"));
 }
 
 #[test]

@@ -287,6 +287,27 @@ fn pkg_prompts_errors_and_listing() {
     assert!(o
         .stdout
         .ends_with("The most recent versions of packages are already installed\n"));
+    // Options through fakebsd's one parser: long and clustered flags, names between options (getopt_long
+    // permutes), a bad option named with the command's usage.
+    let o = h.jok(
+        "root",
+        "clawdiegit",
+        &["pkg", "install", "nginx", "--yes", "-qU"],
+    );
+    assert_eq!(o.stdout, "");
+    let o = h.jx("root", "clawdiegit", &["pkg", "install", "-yz", "nginx"]);
+    assert_eq!(o.code, 1);
+    assert!(
+        o.stderr
+            .starts_with("pkg: illegal option -- z\nUsage: pkg install [-AfInFqRUy]"),
+        "{}",
+        o.stderr
+    );
+    let o = h.jx("root", "clawdiegit", &["pkg", "--nope", "info"]);
+    assert_eq!(o.code, 1);
+    assert!(o
+        .stderr
+        .starts_with("pkg: unrecognized option `--nope'\nUsage: pkg [-v]"));
     // Unknown package.
     let o = h.jx("root", "clawdiegit", &["pkg", "install", "-y", "nosuchpkg"]);
     assert_eq!(o.code, 1);
