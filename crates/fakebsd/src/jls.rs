@@ -13,6 +13,7 @@ fn object(fields: Vec<(String, Value)>) -> String {
 
 use crate::io::{fail, Io};
 use crate::jail;
+use crate::opts::{Spec, GETOPT};
 use crate::state::{Ctx, Jail};
 
 fn param(name: &str, j: &Jail, p: &str) -> Option<String> {
@@ -31,57 +32,56 @@ fn param(name: &str, j: &Jail, p: &str) -> Option<String> {
     })
 }
 
+/// jls's options (`dhj:Nnqsv`, and `c` as the simulation had it); `--libxo` is libxo's (`xo_parse_args`).
+const SPEC: Spec = Spec {
+    tool: "jls",
+    flags: "cdhNnqsv",
+    valued: "j",
+    long: &["libxo="],
+    usage: "usage: jls [-dhNnqv] [-j jail] [param ...]",
+    ..GETOPT
+};
+
+/// What a `jls` call shows.
+struct Show {
+    json: bool,
+    verbose: bool,
+    by_name: bool,
+}
+
 /// The `jls` command line.
 pub fn run(cx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
-    let mut json = false;
-    let mut verbose = false;
-    let mut by_name = false;
-    let mut only: Option<String> = None;
-    let mut params: Vec<String> = vec![];
-    let mut i = 0;
-    while i < args.len() {
-        let a = &args[i];
-        if let Some(v) = a.strip_prefix("--libxo") {
-            let v = if let Some(x) = v.strip_prefix('=') {
-                x.to_string()
-            } else {
-                i += 1;
-                args.get(i).cloned().unwrap_or_default()
-            };
-            json = v.split(',').any(|x| x == "json");
-        } else if a.starts_with('-') && a.len() > 1 {
-            let chars: Vec<char> = a[1..].chars().collect();
-            let mut k = 0;
-            while k < chars.len() {
-                match chars[k] {
-                    'v' => verbose = true,
-                    'N' => by_name = true,
-                    'j' => {
-                        let rest: String = chars[k + 1..].iter().collect();
-                        only = Some(if !rest.is_empty() {
-                            rest
-                        } else {
-                            i += 1;
-                            match args.get(i) {
-                                Some(v) => v.clone(),
-                                None => return fail(io, "jls: option requires an argument -- j"),
-                            }
-                        });
-                        k = chars.len();
-                        continue;
-                    }
-                    'd' | 'h' | 'n' | 'q' | 's' | 'c' => {}
-                    other => {
-                        return fail(io, &format!("jls: illegal option -- {other}\nusage: jls [-dhNnqv] [-j jail] [param ...]"));
-                    }
-                }
-                k += 1;
-            }
-        } else {
-            params.push(a.clone());
-        }
-        i += 1;
+    let p = match SPEC.parse(args) {
+        Ok(p) => p,
+        Err(e) => return e.report(io),
+    };
+    let show = Show {
+        json: p
+            .value("libxo")
+            .is_some_and(|v| v.split(',').any(|x| x == "json")),
+        verbose: p.has("v"),
+        by_name: p.has("N"),
+    };
+    let names = match selected(cx, p.value("j")) {
+        Ok(n) => n,
+        Err(key) => return fail(io, &format!("jls: jail \"{key}\" not found")),
+    };
+    let jails: Vec<(&String, &Jail)> = names.iter().map(|n| (n, &cx.st.jails[n])).collect();
+    if !p.operands.is_empty() {
+        return params(&jails, &p.operands, show.json, io);
     }
+    if show.json {
+        io.out(&envelope(&json_rows(&jails, &show)));
+    } else if show.verbose {
+        verbose_table(&jails, io);
+    } else {
+        table(&jails, show.by_name, io);
+    }
+    0
+}
+
+/// The jails shown, in jid order: all, or the one `-j KEY` names (`Err`: the key of a missing jail).
+fn selected(cx: &Ctx, only: Option<&str>) -> Result<Vec<String>, String> {
     // Inside a jail there are no child jails.
     let mut names: Vec<String> = if cx.jail.is_some() {
         vec![]
@@ -95,101 +95,108 @@ pub fn run(cx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
         v.sort();
         v.into_iter().map(|(_, n)| n).collect()
     };
-    if let Some(key) = &only {
+    if let Some(key) = only {
         match jail::find(cx, key).filter(|_| cx.jail.is_none()) {
             Some(n) => names = vec![n],
-            None => return fail(io, &format!("jls: jail \"{key}\" not found")),
+            None => return Err(key.to_string()),
         }
     }
-    let jails: Vec<(&String, &Jail)> = names.iter().map(|n| (n, &cx.st.jails[n])).collect();
-    if !params.is_empty() {
-        for p in &params {
-            if jails.first().is_some_and(|(n, j)| param(n, j, p).is_none()) {
-                return fail(io, &format!("jls: unknown parameter: {p}"));
-            }
+    Ok(names)
+}
+
+/// Parameter mode: `jls [-j JAIL] PARAM…`, one line (or JSON object) of values per jail.
+fn params(jails: &[(&String, &Jail)], params: &[String], json: bool, io: &mut Io) -> i32 {
+    for p in params {
+        if jails.first().is_some_and(|(n, j)| param(n, j, p).is_none()) {
+            return fail(io, &format!("jls: unknown parameter: {p}"));
         }
-        if json {
-            let rows: Vec<String> = jails
-                .iter()
-                .map(|(n, j)| {
-                    let mut m: Vec<(String, Value)> = vec![];
-                    for p in &params {
-                        let v = param(n, j, p).unwrap_or_default();
-                        let v = if p.ends_with(".addr") {
-                            json!(v.split(',').filter(|s| !s.is_empty()).collect::<Vec<_>>())
-                        } else {
-                            json!(v)
-                        };
-                        m.push((p.clone(), v));
-                    }
-                    object(m)
-                })
-                .collect();
-            io.out(&envelope(&rows));
-        } else {
-            for (n, j) in &jails {
-                let vals: Vec<String> = params
-                    .iter()
-                    .map(|p| param(n, j, p).unwrap_or_default())
-                    .collect();
-                io.out(&vals.join(" "));
-            }
-        }
-        return 0;
     }
     if json {
         let rows: Vec<String> = jails
             .iter()
             .map(|(n, j)| {
                 let mut m: Vec<(String, Value)> = vec![];
-                if verbose {
-                    m.push(("jid".into(), json!(j.jid)));
-                    m.push(("hostname".into(), json!(j.hostname)));
-                    m.push(("path".into(), json!(j.path)));
-                    m.push(("name".into(), json!(n)));
-                    m.push(("state".into(), json!("ACTIVE")));
-                    m.push(("cpusetid".into(), json!(j.jid + 1)));
-                    m.push(("ipv4_addrs".into(), json!(j.ip4)));
-                    m.push(("ipv6_addrs".into(), json!(j.ip6)));
-                } else {
-                    if by_name {
-                        m.push(("name".into(), json!(n)));
+                for p in params {
+                    let v = param(n, j, p).unwrap_or_default();
+                    let v = if p.ends_with(".addr") {
+                        json!(v.split(',').filter(|s| !s.is_empty()).collect::<Vec<_>>())
                     } else {
-                        m.push(("jid".into(), json!(j.jid)));
-                    }
-                    m.push((
-                        "ipv4".into(),
-                        json!(j.ip4.first().cloned().unwrap_or_default()),
-                    ));
-                    m.push(("hostname".into(), json!(j.hostname)));
-                    m.push(("path".into(), json!(j.path)));
+                        json!(v)
+                    };
+                    m.push((p.clone(), v));
                 }
                 object(m)
             })
             .collect();
         io.out(&envelope(&rows));
-        return 0;
-    }
-    if verbose {
-        io.out("   JID  Hostname                      Path");
-        io.out("        Name                          State");
-        io.out("        CPUSetID");
-        io.out("        IP Address(es)");
-        for (n, j) in &jails {
-            io.out(&format!("{:>6}  {:<29.29} {}", j.jid, j.hostname, j.path));
-            io.out(&format!("        {:<29.29} ACTIVE", n));
-            io.out(&format!("        {}", j.jid + 1));
-            for a in j.ip4.iter().chain(j.ip6.iter()) {
-                io.out(&format!("        {a}"));
-            }
+    } else {
+        for (n, j) in jails {
+            let vals: Vec<String> = params
+                .iter()
+                .map(|p| param(n, j, p).unwrap_or_default())
+                .collect();
+            io.out(&vals.join(" "));
         }
-        return 0;
     }
+    0
+}
+
+/// `--libxo json [-v] [-N]`: one object per jail.
+fn json_rows(jails: &[(&String, &Jail)], show: &Show) -> Vec<String> {
+    jails
+        .iter()
+        .map(|(n, j)| {
+            let mut m: Vec<(String, Value)> = vec![];
+            if show.verbose {
+                m.push(("jid".into(), json!(j.jid)));
+                m.push(("hostname".into(), json!(j.hostname)));
+                m.push(("path".into(), json!(j.path)));
+                m.push(("name".into(), json!(n)));
+                m.push(("state".into(), json!("ACTIVE")));
+                m.push(("cpusetid".into(), json!(j.jid + 1)));
+                m.push(("ipv4_addrs".into(), json!(j.ip4)));
+                m.push(("ipv6_addrs".into(), json!(j.ip6)));
+            } else {
+                if show.by_name {
+                    m.push(("name".into(), json!(n)));
+                } else {
+                    m.push(("jid".into(), json!(j.jid)));
+                }
+                m.push((
+                    "ipv4".into(),
+                    json!(j.ip4.first().cloned().unwrap_or_default()),
+                ));
+                m.push(("hostname".into(), json!(j.hostname)));
+                m.push(("path".into(), json!(j.path)));
+            }
+            object(m)
+        })
+        .collect()
+}
+
+/// `jls -v`.
+fn verbose_table(jails: &[(&String, &Jail)], io: &mut Io) {
+    io.out("   JID  Hostname                      Path");
+    io.out("        Name                          State");
+    io.out("        CPUSetID");
+    io.out("        IP Address(es)");
+    for (n, j) in jails {
+        io.out(&format!("{:>6}  {:<29.29} {}", j.jid, j.hostname, j.path));
+        io.out(&format!("        {:<29.29} ACTIVE", n));
+        io.out(&format!("        {}", j.jid + 1));
+        for a in j.ip4.iter().chain(j.ip6.iter()) {
+            io.out(&format!("        {a}"));
+        }
+    }
+}
+
+/// Plain `jls [-N]`.
+fn table(jails: &[(&String, &Jail)], by_name: bool, io: &mut Io) {
     let first = if by_name { "  Name" } else { "   JID" };
     io.out(&format!(
         "{first}  IP Address      Hostname                      Path"
     ));
-    for (n, j) in &jails {
+    for (n, j) in jails {
         let id = if by_name {
             n.to_string()
         } else {
@@ -201,7 +208,6 @@ pub fn run(cx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
             id, ip, j.hostname, j.path
         ));
     }
-    0
 }
 
 /// libxo's JSON envelope (§7.1): `{"__version": "2", "jail-information": {"jail": [...]}}`.
