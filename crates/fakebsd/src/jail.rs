@@ -10,6 +10,7 @@ use std::path::Path;
 
 use crate::ifconfig;
 use crate::io::{fail, Io};
+use crate::opts::{Spec, GETOPT};
 use crate::state::{Ctx, Inet, Jail, Mount};
 
 /// Parameters of one jail: name → values (`+=` appends; a boolean has no values).
@@ -501,61 +502,38 @@ pub fn conf_entry(cx: &Ctx, conf: &str, name: &str) -> Result<Params, String> {
         .ok_or_else(|| format!("jail: \"{name}\" not found"))
 }
 
+/// jail(8)'s options (`cdf:hiJ:lmrRs:u:U:v`, and `e`/`q` as the simulation had them).
+const SPEC: Spec = Spec {
+    tool: "jail",
+    flags: "cdhilmqrRv",
+    valued: "efJsuU",
+    usage: "usage: jail [-dhilqv] [-J jid_file] [-u username] [-U username]\n            -[cmr] param=value ... [command=command ...]\n       jail [-dqv] [-f conf_file] -[cmr] [jail]",
+    ..GETOPT
+};
+
 /// The `jail` command line.
 pub fn run(cx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
-    let mut conf: Option<String> = None;
-    let mut mode: Option<char> = None;
-    let mut i = 0;
-    while i < args.len() && args[i].starts_with('-') && args[i].len() > 1 {
-        let a = args[i].clone();
-        let chars: Vec<char> = a[1..].chars().collect();
-        let mut j = 0;
-        while j < chars.len() {
-            match chars[j] {
-                'c' | 'r' | 'R' | 'm' => {
-                    if mode.is_some_and(|m| m != chars[j]) {
-                        return fail(io, "jail: cannot specify more than one of -c, -m, -r, -R");
-                    }
-                    mode = Some(chars[j]);
-                }
-                'f' | 'e' | 'J' | 'u' | 'U' => {
-                    let rest: String = chars[j + 1..].iter().collect();
-                    let v = if !rest.is_empty() {
-                        rest
-                    } else {
-                        i += 1;
-                        match args.get(i) {
-                            Some(v) => v.clone(),
-                            None => {
-                                return fail(
-                                    io,
-                                    &format!("jail: option requires an argument -- {}", chars[j]),
-                                )
-                            }
-                        }
-                    };
-                    if chars[j] == 'f' {
-                        conf = Some(v);
-                    }
-                    j = chars.len();
-                    continue;
-                }
-                'd' | 'h' | 'i' | 'l' | 'q' | 'v' => {}
-                other => {
-                    return fail(io, &format!("jail: illegal option -- {other}\nusage: jail [-dhilqv] [-J jid_file] [-u username] [-U username]\n            -[cmr] param=value ... [command=command ...]\n       jail [-dqv] [-f conf_file] -[cmr] [jail]"));
-                }
-            }
-            j += 1;
-        }
-        i += 1;
-    }
-    let operands = &args[i..];
-    let Some(mode) = mode else {
-        return fail(io, "usage: jail [-dhilqv] [-J jid_file] [-u username] [-U username]\n            -[cmr] param=value ... [command=command ...]\n       jail [-dqv] [-f conf_file] -[cmr] [jail]");
+    let p = match SPEC.parse(args) {
+        Ok(p) => p,
+        Err(e) => return e.report(io),
     };
+    let conf = p.value("f").map(str::to_string);
+    let mut mode: Option<&str> = None;
+    for (key, _) in &p.opts {
+        if ["c", "r", "R", "m"].contains(key) {
+            if mode.is_some_and(|m| m != *key) {
+                return fail(io, "jail: cannot specify more than one of -c, -m, -r, -R");
+            }
+            mode = Some(*key);
+        }
+    }
+    let Some(mode) = mode else {
+        return SPEC.usage().report(io);
+    };
+    let operands = &p.operands;
     let param_form = operands.iter().any(|o| o.contains('='));
     match mode {
-        'c' if param_form => {
+        "c" if param_form => {
             let mut p = Params::new();
             for o in operands {
                 match o.split_once('=') {
@@ -572,7 +550,7 @@ pub fn run(cx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
             };
             create(cx, &name, p, io)
         }
-        'c' => {
+        "c" => {
             let conf = conf.unwrap_or_else(|| "/etc/jail.conf".into());
             let mut code = 0;
             for name in operands {
@@ -583,13 +561,13 @@ pub fn run(cx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
             }
             code
         }
-        'r' | 'R' => {
+        "r" | "R" => {
             if operands.is_empty() {
                 return fail(io, "jail: no jail specified");
             }
             let mut code = 0;
             for name in operands {
-                let p = if mode == 'R' {
+                let p = if mode == "R" {
                     None
                 } else {
                     let c = conf.clone().unwrap_or_else(|| "/etc/jail.conf".into());
