@@ -3,6 +3,7 @@
 use std::net::Ipv4Addr;
 
 use crate::io::{fail, Io};
+use crate::opts::{Spec, GETOPT};
 use crate::state::{Ctx, IfKind, Iface, Inet};
 
 fn no_such(io: &mut Io, name: &str) -> i32 {
@@ -511,63 +512,53 @@ pub fn show(cx: &Ctx, name: &str, cidr: bool) -> String {
     s
 }
 
+/// ifconfig's options (`adf:g:j:klmnuvCD`); the interface and its parameters (`-vnet`, `-alias`) follow as operands.
+const SPEC: Spec = Spec {
+    tool: "ifconfig",
+    flags: "adklmnuvCD",
+    valued: "fgj",
+    usage: "usage: ifconfig [-j jail] [-f type:format] %sinterface address_family\n\t[address [dest_address]] [parameters]",
+    ..GETOPT
+};
+
 /// The `ifconfig` command line.
 pub fn run(cx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
-    let mut cidr = false;
-    let mut args: Vec<String> = args.to_vec();
+    let p = match SPEC.parse(args) {
+        Ok(p) => p,
+        Err(e) => return e.report(io),
+    };
     // -f inet:cidr|inet:dotted|... (output format only)
-    while args.first().map(String::as_str) == Some("-f") {
-        if args.len() < 2 {
-            return fail(io, "ifconfig: option requires an argument -- f");
-        }
-        cidr = args[1].split(',').any(|f| f == "inet:cidr");
-        args.drain(..2);
+    let cidr = p
+        .value("f")
+        .is_some_and(|f| f.split(',').any(|f| f == "inet:cidr"));
+    let (up_only, down_only) = (p.has("u"), p.has("d"));
+    if p.has("l") {
+        let list: Vec<String> = names(cx)
+            .into_iter()
+            .filter(|n| {
+                let up = cx.st.interfaces[n].up;
+                (!up_only || up) && (!down_only || !up)
+            })
+            .collect();
+        io.out(&list.join(" "));
+        return 0;
     }
-    if args.is_empty() || args[0] == "-a" {
-        for n in names(cx) {
-            io.out.push_str(&show(cx, &n, cidr));
+    if let Some(g) = p.value("g") {
+        for n in group(cx, g) {
+            io.out(&n);
         }
         return 0;
     }
-    match args[0].as_str() {
-        "-l" => {
-            let up_only = args.iter().any(|a| a == "-u");
-            let down_only = args.iter().any(|a| a == "-d");
-            let list: Vec<String> = names(cx)
-                .into_iter()
-                .filter(|n| {
-                    let up = cx.st.interfaces[n].up;
-                    (!up_only || up) && (!down_only || !up)
-                })
-                .collect();
-            io.out(&list.join(" "));
-            return 0;
-        }
-        "-g" => {
-            let Some(g) = args.get(1) else {
-                return fail(io, "ifconfig: option requires an argument -- g");
-            };
-            for n in group(cx, g) {
-                io.out(&n);
+    let Some((name, words)) = p.operands.split_first() else {
+        for n in names(cx) {
+            let up = cx.st.interfaces[&n].up;
+            if (!up_only || up) && (!down_only || !up) {
+                io.out.push_str(&show(cx, &n, cidr));
             }
-            return 0;
         }
-        "-u" | "-d" => {
-            let want_up = args[0] == "-u";
-            for n in names(cx) {
-                if cx.st.interfaces[&n].up == want_up {
-                    io.out.push_str(&show(cx, &n, cidr));
-                }
-            }
-            return 0;
-        }
-        a if a.starts_with('-') => {
-            return fail(io, &format!("ifconfig: illegal option -- {}\nusage: ifconfig [-j jail] [-f type:format] %sinterface address_family\n\t[address [dest_address]] [parameters]", a.trim_start_matches('-')));
-        }
-        _ => {}
-    }
-    let name = args[0].clone();
-    let words = &args[1..];
+        return 0;
+    };
+    let name = name.clone();
     if words.first().map(String::as_str) == Some("create")
         || words.first().map(String::as_str) == Some("plumb")
     {
