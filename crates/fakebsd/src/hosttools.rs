@@ -4,11 +4,25 @@
 use std::net::Ipv4Addr;
 
 use crate::io::{fail, Io};
+use crate::opts::{Spec, GETOPT};
 use crate::state::{Ctx, HOST_VERSION};
 
 /// `route -n get IP` (Bastille's start.sh checks for a `gateway:` line, §1.4) and `route add default`.
 pub fn route(cx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
-    let ops: Vec<&str> = args
+    const SPEC: Spec = Spec {
+        tool: "route",
+        flags: "46dnqtv",
+        usage: "usage: route [-46dnqtv] command [[modifiers] args]",
+        status: 64,
+        ..GETOPT
+    };
+    let p = match SPEC.parse(args) {
+        Ok(p) => p,
+        Err(e) => return e.report(io),
+    };
+    // The command's own modifiers (`-net`, `-interface`) are not simulated.
+    let ops: Vec<&str> = p
+        .operands
         .iter()
         .map(String::as_str)
         .filter(|a| !a.starts_with('-'))
@@ -63,13 +77,24 @@ pub fn route(cx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
             io.out(&format!("add net default: gateway {gw}"));
             0
         }
-        _ => fail(io, "usage: route [-46dnqtv] command [[modifiers] args]"),
+        _ => SPEC.usage().report(io),
     }
 }
 
 /// `netstat -rn` (Bastille reads the default gateway with `netstat -4rn | awk '/default/ {print $2}'`).
 pub fn netstat(cx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
-    if !args.iter().any(|a| a.starts_with('-') && a.contains('r')) {
+    const SPEC: Spec = Spec {
+        tool: "netstat",
+        flags: "46AaBbdDgHhiLlmnoPQqRrSsTuWxz",
+        valued: "cfIjMNpw",
+        usage: "usage: netstat [-46AaCcLnRSTWx] [-f protocol_family | -p protocol]\n               [-M core] [-N system]",
+        ..GETOPT
+    };
+    let p = match SPEC.parse(args) {
+        Ok(p) => p,
+        Err(e) => return e.report(io),
+    };
+    if !p.has("r") {
         return fail(io, "netstat: only -r is simulated");
     }
     io.out("Routing tables\n\nInternet:");
@@ -102,7 +127,17 @@ pub fn netstat(cx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
 }
 
 /// `freebsd-version [-kru]`: the host's version, or inside a jail its `osrelease`.
-pub fn freebsd_version(cx: &mut Ctx, _args: &[String], io: &mut Io) -> i32 {
+pub fn freebsd_version(cx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
+    const SPEC: Spec = Spec {
+        tool: "freebsd-version",
+        flags: "kru",
+        valued: "j",
+        usage: "usage: freebsd-version [-kru] [-j jail]",
+        ..GETOPT
+    };
+    if let Err(e) = SPEC.parse(args) {
+        return e.report(io);
+    }
     let v = cx
         .jail
         .as_ref()
@@ -115,10 +150,20 @@ pub fn freebsd_version(cx: &mut Ctx, _args: &[String], io: &mut Io) -> i32 {
 
 /// `kldload [-n] MODULE` (the way pf.ko gets loaded).
 pub fn kldload(cx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
-    let quiet_if_loaded = args.iter().any(|a| a == "-n");
-    let mods: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    const SPEC: Spec = Spec {
+        tool: "kldload",
+        flags: "nqv",
+        usage: "usage: kldload [-nqv] file ...",
+        ..GETOPT
+    };
+    let p = match SPEC.parse(args) {
+        Ok(p) => p,
+        Err(e) => return e.report(io),
+    };
+    let quiet_if_loaded = p.has("n");
+    let mods = &p.operands;
     if mods.is_empty() {
-        return fail(io, "usage: kldload [-nqv] file ...");
+        return SPEC.usage().report(io);
     }
     if !cx.is_root() {
         return fail(io, "kldload: an error occurred while loading module pf. Please check dmesg(8) for more details.");
@@ -155,20 +200,26 @@ pub fn kldload(cx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
 
 /// `kldstat [-q] [-m MODULE]`.
 pub fn kldstat(cx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
-    if let Some(pos) = args
-        .iter()
-        .position(|a| a == "-m" || a == "-qm" || a == "-n")
-    {
-        let Some(m) = args.get(pos + 1) else {
-            return fail(io, "kldstat: option requires an argument -- m");
-        };
+    const SPEC: Spec = Spec {
+        tool: "kldstat",
+        flags: "dhqv",
+        valued: "imn",
+        usage: "usage: kldstat [-dhqv] [-i id] [-n filename]\n       kldstat [-dq] [-m modname]",
+        ..GETOPT
+    };
+    let p = match SPEC.parse(args) {
+        Ok(p) => p,
+        Err(e) => return e.report(io),
+    };
+    let quiet = p.has("q");
+    if let Some(m) = p.value("m").or(p.value("n")) {
         if cx.st.kmods.contains(m.trim_end_matches(".ko")) {
-            if !args.iter().any(|a| a.contains('q')) {
+            if !quiet {
                 io.out(&format!("Id Refs Name\n  1    1 {m}"));
             }
             return 0;
         }
-        if !args.iter().any(|a| a.contains('q')) {
+        if !quiet {
             io.err(&format!(
                 "kldstat: can't find module {m}: No such file or directory"
             ));
@@ -189,7 +240,18 @@ pub fn kldstat(cx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
 
 /// `mount` with no arguments lists nullfs/devfs mounts and ZFS datasets (`SRC on TARGET (TYPE, ...)`).
 pub fn mount(cx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
-    if !args.is_empty() && args != ["-p"] {
+    const SPEC: Spec = Spec {
+        tool: "mount",
+        flags: "adflLnNprsuvw",
+        valued: "Fot",
+        usage: "usage: mount [-adflpruvw] [-F fstab] [-o options] [-t ufs | external_type]\n       mount [-dfpruvw] special | node\n       mount [-dfpruvw] [-o options] [-t ufs | external_type] special node",
+        ..GETOPT
+    };
+    let p = match SPEC.parse(args) {
+        Ok(p) => p,
+        Err(e) => return e.report(io),
+    };
+    if !p.operands.is_empty() || p.opts.iter().any(|(k, _)| *k != "p") {
         return fail(io, "mount: only listing is simulated");
     }
     for name in cx.st.datasets.keys().filter(|k| !k.contains('@')) {
@@ -208,23 +270,34 @@ pub fn mount(cx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
 
 /// `chflags` accepts and does nothing (no file flags on this filesystem).
 pub fn chflags(cx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
-    if args.len() < 2 {
-        return fail(
-            io,
-            "usage: chflags [-fhvx] [-R [-H | -L | -P]] flags file ...",
-        );
-    }
+    const SPEC: Spec = Spec {
+        tool: "chflags",
+        flags: "fhvxRHLP",
+        usage: "usage: chflags [-fhvx] [-R [-H | -L | -P]] flags file ...",
+        ..GETOPT
+    };
+    let p = match SPEC.parse(args) {
+        Ok(p) => p,
+        Err(e) => return e.report(io),
+    };
+    let [_flags, .., file] = p.operands.as_slice() else {
+        return SPEC.usage().report(io);
+    };
     if !cx.is_root() {
-        return fail(
-            io,
-            &format!(
-                "chflags: {}: Operation not permitted",
-                args.last().cloned().unwrap_or_default()
-            ),
-        );
+        return fail(io, &format!("chflags: {file}: Operation not permitted"));
     }
     0
 }
+
+/// install(1)'s options (`B:bCcD:df:g:h:lM:m:N:o:pSsT:Uv`); a usage error exits with EX_USAGE.
+const INSTALL: Spec = Spec {
+    tool: "install",
+    flags: "bCcdlpSsUv",
+    valued: "BDfghMmNoT",
+    usage: "usage: install [-bCcpSsUv] [-f flags] [-g group] [-m mode] [-o owner] file1 file2\n       install -d [-lUv] [-g group] [-m mode] [-o owner] directory ...",
+    status: 64,
+    ..GETOPT
+};
 
 /// `install -d [-m MODE] [-o OWNER] [-g GROUP] DIR…` on the host: creates directories under the fake root with
 /// the mode asked for (owners are only checked to be given; this machine's users are not FreeBSD's). Warden's
@@ -232,40 +305,23 @@ pub fn chflags(cx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
 /// simulated on the host.
 pub fn install(cx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
     use std::os::unix::fs::PermissionsExt;
-    let usage = "usage: install [-bCcpSsUv] [-f flags] [-g group] [-m mode] [-o owner] file1 file2\n       install -d [-lUv] [-g group] [-m mode] [-o owner] directory ...";
-    let mut dir_mode = false;
-    let mut mode: u32 = 0o755;
-    let mut dirs = Vec::new();
-    let mut i = 0;
-    while i < args.len() {
-        match args[i].as_str() {
-            "-d" => dir_mode = true,
-            "-m" | "-o" | "-g" => {
-                let Some(v) = args.get(i + 1) else {
-                    return fail(io, usage);
-                };
-                if args[i] == "-m" {
-                    match u32::from_str_radix(v, 8) {
-                        Ok(m) if m <= 0o7777 => mode = m,
-                        _ => return fail(io, &format!("install: {v}: invalid file mode")),
-                    }
-                }
-                i += 1;
-            }
-            a if a.starts_with('-') => {
-                return fail(
-                    io,
-                    &format!("install: illegal option -- {}\n{usage}", &a[1..]),
-                )
-            }
-            a => dirs.push(a.to_string()),
-        }
-        i += 1;
-    }
-    if !dir_mode || dirs.is_empty() {
+    let p = match INSTALL.parse(args) {
+        Ok(p) => p,
+        Err(e) => return e.report(io),
+    };
+    let mode = match p.value("m").map(|v| (v, u32::from_str_radix(v, 8))) {
+        None => 0o755,
+        Some((_, Ok(m))) if m <= 0o7777 => m,
+        Some((v, _)) => return fail(io, &format!("install: {v}: invalid file mode")),
+    };
+    let dirs = &p.operands;
+    if !p.has("d") || dirs.is_empty() {
         return fail(
             io,
-            &format!("fakebsd: only `install -d` is simulated on the host\n{usage}"),
+            &format!(
+                "fakebsd: only `install -d` is simulated on the host\n{}",
+                INSTALL.usage
+            ),
         );
     }
     if !cx.is_root() {
@@ -275,7 +331,7 @@ pub fn install(cx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
         );
     }
     for d in dirs {
-        let real = cx.host_path(&d);
+        let real = cx.host_path(d);
         if let Err(e) = std::fs::create_dir_all(&real)
             .and_then(|_| std::fs::set_permissions(&real, std::fs::Permissions::from_mode(mode)))
         {
