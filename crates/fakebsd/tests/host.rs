@@ -653,6 +653,16 @@ fn ifconfig_behaviour() {
     let h = Host::new();
     assert_eq!(h.ok("ifconfig", &["-l"]).stdout, "vtnet0 lo0\n");
     assert_eq!(h.ok("ifconfig", &["-g", "bridge"]).stdout, "");
+    // Clustered letters (`-l` with `-d`: none is down), a bad letter named with the usage.
+    assert_eq!(h.ok("ifconfig", &["-ld"]).stdout, "\n");
+    let o = h.run("ifconfig", &["-lz"]);
+    assert_eq!(o.code, 1);
+    assert!(
+        o.stderr
+            .starts_with("ifconfig: illegal option -- z\nusage: ifconfig [-j jail]"),
+        "{}",
+        o.stderr
+    );
     let o = h.run("ifconfig", &["warden0"]);
     assert_eq!(
         (o.code, o.stderr.as_str()),
@@ -875,6 +885,16 @@ fn jail_param_form_and_jexec_errors() {
     assert_eq!(o.stdout, "worker1: created\n");
     assert_eq!(h.ok("jls", &["-j", "worker1", "jid"]).stdout, "1\n");
     assert_eq!(h.ok("jls", &["name"]).stdout, "worker1\n");
+    // Clustered letters with the jail attached, `--` before the parameters; a bad letter named.
+    assert_eq!(h.ok("jls", &["-qjworker1", "--", "jid"]).stdout, "1\n");
+    let o = h.run("jls", &["-Nx"]);
+    assert_eq!(
+        (o.code, o.stderr.as_str()),
+        (
+            1,
+            "jls: illegal option -- x\nusage: jls [-dhNnqv] [-j jail] [param ...]\n"
+        )
+    );
     let o = h.run("jexec", &["nosuch", "true"]);
     assert_eq!(
         (o.code, o.stderr.as_str()),
@@ -894,6 +914,19 @@ fn jail_param_form_and_jexec_errors() {
     assert_eq!(
         (o.code, o.stderr.as_str()),
         (1, "jail: \"worker1\" not found\n")
+    );
+    let o = h.run("jail", &["-cr", "worker1"]);
+    assert_eq!(
+        (o.code, o.stderr.as_str()),
+        (1, "jail: cannot specify more than one of -c, -m, -r, -R\n")
+    );
+    let o = h.run("jail", &["-qvf"]);
+    assert_eq!(o.code, 1);
+    assert!(
+        o.stderr
+            .starts_with("jail: option requires an argument -- f\nusage: jail [-dhilqv]"),
+        "{}",
+        o.stderr
     );
     assert_eq!(
         h.ok("ifconfig", &["-l"]).stdout,
