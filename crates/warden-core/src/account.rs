@@ -37,6 +37,40 @@ pub fn parse_group(text: &str) -> Vec<(String, u32)> {
         .collect()
 }
 
+/// The worker account's login shell on Debian.
+pub const NOLOGIN: &str = "/usr/sbin/nologin";
+
+/// `groupadd` and `useradd` of the worker account (fixed uid/gid, no login shell, no password: useradd locks
+/// it), on the host or with `--root` in a release's tree.
+pub fn add_argv(user: &str, root: Option<&str>) -> (Vec<String>, Vec<String>) {
+    let (uid, gid) = (WORKER_UID.to_string(), WORKER_GID.to_string());
+    let mut group = vec!["groupadd", "--system", "--gid", &gid, user];
+    let mut useradd = vec![
+        "useradd",
+        "--system",
+        "--uid",
+        &uid,
+        "--gid",
+        &gid,
+        "--home-dir",
+        HOME,
+        "--no-create-home",
+        "--shell",
+        NOLOGIN,
+        "--comment",
+        COMMENT,
+        user,
+    ];
+    if let Some(r) = root {
+        group.splice(1..1, ["--root", r]);
+        useradd.splice(1..1, ["--root", r]);
+    }
+    (
+        group.iter().map(|s| s.to_string()).collect(),
+        useradd.iter().map(|s| s.to_string()).collect(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

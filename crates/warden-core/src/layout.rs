@@ -281,6 +281,8 @@ pub struct Layout {
     pub gateway_flatten_content: bool,
     /// `ai.wheel_cache`.
     pub ai_wheel_cache: String,
+    /// `jails.release_cache` (Linux; empty: `<state_dir>/releases`).
+    pub release_cache: String,
     /// `setup.command_timeout`: a host command's deadline.
     pub command_timeout: Duration,
     /// `setup.install_timeout`: the deadline of an install, download, bootstrap or creation.
@@ -416,6 +418,7 @@ impl Layout {
             gateway_tenant_token_budget: u64::from(c.gateway_tenant_token_budget),
             gateway_flatten_content: c.gateway_flatten_content,
             ai_wheel_cache: c.ai_wheel_cache.clone(),
+            release_cache: c.release_cache.clone(),
             command_timeout,
             install_timeout,
             agent_warm: c.agent_warm,

@@ -16,6 +16,7 @@ pub mod linux_ai;
 pub mod linux_db;
 pub mod linux_git;
 pub mod linux_plan;
+pub mod linux_release;
 pub mod linux_teardown;
 pub mod models_probe;
 pub mod names;

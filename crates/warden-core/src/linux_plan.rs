@@ -16,7 +16,7 @@ pub const PACKAGES: [(&str, &str); 3] = [
     ("iproute2", "ip"),
 ];
 /// The worker account's login shell on Debian.
-pub const NOLOGIN: &str = "/usr/sbin/nologin";
+pub use crate::account::NOLOGIN;
 
 /// Where the Linux backend keeps its generated files and pid files.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -232,37 +232,8 @@ fn worker_account(
     notes: &mut Vec<String>,
 ) {
     let user = layout.worker_user.as_str();
-    let (uid, gid) = (
-        account::WORKER_UID.to_string(),
-        account::WORKER_GID.to_string(),
-    );
-    let add = |root: Option<&str>| {
-        let mut group = vec!["groupadd", "--system", "--gid", &gid, user];
-        let mut useradd = vec![
-            "useradd",
-            "--system",
-            "--uid",
-            &uid,
-            "--gid",
-            &gid,
-            "--home-dir",
-            account::HOME,
-            "--no-create-home",
-            "--shell",
-            NOLOGIN,
-            "--comment",
-            account::COMMENT,
-            user,
-        ];
-        if let Some(r) = root {
-            group.splice(1..1, ["--root", r]);
-            useradd.splice(1..1, ["--root", r]);
-        }
-        (
-            group.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-            useradd.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-        )
-    };
+    let (uid, gid) = (account::WORKER_UID, account::WORKER_GID);
+    let add = |root: Option<&str>| account::add_argv(user, root);
     let (groupadd, useradd) = add(None);
     if !host.groups.contains_key(user) {
         out.push(Action::run(

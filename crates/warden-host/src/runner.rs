@@ -82,7 +82,7 @@ pub struct Deadlines {
 /// Words that make a command slow wherever they stand in its argv (the program may be wrapped in `env`,
 /// `jexec JAIL` or `warden jail exec`): package managers, downloads, release bootstraps, jail and cluster
 /// creation.
-pub const SLOW_WORDS: [&str; 12] = [
+pub const SLOW_WORDS: [&str; 13] = [
     "pkg",
     "apt-get",
     "apt",
@@ -90,6 +90,7 @@ pub const SLOW_WORDS: [&str; 12] = [
     "pip",
     "pip3",
     "bootstrap",
+    "debootstrap",
     "create",
     "fetch",
     "download",

@@ -176,8 +176,8 @@ impl LinuxBackend {
         };
         for e in entries.filter_map(Result::ok) {
             let name = e.file_name().to_string_lossy().into_owned();
-            // Only complete releases (a bootstrap in progress has no usr/ yet).
-            if !e.path().join("usr").is_dir() {
+            // Only complete releases (a bootstrap in progress has no usr/ yet; a build in progress is hidden).
+            if name.starts_with('.') || !e.path().join("usr").is_dir() {
                 continue;
             }
             let passwd = self

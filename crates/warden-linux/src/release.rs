@@ -9,6 +9,8 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use warden_core::linux_release::{self, BuildPaths, BuildState};
+
 use crate::error::{Error, Result};
 use crate::spec::{NetworkMode, ReleaseRef, WorkerSpec};
 
@@ -137,8 +139,7 @@ pub fn apt_mirror(etc_apt: &Path) -> Option<String> {
 /// Builds a Debian bookworm minbase tree in `dir` with debootstrap from the mirror apt uses,
 /// reporting each line debootstrap prints. Slow (minutes); run once per release.
 pub fn bootstrap_debian(dir: &Path, progress: &mut dyn FnMut(&str)) -> Result<()> {
-    let mirror =
-        apt_mirror(Path::new("/etc/apt")).unwrap_or_else(|| "http://deb.debian.org/debian".into());
+    let mirror = mirror();
     progress(&format!(
         "debootstrap --variant=minbase bookworm {} {mirror}",
         dir.display()
@@ -167,6 +168,52 @@ pub fn bootstrap_debian(dir: &Path, progress: &mut dyn FnMut(&str)) -> Result<()
         });
     }
     Ok(())
+}
+
+/// How far a build of the service release in `paths` has got (files only; nothing runs).
+pub fn observe_build(paths: &BuildPaths, worker_user: &str) -> BuildState {
+    let b = PathBuf::from(paths.building());
+    let read = |p: PathBuf| std::fs::read_to_string(p).unwrap_or_default();
+    let (user, group) = linux_release::has_account(
+        &read(b.join("etc/passwd")),
+        &read(b.join("etc/group")),
+        worker_user,
+    );
+    BuildState {
+        ready: Path::new(&paths.tree()).join("usr").is_dir(),
+        building: b.exists(),
+        // debootstrap removes its own work directory last, on success.
+        bootstrapped: b.join("usr/bin/apt-get").is_file() && !b.join("debootstrap").exists(),
+        installed: linux_release::installed_packages(&read(b.join("var/lib/dpkg/status"))),
+        policy: b.join("usr/sbin/policy-rc.d").exists(),
+        user,
+        group,
+        manifest: std::fs::read_to_string(paths.manifest()).ok(),
+        debs: Path::new(&paths.debs()).is_dir(),
+    }
+}
+
+/// Takes the build lock of a release cache, waiting while another build (another test, another state
+/// directory) holds it; released when the file is dropped.
+pub fn lock_build(paths: &BuildPaths) -> Result<std::fs::File> {
+    let dir = Path::new(&paths.cache);
+    std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
+    let lock_path = PathBuf::from(paths.lock());
+    let lock = std::fs::File::create(&lock_path).map_err(|e| Error::io("open", &lock_path, e))?;
+    // SAFETY: flock on a descriptor we own; released when `lock` is dropped or we die.
+    if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) } != 0 {
+        return Err(Error::io(
+            "lock",
+            &lock_path,
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(lock)
+}
+
+/// The Debian mirror of this host's apt (debootstrap downloads from it), else deb.debian.org.
+pub fn mirror() -> String {
+    apt_mirror(Path::new("/etc/apt")).unwrap_or_else(|| "http://deb.debian.org/debian".into())
 }
 
 /// The releases `warden release bootstrap` knows how to make.

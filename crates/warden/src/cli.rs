@@ -594,6 +594,12 @@ pub enum ReleaseCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Build the service jails' release (`debian`: debootstrap plus the db, git and cms packages by apt inside
+    /// it), journaled and resumable, into `jails.release_cache`; nothing to do when it is built. Downloads.
+    Build {
+        /// The release (`debian`).
+        name: String,
+    },
     /// List the releases: host, then the bootstrapped ones with size and date.
     List {
         /// Print JSON.

@@ -110,3 +110,58 @@ fn bootstraps_debian_and_runs_thin_and_thick_jails_on_it() {
             == 0
     );
 }
+
+/// The release cache `scripts/test` builds the service release into (before the tests, where the network is).
+const CI_RELEASE_CACHE: &str = "/var/cache/warden-ci/releases";
+
+#[test]
+#[ignore = "slow the first time, downloads: WARDEN_TEST_DEBOOTSTRAP=1 cargo test -p warden --test release_bootstrap -- --ignored"]
+fn builds_the_service_release_with_the_role_packages_once() {
+    if std::env::var("WARDEN_TEST_DEBOOTSTRAP").as_deref() != Ok("1") {
+        panic!("SKIPPED (not run): set WARDEN_TEST_DEBOOTSTRAP=1 to run the release build test");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().display().to_string();
+    let build = || {
+        std::process::Command::new(warden_bin())
+            .args(["--state-dir", &state, "release", "build", "debian"])
+            .env("WARDEN_RELEASE_CACHE", CI_RELEASE_CACHE)
+            .output()
+            .unwrap()
+    };
+    // Built once per cache (here or by scripts/test before); then nothing to do.
+    let o = build();
+    assert!(o.status.success(), "build: {}", text(&o));
+    let o = build();
+    assert!(o.status.success(), "build: {}", text(&o));
+    let said = text(&o);
+    assert!(said.contains("is built: "), "{said}");
+    let tree = std::path::PathBuf::from(said.trim().rsplit("is built: ").next().unwrap());
+    assert!(tree.starts_with(CI_RELEASE_CACHE), "{}", tree.display());
+    // The roles' programs are the release's own; no service was left able to start during the build, no
+    // Debian `main` cluster was made, and the worker account is there.
+    for p in [
+        "usr/lib/postgresql/15/bin/postgres",
+        "usr/lib/postgresql/15/bin/initdb",
+        "usr/bin/psql",
+        "usr/sbin/nginx",
+        "usr/sbin/fcgiwrap",
+        "usr/lib/git-core/git-http-backend",
+        "etc/ssl/certs/ca-certificates.crt",
+    ] {
+        assert!(tree.join(p).exists(), "{} lacks {p}", tree.display());
+    }
+    assert!(!tree.join("usr/sbin/policy-rc.d").exists());
+    assert!(!tree.join("var/lib/postgresql/15/main").exists());
+    let passwd = std::fs::read_to_string(tree.join("etc/passwd")).unwrap();
+    assert!(passwd.contains("\nclawdie:x:1500:1500:"), "{passwd}");
+    assert!(passwd.contains("\npostgres:x:"), "{passwd}");
+    let manifest = tree.with_file_name(format!(
+        ".{}.txt",
+        tree.file_name().unwrap().to_string_lossy()
+    ));
+    let m = std::fs::read_to_string(&manifest).unwrap();
+    assert!(m.contains("packages ca-certificates postgresql"), "{m}");
+    // Nothing of the cache went into the state directory but the journal.
+    assert!(!dir.path().join("releases").exists());
+}

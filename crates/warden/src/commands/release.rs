@@ -1,8 +1,12 @@
 //! `warden release bootstrap|list|destroy`: the root file systems of Linux jails and workers.
 
 use std::io::{IsTerminal, Write};
+use std::path::Path;
 use std::time::Instant;
 
+use warden_core::linux_release::{self, BuildPaths};
+use warden_core::Action;
+use warden_host::{Journal, Progress, SystemRunner};
 use warden_linux::{jail, release};
 
 use crate::cli::{BackendName, Global, ReleaseCommand};
@@ -36,6 +40,7 @@ pub fn run(global: &Global, command: &ReleaseCommand) -> Result<(), Exit> {
             // The worker account in the new release (and on the host), through setup's journaled base step.
             crate::commands::plan::setup_steps(global, &[warden_core::Step::Base])
         }
+        ReleaseCommand::Build { name } => build(&layout, &state_dir, name),
         ReleaseCommand::List { json } => {
             let all = release::list(&state_dir);
             if *json {
@@ -64,6 +69,80 @@ pub fn run(global: &Global, command: &ReleaseCommand) -> Result<(), Exit> {
             eprintln!("warden: destroyed release {name}");
             Ok(())
         }
+    }
+}
+
+/// `warden release build debian`: plans what is left of the build (debootstrap, apt inside the tree, the
+/// worker account, the move into place), applies it through the journal, and checks nothing is left; one build
+/// at a time per cache. How long each action took is printed (docs/PERFORMANCE.md).
+fn build(layout: &warden_core::Layout, state_dir: &Path, name: &str) -> Result<(), Exit> {
+    if name != linux_release::NAME {
+        return Err(Exit::usage(format!(
+            "unknown release to build: {name}\n  fix: `warden release build {}` (the service jails' release)",
+            linux_release::NAME
+        )));
+    }
+    let cache = linux_release::cache_dir(layout, &state_dir.display().to_string());
+    let paths = BuildPaths::new(&cache);
+    let _lock = release::lock_build(&paths).map_err(exit_for)?;
+    let user = layout.worker_user.as_str();
+    let mirror = release::mirror();
+    let plan =
+        linux_release::build_plan(&paths, &mirror, user, &release::observe_build(&paths, user));
+    if plan.is_empty() {
+        eprintln!(
+            "warden: release {name} ({}) is built: {}",
+            paths.key,
+            paths.tree()
+        );
+        return Ok(());
+    }
+    context::ensure_state_dir(state_dir)?;
+    let journal =
+        Journal::open(&state_dir.join("journal.db")).map_err(|e| Exit::failure(e.to_string()))?;
+    let runner = SystemRunner::new().with_deadlines(crate::backends::deadlines(layout));
+    let t0 = Instant::now();
+    let mut progress = Timed::default();
+    let report = warden_host::apply(&plan, &runner, &journal, "linux", &mut progress)
+        .map_err(|e| Exit::failure(e.to_string()))?;
+    let left =
+        linux_release::build_plan(&paths, &mirror, user, &release::observe_build(&paths, user));
+    if !left.is_empty() {
+        return Err(Exit::failure(format!(
+            "the build of release {name} ran every action but is not complete:\n{}  fix: run `warden release build {name}` again; it continues from there",
+            left.to_text()
+        )));
+    }
+    eprintln!(
+        "warden: release {name} ({}) built into {} ({}) in {} s by {} actions (journal run {})",
+        paths.key,
+        paths.tree(),
+        human_size(release::tree_size(Path::new(&paths.tree()))),
+        t0.elapsed().as_secs(),
+        report.applied,
+        report.run
+    );
+    Ok(())
+}
+
+/// `[n/total] summary … ok (12.3 s)` on stderr: the build's actions are slow, so each says how long it took.
+#[derive(Default)]
+struct Timed {
+    started: Option<Instant>,
+}
+
+impl Progress for Timed {
+    fn start(&mut self, index: usize, total: usize, action: &Action) {
+        eprint!("[{index}/{total}] {} … ", action.summary);
+        self.started = Some(Instant::now());
+    }
+
+    fn finish(&mut self, _: usize, _: usize, _: &Action, ok: bool) {
+        let secs = self
+            .started
+            .map(|t| t.elapsed().as_secs_f64())
+            .unwrap_or(0.0);
+        eprintln!("{} ({secs:.1} s)", if ok { "ok" } else { "FAILED" });
     }
 }
 
