@@ -36,6 +36,17 @@ impl fmt::Display for OptError {
     }
 }
 
+/// How a tool words a bad option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    /// FreeBSD's getopt(3)/getopt_long(3): `tool: illegal option -- x`.
+    Getopt,
+    /// zfs(8): `invalid option 'x'`, `missing argument for 'x' option` (no program name).
+    Zfs,
+    /// glibc-style tools (PostgreSQL's): `tool: error: invalid option -- 'x'`.
+    Gnu,
+}
+
 /// One tool's options: what it tells getopt, and how it reports a bad option.
 #[derive(Debug, Clone, Copy)]
 pub struct Spec {
@@ -54,6 +65,8 @@ pub struct Spec {
     pub usage: &'static str,
     /// The exit status of a usage error.
     pub status: i32,
+    /// How the bad option is worded.
+    pub style: Style,
 }
 
 /// Options of a [`Spec`] with their defaults filled in: no long options, no permutation, status 1.
@@ -65,6 +78,7 @@ pub const GETOPT: Spec = Spec {
     permute: false,
     usage: "",
     status: 1,
+    style: Style::Getopt,
 };
 
 /// A bad command line: the tool's getopt message (if any) and its usage text, with the exit status.
@@ -78,13 +92,37 @@ pub struct Usage {
     pub usage: &'static str,
     /// The exit status.
     pub status: i32,
+    /// How the problem is worded.
+    pub style: Style,
+    /// The argument word where the problem is (`-Vz`; empty for wrong operands), for tools that quote it.
+    pub word: String,
+}
+
+impl Usage {
+    /// The line naming the bad option, in the tool's words (`None`: wrong operands).
+    pub fn problem_line(&self) -> Option<String> {
+        let p = self.problem.as_ref()?;
+        Some(match (self.style, p) {
+            (Style::Getopt, p) => format!("{}: {p}", self.tool),
+            (Style::Zfs, OptError::Unknown(c)) => format!("invalid option '{c}'"),
+            (Style::Zfs, OptError::Missing(c)) => format!("missing argument for '{c}' option"),
+            (Style::Zfs, p) => p.to_string(),
+            (Style::Gnu, OptError::Unknown(c)) => {
+                format!("{}: error: invalid option -- '{c}'", self.tool)
+            }
+            (Style::Gnu, OptError::Missing(c)) => {
+                format!("{}: error: option requires an argument -- '{c}'", self.tool)
+            }
+            (Style::Gnu, p) => format!("{}: error: {p}", self.tool),
+        })
+    }
 }
 
 impl fmt::Display for Usage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (&self.problem, self.usage.is_empty()) {
-            (Some(p), true) => write!(f, "{}: {p}", self.tool),
-            (Some(p), false) => write!(f, "{}: {p}\n{}", self.tool, self.usage),
+        match (self.problem_line(), self.usage.is_empty()) {
+            (Some(p), true) => f.write_str(&p),
+            (Some(p), false) => write!(f, "{p}\n{}", self.usage),
             (None, _) => f.write_str(self.usage),
         }
     }
@@ -157,12 +195,15 @@ impl Spec {
             problem: None,
             usage: self.usage,
             status: self.status,
+            style: self.style,
+            word: String::new(),
         }
     }
 
-    fn error(&self, problem: OptError) -> Usage {
+    fn error(&self, problem: OptError, word: &str) -> Usage {
         Usage {
             problem: Some(problem),
+            word: word.to_string(),
             ..self.usage()
         }
     }
@@ -183,14 +224,15 @@ impl Spec {
                 } else {
                     let v = args
                         .get(next)
-                        .ok_or_else(|| self.error(OptError::Missing(c)))?;
+                        .ok_or_else(|| self.error(OptError::Missing(c), word))?;
                     next += 1;
                     v.clone()
                 };
                 out.opts.push((key, Some(value)));
                 return Ok(next);
             }
-            let key = letter(self.flags, c).ok_or_else(|| self.error(OptError::Unknown(c)))?;
+            let key =
+                letter(self.flags, c).ok_or_else(|| self.error(OptError::Unknown(c), word))?;
             out.opts.push((key, None));
         }
         Ok(next)
@@ -212,15 +254,25 @@ impl Spec {
             .long
             .iter()
             .find_map(|l| self.long_entry(l, name))
-            .ok_or_else(|| self.error(OptError::UnknownLong(name.to_string())))?;
+            .ok_or_else(|| {
+                self.error(
+                    OptError::UnknownLong(name.to_string()),
+                    &format!("--{word}"),
+                )
+            })?;
         let value = match (takes, attached) {
-            (false, Some(_)) => return Err(self.error(OptError::NoValue(name.to_string()))),
+            (false, Some(_)) => {
+                return Err(self.error(OptError::NoValue(name.to_string()), &format!("--{word}")))
+            }
             (false, None) => None,
             (true, Some(v)) => Some(v),
             (true, None) => {
-                let v = args
-                    .get(next)
-                    .ok_or_else(|| self.error(OptError::MissingLong(name.to_string())))?;
+                let v = args.get(next).ok_or_else(|| {
+                    self.error(
+                        OptError::MissingLong(name.to_string()),
+                        &format!("--{word}"),
+                    )
+                })?;
                 next += 1;
                 Some(v.clone())
             }
@@ -283,6 +335,7 @@ mod tests {
         permute: true,
         usage: "Usage: pkg install [-qy] <pkg-name> ...",
         status: 64,
+        style: Style::Getopt,
     };
 
     fn opts(p: &Parsed) -> Vec<(&str, Option<&str>)> {
@@ -376,6 +429,39 @@ mod tests {
         );
         assert_eq!(p.value("p"), Some("c"));
         assert_eq!(p.value("P"), None);
+    }
+
+    #[test]
+    fn each_style_words_the_problem_as_its_tool_does_and_keeps_the_word() {
+        let zfs = Spec {
+            tool: "zfs",
+            flags: "p",
+            valued: "o",
+            style: Style::Zfs,
+            status: 2,
+            ..GETOPT
+        };
+        let e = zfs.parse(&words("-pq x")).unwrap_err();
+        assert_eq!(e.problem_line().unwrap(), "invalid option 'q'");
+        assert_eq!((e.word.as_str(), e.status), ("-pq", 2));
+        let e = zfs.parse(&words("-p -o")).unwrap_err();
+        assert_eq!(e.to_string(), "missing argument for 'o' option");
+        let psql = Spec {
+            tool: "psql",
+            flags: "A",
+            long: &["no-align:A"],
+            usage: "psql: hint: Try \"psql --help\" for more information.",
+            style: Style::Gnu,
+            ..GETOPT
+        };
+        let e = psql.parse(&words("-Az")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "psql: error: invalid option -- 'z'\npsql: hint: Try \"psql --help\" for more information."
+        );
+        let e = psql.parse(&words("--nope=1")).unwrap_err();
+        assert_eq!(e.word, "--nope=1");
+        assert_eq!(DAEMON.usage().to_string(), DAEMON.usage);
     }
 
     /// One option or operand word of a generated command line, and what the parser must make of it.
