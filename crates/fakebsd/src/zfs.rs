@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use crate::fsutil;
 use crate::io::{fail, Io};
+use crate::opts::{Parsed, Spec, Style, GETOPT};
 use crate::state::{Ctx, Dataset};
 
 const AVAIL: u64 = 100 * 1024 * 1024 * 1024;
@@ -542,68 +543,34 @@ fn perm_denied(io: &mut Io, what: &str, name: &str) -> i32 {
     fail(io, &format!("cannot {what} '{name}': permission denied"))
 }
 
-/// Splits getopt-style flags: returns (flags, option values, operands).
-struct Opts {
-    flags: Vec<char>,
-    vals: Vec<(char, String)>,
-    rest: Vec<String>,
-}
-
-fn getopt(args: &[String], with_arg: &str) -> Result<Opts, String> {
-    let mut o = Opts {
-        flags: vec![],
-        vals: vec![],
-        rest: vec![],
-    };
-    let mut i = 0;
-    while i < args.len() {
-        let a = &args[i];
-        if a == "--" {
-            o.rest.extend(args[i + 1..].iter().cloned());
-            break;
-        }
-        if a.len() > 1 && a.starts_with('-') {
-            let chars: Vec<char> = a[1..].chars().collect();
-            let mut j = 0;
-            while j < chars.len() {
-                let c = chars[j];
-                if with_arg.contains(c) {
-                    let v: String = chars[j + 1..].iter().collect();
-                    if !v.is_empty() {
-                        o.vals.push((c, v));
-                    } else if i + 1 < args.len() {
-                        i += 1;
-                        o.vals.push((c, args[i].clone()));
-                    } else {
-                        return Err(format!("missing argument for '{c}' option"));
-                    }
-                    break;
-                }
-                o.flags.push(c);
-                j += 1;
-            }
-        } else {
-            o.rest.push(a.clone());
-        }
-        i += 1;
+/// A subcommand's options: letters without and with a value. Operands may stand between options, as the
+/// simulation has always taken them; a bad option is zfs's message, the usage and exit status 2.
+const fn spec(flags: &'static str, valued: &'static str) -> Spec {
+    Spec {
+        tool: "zfs",
+        flags,
+        valued,
+        permute: true,
+        status: 2,
+        style: Style::Zfs,
+        ..GETOPT
     }
-    Ok(o)
 }
 
-fn check_flags(o: &Opts, allowed: &str, io: &mut Io, sub: &str) -> Option<i32> {
-    for f in &o.flags {
-        if !allowed.contains(*f) {
-            io.err(&format!("invalid option '{f}'"));
-            return Some(usage(io, sub));
+/// Parses a subcommand's arguments; a bad option prints zfs's line and the usage of `sub_name`.
+fn parse(spec: Spec, args: &[String], sub_name: &str, io: &mut Io) -> Result<Parsed, i32> {
+    spec.parse(args).map_err(|e| {
+        if let Some(line) = e.problem_line() {
+            io.err(&line);
         }
-    }
-    None
+        usage(io, sub_name)
+    })
 }
 
-fn parse_props(o: &Opts, io: &mut Io) -> Result<Vec<(String, String)>, i32> {
+fn parse_props(o: &Parsed, io: &mut Io) -> Result<Vec<(String, String)>, i32> {
     let mut props = vec![];
-    for (c, v) in &o.vals {
-        if *c == 'o' {
+    for (c, v) in &o.opts {
+        if let (&"o", Some(v)) = (c, v) {
             match v.split_once('=') {
                 Some((k, val)) => props.push((k.to_string(), val.to_string())),
                 None => {
@@ -628,181 +595,29 @@ pub fn run(cx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
         let target = rest.last().map(String::as_str).unwrap_or("");
         return perm_denied(io, sub, target);
     }
-    let res = match sub.as_str() {
-        "list" => return list(cx, rest, io),
-        "get" => return get(cx, rest, io),
-        "create" => {
-            let o = match getopt(rest, "o") {
-                Ok(o) => o,
-                Err(e) => return fail(io, &e),
-            };
-            if let Some(c) = check_flags(&o, "pu", io, "create") {
-                return c;
-            }
-            let props = match parse_props(&o, io) {
-                Ok(p) => p,
-                Err(c) => return c,
-            };
-            let [name] = o.rest.as_slice() else {
-                return usage(io, "create [-p] [-o property=value] ... <filesystem>");
-            };
-            create(cx, name, o.flags.contains(&'p'), &props)
-        }
-        "snapshot" | "snap" => {
-            let o = match getopt(rest, "o") {
-                Ok(o) => o,
-                Err(e) => return fail(io, &e),
-            };
-            if let Some(c) = check_flags(&o, "r", io, "snapshot") {
-                return c;
-            }
-            if o.rest.is_empty() {
-                return usage(io, "snapshot [-r] <filesystem|volume>@<snap> ...");
-            }
-            o.rest
-                .iter()
-                .try_for_each(|s| snapshot(cx, s, o.flags.contains(&'r')))
-        }
-        "clone" => {
-            let o = match getopt(rest, "o") {
-                Ok(o) => o,
-                Err(e) => return fail(io, &e),
-            };
-            if let Some(c) = check_flags(&o, "p", io, "clone") {
-                return c;
-            }
-            let props = match parse_props(&o, io) {
-                Ok(p) => p,
-                Err(c) => return c,
-            };
-            let [snap, target] = o.rest.as_slice() else {
-                return usage(
-                    io,
-                    "clone [-p] [-o property=value] ... <snapshot> <filesystem|volume>",
-                );
-            };
-            clone(cx, snap, target, o.flags.contains(&'p')).map(|_| {
-                if let Some(d) = cx.st.datasets.get_mut(target.as_str()) {
-                    d.props.extend(props);
-                }
-            })
-        }
-        "destroy" => {
-            let o = match getopt(rest, "") {
-                Ok(o) => o,
-                Err(e) => return fail(io, &e),
-            };
-            if let Some(c) = check_flags(&o, "rRfnpv", io, "destroy") {
-                return c;
-            }
-            let [name] = o.rest.as_slice() else {
-                return usage(io, "destroy [-fnpRrv] <filesystem|volume>");
-            };
-            let r = o.flags.contains(&'r') || o.flags.contains(&'R');
-            if o.flags.contains(&'R') {
-                // -R also destroys clones of the snapshots being destroyed.
-                let mut snaps = vec![name.clone()];
-                snaps.extend(descendants(cx, name));
-                for s in snaps.iter().filter(|s| is_snap(s)) {
-                    for c in clones_of(cx, s) {
-                        let _ = destroy(cx, &c, true, o.flags.contains(&'f'));
-                    }
-                }
-            }
-            destroy(cx, name, r, o.flags.contains(&'f'))
-        }
-        "rollback" => {
-            let o = match getopt(rest, "") {
-                Ok(o) => o,
-                Err(e) => return fail(io, &e),
-            };
-            if let Some(c) = check_flags(&o, "rRf", io, "rollback") {
-                return c;
-            }
-            let [snap] = o.rest.as_slice() else {
-                return usage(io, "rollback [-rRf] <snapshot>");
-            };
-            rollback(cx, snap, o.flags.contains(&'r') || o.flags.contains(&'R'))
-        }
-        "set" => {
-            let (assigns, names): (Vec<&String>, Vec<&String>) = rest
-                .iter()
-                .partition(|a| a.contains('=') && !a.contains('/'));
-            if assigns.is_empty() || names.is_empty() {
-                return usage(
-                    io,
-                    "set <property=value> ... <filesystem|volume|snapshot> ...",
-                );
-            }
-            names.iter().try_for_each(|n| {
-                if !exists(cx, n) {
-                    return Err(format!("cannot open '{n}': dataset does not exist"));
-                }
-                for a in &assigns {
-                    let (k, v) = a.split_once('=').unwrap_or((a.as_str(), ""));
-                    set_prop(cx, n, k, v);
-                }
-                Ok(())
-            })
-        }
-        "inherit" => {
-            let args: Vec<&String> = rest.iter().filter(|a| !a.starts_with('-')).collect();
-            let [p, name] = args.as_slice() else {
-                return usage(
-                    io,
-                    "inherit [-rS] <property> <filesystem|volume|snapshot> ...",
-                );
-            };
-            match cx.st.datasets.get_mut(name.as_str()) {
-                Some(d) => {
-                    d.props.remove(p.as_str());
-                    Ok(())
-                }
-                None => Err(format!("cannot open '{name}': dataset does not exist")),
-            }
-        }
-        "send" => return send(cx, rest, io),
-        "receive" | "recv" => {
-            let o = match getopt(rest, "o") {
-                Ok(o) => o,
-                Err(e) => return fail(io, &e),
-            };
-            if let Some(c) = check_flags(&o, "Fuvdnes", io, "receive") {
-                return c;
-            }
-            let [target] = o.rest.as_slice() else {
-                return usage(io, "receive [-vnsFhu] <filesystem|volume|snapshot>");
-            };
-            let mut input = String::new();
-            let _ = std::io::stdin().read_to_string(&mut input);
-            match input
-                .lines()
-                .next()
-                .and_then(|l| l.strip_prefix("FAKEBSD-ZFS-SEND "))
-            {
-                Some(snap) => {
-                    let snap = snap.trim().to_string();
-                    receive(cx, &snap, target, o.flags.contains(&'F'))
-                }
-                None => Err("cannot receive: invalid stream (bad magic number)".to_string()),
-            }
-        }
-        "mount" => {
-            if rest.is_empty() {
-                for name in cx.st.datasets.keys() {
-                    if let Some(m) = mountpoint(cx, name) {
-                        io.out(&format!("{name:<40}{m}"));
-                    }
-                }
-            }
-            Ok(())
-        }
-        "unmount" | "umount" => Ok(()),
+    match sub.as_str() {
+        "list" => list(cx, rest, io),
+        "get" => get(cx, rest, io),
+        "send" => send(cx, rest, io),
+        "create" => create_cmd(cx, rest, io),
+        "snapshot" | "snap" => snapshot_cmd(cx, rest, io),
+        "clone" => clone_cmd(cx, rest, io),
+        "destroy" => destroy_cmd(cx, rest, io),
+        "rollback" => rollback_cmd(cx, rest, io),
+        "set" => set_cmd(cx, rest, io),
+        "inherit" => inherit_cmd(cx, rest, io),
+        "receive" | "recv" => receive_cmd(cx, rest, io),
+        "mount" => mount_cmd(cx, rest, io),
+        "unmount" | "umount" => 0,
         other => {
             io.err(&format!("unrecognized command '{other}'"));
-            return usage(io, "<command>");
+            usage(io, "<command>")
         }
-    };
+    }
+}
+
+/// The exit status of a subcommand's outcome: 0, or 1 with zfs's message.
+fn status(io: &mut Io, res: Result<(), String>) -> i32 {
     match res {
         Ok(()) => 0,
         Err(e) => {
@@ -810,6 +625,183 @@ pub fn run(cx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
             1
         }
     }
+}
+
+/// `zfs create [-p] [-o property=value] ... <filesystem>`.
+fn create_cmd(cx: &mut Ctx, rest: &[String], io: &mut Io) -> i32 {
+    let o = match parse(spec("pu", "o"), rest, "create", io) {
+        Ok(o) => o,
+        Err(c) => return c,
+    };
+    let props = match parse_props(&o, io) {
+        Ok(p) => p,
+        Err(c) => return c,
+    };
+    let [name] = o.operands.as_slice() else {
+        return usage(io, "create [-p] [-o property=value] ... <filesystem>");
+    };
+    let res = create(cx, name, o.has("p"), &props);
+    status(io, res)
+}
+
+/// `zfs snapshot [-r] <filesystem|volume>@<snap> ...`.
+fn snapshot_cmd(cx: &mut Ctx, rest: &[String], io: &mut Io) -> i32 {
+    let o = match parse(spec("r", "o"), rest, "snapshot", io) {
+        Ok(o) => o,
+        Err(c) => return c,
+    };
+    if o.operands.is_empty() {
+        return usage(io, "snapshot [-r] <filesystem|volume>@<snap> ...");
+    }
+    let res = o
+        .operands
+        .iter()
+        .try_for_each(|s| snapshot(cx, s, o.has("r")));
+    status(io, res)
+}
+
+/// `zfs clone [-p] [-o property=value] ... <snapshot> <filesystem|volume>`.
+fn clone_cmd(cx: &mut Ctx, rest: &[String], io: &mut Io) -> i32 {
+    let o = match parse(spec("p", "o"), rest, "clone", io) {
+        Ok(o) => o,
+        Err(c) => return c,
+    };
+    let props = match parse_props(&o, io) {
+        Ok(p) => p,
+        Err(c) => return c,
+    };
+    let [snap, target] = o.operands.as_slice() else {
+        return usage(
+            io,
+            "clone [-p] [-o property=value] ... <snapshot> <filesystem|volume>",
+        );
+    };
+    let res = clone(cx, snap, target, o.has("p")).map(|_| {
+        if let Some(d) = cx.st.datasets.get_mut(target.as_str()) {
+            d.props.extend(props);
+        }
+    });
+    status(io, res)
+}
+
+/// `zfs destroy [-fnpRrv] <filesystem|volume>` (`-R` also destroys clones of its snapshots).
+fn destroy_cmd(cx: &mut Ctx, rest: &[String], io: &mut Io) -> i32 {
+    let o = match parse(spec("rRfnpv", ""), rest, "destroy", io) {
+        Ok(o) => o,
+        Err(c) => return c,
+    };
+    let [name] = o.operands.as_slice() else {
+        return usage(io, "destroy [-fnpRrv] <filesystem|volume>");
+    };
+    let r = o.has("r") || o.has("R");
+    if o.has("R") {
+        // -R also destroys clones of the snapshots being destroyed.
+        let mut snaps = vec![name.clone()];
+        snaps.extend(descendants(cx, name));
+        for s in snaps.iter().filter(|s| is_snap(s)) {
+            for c in clones_of(cx, s) {
+                let _ = destroy(cx, &c, true, o.has("f"));
+            }
+        }
+    }
+    let res = destroy(cx, name, r, o.has("f"));
+    status(io, res)
+}
+
+/// `zfs rollback [-rRf] <snapshot>`.
+fn rollback_cmd(cx: &mut Ctx, rest: &[String], io: &mut Io) -> i32 {
+    let o = match parse(spec("rRf", ""), rest, "rollback", io) {
+        Ok(o) => o,
+        Err(c) => return c,
+    };
+    let [snap] = o.operands.as_slice() else {
+        return usage(io, "rollback [-rRf] <snapshot>");
+    };
+    let res = rollback(cx, snap, o.has("r") || o.has("R"));
+    status(io, res)
+}
+
+/// `zfs set <property=value> ... <filesystem|volume|snapshot> ...`.
+fn set_cmd(cx: &mut Ctx, rest: &[String], io: &mut Io) -> i32 {
+    let (assigns, names): (Vec<&String>, Vec<&String>) = rest
+        .iter()
+        .partition(|a| a.contains('=') && !a.contains('/'));
+    if assigns.is_empty() || names.is_empty() {
+        return usage(
+            io,
+            "set <property=value> ... <filesystem|volume|snapshot> ...",
+        );
+    }
+    let res = names.iter().try_for_each(|n| {
+        if !exists(cx, n) {
+            return Err(format!("cannot open '{n}': dataset does not exist"));
+        }
+        for a in &assigns {
+            let (k, v) = a.split_once('=').unwrap_or((a.as_str(), ""));
+            set_prop(cx, n, k, v);
+        }
+        Ok(())
+    });
+    status(io, res)
+}
+
+/// `zfs inherit [-rS] <property> <filesystem|volume|snapshot>`.
+fn inherit_cmd(cx: &mut Ctx, rest: &[String], io: &mut Io) -> i32 {
+    let o = match parse(spec("rS", ""), rest, "inherit", io) {
+        Ok(o) => o,
+        Err(c) => return c,
+    };
+    let [p, name] = o.operands.as_slice() else {
+        return usage(
+            io,
+            "inherit [-rS] <property> <filesystem|volume|snapshot> ...",
+        );
+    };
+    let res = match cx.st.datasets.get_mut(name.as_str()) {
+        Some(d) => {
+            d.props.remove(p.as_str());
+            Ok(())
+        }
+        None => Err(format!("cannot open '{name}': dataset does not exist")),
+    };
+    status(io, res)
+}
+
+/// `zfs receive [-Fu] <filesystem>`: a stream of this simulation's `zfs send` on stdin.
+fn receive_cmd(cx: &mut Ctx, rest: &[String], io: &mut Io) -> i32 {
+    let o = match parse(spec("Fuvdnesh", "ox"), rest, "receive", io) {
+        Ok(o) => o,
+        Err(c) => return c,
+    };
+    let [target] = o.operands.as_slice() else {
+        return usage(io, "receive [-vnsFhu] <filesystem|volume|snapshot>");
+    };
+    let mut input = String::new();
+    let _ = std::io::stdin().read_to_string(&mut input);
+    let res = match input
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("FAKEBSD-ZFS-SEND "))
+    {
+        Some(snap) => {
+            let snap = snap.trim().to_string();
+            receive(cx, &snap, target, o.has("F"))
+        }
+        None => Err("cannot receive: invalid stream (bad magic number)".to_string()),
+    };
+    status(io, res)
+}
+
+/// `zfs mount` (lists) and `zfs mount DATASET` (nothing to do: datasets are always mounted).
+fn mount_cmd(cx: &mut Ctx, rest: &[String], io: &mut Io) -> i32 {
+    if rest.is_empty() {
+        for name in cx.st.datasets.keys() {
+            if let Some(m) = mountpoint(cx, name) {
+                io.out(&format!("{name:<40}{m}"));
+            }
+        }
+    }
+    0
 }
 
 fn set_prop(cx: &mut Ctx, name: &str, k: &str, v: &str) {
@@ -830,8 +822,11 @@ fn set_prop(cx: &mut Ctx, name: &str, k: &str, v: &str) {
 }
 
 fn send(cx: &Ctx, args: &[String], io: &mut Io) -> i32 {
-    let snap = args.iter().rfind(|a| !a.starts_with('-'));
-    let Some(snap) = snap else {
+    let o = match parse(spec("DLPRbcehnpsvw", "iI"), args, "send", io) {
+        Ok(o) => o,
+        Err(c) => return c,
+    };
+    let Some(snap) = o.operands.last() else {
         return usage(io, "send [-DLPRbcehnpsvw] [-[i|I] snapshot] <snapshot>");
     };
     if !exists(cx, snap) {
@@ -848,30 +843,28 @@ fn send(cx: &Ctx, args: &[String], io: &mut Io) -> i32 {
 }
 
 fn list(cx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
-    let o = match getopt(args, "odstS") {
+    let o = match parse(spec("Hpr", "odstS"), args, "list", io) {
         Ok(o) => o,
-        Err(e) => return fail(io, &e),
+        Err(c) => return c,
     };
-    if let Some(c) = check_flags(&o, "Hpr", io, "list") {
-        return c;
-    }
-    let scripted = o.flags.contains(&'H');
-    let exact = o.flags.contains(&'p');
-    let mut recursive = o.flags.contains(&'r');
+    let scripted = o.has("H");
+    let exact = o.has("p");
+    let mut recursive = o.has("r");
     let mut depth: Option<usize> = None;
     let mut cols: Vec<String> = ["name", "used", "avail", "refer", "mountpoint"]
         .iter()
         .map(|s| s.to_string())
         .collect();
     let mut types: Vec<String> = vec![];
-    for (c, v) in &o.vals {
-        match c {
-            'o' => cols = v.split(',').map(str::to_string).collect(),
-            'd' => {
+    for (c, v) in &o.opts {
+        let v = v.as_deref().unwrap_or_default();
+        match *c {
+            "o" => cols = v.split(',').map(str::to_string).collect(),
+            "d" => {
                 depth = v.parse().ok();
                 recursive = true;
             }
-            't' => types = v.split(',').map(str::to_string).collect(),
+            "t" => types = v.split(',').map(str::to_string).collect(),
             _ => {}
         }
     }
@@ -889,7 +882,7 @@ fn list(cx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
             .iter()
             .any(|t| t == "filesystem" || t == "fs" || t == "all");
     let mut names: Vec<String> = vec![];
-    if o.rest.is_empty() {
+    if o.operands.is_empty() {
         names = cx
             .st
             .datasets
@@ -898,7 +891,7 @@ fn list(cx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
             .cloned()
             .collect();
     } else {
-        for n in &o.rest {
+        for n in &o.operands {
             if !exists(cx, n) {
                 return fail(io, &format!("cannot open '{n}': dataset does not exist"));
             }
@@ -985,31 +978,26 @@ fn print_table(io: &mut Io, cols: &[String], rows: &[Vec<String>], scripted: boo
 }
 
 fn get(cx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
-    let o = match getopt(args, "odst") {
+    let o = match parse(spec("Hpr", "odst"), args, "get", io) {
         Ok(o) => o,
-        Err(e) => return fail(io, &e),
+        Err(c) => return c,
     };
-    if let Some(c) = check_flags(&o, "Hpr", io, "get") {
-        return c;
-    }
-    let scripted = o.flags.contains(&'H');
-    let exact = o.flags.contains(&'p');
+    let scripted = o.has("H");
+    let exact = o.has("p");
     let mut fields = vec!["name", "property", "value", "source"];
-    for (c, v) in &o.vals {
-        if *c == 'o' {
-            fields = v
-                .split(',')
-                .map(|f| match f {
-                    "name" => "name",
-                    "property" => "property",
-                    "value" => "value",
-                    "received" => "received",
-                    _ => "source",
-                })
-                .collect();
-        }
+    if let Some(v) = o.value("o") {
+        fields = v
+            .split(',')
+            .map(|f| match f {
+                "name" => "name",
+                "property" => "property",
+                "value" => "value",
+                "received" => "received",
+                _ => "source",
+            })
+            .collect();
     }
-    let Some((props, names)) = o.rest.split_first() else {
+    let Some((props, names)) = o.operands.split_first() else {
         return usage(
             io,
             "get [-rHp] [-d max] [-o \"all\" | field[,...]] <\"all\" | property[,...]> ...",
@@ -1036,7 +1024,7 @@ fn get(cx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
             return fail(io, &format!("cannot open '{n}': dataset does not exist"));
         }
         let mut set = vec![n.clone()];
-        if o.flags.contains(&'r') {
+        if o.has("r") {
             set.extend(descendants(cx, n));
         }
         for d in set {
