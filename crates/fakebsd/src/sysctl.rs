@@ -2,7 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::io::{fail, Io};
+use crate::io::Io;
+use crate::opts::{Spec, GETOPT};
 use crate::state::{Ctx, HOST_VERSION};
 
 /// OIDs that exist but cannot be set.
@@ -46,27 +47,25 @@ pub fn initial() -> BTreeMap<String, String> {
     m
 }
 
+/// sysctl(8)'s options (`AabB:deFf:hiJNnoqtTwWxX`).
+const SPEC: Spec = Spec {
+    tool: "sysctl",
+    flags: "AadeFhiJNnoqtTWwxX",
+    valued: "Bf",
+    usage: "usage: sysctl [-bdeFhiJNnoqTtWx] [ -B <bufsize> ] [-f filename] name[=value] ...",
+    ..GETOPT
+};
+
 /// The `sysctl` command line.
 pub fn run(cx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
-    let mut only_value = false;
-    let mut ignore = false;
-    let mut quiet = false;
-    let mut i = 0;
-    while i < args.len() && args[i].starts_with('-') {
-        for c in args[i][1..].chars() {
-            match c {
-                'n' => only_value = true,
-                'i' => ignore = true,
-                'q' => quiet = true,
-                'a' | 'e' | 'h' | 'N' | 'd' | 'W' | 'T' | 'o' | 'x' | 't' => {}
-                other => {
-                    return fail(io, &format!("sysctl: illegal option -- {other}\nusage: sysctl [-bdeFhiJNnoqTtWx] [ -B <bufsize> ] [-f filename] name[=value] ..."));
-                }
-            }
-        }
-        i += 1;
-    }
-    let operands = &args[i..];
+    let p = match SPEC.parse(args) {
+        Ok(p) => p,
+        Err(e) => return e.report(io),
+    };
+    let only_value = p.has("n");
+    let ignore = p.has("i");
+    let quiet = p.has("q");
+    let operands = &p.operands;
     if operands.is_empty() {
         for (k, v) in &cx.st.sysctls {
             if only_value {

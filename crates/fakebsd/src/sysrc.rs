@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use crate::fsutil;
 use crate::io::{fail, Io};
+use crate::opts::{Spec, GETOPT};
 use crate::state::Ctx;
 
 /// Reads variable `name` from `files` in order (later wins).
@@ -70,56 +71,32 @@ fn valid_name(n: &str) -> bool {
         && c.all(|x| x.is_ascii_alphanumeric() || x == '_')
 }
 
+/// sysrc(8)'s options (getopts `aAcdDeE:f:Fhij:nNqR:vxX`, as the simulation has them).
+const SPEC: Spec = Spec {
+    tool: "sysrc",
+    flags: "aAcdDeFhinNqvxX",
+    valued: "EfjR",
+    usage: "Usage: sysrc [OPTIONS] name[[+|-]=value] ...",
+    ..GETOPT
+};
+
 /// The `sysrc` command line.
 pub fn run(cx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
-    let mut files: Vec<String> = vec![];
-    let (mut only_value, mut delete, mut quiet, mut ignore) = (false, false, false, false);
-    let mut jail: Option<String> = None;
-    let mut i = 0;
-    while i < args.len() && args[i].starts_with('-') && args[i].len() > 1 {
-        let a = &args[i];
-        let chars: Vec<char> = a[1..].chars().collect();
-        let mut j = 0;
-        while j < chars.len() {
-            match chars[j] {
-                'f' | 'j' | 'R' => {
-                    let rest: String = chars[j + 1..].iter().collect();
-                    let v = if !rest.is_empty() {
-                        rest
-                    } else {
-                        i += 1;
-                        match args.get(i) {
-                            Some(v) => v.clone(),
-                            None => {
-                                return fail(
-                                    io,
-                                    &format!("sysrc: option requires an argument -- {}", chars[j]),
-                                )
-                            }
-                        }
-                    };
-                    match chars[j] {
-                        'f' => files.extend(v.split(',').map(str::to_string)),
-                        'j' => jail = Some(v),
-                        _ => {}
-                    }
-                    j = chars.len();
-                    continue;
-                }
-                'n' => only_value = true,
-                'x' => delete = true,
-                'q' => quiet = true,
-                'i' => ignore = true,
-                'v' | 'e' | 'd' | 'D' | 'c' | 'N' | 'A' | 'a' | 'F' | 'h' => {}
-                other => {
-                    return fail(io, &format!("sysrc: illegal option -- {other}\nUsage: sysrc [OPTIONS] name[[+|-]=value] ..."));
-                }
-            }
-            j += 1;
-        }
-        i += 1;
-    }
-    let operands = &args[i..];
+    let p = match SPEC.parse(args) {
+        Ok(p) => p,
+        Err(e) => return e.report(io),
+    };
+    let files: Vec<String> = p
+        .opts
+        .iter()
+        .filter(|(k, _)| *k == "f")
+        .filter_map(|(_, v)| v.as_deref())
+        .flat_map(|v| v.split(','))
+        .map(str::to_string)
+        .collect();
+    let (only_value, delete, quiet, ignore) = (p.has("n"), p.has("x"), p.has("q"), p.has("i"));
+    let jail = p.value("j").map(str::to_string);
+    let operands = &p.operands;
     if operands.is_empty() {
         return fail(io, "Usage: sysrc [OPTIONS] name[[+|-]=value] ...\nTry `sysrc --help' for more information.");
     }
@@ -148,100 +125,124 @@ pub fn run(cx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
             cx.path("/etc/rc.conf"),
         )
     };
+    let run = Run {
+        read_files,
+        write_file,
+        only_value,
+        delete,
+        quiet,
+        ignore,
+    };
     let mut code = 0;
     for op in operands {
-        let (name, action, value) = if let Some((n, v)) = op.split_once("+=") {
-            (n, "+", v)
-        } else if let Some((n, v)) = op.split_once("-=") {
-            (n, "-", v)
-        } else if let Some((n, v)) = op.split_once('=') {
-            (n, "=", v)
-        } else {
-            (op.as_str(), "", "")
-        };
-        if !valid_name(name) {
-            io.err(&format!(
-                "sysrc: {name}: name contains characters not allowed in shell"
-            ));
-            code = 1;
-            continue;
-        }
-        let current = get_var(&read_files, name);
-        if delete {
-            if !cx.is_root() {
-                code = fail(
-                    io,
-                    &format!("sysrc: {}: Permission denied", write_file.display()),
-                );
-                continue;
-            }
-            let mut found = false;
-            for f in read_files
-                .iter()
-                .filter(|f| !f.ends_with("defaults/rc.conf"))
-            {
-                found |= delete_var(f, name).unwrap_or(false);
-            }
-            if !found && !ignore {
-                io.err(&format!("sysrc: unknown variable '{name}'"));
-                code = 1;
-            } else if found && !quiet {
-                io.out(&format!("{name}: {} -> ", current.unwrap_or_default()));
-            }
-            continue;
-        }
-        if action.is_empty() {
-            match current {
-                Some(v) if only_value => io.out(&v),
-                Some(v) => io.out(&format!("{name}: {v}")),
-                None => {
-                    if !ignore {
-                        io.err(&format!("sysrc: unknown variable '{name}'"));
-                        code = 1;
-                    }
-                }
-            }
-            continue;
-        }
-        if !cx.is_root() {
-            code = fail(
-                io,
-                &format!("sysrc: {}: Permission denied", write_file.display()),
-            );
-            continue;
-        }
-        let old = current.clone().unwrap_or_default();
-        let new = match action {
-            "+" => {
-                let mut words: Vec<&str> = old.split_whitespace().collect();
-                for w in value.split_whitespace() {
-                    if !words.contains(&w) {
-                        words.push(w);
-                    }
-                }
-                words.join(" ")
-            }
-            "-" => {
-                let remove: Vec<&str> = value.split_whitespace().collect();
-                old.split_whitespace()
-                    .filter(|w| !remove.contains(w))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            }
-            _ => value.to_string(),
-        };
-        if let Err(e) = set_var(&write_file, name, &new) {
-            code = fail(io, &format!("sysrc: {}: {e}", write_file.display()));
-            continue;
-        }
-        if !quiet {
-            if only_value {
-                io.out(&new);
-            } else {
-                io.out(&format!("{name}: {old} -> {new}"));
-            }
+        if let Err(c) = operand(cx, &run, op, io) {
+            code = c;
         }
     }
     cx.jail = saved_jail;
     code
+}
+
+/// What one `sysrc` call reads and writes, and how.
+struct Run {
+    read_files: Vec<PathBuf>,
+    write_file: PathBuf,
+    only_value: bool,
+    delete: bool,
+    quiet: bool,
+    ignore: bool,
+}
+
+/// One operand: `NAME` (show), `NAME=V`, `NAME+=V`, `NAME-=V` (set), or `NAME` with `-x` (delete).
+fn operand(cx: &mut Ctx, run: &Run, op: &str, io: &mut Io) -> Result<(), i32> {
+    let (name, action, value) = if let Some((n, v)) = op.split_once("+=") {
+        (n, "+", v)
+    } else if let Some((n, v)) = op.split_once("-=") {
+        (n, "-", v)
+    } else if let Some((n, v)) = op.split_once('=') {
+        (n, "=", v)
+    } else {
+        (op, "", "")
+    };
+    if !valid_name(name) {
+        return Err(fail(
+            io,
+            &format!("sysrc: {name}: name contains characters not allowed in shell"),
+        ));
+    }
+    let current = get_var(&run.read_files, name);
+    let denied = |io: &mut Io| {
+        fail(
+            io,
+            &format!("sysrc: {}: Permission denied", run.write_file.display()),
+        )
+    };
+    if run.delete {
+        if !cx.is_root() {
+            return Err(denied(io));
+        }
+        let mut found = false;
+        for f in run
+            .read_files
+            .iter()
+            .filter(|f| !f.ends_with("defaults/rc.conf"))
+        {
+            found |= delete_var(f, name).unwrap_or(false);
+        }
+        if !found && !run.ignore {
+            return Err(fail(io, &format!("sysrc: unknown variable '{name}'")));
+        }
+        if found && !run.quiet {
+            io.out(&format!("{name}: {} -> ", current.unwrap_or_default()));
+        }
+        return Ok(());
+    }
+    if action.is_empty() {
+        match current {
+            Some(v) if run.only_value => io.out(&v),
+            Some(v) => io.out(&format!("{name}: {v}")),
+            None if !run.ignore => {
+                return Err(fail(io, &format!("sysrc: unknown variable '{name}'")))
+            }
+            None => {}
+        }
+        return Ok(());
+    }
+    if !cx.is_root() {
+        return Err(denied(io));
+    }
+    let old = current.clone().unwrap_or_default();
+    let new = match action {
+        "+" => {
+            let mut words: Vec<&str> = old.split_whitespace().collect();
+            for w in value.split_whitespace() {
+                if !words.contains(&w) {
+                    words.push(w);
+                }
+            }
+            words.join(" ")
+        }
+        "-" => {
+            let remove: Vec<&str> = value.split_whitespace().collect();
+            old.split_whitespace()
+                .filter(|w| !remove.contains(w))
+                .collect::<Vec<_>>()
+                .join(" ")
+        }
+        _ => value.to_string(),
+    };
+    if let Err(e) = set_var(&run.write_file, name, &new) {
+        return Err(fail(
+            io,
+            &format!("sysrc: {}: {e}", run.write_file.display()),
+        ));
+    }
+    if !run.quiet {
+        if run.only_value {
+            io.out(&new);
+        } else {
+            io.out(&format!("{name}: {old} -> {new}"));
+        }
+    }
+    Ok(())
 }
