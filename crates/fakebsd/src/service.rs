@@ -9,6 +9,7 @@ use std::process::Command;
 use crate::fsutil;
 use crate::ifconfig;
 use crate::io::{fail, Io};
+use crate::opts::{Spec, GETOPT};
 use crate::pfctl;
 use crate::state::{Ctx, Service};
 
@@ -147,39 +148,36 @@ pub fn cloneup(cx: &mut Ctx, io: &mut Io) -> i32 {
 
 /// The `service` command line.
 pub fn run(cx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
-    let mut i = 0;
+    const SPEC: Spec = Spec {
+        tool: "service",
+        flags: "ehlqrRv",
+        valued: "j",
+        usage: "usage: service [-j <jail name or id>] -e\n       service [-j <jail name or id>] -R\n       service [-j <jail name or id>] [-v] -l | -r\n       service [-j <jail name or id>] [-v] <rc.d script> start|stop|etc.\n       service -h",
+        ..GETOPT
+    };
+    let p = match SPEC.parse(args) {
+        Ok(p) => p,
+        Err(e) => return e.report(io),
+    };
     let saved = cx.jail.clone();
-    while i < args.len() && args[i].starts_with('-') {
-        match args[i].as_str() {
-            "-j" => {
-                i += 1;
-                let Some(j) = args.get(i) else {
-                    return fail(io, "service: option requires an argument -- j");
-                };
-                if !cx.st.jails.contains_key(j) {
-                    return fail(io, &format!("service: jail \"{j}\" not found"));
-                }
-                cx.jail = Some(j.clone());
-            }
-            "-e" => {
-                let vars = rc_vars(cx);
-                for s in HOST_SCRIPTS {
-                    let n = s.rsplit('/').next().unwrap_or(s);
-                    if yes(vars.get(&format!("{n}_enable"))) {
-                        io.out(s);
-                    }
-                }
-                return 0;
-            }
-            "-v" | "-q" | "-R" => {}
-            other => {
-                return fail(io, &format!("service: illegal option -- {}\nusage: service [-j <jail name or id>] [-v] start|stop|etc.", other.trim_start_matches('-')))
+    if let Some(j) = p.value("j") {
+        if !cx.st.jails.contains_key(j) {
+            return fail(io, &format!("service: jail \"{j}\" not found"));
+        }
+        cx.jail = Some(j.to_string());
+    }
+    if p.has("e") {
+        let vars = rc_vars(cx);
+        for s in HOST_SCRIPTS {
+            let n = s.rsplit('/').next().unwrap_or(s);
+            if yes(vars.get(&format!("{n}_enable"))) {
+                io.out(s);
             }
         }
-        i += 1;
+        return 0;
     }
-    let (Some(name), Some(action)) = (args.get(i), args.get(i + 1)) else {
-        return fail(io, "usage: service [-j <jail name or id>] -e\n       service [-j <jail name or id>] -R\n       service [-j <jail name or id>] [-v] -l | -r\n       service [-j <jail name or id>] [-v] <rc.d script> start|stop|etc.\n       service -h");
+    let [name, action, ..] = p.operands.as_slice() else {
+        return SPEC.usage().report(io);
     };
     let code = action_run(cx, name, action, io);
     cx.jail = saved;
