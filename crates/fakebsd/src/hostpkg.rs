@@ -15,6 +15,7 @@ use std::path::Path;
 
 use crate::io::{fail, Io};
 use crate::jailfs::{JailEnv, JailFs};
+use crate::opts::{Spec, GETOPT};
 use crate::state::Ctx;
 
 /// The host's own view of its files (no jail root, no nullfs mounts).
@@ -68,29 +69,31 @@ pub fn npm(cx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
         io.err("npm: not found");
         return 127;
     }
-    let mut prefix = None;
-    let mut specs = vec![];
-    let mut words = args.iter();
-    let Some(cmd) = words.next() else {
+    // The options fakebsd simulates (npm's own parser takes them anywhere); any other is refused by name.
+    const SPEC: Spec = Spec {
+        tool: "npm",
+        long: &[
+            "prefix=",
+            "no-audit",
+            "no-fund",
+            "prefer-offline",
+            "loglevel=",
+        ],
+        permute: true,
+        usage: "npm: fakebsd simulates only `npm install --prefix DIR [--no-audit] [--no-fund] [--prefer-offline] [--loglevel=L] SPEC`",
+        ..GETOPT
+    };
+    let p = match SPEC.parse(args) {
+        Ok(p) => p,
+        Err(e) => return e.report(io),
+    };
+    let prefix = p.value("prefix").map(str::to_string);
+    let Some((cmd, specs)) = p.operands.split_first() else {
         return fail(
             io,
             "npm <command>\n\nUsage: npm install [<package-spec> ...]",
         );
     };
-    while let Some(w) = words.next() {
-        match w.as_str() {
-            "--prefix" => prefix = words.next().cloned(),
-            "--no-audit" | "--no-fund" | "--prefer-offline" => {}
-            o if o.starts_with("--loglevel=") => {}
-            o if o.starts_with('-') => {
-                return fail(
-                    io,
-                    &format!("npm: fakebsd does not simulate the option {o}"),
-                )
-            }
-            spec => specs.push(spec.to_string()),
-        }
-    }
     if cmd != "install" && cmd != "i" {
         return fail(
             io,
@@ -168,10 +171,20 @@ pub fn test(cx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
 
 /// Host `pw [-R DIR] …`: on the host's files, or the tree at DIR.
 pub fn pw(cx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
-    let (root, rest) = match args {
-        [flag, dir, rest @ ..] if flag == "-R" => (dir.trim_end_matches('/').to_string(), rest),
-        _ => (String::new(), args),
+    // pw's own options before the command: `-R rootdir`, `-V etcdir`.
+    const SPEC: Spec = Spec {
+        tool: "pw",
+        valued: "RV",
+        usage: "usage:\n  pw [-V etcdir | -R rootdir] [user|group|lock|unlock] [add|del|mod|show|next] [help|switches/values]",
+        status: 64,
+        ..GETOPT
     };
+    let p = match SPEC.parse(args) {
+        Ok(p) => p,
+        Err(e) => return e.report(io),
+    };
+    let root = p.value("R").unwrap_or("").trim_end_matches('/').to_string();
+    let rest = &p.operands;
     if !root.is_empty() && !cx.host_path(&root).is_dir() {
         return fail(
             io,

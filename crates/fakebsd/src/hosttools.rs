@@ -7,16 +7,18 @@ use crate::io::{fail, Io};
 use crate::opts::{Spec, GETOPT};
 use crate::state::{Ctx, HOST_VERSION};
 
+/// route(8)'s options; a usage error exits with EX_USAGE. The host's and a jail's route.
+pub const ROUTE: Spec = Spec {
+    tool: "route",
+    flags: "46dnqtv",
+    usage: "usage: route [-46dnqtv] command [[modifiers] args]",
+    status: 64,
+    ..GETOPT
+};
+
 /// `route -n get IP` (Bastille's start.sh checks for a `gateway:` line, §1.4) and `route add default`.
 pub fn route(cx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
-    const SPEC: Spec = Spec {
-        tool: "route",
-        flags: "46dnqtv",
-        usage: "usage: route [-46dnqtv] command [[modifiers] args]",
-        status: 64,
-        ..GETOPT
-    };
-    let p = match SPEC.parse(args) {
+    let p = match ROUTE.parse(args) {
         Ok(p) => p,
         Err(e) => return e.report(io),
     };
@@ -77,7 +79,7 @@ pub fn route(cx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
             io.out(&format!("add net default: gateway {gw}"));
             0
         }
-        _ => SPEC.usage().report(io),
+        _ => ROUTE.usage().report(io),
     }
 }
 
@@ -289,12 +291,13 @@ pub fn chflags(cx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
     0
 }
 
-/// install(1)'s options (`B:bCcD:df:g:h:lM:m:N:o:pSsT:Uv`); a usage error exits with EX_USAGE.
-const INSTALL: Spec = Spec {
+/// install(1)'s options (`B:bCcD:df:g:h:l:M:m:N:o:pSsT:Uv`); a usage error exits with EX_USAGE. The host's
+/// and a jail's install.
+pub const INSTALL: Spec = Spec {
     tool: "install",
-    flags: "bCcdlpSsUv",
-    valued: "BDfghMmNoT",
-    usage: "usage: install [-bCcpSsUv] [-f flags] [-g group] [-m mode] [-o owner] file1 file2\n       install -d [-lUv] [-g group] [-m mode] [-o owner] directory ...",
+    flags: "bCcdpSsUv",
+    valued: "BDfghlMmNoT",
+    usage: "usage: install [-bCcpSsUv] [-f flags] [-g group] [-m mode] [-o owner]\n               [-M log] [-D dest] [-h hash] [-T tags]\n               [-B suffix] [-l linkflags] [-N dbdir]\n               file1 file2\n       install [-bCcpSsUv] [-f flags] [-g group] [-m mode] [-o owner]\n               [-M log] [-D dest] [-h hash] [-T tags]\n               [-B suffix] [-l linkflags] [-N dbdir]\n               file1 ... fileN directory\n       install -dU [-vU] [-g group] [-m mode] [-N dbdir] [-o owner]\n               [-M log] [-D dest] [-h hash] [-T tags]\n               directory ...",
     status: 64,
     ..GETOPT
 };

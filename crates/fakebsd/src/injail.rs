@@ -11,11 +11,13 @@ use std::io::Read;
 use std::path::Path;
 use std::process::Command;
 
+use crate::hosttools::{INSTALL, ROUTE};
 use crate::io::{fail, Io};
 use crate::jailfs::{
     add_user, append_line, errno, groups, set_mode, set_owner, user, users, JailEnv, JailFs,
     Outcome, ENV_JAIL_USER, HOST_UTILS, JAIL_TOOLS, RUN_COMPUTED,
 };
+use crate::opts::{Spec, GETOPT};
 use crate::state::Ctx;
 
 /// Runs one in-jail command. `argv[0]` may be a path (`/bin/sh`, `/usr/local/bin/psql`): only its
@@ -138,7 +140,17 @@ fn builtin(
             0
         }
         "hostname" => {
-            if args.iter().any(|a| !a.starts_with('-')) {
+            const SPEC: Spec = Spec {
+                tool: "hostname",
+                flags: "fds",
+                usage: "usage: hostname [-f] [-s | -d] [name-of-host]",
+                ..GETOPT
+            };
+            let p = match SPEC.parse(args) {
+                Ok(p) => p,
+                Err(e) => return e.report(io),
+            };
+            if !p.operands.is_empty() {
                 // allow.set_hostname is off in Bastille's jails.
                 return fail(io, "hostname: sethostname: Operation not permitted");
             }
@@ -148,7 +160,7 @@ fn builtin(
                 .get(&je.name)
                 .map(|j| j.hostname.clone())
                 .unwrap_or_default();
-            let short = args.iter().any(|a| a.contains('s'));
+            let short = p.has("s");
             io.out(if short {
                 h.split('.').next().unwrap_or(&h)
             } else {
@@ -186,35 +198,40 @@ fn builtin(
 
 /// `env [-i] [-u NAME] [NAME=VALUE…] [CMD…]`: prints the environment or runs CMD with it.
 fn env(cx: &mut Ctx, je: &JailEnv, args: &[String], io: &mut Io) -> Outcome {
+    const SPEC: Spec = Spec {
+        tool: "env",
+        flags: "0iv",
+        valued: "uLUPS",
+        usage: "usage: env [-0iv] [-L|-U user[/class]] [-P utilpath] [-S string]\n           [-u name] [name=value ...] [utility [argument ...]]",
+        ..GETOPT
+    };
+    let p = match SPEC.parse(args) {
+        Ok(p) => p,
+        Err(e) => return Outcome::Done(e.report(io)),
+    };
     let mut je = je.clone();
-    let mut i = 0;
-    while i < args.len() {
-        let a = &args[i];
-        if a == "-i" || a == "-" {
-            je.env.clear();
-        } else if a == "-u" {
-            i += 1;
-            match args.get(i) {
-                Some(n) => {
-                    je.env.remove(n);
-                }
-                None => {
-                    return Outcome::Done(fail(
-                        io,
-                        "env: option requires an argument -- u\nusage: env [-0iv] [-L|-U user[/class]] [-P utilpath] [-S string]\n           [-u name] [name=value ...] [utility [argument ...]]",
-                    ))
-                }
+    for (key, v) in &p.opts {
+        match (*key, v) {
+            ("i", _) => je.env.clear(),
+            ("u", Some(n)) => {
+                je.env.remove(n);
             }
+            _ => {}
+        }
+    }
+    // NAME=VALUE operands, and `-` (the old spelling of -i), come before the utility.
+    let mut i = 0;
+    for a in &p.operands {
+        if a == "-" {
+            je.env.clear();
         } else if let Some((k, v)) = a.split_once('=').filter(|(k, _)| !k.is_empty()) {
             je.env.insert(k.to_string(), v.to_string());
-        } else if a == "--" {
-            i += 1;
-            break;
         } else {
             break;
         }
         i += 1;
     }
+    let args = &p.operands;
     if i >= args.len() {
         for (k, v) in &je.env {
             io.out(&format!("{k}={v}"));
@@ -235,26 +252,18 @@ fn env(cx: &mut Ctx, je: &JailEnv, args: &[String], io: &mut Io) -> Outcome {
 }
 
 fn id(cx: &mut Ctx, fs: &JailFs, je: &JailEnv, args: &[String], io: &mut Io) -> i32 {
-    let (mut u, mut g, mut gs, mut n) = (false, false, false, false);
-    let mut names = vec![];
-    for a in args {
-        if let Some(fl) = a.strip_prefix('-').filter(|f| !f.is_empty()) {
-            for c in fl.chars() {
-                match c {
-                    'u' => u = true,
-                    'g' => g = true,
-                    'G' => gs = true,
-                    'n' => n = true,
-                    'r' | 'p' | 'P' | 'a' => {}
-                    other => {
-                        return fail(io, &format!("id: illegal option -- {other}\nusage: id [user]\n       id -A\n       id -G [-n] [user]\n       id -M\n       id -P [user]\n       id -c\n       id -g [-nr] [user]\n       id -p [user]\n       id -u [-nr] [user]"));
-                    }
-                }
-            }
-        } else {
-            names.push(a.clone());
-        }
-    }
+    const SPEC: Spec = Spec {
+        tool: "id",
+        flags: "AaGgMnPprcu",
+        usage: "usage: id [user]\n       id -A\n       id -G [-n] [user]\n       id -M\n       id -P [user]\n       id -c\n       id -g [-nr] [user]\n       id -p [user]\n       id -u [-nr] [user]",
+        ..GETOPT
+    };
+    let p = match SPEC.parse(args) {
+        Ok(p) => p,
+        Err(e) => return e.report(io),
+    };
+    let (u, g, gs, n) = (p.has("u"), p.has("g"), p.has("G"), p.has("n"));
+    let names = &p.operands;
     let who = names.first().cloned().unwrap_or(je.user.clone());
     let Some(usr) = user(cx, fs, &who) else {
         return fail(io, &format!("id: {who}: no such user"));
@@ -402,39 +411,28 @@ fn parse_mode(m: &str) -> Option<u32> {
 }
 
 fn mkdir(cx: &mut Ctx, fs: &JailFs, je: &JailEnv, args: &[String], io: &mut Io) -> i32 {
-    let usage = "usage: mkdir [-pv] [-m mode] directory_name ...";
-    let (mut parents, mut verbose, mut mode) = (false, false, None);
-    let mut i = 0;
-    while i < args.len() && args[i].starts_with('-') && args[i].len() > 1 {
-        let fl: Vec<char> = args[i][1..].chars().collect();
-        for (k, c) in fl.iter().enumerate() {
-            match c {
-                'p' => parents = true,
-                'v' => verbose = true,
-                'm' => {
-                    let rest: String = fl[k + 1..].iter().collect();
-                    let v = if rest.is_empty() {
-                        i += 1;
-                        args.get(i).cloned().unwrap_or_default()
-                    } else {
-                        rest
-                    };
-                    match parse_mode(&v) {
-                        Some(m) => mode = Some(m),
-                        None => return fail(io, &format!("mkdir: invalid file mode: {v}")),
-                    }
-                    break;
-                }
-                other => return fail(io, &format!("mkdir: illegal option -- {other}\n{usage}")),
-            }
-        }
-        i += 1;
-    }
-    if i >= args.len() {
-        return fail(io, usage);
+    const SPEC: Spec = Spec {
+        tool: "mkdir",
+        flags: "pv",
+        valued: "m",
+        usage: "usage: mkdir [-pv] [-m mode] directory_name ...",
+        ..GETOPT
+    };
+    let p = match SPEC.parse(args) {
+        Ok(p) => p,
+        Err(e) => return e.report(io),
+    };
+    let (parents, verbose) = (p.has("p"), p.has("v"));
+    let mode = match p.value("m").map(|v| (v, parse_mode(v))) {
+        None => None,
+        Some((_, Some(m))) => Some(m),
+        Some((v, None)) => return fail(io, &format!("mkdir: invalid file mode: {v}")),
+    };
+    if p.operands.is_empty() {
+        return SPEC.usage().report(io);
     }
     let mut code = 0;
-    for d in &args[i..] {
+    for d in &p.operands {
         let r = if parents {
             fs.mkdir_p(cx, d, &je.cwd)
         } else {
@@ -470,66 +468,22 @@ fn mkdir(cx: &mut Ctx, fs: &JailFs, je: &JailEnv, args: &[String], io: &mut Io) 
 /// `install -d [-o U] [-g G] [-m MODE] DIR…` and `install [-o U] [-g G] [-m MODE] SRC DST`, inside the
 /// jail. Owners are recorded, not applied.
 fn install(cx: &mut Ctx, fs: &JailFs, je: &JailEnv, args: &[String], io: &mut Io) -> i32 {
-    let usage = "usage: install [-bCcpSsUv] [-f flags] [-g group] [-m mode] [-o owner]\n               [-M log] [-D dest] [-h hash] [-T tags]\n               [-B suffix] [-l linkflags] [-N dbdir]\n               file1 file2\n       install [-bCcpSsUv] [-f flags] [-g group] [-m mode] [-o owner]\n               [-M log] [-D dest] [-h hash] [-T tags]\n               [-B suffix] [-l linkflags] [-N dbdir]\n               file1 ... fileN directory\n       install -dU [-vU] [-g group] [-m mode] [-N dbdir] [-o owner]\n               [-M log] [-D dest] [-h hash] [-T tags]\n               directory ...";
-    let (mut dir_mode, mut owner, mut group, mut mode, mut verbose) =
-        (false, None::<String>, None::<String>, None::<u32>, false);
-    let mut i = 0;
-    while i < args.len() && args[i].starts_with('-') && args[i].len() > 1 {
-        if args[i] == "--" {
-            i += 1;
-            break;
+    let p = match INSTALL.parse(args) {
+        Ok(p) => p,
+        Err(e) => return e.report(io),
+    };
+    let (dir_mode, verbose) = (p.has("d"), p.has("v"));
+    let owner = p.value("o").map(str::to_string);
+    let group = p.value("g").map(str::to_string);
+    let mode = match p.value("m").map(|v| (v, parse_mode(v))) {
+        None => None,
+        Some((_, Some(m))) => Some(m),
+        Some((v, None)) => {
+            io.err(&format!("install: invalid file mode: {v}"));
+            return 64;
         }
-        let fl: Vec<char> = args[i][1..].chars().collect();
-        let mut k = 0;
-        while k < fl.len() {
-            let c = fl[k];
-            match c {
-                'd' => dir_mode = true,
-                'v' => verbose = true,
-                'b' | 'C' | 'c' | 'p' | 'S' | 's' | 'U' => {}
-                'o' | 'g' | 'm' | 'f' | 'M' | 'D' | 'h' | 'T' | 'B' | 'l' | 'N' => {
-                    let rest: String = fl[k + 1..].iter().collect();
-                    let v = if rest.is_empty() {
-                        i += 1;
-                        match args.get(i) {
-                            Some(v) => v.clone(),
-                            None => {
-                                return {
-                                    io.err(&format!(
-                                        "install: option requires an argument -- {c}\n{usage}"
-                                    ));
-                                    64
-                                }
-                            }
-                        }
-                    } else {
-                        rest
-                    };
-                    match c {
-                        'o' => owner = Some(v),
-                        'g' => group = Some(v),
-                        'm' => match parse_mode(&v) {
-                            Some(m) => mode = Some(m),
-                            None => {
-                                io.err(&format!("install: invalid file mode: {v}"));
-                                return 64;
-                            }
-                        },
-                        _ => {}
-                    }
-                    k = fl.len();
-                    continue;
-                }
-                other => {
-                    io.err(&format!("install: illegal option -- {other}\n{usage}"));
-                    return 64;
-                }
-            }
-            k += 1;
-        }
-        i += 1;
-    }
-    let ops = &args[i..];
+    };
+    let ops = &p.operands;
     // install(1) looks the owner and group up first: EX_NOUSER (67).
     let usr = match &owner {
         Some(o) => match user(cx, fs, o) {
@@ -570,8 +524,7 @@ fn install(cx: &mut Ctx, fs: &JailFs, je: &JailEnv, args: &[String], io: &mut Io
     };
     if dir_mode {
         if ops.is_empty() {
-            io.err(usage);
-            return 64;
+            return INSTALL.usage().report(io);
         }
         for d in ops {
             match fs.mkdir_p(cx, d, &je.cwd) {
@@ -592,8 +545,7 @@ fn install(cx: &mut Ctx, fs: &JailFs, je: &JailEnv, args: &[String], io: &mut Io
         return 0;
     }
     if ops.len() < 2 {
-        io.err(usage);
-        return 64;
+        return INSTALL.usage().report(io);
     }
     let (srcs, dst) = ops.split_at(ops.len() - 1);
     let dst = &dst[0];
@@ -640,10 +592,17 @@ fn install(cx: &mut Ctx, fs: &JailFs, je: &JailEnv, args: &[String], io: &mut Io
 }
 
 fn cat(cx: &mut Ctx, fs: &JailFs, je: &JailEnv, args: &[String], io: &mut Io) -> i32 {
-    let files: Vec<&String> = args
-        .iter()
-        .filter(|a| !a.starts_with('-') || *a == "-")
-        .collect();
+    const SPEC: Spec = Spec {
+        tool: "cat",
+        flags: "belnstuv",
+        usage: "usage: cat [-belnstuv] [file ...]",
+        ..GETOPT
+    };
+    let p = match SPEC.parse(args) {
+        Ok(p) => p,
+        Err(e) => return e.report(io),
+    };
+    let files: Vec<&String> = p.operands.iter().collect();
     let mut code = 0;
     if files.is_empty() || files.iter().all(|f| *f == "-") {
         let mut s = String::new();
@@ -670,37 +629,39 @@ fn cat(cx: &mut Ctx, fs: &JailFs, je: &JailEnv, args: &[String], io: &mut Io) ->
     code
 }
 
+/// pw(8)'s options after the command (the name may stand before or after them); a usage error exits with
+/// EX_USAGE.
+const PW: Spec = Spec {
+    tool: "pw",
+    flags: "aDFimNoPqrUY",
+    valued: "bcCdeEgGhHkLMnpsuwy",
+    permute: true,
+    usage: "usage:\n  pw [user|group|lock|unlock] [add|del|mod|show|next] [help|switches/values]",
+    status: 64,
+    ..GETOPT
+};
+
 /// `pw useradd|usershow|userdel|groupshow`.
 pub fn pw(cx: &mut Ctx, fs: &JailFs, args: &[String], io: &mut Io) -> i32 {
-    let usage =
-        "usage:\n  pw [user|group|lock|unlock] [add|del|mod|show|next] [help|switches/values]";
-    let Some(sub) = args.first() else {
-        io.err(usage);
-        return 64;
+    let Some((sub, rest)) = args.split_first() else {
+        return PW.usage().report(io);
     };
-    let mut opts: BTreeMap<char, String> = BTreeMap::new();
-    let mut flags = vec![];
-    let mut positional: Option<String> = None;
-    let mut i = 1;
-    while i < args.len() {
-        let a = &args[i];
-        if let Some(f) = a.strip_prefix('-').and_then(|f| f.chars().next()) {
-            if "nugGdscCMkLephHw".contains(f) {
-                let v = if a.chars().count() > 2 {
-                    a.chars().skip(2).collect()
-                } else {
-                    i += 1;
-                    args.get(i).cloned().unwrap_or_default()
-                };
-                opts.insert(f, v);
-            } else {
-                flags.push(f);
-            }
-        } else if positional.is_none() {
-            positional = Some(a.clone());
-        }
-        i += 1;
-    }
+    let p = match PW.parse(rest) {
+        Ok(p) => p,
+        Err(e) => return e.report(io),
+    };
+    let opts: BTreeMap<char, String> = p
+        .opts
+        .iter()
+        .filter_map(|(k, v)| Some((k.chars().next()?, v.clone()?)))
+        .collect();
+    let flags: Vec<char> = p
+        .opts
+        .iter()
+        .filter(|(_, v)| v.is_none())
+        .filter_map(|(k, _)| k.chars().next())
+        .collect();
+    let positional = p.operands.first().cloned();
     let name = opts.get(&'n').cloned().or(positional);
     let root = cx.is_root();
     match sub.as_str() {
@@ -862,7 +823,13 @@ pub fn pw(cx: &mut Ctx, fs: &JailFs, args: &[String], io: &mut Io) -> i32 {
 
 /// `route add default GW` / `route -n get default` inside a jail: the jail's own default route.
 fn route(cx: &mut Ctx, je: &JailEnv, args: &[String], io: &mut Io) -> i32 {
-    let ops: Vec<&str> = args
+    let p = match ROUTE.parse(args) {
+        Ok(p) => p,
+        Err(e) => return e.report(io),
+    };
+    // The command's own modifiers (`-net`) are not simulated.
+    let ops: Vec<&str> = p
+        .operands
         .iter()
         .map(String::as_str)
         .filter(|a| !a.starts_with('-'))
