@@ -13,7 +13,7 @@ use std::io::{BufRead, IsTerminal, Write};
 
 use crate::io::{fail, Io};
 use crate::jailfs::{self, JailEnv, JailFs};
-use crate::opts::{Parsed, Spec, GETOPT};
+use crate::opts::{Parsed, Spec, Style, GETOPT};
 use crate::state::Ctx;
 
 /// Where the simulated package database lives inside a jail.
@@ -1072,24 +1072,39 @@ fn run_script(cx: &mut Ctx, fs: &JailFs, script: &str, io: &mut Io) -> i32 {
 
 /// `createdb [-U USER] [-O OWNER] [-E ENC] [-T TEMPLATE] NAME [COMMENT]`.
 pub fn createdb(cx: &mut Ctx, fs: &JailFs, je: &JailEnv, args: &[String], io: &mut Io) -> i32 {
-    let mut user = je.env.get("PGUSER").cloned().unwrap_or(je.user.clone());
-    let mut names = vec![];
-    let mut i = 0;
-    while i < args.len() {
-        let a = &args[i];
-        match a.as_str() {
-            "-U" | "--username" => {
-                i += 1;
-                user = args.get(i).cloned().unwrap_or_default();
-            }
-            "-O" | "--owner" | "-E" | "--encoding" | "-T" | "--template" | "-D" | "-l"
-            | "--locale" | "-h" | "--host" | "-p" | "--port" | "-S" | "--strategy" => i += 1,
-            s if s.starts_with("-U") => user = s[2..].to_string(),
-            s if s.starts_with('-') => {}
-            s => names.push(s.to_string()),
-        }
-        i += 1;
-    }
+    const SPEC: Spec = Spec {
+        tool: "createdb",
+        flags: "ewW",
+        valued: "DEhlOpSTU",
+        long: &[
+            "tablespace:D",
+            "echo:e",
+            "encoding:E",
+            "locale:l",
+            "owner:O",
+            "strategy:S",
+            "template:T",
+            "host:h",
+            "port:p",
+            "username:U",
+            "no-password:w",
+            "password:W",
+        ],
+        permute: true,
+        usage: "createdb: hint: Try \"createdb --help\" for more information.",
+        style: Style::Gnu,
+        ..GETOPT
+    };
+    let p = match SPEC.parse(args) {
+        Ok(p) => p,
+        Err(e) => return e.report(io),
+    };
+    let user = p
+        .value("U")
+        .map(str::to_string)
+        .or_else(|| je.env.get("PGUSER").cloned())
+        .unwrap_or(je.user.clone());
+    let names = &p.operands;
     let name = names.first().cloned().unwrap_or(user.clone());
     if let Err((e, _)) = connect(cx, fs, &user, "postgres") {
         return fail(io, &format!("createdb: error: {e}"));
@@ -1113,73 +1128,67 @@ pub fn createdb(cx: &mut Ctx, fs: &JailFs, je: &JailEnv, args: &[String], io: &m
     }
 }
 
+/// psql's options (getopt_long, which permutes).
+const PSQL: Spec = Spec {
+    tool: "psql",
+    flags: "1AaeEHlnqsStwWxX",
+    valued: "cdfFhLopPRTUv",
+    long: &[
+        "command:c",
+        "dbname:d",
+        "file:f",
+        "host:h",
+        "port:p",
+        "username:U",
+        "no-align:A",
+        "tuples-only:t",
+        "list:l",
+        "quiet:q",
+        "echo-all:a",
+        "echo-queries:e",
+        "field-separator:F",
+        "record-separator:R",
+        "output:o",
+        "set:v",
+        "variable:v",
+        "no-psqlrc:X",
+        "no-password:w",
+        "password:W",
+        "single-transaction:1",
+        "csv",
+    ],
+    permute: true,
+    usage: "psql: hint: Try \"psql --help\" for more information.",
+    style: Style::Gnu,
+    ..GETOPT
+};
+
 /// `psql [-A] [-t] [-U USER] [-d DB] [-c SQL] [-l]`: a few catalogue queries.
 pub fn psql(cx: &mut Ctx, fs: &JailFs, je: &JailEnv, args: &[String], io: &mut Io) -> i32 {
-    let mut user = je.env.get("PGUSER").cloned().unwrap_or(je.user.clone());
-    let (mut unaligned, mut tuples, mut list) = (false, false, false);
-    let mut sql: Vec<String> = vec![];
-    let mut db: Option<String> = None;
-    let mut i = 0;
-    while i < args.len() {
-        let a = &args[i];
-        if let Some(long) = a.strip_prefix("--") {
-            match long.split_once('=') {
-                Some(("command", v)) => sql.push(v.into()),
-                Some(("dbname", v)) => db = Some(v.into()),
-                Some(("username", v)) => user = v.into(),
-                _ => match long {
-                    "no-align" => unaligned = true,
-                    "tuples-only" => tuples = true,
-                    "list" => list = true,
-                    _ => {}
-                },
-            }
-        } else if let Some(fl) = a.strip_prefix('-').filter(|f| !f.is_empty()) {
-            let chars: Vec<char> = fl.chars().collect();
-            let mut k = 0;
-            while k < chars.len() {
-                match chars[k] {
-                    'A' => unaligned = true,
-                    't' => tuples = true,
-                    'l' => list = true,
-                    'q' | 'X' | 'w' | 'e' | 'a' | 'n' => {}
-                    c @ ('c' | 'd' | 'U' | 'h' | 'p' | 'v' | 'F' | 'R' | 'f' | 'o') => {
-                        let rest: String = chars[k + 1..].iter().collect();
-                        let v = if rest.is_empty() {
-                            i += 1;
-                            match args.get(i) {
-                                Some(v) => v.clone(),
-                                None => {
-                                    io.err(&format!("psql: error: option requires an argument -- '{c}'\npsql: hint: Try \"psql --help\" for more information."));
-                                    return 1;
-                                }
-                            }
-                        } else {
-                            rest
-                        };
-                        match c {
-                            'c' => sql.push(v),
-                            'd' => db = Some(v),
-                            'U' => user = v,
-                            _ => {}
-                        }
-                        k = chars.len();
-                        continue;
-                    }
-                    other => {
-                        io.err(&format!("psql: error: invalid option -- '{other}'\npsql: hint: Try \"psql --help\" for more information."));
-                        return 1;
-                    }
-                }
-                k += 1;
-            }
-        } else if db.is_none() {
+    let p = match PSQL.parse(args) {
+        Ok(p) => p,
+        Err(e) => return e.report(io),
+    };
+    let (unaligned, tuples, list) = (p.has("A"), p.has("t"), p.has("l"));
+    let mut sql: Vec<String> = p
+        .opts
+        .iter()
+        .filter(|(k, _)| *k == "c")
+        .filter_map(|(_, v)| v.clone())
+        .collect();
+    // Operands fill DBNAME, then USERNAME, where the options did not (as psql's startup does).
+    let mut db = p.value("d").map(str::to_string);
+    let mut user = p.value("U").map(str::to_string);
+    for a in &p.operands {
+        if db.is_none() {
             db = Some(a.clone());
-        } else {
-            user = a.clone();
+        } else if user.is_none() {
+            user = Some(a.clone());
         }
-        i += 1;
     }
+    let user = user
+        .or_else(|| je.env.get("PGUSER").cloned())
+        .unwrap_or(je.user.clone());
     let db = db.unwrap_or(user.clone());
     if let Err((e, _)) = connect(cx, fs, &user, &db) {
         io.err(&format!("psql: error: {e}"));
