@@ -3,6 +3,7 @@
 
 use super::{yes, Bx, Version};
 use crate::fsutil::{write_exec, write_file};
+use crate::opts::{Spec, GETOPT};
 
 /// Patch level the synthesised releases report (unverified: real ones vary).
 const PATCH: &str = "p2";
@@ -16,27 +17,33 @@ fn usage(b: &mut Bx) -> i32 {
 
 /// `bastille bootstrap`.
 pub fn run(b: &mut Bx, args: &[String]) -> i32 {
-    let mut pkgbase = false;
-    let mut rest = vec![];
-    for a in args {
-        match a.as_str() {
-            "-h" | "--help" | "help" => return usage(b),
-            "-p" | "--pkgbase" => pkgbase = true,
-            "-u" | "--update" | "--i386" | "-i386" => {}
-            "-x" | "--debug" if b.v != Version::Master => {}
-            x if x.starts_with('-') => {
-                for c in x.trim_start_matches('-').chars() {
-                    match c {
-                        'p' => pkgbase = true,
-                        'u' => {}
-                        'x' if b.v != Version::Master => {}
-                        _ => return b.error_exit(&format!("[ERROR]: Unknown Option: \"{x}\"")),
-                    }
-                }
+    // bootstrap.sh's case takes options and the release in any order, and `-i386` as one word.
+    const SPEC: Spec = Spec {
+        tool: "bastille",
+        flags: "hpux",
+        long: &["help:h", "pkgbase:p", "update:u", "i386", "debug:x"],
+        permute: true,
+        ..GETOPT
+    };
+    let args: Vec<String> = args
+        .iter()
+        .map(|a| {
+            if a == "-i386" {
+                "--i386".into()
+            } else {
+                a.clone()
             }
-            _ => rest.push(a.clone()),
-        }
+        })
+        .collect();
+    let p = match b.parse_opts(SPEC, &args, &[]) {
+        Ok(p) => p,
+        Err(c) => return c,
+    };
+    if p.has("h") || p.operands.iter().any(|a| a == "help") {
+        return usage(b);
     }
+    let pkgbase = p.has("p");
+    let rest = p.operands;
     let Some(arg) = rest.first().cloned() else {
         return usage(b);
     };

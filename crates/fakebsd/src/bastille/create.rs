@@ -6,6 +6,7 @@ use std::os::unix::fs::{symlink, PermissionsExt};
 use super::{lifecycle, Bx, Version};
 use crate::fsutil;
 use crate::ifconfig;
+use crate::opts::{Spec, GETOPT};
 
 #[derive(Default)]
 struct Opts {
@@ -120,121 +121,54 @@ fn validate_ip(b: &mut Bx, ip: &str, vnet: bool) -> Result<String, i32> {
     Ok(kept)
 }
 
+/// `bastille create`'s options (create.sh's case statement; `x` is the per-command debug flag).
+const SPEC: Spec = Spec {
+    tool: "bastille",
+    flags: "BCDEhLMPTVx",
+    valued: "gnpvZ",
+    long: &[
+        "bridge:B",
+        "clone:C",
+        "dual:D",
+        "empty:E",
+        "help:h",
+        "linux:L",
+        "static-mac:M",
+        "passthrough:P",
+        "thick:T",
+        "vnet:V",
+        "debug:x",
+        "gateway:g",
+        "defaultrouter:g",
+        "nameserver:n",
+        "priority:p",
+        "vlan:v",
+        "zfs-opts:Z",
+        "no-boot",
+        "no-ip",
+        "no-validate",
+        "tag=",
+        "tags=",
+    ],
+    ..GETOPT
+};
+
 /// `bastille create`.
 pub fn run(b: &mut Bx, args: &[String]) -> i32 {
-    if let Err(c) = b.root_check() {
-        return c;
+    match create(b, args) {
+        Ok(c) | Err(c) => c,
     }
-    let mut o = Opts {
-        validate: true,
-        priority: "99".into(),
-        ..Opts::default()
-    };
-    let mut i = 0;
-    while i < args.len() {
-        let a = args[i].as_str();
-        let val = |i: usize| args.get(i + 1).cloned().unwrap_or_default();
-        match a {
-            "-h" | "--help" | "help" => return usage(b),
-            "-B" | "--bridge" => (o.vnet, o.bridge) = (true, true),
-            "-C" | "--clone" => o.clone = true,
-            "-D" | "--dual" => {}
-            "-E" | "--empty" => o.empty = true,
-            "-L" | "--linux" => o.linux = true,
-            "-M" | "--static-mac" => o.static_mac = true,
-            "-P" | "--passthrough" => (o.vnet, o.passthrough) = (true, true),
-            "-T" | "--thick" => o.thick = true,
-            "-V" | "--vnet" => (o.vnet, o.standard) = (true, true),
-            "--no-boot" | "no-boot" => o.no_boot = true,
-            "--no-ip" | "no-ip" => o.no_ip = true,
-            "--no-validate" | "no-validate" => o.validate = false,
-            "-x" | "--debug" if b.v != Version::Master => {}
-            "-g" | "--gateway" | "--defaultrouter" => {
-                let g = val(i);
-                if g.parse::<Ipv4Addr>().is_err() && !g.contains(':') {
-                    return b.error_exit(&format!("[ERROR]: Not a valid gateway: {g}"));
-                }
-                o.gateway = g;
-                i += 1;
-            }
-            "-n" | "--nameserver" => {
-                let n = val(i);
-                if n.split(',').any(|x| x.parse::<std::net::IpAddr>().is_err()) {
-                    return b.error_exit(&format!("[ERROR]: Invalid nameserver(s): {n}"));
-                }
-                o.nameserver = n;
-                i += 1;
-            }
-            "-p" | "--priority" => {
-                let p = val(i);
-                if p.is_empty() || !p.chars().all(|c| c.is_ascii_digit()) {
-                    return b.error_exit(&format!("Not a valid priority value: \"{p}\""));
-                }
-                o.priority = p;
-                i += 1;
-            }
-            "--tag" | "--tags" => {
-                o.tags = val(i);
-                i += 1;
-            }
-            "-v" | "--vlan" => {
-                let v = val(i);
-                if v.is_empty() || !v.chars().all(|c| c.is_ascii_digit()) {
-                    return b.error_exit(&format!("Not a valid VLAN ID: {v}"));
-                }
-                o.vlan = v;
-                i += 1;
-            }
-            "-Z" | "--zfs-opts" => {
-                o.zfs_opts = Some(val(i));
-                i += 1;
-            }
-            x if x.starts_with('-') => {
-                // Combined boolean flags, one letter at a time (§1.1).
-                for c in x.chars().filter(|c| *c != '-') {
-                    match c {
-                        'B' => (o.vnet, o.bridge) = (true, true),
-                        'C' => o.clone = true,
-                        'D' => {}
-                        'E' => o.empty = true,
-                        'L' => o.linux = true,
-                        'M' => o.static_mac = true,
-                        'P' => (o.vnet, o.passthrough) = (true, true),
-                        'T' => o.thick = true,
-                        'V' => (o.vnet, o.standard) = (true, true),
-                        'x' if b.v != Version::Master => {}
-                        _ => return b.error_exit(&format!("[ERROR]: Unknown Option: \"{x}\"")),
-                    }
-                }
-            }
-            _ => break,
-        }
-        i += 1;
-    }
-    let pos: Vec<String> = args[i..].to_vec();
-    // Option combinations (§1.1).
-    if o.empty {
-        if o.clone || o.thick || o.vnet || o.linux {
-            return b.error_exit("[ERROR]: Empty jail option can't be used with other options.");
-        }
-    } else if o.linux {
-        if o.vnet || o.thick || o.clone {
-            return b.error_exit("[ERROR]: Linux jail option can't be used with other options.");
-        }
-    } else if o.clone && o.thick {
-        return b.error_exit("[ERROR]: Clonejail and Thickjail can't be used together.");
-    } else if !o.vnet && !o.vlan.is_empty() {
-        return b.error_exit("[ERROR]: VLANs can only be used with VNET jails.");
-    } else if !o.vnet && o.no_ip {
-        return b.error_exit("[ERROR]: [--no-ip] can only be used with VNET jails.");
-    } else if usize::from(o.standard) + usize::from(o.bridge) + usize::from(o.passthrough) > 1 {
-        return b.error_exit("[ERROR]: Only one of [-V|--vnet], [-B|--bridge] or [-P|--passthrough] can be selected.");
-    } else if o.passthrough && o.static_mac {
-        return b.error_exit("[ERROR]: [-P|--passthrough] does not support [-M|--static-mac].");
-    }
+}
+
+/// create.sh top-down: options, their combinations, the name, the interface type, then an empty jail or the
+/// release, the addresses and the interface of a full one (`Err`: the exit status of a refusal).
+fn create(b: &mut Bx, args: &[String]) -> Result<i32, i32> {
+    b.root_check()?;
+    let (o, pos) = options(b, args)?;
+    check_combinations(b, &o)?;
     let name = pos.first().cloned().unwrap_or_default();
     let release_arg = pos.get(1).cloned().unwrap_or_default();
-    let (ip, mut interface) = if o.no_ip {
+    let (ip, interface) = if o.no_ip {
         (String::new(), pos.get(2).cloned().unwrap_or_default())
     } else {
         (
@@ -243,145 +177,248 @@ pub fn run(b: &mut Bx, args: &[String]) -> i32 {
         )
     };
     b.info(&format!("\nCreating jail: {name}..."));
-    if o.empty {
-        if pos.len() != 1 {
-            return usage(b);
-        }
-    } else if pos.len() > 4 || pos.len() < 3 {
-        return usage(b);
+    let wanted = if o.empty { 1..=1 } else { 3..=4 };
+    if !wanted.contains(&pos.len()) {
+        return Err(usage(b));
     }
-    // validate_name (§1.2 step 2).
-    if !name.is_empty() {
-        if b.jails().contains(&name) {
-            return b.error_exit(&format!("[ERROR]: Jail already exists: {name}"));
-        }
-        let sane: String = name
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-            .collect();
-        if sane.starts_with('-') || sane.starts_with('_') {
-            return b.error_exit("[ERROR]: Jail names may not begin with (-|_) characters!");
-        } else if o.vnet && (name.contains('-') || name.contains('_')) {
-            return b.error_exit("[ERROR]: VNET jail names may not contain (-|_) characters.");
-        } else if name != sane {
-            return b.error_exit("[ERROR]: Jail names may not contain special characters!");
-        } else if name.chars().all(|c| c.is_ascii_digit()) {
-            return b.error_exit("[ERROR]: Jail names may not contain only digits.");
-        }
-    }
-    // Interface type (§1.1): grep -ow against `ifconfig -g bridge`.
+    validate_name(b, &o, &name)?;
     let bridges = ifconfig::group(b.cx, "bridge");
-    let word_in = |list: &[String], w: &str| !w.is_empty() && list.iter().any(|l| l == w);
-    if o.bridge && !word_in(&bridges, &interface) {
-        return b.error_exit(&format!("[ERROR]: Interface is not a bridge: {interface}"));
+    check_interface_type(b, &o, &interface, &bridges)?;
+    if o.empty {
+        b.info(&format!("\nCreating empty jail: {name}"));
+        return Ok(create_empty(b, &name, &o));
     }
-    if o.standard && word_in(&bridges, &interface) {
-        return b.error_exit(&format!("[ERROR]: Interface is a bridge: {interface}"));
+    let release = release(b, &o, &release_arg)?;
+    let (ip4, ip6) = define_ips(b, &o, &ip)?;
+    let interface = network_interface(b, &o, interface, &bridges)?;
+    Ok(create_jail(b, &o, &name, &release, &ip4, &ip6, &interface))
+}
+
+/// The options, checked one by one as create.sh does, and the operands after them.
+fn options(b: &mut Bx, args: &[String]) -> Result<(Opts, Vec<String>), i32> {
+    let p = b.parse_opts(SPEC, args, &["no-boot", "no-ip", "no-validate", "help"])?;
+    let mut o = Opts {
+        validate: true,
+        priority: "99".into(),
+        ..Opts::default()
+    };
+    for (key, v) in &p.opts {
+        let v = v.clone().unwrap_or_default();
+        let digits = !v.is_empty() && v.chars().all(|c| c.is_ascii_digit());
+        match *key {
+            "h" | "help" => return Err(usage(b)),
+            "B" => (o.vnet, o.bridge) = (true, true),
+            "C" => o.clone = true,
+            "E" => o.empty = true,
+            "L" => o.linux = true,
+            "M" => o.static_mac = true,
+            "P" => (o.vnet, o.passthrough) = (true, true),
+            "T" => o.thick = true,
+            "V" => (o.vnet, o.standard) = (true, true),
+            "no-boot" => o.no_boot = true,
+            "no-ip" => o.no_ip = true,
+            "no-validate" => o.validate = false,
+            "g" if v.parse::<Ipv4Addr>().is_err() && !v.contains(':') => {
+                return Err(b.error_exit(&format!("[ERROR]: Not a valid gateway: {v}")))
+            }
+            "g" => o.gateway = v,
+            "n" if v.split(',').any(|x| x.parse::<std::net::IpAddr>().is_err()) => {
+                return Err(b.error_exit(&format!("[ERROR]: Invalid nameserver(s): {v}")))
+            }
+            "n" => o.nameserver = v,
+            "p" if !digits => {
+                return Err(b.error_exit(&format!("Not a valid priority value: \"{v}\"")))
+            }
+            "p" => o.priority = v,
+            "v" if !digits => return Err(b.error_exit(&format!("Not a valid VLAN ID: {v}"))),
+            "v" => o.vlan = v,
+            "tag" | "tags" => o.tags = v,
+            "Z" => o.zfs_opts = Some(v),
+            // -D (dual stack) and -x (debug) change nothing simulated.
+            _ => {}
+        }
     }
-    if o.passthrough && !word_in(&ifconfig::names(b.cx), &interface) {
-        return b.error_exit(&format!("[ERROR]: Interface does not exist: {interface}"));
+    Ok((o, p.operands))
+}
+
+/// Option combinations (§1.1).
+fn check_combinations(b: &mut Bx, o: &Opts) -> Result<(), i32> {
+    let refusal = if o.empty {
+        (o.clone || o.thick || o.vnet || o.linux)
+            .then_some("[ERROR]: Empty jail option can't be used with other options.")
+    } else if o.linux {
+        (o.vnet || o.thick || o.clone)
+            .then_some("[ERROR]: Linux jail option can't be used with other options.")
+    } else if o.clone && o.thick {
+        Some("[ERROR]: Clonejail and Thickjail can't be used together.")
+    } else if !o.vnet && !o.vlan.is_empty() {
+        Some("[ERROR]: VLANs can only be used with VNET jails.")
+    } else if !o.vnet && o.no_ip {
+        Some("[ERROR]: [--no-ip] can only be used with VNET jails.")
+    } else if usize::from(o.standard) + usize::from(o.bridge) + usize::from(o.passthrough) > 1 {
+        Some("[ERROR]: Only one of [-V|--vnet], [-B|--bridge] or [-P|--passthrough] can be selected.")
+    } else if o.passthrough && o.static_mac {
+        Some("[ERROR]: [-P|--passthrough] does not support [-M|--static-mac].")
+    } else {
+        None
+    };
+    match refusal {
+        Some(msg) => Err(b.error_exit(msg)),
+        None => Ok(()),
+    }
+}
+
+/// `validate_name` (§1.2 step 2).
+fn validate_name(b: &mut Bx, o: &Opts, name: &str) -> Result<(), i32> {
+    if name.is_empty() {
+        return Ok(());
+    }
+    if b.jails().iter().any(|j| j == name) {
+        return Err(b.error_exit(&format!("[ERROR]: Jail already exists: {name}")));
+    }
+    let sane: String = name
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect();
+    let refusal = if sane.starts_with('-') || sane.starts_with('_') {
+        Some("[ERROR]: Jail names may not begin with (-|_) characters!")
+    } else if o.vnet && (name.contains('-') || name.contains('_')) {
+        Some("[ERROR]: VNET jail names may not contain (-|_) characters.")
+    } else if name != sane {
+        Some("[ERROR]: Jail names may not contain special characters!")
+    } else if name.chars().all(|c| c.is_ascii_digit()) {
+        Some("[ERROR]: Jail names may not contain only digits.")
+    } else {
+        None
+    };
+    match refusal {
+        Some(msg) => Err(b.error_exit(msg)),
+        None => Ok(()),
+    }
+}
+
+/// Whether `w` is one of the words of `list` (create.sh's `grep -ow`).
+fn word_in(list: &[String], w: &str) -> bool {
+    !w.is_empty() && list.iter().any(|l| l == w)
+}
+
+/// The interface type for -B/-V/-P (§1.1), against `ifconfig -g bridge`.
+fn check_interface_type(
+    b: &mut Bx,
+    o: &Opts,
+    interface: &str,
+    bridges: &[String],
+) -> Result<(), i32> {
+    if o.bridge && !word_in(bridges, interface) {
+        return Err(b.error_exit(&format!("[ERROR]: Interface is not a bridge: {interface}")));
+    }
+    if o.standard && word_in(bridges, interface) {
+        return Err(b.error_exit(&format!("[ERROR]: Interface is a bridge: {interface}")));
+    }
+    if o.passthrough && !word_in(&ifconfig::names(b.cx), interface) {
+        return Err(b.error_exit(&format!("[ERROR]: Interface does not exist: {interface}")));
     }
     if b.conf.get("bastille_network_vnet_type") == "netgraph" && o.bridge {
-        return b.error_exit(
+        return Err(b.error_exit(
             "[ERROR]: Netgraph does not support the [-B|--bridge] or [-P|--passthrough] option.",
-        );
+        ));
     }
-    let mut release = release_arg.clone();
-    if !o.empty {
-        if o.validate {
-            match normalise_release(&release_arg) {
-                Some(r) => release = r,
-                None => {
-                    b.error_notify(&format!("Unknown release: {release_arg}"));
-                    return usage(b);
-                }
-            }
-            if !b.p(&format!("{}/{release}", b.conf.releasesdir())).is_dir() {
-                b.error_notify("[ERROR]: Release must be bootstrapped first.");
-                return b.error_exit("See 'bastille bootstrap'.");
-            }
-        }
-        // define_ips
-        let mut ip4 = String::new();
-        let mut ip6 = String::new();
-        for one in ip.split_whitespace() {
-            let kept = match validate_ip(b, one, o.vnet) {
-                Ok(k) => k,
-                Err(c) => return c,
-            };
-            if kept.contains(':') || kept == "SLAAC" {
-                if kept == "SLAAC" && !o.vnet {
-                    return b.error_exit("[ERROR]: Unsupported IP option for standard jail: SLAAC");
-                }
-                ip6 = kept;
-            } else {
-                let bare = kept.split('/').next().unwrap_or(&kept).to_string();
-                if bare.parse::<Ipv4Addr>().is_ok() {
-                    let show =
-                        b.cx.st
-                            .interfaces
-                            .values()
-                            .any(|i| i.inet.iter().any(|a| a.addr.to_string() == kept));
-                    if show {
-                        b.warn(&format!("[WARNING]: IP address in use: {kept}"));
-                    }
-                }
-                ip4 = kept;
-            }
-        }
-        // Interface (§1.2 step 6).
-        if !interface.is_empty() {
-            let mut list = ifconfig::names(b.cx);
-            list.push("VNET".into());
-            if !word_in(&list, &interface) {
-                return b.error_exit(&format!("[ERROR]: Invalid interface: {interface}"));
-            }
-            if o.standard {
-                for br in &bridges {
-                    if *br != format!("{interface}bridge")
-                        && b.cx.st.interfaces[br].members.contains(&interface)
-                    {
-                        return b.error_exit(&format!(
-                            "[ERROR]: Interface '{interface}' is already a member of bridge: {br}"
-                        ));
-                    }
-                }
-                if interface.contains('.') {
-                    return b.error_exit(
-                        "[ERROR]: [-V|--vnet] does not support dots (.) in interface names.",
-                    );
-                }
-            } else {
-                b.info(&format!("\nValid interface: {interface}"));
-            }
-            if let Err(c) = validate_netconf(b) {
-                return c;
-            }
-        } else if o.vnet {
-            if b.conf.get("bastille_network_shared").is_empty() {
-                return b.error_exit("[ERROR]: Network interface not set.");
-            }
-            if let Err(c) = validate_netconf(b) {
-                return c;
-            }
-        } else if let Err(c) = validate_netconf(b) {
-            return c;
-        }
-        if interface.is_empty() && !o.vnet {
-            let lo = b.conf.get("bastille_network_loopback");
-            let sh = b.conf.get("bastille_network_shared");
-            interface = if !lo.is_empty() && sh.is_empty() {
-                lo
-            } else {
-                sh
-            };
-        } else if interface.is_empty() {
-            interface = b.conf.get("bastille_network_shared");
-        }
-        return create_jail(b, &o, &name, &release, &ip4, &ip6, &interface);
+    Ok(())
+}
+
+/// The release (§1.2 step 4): normalised and bootstrapped, unless `--no-validate`.
+fn release(b: &mut Bx, o: &Opts, release_arg: &str) -> Result<String, i32> {
+    if !o.validate {
+        return Ok(release_arg.to_string());
     }
-    b.info(&format!("\nCreating empty jail: {name}"));
-    create_empty(b, &name, &o)
+    let Some(release) = normalise_release(release_arg) else {
+        b.error_notify(&format!("Unknown release: {release_arg}"));
+        return Err(usage(b));
+    };
+    if !b.p(&format!("{}/{release}", b.conf.releasesdir())).is_dir() {
+        b.error_notify("[ERROR]: Release must be bootstrapped first.");
+        return Err(b.error_exit("See 'bastille bootstrap'."));
+    }
+    Ok(release)
+}
+
+/// `define_ips` (§1.2 step 5): the IPv4 and IPv6 address as Bastille keeps them.
+fn define_ips(b: &mut Bx, o: &Opts, ip: &str) -> Result<(String, String), i32> {
+    let mut ip4 = String::new();
+    let mut ip6 = String::new();
+    for one in ip.split_whitespace() {
+        let kept = validate_ip(b, one, o.vnet)?;
+        if kept.contains(':') || kept == "SLAAC" {
+            if kept == "SLAAC" && !o.vnet {
+                return Err(b.error_exit("[ERROR]: Unsupported IP option for standard jail: SLAAC"));
+            }
+            ip6 = kept;
+            continue;
+        }
+        let bare = kept.split('/').next().unwrap_or(&kept).to_string();
+        if bare.parse::<Ipv4Addr>().is_ok() {
+            let in_use =
+                b.cx.st
+                    .interfaces
+                    .values()
+                    .any(|i| i.inet.iter().any(|a| a.addr.to_string() == kept));
+            if in_use {
+                b.warn(&format!("[WARNING]: IP address in use: {kept}"));
+            }
+        }
+        ip4 = kept;
+    }
+    Ok((ip4, ip6))
+}
+
+/// The interface (§1.2 step 6): checked when given, else the configured loopback or shared one.
+fn network_interface(
+    b: &mut Bx,
+    o: &Opts,
+    interface: String,
+    bridges: &[String],
+) -> Result<String, i32> {
+    if !interface.is_empty() {
+        let mut list = ifconfig::names(b.cx);
+        list.push("VNET".into());
+        if !word_in(&list, &interface) {
+            return Err(b.error_exit(&format!("[ERROR]: Invalid interface: {interface}")));
+        }
+        if o.standard {
+            for br in bridges {
+                if *br != format!("{interface}bridge")
+                    && b.cx.st.interfaces[br].members.contains(&interface)
+                {
+                    return Err(b.error_exit(&format!(
+                        "[ERROR]: Interface '{interface}' is already a member of bridge: {br}"
+                    )));
+                }
+            }
+            if interface.contains('.') {
+                return Err(b.error_exit(
+                    "[ERROR]: [-V|--vnet] does not support dots (.) in interface names.",
+                ));
+            }
+        } else {
+            b.info(&format!("\nValid interface: {interface}"));
+        }
+        validate_netconf(b)?;
+        return Ok(interface);
+    }
+    if o.vnet && b.conf.get("bastille_network_shared").is_empty() {
+        return Err(b.error_exit("[ERROR]: Network interface not set."));
+    }
+    validate_netconf(b)?;
+    if o.vnet {
+        return Ok(b.conf.get("bastille_network_shared"));
+    }
+    let lo = b.conf.get("bastille_network_loopback");
+    let sh = b.conf.get("bastille_network_shared");
+    Ok(if !lo.is_empty() && sh.is_empty() {
+        lo
+    } else {
+        sh
+    })
 }
 
 /// `validate_netconf` (§1.2 step 6), including the old-config fix-up of `bastille_network_vnet_type`.
@@ -458,6 +495,24 @@ fn finish_settings(b: &mut Bx, name: &str, o: &Opts) {
     let _ = crate::sysrc::set_var(&settings, "priority", &o.priority);
 }
 
+/// The jail being created: its arguments and where it lives.
+struct NewJail<'a> {
+    name: &'a str,
+    release: &'a str,
+    ip4: &'a str,
+    ip6: &'a str,
+    interface: &'a str,
+    /// `jails/NAME`.
+    dir: String,
+    /// `jails/NAME/root`.
+    path: String,
+    /// `releases/RELEASE`.
+    rel_dir: String,
+    /// Neither thick nor clone.
+    thin: bool,
+}
+
+/// create.sh's steps for a full jail (§1.3), top-down; the exit status of `bastille create`.
 fn create_jail(
     b: &mut Bx,
     o: &Opts,
@@ -468,94 +523,151 @@ fn create_jail(
     interface: &str,
 ) -> i32 {
     let dir = b.jail_dir(name);
-    let path = format!("{dir}/root");
-    let rel_dir = format!("{}/{release}", b.conf.releasesdir());
-    // Step 1 (§1.3): datasets or directories.
-    if !b.p(&dir).is_dir() {
+    let j = NewJail {
+        name,
+        release,
+        ip4,
+        ip6,
+        interface,
+        path: format!("{dir}/root"),
+        dir,
+        rel_dir: format!("{}/{release}", b.conf.releasesdir()),
+        thin: !o.thick && !o.clone,
+    };
+    match build_jail(b, o, &j) {
+        Ok(()) => 0,
+        Err(c) => c,
+    }
+}
+
+fn build_jail(b: &mut Bx, o: &Opts, j: &NewJail) -> Result<(), i32> {
+    storage(b, o, j)?;
+    if !j.thin {
+        replicate_release(b, o, j)?;
+    }
+    let _ = std::fs::create_dir_all(b.p(&format!("{}/usr/local", j.path)));
+    write_fstab(b, j);
+    let conf = jail_conf(b, o, j);
+    let _ = fsutil::write_file(&b.p(&format!("{}/jail.conf", j.dir)), &conf);
+    if j.thin {
+        thin_root(b, j)?;
+    }
+    jail_etc(b, j);
+    finish_settings(b, j.name, o);
+    // Step 7: start; a jail that does not run is destroyed again.
+    lifecycle::start_one(b, j.name);
+    if !b.running(j.name) {
+        lifecycle::destroy_quiet(b, j.name);
+        return Err(b.error_exit(&format!("[ERROR]: Failed to create jail: {}", j.name)));
+    }
+    if o.vnet {
+        vnet_template(b, o, j, &conf);
+    }
+    type_template(b, o, j)?;
+    if !o.tags.is_empty() {
+        super::jailcmds::tags_add(b, j.name, &o.tags);
+    }
+    lifecycle::restart_one(b, j.name);
+    Ok(())
+}
+
+/// Step 1 (§1.3): the jail's datasets (ZFS) or directories, and the log directory.
+fn storage(b: &mut Bx, o: &Opts, j: &NewJail) -> Result<(), i32> {
+    if !b.p(&j.dir).is_dir() {
         if b.conf.zfs() {
             let opts = o
                 .zfs_opts
                 .clone()
                 .unwrap_or_else(|| b.conf.get("bastille_zfs_options"));
             let props = zfs_props(&opts);
-            let ds = format!("{}/jails/{name}", b.conf.zfs_base());
+            let ds = format!("{}/jails/{}", b.conf.zfs_base(), j.name);
             if !o.clone {
                 if let Err(e) = crate::zfs::create(b.cx, &ds, false, &props) {
                     b.io.err(&e);
-                    return b.error_exit(&format!("[ERROR]: Failed to create jail dataset: {ds}"));
+                    return Err(
+                        b.error_exit(&format!("[ERROR]: Failed to create jail dataset: {ds}"))
+                    );
                 }
             }
-            if !o.thick && !o.clone {
+            if j.thin {
                 if let Err(e) = crate::zfs::create(b.cx, &format!("{ds}/root"), false, &props) {
                     b.io.err(&e);
-                    return b.error_exit(&format!(
+                    return Err(b.error_exit(&format!(
                         "[ERROR]: Failed to create jail root dataset: {ds}/root"
-                    ));
+                    )));
                 }
             }
-        } else if std::fs::create_dir_all(b.p(&path)).is_err() {
-            return b.error_exit(&format!("[ERROR]: Failed to create jail directory: {path}"));
+        } else if std::fs::create_dir_all(b.p(&j.path)).is_err() {
+            return Err(b.error_exit(&format!(
+                "[ERROR]: Failed to create jail directory: {}",
+                j.path
+            )));
         }
     }
-    let _ = std::fs::create_dir_all(b.p(&b.conf.get("bastille_logsdir")));
+    let logs = b.conf.get("bastille_logsdir");
+    let _ = std::fs::create_dir_all(b.p(&logs));
     if b.v == Version::Master {
-        let _ = std::fs::create_dir_all(b.p(&format!("{}/{name}", b.conf.get("bastille_logsdir"))));
+        let _ = std::fs::create_dir_all(b.p(&format!("{logs}/{}", j.name)));
     }
-    let thin = !o.thick && !o.clone;
-    if thin {
-        let _ = std::fs::create_dir_all(b.p(&format!("{path}/.bastille")));
-        let _ = std::fs::create_dir_all(b.p(&format!("{path}/.template")));
+    if j.thin {
+        let _ = std::fs::create_dir_all(b.p(&format!("{}/.bastille", j.path)));
+        let _ = std::fs::create_dir_all(b.p(&format!("{}/.template", j.path)));
     }
-    // Thick/clone: copy the release (ZFS: snapshot + send|receive or clone).
-    if !thin {
-        let base = b.conf.zfs_base();
-        let ok = if b.conf.zfs() {
-            let stamp = format!("{}", b.cx.tick());
-            if o.clone {
-                b.info("\nCreating a clonejail...\n");
-                let snap = format!("{base}/releases/{release}@bastille-clone-{stamp}");
-                crate::zfs::snapshot(b.cx, &snap, false).and_then(|_| {
-                    crate::zfs::clone(b.cx, &snap, &format!("{base}/jails/{name}/root"), true)
-                })
-            } else {
-                b.info("\nCreating a thickjail. This may take a while...");
-                let snap = format!("{base}/releases/{release}@bastille-{stamp}");
-                let target = format!("{base}/jails/{name}/root");
-                let r = crate::zfs::snapshot(b.cx, &snap, false)
-                    .and_then(|_| crate::zfs::receive(b.cx, &snap, &target, false));
-                let _ = crate::zfs::destroy(b.cx, &snap, false, false);
-                let _ =
-                    crate::zfs::destroy(b.cx, &format!("{target}@bastille-{stamp}"), false, false);
-                r
-            }
+    Ok(())
+}
+
+/// Thick and clone jails: the release copied (ZFS: snapshot and send|receive, or a clone).
+fn replicate_release(b: &mut Bx, o: &Opts, j: &NewJail) -> Result<(), i32> {
+    let base = b.conf.zfs_base();
+    let ok = if b.conf.zfs() {
+        let stamp = format!("{}", b.cx.tick());
+        let target = format!("{base}/jails/{}/root", j.name);
+        if o.clone {
+            b.info("\nCreating a clonejail...\n");
+            let snap = format!("{base}/releases/{}@bastille-clone-{stamp}", j.release);
+            crate::zfs::snapshot(b.cx, &snap, false)
+                .and_then(|_| crate::zfs::clone(b.cx, &snap, &target, true))
         } else {
-            fsutil::copy_tree(&b.p(&rel_dir), &b.p(&path), &[]).map_err(|e| e.to_string())
-        };
-        if let Err(e) = ok {
-            b.io.err(&e);
-            lifecycle::destroy_quiet(b, name);
-            return b.error_exit("[ERROR]: Failed release base replication. Please retry create!");
+            b.info("\nCreating a thickjail. This may take a while...");
+            let snap = format!("{base}/releases/{}@bastille-{stamp}", j.release);
+            let r = crate::zfs::snapshot(b.cx, &snap, false)
+                .and_then(|_| crate::zfs::receive(b.cx, &snap, &target, false));
+            let _ = crate::zfs::destroy(b.cx, &snap, false, false);
+            let _ = crate::zfs::destroy(b.cx, &format!("{target}@bastille-{stamp}"), false, false);
+            r
         }
+    } else {
+        fsutil::copy_tree(&b.p(&j.rel_dir), &b.p(&j.path), &[]).map_err(|e| e.to_string())
+    };
+    if let Err(e) = ok {
+        b.io.err(&e);
+        lifecycle::destroy_quiet(b, j.name);
+        return Err(b.error_exit("[ERROR]: Failed release base replication. Please retry create!"));
     }
-    let _ = std::fs::create_dir_all(b.p(&format!("{path}/usr/local")));
-    // fstab (§1.5).
-    let fstab = if thin {
-        let mut s = format!("{rel_dir} {path}/.bastille nullfs ro 0 0\n");
+    Ok(())
+}
+
+/// fstab (§1.5): a thin jail's nullfs mount of the release (and its ports tree).
+fn write_fstab(b: &mut Bx, j: &NewJail) {
+    let (rel_dir, path) = (&j.rel_dir, &j.path);
+    let mut fstab = String::new();
+    if j.thin {
+        fstab = format!("{rel_dir} {path}/.bastille nullfs ro 0 0\n");
         if b.p(&format!("{rel_dir}/usr/ports")).is_dir() {
-            s.push_str(&format!(
+            fstab.push_str(&format!(
                 "{rel_dir}/usr/ports {path}/usr/ports nullfs rw 0 0\n"
             ));
         }
-        s
-    } else {
-        String::new()
-    };
-    let _ = fsutil::write_file(&b.p(&format!("{dir}/fstab")), &fstab);
-    // jail.conf (§1.4).
+    }
+    let _ = fsutil::write_file(&b.p(&format!("{}/fstab", j.dir)), &fstab);
+}
+
+/// jail.conf (§1.4).
+fn jail_conf(b: &mut Bx, o: &Opts, j: &NewJail) -> String {
     let osrelease = if b.v == Version::V132 {
-        format!("osrelease = {release};")
+        format!("osrelease = {};", j.release)
     } else {
-        let script = std::fs::read_to_string(b.p(&format!("{rel_dir}/bin/freebsd-version")))
+        let script = std::fs::read_to_string(b.p(&format!("{}/bin/freebsd-version", j.rel_dir)))
             .unwrap_or_default();
         let v = script
             .lines()
@@ -563,7 +675,7 @@ fn create_jail(
                 l.strip_prefix("USERLAND_VERSION=\"")
                     .and_then(|x| x.strip_suffix('"'))
             })
-            .unwrap_or(release)
+            .unwrap_or(j.release)
             .to_string();
         format!("osrelease = \"{v}\";")
     };
@@ -580,128 +692,153 @@ fn create_jail(
     } else {
         4
     };
+    let (name, dir, path) = (j.name, &j.dir, &j.path);
     let mut conf = format!(
         "{name} {{\n  enforce_statfs = 2;\n  devfs_ruleset = {ruleset};\n  exec.clean;\n  exec.consolelog = {};\n  exec.start = '/bin/sh /etc/rc';\n  exec.stop = '/bin/sh /etc/rc.shutdown';\n  host.hostname = {name};\n  mount.devfs;\n  mount.fstab = {dir}/fstab;\n  path = {path};\n  securelevel = 2;\n  {osrelease}\n\n",
         log_path(b, name)
     );
     if o.vnet {
-        let (host, jail) = if o.passthrough {
-            (interface.to_string(), interface.to_string())
-        } else {
-            epair_names(b, name)
-        };
-        conf.push_str(&format!("  vnet;\n  vnet.interface = {jail};\n"));
-        if o.bridge {
-            conf.push_str(&format!("  exec.prestart += \"epair0=\\$(ifconfig epair create) && ifconfig \\${{epair0}} up name {host} && ifconfig \\${{epair0%a}}b up name {jail}\";\n"));
-            conf.push_str(&format!(
-                "  exec.prestart += \"ifconfig {interface} addm {host}\";\n"
-            ));
-        } else if o.standard {
-            let jib = host.trim_start_matches("e0a_");
-            conf.push_str(&format!(
-                "  exec.prestart += \"jib addm {jib} {interface}\";\n"
-            ));
-        }
-        if o.static_mac && !o.passthrough {
-            let mac = format!(
-                "58:9c:fc:{:02x}:{:02x}:{:x}",
-                name.len() * 7 % 256,
-                name.bytes().map(usize::from).sum::<usize>() % 256,
-                name.len() % 16
-            );
-            conf.push_str(&format!(
-                "  exec.prestart += \"ifconfig {host} ether {mac}a\";\n"
-            ));
-            conf.push_str(&format!(
-                "  exec.prestart += \"ifconfig {jail} ether {mac}b\";\n"
-            ));
-        }
-        if o.passthrough {
-            conf.push_str(&format!(
-                "  exec.prestop += \"ifconfig {interface} -vnet {name}\";\n"
-            ));
-        } else {
-            conf.push_str(&format!("  exec.prestart += \"ifconfig {host} description \\\"vnet0 host interface for Bastille jail {name}\\\"\";\n"));
-            conf.push_str(&format!(
-                "  exec.poststop += \"ifconfig {host} destroy\";\n"
-            ));
-        }
-        conf.push_str("}\n");
+        conf.push_str(&vnet_block(b, o, j));
     } else {
-        let ip4_def = match ip4 {
-            "" => String::new(),
-            "inherit" => "ip4 = inherit;".into(),
-            "ip_hostname" => "ip_hostname;".into(),
-            a => format!("ip4.addr = {interface}|{a};"),
-        };
-        let (ip6_def, ip6_mode) = match ip6 {
-            "" => (String::new(), "disable"),
-            a => (format!("ip6.addr = {interface}|{a};"), "new"),
-        };
+        conf.push_str(&ip_block(j));
+    }
+    conf
+}
+
+/// The network part of a VNET jail's jail.conf (§1.4: -V, -B, -P, -M).
+fn vnet_block(b: &Bx, o: &Opts, j: &NewJail) -> String {
+    let (name, interface) = (j.name, j.interface);
+    let (host, jail) = if o.passthrough {
+        (interface.to_string(), interface.to_string())
+    } else {
+        epair_names(b, name)
+    };
+    let mut conf = format!("  vnet;\n  vnet.interface = {jail};\n");
+    if o.bridge {
+        conf.push_str(&format!("  exec.prestart += \"epair0=\\$(ifconfig epair create) && ifconfig \\${{epair0}} up name {host} && ifconfig \\${{epair0%a}}b up name {jail}\";\n"));
         conf.push_str(&format!(
-            "  {ip4_def}\n  {ip6_def}\n  ip6 = {ip6_mode};\n}}\n"
+            "  exec.prestart += \"ifconfig {interface} addm {host}\";\n"
+        ));
+    } else if o.standard {
+        let jib = host.trim_start_matches("e0a_");
+        conf.push_str(&format!(
+            "  exec.prestart += \"jib addm {jib} {interface}\";\n"
         ));
     }
-    let _ = fsutil::write_file(&b.p(&format!("{dir}/jail.conf")), &conf);
-    // Thin: symlinks into /.bastille and copies of the writable parts (§1.3 step 4).
-    let root = b.p(&path);
-    if thin {
-        b.info("\nCreating a thinjail...");
-        for link in [
-            "bin",
-            "boot",
-            "lib",
-            "libexec",
-            "rescue",
-            "sbin",
-            "usr/bin",
-            "usr/include",
-            "usr/lib",
-            "usr/lib32",
-            "usr/libdata",
-            "usr/libexec",
-            "usr/sbin",
-            "usr/share",
-            "usr/src",
-        ] {
-            let l = root.join(link);
-            if let Some(par) = l.parent() {
-                let _ = std::fs::create_dir_all(par);
-            }
-            let _ = fsutil::remove_any(&l);
-            let _ = symlink(format!("/.bastille/{link}"), &l);
+    if o.static_mac && !o.passthrough {
+        let mac = format!(
+            "58:9c:fc:{:02x}:{:02x}:{:x}",
+            name.len() * 7 % 256,
+            name.bytes().map(usize::from).sum::<usize>() % 256,
+            name.len() % 16
+        );
+        conf.push_str(&format!(
+            "  exec.prestart += \"ifconfig {host} ether {mac}a\";\n"
+        ));
+        conf.push_str(&format!(
+            "  exec.prestart += \"ifconfig {jail} ether {mac}b\";\n"
+        ));
+    }
+    if o.passthrough {
+        conf.push_str(&format!(
+            "  exec.prestop += \"ifconfig {interface} -vnet {name}\";\n"
+        ));
+    } else {
+        conf.push_str(&format!("  exec.prestart += \"ifconfig {host} description \\\"vnet0 host interface for Bastille jail {name}\\\"\";\n"));
+        conf.push_str(&format!(
+            "  exec.poststop += \"ifconfig {host} destroy\";\n"
+        ));
+    }
+    conf.push_str("}\n");
+    conf
+}
+
+/// The address part of a shared-IP jail's jail.conf (§1.4).
+fn ip_block(j: &NewJail) -> String {
+    let interface = j.interface;
+    let ip4_def = match j.ip4 {
+        "" => String::new(),
+        "inherit" => "ip4 = inherit;".into(),
+        "ip_hostname" => "ip_hostname;".into(),
+        a => format!("ip4.addr = {interface}|{a};"),
+    };
+    let (ip6_def, ip6_mode) = match j.ip6 {
+        "" => (String::new(), "disable"),
+        a => (format!("ip6.addr = {interface}|{a};"), "new"),
+    };
+    format!("  {ip4_def}\n  {ip6_def}\n  ip6 = {ip6_mode};\n}}\n")
+}
+
+/// The directories a thin jail links into `/.bastille` (§1.3 step 4).
+const THIN_LINKS: [&str; 15] = [
+    "bin",
+    "boot",
+    "lib",
+    "libexec",
+    "rescue",
+    "sbin",
+    "usr/bin",
+    "usr/include",
+    "usr/lib",
+    "usr/lib32",
+    "usr/libdata",
+    "usr/libexec",
+    "usr/sbin",
+    "usr/share",
+    "usr/src",
+];
+
+/// The writable parts a thin jail copies from the release (§1.3 step 4).
+const THIN_COPIES: [&str; 14] = [
+    ".cshrc",
+    ".profile",
+    "COPYRIGHT",
+    "dev",
+    "etc",
+    "media",
+    "mnt",
+    "net",
+    "proc",
+    "root",
+    "tmp",
+    "var",
+    "usr/obj",
+    "usr/tests",
+];
+
+/// Thin: symlinks into /.bastille and copies of the writable parts.
+fn thin_root(b: &mut Bx, j: &NewJail) -> Result<(), i32> {
+    b.info("\nCreating a thinjail...");
+    let root = b.p(&j.path);
+    for link in THIN_LINKS {
+        let l = root.join(link);
+        if let Some(par) = l.parent() {
+            let _ = std::fs::create_dir_all(par);
         }
-        for f in [
-            ".cshrc",
-            ".profile",
-            "COPYRIGHT",
-            "dev",
-            "etc",
-            "media",
-            "mnt",
-            "net",
-            "proc",
-            "root",
-            "tmp",
-            "var",
-            "usr/obj",
-            "usr/tests",
-        ] {
-            let src = b.p(&format!("{rel_dir}/{f}"));
-            let dst = root.join(f);
-            let r = if src.is_dir() {
-                fsutil::copy_tree(&src, &dst, &[])
-            } else if src.is_file() {
-                std::fs::copy(&src, &dst).map(|_| ())
-            } else {
-                Ok(())
-            };
-            if r.is_err() {
-                lifecycle::destroy_quiet(b, name);
-                return b.error_exit("[ERROR]: Failed to copy release files. Please retry create!");
-            }
+        let _ = fsutil::remove_any(&l);
+        let _ = symlink(format!("/.bastille/{link}"), &l);
+    }
+    for f in THIN_COPIES {
+        let src = b.p(&format!("{}/{f}", j.rel_dir));
+        let dst = root.join(f);
+        let r = if src.is_dir() {
+            fsutil::copy_tree(&src, &dst, &[])
+        } else if src.is_file() {
+            std::fs::copy(&src, &dst).map(|_| ())
+        } else {
+            Ok(())
+        };
+        if r.is_err() {
+            lifecycle::destroy_quiet(b, j.name);
+            return Err(b.error_exit("[ERROR]: Failed to copy release files. Please retry create!"));
         }
     }
+    Ok(())
+}
+
+/// §1.3 step 5: /home, the time zone, an empty /etc/fstab, the adjkerntz crontab line commented out.
+fn jail_etc(b: &mut Bx, j: &NewJail) {
+    let root = b.p(&j.path);
     let _ = std::fs::create_dir_all(root.join("home"));
     let _ = std::fs::create_dir_all(root.join("etc"));
     let tz = b.conf.get("bastille_tzdata");
@@ -735,75 +872,74 @@ fn create_jail(
             .collect();
         let _ = std::fs::write(root.join("etc/crontab"), fixed.join("\n") + "\n");
     }
-    finish_settings(b, name, o);
-    // Step 7: start; a jail that does not run is destroyed again.
-    lifecycle::start_one(b, name);
-    if !b.running(name) {
-        lifecycle::destroy_quiet(b, name);
-        return b.error_exit(&format!("[ERROR]: Failed to create jail: {name}"));
-    }
-    // Step 8: the vnet template (§1.6).
-    if o.vnet {
-        let jail_if = conf
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("vnet.interface = "))
-            .unwrap_or("")
-            .trim_end_matches(';')
-            .replace('-', "_");
-        let (ifconfig_inet, gateway) = if ip4.is_empty() {
-            (String::new(), "NO".to_string())
-        } else if ["0.0.0.0", "DHCP", "SYNCDHCP"].contains(&ip4) {
-            ("SYNCDHCP".to_string(), "NO".to_string())
+}
+
+/// Step 8: the vnet template's rc.conf lines (§1.6).
+fn vnet_template(b: &mut Bx, o: &Opts, j: &NewJail, conf: &str) {
+    let (ip4, ip6, interface) = (j.ip4, j.ip6, j.interface);
+    let jail_if = conf
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("vnet.interface = "))
+        .unwrap_or("")
+        .trim_end_matches(';')
+        .replace('-', "_");
+    let (ifconfig_inet, gateway) = if ip4.is_empty() {
+        (String::new(), "NO".to_string())
+    } else if ["0.0.0.0", "DHCP", "SYNCDHCP"].contains(&ip4) {
+        ("SYNCDHCP".to_string(), "NO".to_string())
+    } else {
+        let gw = if !o.gateway.is_empty() {
+            o.gateway.clone()
+        } else if !b.conf.get("bastille_network_gateway").is_empty() {
+            b.conf.get("bastille_network_gateway")
         } else {
-            let gw = if !o.gateway.is_empty() {
-                o.gateway.clone()
-            } else if !b.conf.get("bastille_network_gateway").is_empty() {
-                b.conf.get("bastille_network_gateway")
-            } else {
-                b.cx.st
-                    .default_route
-                    .as_ref()
-                    .map(|r| r.gateway.clone())
-                    .unwrap_or_default()
-            };
-            (format!("inet {ip4}"), gw)
+            b.cx.st
+                .default_route
+                .as_ref()
+                .map(|r| r.gateway.clone())
+                .unwrap_or_default()
         };
-        let (ifconfig6, gw6) = if ip6.is_empty() {
-            (String::new(), "NO".to_string())
-        } else if ip6 == "SLAAC" {
+        (format!("inet {ip4}"), gw)
+    };
+    let (ifconfig6, gw6) = if ip6.is_empty() {
+        (String::new(), "NO".to_string())
+    } else if ip6 == "SLAAC" {
+        (
+            "inet6 -ifdisabled accept_rtadv".to_string(),
+            "NO".to_string(),
+        )
+    } else {
+        (
+            format!("inet6 -ifdisabled {ip6}"),
+            b.conf.get("bastille_network_gateway6"),
+        )
+    };
+    let vnet_name = if o.passthrough {
+        interface.to_string()
+    } else {
+        "vnet0".to_string()
+    };
+    apply_template(
+        b,
+        j.name,
+        "default/vnet",
+        &[
+            (format!("ifconfig_{jail_if}_name"), vnet_name.clone()),
+            (format!("ifconfig_{vnet_name}"), ifconfig_inet),
             (
-                "inet6 -ifdisabled accept_rtadv".to_string(),
-                "NO".to_string(),
-            )
-        } else {
-            (
-                format!("inet6 -ifdisabled {ip6}"),
-                b.conf.get("bastille_network_gateway6"),
-            )
-        };
-        let vnet_name = if o.passthrough {
-            interface.to_string()
-        } else {
-            "vnet0".to_string()
-        };
-        apply_template(
-            b,
-            name,
-            "default/vnet",
-            &[
-                (format!("ifconfig_{jail_if}_name"), vnet_name.clone()),
-                (format!("ifconfig_{vnet_name}"), ifconfig_inet),
-                (
-                    format!("ifconfig_{vnet_name}_descr"),
-                    format!("jail interface for {interface}"),
-                ),
-                (format!("ifconfig_{vnet_name}_ipv6"), ifconfig6),
-                ("defaultrouter".into(), gateway),
-                ("ipv6_defaultrouter".into(), gw6),
-            ],
-        );
-    }
-    // Step 9: the type template (base: rc.conf flags and resolv.conf).
+                format!("ifconfig_{vnet_name}_descr"),
+                format!("jail interface for {interface}"),
+            ),
+            (format!("ifconfig_{vnet_name}_ipv6"), ifconfig6),
+            ("defaultrouter".into(), gateway),
+            ("ipv6_defaultrouter".into(), gw6),
+        ],
+    );
+}
+
+/// Step 9: the type template (base: rc.conf flags and resolv.conf), then `-n` nameservers.
+fn type_template(b: &mut Bx, o: &Opts, j: &NewJail) -> Result<(), i32> {
+    let root = b.p(&j.path);
     let tpl = if o.thick {
         "default/thick"
     } else if o.clone {
@@ -813,7 +949,7 @@ fn create_jail(
     };
     apply_template(
         b,
-        name,
+        j.name,
         tpl,
         &[
             ("syslogd_flags".into(), "-ss".into()),
@@ -835,16 +971,12 @@ fn create_jail(
     } else {
         resolv_src
     };
-    match std::fs::read_to_string(b.p(&resolv_src)) {
-        Ok(t) => {
-            let _ = std::fs::write(root.join("etc/resolv.conf"), t);
-        }
-        Err(_) => {
-            return b.error_exit(&format!(
-                "[ERROR]: Failed to execute command: cp {resolv_src} etc/resolv.conf"
-            ));
-        }
-    }
+    let Ok(t) = std::fs::read_to_string(b.p(&resolv_src)) else {
+        return Err(b.error_exit(&format!(
+            "[ERROR]: Failed to execute command: cp {resolv_src} etc/resolv.conf"
+        )));
+    };
+    let _ = std::fs::write(root.join("etc/resolv.conf"), t);
     if !o.nameserver.is_empty() {
         let old = std::fs::read_to_string(root.join("etc/resolv.conf")).unwrap_or_default();
         let mut lines: Vec<String> = old
@@ -855,11 +987,7 @@ fn create_jail(
         lines.extend(o.nameserver.split(',').map(|n| format!("nameserver {n}")));
         let _ = std::fs::write(root.join("etc/resolv.conf"), lines.join("\n") + "\n");
     }
-    if !o.tags.is_empty() {
-        super::jailcmds::tags_add(b, name, &o.tags);
-    }
-    lifecycle::restart_one(b, name);
-    0
+    Ok(())
 }
 
 /// Applies a template's SYSRC lines to the jail's rc.conf and prints Bastille-like progress.
@@ -877,22 +1005,22 @@ fn apply_template(b: &mut Bx, name: &str, tpl: &str, vars: &[(String, String)]) 
     b.info(&format!("\nTemplate applied: {tpl}"));
 }
 
-/// Splits `-o k=v -o k=v` (bastille_zfs_options) into properties.
+/// Splits `-o k=v -o k=v` (bastille_zfs_options, which `zfs create` reads) into properties.
 fn zfs_props(opts: &str) -> Vec<(String, String)> {
-    let words: Vec<&str> = opts.split_whitespace().collect();
-    let mut out = vec![];
-    let mut i = 0;
-    while i < words.len() {
-        let w = if words[i] == "-o" {
-            i += 1;
-            words.get(i).copied().unwrap_or("")
-        } else {
-            words[i].trim_start_matches("-o")
-        };
-        if let Some((k, v)) = w.split_once('=') {
-            out.push((k.to_string(), v.to_string()));
-        }
-        i += 1;
-    }
-    out
+    const SPEC: Spec = Spec {
+        tool: "zfs",
+        valued: "o",
+        permute: true,
+        ..GETOPT
+    };
+    let words: Vec<String> = opts.split_whitespace().map(str::to_string).collect();
+    let Ok(p) = SPEC.parse(&words) else {
+        return vec![];
+    };
+    let values = p.opts.iter().filter_map(|(_, v)| v.as_deref());
+    values
+        .chain(p.operands.iter().map(String::as_str))
+        .filter_map(|w| w.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }

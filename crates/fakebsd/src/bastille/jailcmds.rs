@@ -4,6 +4,7 @@ use std::process::Stdio;
 
 use super::{lifecycle, yes, Bx, Version};
 use crate::io::Io;
+use crate::opts::{Spec, GETOPT};
 
 /// Splits a leading `-a|--auto` off; returns (auto, rest).
 fn auto_flag(args: &[String]) -> (bool, Vec<String>) {
@@ -471,7 +472,17 @@ pub fn setup(b: &mut Bx, args: &[String]) -> i32 {
     if let Err(c) = b.root_check() {
         return c;
     }
-    let rest: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    const SPEC: Spec = Spec {
+        tool: "bastille",
+        flags: "hyx",
+        long: &["help:h", "yes:y", "debug:x"],
+        ..GETOPT
+    };
+    let p = match b.parse_opts(SPEC, args, &[]) {
+        Ok(p) => p,
+        Err(c) => return c,
+    };
+    let rest: Vec<&String> = p.operands.iter().collect();
     match rest.first().map(|s| s.as_str()) {
         None => {
             let rc = b.p("/etc/rc.conf");

@@ -2,6 +2,7 @@
 
 use super::{Bx, Version};
 use crate::io::Io;
+use crate::opts::{Spec, GETOPT};
 
 /// Starts one jail as start.sh does: `jail -f jail.conf -c NAME`, status ignored (§3 start).
 pub fn start_one(b: &mut Bx, name: &str) {
@@ -84,53 +85,51 @@ pub fn restart_one(b: &mut Bx, name: &str) {
     start_one(b, name);
 }
 
+/// The options of start, stop, restart and destroy: `flags` (ending with `x`, the debug flag) and the delay
+/// `-d N` where `delayed`. Returns the letters given and the operands; `-h` prints `usage`.
 fn parse_flags(
     b: &mut Bx,
     args: &[String],
-    allowed: &str,
+    flags: &'static str,
+    delayed: bool,
     usage: &str,
 ) -> Result<(String, Vec<String>), i32> {
-    let mut flags = String::new();
-    let mut i = 0;
-    while i < args.len() && args[i].starts_with('-') {
-        let a = args[i].as_str();
-        let long = match a {
-            "-h" | "--help" => {
-                b.error_notify(usage);
-                return Err(1);
-            }
-            "--auto" => Some('a'),
-            "--force" => Some('f'),
-            "--yes" => Some('y'),
-            "--boot" => Some('b'),
-            "--ignore" => Some('i'),
-            "--verbose" => Some('v'),
-            "--no-cache" => Some('c'),
-            "--delay" | "-d" if allowed.contains('d') => {
-                i += 2;
-                continue;
-            }
-            "-x" | "--debug" if b.v != Version::Master => Some('x'),
-            _ => None,
-        };
-        if let Some(c) = long {
-            flags.push(c);
-        } else {
-            for c in a.trim_start_matches('-').chars() {
-                if !allowed.contains(c) || (c == 'x' && b.v == Version::Master) {
-                    return Err(b.error_exit(&format!("[ERROR]: Unknown Option: \"{a}\"")));
-                }
-                flags.push(c);
-            }
-        }
-        i += 1;
+    let spec = Spec {
+        tool: "bastille",
+        flags,
+        valued: if delayed { "d" } else { "" },
+        long: &[
+            "help:h",
+            "auto:a",
+            "force:f",
+            "yes:y",
+            "boot:b",
+            "ignore:i",
+            "verbose:v",
+            "no-cache:c",
+            "delay:d",
+            "debug:x",
+        ],
+        ..GETOPT
+    };
+    let p = b.parse_opts(spec, args, &[])?;
+    if p.has("h") {
+        b.error_notify(usage);
+        return Err(1);
     }
-    Ok((flags, args[i..].to_vec()))
+    let letters = p.opts.iter().map(|(k, _)| *k).collect();
+    Ok((letters, p.operands))
 }
 
 /// `bastille start [-b] [-d N] [-v] TARGET` — exit 0 even when a start failed (§4.1).
 pub fn start_cmd(b: &mut Bx, args: &[String]) -> i32 {
-    let (_, rest) = match parse_flags(b, args, "bdvx", "Usage: bastille start [option(s)] TARGET") {
+    let (_, rest) = match parse_flags(
+        b,
+        args,
+        "hbvx",
+        true,
+        "Usage: bastille start [option(s)] TARGET",
+    ) {
         Ok(x) => x,
         Err(c) => return c,
     };
@@ -153,7 +152,13 @@ pub fn start_cmd(b: &mut Bx, args: &[String]) -> i32 {
 
 /// `bastille stop [-f] [-v] TARGET`.
 pub fn stop_cmd(b: &mut Bx, args: &[String]) -> i32 {
-    let (_, rest) = match parse_flags(b, args, "fvx", "Usage: bastille stop [option(s)] TARGET") {
+    let (_, rest) = match parse_flags(
+        b,
+        args,
+        "hfvx",
+        false,
+        "Usage: bastille stop [option(s)] TARGET",
+    ) {
         Ok(x) => x,
         Err(c) => return c,
     };
@@ -179,7 +184,8 @@ pub fn restart_cmd(b: &mut Bx, args: &[String]) -> i32 {
     let (flags, rest) = match parse_flags(
         b,
         args,
-        "bdivx",
+        "hbivx",
+        true,
         "Usage: bastille restart [option(s)] TARGET",
     ) {
         Ok(x) => x,
@@ -334,7 +340,7 @@ fn destroy_release(b: &mut Bx, release: &str, force: bool) -> i32 {
 pub fn destroy_cmd(b: &mut Bx, args: &[String]) -> i32 {
     let usage =
         "Usage: bastille destroy [option(s)] JAIL\n                                    RELEASE";
-    let (flags, rest) = match parse_flags(b, args, "acfyx", usage) {
+    let (flags, rest) = match parse_flags(b, args, "hacfyx", false, usage) {
         Ok(x) => x,
         Err(c) => return c,
     };

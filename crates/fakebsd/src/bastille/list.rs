@@ -1,6 +1,7 @@
 //! `bastille list` (reference/bastille.md §2): jails, releases, the table (per version), all, -j.
 
 use super::{Bx, Version};
+use crate::opts::{Spec, GETOPT};
 
 struct Row {
     jid: String,
@@ -153,25 +154,24 @@ fn json(b: &mut Bx, keys: &[&str], cells: Vec<Vec<String>>, pretty: bool) {
 
 /// `bastille list ...`.
 pub fn run(b: &mut Bx, args: &[String]) -> i32 {
-    let mut js = false;
-    let mut pretty = false;
-    let mut up = false;
-    let mut down = false;
-    let mut rest = vec![];
-    for a in args {
-        match a.as_str() {
-            "-j" | "--json" => js = true,
-            "-p" | "--pretty" if rest.is_empty() => {
-                js = true;
-                pretty = true;
-            }
-            "-u" | "--up" => up = true,
-            "-d" | "--down" => down = true,
-            "-a" => return b.error_exit("[ERROR]: \"-a\" is deprecated. Use \"all\" instead."),
-            "-x" | "--debug" if b.v != Version::Master => {}
-            _ => rest.push(a.clone()),
-        }
+    // Options come before the listing's name (`list releases -p` is the listing's own -p).
+    const SPEC: Spec = Spec {
+        tool: "bastille",
+        flags: "adjpux",
+        long: &["json:j", "pretty:p", "up:u", "down:d", "debug:x"],
+        ..GETOPT
+    };
+    let p = match b.parse_opts(SPEC, args, &[]) {
+        Ok(p) => p,
+        Err(c) => return c,
+    };
+    if p.has("a") {
+        return b.error_exit("[ERROR]: \"-a\" is deprecated. Use \"all\" instead.");
     }
+    let pretty = p.has("p");
+    let js = p.has("j") || pretty;
+    let (up, down) = (p.has("u"), p.has("d"));
+    let rest = p.operands;
     let what = rest.first().cloned().unwrap_or_default();
     match what.as_str() {
         "jail" | "jails" | "container" | "containers" => {
@@ -181,195 +181,174 @@ pub fn run(b: &mut Bx, args: &[String]) -> i32 {
             0
         }
         "release" | "releases" => {
-            let with_patch = rest.get(1).is_some_and(|x| x == "-p");
-            let dir = b.p(&b.conf.releasesdir());
-            let mut rels: Vec<String> = std::fs::read_dir(&dir)
-                .map(|rd| {
-                    rd.flatten()
-                        .filter(|e| e.path().join("COPYRIGHT").is_file())
-                        .map(|e| e.file_name().to_string_lossy().into_owned())
-                        .collect()
-                })
-                .unwrap_or_default();
-            rels.sort();
-            for r in rels {
-                let mut shown = r.clone();
-                if with_patch {
-                    let script = std::fs::read_to_string(dir.join(&r).join("bin/freebsd-version"))
-                        .unwrap_or_default();
-                    if let Some(v) = script.lines().find_map(|l| {
-                        l.strip_prefix("USERLAND_VERSION=\"")
-                            .and_then(|x| x.strip_suffix('"'))
-                    }) {
-                        shown = v.to_string();
-                    }
-                }
-                if b.v == Version::Master && dir.join(&r).join("var/db/pkg/local.sqlite").exists() {
-                    shown.push_str(" (pkgbase)");
-                }
-                b.data(&shown);
-            }
+            releases(b, rest.get(1).is_some_and(|x| x == "-p"));
             0
         }
         "" | "all" => {
-            let all = what == "all";
             let mut rs = rows(b, None);
             rs.retain(|r| (!up || r.state == "Up") && (!down || r.state == "Down"));
-            let master = b.v == Version::Master;
-            if all {
-                let keys: &[&str] = if master {
-                    &[
-                        "JID",
-                        "NAME",
-                        "BOOT",
-                        "PRIO",
-                        "STATE",
-                        "IP ADDRESS",
-                        "PORTS",
-                        "HOSTNAME",
-                        "RELEASE",
-                        "PATH",
-                    ]
-                } else {
-                    &[
-                        "JID",
-                        "Boot",
-                        "Prio",
-                        "State",
-                        "IP Address",
-                        "Published Ports",
-                        "Hostname",
-                        "Release",
-                        "Path",
-                    ]
-                };
-                let cells: Vec<Vec<String>> = rs
-                    .iter()
-                    .map(|r| {
-                        // master's FIRST_IP bug: single-IP jails show an empty IP column (§2.2).
-                        let ip = if master {
-                            "-".to_string()
-                        } else {
-                            r.ip.clone()
-                        };
-                        let mut v = vec![r.jid.clone()];
-                        if master {
-                            v.push(r.name.clone());
-                        }
-                        v.extend([
-                            r.boot.clone(),
-                            r.prio.clone(),
-                            r.state.clone(),
-                            ip,
-                            r.ports.clone(),
-                            r.hostname.clone(),
-                            r.release.clone(),
-                            r.path.clone(),
-                        ]);
-                        v
-                    })
-                    .collect();
-                if js {
-                    json(b, keys, cells, pretty)
-                } else {
-                    table(b, keys, cells)
-                }
+            let (keys, cells) = if what == "all" {
+                all_cells(b, &rs)
             } else {
-                let keys: &[&str] = if master {
-                    &[
-                        "JID",
-                        "NAME",
-                        "BOOT",
-                        "PRIO",
-                        "STATE",
-                        "TYPE",
-                        "IP ADDRESS",
-                        "PORTS",
-                        "RELEASE",
-                        "TAGS",
-                    ]
+                let keys = if b.v == Version::Master {
+                    &JAIL_KEYS_MASTER
                 } else {
-                    &[
-                        "JID",
-                        "Name",
-                        "Boot",
-                        "Prio",
-                        "State",
-                        "Type",
-                        "IP Address",
-                        "Published Ports",
-                        "Release",
-                        "Tags",
-                    ]
+                    &JAIL_KEYS
                 };
-                let cells: Vec<Vec<String>> = rs
-                    .iter()
-                    .map(|r| {
-                        vec![
-                            r.jid.clone(),
-                            r.name.clone(),
-                            r.boot.clone(),
-                            r.prio.clone(),
-                            r.state.clone(),
-                            r.kind.clone(),
-                            r.ip.clone(),
-                            r.ports.clone(),
-                            r.release.clone(),
-                            r.tags.clone(),
-                        ]
-                    })
-                    .collect();
-                if js {
-                    json(b, keys, cells, pretty)
-                } else {
-                    table(b, keys, cells)
-                }
+                (&keys[..], jail_cells(&rs))
+            };
+            if js {
+                json(b, keys, cells, pretty)
+            } else {
+                table(b, keys, cells)
             }
             0
         }
-        other => {
-            if b.jails().iter().any(|j| j == other) {
-                let rs = rows(b, Some(other));
-                let cells: Vec<Vec<String>> = rs
-                    .iter()
-                    .map(|r| {
-                        vec![
-                            r.jid.clone(),
-                            r.name.clone(),
-                            r.boot.clone(),
-                            r.prio.clone(),
-                            r.state.clone(),
-                            r.kind.clone(),
-                            r.ip.clone(),
-                            r.ports.clone(),
-                            r.release.clone(),
-                            r.tags.clone(),
-                        ]
-                    })
-                    .collect();
-                table(
-                    b,
-                    &[
-                        "JID",
-                        "Name",
-                        "Boot",
-                        "Prio",
-                        "State",
-                        "Type",
-                        "IP Address",
-                        "Published Ports",
-                        "Release",
-                        "Tags",
-                    ],
-                    cells,
-                );
-                return 0;
-            }
-            if b.v == Version::Master {
-                b.error_exit(&format!("[ERROR]: Jail not found: {other}"))
+        other if b.jails().iter().any(|j| j == other) => {
+            let cells = jail_cells(&rows(b, Some(other)));
+            table(b, &JAIL_KEYS, cells);
+            0
+        }
+        other if b.v == Version::Master => {
+            b.error_exit(&format!("[ERROR]: Jail not found: {other}"))
+        }
+        other => b.error_exit(&format!("Jail not found \"{other}\"")),
+    }
+}
+
+/// The columns of `bastille list` (1.0–1.4.4) and of `bastille list NAME`.
+const JAIL_KEYS: [&str; 10] = [
+    "JID",
+    "Name",
+    "Boot",
+    "Prio",
+    "State",
+    "Type",
+    "IP Address",
+    "Published Ports",
+    "Release",
+    "Tags",
+];
+
+/// The columns of master's `bastille list` (§2.2).
+const JAIL_KEYS_MASTER: [&str; 10] = [
+    "JID",
+    "NAME",
+    "BOOT",
+    "PRIO",
+    "STATE",
+    "TYPE",
+    "IP ADDRESS",
+    "PORTS",
+    "RELEASE",
+    "TAGS",
+];
+
+/// One row of cells per jail, in [`JAIL_KEYS`] order.
+fn jail_cells(rs: &[Row]) -> Vec<Vec<String>> {
+    rs.iter()
+        .map(|r| {
+            vec![
+                r.jid.clone(),
+                r.name.clone(),
+                r.boot.clone(),
+                r.prio.clone(),
+                r.state.clone(),
+                r.kind.clone(),
+                r.ip.clone(),
+                r.ports.clone(),
+                r.release.clone(),
+                r.tags.clone(),
+            ]
+        })
+        .collect()
+}
+
+/// `bastille list all`: its columns (master adds NAME) and cells.
+fn all_cells(b: &Bx, rs: &[Row]) -> (&'static [&'static str], Vec<Vec<String>>) {
+    let master = b.v == Version::Master;
+    let keys: &'static [&'static str] = if master {
+        &[
+            "JID",
+            "NAME",
+            "BOOT",
+            "PRIO",
+            "STATE",
+            "IP ADDRESS",
+            "PORTS",
+            "HOSTNAME",
+            "RELEASE",
+            "PATH",
+        ]
+    } else {
+        &[
+            "JID",
+            "Boot",
+            "Prio",
+            "State",
+            "IP Address",
+            "Published Ports",
+            "Hostname",
+            "Release",
+            "Path",
+        ]
+    };
+    let cells = rs
+        .iter()
+        .map(|r| {
+            // master's FIRST_IP bug: single-IP jails show an empty IP column (§2.2).
+            let ip = if master {
+                "-".to_string()
             } else {
-                b.error_exit(&format!("Jail not found \"{other}\""))
+                r.ip.clone()
+            };
+            let mut v = vec![r.jid.clone()];
+            if master {
+                v.push(r.name.clone());
+            }
+            v.extend([
+                r.boot.clone(),
+                r.prio.clone(),
+                r.state.clone(),
+                ip,
+                r.ports.clone(),
+                r.hostname.clone(),
+                r.release.clone(),
+                r.path.clone(),
+            ]);
+            v
+        })
+        .collect();
+    (keys, cells)
+}
+
+/// `bastille list releases [-p]`: bootstrapped releases (master marks pkgbase ones).
+fn releases(b: &mut Bx, with_patch: bool) {
+    let dir = b.p(&b.conf.releasesdir());
+    let mut rels: Vec<String> = std::fs::read_dir(&dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.path().join("COPYRIGHT").is_file())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    rels.sort();
+    for r in rels {
+        let mut shown = r.clone();
+        if with_patch {
+            let script = std::fs::read_to_string(dir.join(&r).join("bin/freebsd-version"))
+                .unwrap_or_default();
+            if let Some(v) = script.lines().find_map(|l| {
+                l.strip_prefix("USERLAND_VERSION=\"")
+                    .and_then(|x| x.strip_suffix('"'))
+            }) {
+                shown = v.to_string();
             }
         }
+        if b.v == Version::Master && dir.join(&r).join("var/db/pkg/local.sqlite").exists() {
+            shown.push_str(" (pkgbase)");
+        }
+        b.data(&shown);
     }
 }

@@ -13,6 +13,7 @@ use std::os::unix::fs::PermissionsExt;
 
 use crate::fsutil;
 use crate::io::Io;
+use crate::opts::{Parsed, Spec, GETOPT};
 use crate::state::Ctx;
 
 /// The Bastille version range being simulated (§0).
@@ -144,6 +145,47 @@ impl Bx<'_> {
             self.io.out("");
         }
         1
+    }
+    /// A subcommand's options through fakebsd's one parser. The spec's letters end with `x`, the per-command
+    /// debug flag, which master dropped (§1.1). Bare words of `bare` before the operands count as the long
+    /// options they spell (create.sh's `--no-boot|no-boot)`). A bad option is Bastille's `Unknown Option`.
+    pub fn parse_opts(
+        &mut self,
+        spec: Spec,
+        args: &[String],
+        bare: &[&'static str],
+    ) -> Result<Parsed, i32> {
+        let spec = Spec {
+            flags: if self.v == Version::Master {
+                spec.flags.trim_end_matches('x')
+            } else {
+                spec.flags
+            },
+            ..spec
+        };
+        let mut all = Parsed::default();
+        let mut words = args.to_vec();
+        loop {
+            let p = spec.parse(&words).map_err(|e| {
+                self.error_exit(&format!("[ERROR]: Unknown Option: \"{}\"", e.word))
+            })?;
+            all.opts.extend(p.opts);
+            match p.operands.split_first() {
+                Some((w, rest)) if bare.contains(&w.as_str()) => {
+                    let key = bare
+                        .iter()
+                        .find(|b| **b == w.as_str())
+                        .copied()
+                        .unwrap_or("");
+                    all.opts.push((key, None));
+                    words = rest.to_vec();
+                }
+                _ => {
+                    all.operands = p.operands;
+                    return Ok(all);
+                }
+            }
+        }
     }
     /// `bastille_root_check` (lib/checks.sh, §1.2 step 1).
     pub fn root_check(&mut self) -> Result<(), i32> {
@@ -331,7 +373,6 @@ pub fn run(cx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
             return 1;
         }
     }
-    let mut args: Vec<String> = args.to_vec();
     let mut quiet = false;
     let mut json = false;
     let mut bx = Bx {
@@ -351,15 +392,35 @@ pub fn run(cx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
             }
         }
     }
-    while let Some(a) = args.first().cloned() {
-        match a.as_str() {
-            "-h" | "--help" | "help" => return usage(bx.io),
-            "version" | "-v" | "--version" => {
+    // The main script's options before the command: master added -q, -j/-p and a global -x.
+    let spec = Spec {
+        tool: "bastille",
+        flags: if v == Version::Master { "hvqjpx" } else { "hv" },
+        valued: "c",
+        long: &[
+            "help:h",
+            "version:v",
+            "config:c",
+            "quiet:q",
+            "json:j",
+            "pretty:p",
+            "debug:x",
+        ],
+        ..GETOPT
+    };
+    let p = match spec.parse(args) {
+        Ok(p) => p,
+        Err(e) => return bx.error_exit(&format!("Unknown Option: \"{}\"", e.word)),
+    };
+    for (key, value) in &p.opts {
+        match *key {
+            "h" => return usage(bx.io),
+            "v" => {
                 bx.info(v.string());
                 return 0;
             }
-            "-c" | "--config" => {
-                let name = args.get(1).cloned().unwrap_or_default();
+            "c" => {
+                let name = value.clone().unwrap_or_default();
                 let full = format!("/usr/local/etc/bastille/{name}");
                 if name.is_empty() || !bx.p(&full).is_file() {
                     return bx.error_exit(&format!("Not a valid config file: {name}"));
@@ -367,23 +428,20 @@ pub fn run(cx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
                 bx.info(&format!("Using custom config: {full}"));
                 conf_path = full;
                 bx.conf = load_conf(bx.cx, &conf_path);
-                args.drain(..2.min(args.len()));
             }
-            "-q" | "--quiet" if v == Version::Master => {
-                quiet = true;
-                args.remove(0);
-            }
-            "-j" | "--json" | "-p" | "--pretty" if v == Version::Master => {
-                quiet = true;
-                json = true;
-                args.remove(0);
-            }
-            "-x" | "--debug" | "-xx" if v == Version::Master => {
-                args.remove(0);
-            }
-            x if x.starts_with('-') => return bx.error_exit(&format!("Unknown Option: \"{x}\"")),
-            _ => break,
+            "q" => quiet = true,
+            "j" | "p" => (quiet, json) = (true, true),
+            _ => {}
         }
+    }
+    let mut args = p.operands;
+    match args.first().map(String::as_str) {
+        Some("help") => return usage(bx.io),
+        Some("version") => {
+            bx.info(v.string());
+            return 0;
+        }
+        _ => {}
     }
     bx.quiet = quiet;
     if args.is_empty() {
