@@ -82,13 +82,18 @@ fn fakebsd_main(args: &[String]) -> i32 {
             None => usage(),
         },
         "init" => {
-            let version = match args.get(1).map(String::as_str) {
-                Some("--bastille-version") => match args.get(2) {
-                    Some(v) => Some(v.clone()),
-                    None => return usage(),
-                },
-                Some(_) => return usage(),
-                None => None,
+            const SPEC: opts::Spec = opts::Spec {
+                tool: "fakebsd init",
+                long: &["bastille-version="],
+                ..opts::GETOPT
+            };
+            let version = match SPEC.parse(&args[1..]) {
+                Ok(p) if p.operands.is_empty() => p.value("bastille-version").map(str::to_string),
+                Ok(_) => return usage(),
+                Err(e) => {
+                    eprintln!("{e}");
+                    return usage();
+                }
             };
             match init::init(version) {
                 Ok(()) => 0,
