@@ -284,6 +284,10 @@ fn create_refusals_match_bastille() {
         (&["create", "_web", "15.0-RELEASE", "10.0.1.9"], "[ERROR]: Jail names may not begin with (-|_) characters!"),
         (&["create", "123", "15.0-RELEASE", "10.0.1.9"], "[ERROR]: Jail names may not contain only digits."),
         (&["create", "-Q", "web", "15.0-RELEASE", "10.0.1.9"], "[ERROR]: Unknown Option: \"-Q\""),
+        (&["create", "-TQ", "web", "15.0-RELEASE", "10.0.1.9"], "[ERROR]: Unknown Option: \"-TQ\""),
+        (&["create", "--nope", "web", "15.0-RELEASE", "10.0.1.9"], "[ERROR]: Unknown Option: \"--nope\""),
+        (&["create", "--thick", "--clone", "web", "15.0-RELEASE", "10.0.1.9"], "[ERROR]: Clonejail and Thickjail can't be used together."),
+        (&["create", "-p", "x", "web", "15.0-RELEASE", "10.0.1.9"], "Not a valid priority value: \"x\""),
         (&["create", "-TC", "web", "15.0-RELEASE", "10.0.1.9"], "[ERROR]: Clonejail and Thickjail can't be used together."),
         (&["create", "-VB", "web", "15.0-RELEASE", "10.0.1.9", "vtnet0"], "[ERROR]: Only one of [-V|--vnet], [-B|--bridge] or [-P|--passthrough] can be selected."),
         (&["create", "web", "15.0-RELEASE", "10.0.1.9"], "See 'bastille bootstrap'."),
@@ -610,6 +614,18 @@ fn zfs_rollback_restores_files_and_clones_copy_them() {
     h.write("/data/a/f", "two");
     h.ok("zfs", &["rollback", "zroot/data/a@s1"]);
     assert_eq!(h.read("/data/a/f"), "one");
+    // zfs's own wording of a bad option, then the subcommand's usage, exit 2.
+    let o = h.run("zfs", &["rollback", "-rz", "zroot/data/a@s1"]);
+    assert_eq!(o.code, 2);
+    assert!(
+        o.stderr
+            .starts_with("invalid option 'z'\nusage:\n\tzfs rollback"),
+        "{}",
+        o.stderr
+    );
+    let o = h.run("zfs", &["create", "zroot/data/c", "-o"]);
+    assert_eq!(o.code, 2);
+    assert!(o.stderr.starts_with("missing argument for 'o' option\n"));
     h.ok("zfs", &["clone", "zroot/data/a@s1", "zroot/data/b"]);
     assert_eq!(h.read("/data/b/f"), "one");
     assert_eq!(
@@ -730,6 +746,15 @@ fn sysrc_sysctl_errors() {
     );
     h.ok("sysrc", &["-f", "/etc/other.conf", "a=b c"]);
     assert_eq!(h.read("/etc/other.conf"), "a=\"b c\"\n");
+    // Clustered letters with the file attached; a bad letter is named.
+    assert_eq!(h.ok("sysrc", &["-nf/etc/other.conf", "a"]).stdout, "b c\n");
+    let o = h.run("sysrc", &["-z", "a"]);
+    assert_eq!(o.code, 1);
+    assert!(
+        o.stderr.starts_with("sysrc: illegal option -- z\n"),
+        "{}",
+        o.stderr
+    );
     h.ok("sysrc", &["-x", "cloned_interfaces"]);
     assert_eq!(h.run("sysrc", &["-x", "cloned_interfaces"]).code, 1);
     let o = h.run("sysctl", &["net.inet.ip.nosuch"]);
