@@ -400,6 +400,44 @@ fn join(toks: &[String]) -> String {
     s
 }
 
+/// A port as pf takes it: a number 1..65535, or a service name (`http`).
+fn is_port(t: &str) -> bool {
+    t.parse::<u32>().is_ok_and(|n| (1..=65535).contains(&n))
+        || (t.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+            && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+}
+
+/// What pfctl refuses in an `rdr` beyond the common checks: no redirect address after `->`, a port that is
+/// not one (or a range `N:M` with a bad end), a port without `proto tcp` or `udp`.
+fn check_rdr(toks: &[String]) -> bool {
+    let Some(arrow) = toks.iter().position(|t| t == "->") else {
+        return false;
+    };
+    let target_ok = toks
+        .get(arrow + 1)
+        .is_some_and(|t| looks_like_addr(t) && !["any", "all", "self"].contains(&t.as_str()));
+    let mut ports_ok = true;
+    for (i, _) in toks.iter().enumerate().filter(|(_, t)| *t == "port") {
+        let mut at = i + 1;
+        if toks.get(at).is_some_and(|t| t == "=") {
+            at += 1;
+        }
+        // The tokenizer keeps a range `8000:8080` as one word.
+        let word = toks.get(at).map_or("", String::as_str);
+        ports_ok &= match word.split_once(':') {
+            Some((first, last)) => is_port(first) && is_port(last),
+            None => is_port(word),
+        };
+    }
+    let has_port = toks.iter().any(|t| t == "port");
+    let proto_ok = toks
+        .iter()
+        .position(|t| t == "proto")
+        .and_then(|i| toks.get(i + 1))
+        .is_some_and(|p| p == "tcp" || p == "udp" || p == "{");
+    target_ok && ports_ok && (!has_port || proto_ok)
+}
+
 /// Normalises a translation rule the way `pfctl -sn` shows it (approximately; unverified).
 fn norm_nat(toks: &[String]) -> String {
     let mut t: Vec<String> = toks.to_vec();
@@ -413,6 +451,18 @@ fn norm_nat(toks: &[String]) -> String {
         if let Some(pos) = t.iter().position(|x| x == "->") {
             t.insert(pos, "all".into());
         }
+    }
+    // A single match port shows with its operator (`port = 80`), as pfctl -P prints it; the redirect port not.
+    let mut i = 0;
+    while i + 1 < t.iter().position(|x| x == "->").unwrap_or(t.len()) {
+        let next = t[i + 1].as_str();
+        if t[i] == "port"
+            && !next.contains(':')
+            && !["=", "!=", "<", ">", "<=", ">="].contains(&next)
+        {
+            t.insert(i + 1, "=".into());
+        }
+        i += 1;
     }
     if t[0] == "nat" && t.last().is_some_and(|x| x.starts_with('(')) {
         t.push("round-robin".into());
@@ -594,7 +644,9 @@ pub fn parse(text: &str, file: &str) -> Result<Ruleset, Vec<String>> {
                 ok
             }
             "nat" | "rdr" | "binat" => {
-                let ok = toks.iter().any(|t| t == "->") && check_rule(&toks);
+                let ok = toks.iter().any(|t| t == "->")
+                    && check_rule(&toks)
+                    && (head != "rdr" || check_rdr(&toks));
                 if ok {
                     rs.nat.push(norm_nat(&toks));
                 }
@@ -676,5 +728,33 @@ pass in inet proto tcp from any to any port ssh flags S/SA keep state
         assert!(e[0].starts_with("f:2: Rules must be in order"));
         assert!(parse("nat on em0 from any to any\n", "f").is_err());
         assert!(parse("pass in quick on em0 inte from any to any\n", "f").is_err());
+    }
+
+    #[test]
+    fn rdr_rules_load_and_malformed_ones_are_refused() {
+        let good = "ext_if = \"vtnet0\"\n\
+            rdr on $ext_if inet proto tcp from any to ($ext_if) port 80 -> 10.0.1.3 port 80\n\
+            rdr on $ext_if inet proto udp from any to any port = 5353 -> 10.0.1.2 port 53\n\
+            rdr on $ext_if proto tcp from any to any port 8000:8080 -> 10.0.1.3 port 8000\n";
+        let rs = parse(good, "f").expect("parses");
+        assert_eq!(
+            rs.nat[0],
+            "rdr on vtnet0 inet proto tcp from any to (vtnet0) port = 80 -> 10.0.1.3 port 80"
+        );
+        for bad in [
+            "rdr on em0 inet proto tcp from any to any port 80 ->\n",
+            "rdr on em0 inet proto tcp from any to any port 80 -> port 80\n",
+            "rdr on em0 inet proto tcp from any to any port 70000 -> 10.0.1.3 port 80\n",
+            "rdr on em0 inet proto tcp from any to any port 80 -> 10.0.1.3 port 0\n",
+            "rdr on em0 inet from any to any port 80 -> 10.0.1.3 port 80\n",
+            "rdr on em0 inet proto icmp from any to any port 80 -> 10.0.1.3\n",
+            "rdr on em0 inet proto tcp from any to any port 80 -> 10.0.1.3 port\n",
+        ] {
+            assert_eq!(
+                parse(bad, "f").unwrap_err(),
+                vec!["f:1: syntax error"],
+                "{bad}"
+            );
+        }
     }
 }

@@ -333,7 +333,10 @@ fn host_step(layout: &Layout, host: &BastilleHost, out: &mut Vec<Action>) {
     if pf_changed {
         out.push(Action::file(
             s,
-            "write pf.conf: NAT for the subnet, pass on the bridge, the jails table",
+            format!(
+                "write pf.conf: NAT for the subnet, pass on the bridge, the jails table{}",
+                render::expose::summary(layout)
+            ),
             PF_CONF,
             "0644",
             pf,
@@ -348,7 +351,12 @@ fn host_step(layout: &Layout, host: &BastilleHost, out: &mut Vec<Action>) {
             )
             .verified_by(&["pfctl", "-sn"]),
         );
-    } else if pf_changed || !host.pf_nat.contains(&layout.cidr()) {
+    } else if pf_changed
+        || !host.pf_nat.contains(&layout.cidr())
+        || layout
+            .firewall_exposures()
+            .any(|e| render::expose::pf_nat_rule(&host.pf_nat, &layout.ext_if, e, false).is_none())
+    {
         out.push(
             Action::run(s, "reload the pf ruleset", &["pfctl", "-f", PF_CONF])
                 .verified_by(&["pfctl", "-sn"]),

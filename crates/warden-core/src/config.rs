@@ -20,6 +20,26 @@ pub struct TenantConfig {
     pub sites: Vec<String>,
 }
 
+/// One `[[expose]]` entry as written: a public port on the host's uplink that reaches a service slot.
+/// Numbers stay wide and words stay strings here, so the layout can say what is wrong with each.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExposeConfig {
+    /// The public port on the uplink (`network.ext_if`).
+    pub port: i64,
+    /// The service that answers: a layout role (`git`, `cms`, `ai`, `db`).
+    pub to: String,
+    /// The service's port; absent: the public port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_port: Option<i64>,
+    /// `tcp` (absent) or `udp`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proto: Option<String>,
+    /// `firewall` (absent: pf rdr / nftables DNAT on the uplink) or `proxy` (an existing reverse proxy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
+}
+
 /// The whole parsed (not yet validated) config.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Config {
@@ -131,6 +151,8 @@ pub struct Config {
     pub telegram_chats: Vec<String>,
     /// Tenants and their sites.
     pub tenants: Vec<TenantConfig>,
+    /// Public ports exposed to service slots (`[[expose]]`).
+    pub expose: Vec<ExposeConfig>,
 }
 
 impl Default for Config {
@@ -190,6 +212,7 @@ impl Default for Config {
             telegram_api_url: "https://api.telegram.org".into(),
             telegram_chats: Vec::new(),
             tenants: Vec::new(),
+            expose: Vec::new(),
         }
     }
 }
@@ -556,6 +579,10 @@ fn apply_file(
             }
             continue;
         }
+        if key_path == "expose" {
+            expose_from_file(loaded, value, &source, problems);
+            continue;
+        }
         let Some(key) = KEYS.iter().find(|k| k.path == key_path) else {
             return Err(ConfigError::UnknownKey {
                 hint: did_you_mean(&key_path),
@@ -583,6 +610,34 @@ fn apply_file(
     }
     Ok(())
 }
+
+/// `[[expose]]` entries: an array of tables with the keys of [`ExposeConfig`], no others.
+fn expose_from_file(
+    loaded: &mut Loaded,
+    value: &toml::Value,
+    source: &Source,
+    problems: &mut Vec<Invalid>,
+) {
+    match value.clone().try_into::<Vec<ExposeConfig>>() {
+        Ok(entries) => {
+            loaded.config.expose = entries;
+            loaded.sources.insert("expose".into(), source.clone());
+        }
+        Err(e) => problems.push(Invalid {
+            key: "expose".into(),
+            value: value.to_string(),
+            origin: source.clone(),
+            rule: format!(
+                "expose must be an array of tables with `port`, `to` and optional `target_port`, `proto`, `via` ({})",
+                e.message()
+            ),
+            fix: EXPOSE_EXAMPLE.into(),
+        }),
+    }
+}
+
+/// An `[[expose]]` entry that `warden init` and errors show.
+pub const EXPOSE_EXAMPLE: &str = "[[expose]]\nport = 80\nto = \"cms\"";
 
 fn flatten<'a>(prefix: &str, table: &'a toml::Table, out: &mut Vec<(String, &'a toml::Value)>) {
     for (name, value) in table {
@@ -727,7 +782,11 @@ pub fn default_toml() -> String {
     }
     out.push_str(
         "\n# Tenants: each gets <tenant>.<domain>, and <site>.<tenant>.<domain> per site (env TENANT_ID adds tenants).\n\
-         # [[tenants]]\n# name = \"atlas\"\n# sites = [\"blog\"]\n",
+         # [[tenants]]\n# name = \"atlas\"\n# sites = [\"blog\"]\n\
+         \n# Exposure: a public port on network.ext_if reaches a service (git, cms, ai, db) at target_port (default: port);\n\
+         # proto tcp (default) or udp; via \"firewall\" (default: pf rdr / nftables DNAT) or \"proxy\" (an existing\n\
+         # reverse proxy on this host forwards to the slot: `warden render edge-nginx` prints its snippet).\n\
+         # [[expose]]\n# port = 80\n# to = \"cms\"\n# target_port = 80\n# proto = \"tcp\"\n# via = \"firewall\"\n",
     );
     out
 }

@@ -11,6 +11,9 @@ use crate::config::{parse_subnet, Config, Loaded};
 use crate::error::{ConfigError, Invalid, Source};
 use crate::names::{check_domain, check_jail_name, check_label};
 
+mod expose;
+pub use expose::{Exposure, Proto, Via};
+
 /// What a slot is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -252,6 +255,8 @@ pub struct Layout {
     pub browser_clones: (Ipv4Addr, Ipv4Addr),
     /// Tenants and sites.
     pub tenants: Vec<Tenant>,
+    /// Public ports exposed to service slots (`[[expose]]`), in the config's order.
+    pub exposures: Vec<Exposure>,
     /// Every name the local DNS answers, in a stable order.
     pub records: Vec<Record>,
     /// Bastille settings.
@@ -340,6 +345,11 @@ impl Layout {
         paths
     }
 
+    /// The exposures that Warden's firewall redirects (`via = "firewall"`).
+    pub fn firewall_exposures(&self) -> impl Iterator<Item = &Exposure> {
+        self.exposures.iter().filter(|e| e.via == Via::Firewall)
+    }
+
     /// The registry's tenant names, comma-separated (for errors that list what is accepted).
     pub fn tenant_names(&self) -> String {
         let names: Vec<&str> = self.tenants.iter().map(|t| t.name.as_str()).collect();
@@ -365,6 +375,7 @@ impl Layout {
         check_slots(c, &fixed, p);
         let services = services_of(c, network, &fixed, p);
         let tenants = tenants_of(c, p);
+        let exposures = expose::exposures_of(&c.expose, &services, p);
         let listen = listen_of(c, network, p);
         let limits = worker_limits(c, p);
         let (command_timeout, install_timeout) = setup_timeouts(c, p);
@@ -398,6 +409,7 @@ impl Layout {
             workers: (at(c.workers_first), at(c.workers_last)),
             browser_clones: (at(c.browser_clones_first), at(c.browser_clones_last)),
             tenants,
+            exposures,
             records: Vec::new(),
             bastille: BastilleSettings {
                 prefix: c.bastille_prefix.clone(),

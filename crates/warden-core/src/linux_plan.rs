@@ -83,6 +83,7 @@ pub fn plan_with(
     packages(host, options, &mut p.actions, &mut p.blocked, &mut p.notes);
     worker_account(layout, host, paths, &mut p.actions, &mut p.notes);
     host_network(layout, host, paths, &mut p.actions);
+    uplink_blocker(layout, host, &mut p.blocked);
     jails(layout, host, paths, &mut p.actions, &mut p.notes);
     let (state_dir, exe) = (paths.state_dir.as_str(), warden_exe(host));
     crate::linux_db::plan(layout, host, state_dir, exe, options, p);
@@ -140,7 +141,10 @@ fn host_network(layout: &Layout, host: &LinuxHost, paths: &LinuxPaths, out: &mut
     if rules_changed {
         out.push(Action::file(
             s,
-            "write the nftables ruleset (NAT of the subnet, worker isolation, service paths)",
+            format!(
+                "write the nftables ruleset (NAT of the subnet, worker isolation, service paths{})",
+                render::expose::summary(layout)
+            ),
             &paths.nftables(),
             "0644",
             rules,
@@ -156,6 +160,22 @@ fn host_network(layout: &Layout, host: &LinuxHost, paths: &LinuxPaths, out: &mut
             .verified_by(&["nft", "list", "table", "inet", render::nftables::TABLE]),
         );
     }
+}
+
+/// The host step cannot redirect public ports from an uplink this host does not have: the DNAT would match
+/// nothing (`network.ext_if` defaults to FreeBSD's `vtnet0`).
+fn uplink_blocker(layout: &Layout, host: &LinuxHost, blocked: &mut Vec<Blocker>) {
+    if layout.firewall_exposures().next().is_none() || host.uplink_exists {
+        return;
+    }
+    blocked.push(Blocker {
+        step: Step::Host,
+        problem: format!(
+            "[[expose]] redirects public ports from network.ext_if = {:?}, which is not an interface of this host",
+            layout.ext_if
+        ),
+        fix: "set network.ext_if (or WARDEN_EXT_IF) to this host's uplink; `ip -br link` lists the interfaces".into(),
+    });
 }
 
 /// Dns step: dnsmasq's zone written, and dnsmasq (re)started when the zone changed or it is not running.
@@ -413,6 +433,60 @@ mod tests {
     use crate::config::load;
     use crate::observed::LinuxJail;
     use crate::plan::Op;
+
+    #[test]
+    fn exposures_are_in_the_ruleset_and_block_the_host_step_without_the_uplink() {
+        let file = "[network]\next_if = \"eth9\"\n[[expose]]\nport = 80\nto = \"cms\"\n";
+        let layout =
+            Layout::from_loaded(&load(Some(("w.toml", file)), &|_| None, &vec![]).unwrap())
+                .unwrap();
+        let paths = LinuxPaths {
+            state_dir: "/var/lib/warden".into(),
+        };
+        let p = plan(&layout, &LinuxHost::default(), &paths);
+        let blocker = p
+            .blocked
+            .iter()
+            .find(|b| b.step == Step::Host)
+            .expect("blocked");
+        assert!(
+            blocker
+                .problem
+                .contains("\"eth9\", which is not an interface"),
+            "{blocker:?}"
+        );
+        assert!(blocker.fix.contains("network.ext_if"), "{blocker:?}");
+        let host = LinuxHost {
+            uplink_exists: true,
+            ..Default::default()
+        };
+        let p = plan(&layout, &host, &paths);
+        assert!(
+            p.blocked.iter().all(|b| b.step != Step::Host),
+            "{:?}",
+            p.blocked
+        );
+        let write = p
+            .actions
+            .iter()
+            .find(|a| a.summary.starts_with("write the nftables ruleset"))
+            .unwrap();
+        assert!(
+            write
+                .summary
+                .ends_with("exposures 80/tcp → cms 10.0.1.3:80)"),
+            "{}",
+            write.summary
+        );
+        // Without exposures the uplink is not needed.
+        let plain = Layout::from_loaded(&load(None, &|_| None, &vec![]).unwrap()).unwrap();
+        let p = plan(&plain, &LinuxHost::default(), &paths);
+        assert!(
+            p.blocked.iter().all(|b| b.step != Step::Host),
+            "{:?}",
+            p.blocked
+        );
+    }
 
     #[test]
     fn fresh_then_converged() {

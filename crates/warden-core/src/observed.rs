@@ -102,6 +102,9 @@ pub struct LinuxHost {
     pub forwarding: bool,
     /// Whether nftables has both of Warden's tables (inet and bridge).
     pub nft_table: bool,
+    /// Whether the uplink `network.ext_if` exists (observed only when an exposure redirects from it).
+    #[serde(default)]
+    pub uplink_exists: bool,
     /// The families (`inet`, `bridge`) in which Warden's nftables table exists.
     #[serde(default)]
     pub nft_families: BTreeSet<String>,

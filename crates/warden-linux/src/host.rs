@@ -78,6 +78,12 @@ impl LinuxBackend {
             }
         }
         host.nft_table = loaded;
+        if layout.firewall_exposures().next().is_some() {
+            let uplink = self
+                .runner
+                .run(&argv(&["ip", "link", "show", "dev", &layout.ext_if]))?;
+            host.uplink_exists = uplink.ok();
+        }
         for path in [self.paths.nftables(), self.paths.dnsmasq_conf()] {
             if let Some(content) = self.runner.read_file(&path)? {
                 host.files.insert(path, content);

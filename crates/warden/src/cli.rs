@@ -83,7 +83,7 @@ pub enum Command {
     },
     /// Print one generated file to stdout.
     Render {
-        /// The file: bastille.conf, pf.conf, dnsmasq.conf, hosts, rc.conf, jail.conf, rc.d, nftables.
+        /// The file: bastille.conf, pf.conf, dnsmasq.conf, hosts, rc.conf, jail.conf, rc.d, nftables, edge-nginx.
         name: String,
         /// The jail, for jail.conf.
         #[arg(long)]

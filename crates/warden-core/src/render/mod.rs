@@ -2,6 +2,8 @@
 
 pub mod bastille_conf;
 pub mod dnsmasq_conf;
+pub mod edge_nginx;
+pub mod expose;
 pub mod hosts;
 pub mod jail_conf;
 pub mod nftables;
@@ -12,7 +14,7 @@ pub mod rc_d;
 use crate::layout::Layout;
 
 /// Every renderable file, by the name `warden render NAME` takes.
-pub const NAMES: [&str; 8] = [
+pub const NAMES: [&str; 9] = [
     "bastille.conf",
     "pf.conf",
     "dnsmasq.conf",
@@ -21,6 +23,7 @@ pub const NAMES: [&str; 8] = [
     "jail.conf",
     "rc.d",
     "nftables",
+    "edge-nginx",
 ];
 
 /// Default patch level written into `osrelease` when the release's own `freebsd-version` is not known.
@@ -38,6 +41,9 @@ pub enum RenderError {
     /// The jail is not in the layout.
     #[error("no jail {0:?} in the layout\n  fix: use one of {1}")]
     UnknownJail(String, String),
+    /// `edge-nginx` without an exposure through a proxy.
+    #[error("no [[expose]] entry has via = \"proxy\": the edge-nginx snippet would be empty\n  fix: add one to the config, e.g.\n[[expose]]\nport = 80\nto = \"cms\"\nvia = \"proxy\"")]
+    NoProxyExposure,
 }
 
 /// Renders the file `name` (for `jail.conf`, of `jail`).
@@ -50,6 +56,7 @@ pub fn render(layout: &Layout, name: &str, jail: Option<&str>) -> Result<String,
         "rc.conf" => rc_conf::render(layout),
         "rc.d" => rc_d::render(layout),
         "nftables" => nftables::render(layout),
+        "edge-nginx" => edge_nginx::render(layout).ok_or(RenderError::NoProxyExposure)?,
         "jail.conf" => {
             let names = || {
                 layout

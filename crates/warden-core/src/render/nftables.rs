@@ -1,7 +1,8 @@
 //! The Linux ruleset: an `inet warden` table with NAT for the subnet and the forward/input policy, and a
 //! `bridge warden` table for traffic between two ports of the bridge: only the layout's service paths
 //! ([`Layout::service_paths`]) cross. The file deletes and recreates both tables in one `nft -f` transaction, so
-//! applying it twice is harmless.
+//! applying it twice is harmless. Exposures (`[[expose]]`) add a prerouting DNAT chain and their forward accepts
+//! (`render::expose`).
 //!
 //! Worker ports are also isolated bridge ports (they cannot reach each other even without this ruleset); jail
 //! ports are not, or no service path could cross. This kernel family has no connection tracking on a bridge
@@ -56,9 +57,9 @@ table inet {TABLE} {{
         # Nothing between two hosts on the bridge but the service paths (see table bridge {TABLE}).
 {routed_paths}        iifname "{bridge}" oifname "{bridge}" drop
         iifname "{bridge}" ip saddr {cidr} accept
-        oifname "{bridge}" drop
+{exposed}        oifname "{bridge}" drop
     }}
-
+{prerouting}
     chain postrouting {{
         type nat hook postrouting priority srcnat; policy accept;
         ip saddr {cidr} oifname != "{bridge}" masquerade
@@ -69,6 +70,8 @@ table inet {TABLE} {{
         cidr = layout.cidr(),
         gateway = layout.gateway,
         gateway_port = layout.gateway_port,
+        exposed = super::expose::nft_forward(layout),
+        prerouting = super::expose::nft_prerouting(layout),
     ) + &render_bridge(layout)
 }
 

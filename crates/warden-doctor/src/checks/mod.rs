@@ -5,6 +5,7 @@ pub mod bastille;
 pub mod control_plane;
 pub mod db;
 pub mod dns;
+pub mod expose;
 pub mod git;
 pub mod hosts;
 pub mod jails;
@@ -84,6 +85,11 @@ pub fn tasks(ctx: &Arc<Ctx>) -> Vec<Task> {
         let deps = git::depends_on(&svc.jail);
         let deps: Vec<&str> = deps.iter().map(String::as_str).collect();
         out.push(task(ctx, git::NAME, git::http).depends(&deps));
+    }
+    for index in expose::indices(ctx) {
+        let c = Arc::clone(ctx);
+        let name = ctx.layout().exposures[index].check_name();
+        out.push(Task::new(name, move || expose::check(&c, index)));
     }
     out.extend([
         task(ctx, "outbound", control_plane::outbound).depends(control_plane::OUTBOUND_DEPS),
