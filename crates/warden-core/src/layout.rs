@@ -286,6 +286,8 @@ pub struct Layout {
     pub gateway_flatten_content: bool,
     /// `ai.wheel_cache`.
     pub ai_wheel_cache: String,
+    /// `jails.service_release` (Linux): the release of the db, git and cms jails.
+    pub service_release: String,
     /// `jails.release_cache` (Linux; empty: `<state_dir>/releases`).
     pub release_cache: String,
     /// `setup.command_timeout`: a host command's deadline.
@@ -350,6 +352,11 @@ impl Layout {
         self.exposures.iter().filter(|e| e.via == Via::Firewall)
     }
 
+    /// Whether the db, git and cms jails run on the built `debian` release (Linux) rather than the host's packages.
+    pub fn services_on_debian(&self) -> bool {
+        self.service_release == "debian"
+    }
+
     /// The registry's tenant names, comma-separated (for errors that list what is accepted).
     pub fn tenant_names(&self) -> String {
         let names: Vec<&str> = self.tenants.iter().map(|t| t.name.as_str()).collect();
@@ -388,6 +395,14 @@ impl Layout {
             );
             Duration::ZERO
         });
+        if !["debian", "host"].contains(&c.service_release.as_str()) {
+            p.bad(
+                "jails.service_release",
+                &c.service_release,
+                "is not a release the service jails can run on".into(),
+                "debian, or host (this host's /usr and apt packages)",
+            );
+        }
         if !problems.list.is_empty() {
             return Err(ConfigError::Invalid(problems.list));
         }
@@ -430,6 +445,7 @@ impl Layout {
             gateway_tenant_token_budget: u64::from(c.gateway_tenant_token_budget),
             gateway_flatten_content: c.gateway_flatten_content,
             ai_wheel_cache: c.ai_wheel_cache.clone(),
+            service_release: c.service_release.clone(),
             release_cache: c.release_cache.clone(),
             command_timeout,
             install_timeout,

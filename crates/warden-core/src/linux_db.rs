@@ -1,6 +1,7 @@
-//! The Linux `db` step: PostgreSQL in the thick db jail on the `host` release. The server programs are the
-//! host's (`/usr/lib/postgresql/N/bin`, bound into the jail with the host's `/usr`); the cluster, its config
-//! and the `postgres` account are the jail's own (`<state_dir>/jails/NAME/root`), so they survive jail
+//! The Linux `db` step: PostgreSQL in the thick db jail. On the `debian` release (the default) the server is the
+//! jail's own copy of the release's package (`/usr/lib/postgresql/N/bin` in the jail); on the `host` fallback
+//! (`jails.service_release = "host"`) it is the host's, installed by apt and bound in with the host's `/usr`. The
+//! cluster, its config and the `postgres` account are the jail's own (`<state_dir>/jails/NAME/root`), so they survive jail
 //! restarts and setup re-runs. Roles, databases and passwords go through `warden db sync` (see [`crate::db`]).
 
 use crate::db;
@@ -178,7 +179,7 @@ pub fn plan(
         ));
         return;
     }
-    let Some(bin) = server_bin(host, options, out, blocked) else {
+    let Some(bin) = server_bin(layout, host, options, out, blocked) else {
         return;
     };
     let roles = db::roles(layout);
@@ -234,12 +235,24 @@ pub fn plan(
 /// The directory of the PostgreSQL server's programs: the installed one, or the candidate package's after
 /// installing it; none (and a blocker) when neither can be.
 fn server_bin(
+    layout: &Layout,
     host: &LinuxHost,
     options: &PlanOptions,
     out: &mut Vec<Action>,
     blocked: &mut Vec<Blocker>,
 ) -> Option<String> {
     let s = Step::Db;
+    if layout.services_on_debian() {
+        // The jail's own server, from its release: nothing is installed on the host.
+        if host.db.bin.is_none() {
+            blocked.push(Blocker {
+                step: s,
+                problem: "the db jail's release has no PostgreSQL server (no /usr/lib/postgresql/N/bin/postgres in the jail or the built release)".into(),
+                fix: "`warden release build debian`, then `warden setup --backend linux`".into(),
+            });
+        }
+        return host.db.bin.clone();
+    }
     match (&host.db.bin, &host.db.candidate_bin) {
         (Some(b), _) => Some(b.clone()),
         (None, Some(c)) if !options.no_install => {
@@ -445,8 +458,48 @@ mod tests {
     use crate::observed::LinuxDb;
 
     #[test]
-    fn fresh_then_converged() {
+    fn on_the_debian_release_the_jails_own_server_runs_and_nothing_is_installed() {
         let layout = Layout::from_loaded(&load(None, &|_| None, &vec![]).unwrap()).unwrap();
+        assert!(layout.services_on_debian());
+        let run = |host: &LinuxHost| {
+            let mut p = crate::Plan::default();
+            plan(
+                &layout,
+                host,
+                "/s",
+                "warden",
+                &PlanOptions::default(),
+                &mut p,
+            );
+            p
+        };
+        let mut host = LinuxHost::default();
+        let p = run(&host);
+        assert!(p.actions.is_empty());
+        assert!(
+            p.blocked_text().contains("warden release build debian"),
+            "{}",
+            p.blocked_text()
+        );
+        host.db.bin = Some("/usr/lib/postgresql/15/bin".into());
+        host.db.user = true;
+        let p = run(&host);
+        let text = p.to_text();
+        assert!(
+            !text.contains("apt-get") && !text.contains("useradd"),
+            "{text}"
+        );
+        assert!(
+            text.contains("/usr/lib/postgresql/15/bin/initdb -D /var/lib/postgresql/data"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn fresh_then_converged() {
+        let mut layout = Layout::from_loaded(&load(None, &|_| None, &vec![]).unwrap()).unwrap();
+        layout.service_release = "host".into();
+        let layout = layout;
         let mut host = LinuxHost {
             db: LinuxDb {
                 candidate_bin: Some("/usr/lib/postgresql/15/bin".into()),

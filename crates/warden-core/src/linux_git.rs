@@ -1,5 +1,6 @@
-//! The Linux `git` step: smart HTTP in the thin git jail on the `host` release, from the host's packages
-//! (`nginx`, `fcgiwrap`, `git`, bound into the jail with the host's `/usr`). nginx.conf and the per-owner
+//! The Linux `git` step: smart HTTP in the thin git jail: `nginx`, `fcgiwrap` and `git` of the jail's release
+//! (`debian`, an overlay over the built release), or on the `host` fallback the host's packages, bound into
+//! the jail with the host's `/usr`. nginx.conf and the per-owner
 //! htpasswd files live on the host in `<state_dir>/git-http`, bound read-only into the jail at
 //! [`CONFIG_MOUNT`] (the jail cannot change who may log in); the repositories are the jail's own
 //! ([`git::REPOS`], in its persistent upper directory). Passwords go through `warden git credentials`
@@ -99,8 +100,12 @@ pub fn plan(
     let Some(svc) = layout.service(Role::Git) else {
         return;
     };
+    // On the debian release the jail runs the release's own nginx, fcgiwrap and git; on the host release, the
+    // host's.
     let why = "the git jail's smart HTTP, run from the host's /usr";
-    if !apt_packages(Step::Git, &PACKAGES, why, host, options, out, blocked) {
+    if !layout.services_on_debian()
+        && !apt_packages(Step::Git, &PACKAGES, why, host, options, out, blocked)
+    {
         return;
     }
     let jail = svc.jail.as_str();
@@ -311,9 +316,30 @@ mod tests {
 
     #[test]
     fn fresh_then_converged() {
-        let layout = Layout::from_loaded(&load(None, &|_| None, &vec![]).unwrap()).unwrap();
+        let mut layout = Layout::from_loaded(&load(None, &|_| None, &vec![]).unwrap()).unwrap();
         let state = "/var/lib/warden";
         let mut host = LinuxHost::default();
+        host.packages.insert("nginx".into(), false);
+        // On the debian release the jail has its own nginx: nothing is installed on the host.
+        let mut p = crate::Plan::default();
+        plan(
+            &layout,
+            &host,
+            state,
+            "warden",
+            &PlanOptions::default(),
+            &mut p,
+        );
+        assert!(!p.to_text().contains("apt-get"), "{}", p.to_text());
+        assert!(
+            p.to_text()
+                .contains("-- nginx -c /etc/warden-git/nginx.conf"),
+            "{}",
+            p.to_text()
+        );
+        // The host fallback installs the host's packages.
+        layout.service_release = "host".into();
+        let layout = layout;
         host.packages.insert("nginx".into(), false);
         host.packages.insert("fcgiwrap".into(), false);
         host.packages.insert("git".into(), true);

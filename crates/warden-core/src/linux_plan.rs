@@ -84,7 +84,7 @@ pub fn plan_with(
     worker_account(layout, host, paths, &mut p.actions, &mut p.notes);
     host_network(layout, host, paths, &mut p.actions);
     uplink_blocker(layout, host, &mut p.blocked);
-    jails(layout, host, paths, &mut p.actions, &mut p.notes);
+    jails(layout, host, paths, p);
     let (state_dir, exe) = (paths.state_dir.as_str(), warden_exe(host));
     crate::linux_db::plan(layout, host, state_dir, exe, options, p);
     crate::linux_git::plan(layout, host, state_dir, exe, options, p);
@@ -348,22 +348,38 @@ pub(crate) fn warden_exe(host: &LinuxHost) -> &str {
     }
 }
 
-/// The `jails` step: every service jail of the layout exists (on the `host` release, at its slot, in its shape)
-/// and runs. A jail that exists with another address or shape is left alone, with a note: recreating it would
+/// The `jails` step: every service jail of the layout exists (at its slot, in its shape; db, git and cms on
+/// `jails.service_release`, linked from the release cache first, the ai jail on `host`) and runs. A jail that exists with another address or shape is left alone, with a note: recreating it would
 /// destroy its data.
-fn jails(
-    layout: &Layout,
-    host: &LinuxHost,
-    paths: &LinuxPaths,
-    out: &mut Vec<Action>,
-    notes: &mut Vec<String>,
-) {
+fn jails(layout: &Layout, host: &LinuxHost, paths: &LinuxPaths, plan: &mut Plan) {
     let exe = warden_exe(host);
     let state = paths.state_dir.as_str();
+    let on_service_release = |s: &crate::layout::Service| {
+        layout.services_on_debian() && crate::linux_release::ROLES.contains(&s.role)
+    };
+    if layout.jails().any(on_service_release) {
+        crate::linux_release::link(
+            layout,
+            state,
+            host.service_release_built,
+            host.service_release_link.as_deref(),
+            plan,
+        );
+    }
+    let Plan {
+        actions: out,
+        notes,
+        ..
+    } = plan;
     for s in layout.jails() {
         let shape = match s.shape {
             Shape::Thick => "thick",
             _ => "thin",
+        };
+        let release = if on_service_release(s) {
+            crate::linux_release::NAME
+        } else {
+            "host"
         };
         let name = s.jail.as_str();
         let role = s.role.name();
@@ -383,7 +399,7 @@ fn jails(
                 out.push(Action::run(
                     Step::Jails,
                     format!(
-                        "create the {role} jail {name} at {}/24 on {}, {shape}, on the host release",
+                        "create the {role} jail {name} at {}/24 on {}, {shape}, on the {release} release",
                         s.addr, layout.bridge
                     ),
                     &[
@@ -402,17 +418,18 @@ fn jails(
                         "--shape".into(),
                         shape.into(),
                         "--release".into(),
-                        "host".into(),
+                        release.into(),
                     ]
                     .into_iter()
                     .chain(binds)
                     .collect::<Vec<String>>(),
                 ));
             }
-            Some(j) if j.addr != Some(s.addr) || j.shape != shape => notes.push(format!(
-                "jail {name} exists as {} at {} but the layout wants {shape} at {}: left alone (its data would be lost); `warden jail destroy --force {name}` and `warden setup` recreate it",
+            Some(j) if j.addr != Some(s.addr) || j.shape != shape || j.release != release => notes.push(format!(
+                "jail {name} exists as {} at {} on the {} release but the layout wants {shape} at {} on the {release} release: left alone (its data would be lost); `warden jail destroy --force {name}` and `warden setup` recreate it",
                 j.shape,
                 j.addr.map(|a| a.to_string()).unwrap_or_else(|| "no address".into()),
+                j.release,
                 s.addr
             )),
             Some(_) => {}
@@ -494,7 +511,11 @@ mod tests {
         let paths = LinuxPaths {
             state_dir: "/var/lib/warden".into(),
         };
-        let first = plan(&layout, &LinuxHost::default(), &paths);
+        let built = LinuxHost {
+            service_release_built: true,
+            ..Default::default()
+        };
+        let first = plan(&layout, &built, &paths);
         assert!(first.actions.len() >= 8);
         let mut host = LinuxHost {
             bridge_exists: true,
@@ -519,8 +540,21 @@ mod tests {
                 host.files.insert(f.path.clone(), f.content.clone());
             }
         }
-        let jail_actions = first.clone().only(Step::Jails).actions;
-        // create + start for git, cms, ai, db; the ai jail gets the model server's directory.
+        let mut jail_actions = first.clone().only(Step::Jails).actions;
+        // The built debian release linked first, then create + start for git, cms, ai, db; the ai jail gets the
+        // model server's directory.
+        let mkdir = jail_actions.remove(0);
+        assert!(mkdir.summary.contains("releases directory"), "{mkdir:?}");
+        let link = jail_actions.remove(0);
+        let tree = crate::linux_release::BuildPaths::new("/var/lib/warden/releases").tree();
+        assert_eq!(
+            link.op,
+            Op::Argv(
+                ["ln", "-sfnT", &tree, "/var/lib/warden/releases/debian"]
+                    .map(String::from)
+                    .to_vec()
+            )
+        );
         assert_eq!(jail_actions.len(), 8, "{jail_actions:#?}");
         let Op::Argv(git_create) = &jail_actions[0].op else {
             panic!("not a command: {:?}", jail_actions[0]);
@@ -545,8 +579,17 @@ mod tests {
         };
         assert_eq!(
             argv[7..].join(" "),
-            "jail create clawdiedb --addr 10.0.1.5 --shape thick --release host"
+            "jail create clawdiedb --addr 10.0.1.5 --shape thick --release debian"
         );
+        let Op::Argv(ai_create) = &jail_actions[4].op else {
+            panic!("not a command");
+        };
+        assert!(
+            ai_create.join(" ").contains("--release host"),
+            "{ai_create:?}"
+        );
+        host.service_release_built = true;
+        host.service_release_link = Some(tree);
         for s in layout.jails() {
             host.jails.insert(
                 s.jail.clone(),
@@ -559,7 +602,12 @@ mod tests {
                         "thin"
                     }
                     .into(),
-                    release: "host".into(),
+                    release: if s.role == crate::layout::Role::Ai {
+                        "host"
+                    } else {
+                        "debian"
+                    }
+                    .into(),
                     binds: if s.role == crate::layout::Role::Ai {
                         vec![crate::linux_ai::jail_bind(&paths.state_dir)]
                     } else {
@@ -622,6 +670,7 @@ mod tests {
             ..Default::default()
         };
         host.release_users.insert("debian".into(), false);
+        host.service_release_built = true;
         crate::linux_db::converge(&layout, &paths.state_dir, &mut host);
         crate::linux_git::converge(&layout, &paths.state_dir, &mut host);
         host.packages.insert("dnsmasq-base".into(), false);

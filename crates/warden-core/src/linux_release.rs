@@ -6,12 +6,14 @@
 //! `jails` step links the ready tree into the state directory, or is blocked naming the build command.
 
 use crate::account;
-use crate::layout::Layout;
+use crate::layout::{Layout, Role};
 use crate::linux_db::APT_INSTALL;
 use crate::plan::{Action, Blocker, Plan, Step};
 
 /// The release's name (`<state_dir>/releases/debian`).
 pub const NAME: &str = "debian";
+/// The roles whose jails run on it (with `jails.service_release = "debian"`); the ai jail stays on `host`.
+pub const ROLES: [Role; 3] = [Role::Db, Role::Git, Role::Cms];
 /// The Debian suite.
 pub const SUITE: &str = "bookworm";
 /// Bumped when the recipe below changes what a tree holds, so an old tree is not taken for a new one.
@@ -290,12 +292,17 @@ pub fn link(
                 paths.key, paths.cache
             ),
             fix: format!(
-                "`warden release build {NAME}` (downloads ~150 MB; run where the network is)"
+                "`warden release build {NAME}` (downloads ~150 MB; run where the network is), or set jails.service_release = \"host\" to run the roles from this host's packages"
             ),
         });
         return;
     }
     let at = format!("{state_dir}/releases/{NAME}");
+    plan.actions.push(Action::run(
+        Step::Jails,
+        "create the state directory's releases directory",
+        &["mkdir", "-p", &format!("{state_dir}/releases")],
+    ));
     plan.actions.push(
         Action::run(
             Step::Jails,

@@ -143,6 +143,10 @@ pub struct LinuxHost {
     /// The git jail's smart HTTP.
     #[serde(default)]
     pub git: LinuxGit,
+    /// The built `debian` release of the service jails is in the release cache (`warden release build`).
+    pub service_release_built: bool,
+    /// Where `<state_dir>/releases/debian` points, if it is a link.
+    pub service_release_link: Option<String>,
 }
 
 /// The git jail's smart HTTP on a Linux host, as observed.

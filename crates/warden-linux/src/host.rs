@@ -123,6 +123,17 @@ impl LinuxBackend {
         host.warden_exe = std::env::current_exe()
             .map(|p| p.display().to_string())
             .unwrap_or_default();
+        let built = warden_core::linux_release::BuildPaths::new(
+            &warden_core::linux_release::cache_dir(layout, &self.paths.state_dir),
+        );
+        host.service_release_built = std::path::Path::new(&built.tree()).join("usr").is_dir();
+        host.service_release_link = std::fs::read_link(format!(
+            "{}/{}",
+            self.paths.releases_dir(),
+            warden_core::linux_release::NAME
+        ))
+        .ok()
+        .map(|p| p.display().to_string());
         host.db = self.observe_db(layout, &mut host)?;
         host.git = self.observe_git(layout, &mut host)?;
         self.observe_packages(&mut host)?;
@@ -263,8 +274,24 @@ impl LinuxBackend {
         };
         let state = self.paths.state_dir.as_str();
         let jail = svc.jail.as_str();
-        d.bin = postgres_bin(std::path::Path::new("/usr/lib/postgresql"));
-        if d.bin.is_none() {
+        if layout.services_on_debian() {
+            // The jail's own server: in its root once it exists, else in the built release it will copy.
+            let release = warden_core::linux_release::BuildPaths::new(
+                &warden_core::linux_release::cache_dir(layout, state),
+            )
+            .tree();
+            let root = linux_db::jail_root(state, jail);
+            let root = if std::path::Path::new(&root).join("usr").is_dir() {
+                root
+            } else {
+                release
+            };
+            let lib = std::path::Path::new(&root).join("usr/lib/postgresql");
+            d.bin = postgres_bin(&lib).and_then(|b| b.strip_prefix(&root).map(str::to_string));
+        } else {
+            d.bin = postgres_bin(std::path::Path::new("/usr/lib/postgresql"));
+        }
+        if d.bin.is_none() && !layout.services_on_debian() {
             d.candidate_bin = self
                 .probe(&["apt-cache", "show", "--no-all-versions", linux_db::PACKAGE])?
                 .filter(|o| o.ok())

@@ -24,7 +24,7 @@ fn psql_host(h: &LinuxHost, url: &str, sql: &str) -> Output {
     o
 }
 
-/// The host's psql (bound into the jails with the host's /usr).
+/// psql's path, the same on the host and in the debian release (bookworm's PostgreSQL 15).
 fn psql() -> String {
     let bin = std::fs::read_dir("/usr/lib/postgresql")
         .expect("the host's PostgreSQL (apt-get install postgresql; scripts/test installs it)")
@@ -53,6 +53,32 @@ fn postgres_serves_each_role_its_database_and_keeps_its_data() {
     let setup_s = t0.elapsed().as_secs_f64();
     let plan = h.ok(&["plan", "--backend", "linux", "--step", "db"]);
     assert!(plan.contains("nothing to do"), "{plan}");
+    // The db jail is thick on the debian release: its own copy of the release, whose server it runs.
+    let db_root = h.dir.path().join(format!("jails/{}/root", h.jail("db")));
+    assert!(db_root.join("usr/lib/postgresql/15/bin/postgres").is_file());
+    assert!(
+        !said.contains("apt-get"),
+        "setup installed on the host: {said}"
+    );
+    let jails: serde_json::Value =
+        serde_json::from_slice(&h.warden(&["jail", "list", "--json"]).stdout).unwrap();
+    for j in jails
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|j| j["name"] != h.jail("ai"))
+    {
+        let want = if j["name"] == h.jail("db") {
+            "Thick"
+        } else {
+            "Thin"
+        };
+        assert_eq!(
+            (j["release"].as_str(), j["shape"].as_str()),
+            (Some("debian"), Some(want)),
+            "{j}"
+        );
+    }
 
     // Passwords: 0600 files in a 0700 directory, in no output and no journal.
     let passwords = h.secret_files("db", &ROLES);

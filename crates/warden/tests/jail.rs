@@ -66,7 +66,11 @@ impl Host {
     fn command(&self, args: &[&str]) -> Command {
         let mut full = vec!["--identity", self.identity.as_str()];
         full.extend(args);
-        self.ns.warden(self.state(), &full)
+        let mut cmd = self.ns.warden(self.state(), &full);
+        // These tests are about jails, names and isolation: the service jails on the host release (the fallback)
+        // keep them quick; db.rs, git.rs and doctor.rs run them on the built debian release.
+        cmd.env("WARDEN_SERVICE_RELEASE", "host");
+        cmd
     }
 
     fn ok(&self, args: &[&str]) -> String {

@@ -22,6 +22,22 @@ pub struct LinuxHost {
     _serial: Serial,
 }
 
+/// The release cache `scripts/test` builds the service jails' `debian` release into before the tests (the
+/// tests' namespaces have no uplink, so setup links it from there); the test fails naming the build command
+/// when it is not built.
+pub const SERVICE_RELEASE_CACHE: &str = "/var/cache/warden-ci/releases";
+
+/// [`SERVICE_RELEASE_CACHE`], after checking the release for this package list is built there.
+pub fn service_release_cache() -> String {
+    let tree = warden_core::linux_release::BuildPaths::new(SERVICE_RELEASE_CACHE).tree();
+    assert!(
+        std::path::Path::new(&tree).join("usr").is_dir(),
+        "the service jails' release is not built ({tree} is missing)\n  fix: as scripts/test does, where the network is: \
+         WARDEN_RELEASE_CACHE={SERVICE_RELEASE_CACHE} warden --state-dir /var/cache/warden-ci/release-state release build debian"
+    );
+    SERVICE_RELEASE_CACHE.to_string()
+}
+
 /// `letter` and six hex digits unique to this process and moment (an identity is at most 7 characters).
 pub fn unique_identity(letter: char) -> String {
     let nanos = std::time::SystemTime::now()
@@ -66,6 +82,7 @@ impl LinuxHost {
             env: Vec::new(),
             _serial: serial,
         }
+        .with_env("WARDEN_RELEASE_CACHE", &service_release_cache())
     }
 
     /// Sets `key=value` in the environment of every `warden` this host runs (teardown's too).
