@@ -358,11 +358,18 @@ fn jails(layout: &Layout, host: &LinuxHost, paths: &LinuxPaths, plan: &mut Plan)
         layout.services_on_debian() && crate::linux_release::ROLES.contains(&s.role)
     };
     if layout.jails().any(on_service_release) {
+        let overlaid: Vec<&str> = host
+            .jails
+            .iter()
+            .filter(|(_, j)| j.release == crate::linux_release::NAME && j.shape == "thin")
+            .map(|(name, _)| name.as_str())
+            .collect();
         crate::linux_release::link(
             layout,
             state,
             host.service_release_built,
             host.service_release_link.as_deref(),
+            &overlaid,
             plan,
         );
     }

@@ -272,17 +272,28 @@ fn packages(b: &str, state: &BuildState, out: &mut Vec<Action>) {
 
 /// The `jails` step's part: the ready tree linked as `<state_dir>/releases/debian`, or a blocker naming the
 /// build command when it is not built (setup never downloads: it may run without an uplink).
+/// While thin jails (`overlaid`) run over a tree linked for another package list, the link is left alone, with
+/// a note: moving it would change their root under their upper directories.
 pub fn link(
     layout: &Layout,
     state_dir: &str,
     ready: bool,
     linked_to: Option<&str>,
+    overlaid: &[&str],
     plan: &mut Plan,
 ) {
     let paths = BuildPaths::new(&cache_dir(layout, state_dir));
     let tree = paths.tree();
-    if linked_to == Some(tree.as_str()) {
-        return;
+    match linked_to {
+        Some(t) if t == tree => return,
+        Some(old) if !overlaid.is_empty() => {
+            plan.notes.push(format!(
+                "the {NAME} release is linked to {old}, not to {tree} (the current package list); thin jails {} overlay it: left alone; `warden jail destroy --force` them (their data is lost) and `warden setup` to move them",
+                overlaid.join(", ")
+            ));
+            return;
+        }
+        _ => {}
     }
     if !ready {
         plan.blocked.push(Blocker {
@@ -394,7 +405,7 @@ mod tests {
         let layout =
             Layout::from_loaded(&crate::config::load(None, &|_| None, &vec![]).unwrap()).unwrap();
         let mut plan = Plan::default();
-        link(&layout, "/s", false, None, &mut plan);
+        link(&layout, "/s", false, None, &[], &mut plan);
         assert!(plan.actions.is_empty());
         assert!(
             plan.blocked_text().contains("warden release build debian"),
@@ -402,7 +413,7 @@ mod tests {
             plan.blocked_text()
         );
         let mut plan = Plan::default();
-        link(&layout, "/s", true, None, &mut plan);
+        link(&layout, "/s", true, None, &[], &mut plan);
         let key = key();
         assert!(
             plan.to_text().contains(&format!(
@@ -413,7 +424,31 @@ mod tests {
         );
         let mut plan = Plan::default();
         let tree = format!("/s/releases/debian-{key}");
-        link(&layout, "/s", true, Some(&tree), &mut plan);
+        link(&layout, "/s", true, Some(&tree), &["clawdiegit"], &mut plan);
         assert!(plan.is_empty());
+        // Linked for an older package list: relinked, unless thin jails overlay it.
+        let mut plan = Plan::default();
+        link(
+            &layout,
+            "/s",
+            true,
+            Some("/s/releases/debian-old"),
+            &[],
+            &mut plan,
+        );
+        assert_eq!(plan.actions.len(), 2, "{plan:?}");
+        let mut plan = Plan::default();
+        link(
+            &layout,
+            "/s",
+            true,
+            Some("/s/releases/debian-old"),
+            &["clawdiegit"],
+            &mut plan,
+        );
+        assert!(
+            plan.actions.is_empty() && plan.notes[0].contains("left alone"),
+            "{plan:?}"
+        );
     }
 }
