@@ -510,6 +510,40 @@ pub fn parse(text: &str, file: &str) -> Result<Ruleset, Vec<String>> {
     let mut macros: BTreeMap<String, String> = BTreeMap::new();
     let mut section = Section::Options;
     let mut errors = vec![];
+    for (lineno, line) in logical_lines(text) {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let err = |msg: &str| format!("{file}:{lineno}: {msg}");
+        match line_kind(&line, &macros) {
+            Err(msgs) => errors.extend(msgs.iter().map(|m| err(m))),
+            Ok(Line::Macro(name, value)) => {
+                macros.insert(name, value);
+            }
+            Ok(Line::Rule(toks)) => {
+                let want = section_of(&toks[0], section);
+                if want < section {
+                    errors.push(err(
+                        "Rules must be in order: options, normalization, queueing, translation, filtering",
+                    ));
+                    continue;
+                }
+                section = want;
+                if !rule(&toks, &mut rs) {
+                    errors.push(err("syntax error"));
+                }
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(rs)
+    } else {
+        Err(errors)
+    }
+}
+
+/// The file's logical lines (comments stripped, `\`-continued lines joined) with their first line number.
+fn logical_lines(text: &str) -> Vec<(usize, String)> {
     let mut logical: Vec<(usize, String)> = vec![];
     let mut pending: Option<(usize, String)> = None;
     for (n, raw) in text.lines().enumerate() {
@@ -527,164 +561,130 @@ pub fn parse(text: &str, file: &str) -> Result<Ruleset, Vec<String>> {
     if let Some(p) = pending {
         logical.push(p);
     }
-    for (lineno, line) in logical {
-        if line.trim().is_empty() {
-            continue;
+    logical
+}
+
+/// A logical line: a macro definition or a rule's tokens (macros expanded).
+enum Line {
+    Macro(String, String),
+    Rule(Vec<String>),
+}
+
+/// Reads one logical line; `Err` holds pfctl's messages (without the `FILE:LINE:` prefix).
+fn line_kind(line: &str, macros: &BTreeMap<String, String>) -> Result<Line, Vec<String>> {
+    const SYNTAX: &str = "syntax error";
+    let undefined = |m: String| vec![format!("macro '{m}' not defined"), SYNTAX.to_string()];
+    let pre = tokenize(line).map_err(|()| vec![SYNTAX.to_string()])?;
+    // Macro definition: NAME = value (value is expanded now, as pf does).
+    if pre.len() >= 3
+        && pre[1] == "="
+        && is_ident(&pre[0])
+        && !FILTER_WORDS.contains(&pre[0].as_str())
+    {
+        let value_text = line.split_once('=').map(|x| x.1).unwrap_or("").trim();
+        let expanded = expand(value_text, macros).map_err(undefined)?;
+        let v = expanded.trim();
+        let value = if let Some(q) = v.strip_prefix('"').and_then(|x| x.strip_suffix('"')) {
+            q.to_string()
+        } else if v.split_whitespace().count() == 1 {
+            v.to_string()
+        } else {
+            return Err(vec![SYNTAX.to_string()]);
+        };
+        return Ok(Line::Macro(pre[0].clone(), value));
+    }
+    let expanded = expand(line, macros).map_err(undefined)?;
+    match tokenize(&expanded) {
+        Ok(t) if !t.is_empty() => Ok(Line::Rule(t)),
+        _ => Err(vec![SYNTAX.to_string()]),
+    }
+}
+
+/// The section a rule starting with `head` belongs to (`table`/`load` stay in the current one).
+fn section_of(head: &str, current: Section) -> Section {
+    match head {
+        "set" => Section::Options,
+        "scrub" => Section::Normalization,
+        "altq" | "queue" => Section::Queueing,
+        "nat" | "rdr" | "binat" | "nat-anchor" | "rdr-anchor" | "binat-anchor" | "no" => {
+            Section::Translation
         }
-        let err = |msg: &str| format!("{file}:{lineno}: {msg}");
-        // Macro definition: NAME = value (value is expanded now, as pf does).
-        let pre = match tokenize(&line) {
-            Ok(t) => t,
-            Err(()) => {
-                errors.push(err("syntax error"));
-                continue;
-            }
-        };
-        if pre.len() >= 3
-            && pre[1] == "="
-            && is_ident(&pre[0])
-            && !FILTER_WORDS.contains(&pre[0].as_str())
-        {
-            let value_text = line.split_once('=').map(|x| x.1).unwrap_or("").trim();
-            let expanded = match expand(value_text, &macros) {
-                Ok(v) => v,
-                Err(m) => {
-                    errors.push(err(&format!("macro '{m}' not defined")));
-                    errors.push(err("syntax error"));
-                    continue;
-                }
-            };
-            let v = expanded.trim();
-            let value = if let Some(q) = v.strip_prefix('"').and_then(|x| x.strip_suffix('"')) {
-                q.to_string()
-            } else if v.split_whitespace().count() == 1 {
-                v.to_string()
-            } else {
-                errors.push(err("syntax error"));
-                continue;
-            };
-            macros.insert(pre[0].clone(), value);
-            continue;
+        "table" | "load" => current,
+        _ => Section::Filtering,
+    }
+}
+
+/// Checks one rule and adds it to `rs`; false is a syntax error.
+fn rule(toks: &[String], rs: &mut Ruleset) -> bool {
+    let head = toks[0].as_str();
+    let (ok, target) = match head {
+        "set" => (
+            toks.get(1).is_some_and(|o| OPTIONS.contains(&o.as_str())) && toks.len() >= 3,
+            None,
+        ),
+        "table" => return table(toks, rs),
+        "scrub" => (check_rule(toks), None),
+        "altq" | "queue" | "load" => (true, None),
+        "anchor" => {
+            let ok = toks.get(1).is_some_and(|t| t.starts_with('"')) && check_rule(&toks[1..]);
+            (ok, Some((&mut rs.filter, norm_filter(toks))))
         }
-        let expanded = match expand(&line, &macros) {
-            Ok(l) => l,
-            Err(m) => {
-                errors.push(err(&format!("macro '{m}' not defined")));
-                errors.push(err("syntax error"));
-                continue;
+        "nat-anchor" | "rdr-anchor" | "binat-anchor" => {
+            let ok = toks.get(1).is_some_and(|t| t.starts_with('"')) && check_rule(&toks[1..]);
+            let mut t = toks.to_vec();
+            if t.len() == 2 {
+                t.push("all".into());
             }
-        };
-        let toks = match tokenize(&expanded) {
-            Ok(t) if !t.is_empty() => t,
-            _ => {
-                errors.push(err("syntax error"));
-                continue;
-            }
-        };
-        let head = toks[0].as_str();
-        let want = match head {
-            "set" => Section::Options,
-            "scrub" => Section::Normalization,
-            "altq" | "queue" => Section::Queueing,
-            "nat" | "rdr" | "binat" | "nat-anchor" | "rdr-anchor" | "binat-anchor" | "no" => {
-                Section::Translation
-            }
-            "table" | "load" => section,
-            _ => Section::Filtering,
-        };
-        if want < section {
-            errors.push(err(
-                "Rules must be in order: options, normalization, queueing, translation, filtering",
-            ));
-            continue;
+            (ok, Some((&mut rs.nat, join(&t))))
         }
-        section = want;
-        let ok = match head {
-            "set" => toks.get(1).is_some_and(|o| OPTIONS.contains(&o.as_str())) && toks.len() >= 3,
-            "table" => {
-                let name_ok = toks
-                    .get(1)
-                    .is_some_and(|t| t.starts_with('<') && t.ends_with('>'));
-                let mut ok = name_ok;
-                let mut addrs = vec![];
-                let mut in_list = false;
-                for t in toks.iter().skip(2) {
-                    match t.as_str() {
-                        "persist" | "const" | "counters" if !in_list => {}
-                        "{" => in_list = true,
-                        "}" => in_list = false,
-                        "," => {}
-                        "file" => {}
-                        x if x.starts_with('"') => {}
-                        x if in_list => addrs.push(x.to_string()),
-                        _ => ok = false,
-                    }
-                }
-                if ok {
-                    let name = toks[1].trim_matches(|c| c == '<' || c == '>').to_string();
-                    rs.tables.insert(name, addrs);
-                }
-                ok
-            }
-            "scrub" => check_rule(&toks),
-            "altq" | "queue" | "load" => true,
-            "nat-anchor" | "rdr-anchor" | "binat-anchor" | "anchor" => {
-                let ok = toks.get(1).is_some_and(|t| t.starts_with('"')) && check_rule(&toks[1..]);
-                if ok {
-                    if head == "anchor" {
-                        rs.filter.push(norm_filter(&toks));
-                    } else {
-                        let mut t = toks.clone();
-                        if t.len() == 2 {
-                            t.push("all".into());
-                        }
-                        rs.nat.push(join(&t));
-                    }
-                }
-                ok
-            }
-            "nat" | "rdr" | "binat" => {
-                let ok = toks.iter().any(|t| t == "->")
-                    && check_rule(&toks)
-                    && (head != "rdr" || check_rdr(&toks));
-                if ok {
-                    rs.nat.push(norm_nat(&toks));
-                }
-                ok
-            }
-            "no" => {
-                let ok =
-                    toks.get(1).is_some_and(|t| t == "nat" || t == "rdr") && check_rule(&toks[1..]);
-                if ok {
-                    rs.nat.push(join(&toks));
-                }
-                ok
-            }
-            "pass" | "block" | "match" => {
-                let ok = check_rule(&toks);
-                if ok {
-                    rs.filter.push(norm_filter(&toks));
-                }
-                ok
-            }
-            "antispoof" => {
-                let ok = toks.iter().any(|t| t == "for") && check_rule(&toks);
-                if ok {
-                    rs.filter.push(join(&toks));
-                }
-                ok
-            }
-            _ => false,
-        };
-        if !ok {
-            errors.push(err("syntax error"));
+        "nat" | "rdr" | "binat" => {
+            let ok = toks.iter().any(|t| t == "->")
+                && check_rule(toks)
+                && (head != "rdr" || check_rdr(toks));
+            (ok, Some((&mut rs.nat, norm_nat(toks))))
+        }
+        "no" => {
+            let ok =
+                toks.get(1).is_some_and(|t| t == "nat" || t == "rdr") && check_rule(&toks[1..]);
+            (ok, Some((&mut rs.nat, join(toks))))
+        }
+        "pass" | "block" | "match" => (check_rule(toks), Some((&mut rs.filter, norm_filter(toks)))),
+        "antispoof" => {
+            let ok = toks.iter().any(|t| t == "for") && check_rule(toks);
+            (ok, Some((&mut rs.filter, join(toks))))
+        }
+        _ => (false, None),
+    };
+    if let (true, Some((list, shown))) = (ok, target) {
+        list.push(shown);
+    }
+    ok
+}
+
+/// `table <NAME> [persist|const|counters] [{ ADDR, ... }]`: adds the table and its addresses.
+fn table(toks: &[String], rs: &mut Ruleset) -> bool {
+    let mut ok = toks
+        .get(1)
+        .is_some_and(|t| t.starts_with('<') && t.ends_with('>'));
+    let mut addrs = vec![];
+    let mut in_list = false;
+    for t in toks.iter().skip(2) {
+        match t.as_str() {
+            "persist" | "const" | "counters" if !in_list => {}
+            "{" => in_list = true,
+            "}" => in_list = false,
+            "," => {}
+            "file" => {}
+            x if x.starts_with('"') => {}
+            x if in_list => addrs.push(x.to_string()),
+            _ => ok = false,
         }
     }
-    if errors.is_empty() {
-        Ok(rs)
-    } else {
-        Err(errors)
+    if ok {
+        let name = toks[1].trim_matches(|c| c == '<' || c == '>').to_string();
+        rs.tables.insert(name, addrs);
     }
+    ok
 }
 
 #[cfg(test)]
