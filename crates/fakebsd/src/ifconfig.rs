@@ -246,19 +246,8 @@ pub fn configure(cx: &mut Ctx, name: &str, words: &[String], io: &mut Io) -> Res
             }
             "alias" | "add" => {}
             "-alias" | "delete" => {
-                let Some(a) = words.get(i) else {
-                    return Err("ifconfig: missing argument".into());
-                };
-                i += 1;
-                let addr = a.split('/').next().unwrap_or(a);
-                let iface = cx.st.interfaces.get_mut(&name).expect("exists");
-                let before = iface.inet.len();
-                iface.inet.retain(|x| x.addr.to_string() != addr);
-                if before == iface.inet.len() {
-                    return Err(
-                        "ifconfig: ioctl (SIOCDIFADDR): Can't assign requested address".into(),
-                    );
-                }
+                let a = arg(words, &mut i)?;
+                delete_inet(cx, &name, a.split('/').next().unwrap_or(&a))?;
             }
             "inet6" => {
                 let mut v = vec![];
@@ -279,20 +268,14 @@ pub fn configure(cx: &mut Ctx, name: &str, words: &[String], io: &mut Io) -> Res
             }
             "netmask" | "broadcast" | "prefixlen" => i += 1,
             "name" => {
-                let Some(new) = words.get(i) else {
-                    return Err("ifconfig: missing argument".into());
-                };
-                i += 1;
-                rename(cx, &name, new)?;
-                io.out(new);
-                name = new.clone();
+                let new = arg(words, &mut i)?;
+                rename(cx, &name, &new)?;
+                io.out(&new);
+                name = new;
             }
             "description" | "descr" => {
-                let Some(d) = words.get(i) else {
-                    return Err("ifconfig: missing argument".into());
-                };
-                i += 1;
-                cx.st.interfaces.get_mut(&name).expect("exists").description = Some(d.clone());
+                let d = arg(words, &mut i)?;
+                cx.st.interfaces.get_mut(&name).expect("exists").description = Some(d);
             }
             "-description" | "-descr" => {
                 cx.st.interfaces.get_mut(&name).expect("exists").description = None
@@ -306,96 +289,103 @@ pub fn configure(cx: &mut Ctx, name: &str, words: &[String], io: &mut Io) -> Res
                 cx.st.interfaces.get_mut(&name).expect("exists").mtu = m;
             }
             "ether" | "lladdr" | "link" => {
-                let Some(m) = words.get(i) else {
-                    return Err("ifconfig: missing argument".into());
-                };
-                i += 1;
-                cx.st.interfaces.get_mut(&name).expect("exists").mac = m.clone();
+                cx.st.interfaces.get_mut(&name).expect("exists").mac = arg(words, &mut i)?;
             }
             "group" => {
-                let Some(g) = words.get(i) else {
-                    return Err("ifconfig: missing argument".into());
-                };
-                i += 1;
+                let g = arg(words, &mut i)?;
                 let iface = cx.st.interfaces.get_mut(&name).expect("exists");
-                if !iface.groups.contains(g) {
-                    iface.groups.push(g.clone());
+                if !iface.groups.contains(&g) {
+                    iface.groups.push(g);
                 }
             }
-            "addm" | "deletem" => {
-                let Some(m) = words.get(i).cloned() else {
-                    return Err("ifconfig: missing argument".into());
-                };
-                i += 1;
-                let is_bridge = cx.st.interfaces[&name].kind == IfKind::Bridge;
-                let op = if w == "addm" { "BRDGADD" } else { "BRDGDEL" };
-                if !is_bridge {
-                    // (unverified) wording for a non-bridge target
-                    return Err(format!("ifconfig: {op} {m}: Operation not supported"));
-                }
-                if !cx.iface_visible(&m) {
-                    return Err(format!("ifconfig: {op} {m}: No such file or directory"));
-                }
-                let in_other = cx
-                    .st
-                    .interfaces
-                    .iter()
-                    .any(|(n, x)| n != &name && x.members.contains(&m));
-                let br = cx.st.interfaces.get_mut(&name).expect("exists");
-                if w == "addm" {
-                    if br.members.contains(&m) || in_other {
-                        return Err(format!("ifconfig: {op} {m}: File exists"));
-                    }
-                    br.members.push(m);
-                } else {
-                    if !br.members.contains(&m) {
-                        return Err(format!("ifconfig: {op} {m}: No such file or directory"));
-                    }
-                    br.members.retain(|x| x != &m);
-                    br.private.retain(|x| x != &m);
-                }
-            }
+            "addm" | "deletem" => member(cx, &name, w == "addm", &arg(words, &mut i)?)?,
             // `private IF` / `-private IF` (if_bridge): a private member forwards nothing to another private one.
-            "private" | "-private" => {
-                let Some(m) = words.get(i).cloned() else {
-                    return Err("ifconfig: missing argument".into());
-                };
-                i += 1;
-                if cx.st.interfaces[&name].kind != IfKind::Bridge {
-                    // (unverified) wording for a non-bridge target
-                    return Err(format!(
-                        "ifconfig: BRDGGIFFLGS {m}: Operation not supported"
-                    ));
-                }
-                let br = cx.st.interfaces.get_mut(&name).expect("exists");
-                if !br.members.contains(&m) {
-                    // (unverified) wording: the flag ioctls fail with ENOENT for a non-member
-                    return Err(format!(
-                        "ifconfig: BRDGGIFFLGS {m}: No such file or directory"
-                    ));
-                }
-                br.private.retain(|x| x != &m);
-                if w == "private" {
-                    br.private.push(m);
-                }
-            }
+            "private" | "-private" => private(cx, &name, w == "private", &arg(words, &mut i)?)?,
             "destroy" | "unplumb" => {
                 destroy(cx, &name)?;
                 return Ok(());
             }
-            "vnet" | "-vnet" => {
-                let Some(j) = words.get(i).cloned() else {
-                    return Err("ifconfig: missing argument".into());
-                };
-                i += 1;
-                move_vnet(cx, &name, &j, w == "vnet")?;
-            }
+            "vnet" | "-vnet" => move_vnet(cx, &name, &arg(words, &mut i)?, w == "vnet")?,
             "create" | "plumb" => {}
             "-ifdisabled" | "ifdisabled" | "accept_rtadv" | "-accept_rtadv" | "auto_linklocal"
             | "-auto_linklocal" | "stp" | "-stp" | "edge" | "-edge" | "learn" | "-learn"
             | "promisc" | "-promisc" | "-vlanhwtag" | "vlanhwtag" => {}
             other => return Err(format!("ifconfig: {other}: bad value")),
         }
+    }
+    Ok(())
+}
+
+/// The value word after a parameter (`name NEW`, `addm IF`).
+fn arg(words: &[String], i: &mut usize) -> Result<String, String> {
+    let v = words.get(*i).cloned().ok_or("ifconfig: missing argument")?;
+    *i += 1;
+    Ok(v)
+}
+
+/// `-alias ADDR`.
+fn delete_inet(cx: &mut Ctx, name: &str, addr: &str) -> Result<(), String> {
+    let iface = cx.st.interfaces.get_mut(name).expect("exists");
+    let before = iface.inet.len();
+    iface.inet.retain(|x| x.addr.to_string() != addr);
+    if before == iface.inet.len() {
+        return Err("ifconfig: ioctl (SIOCDIFADDR): Can't assign requested address".into());
+    }
+    Ok(())
+}
+
+/// `addm IF` / `deletem IF` on a bridge.
+fn member(cx: &mut Ctx, name: &str, add: bool, m: &str) -> Result<(), String> {
+    let m = m.to_string();
+    let is_bridge = cx.st.interfaces[name].kind == IfKind::Bridge;
+    let op = if add { "BRDGADD" } else { "BRDGDEL" };
+    if !is_bridge {
+        // (unverified) wording for a non-bridge target
+        return Err(format!("ifconfig: {op} {m}: Operation not supported"));
+    }
+    if !cx.iface_visible(&m) {
+        return Err(format!("ifconfig: {op} {m}: No such file or directory"));
+    }
+    let in_other = cx
+        .st
+        .interfaces
+        .iter()
+        .any(|(n, x)| n != name && x.members.contains(&m));
+    let br = cx.st.interfaces.get_mut(name).expect("exists");
+    if add {
+        if br.members.contains(&m) || in_other {
+            return Err(format!("ifconfig: {op} {m}: File exists"));
+        }
+        br.members.push(m);
+    } else {
+        if !br.members.contains(&m) {
+            return Err(format!("ifconfig: {op} {m}: No such file or directory"));
+        }
+        br.members.retain(|x| x != &m);
+        br.private.retain(|x| x != &m);
+    }
+    Ok(())
+}
+
+/// `private IF` / `-private IF` on a bridge.
+fn private(cx: &mut Ctx, name: &str, on: bool, m: &str) -> Result<(), String> {
+    let m = m.to_string();
+    if cx.st.interfaces[name].kind != IfKind::Bridge {
+        // (unverified) wording for a non-bridge target
+        return Err(format!(
+            "ifconfig: BRDGGIFFLGS {m}: Operation not supported"
+        ));
+    }
+    let br = cx.st.interfaces.get_mut(name).expect("exists");
+    if !br.members.contains(&m) {
+        // (unverified) wording: the flag ioctls fail with ENOENT for a non-member
+        return Err(format!(
+            "ifconfig: BRDGGIFFLGS {m}: No such file or directory"
+        ));
+    }
+    br.private.retain(|x| x != &m);
+    if on {
+        br.private.push(m);
     }
     Ok(())
 }
