@@ -510,43 +510,85 @@ fn install(cx: &mut Ctx, fs: &JailFs, je: &JailEnv, args: &[String], io: &mut Io
         ));
         return 71;
     }
-    let record = |cx: &mut Ctx, h: &Path| {
-        if owner.is_some() || group.is_some() {
-            let o = owner.clone().unwrap_or("root".into());
-            let g = group.clone().unwrap_or_else(|| {
-                usr.as_ref()
-                    .and_then(|u| grs.iter().find(|x| x.gid == u.gid))
-                    .map(|x| x.name.clone())
-                    .unwrap_or("wheel".into())
-            });
-            set_owner(cx, h, &o, &g);
-        }
+    let owner_group = (owner.is_some() || group.is_some()).then(|| {
+        let o = owner.clone().unwrap_or("root".into());
+        let g = group.clone().unwrap_or_else(|| {
+            usr.as_ref()
+                .and_then(|u| grs.iter().find(|x| x.gid == u.gid))
+                .map(|x| x.name.clone())
+                .unwrap_or("wheel".into())
+        });
+        (o, g)
+    });
+    let how = Installed {
+        mode,
+        owner_group,
+        verbose,
     };
     if dir_mode {
         if ops.is_empty() {
             return INSTALL.usage().report(io);
         }
-        for d in ops {
-            match fs.mkdir_p(cx, d, &je.cwd) {
-                Ok(h) => {
-                    set_mode(&h, mode.unwrap_or(0o755));
-                    record(cx, &h);
-                    if verbose {
-                        io.out(&format!("install: mkdir {d}"));
-                    }
-                }
-                Err(e) => {
-                    // (unverified) err(EX_OSERR, "mkdir %s", path)
-                    io.err(&format!("install: mkdir {d}: {e}"));
-                    return 71;
-                }
-            }
-        }
-        return 0;
+        return install_dirs(cx, fs, je, ops, &how, io);
     }
     if ops.len() < 2 {
         return INSTALL.usage().report(io);
     }
+    install_files(cx, fs, je, ops, &how, io)
+}
+
+/// How `install` leaves what it makes: the mode, the owner and group recorded, whether it says so.
+struct Installed {
+    mode: Option<u32>,
+    owner_group: Option<(String, String)>,
+    verbose: bool,
+}
+
+impl Installed {
+    fn apply(&self, cx: &mut Ctx, h: &Path, default_mode: u32) {
+        set_mode(h, self.mode.unwrap_or(default_mode));
+        if let Some((o, g)) = &self.owner_group {
+            set_owner(cx, h, o, g);
+        }
+    }
+}
+
+/// `install -d DIR…`.
+fn install_dirs(
+    cx: &mut Ctx,
+    fs: &JailFs,
+    je: &JailEnv,
+    dirs: &[String],
+    how: &Installed,
+    io: &mut Io,
+) -> i32 {
+    for d in dirs {
+        match fs.mkdir_p(cx, d, &je.cwd) {
+            Ok(h) => {
+                how.apply(cx, &h, 0o755);
+                if how.verbose {
+                    io.out(&format!("install: mkdir {d}"));
+                }
+            }
+            Err(e) => {
+                // (unverified) err(EX_OSERR, "mkdir %s", path)
+                io.err(&format!("install: mkdir {d}: {e}"));
+                return 71;
+            }
+        }
+    }
+    0
+}
+
+/// `install SRC DST` and `install SRC… DIR`.
+fn install_files(
+    cx: &mut Ctx,
+    fs: &JailFs,
+    je: &JailEnv,
+    ops: &[String],
+    how: &Installed,
+    io: &mut Io,
+) -> i32 {
     let (srcs, dst) = ops.split_at(ops.len() - 1);
     let dst = &dst[0];
     let dst_dir = fs.resolve(cx, dst, &je.cwd).is_ok_and(|(h, _)| h.is_dir());
@@ -582,9 +624,8 @@ fn install(cx: &mut Ctx, fs: &JailFs, je: &JailEnv, args: &[String], io: &mut Io
             io.err(&format!("install: {target}: {}", errno(&e)));
             return 73;
         }
-        set_mode(&h, mode.unwrap_or(0o555));
-        record(cx, &h);
-        if verbose {
+        how.apply(cx, &h, 0o555);
+        if how.verbose {
             io.out(&format!("install: {s} -> {target}"));
         }
     }
@@ -655,168 +696,191 @@ pub fn pw(cx: &mut Ctx, fs: &JailFs, args: &[String], io: &mut Io) -> i32 {
         .iter()
         .filter_map(|(k, v)| Some((k.chars().next()?, v.clone()?)))
         .collect();
-    let flags: Vec<char> = p
-        .opts
-        .iter()
-        .filter(|(_, v)| v.is_none())
-        .filter_map(|(k, _)| k.chars().next())
-        .collect();
-    let positional = p.operands.first().cloned();
-    let name = opts.get(&'n').cloned().or(positional);
-    let root = cx.is_root();
+    let a = PwArgs {
+        name: opts.get(&'n').cloned().or(p.operands.first().cloned()),
+        flags: p
+            .opts
+            .iter()
+            .filter(|(_, v)| v.is_none())
+            .filter_map(|(k, _)| k.chars().next())
+            .collect(),
+        opts,
+    };
     match sub.as_str() {
-        "useradd" | "adduser" => {
-            let Some(name) = name else {
-                io.err("pw: user name or id required");
-                return 64;
-            };
-            if !root {
-                io.err("pw: you must be root to run this command");
-                return 77;
-            }
-            let uid = match opts.get(&'u').map(|u| u.parse::<u32>()) {
-                Some(Ok(u)) => Some(u),
-                Some(Err(_)) => {
-                    io.err(&format!("pw: Bad id '{}': invalid", opts[&'u']));
-                    return 64;
-                }
-                None => None,
-            };
-            let home = opts.get(&'d').cloned().unwrap_or(format!("/home/{name}"));
-            let shell = match opts.get(&'s').map(String::as_str) {
-                None | Some("") => "/bin/sh".to_string(),
-                Some(s) if s.starts_with('/') => s.to_string(),
-                Some(s) => format!("/bin/{s}"),
-            };
-            let gecos = opts.get(&'c').cloned().unwrap_or("User &".into());
-            match add_user(
-                cx,
-                fs,
-                &name,
-                uid,
-                opts.get(&'g').map(String::as_str),
-                &gecos,
-                &home,
-                &shell,
-                flags.contains(&'m'),
-            ) {
-                Ok(_) => 0,
-                Err((code, msg)) => {
-                    io.err(&msg);
-                    code
-                }
-            }
-        }
-        "usershow" | "showuser" => {
-            let Some(name) = name else {
-                io.err("pw: user name or id required");
-                return 64;
-            };
-            match users(cx, fs)
-                .into_iter()
-                .find(|u| u.name == name || u.uid.to_string() == name)
-            {
-                Some(u) => {
-                    io.out(&format!(
-                        "{}:*:{}:{}::0:0:{}:{}:{}",
-                        u.name, u.uid, u.gid, u.gecos, u.home, u.shell
-                    ));
-                    0
-                }
-                None => {
-                    io.err(&format!("pw: no such user `{name}'"));
-                    67
-                }
-            }
-        }
-        "userdel" | "deluser" => {
-            let Some(name) = name else {
-                io.err("pw: user name or id required");
-                return 64;
-            };
-            if !users(cx, fs).iter().any(|u| u.name == name) {
-                io.err(&format!("pw: no such user `{name}'"));
-                return 67;
-            }
-            let text = fs.read(cx, "/etc/passwd").unwrap_or_default();
-            let kept: String = text
-                .lines()
-                .filter(|l| l.split(':').next() != Some(name.as_str()))
-                .map(|l| format!("{l}\n"))
-                .collect();
-            match fs.write(cx, "/etc/passwd", &kept) {
-                Ok(()) => 0,
-                Err(e) => {
-                    io.err(&format!("pw: /etc/passwd: {e}"));
-                    74
-                }
-            }
-        }
-        "groupadd" | "addgroup" => {
-            let Some(name) = name else {
-                io.err("pw: group name required");
-                return 64;
-            };
-            if !root {
-                io.err("pw: you must be root to run this command");
-                return 77;
-            }
-            let grs = groups(cx, fs);
-            if grs.iter().any(|g| g.name == name) {
-                io.err(&format!("pw: group name `{name}' already exists"));
-                return 65;
-            }
-            // (unverified) pw's wording; gids from 1000 like uids.
-            let gid = match opts.get(&'g').map(|g| g.parse::<u32>()) {
-                Some(Ok(g)) if grs.iter().any(|x| x.gid == g) => {
-                    io.err(&format!("pw: gid `{g}' has already been allocated"));
-                    return 65;
-                }
-                Some(Ok(g)) => g,
-                Some(Err(_)) => {
-                    io.err(&format!("pw: Bad id '{}': invalid", opts[&'g']));
-                    return 64;
-                }
-                None => grs
-                    .iter()
-                    .map(|x| x.gid)
-                    .filter(|g| (1000..32000).contains(g))
-                    .max()
-                    .map(|m| m + 1)
-                    .unwrap_or(1000),
-            };
-            match append_line(cx, fs, "/etc/group", &format!("{name}:*:{gid}:")) {
-                Ok(()) => 0,
-                Err(e) => {
-                    io.err(&format!("pw: /etc/group: {e}"));
-                    74
-                }
-            }
-        }
-        "groupshow" | "showgroup" => {
-            let Some(name) = name else {
-                io.err("pw: group name or id required");
-                return 64;
-            };
-            match groups(cx, fs)
-                .into_iter()
-                .find(|g| g.name == name || g.gid.to_string() == name)
-            {
-                Some(g) => {
-                    io.out(&format!("{}:*:{}:{}", g.name, g.gid, g.members.join(",")));
-                    0
-                }
-                None => {
-                    io.err(&format!("pw: unknown group `{name}'"));
-                    67
-                }
-            }
-        }
+        "useradd" | "adduser" => pw_useradd(cx, fs, &a, io),
+        "usershow" | "showuser" => pw_usershow(cx, fs, &a, io),
+        "userdel" | "deluser" => pw_userdel(cx, fs, &a, io),
+        "groupadd" | "addgroup" => pw_groupadd(cx, fs, &a, io),
+        "groupshow" | "showgroup" => pw_groupshow(cx, fs, &a, io),
         other => {
             io.err(&format!(
                 "pw: fakebsd simulates only useradd, usershow, userdel, groupadd, groupshow (not '{other}')"
             ));
             64
+        }
+    }
+}
+
+/// A `pw` command's options: values by letter, the letters without one, and the name (`-n` or operand).
+struct PwArgs {
+    opts: BTreeMap<char, String>,
+    flags: Vec<char>,
+    name: Option<String>,
+}
+
+/// `pw useradd NAME [-u UID] [-g GROUP] [-c GECOS] [-d HOME] [-s SHELL] [-m]`.
+fn pw_useradd(cx: &mut Ctx, fs: &JailFs, a: &PwArgs, io: &mut Io) -> i32 {
+    let Some(name) = a.name.clone() else {
+        io.err("pw: user name or id required");
+        return 64;
+    };
+    if !cx.is_root() {
+        io.err("pw: you must be root to run this command");
+        return 77;
+    }
+    let uid = match a.opts.get(&'u').map(|u| u.parse::<u32>()) {
+        Some(Ok(u)) => Some(u),
+        Some(Err(_)) => {
+            io.err(&format!("pw: Bad id '{}': invalid", a.opts[&'u']));
+            return 64;
+        }
+        None => None,
+    };
+    let home = a.opts.get(&'d').cloned().unwrap_or(format!("/home/{name}"));
+    let shell = match a.opts.get(&'s').map(String::as_str) {
+        None | Some("") => "/bin/sh".to_string(),
+        Some(s) if s.starts_with('/') => s.to_string(),
+        Some(s) => format!("/bin/{s}"),
+    };
+    let gecos = a.opts.get(&'c').cloned().unwrap_or("User &".into());
+    match add_user(
+        cx,
+        fs,
+        &name,
+        uid,
+        a.opts.get(&'g').map(String::as_str),
+        &gecos,
+        &home,
+        &shell,
+        a.flags.contains(&'m'),
+    ) {
+        Ok(_) => 0,
+        Err((code, msg)) => {
+            io.err(&msg);
+            code
+        }
+    }
+}
+
+/// `pw usershow NAME|UID`: the passwd line.
+fn pw_usershow(cx: &mut Ctx, fs: &JailFs, a: &PwArgs, io: &mut Io) -> i32 {
+    let Some(name) = a.name.clone() else {
+        io.err("pw: user name or id required");
+        return 64;
+    };
+    match users(cx, fs)
+        .into_iter()
+        .find(|u| u.name == name || u.uid.to_string() == name)
+    {
+        Some(u) => {
+            io.out(&format!(
+                "{}:*:{}:{}::0:0:{}:{}:{}",
+                u.name, u.uid, u.gid, u.gecos, u.home, u.shell
+            ));
+            0
+        }
+        None => {
+            io.err(&format!("pw: no such user `{name}'"));
+            67
+        }
+    }
+}
+
+/// `pw userdel NAME`.
+fn pw_userdel(cx: &mut Ctx, fs: &JailFs, a: &PwArgs, io: &mut Io) -> i32 {
+    let Some(name) = a.name.clone() else {
+        io.err("pw: user name or id required");
+        return 64;
+    };
+    if !users(cx, fs).iter().any(|u| u.name == name) {
+        io.err(&format!("pw: no such user `{name}'"));
+        return 67;
+    }
+    let text = fs.read(cx, "/etc/passwd").unwrap_or_default();
+    let kept: String = text
+        .lines()
+        .filter(|l| l.split(':').next() != Some(name.as_str()))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    match fs.write(cx, "/etc/passwd", &kept) {
+        Ok(()) => 0,
+        Err(e) => {
+            io.err(&format!("pw: /etc/passwd: {e}"));
+            74
+        }
+    }
+}
+
+/// `pw groupadd NAME [-g GID]`.
+fn pw_groupadd(cx: &mut Ctx, fs: &JailFs, a: &PwArgs, io: &mut Io) -> i32 {
+    let Some(name) = a.name.clone() else {
+        io.err("pw: group name required");
+        return 64;
+    };
+    if !cx.is_root() {
+        io.err("pw: you must be root to run this command");
+        return 77;
+    }
+    let grs = groups(cx, fs);
+    if grs.iter().any(|g| g.name == name) {
+        io.err(&format!("pw: group name `{name}' already exists"));
+        return 65;
+    }
+    // (unverified) pw's wording; gids from 1000 like uids.
+    let gid = match a.opts.get(&'g').map(|g| g.parse::<u32>()) {
+        Some(Ok(g)) if grs.iter().any(|x| x.gid == g) => {
+            io.err(&format!("pw: gid `{g}' has already been allocated"));
+            return 65;
+        }
+        Some(Ok(g)) => g,
+        Some(Err(_)) => {
+            io.err(&format!("pw: Bad id '{}': invalid", a.opts[&'g']));
+            return 64;
+        }
+        None => grs
+            .iter()
+            .map(|x| x.gid)
+            .filter(|g| (1000..32000).contains(g))
+            .max()
+            .map(|m| m + 1)
+            .unwrap_or(1000),
+    };
+    match append_line(cx, fs, "/etc/group", &format!("{name}:*:{gid}:")) {
+        Ok(()) => 0,
+        Err(e) => {
+            io.err(&format!("pw: /etc/group: {e}"));
+            74
+        }
+    }
+}
+
+/// `pw groupshow NAME|GID`: the group line.
+fn pw_groupshow(cx: &mut Ctx, fs: &JailFs, a: &PwArgs, io: &mut Io) -> i32 {
+    let Some(name) = a.name.clone() else {
+        io.err("pw: group name or id required");
+        return 64;
+    };
+    match groups(cx, fs)
+        .into_iter()
+        .find(|g| g.name == name || g.gid.to_string() == name)
+    {
+        Some(g) => {
+            io.out(&format!("{}:*:{}:{}", g.name, g.gid, g.members.join(",")));
+            0
+        }
+        None => {
+            io.err(&format!("pw: unknown group `{name}'"));
+            67
         }
     }
 }
