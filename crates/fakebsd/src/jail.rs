@@ -312,9 +312,54 @@ pub fn create(cx: &mut Ctx, name: &str, mut p: Params, io: &mut Io) -> i32 {
     if let Err(e) = run_hooks(cx, name, &p, "exec.prestart", io) {
         return fail(io, &e);
     }
-    // Mounts: mount.fstab then mount.devfs (jail(8) order).
+    let mounts = match mounts(cx, name, &p, &path, io) {
+        Ok(m) => m,
+        Err(c) => return c,
+    };
+    let vnet = p.contains_key("vnet") && first(&p, "vnet") != Some("inherit");
+    let mut jail = Jail {
+        path: path.clone(),
+        hostname: first(&p, "host.hostname").unwrap_or(name).to_string(),
+        vnet,
+        persist: p.contains_key("persist"),
+        osrelease: first(&p, "osrelease")
+            .unwrap_or(crate::state::HOST_VERSION)
+            .to_string(),
+        params: p.iter().map(|(k, v)| (k.clone(), v.join(","))).collect(),
+        ..Jail::default()
+    };
+    if !vnet {
+        if let Err(c) = shared_ips(cx, name, &p, &mut jail, io) {
+            return c;
+        }
+    }
+    cx.st.next_jid += 1;
+    jail.jid = cx.st.next_jid;
+    cx.st.jails.insert(name.to_string(), jail);
+    cx.st.mounts.extend(mounts);
+    if vnet {
+        if let Err(c) = vnet_interfaces(cx, name, &p, io) {
+            return c;
+        }
+    }
+    for hook in ["exec.created", "exec.poststart"] {
+        if let Err(e) = run_hooks(cx, name, &p, hook, io) {
+            return fail(io, &e);
+        }
+    }
+    // exec.start ('/bin/sh /etc/rc') is not run, but what it would start of the simulated package
+    // services (postgresql, nginx: enabled and ready) is started.
+    if p.contains_key("exec.start") {
+        crate::service::rc_autostart(cx, name);
+    }
+    io.out(&format!("{name}: created"));
+    0
+}
+
+/// Mounts: mount.fstab then mount.devfs (jail(8) order); a missing source or mount point fails the create.
+fn mounts(cx: &Ctx, name: &str, p: &Params, path: &str, io: &mut Io) -> Result<Vec<Mount>, i32> {
     let mut mounts = vec![];
-    if let Some(fstab) = first(&p, "mount.fstab") {
+    if let Some(fstab) = first(p, "mount.fstab") {
         let text = std::fs::read_to_string(cx.host_path(fstab)).unwrap_or_default();
         for line in text.lines() {
             let f: Vec<&str> = line.split_whitespace().collect();
@@ -331,13 +376,13 @@ pub fn create(cx: &mut Ctx, name: &str, mut p: Params, io: &mut Io) -> i32 {
                     "mount_{}: {missing}: No such file or directory",
                     f[2]
                 ));
-                return fail(
+                return Err(fail(
                     io,
                     &format!(
                         "jail: {name}: /sbin/mount -t {} -o {} {} {}: failed",
                         f[2], f[3], f[0], f[1]
                     ),
-                );
+                ));
             }
             mounts.push(Mount {
                 source: f[0].into(),
@@ -350,10 +395,10 @@ pub fn create(cx: &mut Ctx, name: &str, mut p: Params, io: &mut Io) -> i32 {
     if p.contains_key("mount.devfs") {
         let dev = format!("{}/dev", path.trim_end_matches('/'));
         if !cx.host_path(&dev).is_dir() {
-            return fail(
+            return Err(fail(
                 io,
                 &format!("jail: {name}: {dev}: No such file or directory"),
-            );
+            ));
         }
         mounts.push(Mount {
             source: "devfs".into(),
@@ -362,89 +407,73 @@ pub fn create(cx: &mut Ctx, name: &str, mut p: Params, io: &mut Io) -> i32 {
             opts: "rw".into(),
         });
     }
-    let vnet = p.contains_key("vnet") && first(&p, "vnet") != Some("inherit");
-    let mut jail = Jail {
-        path: path.clone(),
-        hostname: first(&p, "host.hostname").unwrap_or(name).to_string(),
-        vnet,
-        persist: p.contains_key("persist"),
-        osrelease: first(&p, "osrelease")
-            .unwrap_or(crate::state::HOST_VERSION)
-            .to_string(),
-        params: p.iter().map(|(k, v)| (k.clone(), v.join(","))).collect(),
-        ..Jail::default()
-    };
-    // Shared-IP addresses: jail(8) adds each as an alias on its interface.
-    if !vnet {
-        for spec in p.get("ip4.addr").cloned().unwrap_or_default() {
-            for one in spec.split(',') {
-                let (ifname, addr) = match one.split_once('|') {
-                    Some((i, a)) => (Some(i.to_string()), a.to_string()),
-                    None => (None, one.to_string()),
-                };
-                let (a, prefix) = match addr.split_once('/') {
-                    Some((a, n)) => (a.to_string(), n.parse().unwrap_or(32)),
-                    None => (addr.clone(), 32),
-                };
-                let Ok(ip) = a.parse() else {
-                    return fail(
-                        io,
-                        &format!("jail: {name}: ip4.addr: {addr}: Invalid argument"),
-                    );
-                };
-                if let Some(ifn) = ifname {
-                    if !cx.iface_visible(&ifn) {
-                        io.err(&format!("ifconfig: interface {ifn} does not exist"));
-                        return fail(io, &format!("jail: {name}: /sbin/ifconfig {ifn} inet {a} netmask 255.255.255.255 alias: failed"));
-                    }
-                    let iface = cx.st.interfaces.get_mut(&ifn).expect("visible");
-                    if !iface.inet.iter().any(|x| x.addr == ip) {
-                        iface.inet.push(Inet { addr: ip, prefix });
-                        jail.aliases.push((ifn.clone(), a.clone()));
-                    }
-                }
-                jail.ip4.push(a);
-            }
-        }
-        for spec in p.get("ip6.addr").cloned().unwrap_or_default() {
-            for one in spec.split(',') {
-                let a = one.split_once('|').map(|x| x.1).unwrap_or(one);
-                jail.ip6.push(a.split('/').next().unwrap_or(a).to_string());
-            }
-        }
-    }
-    cx.st.next_jid += 1;
-    jail.jid = cx.st.next_jid;
-    cx.st.jails.insert(name.to_string(), jail);
-    cx.st.mounts.extend(mounts);
-    if vnet {
-        for ifn in p.get("vnet.interface").cloned().unwrap_or_default() {
-            if !cx.iface_visible(&ifn) {
-                io.err(&format!("ifconfig: interface {ifn} does not exist"));
-                remove_record(cx, name);
-                return fail(
+    Ok(mounts)
+}
+
+/// Shared-IP addresses: jail(8) adds each as an alias on its interface.
+fn shared_ips(
+    cx: &mut Ctx,
+    name: &str,
+    p: &Params,
+    jail: &mut Jail,
+    io: &mut Io,
+) -> Result<(), i32> {
+    for spec in p.get("ip4.addr").cloned().unwrap_or_default() {
+        for one in spec.split(',') {
+            let (ifname, addr) = match one.split_once('|') {
+                Some((i, a)) => (Some(i.to_string()), a.to_string()),
+                None => (None, one.to_string()),
+            };
+            let (a, prefix) = match addr.split_once('/') {
+                Some((a, n)) => (a.to_string(), n.parse().unwrap_or(32)),
+                None => (addr.clone(), 32),
+            };
+            let Ok(ip) = a.parse() else {
+                return Err(fail(
                     io,
-                    &format!("jail: {name}: /sbin/ifconfig {ifn} vnet {name}: failed"),
-                );
+                    &format!("jail: {name}: ip4.addr: {addr}: Invalid argument"),
+                ));
+            };
+            if let Some(ifn) = ifname {
+                if !cx.iface_visible(&ifn) {
+                    io.err(&format!("ifconfig: interface {ifn} does not exist"));
+                    return Err(fail(io, &format!("jail: {name}: /sbin/ifconfig {ifn} inet {a} netmask 255.255.255.255 alias: failed")));
+                }
+                let iface = cx.st.interfaces.get_mut(&ifn).expect("visible");
+                if !iface.inet.iter().any(|x| x.addr == ip) {
+                    iface.inet.push(Inet { addr: ip, prefix });
+                    jail.aliases.push((ifn.clone(), a.clone()));
+                }
             }
-            if let Err(e) = ifconfig::move_vnet(cx, &ifn, name, true) {
-                remove_record(cx, name);
-                return fail(io, &e);
-            }
+            jail.ip4.push(a);
         }
     }
-    for hook in ["exec.created", "exec.poststart"] {
-        if let Err(e) = run_hooks(cx, name, &p, hook, io) {
-            return fail(io, &e);
+    for spec in p.get("ip6.addr").cloned().unwrap_or_default() {
+        for one in spec.split(',') {
+            let a = one.split_once('|').map(|x| x.1).unwrap_or(one);
+            jail.ip6.push(a.split('/').next().unwrap_or(a).to_string());
         }
     }
-    // exec.start ('/bin/sh /etc/rc') is not run, but what it would start of the simulated package
-    // services (postgresql, nginx: enabled and ready) is started.
-    if p.contains_key("exec.start") {
-        crate::service::rc_autostart(cx, name);
+    Ok(())
+}
+
+/// A VNET jail's interfaces moved into it (the record is dropped again when one cannot be).
+fn vnet_interfaces(cx: &mut Ctx, name: &str, p: &Params, io: &mut Io) -> Result<(), i32> {
+    for ifn in p.get("vnet.interface").cloned().unwrap_or_default() {
+        if !cx.iface_visible(&ifn) {
+            io.err(&format!("ifconfig: interface {ifn} does not exist"));
+            remove_record(cx, name);
+            return Err(fail(
+                io,
+                &format!("jail: {name}: /sbin/ifconfig {ifn} vnet {name}: failed"),
+            ));
+        }
+        if let Err(e) = ifconfig::move_vnet(cx, &ifn, name, true) {
+            remove_record(cx, name);
+            return Err(fail(io, &e));
+        }
     }
-    io.out(&format!("{name}: created"));
-    0
+    Ok(())
 }
 
 /// Drops a jail's kernel state: aliases, mounts under its root, VNET interfaces back to the host.
