@@ -377,175 +377,111 @@ impl Checker<'_> {
         Ok((format!("{prefix}{checked}{close}"), j + 1, true))
     }
 
-    /// Checks and rewrites a script.
+    /// Checks and rewrites a script: every token in turn, then the replacements spliced in.
     fn check(&self, s: &str) -> Result<String, String> {
         let toks = self.lex(s)?;
-        let mut repl: Vec<(usize, usize, String)> = vec![];
-        let mut cmd_pos = true;
-        let mut target: Option<String> = None;
-        let mut skip_until_do = false;
-        let mut case_head = false;
-        let mut after_command = false;
-        let mut source_next = false;
+        let mut st = Scan {
+            cmd_pos: true,
+            ..Scan::default()
+        };
         for t in &toks {
             if let Some(r) = &t.raw {
-                repl.push((t.start, t.end, r.clone()));
+                st.repl.push((t.start, t.end, r.clone()));
             }
             match &t.kind {
                 Kind::Op => {
-                    cmd_pos = true;
-                    target = None;
-                    after_command = false;
-                    source_next = false;
-                    case_head = false;
-                }
-                Kind::Redir(r) => target = Some(r.clone()),
-                Kind::Word => {
-                    if let Some(op) = target.take() {
-                        if op.starts_with("<<") {
-                            continue;
-                        }
-                        let dup = (op == ">&" || op == "<&")
-                            && t.lit
-                                .as_deref()
-                                .is_some_and(|l| l == "-" || l.chars().all(|c| c.is_ascii_digit()));
-                        if dup {
-                            continue;
-                        }
-                        let Some(lit) = &t.lit else {
-                            return Err(format!(
-                                "refusing a redirection to a computed path ({})",
-                                &s[t.start..t.end]
-                            ));
-                        };
-                        if let Some(r) = self.map_path(lit)? {
-                            repl.retain(|x| x.0 != t.start);
-                            repl.push((t.start, t.end, r));
-                        }
-                        continue;
-                    }
-                    let lit = t.lit.clone();
-                    if source_next {
-                        source_next = false;
-                        if let Some(l) = &lit {
-                            if let Some(r) = self.map_path(l)? {
-                                repl.push((t.start, t.end, r));
-                            }
-                        }
-                        continue;
-                    }
-                    if skip_until_do {
-                        if lit.as_deref() == Some("do") {
-                            skip_until_do = false;
-                            cmd_pos = true;
-                        }
-                        continue;
-                    }
-                    if case_head {
-                        if lit.as_deref() == Some("in") {
-                            case_head = false;
-                            cmd_pos = true;
-                        }
-                        continue;
-                    }
-                    if !cmd_pos {
-                        continue;
-                    }
-                    let Some(w) = lit else {
-                        let text = t
-                            .raw
-                            .clone()
-                            .unwrap_or_else(|| s[t.start..t.end].to_string());
-                        if is_assignment(&text) {
-                            // `NAME=$x cmd`: still in command position.
-                            continue;
-                        }
-                        // A computed command word: run through the in-jail dispatcher, which refuses an
-                        // absolute path outside the jail's commands as this check does for a literal one.
-                        cmd_pos = false;
-                        repl.retain(|x| x.0 != t.start);
-                        repl.push((t.start, t.end, format!("{RUN_COMPUTED} {text}")));
-                        continue;
+                    st = Scan {
+                        cmd_pos: true,
+                        skip_until_do: st.skip_until_do,
+                        repl: std::mem::take(&mut st.repl),
+                        ..Scan::default()
                     };
-                    if after_command && w == "-p" {
-                        return Err(
-                            "refusing 'command -p' (it searches this machine's PATH)".into()
-                        );
-                    }
-                    match w.as_str() {
-                        "if" | "then" | "else" | "elif" | "fi" | "do" | "done" | "while"
-                        | "until" | "{" | "}" | "!" | "esac" | "time" => continue,
-                        "for" | "select" => {
-                            skip_until_do = true;
-                            continue;
-                        }
-                        "case" => {
-                            case_head = true;
-                            continue;
-                        }
-                        "eval" | "trap" | "alias" => {
-                            return Err(format!(
-                                "refusing '{w}' (fakebsd cannot check what it would run)"
-                            ));
-                        }
-                        "exec" | "nohup" => continue,
-                        "command" => {
-                            after_command = true;
-                            continue;
-                        }
-                        "." | "source" => {
-                            source_next = true;
-                            cmd_pos = false;
-                            continue;
-                        }
-                        _ => {}
-                    }
-                    if after_command && w.starts_with('-') {
-                        continue;
-                    }
-                    after_command = false;
-                    if is_assignment(&w) {
-                        continue;
-                    }
-                    cmd_pos = false;
-                    if w.contains('/') {
-                        let name = w.rsplit('/').next().unwrap_or(&w);
-                        let dir = w.rsplit_once('/').map(|x| x.0).unwrap_or("");
-                        let ok_dir = [
-                            "",
-                            "/bin",
-                            "/sbin",
-                            "/usr/bin",
-                            "/usr/sbin",
-                            "/usr/local/bin",
-                            "/usr/local/sbin",
-                        ]
-                        .contains(&dir);
-                        if ok_dir && (JAIL_TOOLS.contains(&name) || HOST_UTILS.contains(&name)) {
-                            repl.retain(|x| x.0 != t.start);
-                            repl.push((t.start, t.end, quote(name)));
-                            continue;
-                        }
-                        return Err(format!(
-                            "refusing to run {w}: only fakebsd's in-jail commands run inside jails"
-                        ));
-                    }
                 }
+                Kind::Redir(r) => st.target = Some(r.clone()),
+                Kind::Word => self.check_word(s, t, &mut st)?,
             }
         }
-        repl.sort_by_key(|x| x.0);
-        let mut out = String::new();
-        let mut pos = 0;
-        for (st, en, r) in repl {
-            if st < pos {
-                continue;
-            }
-            out.push_str(&s[pos..st]);
-            out.push_str(&r);
-            pos = en;
+        Ok(splice(s, st.repl))
+    }
+
+    /// One word: a redirection's target, a sourced file, a loop or case head, or a command word.
+    fn check_word(&self, s: &str, t: &Tok, st: &mut Scan) -> Result<(), String> {
+        if let Some(op) = st.target.take() {
+            return self.redirect_target(s, t, &op, st);
         }
-        out.push_str(&s[pos..]);
-        Ok(out)
+        let lit = t.lit.clone();
+        if st.source_next {
+            st.source_next = false;
+            if let Some(r) = lit
+                .as_deref()
+                .map(|l| self.map_path(l))
+                .transpose()?
+                .flatten()
+            {
+                st.repl.push((t.start, t.end, r));
+            }
+            return Ok(());
+        }
+        if st.skip_until_do {
+            if lit.as_deref() == Some("do") {
+                st.skip_until_do = false;
+                st.cmd_pos = true;
+            }
+            return Ok(());
+        }
+        if st.case_head {
+            if lit.as_deref() == Some("in") {
+                st.case_head = false;
+                st.cmd_pos = true;
+            }
+            return Ok(());
+        }
+        if !st.cmd_pos {
+            return Ok(());
+        }
+        let Some(w) = lit else {
+            let text = t
+                .raw
+                .clone()
+                .unwrap_or_else(|| s[t.start..t.end].to_string());
+            if is_assignment(&text) {
+                // `NAME=$x cmd`: still in command position.
+                return Ok(());
+            }
+            // A computed command word: run through the in-jail dispatcher, which refuses an
+            // absolute path outside the jail's commands as this check does for a literal one.
+            st.cmd_pos = false;
+            st.repl.retain(|x| x.0 != t.start);
+            st.repl
+                .push((t.start, t.end, format!("{RUN_COMPUTED} {text}")));
+            return Ok(());
+        };
+        command_word(t, &w, st)
+    }
+
+    /// The target of a redirection: a literal path, mapped to the jail's file when absolute.
+    fn redirect_target(&self, s: &str, t: &Tok, op: &str, st: &mut Scan) -> Result<(), String> {
+        if op.starts_with("<<") {
+            return Ok(());
+        }
+        let dup = (op == ">&" || op == "<&")
+            && t.lit
+                .as_deref()
+                .is_some_and(|l| l == "-" || l.chars().all(|c| c.is_ascii_digit()));
+        if dup {
+            return Ok(());
+        }
+        let Some(lit) = &t.lit else {
+            return Err(format!(
+                "refusing a redirection to a computed path ({})",
+                &s[t.start..t.end]
+            ));
+        };
+        if let Some(r) = self.map_path(lit)? {
+            st.repl.retain(|x| x.0 != t.start);
+            st.repl.push((t.start, t.end, r));
+        }
+        Ok(())
     }
 
     /// An absolute path in a redirection or `.`: the real path of the jail's file, quoted.
@@ -585,6 +521,102 @@ fn is_assignment(w: &str) -> bool {
         }
         None => false,
     }
+}
+
+/// Where the checker is in a script: what the next word is, and the replacements so far
+/// (start, end, text).
+#[derive(Default)]
+struct Scan {
+    cmd_pos: bool,
+    target: Option<String>,
+    skip_until_do: bool,
+    case_head: bool,
+    after_command: bool,
+    source_next: bool,
+    repl: Vec<(usize, usize, String)>,
+}
+
+/// A literal word in command position: a keyword, a builtin that changes what follows, or the command
+/// (a path only to the jail's commands).
+fn command_word(t: &Tok, w: &str, st: &mut Scan) -> Result<(), String> {
+    if st.after_command && w == "-p" {
+        return Err("refusing 'command -p' (it searches this machine's PATH)".into());
+    }
+    match w {
+        "if" | "then" | "else" | "elif" | "fi" | "do" | "done" | "while" | "until" | "{" | "}"
+        | "!" | "esac" | "time" | "exec" | "nohup" => return Ok(()),
+        "for" | "select" => {
+            st.skip_until_do = true;
+            return Ok(());
+        }
+        "case" => {
+            st.case_head = true;
+            return Ok(());
+        }
+        "eval" | "trap" | "alias" => {
+            return Err(format!(
+                "refusing '{w}' (fakebsd cannot check what it would run)"
+            ));
+        }
+        "command" => {
+            st.after_command = true;
+            return Ok(());
+        }
+        "." | "source" => {
+            st.source_next = true;
+            st.cmd_pos = false;
+            return Ok(());
+        }
+        _ => {}
+    }
+    if st.after_command && w.starts_with('-') {
+        return Ok(());
+    }
+    st.after_command = false;
+    if is_assignment(w) {
+        return Ok(());
+    }
+    st.cmd_pos = false;
+    if !w.contains('/') {
+        return Ok(());
+    }
+    let name = w.rsplit('/').next().unwrap_or(w);
+    let dir = w.rsplit_once('/').map(|x| x.0).unwrap_or("");
+    let ok_dir = [
+        "",
+        "/bin",
+        "/sbin",
+        "/usr/bin",
+        "/usr/sbin",
+        "/usr/local/bin",
+        "/usr/local/sbin",
+    ]
+    .contains(&dir);
+    if ok_dir && (JAIL_TOOLS.contains(&name) || HOST_UTILS.contains(&name)) {
+        st.repl.retain(|x| x.0 != t.start);
+        st.repl.push((t.start, t.end, quote(name)));
+        return Ok(());
+    }
+    Err(format!(
+        "refusing to run {w}: only fakebsd's in-jail commands run inside jails"
+    ))
+}
+
+/// `s` with the replacements (start, end, text) spliced in; an overlapped one is dropped.
+fn splice(s: &str, mut repl: Vec<(usize, usize, String)>) -> String {
+    repl.sort_by_key(|x| x.0);
+    let mut out = String::new();
+    let mut pos = 0;
+    for (st, en, r) in repl {
+        if st < pos {
+            continue;
+        }
+        out.push_str(&s[pos..st]);
+        out.push_str(&r);
+        pos = en;
+    }
+    out.push_str(&s[pos..]);
+    out
 }
 
 /// Checks and rewrites `script` for jail `fs` (exposed for tests of the checker).
