@@ -203,7 +203,8 @@ fn modes(cx: &mut Ctx, p: &Parsed, io: &mut Io) -> Result<i32, i32> {
     Ok(code)
 }
 
-fn now_secs() -> u64 {
+/// Seconds since the epoch (pf's enable time).
+pub fn now_secs() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())

@@ -205,25 +205,8 @@ fn action_run(cx: &mut Ctx, name: &str, action: &str, io: &mut Io) -> i32 {
     if mutating && !cx.is_root() {
         return fail(io, &format!("{script}: Permission denied"));
     }
-    match verb {
-        "enable" | "disable" => {
-            let v = if verb == "enable" { "YES" } else { "NO" };
-            let path = cx.path("/etc/rc.conf");
-            if let Err(e) = crate::sysrc::set_var(&path, &rcvar, v) {
-                return fail(io, &format!("service: {e}"));
-            }
-            io.out(&format!("{name} {verb}d in /etc/rc.conf"));
-            return 0;
-        }
-        "rcvar" => {
-            io.out(&format!(
-                "# {name}\n#\n{rcvar}=\"{}\"",
-                vars.get(&rcvar).cloned().unwrap_or("NO".into())
-            ));
-            return 0;
-        }
-        "enabled" => return if enabled { 0 } else { 1 },
-        _ => {}
+    if let Some(code) = rc_conf_verb(cx, name, verb, &rcvar, enabled, io) {
+        return code;
     }
     let known = matches!(
         verb,
@@ -253,57 +236,8 @@ fn action_run(cx: &mut Ctx, name: &str, action: &str, io: &mut Io) -> i32 {
         ("netif", "cloneup") => cloneup(cx, io),
         ("netif", "start") | ("netif", "restart") => cloneup(cx, io),
         ("netif", _) => 0,
-        ("pf", "status") => {
-            if !pfctl::loaded(cx) {
-                io.out("pf.ko is not loaded");
-                return 1;
-            }
-            pfctl::run(cx, &["-s".into(), "info".into()], io)
-        }
-        ("pf", "check") => {
-            let rules = vars
-                .get("pf_rules")
-                .cloned()
-                .unwrap_or("/etc/pf.conf".into());
-            io.out("Checking pf rules.");
-            pfctl::run(cx, &["-n".into(), "-f".into(), rules], io)
-        }
-        ("pf", "start") | ("pf", "restart") | ("pf", "reload") | ("pf", "resync") => {
-            cx.st.kmods.insert("pf".into());
-            let rules = vars
-                .get("pf_rules")
-                .cloned()
-                .unwrap_or("/etc/pf.conf".into());
-            if verb == "start" || verb == "restart" {
-                io.out("Enabling pf.");
-            } else {
-                io.out("Reloading pf rules.");
-            }
-            if let Err(lines) = pfctl::load_file(cx, &rules, None, false) {
-                for l in lines {
-                    io.err(&l);
-                }
-                if verb != "start" && verb != "restart" {
-                    return 1;
-                }
-            }
-            if verb == "start" || verb == "restart" {
-                cx.st.pf.enabled = true;
-                cx.st.pf.enabled_at = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or(0);
-            }
-            0
-        }
-        ("pf", "stop") => {
-            if !pfctl::loaded(cx) || !cx.st.pf.enabled {
-                io.err("pfctl: pf not enabled");
-                return 1;
-            }
-            io.out("Disabling pf.");
-            cx.st.pf.enabled = false;
-            0
+        ("pf", "status" | "check" | "start" | "restart" | "reload" | "resync" | "stop") => {
+            pf(cx, verb, &vars, io)
         }
         (_, "status") | (_, "poll") => match running(cx, name) {
             Some(pid) => {
@@ -323,26 +257,113 @@ fn action_run(cx: &mut Ctx, name: &str, action: &str, io: &mut Io) -> i32 {
             }
             start(cx, name, &vars, &script, io)
         }
-        (_, "reload") => match running(cx, name) {
-            Some(_) => {
-                if name == "dnsmasq" {
-                    let conf = vars
-                        .get("dnsmasq_conf")
-                        .cloned()
-                        .unwrap_or("/usr/local/etc/dnsmasq.conf".into());
-                    if let Err(e) = dnsmasq_check(cx, &conf) {
-                        return fail(io, &e);
-                    }
-                }
-                0
-            }
-            None => fail(
-                io,
-                &format!("{name} not running? (check /var/run/{name}.pid)."),
-            ),
-        },
+        (_, "reload") => reload(cx, name, &vars, io),
         _ => 0,
     }
+}
+
+/// The verbs that only read or write rc.conf (`enable`, `disable`, `rcvar`, `enabled`); `None` for the others.
+fn rc_conf_verb(
+    cx: &mut Ctx,
+    name: &str,
+    verb: &str,
+    rcvar: &str,
+    enabled: bool,
+    io: &mut Io,
+) -> Option<i32> {
+    match verb {
+        "enable" | "disable" => {
+            let v = if verb == "enable" { "YES" } else { "NO" };
+            let path = cx.path("/etc/rc.conf");
+            if let Err(e) = crate::sysrc::set_var(&path, rcvar, v) {
+                return Some(fail(io, &format!("service: {e}")));
+            }
+            io.out(&format!("{name} {verb}d in /etc/rc.conf"));
+            Some(0)
+        }
+        "rcvar" => {
+            io.out(&format!(
+                "# {name}\n#\n{rcvar}=\"{}\"",
+                rc_vars(cx).get(rcvar).cloned().unwrap_or("NO".into())
+            ));
+            Some(0)
+        }
+        "enabled" => Some(if enabled { 0 } else { 1 }),
+        _ => None,
+    }
+}
+
+/// `service pf status|check|start|restart|reload|resync|stop` (rc.d/pf through pfctl).
+fn pf(cx: &mut Ctx, verb: &str, vars: &BTreeMap<String, String>, io: &mut Io) -> i32 {
+    let rules = vars
+        .get("pf_rules")
+        .cloned()
+        .unwrap_or("/etc/pf.conf".into());
+    match verb {
+        "status" => {
+            if !pfctl::loaded(cx) {
+                io.out("pf.ko is not loaded");
+                return 1;
+            }
+            pfctl::run(cx, &["-s".into(), "info".into()], io)
+        }
+        "check" => {
+            io.out("Checking pf rules.");
+            pfctl::run(cx, &["-n".into(), "-f".into(), rules], io)
+        }
+        "start" | "restart" | "reload" | "resync" => {
+            let starts = verb == "start" || verb == "restart";
+            cx.st.kmods.insert("pf".into());
+            io.out(if starts {
+                "Enabling pf."
+            } else {
+                "Reloading pf rules."
+            });
+            if let Err(lines) = pfctl::load_file(cx, &rules, None, false) {
+                for l in lines {
+                    io.err(&l);
+                }
+                if !starts {
+                    return 1;
+                }
+            }
+            if starts {
+                cx.st.pf.enabled = true;
+                cx.st.pf.enabled_at = pfctl::now_secs();
+            }
+            0
+        }
+        "stop" => {
+            if !pfctl::loaded(cx) || !cx.st.pf.enabled {
+                io.err("pfctl: pf not enabled");
+                return 1;
+            }
+            io.out("Disabling pf.");
+            cx.st.pf.enabled = false;
+            0
+        }
+        _ => 0,
+    }
+}
+
+/// `service NAME reload`: a running service's config checked (dnsmasq's), else rc.subr's complaint.
+fn reload(cx: &mut Ctx, name: &str, vars: &BTreeMap<String, String>, io: &mut Io) -> i32 {
+    if running(cx, name).is_none() {
+        return fail(
+            io,
+            &format!("{name} not running? (check /var/run/{name}.pid)."),
+        );
+    }
+    if name == "dnsmasq" {
+        let conf = vars
+            .get("dnsmasq_conf")
+            .cloned()
+            .unwrap_or("/usr/local/etc/dnsmasq.conf".into());
+        if let Err(e) = dnsmasq_check(cx, &conf) {
+            return fail(io, &e);
+        }
+    }
+    0
 }
 
 fn start(
