@@ -50,7 +50,34 @@ pub fn run(b: &mut Bx, args: &[String]) -> i32 {
     if let Err(c) = b.root_check() {
         return c;
     }
-    // The interactive ZFS trap (§3 bootstrap): stdin /dev/null answers "" → exit 1.
+    if let Err(c) = check_zfs(b) {
+        return c;
+    }
+    let (release, pkgbase) = match release_name(b, &arg, pkgbase) {
+        Ok(r) => r,
+        Err(c) => return c,
+    };
+    directories(b, &release);
+    let rel_dir = b.p(&format!("{}/{release}", b.conf.releasesdir()));
+    if rel_dir.join("COPYRIGHT").is_file() {
+        b.info("\nBootstrap appears complete!\n");
+        return 0;
+    }
+    if let Err(e) = synthesise(&rel_dir, &release, pkgbase) {
+        b.io.err(&e.to_string());
+        return b.error_exit("[ERROR]: Bootstrap failed!");
+    }
+    b.info(if b.v == Version::V132 {
+        "\nBootstrap successful."
+    } else {
+        "\nBootstrap successful!"
+    });
+    0
+}
+
+/// The ZFS settings bootstrap needs, with its interactive trap (§3 bootstrap): stdin /dev/null answers ""
+/// and the run ends with exit 1.
+fn check_zfs(b: &mut Bx) -> Result<(), i32> {
     let host_zfs = crate::sysrc::get_var(
         &[
             b.p("/etc/defaults/rc.conf"),
@@ -63,23 +90,30 @@ pub fn run(b: &mut Bx, args: &[String]) -> i32 {
         b.warn("ZFS is enabled in rc.conf but not bastille.conf. Do you want to continue? (N|y)");
         let answer = b.ask("");
         if !matches!(answer.as_str(), "yes" | "Yes" | "y" | "Y") {
-            return b.error_exit("[ERROR]: Missing ZFS parameters. See bastille_zfs_enable.");
+            return Err(b.error_exit("[ERROR]: Missing ZFS parameters. See bastille_zfs_enable."));
         }
     }
     if yes(&b.conf.get("bastille_zfs_enable")) {
         let pool = b.conf.get("bastille_zfs_zpool");
         if pool.is_empty() {
-            return b.error_exit("[ERROR]: Missing ZFS parameters. See bastille_zfs_zpool.");
+            return Err(b.error_exit("[ERROR]: Missing ZFS parameters. See bastille_zfs_zpool."));
         }
         if b.conf.get("bastille_zfs_prefix").is_empty() {
-            return b.error_exit("[ERROR]: Missing ZFS parameters. See bastille_zfs_prefix.");
+            return Err(b.error_exit("[ERROR]: Missing ZFS parameters. See bastille_zfs_prefix."));
         }
         if !crate::zfs::exists(b.cx, &pool) {
-            return b.error_exit(&format!("[ERROR]: {pool} is not a ZFS pool."));
+            return Err(b.error_exit(&format!("[ERROR]: {pool} is not a ZFS pool.")));
         }
     }
+    Ok(())
+}
+
+/// The release named by `arg` (upper-cased) and whether it is bootstrapped with pkgbase (`-p`, or 16+).
+fn release_name(b: &mut Bx, arg: &str, pkgbase: bool) -> Result<(String, bool), i32> {
     if arg.starts_with("http") || arg.starts_with("git@") {
-        return b.error_exit("[ERROR]: fakebsd does not simulate template bootstrap (no network).");
+        return Err(
+            b.error_exit("[ERROR]: fakebsd does not simulate template bootstrap (no network).")
+        );
     }
     let up = arg.to_ascii_uppercase();
     let major: u32 = up
@@ -94,20 +128,22 @@ pub fn run(b: &mut Bx, args: &[String]) -> i32 {
         || up.contains("-BETA");
     if major == 0 || !valid || !up.contains('.') {
         b.error_notify(&format!("Unknown Release: {arg}"));
-        return usage(b);
+        return Err(usage(b));
     }
-    let release = up;
     if pkgbase && major <= 14 {
-        return b.error_exit(&format!(
-            "[ERROR]: Pkgbase is not supported for release: {release}"
-        ));
+        return Err(b.error_exit(&format!(
+            "[ERROR]: Pkgbase is not supported for release: {up}"
+        )));
     }
-    let pkgbase = pkgbase || major >= 16;
-    // bootstrap_directories (§1.7).
+    Ok((up, pkgbase || major >= 16))
+}
+
+/// bootstrap_directories (§1.7): the datasets (ZFS) and directories, the prefix at mode 0750.
+fn directories(b: &mut Bx, release: &str) {
     let prefix = b.conf.get("bastille_prefix");
     if b.conf.zfs() {
         let base = b.conf.zfs_base();
-        let opts = super_props(&b.conf.get("bastille_zfs_options"));
+        let opts = super::zfs_props(&b.conf.get("bastille_zfs_options"));
         let mk = |b: &mut Bx, ds: String, extra: Vec<(String, String)>| {
             if !crate::zfs::exists(b.cx, &ds) {
                 let mut props = opts.clone();
@@ -150,31 +186,6 @@ pub fn run(b: &mut Bx, args: &[String]) -> i32 {
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(b.p(&prefix), std::fs::Permissions::from_mode(0o750));
     }
-    let rel_dir = b.p(&format!("{}/{release}", b.conf.releasesdir()));
-    if rel_dir.join("COPYRIGHT").is_file() {
-        b.info("\nBootstrap appears complete!\n");
-        return 0;
-    }
-    if let Err(e) = synthesise(&rel_dir, &release, pkgbase) {
-        b.io.err(&e.to_string());
-        return b.error_exit("[ERROR]: Bootstrap failed!");
-    }
-    b.info(if b.v == Version::V132 {
-        "\nBootstrap successful."
-    } else {
-        "\nBootstrap successful!"
-    });
-    0
-}
-
-fn super_props(opts: &str) -> Vec<(String, String)> {
-    opts.split_whitespace()
-        .filter(|w| *w != "-o")
-        .filter_map(|w| {
-            w.split_once('=')
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-        })
-        .collect()
 }
 
 /// FreeBSD 15's base /etc/passwd (from memory: the list and ids are standard, GECOS approximate).

@@ -579,7 +579,7 @@ fn storage(b: &mut Bx, o: &Opts, j: &NewJail) -> Result<(), i32> {
                 .zfs_opts
                 .clone()
                 .unwrap_or_else(|| b.conf.get("bastille_zfs_options"));
-            let props = zfs_props(&opts);
+            let props = super::zfs_props(&opts);
             let ds = format!("{}/jails/{}", b.conf.zfs_base(), j.name);
             if !o.clone {
                 if let Err(e) = crate::zfs::create(b.cx, &ds, false, &props) {
@@ -1003,24 +1003,4 @@ fn apply_template(b: &mut Bx, name: &str, tpl: &str, vars: &[(String, String)]) 
         b.data(&format!("{k}: {old} -> {v}"));
     }
     b.info(&format!("\nTemplate applied: {tpl}"));
-}
-
-/// Splits `-o k=v -o k=v` (bastille_zfs_options, which `zfs create` reads) into properties.
-fn zfs_props(opts: &str) -> Vec<(String, String)> {
-    const SPEC: Spec = Spec {
-        tool: "zfs",
-        valued: "o",
-        permute: true,
-        ..GETOPT
-    };
-    let words: Vec<String> = opts.split_whitespace().map(str::to_string).collect();
-    let Ok(p) = SPEC.parse(&words) else {
-        return vec![];
-    };
-    let values = p.opts.iter().filter_map(|(_, v)| v.as_deref());
-    values
-        .chain(p.operands.iter().map(String::as_str))
-        .filter_map(|w| w.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
 }

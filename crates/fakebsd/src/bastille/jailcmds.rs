@@ -317,66 +317,12 @@ pub fn zfs(b: &mut Bx, args: &[String]) -> i32 {
                     b.error_notify(&format!("[ERROR]: Failed to snapshot jail: {j}"));
                 }
             }
-            "rollback" => {
-                let tag = match args.get(2) {
-                    Some(t) => t.clone(),
-                    None => {
-                        let prefix = format!("{ds}@bastille_{j}_");
-                        let newest =
-                            b.cx.st
-                                .datasets
-                                .iter()
-                                .filter(|(k, _)| k.starts_with(&prefix))
-                                .max_by_key(|(_, d)| d.created)
-                                .map(|(k, _)| k.clone());
-                        match newest {
-                            Some(n) => n
-                                .split_once('@')
-                                .map(|x| x.1.to_string())
-                                .unwrap_or_default(),
-                            None => {
-                                b.error_notify(&format!("[ERROR]: Failed to rollback jail: {j}"));
-                                continue;
-                            }
-                        }
-                    }
-                };
-                let r = crate::zfs::rollback(b.cx, &format!("{ds}@{tag}"), true).and_then(|_| {
-                    if crate::zfs::exists(b.cx, &format!("{ds}/root@{tag}")) {
-                        crate::zfs::rollback(b.cx, &format!("{ds}/root@{tag}"), true)
-                    } else {
-                        Ok(())
-                    }
-                });
-                if let Err(e) = r {
-                    b.io.err(&e);
-                    b.error_notify(&format!("[ERROR]: Failed to rollback jail: {j}"));
-                }
-            }
+            "rollback" => zfs_rollback(b, &j, &ds, args.get(2)),
             "destroy" | "destroy_snap" | "destroy_snapshot" => {
                 let Some(tag) = args.get(2) else {
                     return b.error_exit("[ERROR]: Snapshot tag required.");
                 };
-                let mut all = vec![format!("{ds}@{tag}")];
-                let prefix = format!("{ds}/");
-                let suffix = format!("@{tag}");
-                all.extend(
-                    b.cx.st
-                        .datasets
-                        .keys()
-                        .filter(|k| k.starts_with(&prefix) && k.ends_with(&suffix))
-                        .cloned(),
-                );
-                let mut failed = false;
-                for s in all {
-                    if let Err(e) = crate::zfs::destroy(b.cx, &s, false, false) {
-                        b.io.err(&e);
-                        failed = true;
-                    }
-                }
-                if failed {
-                    b.error_notify(&format!("[ERROR]: Failed to destroy snapshot: {tag}"));
-                }
+                zfs_destroy_snapshot(b, &ds, tag);
             }
             "df" | "usage" => {
                 let mut io = Io::default();
@@ -409,6 +355,65 @@ pub fn zfs(b: &mut Bx, args: &[String]) -> i32 {
         }
     }
     0
+}
+
+/// `bastille zfs TARGET rollback [TAG]`: to TAG, else to the newest `bastille_JAIL_*` snapshot (both datasets).
+fn zfs_rollback(b: &mut Bx, j: &str, ds: &str, tag: Option<&String>) {
+    let tag = match tag {
+        Some(t) => t.clone(),
+        None => {
+            let prefix = format!("{ds}@bastille_{j}_");
+            let newest =
+                b.cx.st
+                    .datasets
+                    .iter()
+                    .filter(|(k, _)| k.starts_with(&prefix))
+                    .max_by_key(|(_, d)| d.created)
+                    .map(|(k, _)| k.clone());
+            let Some(n) = newest else {
+                b.error_notify(&format!("[ERROR]: Failed to rollback jail: {j}"));
+                return;
+            };
+            n.split_once('@')
+                .map(|x| x.1.to_string())
+                .unwrap_or_default()
+        }
+    };
+    let r = crate::zfs::rollback(b.cx, &format!("{ds}@{tag}"), true).and_then(|_| {
+        if crate::zfs::exists(b.cx, &format!("{ds}/root@{tag}")) {
+            crate::zfs::rollback(b.cx, &format!("{ds}/root@{tag}"), true)
+        } else {
+            Ok(())
+        }
+    });
+    if let Err(e) = r {
+        b.io.err(&e);
+        b.error_notify(&format!("[ERROR]: Failed to rollback jail: {j}"));
+    }
+}
+
+/// `bastille zfs TARGET destroy_snap TAG`: the jail's snapshots TAG, its child datasets' too.
+fn zfs_destroy_snapshot(b: &mut Bx, ds: &str, tag: &str) {
+    let mut all = vec![format!("{ds}@{tag}")];
+    let prefix = format!("{ds}/");
+    let suffix = format!("@{tag}");
+    all.extend(
+        b.cx.st
+            .datasets
+            .keys()
+            .filter(|k| k.starts_with(&prefix) && k.ends_with(&suffix))
+            .cloned(),
+    );
+    let mut failed = false;
+    for s in all {
+        if let Err(e) = crate::zfs::destroy(b.cx, &s, false, false) {
+            b.io.err(&e);
+            failed = true;
+        }
+    }
+    if failed {
+        b.error_notify(&format!("[ERROR]: Failed to destroy snapshot: {tag}"));
+    }
 }
 
 /// Adds comma-separated tags to `jails/NAME/tags` (sorted, unique).

@@ -358,7 +358,7 @@ pub fn run(cx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
         .and_then(|s| Version::parse(&s))
         .or_else(|| Version::parse(&cx.st.bastille_version))
         .unwrap_or(Version::V144);
-    let mut conf_path = std::env::var("BASTILLE_CONFIG")
+    let conf_path = std::env::var("BASTILLE_CONFIG")
         .ok()
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| DEFAULT_CONF.to_string());
@@ -373,8 +373,6 @@ pub fn run(cx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
             return 1;
         }
     }
-    let mut quiet = false;
-    let mut json = false;
     let mut bx = Bx {
         conf: load_conf(cx, &conf_path),
         cx,
@@ -392,57 +390,10 @@ pub fn run(cx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
             }
         }
     }
-    // The main script's options before the command: master added -q, -j/-p and a global -x.
-    let spec = Spec {
-        tool: "bastille",
-        flags: if v == Version::Master { "hvqjpx" } else { "hv" },
-        valued: "c",
-        long: &[
-            "help:h",
-            "version:v",
-            "config:c",
-            "quiet:q",
-            "json:j",
-            "pretty:p",
-            "debug:x",
-        ],
-        ..GETOPT
+    let (quiet, json, mut args) = match global_options(&mut bx, args) {
+        Ok(g) => g,
+        Err(c) => return c,
     };
-    let p = match spec.parse(args) {
-        Ok(p) => p,
-        Err(e) => return bx.error_exit(&format!("Unknown Option: \"{}\"", e.word)),
-    };
-    for (key, value) in &p.opts {
-        match *key {
-            "h" => return usage(bx.io),
-            "v" => {
-                bx.info(v.string());
-                return 0;
-            }
-            "c" => {
-                let name = value.clone().unwrap_or_default();
-                let full = format!("/usr/local/etc/bastille/{name}");
-                if name.is_empty() || !bx.p(&full).is_file() {
-                    return bx.error_exit(&format!("Not a valid config file: {name}"));
-                }
-                bx.info(&format!("Using custom config: {full}"));
-                conf_path = full;
-                bx.conf = load_conf(bx.cx, &conf_path);
-            }
-            "q" => quiet = true,
-            "j" | "p" => (quiet, json) = (true, true),
-            _ => {}
-        }
-    }
-    let mut args = p.operands;
-    match args.first().map(String::as_str) {
-        Some("help") => return usage(bx.io),
-        Some("version") => {
-            bx.info(v.string());
-            return 0;
-        }
-        _ => {}
-    }
     bx.quiet = quiet;
     if args.is_empty() {
         return usage(bx.io);
@@ -466,25 +417,104 @@ pub fn run(cx: &mut Ctx, args: &[String], io: &mut Io) -> i32 {
     if !bx.p(&script).is_file() {
         return bx.error_exit(&format!("{script} not found."));
     }
-    match cmd.as_str() {
-        "create" => create::run(&mut bx, &args),
-        "bootstrap" => bootstrap::run(&mut bx, &args),
-        "list" => list::run(&mut bx, &args),
-        "start" => lifecycle::start_cmd(&mut bx, &args),
-        "stop" => lifecycle::stop_cmd(&mut bx, &args),
-        "restart" => lifecycle::restart_cmd(&mut bx, &args),
-        "destroy" => lifecycle::destroy_cmd(&mut bx, &args),
-        "cmd" => jailcmds::cmd(&mut bx, &args),
-        "config" => jailcmds::config(&mut bx, &args),
-        "service" => jailcmds::service(&mut bx, &args),
-        "sysrc" => jailcmds::sysrc(&mut bx, &args),
-        "zfs" => jailcmds::zfs(&mut bx, &args),
-        "setup" => jailcmds::setup(&mut bx, &args),
-        "tags" => jailcmds::tags(&mut bx, &args),
+    dispatch(&mut bx, &cmd, &args)
+}
+
+/// The subcommand's own script.
+fn dispatch(bx: &mut Bx, cmd: &str, args: &[String]) -> i32 {
+    match cmd {
+        "create" => create::run(bx, args),
+        "bootstrap" => bootstrap::run(bx, args),
+        "list" => list::run(bx, args),
+        "start" => lifecycle::start_cmd(bx, args),
+        "stop" => lifecycle::stop_cmd(bx, args),
+        "restart" => lifecycle::restart_cmd(bx, args),
+        "destroy" => lifecycle::destroy_cmd(bx, args),
+        "cmd" => jailcmds::cmd(bx, args),
+        "config" => jailcmds::config(bx, args),
+        "service" => jailcmds::service(bx, args),
+        "sysrc" => jailcmds::sysrc(bx, args),
+        "zfs" => jailcmds::zfs(bx, args),
+        "setup" => jailcmds::setup(bx, args),
+        "tags" => jailcmds::tags(bx, args),
         other => bx.error_exit(&format!(
             "[ERROR]: fakebsd does not simulate 'bastille {other}'"
         )),
     }
+}
+
+/// The main script's options before the command (master added -q, -j/-p and a global -x): quiet, json and
+/// the command with its arguments; `Err` is the exit status of `-h`, `-v`, `help`, `version` or a bad option.
+fn global_options(bx: &mut Bx, args: &[String]) -> Result<(bool, bool, Vec<String>), i32> {
+    let v = bx.v;
+    let spec = Spec {
+        tool: "bastille",
+        flags: if v == Version::Master { "hvqjpx" } else { "hv" },
+        valued: "c",
+        long: &[
+            "help:h",
+            "version:v",
+            "config:c",
+            "quiet:q",
+            "json:j",
+            "pretty:p",
+            "debug:x",
+        ],
+        ..GETOPT
+    };
+    let p = spec
+        .parse(args)
+        .map_err(|e| bx.error_exit(&format!("Unknown Option: \"{}\"", e.word)))?;
+    let (mut quiet, mut json) = (false, false);
+    for (key, value) in &p.opts {
+        match *key {
+            "h" => return Err(usage(bx.io)),
+            "v" => {
+                bx.info(v.string());
+                return Err(0);
+            }
+            "c" => {
+                let name = value.clone().unwrap_or_default();
+                let full = format!("/usr/local/etc/bastille/{name}");
+                if name.is_empty() || !bx.p(&full).is_file() {
+                    return Err(bx.error_exit(&format!("Not a valid config file: {name}")));
+                }
+                bx.info(&format!("Using custom config: {full}"));
+                bx.conf = load_conf(bx.cx, &full);
+            }
+            "q" => quiet = true,
+            "j" | "p" => (quiet, json) = (true, true),
+            _ => {}
+        }
+    }
+    match p.operands.first().map(String::as_str) {
+        Some("help") => Err(usage(bx.io)),
+        Some("version") => {
+            bx.info(v.string());
+            Err(0)
+        }
+        _ => Ok((quiet, json, p.operands)),
+    }
+}
+
+/// Splits `-o k=v -o k=v` (bastille_zfs_options, which `zfs create` reads) into properties.
+pub fn zfs_props(opts: &str) -> Vec<(String, String)> {
+    const SPEC: Spec = Spec {
+        tool: "zfs",
+        valued: "o",
+        permute: true,
+        ..GETOPT
+    };
+    let words: Vec<String> = opts.split_whitespace().map(str::to_string).collect();
+    let Ok(p) = SPEC.parse(&words) else {
+        return vec![];
+    };
+    let values = p.opts.iter().filter_map(|(_, v)| v.as_deref());
+    values
+        .chain(p.operands.iter().map(String::as_str))
+        .filter_map(|w| w.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 /// Sources bastille.conf: assignments with `${var}` expansion, nothing else.
