@@ -4,11 +4,11 @@
 
 mod common;
 
-use common::BsdHost;
+use warden_testkit::FakeBsdHost;
 
 #[test]
 fn bench_bastille_counts_the_commands_of_a_turn() {
-    let h = BsdHost::fresh();
+    let h = FakeBsdHost::fresh();
     for step in ["base", "host", "jails"] {
         h.warden_ok(&["setup", "--backend", "bastille", "--step", step]);
     }

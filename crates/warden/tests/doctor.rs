@@ -10,8 +10,9 @@ use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 
-use common::{text, BsdHost};
+use common::text;
 use serde_json::Value;
+use warden_testkit::FakeBsdHost;
 
 fn names_with(report: &Value, status: &str) -> BTreeSet<String> {
     report["checks"]
@@ -400,7 +401,7 @@ mod linux {
 // ---------------------------------------------------------------------------------------------------------------
 // FreeBSD (simulated)
 
-impl Host for BsdHost {
+impl Host for FakeBsdHost {
     fn doctor_out(&self) -> Output {
         self.warden(&["doctor", "--backend", "bastille", "--json"])
     }
@@ -416,7 +417,7 @@ impl Host for BsdHost {
 
 #[test]
 fn bastille_doctor_on_the_simulated_host_finds_each_break_and_its_remedy_fixes_it() {
-    let h = BsdHost::fresh();
+    let h = FakeBsdHost::fresh();
     for step in ["base", "host", "jails", "dns", "hosts"] {
         let out = h.warden(&["setup", "--backend", "bastille", "--step", step]);
         assert!(out.status.success(), "setup --step {step}: {}", text(&out));

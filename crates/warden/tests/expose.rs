@@ -6,8 +6,9 @@
 
 mod common;
 
-use common::{text, BsdHost};
+use common::text;
 use serde_json::Value;
+use warden_testkit::FakeBsdHost;
 
 const BSD_CONFIG: &str = r#"
 [[expose]]
@@ -41,7 +42,7 @@ fn expose_checks(out: &std::process::Output) -> Vec<(String, String, String)> {
 
 #[test]
 fn exposure_on_fakebsd_is_planned_validated_loaded_and_doctor_checked() {
-    let h = BsdHost::fresh();
+    let h = FakeBsdHost::fresh();
     let config = h.p("warden.toml");
     std::fs::write(&config, BSD_CONFIG).unwrap();
     let config = config.display().to_string();

@@ -4,12 +4,13 @@
 
 mod common;
 
-use common::{text, BsdHost};
+use common::text;
 use serde_json::Value;
+use warden_testkit::FakeBsdHost;
 
 #[test]
 fn setup_doctor_and_snapshots_through_the_cli() {
-    let h = BsdHost::fresh();
+    let h = FakeBsdHost::fresh();
     // The whole setup from a fresh host, then its verify step (the doctor) passes.
     let out = h.warden_ok(&["setup", "--backend", "bastille"]);
     let err = text(&out);
@@ -83,7 +84,7 @@ fn setup_doctor_and_snapshots_through_the_cli() {
 /// run as `clawdie` with no environment override.
 #[test]
 fn fresh_host_setup_installs_bastille_and_workers_run_as_clawdie() {
-    let h = BsdHost::fresh();
+    let h = FakeBsdHost::fresh();
     let out = h.tool(&["bastille", "-v"]);
     assert_eq!(
         out.status.code(),
@@ -168,7 +169,7 @@ fn fresh_host_setup_installs_bastille_and_workers_run_as_clawdie() {
 
 #[test]
 fn run_with_the_bastille_backend_keeps_the_exit_contract_and_leaves_nothing() {
-    let h = BsdHost::fresh();
+    let h = FakeBsdHost::fresh();
     for step in ["base", "host", "jails"] {
         h.warden_ok(&["setup", "--backend", "bastille", "--step", step]);
     }
@@ -310,7 +311,7 @@ impl Drop for ServiceGuard {
 /// argv turn in a worker jail; `status`, `restart` and `stop` act on the pidfile's process.
 #[test]
 fn rc_d_service_runs_warden_serve_under_daemon() {
-    let h = BsdHost::fresh();
+    let h = FakeBsdHost::fresh();
     for step in ["base", "host", "jails"] {
         h.warden_ok(&["setup", "--backend", "bastille", "--step", step]);
     }
@@ -428,7 +429,7 @@ fn serve_client(state: &std::path::Path, root: &std::path::Path) -> warden_serve
 /// into `<state_dir>/pi` with its marker; a second plan is empty.
 #[test]
 fn agent_step_puts_node_in_the_release_and_pi_in_the_shared_dir() {
-    let h = BsdHost::fresh();
+    let h = FakeBsdHost::fresh();
     for step in ["base", "host", "jails"] {
         h.warden_ok(&["setup", "--backend", "bastille", "--step", step]);
     }
@@ -490,7 +491,7 @@ fn agent_step_puts_node_in_the_release_and_pi_in_the_shared_dir() {
 #[test]
 fn db_step_serves_roles_on_the_simulated_host() {
     use std::os::unix::fs::PermissionsExt;
-    let h = BsdHost::fresh();
+    let h = FakeBsdHost::fresh();
     for step in ["base", "host", "jails", "db"] {
         h.warden_ok(&["setup", "--backend", "bastille", "--step", step]);
     }
@@ -598,7 +599,7 @@ fn db_step_serves_roles_on_the_simulated_host() {
 /// the stopped db jail, the doctor says "not set up", and setup then rebuilds the layout.
 #[test]
 fn teardown_is_planned_applied_resumed_after_a_crash_and_undone_by_setup() {
-    let h = BsdHost::fresh();
+    let h = FakeBsdHost::fresh();
     h.warden_ok(&["setup", "--backend", "bastille"]);
     let out = h.warden_ok(&["teardown", "--backend", "bastille", "--dry-run"]);
     let plan = String::from_utf8_lossy(&out.stdout).into_owned();

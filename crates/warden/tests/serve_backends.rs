@@ -16,16 +16,17 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::server::{enter, root_test, test_net, Provider};
-use common::{BsdHost, Serve};
+use common::Serve;
 use warden_agent::mock::{Reply, Script};
 use warden_server::{TurnRequest, TurnView};
+use warden_testkit::FakeBsdHost;
 
 /// Where a case runs `warden serve`.
 enum Backend {
     /// Linux workers on this machine (no network: no bridge needed).
     Linux(tempfile::TempDir),
     /// FreeBSD workers on a fakebsd host set up by `warden setup --backend bastille`.
-    Bastille(BsdHost),
+    Bastille(FakeBsdHost),
 }
 
 impl Backend {
@@ -41,7 +42,7 @@ impl Backend {
     /// A fakebsd host set up by `warden setup --backend bastille --step S` for each of `steps` (the agent step
     /// installs pi from the shared pi cache, fakebsd's stand-in for the npm registry).
     fn bastille_with(steps: &[&str]) -> Backend {
-        let h = BsdHost::fresh();
+        let h = FakeBsdHost::fresh();
         let state = bsd_state_dir(&h);
         use std::os::unix::fs::PermissionsExt;
         std::fs::create_dir_all(&state).unwrap();
@@ -132,7 +133,7 @@ impl Backend {
 }
 
 /// Warden's state directory on the simulated host: `/var/db/warden` under its root.
-fn bsd_state_dir(h: &BsdHost) -> PathBuf {
+fn bsd_state_dir(h: &FakeBsdHost) -> PathBuf {
     h.root().join("var/db/warden")
 }
 

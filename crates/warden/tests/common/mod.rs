@@ -355,9 +355,7 @@ impl Drop for Serve {
     }
 }
 
-// ---- The simulated FreeBSD host (fakebsd), driven through the real CLI: warden-testkit's. ----
+// ---- The simulated FreeBSD host (fakebsd), driven through the real CLI: warden-testkit's `FakeBsdHost`. ----
 
 #[allow(unused_imports)]
 pub use warden_testkit::fakebsd::{bin_dir, text};
-#[allow(unused_imports)]
-pub use warden_testkit::FakeBsdHost as BsdHost;
