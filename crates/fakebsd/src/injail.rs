@@ -15,7 +15,7 @@ use crate::hosttools::{INSTALL, ROUTE};
 use crate::io::{fail, Io};
 use crate::jailfs::{
     add_user, append_line, errno, groups, set_mode, set_owner, user, users, JailEnv, JailFs,
-    Outcome, ENV_JAIL_USER, HOST_UTILS, JAIL_TOOLS, RUN_COMPUTED,
+    Outcome, BIN_DIRS, ENV_JAIL_USER, HOST_UTILS, JAIL_TOOLS, RUN_COMPUTED,
 };
 use crate::opts::{Spec, GETOPT};
 use crate::state::Ctx;
@@ -106,15 +106,7 @@ fn run_computed(cx: &mut Ctx, je: &JailEnv, args: &[String], io: &mut Io) -> Out
 /// Whether an absolute program path is somewhere a FreeBSD command lives.
 fn plausible(prog: &str) -> bool {
     let dir = prog.rsplit_once('/').map(|x| x.0).unwrap_or("");
-    [
-        "/bin",
-        "/sbin",
-        "/usr/bin",
-        "/usr/sbin",
-        "/usr/local/bin",
-        "/usr/local/sbin",
-    ]
-    .contains(&dir)
+    BIN_DIRS.contains(&dir)
 }
 
 fn builtin(

@@ -10,6 +10,16 @@ use std::process::Command;
 
 use crate::state::Ctx;
 
+/// The directories FreeBSD's commands live in (an absolute command path outside them is not a command).
+pub const BIN_DIRS: [&str; 6] = [
+    "/bin",
+    "/sbin",
+    "/usr/bin",
+    "/usr/sbin",
+    "/usr/local/bin",
+    "/usr/local/sbin",
+];
+
 /// Names answered inside a jail (linked in `$FAKEBSD_STATE/jailbin`, the PATH of in-jail scripts).
 pub const JAIL_TOOLS: &[&str] = &[
     "env",

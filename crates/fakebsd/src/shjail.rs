@@ -21,7 +21,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::io::Io;
-use crate::jailfs::{self, JailEnv, JailFs, Outcome, HOST_UTILS, JAIL_TOOLS, RUN_COMPUTED};
+use crate::jailfs::{
+    self, JailEnv, JailFs, Outcome, BIN_DIRS, HOST_UTILS, JAIL_TOOLS, RUN_COMPUTED,
+};
 use crate::state::{Ctx, ENV_JAIL, ENV_STATE};
 
 const PRELUDE: &str = r#"enable -n test '[' hash builtin enable 2>/dev/null
@@ -582,16 +584,8 @@ fn command_word(t: &Tok, w: &str, st: &mut Scan) -> Result<(), String> {
     }
     let name = w.rsplit('/').next().unwrap_or(w);
     let dir = w.rsplit_once('/').map(|x| x.0).unwrap_or("");
-    let ok_dir = [
-        "",
-        "/bin",
-        "/sbin",
-        "/usr/bin",
-        "/usr/sbin",
-        "/usr/local/bin",
-        "/usr/local/sbin",
-    ]
-    .contains(&dir);
+    // `/NAME` (its dir is "") or a path in one of the command directories.
+    let ok_dir = dir.is_empty() || BIN_DIRS.contains(&dir);
     if ok_dir && (JAIL_TOOLS.contains(&name) || HOST_UTILS.contains(&name)) {
         st.repl.retain(|x| x.0 != t.start);
         st.repl.push((t.start, t.end, quote(name)));
