@@ -72,10 +72,12 @@ pub fn pf_filter(layout: &Layout) -> String {
     out
 }
 
-/// The nftables DNAT rule of one exposure, as `nft list` prints it back.
+/// The nftables DNAT rule of one exposure, as `nft list` prints it back. Only packets addressed to the host
+/// itself (`fib daddr type local`, pf's `to ($ext_if)`): without it a packet routed through the host to any
+/// address, a slot's included, would be redirected too.
 pub fn nft_dnat_line(layout: &Layout, e: &Exposure) -> String {
     format!(
-        "iifname \"{uplink}\" {p} dport {port} dnat ip to {target}:{tport}",
+        "iifname \"{uplink}\" fib daddr type local {p} dport {port} dnat ip to {target}:{tport}",
         uplink = layout.ext_if,
         p = e.proto.name(),
         port = e.port,
