@@ -328,6 +328,22 @@ fn host_step(layout: &Layout, host: &BastilleHost, out: &mut Vec<Action>) {
             &["service", "devfs", "restart"],
         ));
     }
+    pf_actions(layout, host, out);
+    file_if_changed(
+        host,
+        out,
+        s,
+        "install the control plane's rc.d script",
+        RC_D,
+        "0555",
+        render::rc_d::render(layout),
+    );
+}
+
+/// The host step's pf actions: pf.conf written when it differs, pf started, or the ruleset reloaded when the
+/// file changed or the loaded rules lack the subnet's NAT or an exposure's redirect.
+fn pf_actions(layout: &Layout, host: &BastilleHost, out: &mut Vec<Action>) {
+    let s = Step::Host;
     let pf = render::pf_conf::render(layout);
     let pf_changed = host.files.get(PF_CONF) != Some(&pf);
     if pf_changed {
@@ -362,15 +378,6 @@ fn host_step(layout: &Layout, host: &BastilleHost, out: &mut Vec<Action>) {
                 .verified_by(&["pfctl", "-sn"]),
         );
     }
-    file_if_changed(
-        host,
-        out,
-        s,
-        "install the control plane's rc.d script",
-        RC_D,
-        "0555",
-        render::rc_d::render(layout),
-    );
 }
 
 fn create_argv(layout: &Layout, svc: &Service) -> Vec<String> {
