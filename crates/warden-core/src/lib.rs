@@ -24,6 +24,7 @@ pub mod observed;
 pub mod pi;
 pub mod plan;
 pub mod render;
+pub mod snapshot_tag;
 
 pub use config::{load, Config, Loaded};
 pub use error::{ConfigError, Source};

@@ -72,49 +72,13 @@ fn check_jail(jail: &str) -> Result<(), SnapshotError> {
     })
 }
 
-/// ZFS snapshot names allow `[A-Za-z0-9_.:-]`; Warden keeps to that set.
+/// ZFS snapshot names allow `[A-Za-z0-9_.:-]`; Warden keeps to that set (`warden_core::snapshot_tag`).
 fn check_tag(tag: &str) -> Result<(), SnapshotError> {
-    let ok = !tag.is_empty()
-        && tag.len() <= 200
-        && tag
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
-        && !tag.starts_with('-');
-    if ok {
-        Ok(())
-    } else {
-        Err(SnapshotError::Invalid {
-            what: "tag",
-            value: tag.to_string(),
-            why: "use letters, digits, '-', '_', '.', ':' (not starting with '-')".into(),
-        })
-    }
-}
-
-/// The default tag `warden-YYYYmmdd-HHMMSS` (UTC) for `unix_secs`.
-pub fn default_tag(unix_secs: u64) -> String {
-    let days = (unix_secs / 86_400) as i64;
-    let rem = unix_secs % 86_400;
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "warden-{y:04}{m:02}{d:02}-{:02}{:02}{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
+    warden_core::snapshot_tag::check_tag(tag).map_err(|why| SnapshotError::Invalid {
+        what: "tag",
+        value: tag.to_string(),
+        why,
+    })
 }
 
 /// Snapshots of `jail`'s datasets (the jail dataset and its children), oldest first.
@@ -155,7 +119,7 @@ pub fn snapshot(
     check_jail(jail)?;
     let tag = match tag {
         Some(t) => t.to_string(),
-        None => default_tag(
+        None => warden_core::snapshot_tag::default_tag(
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())
@@ -239,14 +203,6 @@ pub fn rollback(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn default_tag_format() {
-        assert_eq!(default_tag(0), "warden-19700101-000000");
-        // 2026-11-23 17:34:05 UTC
-        assert_eq!(default_tag(1_795_455_245), "warden-20261123-173405");
-        assert_eq!(default_tag(951_782_400), "warden-20000229-000000");
-    }
 
     #[test]
     fn tags_and_names_are_checked() {

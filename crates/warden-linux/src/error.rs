@@ -49,6 +49,14 @@ pub enum Error {
         name: String,
         why: String,
     },
+    /// A name given by the user is unknown or not acceptable (bad input: nothing was changed); `why` says
+    /// what exists and how to fix it.
+    #[error("{what} {name:?}: {why}")]
+    Input {
+        what: &'static str,
+        name: String,
+        why: String,
+    },
     /// The jail is not running, so it cannot be entered.
     #[error("failed to enter jail {name}: it is not running\n  fix: `warden jail start {name}`")]
     NotRunning { name: String },

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::jail_exec::ExecSpec;
+use crate::jail_layer;
 use crate::proto::Started;
 use crate::reaper;
 use crate::record::{self, Record};
@@ -382,7 +383,7 @@ pub fn create(state_dir: &Path, opts: &CreateOpts) -> Result<Jail> {
             let p = tmp.join("root");
             fs::create_dir(&p).map_err(|e| Error::io("create directory", &p, e))?;
         }
-        (Shape::Thick, ReleaseRef::Dir(src)) => copy_tree(src, &tmp.join("root"))?,
+        (Shape::Thick, ReleaseRef::Dir(src)) => jail_layer::copy_tree(src, &tmp.join("root"))?,
     }
     let jail = Jail {
         name: name.to_string(),
@@ -397,29 +398,6 @@ pub fn create(state_dir: &Path, opts: &CreateOpts) -> Result<Jail> {
     write_json(&tmp, &jail)?;
     fs::rename(&tmp, &dir).map_err(|e| Error::io("rename into place", &dir, e))?;
     Ok(jail)
-}
-
-/// `cp -a --reflink=auto SRC/. DST`: a full copy, sharing blocks where the file system can.
-fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
-    fs::create_dir_all(dst).map_err(|e| Error::io("create directory", dst, e))?;
-    let out = std::process::Command::new("cp")
-        .args(["-a", "--reflink=auto"])
-        .arg(format!("{}/.", src.display()))
-        .arg(dst)
-        .output()
-        .map_err(|e| Error::io("run cp -a from", src, e))?;
-    if !out.status.success() {
-        return Err(Error::Setup {
-            name: "copy".into(),
-            message: format!(
-                "cp -a {} {} failed: {}",
-                src.display(),
-                dst.display(),
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
-        });
-    }
-    Ok(())
 }
 
 /// The worker spec that runs `jail`.
@@ -460,9 +438,28 @@ pub fn spec(state_dir: &Path, jail: &Jail, cgroup_root: &Path) -> Result<WorkerS
     Ok(spec)
 }
 
-/// Starts a stopped jail and returns once it is up.
+/// Starts a stopped jail and returns once it is up. A replacement of its layer that a crash cut short (a
+/// rollback) is brought to the old or the new layer first.
 pub fn start(state_dir: &Path, name: &str, cgroup_root: &Path) -> Result<Running> {
-    let _lock = lock(state_dir)?;
+    let lock = lock(state_dir)?;
+    let jail = load(state_dir, name)?;
+    if live(state_dir, &jail).is_none() {
+        let dir = jail_dir(state_dir, name);
+        if let Some(did) = jail_layer::recover(&dir, jail_layer::layer_name(jail.shape))? {
+            tracing::warn!("jail {name}: an interrupted rollback: {did}");
+        }
+    }
+    start_held(&lock, state_dir, name, cgroup_root)
+}
+
+/// [`start`] for a caller that holds the jail lock, without the recovery of an interrupted rollback (the
+/// rollback itself calls it between its swap and its finish).
+pub(crate) fn start_held(
+    _lock: &JailLock,
+    state_dir: &Path,
+    name: &str,
+    cgroup_root: &Path,
+) -> Result<Running> {
     let mut jail = load(state_dir, name)?;
     if let Some(s) = live(state_dir, &jail) {
         return Err(refused(
@@ -506,7 +503,17 @@ pub fn start(state_dir: &Path, name: &str, cgroup_root: &Path) -> Result<Running
 /// SIGKILL after `timeout`, then waits for the supervisor's teardown (cgroups, veth, record).
 /// Returns false if it was not running (leftovers of a crash are cleaned either way).
 pub fn stop(state_dir: &Path, name: &str, timeout: Duration) -> Result<bool> {
-    let _lock = lock(state_dir)?;
+    let lock = lock(state_dir)?;
+    stop_held(&lock, state_dir, name, timeout)
+}
+
+/// [`stop`] for a caller that holds the jail lock.
+pub(crate) fn stop_held(
+    _lock: &JailLock,
+    state_dir: &Path,
+    name: &str,
+    timeout: Duration,
+) -> Result<bool> {
     let mut jail = load(state_dir, name)?;
     let was_running = stop_locked(state_dir, &jail, timeout)?;
     if jail.running.is_some() {

@@ -8,7 +8,8 @@
 //! worker, runs one command, reports the [`Outcome`] and tears everything down.
 //!
 //! Persistent jails ([`jail`]) are workers whose helper stays as their supervisor and whose
-//! init (`jail_init`) runs no command; [`jail_exec`] enters a running one.
+//! init (`jail_init`) runs no command; [`jail_exec`] enters a running one; [`snapshot`] copies and
+//! restores what a jail wrote.
 //!
 //! Modules, from the bottom layer up: `error`, `sys` (clock, pipes, pidfds, a clone's stack),
 //! `spec` (what to run / what happened), `proto` (the helper's argv, descriptors and reports),
@@ -18,8 +19,9 @@
 //! (the re-exec'd process that creates, waits for and tears down one worker); `spawn` (descriptor
 //! slots, `posix_spawn`), `zygote`, `launch` (the cheapest way to start a helper); `worker` (`run`,
 //! caller side), `parked` (a worker built up to its command, waiting for a [`Turn`]), `pool` (keeps
-//! parked workers per release and network mode), `jail`, `jail_exec`, `workers` (this backend behind
-//! the worker contract of `warden_host::worker`); `entry` ([`helper_main`]) on top.
+//! parked workers per release and network mode), `jail_layer` (a jail's writable layer and its crash-safe
+//! replacement), `jail`, `jail_exec`, `snapshot` (copies of a jail's layer, rollback), `workers` (this backend
+//! behind the worker contract of `warden_host::worker`); `entry` ([`helper_main`]) on top.
 //!
 //! Linux only: on any other OS the crate is empty, so the workspace builds there.
 #![cfg(target_os = "linux")]
@@ -32,6 +34,7 @@ pub mod host;
 pub mod jail;
 pub mod jail_exec;
 mod jail_init;
+mod jail_layer;
 mod launch;
 pub mod lease;
 mod mounts;
@@ -45,6 +48,7 @@ pub mod record;
 pub mod release;
 pub mod runtime;
 mod sched;
+pub mod snapshot;
 mod spawn;
 mod spec;
 mod sys;

@@ -139,19 +139,26 @@ impl Netlink {
     }
 
     /// Creates a veth pair: `host` here, enslaved to `bridge_index` and up; `peer` created
-    /// directly inside the network namespace of process `peer_pid` (no later move or rename).
+    /// directly inside the network namespace of process `peer_pid` (no later move or rename), with
+    /// hardware address `peer_mac` if given (else a random one).
     pub fn create_veth(
         &mut self,
         host: &str,
         bridge_index: u32,
         peer: &str,
         peer_pid: u32,
+        peer_mac: Option<[u8; 6]>,
     ) -> Result<()> {
         let mut peer_msg = LinkMessage::default();
         peer_msg
             .attributes
             .push(LinkAttribute::IfName(peer.to_string()));
         peer_msg.attributes.push(LinkAttribute::NetNsPid(peer_pid));
+        if let Some(mac) = peer_mac {
+            peer_msg
+                .attributes
+                .push(LinkAttribute::Address(mac.to_vec()));
+        }
         let mut msg = LinkMessage::default();
         msg.header.flags = LinkFlags::Up;
         msg.header.change_mask = LinkFlags::Up;

@@ -25,9 +25,19 @@ pub fn host_ifname(worker: &str) -> String {
     format!("e0a_{worker}")
 }
 
+/// The hardware address of a jail at `addr`: locally administered, `02:57` then the address's four
+/// bytes. Stable across restarts, so the host's neighbour entry for the jail stays right when the jail
+/// comes back on a new veth (with a random address, connections from the host to a restarted jail
+/// went to the old address until the entry expired: tens of seconds of lost SYNs).
+pub fn jail_mac(addr: std::net::Ipv4Addr) -> [u8; 6] {
+    let [a, b, c, d] = addr.octets();
+    [0x02, 0x57, a, b, c, d]
+}
+
 /// Creates the pair for worker `name` whose init is `init_pid`, its host side an isolated port when
-/// `isolated` (workers; not service jails). A leftover host side with the same name (a crashed run;
-/// the caller holds the name through its record) is deleted first.
+/// `isolated` (workers; not service jails, whose side in the jail gets [`jail_mac`]). A leftover host
+/// side with the same name (a crashed run; the caller holds the name through its record) is deleted
+/// first.
 pub fn create(
     nl: &mut Netlink,
     vnet: &Vnet,
@@ -40,8 +50,9 @@ pub fn create(
         message: format!("failed to find bridge {}", vnet.bridge),
     })?;
     let host = host_ifname(name);
+    let mac = (!isolated).then(|| jail_mac(vnet.addr));
     let t0 = crate::sys::mono_us();
-    match nl.create_veth(&host, bridge, WORKER_IFNAME, init_pid) {
+    match nl.create_veth(&host, bridge, WORKER_IFNAME, init_pid, mac) {
         Err(Error::Netlink {
             errno: libc::EEXIST,
             ..
@@ -49,7 +60,7 @@ pub fn create(
             if let Some(stale) = nl.link_index(&host)? {
                 nl.delete_link(stale)?;
             }
-            nl.create_veth(&host, bridge, WORKER_IFNAME, init_pid)?;
+            nl.create_veth(&host, bridge, WORKER_IFNAME, init_pid, mac)?;
         }
         other => other?,
     }

@@ -465,30 +465,42 @@ pub enum TurnsCommand {
     },
 }
 
-/// ZFS snapshots of FreeBSD service jails (bastille backend).
+/// Snapshots of service jails: ZFS on FreeBSD (bastille backend), copies of a stopped jail's writable layer on
+/// Linux.
 #[derive(Debug, Subcommand)]
 pub enum SnapshotCommand {
-    /// Snapshot a FreeBSD jail's datasets (zfs snapshot -r); prints the tag.
+    /// Snapshot a jail (FreeBSD: zfs snapshot -r; Linux: a copy of its layer, the jail stopped meanwhile);
+    /// prints the tag.
     Snapshot {
         /// The jail (e.g. clawdiedb).
         jail: String,
         /// The tag; default warden-YYYYmmdd-HHMMSS (UTC).
         tag: Option<String>,
+        /// The host backend (default: this OS's).
+        #[arg(long, value_enum)]
+        backend: Option<BackendName>,
     },
-    /// Roll a stopped FreeBSD jail back to a snapshot; later snapshots are destroyed.
+    /// Roll a jail back to a snapshot (FreeBSD: the jail stopped, later snapshots destroyed; Linux: the jail
+    /// restarted, snapshots kept).
     Rollback {
         /// The jail.
         jail: String,
         /// The tag; default the newest snapshot.
         tag: Option<String>,
+        /// The host backend (default: this OS's).
+        #[arg(long, value_enum)]
+        backend: Option<BackendName>,
     },
-    /// List a FreeBSD jail's snapshots, oldest first.
+    /// List a jail's snapshots, oldest first.
     Snapshots {
         /// The jail.
         jail: String,
-        /// Print JSON (every dataset's snapshots).
+        /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// The host backend (default: this OS's).
+        #[arg(long, value_enum)]
+        backend: Option<BackendName>,
     },
 }
 

@@ -8,32 +8,10 @@
 
 mod common;
 
-use std::process::{Command, Output};
 use std::time::Instant;
 
-use common::linux_host::LinuxHost;
+use common::linux_host::{psql_bin as psql, LinuxHost};
 use common::text;
-
-/// psql in the namespace (the host side of the bridge) against `url`, killed after a minute.
-fn psql_host(h: &LinuxHost, url: &str, sql: &str) -> Output {
-    let mut argv: Vec<String> = vec!["timeout".into(), "-k".into(), "5".into(), "60".into()];
-    argv.extend(h.ns.prefix());
-    argv.extend([psql(), url.into(), "-XAtc".into(), sql.into()]);
-    let o = Command::new(&argv[0]).args(&argv[1..]).output().unwrap();
-    assert_ne!(o.status.code(), Some(124), "timed out: psql {sql}");
-    o
-}
-
-/// psql's path, the same on the host and in the debian release (bookworm's PostgreSQL 15).
-fn psql() -> String {
-    let bin = std::fs::read_dir("/usr/lib/postgresql")
-        .expect("the host's PostgreSQL (apt-get install postgresql; scripts/test installs it)")
-        .filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .max()
-        .expect("a PostgreSQL version under /usr/lib/postgresql");
-    format!("/usr/lib/postgresql/{bin}/bin/psql")
-}
 
 const ROLES: [&str; 6] = [
     "system_ops",
@@ -147,8 +125,7 @@ fn postgres_serves_each_role_its_database_and_keeps_its_data() {
             passwords[0]
         )
     );
-    let o = psql_host(
-        &h,
+    let o = h.psql(
         &url,
         "create table kept (x int); insert into kept values (42)",
     );
@@ -157,18 +134,7 @@ fn postgres_serves_each_role_its_database_and_keeps_its_data() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
 
     // The doctor: SELECT 1 in each database as its role passes; a stopped server fails with the fix.
-    let checks = |h: &LinuxHost| -> Vec<serde_json::Value> {
-        let o = h.warden(&["doctor", "--json"]);
-        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
-        v["checks"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|c| c["name"].as_str().is_some_and(|n| n.starts_with("db.")))
-            .cloned()
-            .collect()
-    };
-    let db_checks = checks(&h);
+    let db_checks = h.doctor_checks("db.");
     assert_eq!(db_checks.len(), ROLES.len(), "{db_checks:#?}");
     assert!(
         db_checks.iter().all(|c| c["status"] == "ok"),
@@ -206,7 +172,7 @@ fn postgres_serves_each_role_its_database_and_keeps_its_data() {
     h.ok(&["jail", "start", &db]);
     let plan = h.ok(&["plan", "--backend", "linux", "--step", "db"]);
     assert!(plan.contains("start PostgreSQL"), "{plan}");
-    let down = checks(&h);
+    let down = h.doctor_checks("db.");
     assert!(
         down.iter().all(|c| c["status"] == "fail"
             && c["remedy"]
@@ -216,7 +182,7 @@ fn postgres_serves_each_role_its_database_and_keeps_its_data() {
         "{down:#?}"
     );
     h.ok(&["setup", "--backend", "linux", "--step", "db"]);
-    let o = psql_host(&h, &url, "select x from kept");
+    let o = h.psql(&url, "select x from kept");
     assert_eq!(
         String::from_utf8_lossy(&o.stdout).trim(),
         "42",

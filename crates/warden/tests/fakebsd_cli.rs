@@ -27,7 +27,7 @@ fn setup_doctor_and_snapshots_through_the_cli() {
     h.warden_ok(&["doctor", "--backend", "bastille"]);
 
     // An unknown jail is bad input, answered with the jails there are.
-    let out = h.warden(&["snapshot", "nosuchjail"]);
+    let out = h.warden(&["snapshot", "--backend", "bastille", "nosuchjail"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -37,7 +37,7 @@ fn setup_doctor_and_snapshots_through_the_cli() {
         "{err}"
     );
 
-    let out = h.warden_ok(&["snapshot", "clawdiegit", "before"]);
+    let out = h.warden_ok(&["snapshot", "--backend", "bastille", "clawdiegit", "before"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "before");
     let marker = h
         .root()
@@ -45,15 +45,15 @@ fn setup_doctor_and_snapshots_through_the_cli() {
     std::fs::write(&marker, "x").unwrap();
 
     // A running jail is not rolled back under its services.
-    let out = h.warden(&["rollback", "clawdiegit", "before"]);
+    let out = h.warden(&["rollback", "--backend", "bastille", "clawdiegit", "before"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("bastille stop clawdiegit"));
     assert!(marker.exists());
 
     assert!(h.tool(&["bastille", "stop", "clawdiegit"]).status.success());
-    h.warden_ok(&["rollback", "clawdiegit", "before"]);
+    h.warden_ok(&["rollback", "--backend", "bastille", "clawdiegit", "before"]);
     assert!(!marker.exists(), "the rollback must remove the file");
-    let out = h.warden(&["rollback", "clawdiegit", "missing"]);
+    let out = h.warden(&["rollback", "--backend", "bastille", "clawdiegit", "missing"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
     assert!(h
@@ -61,13 +61,13 @@ fn setup_doctor_and_snapshots_through_the_cli() {
         .status
         .success());
 
-    let out = h.warden_ok(&["snapshots", "clawdiegit"]);
+    let out = h.warden_ok(&["snapshots", "--backend", "bastille", "clawdiegit"]);
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(
         table.lines().any(|l| l.starts_with("before ")),
         "snapshots lists the tag: {table}"
     );
-    let out = h.warden_ok(&["snapshots", "clawdiegit", "--json"]);
+    let out = h.warden_ok(&["snapshots", "--backend", "bastille", "clawdiegit", "--json"]);
     let list: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(
         list.as_array()

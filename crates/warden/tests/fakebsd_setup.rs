@@ -315,13 +315,13 @@ fn a_snapshot_without_a_tag_is_named_by_its_time() {
     for step in ["base", "host", "jails"] {
         h.warden_ok(&["setup", "--backend", "bastille", "--step", step]);
     }
-    let out = h.warden_ok(&["snapshot", "clawdiegit"]);
+    let out = h.warden_ok(&["snapshot", "--backend", "bastille", "clawdiegit"]);
     let tag = String::from_utf8_lossy(&out.stdout).trim().to_string();
     assert!(
         tag.starts_with("warden-") && tag.len() == "warden-20261123-173405".len(),
         "{tag}"
     );
-    let out = h.warden_ok(&["snapshots", "clawdiegit"]);
+    let out = h.warden_ok(&["snapshots", "--backend", "bastille", "clawdiegit"]);
     assert!(
         String::from_utf8_lossy(&out.stdout)
             .lines()

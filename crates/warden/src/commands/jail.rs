@@ -12,15 +12,17 @@ use crate::cli::{BackendName, Global, JailCommand, JailCreateArgs, JailExecArgs,
 use crate::context;
 use crate::exit::{self, Exit};
 
-/// The cgroup hierarchy jails are limited by.
-const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+/// The cgroup hierarchy jails are limited by (jail start, snapshots).
+pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
 use warden_linux::error_chain as chain;
 
 /// Bad names and specs are usage errors (nothing changed); everything else is a failure.
 pub fn exit_for(e: warden_linux::Error) -> Exit {
     match e {
-        warden_linux::Error::Spec { .. } => Exit::usage(chain(&e)),
+        warden_linux::Error::Spec { .. } | warden_linux::Error::Input { .. } => {
+            Exit::usage(chain(&e))
+        }
         other => Exit::failure(chain(&other)),
     }
 }

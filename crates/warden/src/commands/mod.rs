@@ -22,8 +22,10 @@ pub mod render;
 pub mod run;
 pub mod serve;
 pub mod snapshot;
+#[cfg(target_os = "linux")]
+pub mod snapshot_linux;
 pub mod telegram;
 pub mod turn;
 pub mod turns;
 #[cfg(not(target_os = "linux"))]
-pub use not_linux::{bench, jail, release};
+pub use not_linux::{bench, jail, release, snapshot_linux};

@@ -1,7 +1,7 @@
-//! `warden jail|release|bench` on an OS without the Linux backend: each says it runs only on Linux (the bench
+//! `warden jail|release|bench` and Linux snapshots on an OS without the Linux backend: each says it runs only on Linux (the bench
 //! runs its bastille part).
 
-use crate::cli::{BenchArgs, Global, JailCommand, ReleaseCommand};
+use crate::cli::{BenchArgs, Global, JailCommand, ReleaseCommand, SnapshotCommand};
 use crate::exit::Exit;
 
 /// `warden jail` (Linux persistent jails).
@@ -20,6 +20,16 @@ pub mod release {
 
     /// Not on this OS.
     pub fn run(_: &Global, _: &ReleaseCommand) -> Result<(), Exit> {
+        Err(crate::backends::linux::unsupported())
+    }
+}
+
+/// `warden snapshot|rollback|snapshots --backend linux`.
+pub mod snapshot_linux {
+    use super::*;
+
+    /// Not on this OS.
+    pub fn run(_: &Global, _: &SnapshotCommand) -> Result<(), Exit> {
         Err(crate::backends::linux::unsupported())
     }
 }

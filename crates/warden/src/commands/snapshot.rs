@@ -1,5 +1,6 @@
-//! `warden snapshot|rollback|snapshots JAIL`: ZFS snapshots of FreeBSD service jails (`warden_freebsd::snapshot`),
-//! through the same host runner the bastille backend uses.
+//! `warden snapshot|rollback|snapshots JAIL`: on the bastille backend ZFS snapshots of FreeBSD service jails
+//! (`warden_freebsd::snapshot`), through the same host runner the backend uses; on the Linux backend copies of a
+//! jail's writable layer (`commands::snapshot_linux`).
 
 use warden_core::Layout;
 use warden_freebsd::SnapshotError;
@@ -10,8 +11,23 @@ use crate::cli::{BackendName, Global, SnapshotCommand};
 use crate::context;
 use crate::exit::Exit;
 
-/// Runs one snapshot verb.
+/// Runs one snapshot verb on the backend it names (default: this OS's).
 pub fn run(global: &Global, command: &SnapshotCommand) -> Result<(), Exit> {
+    let backend = match command {
+        SnapshotCommand::Snapshot { backend, .. }
+        | SnapshotCommand::Rollback { backend, .. }
+        | SnapshotCommand::Snapshots { backend, .. } => {
+            backend.unwrap_or_else(context::default_backend)
+        }
+    };
+    match backend {
+        BackendName::Linux => crate::commands::snapshot_linux::run(global, command),
+        BackendName::Bastille => bastille(global, command),
+    }
+}
+
+/// The bastille backend's verbs: `zfs` on the FreeBSD host (or fakebsd's).
+fn bastille(global: &Global, command: &SnapshotCommand) -> Result<(), Exit> {
     let (_, layout) = context::layout(global)?;
     if !backends::on_path("zfs") {
         return Err(Exit::usage(
@@ -21,7 +37,7 @@ pub fn run(global: &Global, command: &SnapshotCommand) -> Result<(), Exit> {
     let state_dir = context::state_dir(&layout, BackendName::Bastille);
     let runner = backends::bastille_runner(&state_dir);
     match command {
-        SnapshotCommand::Snapshot { jail, tag } => {
+        SnapshotCommand::Snapshot { jail, tag, .. } => {
             check_jail(&runner, &layout, jail)?;
             let tag = warden_freebsd::snapshot(&runner, &layout, jail, tag.as_deref())
                 .map_err(exit_for)?;
@@ -29,7 +45,7 @@ pub fn run(global: &Global, command: &SnapshotCommand) -> Result<(), Exit> {
             println!("{tag}");
             Ok(())
         }
-        SnapshotCommand::Rollback { jail, tag } => {
+        SnapshotCommand::Rollback { jail, tag, .. } => {
             check_jail(&runner, &layout, jail)?;
             if is_running(&runner, jail) {
                 return Err(Exit::usage(format!(
@@ -44,7 +60,7 @@ pub fn run(global: &Global, command: &SnapshotCommand) -> Result<(), Exit> {
             eprintln!("warden: rolled {jail} back to {tag} (later snapshots are destroyed)");
             Ok(())
         }
-        SnapshotCommand::Snapshots { jail, json } => {
+        SnapshotCommand::Snapshots { jail, json, .. } => {
             check_jail(&runner, &layout, jail)?;
             let snaps = warden_freebsd::snapshots(&runner, &layout, jail).map_err(exit_for)?;
             if *json {
@@ -63,7 +79,11 @@ pub fn run(global: &Global, command: &SnapshotCommand) -> Result<(), Exit> {
                     .filter(|o| o.tag == s.tag)
                     .map(|o| o.used)
                     .sum();
-                println!("{:<32} {:<20} {used}", s.tag, utc(s.creation));
+                println!(
+                    "{:<32} {:<20} {used}",
+                    s.tag,
+                    warden_core::snapshot_tag::utc_text(s.creation)
+                );
             }
             Ok(())
         }
@@ -137,23 +157,4 @@ fn newest_tag(runner: &dyn Runner, layout: &Layout, jail: &str) -> Result<String
                 "jail {jail} has no snapshots to roll back to\n  fix: take one first with `warden snapshot {jail}`"
             ))
         })
-}
-
-/// Seconds since the epoch as `YYYY-mm-dd HH:MM:SS` (UTC).
-fn utc(secs: u64) -> String {
-    // default_tag is `warden-YYYYmmdd-HHMMSS`; reshape it rather than carry a second calendar.
-    let t = warden_freebsd::snapshot::default_tag(secs);
-    let t = t.trim_start_matches("warden-");
-    if t.len() != 15 {
-        return secs.to_string();
-    }
-    format!(
-        "{}-{}-{} {}:{}:{}",
-        &t[0..4],
-        &t[4..6],
-        &t[6..8],
-        &t[9..11],
-        &t[11..13],
-        &t[13..15]
-    )
 }

@@ -166,6 +166,43 @@ impl LinuxHost {
     }
 }
 
+/// psql's path, the newest version under the host's `/usr/lib/postgresql`: the same on the host and in the
+/// debian release (bookworm's PostgreSQL 15).
+pub fn psql_bin() -> String {
+    let version = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("the host's PostgreSQL (apt-get install postgresql; scripts/test installs it)")
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .max()
+        .expect("a PostgreSQL version under /usr/lib/postgresql");
+    format!("/usr/lib/postgresql/{version}/bin/psql")
+}
+
+impl LinuxHost {
+    /// psql in the namespace (the host side of the bridge) against `url`, killed after a minute.
+    pub fn psql(&self, url: &str, sql: &str) -> Output {
+        let mut argv: Vec<String> = vec!["timeout".into(), "-k".into(), "5".into(), "60".into()];
+        argv.extend(self.ns.prefix());
+        argv.extend([psql_bin(), url.into(), "-XAtc".into(), sql.into()]);
+        let o = Command::new(&argv[0]).args(&argv[1..]).output().unwrap();
+        assert_ne!(o.status.code(), Some(124), "timed out: psql {sql}");
+        o
+    }
+
+    /// The doctor's checks whose names start with `prefix` (`db.`), as JSON objects.
+    pub fn doctor_checks(&self, prefix: &str) -> Vec<serde_json::Value> {
+        let o = self.warden(&["doctor", "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+        v["checks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|c| c["name"].as_str().is_some_and(|n| n.starts_with(prefix)))
+            .cloned()
+            .collect()
+    }
+}
+
 impl Drop for LinuxHost {
     fn drop(&mut self) {
         // Jails first, while their namespace still exists: destroy stops them and removes cgroups and veths.
