@@ -1,5 +1,6 @@
 //! Snapshot tags, shared by both backends' `warden snapshot`: the rule a tag follows (ZFS's snapshot-name
-//! characters, which also make a safe directory name on Linux) and the default tag taken from the clock.
+//! characters, which also make a safe directory name on Linux), the default tag taken from the clock, and the
+//! UTC time text the CLI prints (snapshots, releases).
 
 /// Checks a snapshot tag: letters, digits, `-`, `_`, `.`, `:`, 1–200 characters, not starting with `-` or `.`.
 pub fn check_tag(tag: &str) -> Result<(), String> {
@@ -64,6 +65,8 @@ mod tests {
         assert_eq!(default_tag(1_795_455_245), "warden-20261123-173405");
         assert_eq!(default_tag(951_782_400), "warden-20000229-000000");
         assert_eq!(utc_text(1_795_455_245), "2026-11-23 17:34:05");
+        assert_eq!(utc_text(0), "1970-01-01 00:00:00");
+        assert_eq!(utc_text(1_700_000_000), "2023-11-14 22:13:20");
     }
 
     #[test]

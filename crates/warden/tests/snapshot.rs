@@ -167,12 +167,9 @@ fn crash_loop(h: &LinuxHost, db: &str, url: &str, rollback: Duration) {
     let o = h.psql(url, "insert into kept values (99)");
     assert!(o.status.success(), "{}", text(&o));
     let mut seen = Vec::new();
-    for kill in [
-        Kill::Staging,
-        Kill::Swapped,
-        Kill::After(rollback / 3),
-        Kill::After(rollback * 2 / 3),
-    ] {
+    // Not later than a third of a rollback's time: after its swap and finish comes the setup step that starts
+    // PostgreSQL again, whose own interruption is setup's journal's business, not the rollback's.
+    for kill in [Kill::Staging, Kill::Swapped, Kill::After(rollback / 3)] {
         let mut child = h
             .command(&["rollback", db, "before"])
             .stdout(Stdio::null())

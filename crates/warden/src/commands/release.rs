@@ -53,7 +53,9 @@ pub fn run(global: &Global, command: &ReleaseCommand) -> Result<(), Exit> {
                     "{:<10} {:>9} {:<20} {}",
                     r.name,
                     r.size_bytes.map(human_size).unwrap_or_else(|| "-".into()),
-                    r.created.map(utc).unwrap_or_else(|| "-".into()),
+                    r.created
+                        .map(warden_core::snapshot_tag::utc_text)
+                        .unwrap_or_else(|| "-".into()),
                     r.path.map(|p| p.display().to_string()).unwrap_or_else(|| {
                         "(read-only binds of this host's /usr, /bin, /lib*, /sbin)".into()
                     })
@@ -216,36 +218,12 @@ fn human_size(bytes: u64) -> String {
     }
 }
 
-/// Unix seconds as `YYYY-MM-DD HH:MM:SS` (UTC).
-fn utc(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Howard Hinnant's civil-from-days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn formats_dates_and_sizes() {
-        assert_eq!(utc(0), "1970-01-01 00:00:00");
-        assert_eq!(utc(1_700_000_000), "2023-11-14 22:13:20");
+    fn formats_sizes() {
         assert_eq!(human_size(512), "512B");
         assert_eq!(human_size(3 << 20), "3.0M");
     }
