@@ -24,6 +24,7 @@ pub fn names(cx: &Ctx) -> Vec<String> {
                 IfKind::Loopback => 1,
                 IfKind::Bridge => 2,
                 IfKind::Epair => 3,
+                IfKind::Tun => 4,
             };
             (rank, n.clone())
         })
@@ -430,6 +431,8 @@ pub fn show(cx: &Ctx, name: &str, cidr: bool) -> String {
     let flags = match (i.kind, i.up) {
         (IfKind::Loopback, true) => "1008049<UP,LOOPBACK,RUNNING,MULTICAST,LOWER_UP>",
         (IfKind::Loopback, false) => "1008008<LOOPBACK,MULTICAST,LOWER_UP>",
+        (IfKind::Tun, true) => "1008051<UP,POINTOPOINT,RUNNING,MULTICAST,LOWER_UP>",
+        (IfKind::Tun, false) => "1008010<POINTOPOINT,MULTICAST,LOWER_UP>",
         (_, true) => "1008843<UP,BROADCAST,RUNNING,SIMPLEX,MULTICAST,LOWER_UP>",
         (_, false) => "1008802<BROADCAST,SIMPLEX,MULTICAST,LOWER_UP>",
     };
@@ -441,14 +444,24 @@ pub fn show(cx: &Ctx, name: &str, cidr: bool) -> String {
         IfKind::Loopback => s.push_str("\toptions=680003<RXCSUM,TXCSUM,LINKSTATE,RXCSUM_IPV6,TXCSUM_IPV6>\n"),
         IfKind::Bridge => s.push_str("\toptions=0\n"),
         IfKind::Epair => s.push_str("\toptions=8<VLAN_MTU>\n"),
+        IfKind::Tun => s.push_str("\toptions=80000<LINKSTATE>\n"),
         IfKind::Ether => s.push_str("\toptions=4c079b<RXCSUM,TXCSUM,VLAN_MTU,VLAN_HWTAGGING,VLAN_HWCSUM,TSO4,TSO6,LRO,VLAN_HWTSO,LINKSTATE>\n"),
     }
-    if i.kind != IfKind::Loopback {
+    if i.kind != IfKind::Loopback && i.kind != IfKind::Tun {
         s.push_str(&format!("\tether {}\n", i.mac));
     }
     for a in &i.inet {
         if i.kind == IfKind::Loopback {
             s.push_str(&format!("\tinet {} netmask 0x{:08x}\n", a.addr, a.mask()));
+        } else if i.kind == IfKind::Tun && cidr {
+            s.push_str(&format!("\tinet {}/{} --> {}\n", a.addr, a.prefix, a.addr));
+        } else if i.kind == IfKind::Tun {
+            s.push_str(&format!(
+                "\tinet {} --> {} netmask 0x{:08x}\n",
+                a.addr,
+                a.addr,
+                a.mask()
+            ));
         } else if cidr {
             s.push_str(&format!(
                 "\tinet {}/{} broadcast {}\n",
@@ -498,6 +511,7 @@ pub fn show(cx: &Ctx, name: &str, cidr: bool) -> String {
         }
         IfKind::Bridge => s.push_str("\tnd6 options=9<PERFORMNUD,IFDISABLED>\n"),
         IfKind::Loopback => s.push_str("\tnd6 options=21<PERFORMNUD,AUTO_LINKLOCAL>\n"),
+        IfKind::Tun => s.push_str("\tnd6 options=103<PERFORMNUD,ACCEPT_RTADV,NO_DAD>\n"),
     }
     s
 }

@@ -56,6 +56,7 @@ pub fn dispatch(cx: &mut Ctx, je: &JailEnv, argv: &[String], io: &mut Io) -> Out
         "python3.11" => crate::pkg::installed(cx, &fs).contains_key("python311"),
         // The node22 package's binary (see `jailnode.rs` for what runs).
         "node" => fs.exists(cx, "/usr/local/bin/node"),
+        "tailscale" => fs.exists(cx, "/usr/local/bin/tailscale"),
         _ => known,
     };
     let out = if !present || (prog.contains('/') && prog != &format!("/{name}") && !plausible(prog))
@@ -179,6 +180,7 @@ fn builtin(
         "sysrc" => crate::sysrc::run(cx, args, io),
         "service" => crate::service::run(cx, args, io),
         "ifconfig" => crate::ifconfig::run(cx, args, io),
+        "tailscale" => crate::tailscale::run(cx, args, io),
         "freebsd-version" => crate::hosttools::freebsd_version(cx, args, io),
         "route" => route(cx, je, args, io),
         _ => fail(

@@ -47,6 +47,7 @@ pub const JAIL_TOOLS: &[&str] = &[
     "false",
     "sh",
     "node",
+    "tailscale",
     RUN_COMPUTED,
 ];
 

@@ -29,6 +29,7 @@ mod shjail;
 mod state;
 mod sysctl;
 mod sysrc;
+mod tailscale;
 mod zfs;
 
 use std::path::Path;
@@ -45,7 +46,11 @@ fn main() {
         .file_name()
         .map(|f| f.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let code = if tool == "fakebsd" || tool.starts_with("fakebsd-") {
+    let linux_tailscale = (tool == "tailscale" || tool == "tailscaled")
+        && std::env::var_os(state::ENV_STATE).is_none();
+    let code = if linux_tailscale {
+        tailscale::linux_main(&tool, &args[1..])
+    } else if tool == "fakebsd" || tool.starts_with("fakebsd-") {
         fakebsd_main(&args[1.min(args.len())..])
     } else {
         let code = run_tool(&tool, &args[1..]);
@@ -241,6 +246,12 @@ fn run_tool(tool: &str, args: &[String]) -> i32 {
         "pw" => hostpkg::pw(&mut cx, args, &mut io),
         "rctl" => hostpkg::rctl(&mut cx, args, &mut io),
         "npm" => hostpkg::npm(&mut cx, args, &mut io),
+        // Not installed yet: what a shell says of a missing program.
+        "tailscale" if !cx.host_path("/usr/local/bin/tailscale").exists() => {
+            io.err("tailscale: not found");
+            127
+        }
+        "tailscale" => tailscale::run(&mut cx, args, &mut io),
         "test" => hostpkg::test(&mut cx, args, &mut io),
         _ => 1,
     };

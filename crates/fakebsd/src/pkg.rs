@@ -240,6 +240,14 @@ const CATALOGUE: &[Package] = &[
         kib: 11_000,
     },
     Package {
+        name: "tailscale",
+        version: "1.86.2",
+        origin: "security/tailscale",
+        comment: "Mesh VPN that makes it easy to connect your devices",
+        deps: &[],
+        kib: 60_000,
+    },
+    Package {
         name: "llama-cpp",
         version: "6530",
         origin: "misc/llama-cpp",
@@ -411,6 +419,12 @@ fn apply(cx: &mut Ctx, fs: &JailFs, name: &str) -> Result<(), String> {
             // The port's files/llama-server.in: name llama_server, rcvar llama_server_enable,
             // llama_server_model (required, a file), llama_server_args.
             exec(cx, "/usr/local/etc/rc.d/llama-server", "#!/bin/sh\n# PROVIDE: llama_server\n# REQUIRE: LOGIN\n# KEYWORD: shutdown\n# simulated by fakebsd\n")?;
+        }
+        "tailscale" => {
+            exec(cx, "/usr/local/bin/tailscale", stub)?;
+            exec(cx, "/usr/local/bin/tailscaled", stub)?;
+            // The port's files/tailscaled.in: name tailscaled, rcvar tailscaled_enable.
+            exec(cx, "/usr/local/etc/rc.d/tailscaled", "#!/bin/sh\n# PROVIDE: tailscaled\n# REQUIRE: NETWORKING\n# KEYWORD: shutdown\n# simulated by fakebsd\n")?;
         }
         "python311" => exec(cx, "/usr/local/bin/python3.11", stub)?,
         "node22" => exec(cx, "/usr/local/bin/node", stub)?,

@@ -41,6 +41,7 @@ pub const TOOLS: &[&str] = &[
     "pkg",
     "pw",
     "rctl",
+    "tailscale",
 ];
 
 /// Environment variable naming the state directory.
@@ -88,6 +89,22 @@ pub struct State {
     /// (`/usr/local/bastille/jails/git/root/var/git/repos` → `git:git`); files are not chown'd for real.
     #[serde(default)]
     pub owners: BTreeMap<String, String>,
+    /// Tailscale nodes by scope (`host` or the jail), as `tailscale` keeps them (`tailscale.rs`).
+    #[serde(default)]
+    pub tailscale: BTreeMap<String, TailscaleNode>,
+}
+
+/// One Tailscale node's state (the daemon's, in `tailscaled.state` terms), kept by `tailscale.rs`.
+#[derive(Serialize, Deserialize, Default, Clone, Debug, PartialEq, Eq)]
+pub struct TailscaleNode {
+    /// Logged in to the tailnet.
+    pub logged_in: bool,
+    /// `WantRunning`: up, not `tailscale down`.
+    pub want_running: bool,
+    /// The node's host name on the tailnet.
+    pub hostname: String,
+    /// `--advertise-routes`.
+    pub advertise_routes: Vec<String>,
 }
 
 /// One ZFS dataset or snapshot.
@@ -113,6 +130,8 @@ pub enum IfKind {
     Bridge,
     /// One end of an epair.
     Epair,
+    /// A tun interface (tailscaled's `tailscale0`).
+    Tun,
 }
 
 /// An IPv4 address with its prefix length.
@@ -182,6 +201,7 @@ impl Iface {
             IfKind::Loopback => vec!["lo".to_string()],
             IfKind::Bridge => vec!["bridge".to_string()],
             IfKind::Epair => vec!["epair".to_string()],
+            IfKind::Tun => vec!["tun".to_string()],
             IfKind::Ether => vec![],
         };
         Iface {

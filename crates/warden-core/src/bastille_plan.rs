@@ -8,14 +8,13 @@ use crate::account;
 use crate::layout::{Layout, Role, Service, Shape};
 use crate::observed::{BastilleHost, JailState};
 use crate::plan::{Action, Blocker, Plan, PlanOptions, Step};
+pub use crate::render::jail_conf::{DEVFS_RULES, DEVFS_VNET_RULES};
 use crate::render::{self, hosts, rc_conf};
 
 /// Where Bastille reads its config.
 pub const BASTILLE_CONF: &str = "/usr/local/etc/bastille/bastille.conf";
 /// The pf ruleset.
 pub const PF_CONF: &str = "/etc/pf.conf";
-/// devfs rules (Bastille's VNET ruleset 13 lives here).
-pub const DEVFS_RULES: &str = "/etc/devfs.rules";
 /// The hosts file.
 pub const HOSTS: &str = "/etc/hosts";
 /// The control plane's rc.d script.
@@ -51,14 +50,6 @@ pub const POSTGRES_PKG: &str = "postgresql18-server";
 /// Where the git jail keeps bare repositories.
 pub const GIT_REPOS: &str = "/var/git/repos";
 
-/// devfs ruleset 13 as `bastille setup vnet` writes it (reference/bastille.md §3 setup): unhides bpf for DHCP.
-pub const DEVFS_VNET_RULES: &str = "[bastille_vnet=13]\n\
-add include $devfsrules_hide_all\n\
-add include $devfsrules_unhide_basic\n\
-add include $devfsrules_unhide_login\n\
-add include $devfsrules_jail\n\
-add path 'bpf*' unhide\n";
-
 /// Which step owns an rc.conf variable: dnsmasq's belong to `dns`, the rest to `host`.
 fn rc_step(var: &str) -> Step {
     if var.starts_with("dnsmasq_") {
@@ -88,6 +79,11 @@ pub fn plan_with(layout: &Layout, host: &BastilleHost, options: &PlanOptions) ->
     crate::bastille_agent::step(layout, host, options, &mut actions, &mut blocked);
     hosts_step(layout, host, &mut actions);
     dns_step(layout, host, &mut actions);
+    let mut tailscale = Plan::default();
+    crate::tailscale_plan::bastille(layout, host, options, &mut tailscale);
+    actions.extend(tailscale.actions);
+    notes.extend(tailscale.notes);
+    blocked.extend(tailscale.blocked);
     notes.push(
         "step verify changes nothing: `warden setup` (all steps, or --step verify) runs `warden doctor` after applying"
             .into(),

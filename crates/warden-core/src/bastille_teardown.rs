@@ -36,6 +36,7 @@ fn undo(
     let out = &mut plan.actions;
     match step {
         Step::Verify => {}
+        Step::Tailscale => crate::tailscale_plan::bastille_undo(layout, host, plan),
         Step::Dns => dns(layout, host, out),
         Step::Hosts => {
             let existing = host.files.get(HOSTS).cloned().unwrap_or_default();
@@ -223,7 +224,8 @@ fn host_step(layout: &Layout, host: &BastilleHost, out: &mut Vec<Action>) {
             "remove devfs ruleset 13 (bastille_vnet) from /etc/devfs.rules",
             DEVFS_RULES,
             "0644",
-            devfs.replace(DEVFS_VNET_RULES, ""),
+            // The tailscale step's undo, earlier in this plan, removes its ruleset from the same file.
+            crate::tailscale::without_devfs_rules(&devfs.replace(DEVFS_VNET_RULES, "")),
         ));
     }
     if host.bridge_exists {

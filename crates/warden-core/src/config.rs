@@ -151,6 +151,10 @@ pub struct Config {
     pub telegram_api_url: String,
     /// Allowed Telegram chats, `id[:tenant]` each.
     pub telegram_chats: Vec<String>,
+    /// How the tailnet reaches Clawdie: `off`, `host`, `subnet` or `jail`.
+    pub tailscale_mode: String,
+    /// `jail` mode: the jail that runs its own tailscaled.
+    pub tailscale_jail: String,
     /// Tenants and their sites.
     pub tenants: Vec<TenantConfig>,
     /// Public ports exposed to service slots (`[[expose]]`).
@@ -214,6 +218,8 @@ impl Default for Config {
             telegram_bot_token: String::new(),
             telegram_api_url: "https://api.telegram.org".into(),
             telegram_chats: Vec::new(),
+            tailscale_mode: "off".into(),
+            tailscale_jail: String::new(),
             tenants: Vec::new(),
             expose: Vec::new(),
         }
@@ -426,6 +432,10 @@ pub static KEYS: &[Key] = &[
         "Bot API base URL (point it at a local stand-in such as fakebot for tests)."),
     key!("telegram.chats", ["TELEGRAM_ALLOWED_CHATS"], List, telegram_chats,
         "Allowed chats as \"id[:tenant]\"; a chat without a tenant talks to the platform; any other chat is refused."),
+    key!("tailscale.mode", ["WARDEN_TAILSCALE_MODE"], Str, tailscale_mode,
+        "How the tailnet reaches Clawdie: off; host (the control plane also listens on the host's tailscale0 address); subnet (the host advertises the Warden /24); jail (one jail runs its own tailscaled)."),
+    key!("tailscale.jail", ["WARDEN_TAILSCALE_JAIL"], Str, tailscale_jail,
+        "jail mode: the layout jail that gets a tun device and its own tailnet identity (e.g. clawdiegit)."),
 ];
 
 /// Keys whose values are secrets: `warden config show` prints only whether they are set.

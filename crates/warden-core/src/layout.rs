@@ -298,6 +298,8 @@ pub struct Layout {
     pub agent_warm: u32,
     /// `agent.warm_idle`: how long a warm agent may stay parked unused.
     pub agent_warm_idle: Duration,
+    /// How the tailnet reaches Clawdie (`tailscale.mode`, `tailscale.jail`).
+    pub tailscale: crate::tailscale::Settings,
 }
 
 impl Layout {
@@ -386,6 +388,7 @@ impl Layout {
         let listen = listen_of(c, network, p);
         let limits = worker_limits(c, p);
         let (command_timeout, install_timeout) = setup_timeouts(c, p);
+        let tailscale = tailscale_of(c, &services, p);
         let agent_warm_idle = parse_duration(&c.agent_warm_idle).unwrap_or_else(|rule| {
             p.bad(
                 "agent.warm_idle",
@@ -451,6 +454,7 @@ impl Layout {
             install_timeout,
             agent_warm: c.agent_warm,
             agent_warm_idle,
+            tailscale,
         };
         layout.records = records(&layout);
         // The agent's provider is the ai jail when agent.base_url names it: the workers' path follows its port.
@@ -770,6 +774,59 @@ fn listen_of(c: &Config, network: Ipv4Addr, p: &mut Problems) -> Vec<Ipv4Addr> {
         }
     }
     listen
+}
+
+/// `tailscale.mode` and, in `jail` mode, `tailscale.jail` (a jail of the layout; the browser VM is not one).
+fn tailscale_of(c: &Config, services: &[Service], p: &mut Problems) -> crate::tailscale::Settings {
+    use crate::tailscale::{Mode, Settings};
+    let Some(mode) = Mode::parse(&c.tailscale_mode) else {
+        let names: Vec<&str> = Mode::ALL.iter().map(|m| m.name()).collect();
+        p.bad(
+            "tailscale.mode",
+            &c.tailscale_mode,
+            format!("not a Tailscale mode (one of {})", names.join(", ")),
+            "e.g. WARDEN_TAILSCALE_MODE=host",
+        );
+        return Settings::default();
+    };
+    let jails: Vec<&str> = services
+        .iter()
+        .filter(|s| s.shape != Shape::Image)
+        .map(|s| s.jail.as_str())
+        .collect();
+    let jail = c.tailscale_jail.trim();
+    match mode {
+        Mode::Jail if !jails.contains(&jail) => {
+            let rule = if jail.is_empty() {
+                "jail mode needs the jail that runs tailscaled".to_string()
+            } else {
+                "not a jail of the layout".to_string()
+            };
+            p.bad(
+                "tailscale.jail",
+                jail,
+                rule,
+                &format!(
+                    "set tailscale.jail to one of {} (WARDEN_TAILSCALE_JAIL)",
+                    jails.join(", ")
+                ),
+            );
+        }
+        Mode::Off | Mode::Host | Mode::Subnet if !jail.is_empty() => p.bad(
+            "tailscale.jail",
+            jail,
+            format!(
+                "only jail mode runs tailscaled in a jail, and tailscale.mode is {}",
+                mode.name()
+            ),
+            "set tailscale.mode = \"jail\", or leave tailscale.jail empty",
+        ),
+        _ => {}
+    }
+    Settings {
+        mode,
+        jail: (mode == Mode::Jail).then(|| jail.to_string()),
+    }
 }
 
 /// `setup.command_timeout` and `setup.install_timeout` (durations above zero).

@@ -25,6 +25,8 @@ pub mod pi;
 pub mod plan;
 pub mod render;
 pub mod snapshot_tag;
+pub mod tailscale;
+pub mod tailscale_plan;
 
 pub use config::{load, Config, Loaded};
 pub use error::{ConfigError, Source};

@@ -91,6 +91,7 @@ pub fn plan_with(
     agent(layout, host, paths, &mut p.actions, &mut p.blocked);
     crate::linux_ai::plan(layout, host, state_dir, exe, &mut p.actions, &mut p.notes);
     dns(layout, host, paths, &mut p.actions);
+    crate::tailscale_plan::linux(layout, host, exe, state_dir, p);
     plan
 }
 
@@ -340,7 +341,7 @@ fn agent(
 }
 
 /// The `warden` binary jail actions run: the observing one, else `warden` on PATH.
-pub(crate) fn warden_exe(host: &LinuxHost) -> &str {
+pub fn warden_exe(host: &LinuxHost) -> &str {
     if host.warden_exe.is_empty() {
         "warden"
     } else {
@@ -402,6 +403,10 @@ fn jails(layout: &Layout, host: &LinuxHost, paths: &LinuxPaths, plan: &mut Plan)
                 if s.role == crate::layout::Role::Git {
                     // nginx.conf and the htpasswd files, written by the `git` step on the host.
                     binds = vec!["--bind".to_string(), crate::linux_git::jail_bind(state)];
+                }
+                if layout.tailscale.jail() == Some(name) {
+                    // tailscale.mode = jail: the jail runs its own tailscaled.
+                    binds.push("--tun".to_string());
                 }
                 out.push(Action::run(
                     Step::Jails,
@@ -620,6 +625,7 @@ mod tests {
                     } else {
                         Vec::new()
                     },
+                    tun: false,
                 },
             );
         }

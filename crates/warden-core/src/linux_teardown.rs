@@ -39,6 +39,7 @@ fn undo(
     match step {
         // The doctor changes nothing; Linux keeps no /etc/hosts block.
         Step::Verify | Step::Hosts => {}
+        Step::Tailscale => crate::tailscale_plan::linux_undo(layout, host, plan),
         Step::Dns => dns(host, paths, out),
         // Their files live in the jails' roots: the jails step's undo removes them with the jails.
         Step::Git | Step::Cms => {}

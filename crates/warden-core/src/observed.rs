@@ -87,6 +87,9 @@ pub struct BastilleHost {
     /// The db sync marker's content, if any.
     #[serde(default)]
     pub db_synced: Option<String>,
+    /// Tailscale on the host and in the Tailscale jail.
+    #[serde(default)]
+    pub tailscale: crate::tailscale::Observed,
 }
 
 /// A Linux host, as observed.
@@ -147,6 +150,9 @@ pub struct LinuxHost {
     pub service_release_built: bool,
     /// Where `<state_dir>/releases/debian` points, if it is a link.
     pub service_release_link: Option<String>,
+    /// Tailscale on the host and in the Tailscale jail.
+    #[serde(default)]
+    pub tailscale: crate::tailscale::Observed,
 }
 
 /// The git jail's smart HTTP on a Linux host, as observed.
@@ -221,4 +227,7 @@ pub struct LinuxJail {
     /// Read-only binds as `SOURCE:TARGET`.
     #[serde(default)]
     pub binds: Vec<String>,
+    /// Whether the jail gets `/dev/net/tun` (`tailscale.mode = jail`).
+    #[serde(default)]
+    pub tun: bool,
 }

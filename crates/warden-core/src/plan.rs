@@ -29,13 +29,15 @@ pub enum Step {
     Hosts,
     /// dnsmasq.
     Dns,
+    /// How the tailnet reaches Clawdie (`tailscale.mode`).
+    Tailscale,
     /// The doctor's checks.
     Verify,
 }
 
 impl Step {
     /// Every step, in order.
-    pub const ALL: [Step; 11] = [
+    pub const ALL: [Step; 12] = [
         Step::Base,
         Step::Host,
         Step::Jails,
@@ -46,6 +48,7 @@ impl Step {
         Step::Agent,
         Step::Hosts,
         Step::Dns,
+        Step::Tailscale,
         Step::Verify,
     ];
 
@@ -62,6 +65,7 @@ impl Step {
             Step::Agent => "agent",
             Step::Hosts => "hosts",
             Step::Dns => "dns",
+            Step::Tailscale => "tailscale",
             Step::Verify => "verify",
         }
     }

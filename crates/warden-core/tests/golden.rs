@@ -163,3 +163,47 @@ fn exposures_render_for_pf_nftables_and_a_proxy() {
         );
     }
 }
+
+fn tailscale_layout(mode: &str, jail: &str) -> Layout {
+    let env = |k: &str| match k {
+        "WARDEN_TAILSCALE_MODE" => Some(mode.to_string()),
+        "WARDEN_TAILSCALE_JAIL" if !jail.is_empty() => Some(jail.to_string()),
+        _ => None,
+    };
+    Layout::from_loaded(&load(None, &env, &vec![]).unwrap()).unwrap()
+}
+
+/// `tailscale.mode = subnet`: pf and nftables let `tailscale0` into the subnet; the other modes change neither.
+#[test]
+fn tailscale_subnet_firewalls() {
+    let subnet = tailscale_layout("subnet", "");
+    let pf = render::render(&subnet, "pf.conf", None).unwrap();
+    let nft = render::render(&subnet, "nftables", None).unwrap();
+    insta::assert_snapshot!("tailscale_subnet_pf_conf", pf);
+    insta::assert_snapshot!("tailscale_subnet_nftables", nft);
+    for (mode, jail) in [("off", ""), ("host", ""), ("jail", "clawdiegit")] {
+        let l = tailscale_layout(mode, jail);
+        assert_eq!(
+            render::render(&l, "pf.conf", None).unwrap(),
+            render::render(&layout_without_tenants(), "pf.conf", None).unwrap(),
+            "{mode}"
+        );
+        let nft = render::render(&l, "nftables", None).unwrap();
+        assert!(!nft.contains("tailscale0"), "{mode}: {nft}");
+    }
+}
+
+fn layout_without_tenants() -> Layout {
+    Layout::from_loaded(&load(None, &|_| None, &vec![]).unwrap()).unwrap()
+}
+
+/// `tailscale.mode = jail`: the named jail's jail.conf has devfs ruleset 14 and `allow.tun` (seed 000); the
+/// other jails keep Bastille's file.
+#[test]
+fn tailscale_jail_conf() {
+    let l = tailscale_layout("jail", "clawdiegit");
+    let text = render::render(&l, "jail.conf", Some("clawdiegit")).unwrap();
+    insta::assert_snapshot!("tailscale_jail_conf", text);
+    let other = render::render(&l, "jail.conf", Some("clawdiecms")).unwrap();
+    assert!(!other.contains("allow.tun") && other.contains("devfs_ruleset = 13;"));
+}

@@ -218,6 +218,7 @@ pub fn observe(runner: &dyn Runner, layout: &Layout) -> Result<Observation, Host
         observe_jails(runner, layout, &mut host, &mut missing)?;
     }
     observe_agent(runner, layout, &mut host)?;
+    observe_tailscale(runner, layout, &mut host)?;
 
     match probe(runner, &["service", "dnsmasq", "onestatus"])? {
         Some(out) => host.dnsmasq_running = parse::service::running(out.status, &out.stdout),
@@ -229,6 +230,40 @@ pub fn observe(runner: &dyn Runner, layout: &Layout) -> Result<Observation, Host
         version,
         notes,
     })
+}
+
+/// The `tailscale` step's facts: the host's tailscaled (`host`, `subnet`: its package, rc.conf switch, status
+/// and prefs), or the Tailscale jail's `jail.conf` and, while it runs, its tailscaled (`jail`).
+fn observe_tailscale(
+    runner: &dyn Runner,
+    layout: &Layout,
+    host: &mut BastilleHost,
+) -> Result<(), HostError> {
+    use warden_core::tailscale::{Mode, RC_ENABLE};
+    match layout.tailscale.mode {
+        Mode::Off => {}
+        Mode::Host | Mode::Subnet => {
+            host.tailscale.host = warden_host::tailscale::observe(runner, &[])?;
+            if let Some(out) = probe(runner, &["sysrc", "-n", RC_ENABLE])?.filter(Output::ok) {
+                host.rc_conf
+                    .insert(RC_ENABLE.into(), out.stdout.trim().to_string());
+            }
+        }
+        Mode::Jail => {
+            let Some(jail) = layout.tailscale.jail() else {
+                return Ok(());
+            };
+            let conf = warden_core::tailscale_plan::bastille_jail_conf(layout, jail);
+            if let Some(text) = runner.read_file(&conf)? {
+                host.files.insert(conf, text);
+            }
+            if host.jails.get(jail).is_some_and(|j| j.running) {
+                host.tailscale.jail =
+                    warden_host::tailscale::observe(runner, &jexec(jail, "root", &[]))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The agent step's facts: node and npm on the host and in the release, the worker template snapshot, and pi
@@ -378,7 +413,15 @@ fn observe_jails(
             ..Default::default()
         };
         if state.running {
-            observe_in_jail(runner, &svc.jail, &probe_for(svc.role), &mut state, missing)?;
+            let mut want = probe_for(svc.role);
+            if layout.tailscale.jail() == Some(svc.jail.as_str()) {
+                // tailscale.mode = jail: the jail's own tailscaled.
+                use warden_core::tailscale::{PKG, RC_ENABLE, SERVICE};
+                want.packages.push(PKG);
+                want.rc_vars.push(RC_ENABLE);
+                want.services.push(SERVICE);
+            }
+            observe_in_jail(runner, &svc.jail, &want, &mut state, missing)?;
         }
         host.jails.insert(svc.jail.clone(), state);
     }

@@ -115,6 +115,7 @@ impl LinuxBackend {
                     },
                     release: j.release,
                     binds: j.binds,
+                    tun: j.tun,
                 },
             );
         }
@@ -139,7 +140,42 @@ impl LinuxBackend {
         self.observe_packages(&mut host)?;
         self.observe_accounts(layout, &mut host)?;
         self.observe_agent(&mut host)?;
+        self.observe_tailscale(layout, &mut host)?;
         Ok(host)
+    }
+
+    /// The `tailscale` step's facts: the host's tailscaled (`host`, `subnet`), or the Tailscale jail's, read
+    /// inside the running jail with `warden jail exec` (`jail`).
+    fn observe_tailscale(&self, layout: &Layout, host: &mut LinuxHost) -> Result<(), HostError> {
+        use warden_core::tailscale::Mode;
+        let runner = self.runner.as_ref();
+        match layout.tailscale.mode {
+            Mode::Off => {}
+            Mode::Host | Mode::Subnet => {
+                host.tailscale.host = warden_host::tailscale::observe(runner, &[])?;
+            }
+            Mode::Jail => {
+                let Some(jail) = layout.tailscale.jail() else {
+                    return Ok(());
+                };
+                if host.jails.get(jail).is_some_and(|j| j.running) {
+                    let exe = linux_plan::warden_exe(host).to_string();
+                    let state = self.paths.state_dir.clone();
+                    let prefix = [
+                        exe.as_str(),
+                        "--state-dir",
+                        &state,
+                        "jail",
+                        "exec",
+                        "--root",
+                        jail,
+                        "--",
+                    ];
+                    host.tailscale.jail = warden_host::tailscale::observe(runner, &prefix)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Runs a read-only probe; `None` when the program is not installed.

@@ -71,6 +71,9 @@ pub struct Jail {
     /// Host directories bound read-only into the jail (the ai jail's model server and model).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub binds: Vec<JailBind>,
+    /// `/dev/net/tun` in the jail (`tailscale.mode = jail`: it runs its own tailscaled).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tun: bool,
 }
 
 /// A host directory bound read-only into a jail at start (created empty if missing).
@@ -107,6 +110,8 @@ pub struct CreateOpts {
     pub network: Option<JailNet>,
     pub limits: JailLimits,
     pub binds: Vec<JailBind>,
+    /// `/dev/net/tun` in the jail.
+    pub tun: bool,
 }
 
 /// A jail's state as `list` shows it.
@@ -130,6 +135,9 @@ pub struct JailInfo {
     /// Read-only binds as `SOURCE:TARGET`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub binds: Vec<String>,
+    /// Whether the jail has `/dev/net/tun`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub tun: bool,
 }
 
 /// `<state_dir>/jails`.
@@ -327,6 +335,7 @@ pub fn list(state_dir: &Path) -> Result<Vec<JailInfo>> {
                 .iter()
                 .map(|b| format!("{}:{}", b.source.display(), b.target.display()))
                 .collect(),
+            tun: jail.tun,
             release: jail.release,
             shape: jail.shape,
             name,
@@ -394,6 +403,7 @@ pub fn create(state_dir: &Path, opts: &CreateOpts) -> Result<Jail> {
         created: now(),
         running: None,
         binds: opts.binds.clone(),
+        tun: opts.tun,
     };
     write_json(&tmp, &jail)?;
     fs::rename(&tmp, &dir).map_err(|e| Error::io("rename into place", &dir, e))?;
@@ -426,6 +436,7 @@ pub fn spec(state_dir: &Path, jail: &Jail, cgroup_root: &Path) -> Result<WorkerS
     };
     spec.cgroup_root = cgroup_root.to_path_buf();
     spec.persistent = Some(jail_dir(state_dir, &jail.name));
+    spec.tun = jail.tun;
     for b in &jail.binds {
         // The source may be filled later (the `ai` step installs into it after the jail starts).
         fs::create_dir_all(&b.source).map_err(|e| Error::io("create directory", &b.source, e))?;
@@ -436,6 +447,19 @@ pub fn spec(state_dir: &Path, jail: &Jail, cgroup_root: &Path) -> Result<WorkerS
         });
     }
     Ok(spec)
+}
+
+/// Gives a jail `/dev/net/tun` or takes it away; it applies from the jail's next start. Returns whether the
+/// record changed.
+pub fn set_tun(state_dir: &Path, name: &str, tun: bool) -> Result<bool> {
+    let _lock = lock(state_dir)?;
+    let mut jail = load(state_dir, name)?;
+    if jail.tun == tun {
+        return Ok(false);
+    }
+    jail.tun = tun;
+    save(state_dir, &jail)?;
+    Ok(true)
 }
 
 /// Starts a stopped jail and returns once it is up. A replacement of its layer that a crash cut short (a
@@ -752,6 +776,7 @@ mod tests {
             }),
             limits: JailLimits::default(),
             binds: Vec::new(),
+            tun: false,
         };
         // A crashed creation is cleaned up by the next one.
         fs::create_dir_all(d.path().join("jails/.j1.creating/upper/junk")).unwrap();

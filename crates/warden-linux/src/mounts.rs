@@ -155,6 +155,9 @@ pub fn build_root(spec: &WorkerSpec) -> Result<()> {
         None,
     )?;
     special_mounts(&root)?;
+    if spec.tun {
+        tun_device(&root)?;
+    }
     for b in &spec.binds {
         let target = root.join(b.target.strip_prefix("/").unwrap_or(&b.target));
         let meta =
@@ -461,6 +464,21 @@ fn special_mounts(root: &Path) -> Result<()> {
     mkdir(&tmp)?;
     mnt(None, &tmp, Some("tmpfs"), nosuid_nodev, Some("mode=1777"))?;
     Ok(())
+}
+
+/// `/dev/net/tun` (character device 10:200), which tailscaled opens to create its interface. The jail's `/dev`
+/// is its own tmpfs, so the device is there only for jails that ask for it.
+fn tun_device(root: &Path) -> Result<()> {
+    let net = root.join("dev/net");
+    mkdir(&net)?;
+    let path = net.join("tun");
+    mknod(
+        &path,
+        SFlag::S_IFCHR,
+        Mode::from_bits_truncate(0o666),
+        makedev(10, 200),
+    )
+    .map_err(|e| Error::sys(format!("create device {}", path.display()), e))
 }
 
 /// Makes `root` the root and drops every trace of the old one.

@@ -50,6 +50,9 @@ pub struct WorkerSpec {
     /// IANA timezone for `/etc/localtime` of a host-release root (Warden's `timezone`); `None`: the host's.
     #[serde(default)]
     pub timezone: Option<String>,
+    /// Whether `/dev/net/tun` is in the root's `/dev` (a persistent jail with `tailscale.mode = jail`).
+    #[serde(default)]
+    pub tun: bool,
 }
 
 impl WorkerSpec {
@@ -81,6 +84,7 @@ impl WorkerSpec {
             persistent: None,
             parked: false,
             timezone: None,
+            tun: false,
         }
     }
 

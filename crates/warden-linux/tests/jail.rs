@@ -31,6 +31,7 @@ fn create(state: &Path, name: &str, shape: Shape, net: Option<JailNet>) {
                 cpu: None,
             },
             binds: Vec::new(),
+            tun: false,
         },
     )
     .unwrap();

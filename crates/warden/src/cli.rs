@@ -322,7 +322,7 @@ pub struct PlanArgs {
     /// The host backend (default: bastille on FreeBSD, linux elsewhere).
     #[arg(long, value_enum)]
     pub backend: Option<BackendName>,
-    /// Only this step: base, host, jails, db, git, cms, ai, agent, hosts, dns, verify.
+    /// Only this step: base, host, jails, db, git, cms, ai, agent, hosts, dns, tailscale, verify.
     #[arg(long)]
     pub step: Option<String>,
     /// Print JSON: {"actions":[…]}.
@@ -546,6 +546,14 @@ pub enum JailCommand {
     },
     /// Run a command inside a running jail, stdio passed through; exits with its status.
     Exec(JailExecArgs),
+    /// Change a jail's devices; applies from its next start.
+    Set {
+        /// The jail.
+        name: String,
+        /// `/dev/net/tun` in the jail (on: it may run its own tailscaled).
+        #[arg(long, value_parser = ["on", "off"])]
+        tun: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -576,6 +584,9 @@ pub struct JailCreateArgs {
     /// A host directory bound read-only into the jail, SOURCE:TARGET (repeatable; created if missing).
     #[arg(long, value_name = "SOURCE:TARGET")]
     pub bind: Vec<String>,
+    /// Give the jail `/dev/net/tun` (it may run its own tailscaled).
+    #[arg(long)]
+    pub tun: bool,
 }
 
 #[derive(Debug, Args)]

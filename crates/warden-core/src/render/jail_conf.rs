@@ -1,8 +1,20 @@
 //! The `jail.conf` Bastille writes for a bridged VNET jail (`bastille create -B`), reference/bastille.md §1.4.
 //! Warden renders it to know what to expect (the doctor compares) and to start workers with `jail -c` the way
-//! Bastille would.
+//! Bastille would. The Tailscale jail (`tailscale.mode = jail`) also has `allow.tun` and the devfs ruleset that
+//! unhides `/dev/tun*` (seed 000).
 
 use crate::layout::{Layout, Service};
+
+/// devfs rules (Bastille's VNET ruleset 13 lives here).
+pub const DEVFS_RULES: &str = "/etc/devfs.rules";
+
+/// devfs ruleset 13 as `bastille setup vnet` writes it (reference/bastille.md §3 setup): unhides bpf for DHCP.
+pub const DEVFS_VNET_RULES: &str = "[bastille_vnet=13]\n\
+add include $devfsrules_hide_all\n\
+add include $devfsrules_unhide_basic\n\
+add include $devfsrules_unhide_login\n\
+add include $devfsrules_jail\n\
+add path 'bpf*' unhide\n";
 
 /// Which Bastille generation wrote the file; only the console log path differs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,10 +33,18 @@ pub fn render(layout: &Layout, service: &Service, osrelease: &str, style: LogSty
         LogStyle::Flat => format!("/var/log/bastille/{name}_console.log"),
         LogStyle::PerJail => format!("/var/log/bastille/{name}/console.log"),
     };
+    // tailscale.mode = jail: what `bastille config NAME set devfs_ruleset 14` (the line replaced in place) and
+    // `bastille config NAME set allow.tun` (appended before the closing brace) make of Bastille's file.
+    let tailscale = layout.tailscale.jail() == Some(name.as_str());
+    let (ruleset, tun) = if tailscale {
+        (crate::tailscale::DEVFS_RULESET, "  allow.tun;\n")
+    } else {
+        (13, "")
+    };
     format!(
         r#"{name} {{
   enforce_statfs = 2;
-  devfs_ruleset = 13;
+  devfs_ruleset = {ruleset};
   exec.clean;
   exec.consolelog = {log};
   exec.start = '/bin/sh /etc/rc';
@@ -42,7 +62,7 @@ pub fn render(layout: &Layout, service: &Service, osrelease: &str, style: LogSty
   exec.prestart += "ifconfig {bridge} addm e0a_{name}";
   exec.prestart += "ifconfig e0a_{name} description \"vnet0 host interface for Bastille jail {name}\"";
   exec.poststop += "ifconfig e0a_{name} destroy";
-}}
+{tun}}}
 "#,
         bridge = layout.bridge,
     )

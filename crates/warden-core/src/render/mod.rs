@@ -10,6 +10,7 @@ pub mod nftables;
 pub mod pf_conf;
 pub mod rc_conf;
 pub mod rc_d;
+pub mod tailscale;
 
 use crate::layout::Layout;
 

@@ -57,7 +57,7 @@ table inet {TABLE} {{
         # Nothing between two hosts on the bridge but the service paths (see table bridge {TABLE}).
 {routed_paths}        iifname "{bridge}" oifname "{bridge}" drop
         iifname "{bridge}" ip saddr {cidr} accept
-{exposed}        oifname "{bridge}" drop
+{exposed}{tailscale}        oifname "{bridge}" drop
     }}
 {prerouting}
     chain postrouting {{
@@ -72,6 +72,7 @@ table inet {TABLE} {{
         gateway_port = layout.gateway_port,
         exposed = super::expose::nft_forward(layout),
         prerouting = super::expose::nft_prerouting(layout),
+        tailscale = super::tailscale::nft_forward_rules(layout),
     ) + &render_bridge(layout)
 }
 

@@ -30,7 +30,7 @@ rdr-anchor "rdr/*"
 # Workers never reach each other: their bridge ports are private, and the host routes nothing between them.
 block drop quick on $warden_if inet from <{WORKERS_TABLE}> to <{WORKERS_TABLE}>
 {pass}pass quick on $warden_if inet from $warden_net to any keep state
-anchor "bastille/*"
+{tailscale}anchor "bastille/*"
 "#,
         ext_if = layout.ext_if,
         bridge = layout.bridge,
@@ -38,5 +38,6 @@ anchor "bastille/*"
         workers = cidr_cover(layout.workers.0, layout.workers.1).join(", "),
         rdr = super::expose::pf_translation(layout),
         pass = super::expose::pf_filter(layout),
+        tailscale = super::tailscale::pf_rules(layout),
     )
 }

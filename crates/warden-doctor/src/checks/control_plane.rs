@@ -48,7 +48,7 @@ pub fn healthz(ctx: &Ctx) -> Vec<Check> {
 }
 
 /// The status line of `GET path` (HTTP/1.0, so the server closes the connection).
-fn http_get(addr: SocketAddr, path: &str, timeout: Duration) -> std::io::Result<String> {
+pub(crate) fn http_get(addr: SocketAddr, path: &str, timeout: Duration) -> std::io::Result<String> {
     let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;

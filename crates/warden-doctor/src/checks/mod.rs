@@ -16,6 +16,7 @@ mod linux;
 #[path = "linux_absent.rs"]
 mod linux;
 pub mod network;
+pub mod tailscale;
 pub mod telegram;
 
 use std::sync::Arc;
@@ -96,6 +97,7 @@ pub fn tasks(ctx: &Arc<Ctx>) -> Vec<Task> {
         task(ctx, "control_plane.healthz", control_plane::healthz),
         task(ctx, "state_dir", control_plane::state_dir),
     ]);
+    out.extend(tailscale::tasks(ctx));
     if ctx.opts.telegram.is_some() {
         out.push(task(ctx, "telegram.bot", telegram::bot));
     }

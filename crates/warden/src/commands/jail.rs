@@ -103,6 +103,15 @@ pub fn run(global: &Global, command: &JailCommand) -> Result<u8, Exit> {
             Ok(0)
         }
         JailCommand::Exec(args) => exec(&state_dir, args),
+        JailCommand::Set { name, tun } => {
+            let on = tun == "on";
+            if jail::set_tun(&state_dir, name, on).map_err(exit_for)? {
+                eprintln!("warden: jail {name}: /dev/net/tun {tun} from its next start");
+            } else {
+                eprintln!("warden: jail {name}: /dev/net/tun is {tun} already");
+            }
+            Ok(0)
+        }
     }
 }
 
@@ -179,6 +188,7 @@ fn create(layout: &Layout, state_dir: &Path, args: &JailCreateArgs) -> Result<()
                     "{e}\n  fix: e.g. --bind /var/lib/warden/ai:/opt/warden-ai"
                 ))
             })?,
+        tun: args.tun,
     };
     let t0 = Instant::now();
     jail::create(state_dir, &opts).map_err(exit_for)?;

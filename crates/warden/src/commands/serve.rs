@@ -29,6 +29,28 @@ fn gateway_options(
     warden_server::GatewayOptions { listener, config }
 }
 
+/// `tailscale.mode = host`: the layout's listen addresses and the host's Tailscale IPv4 address, read from
+/// `tailscale status --json` at start (a node that is not up yet is said, and serve starts without it).
+fn with_tailscale(layout: &warden_core::Layout) -> Vec<std::net::SocketAddr> {
+    let mut addrs: Vec<std::net::SocketAddr> = layout
+        .listen
+        .iter()
+        .map(|ip| std::net::SocketAddr::from((*ip, layout.port)))
+        .collect();
+    let runner = warden_host::SystemRunner::new();
+    match warden_host::tailscale::observe(&runner, &[]) {
+        Ok(node) => match node.status.as_ref().filter(|_| node.running()).and_then(|s| s.ipv4()) {
+            Some(ip) => addrs.push(std::net::SocketAddr::from((ip, layout.port))),
+            None => tracing::warn!(
+                "tailscale.mode = host, but the node is not up ({}): not listening on a Tailscale address; `tailscale up`, then restart serve",
+                node.state_text()
+            ),
+        },
+        Err(e) => tracing::warn!("tailscale.mode = host, but tailscale could not be read: {e}"),
+    }
+    addrs
+}
+
 /// Builds the serve options from config and flags and runs the server.
 pub fn run(global: &Global, args: &ServeArgs) -> Result<(), Exit> {
     let (loaded, layout) = context::layout(global)?;
@@ -62,6 +84,8 @@ pub fn run(global: &Global, args: &ServeArgs) -> Result<(), Exit> {
             );
         }
         opts.listen = Some(addrs);
+    } else if layout.tailscale.mode == warden_core::tailscale::Mode::Host {
+        opts.listen = Some(with_tailscale(&layout));
     }
     if let Some(n) = args.concurrency {
         opts.concurrency = n.max(1);
