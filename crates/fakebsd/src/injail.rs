@@ -54,6 +54,7 @@ pub fn dispatch(cx: &mut Ctx, je: &JailEnv, argv: &[String], io: &mut Io) -> Out
     let present = match name.as_str() {
         "psql" | "createdb" => crate::pkg::installed(cx, &fs).contains_key("postgresql18-client"),
         "python3.11" => crate::pkg::installed(cx, &fs).contains_key("python311"),
+        "git" => crate::pkg::installed(cx, &fs).contains_key("git"),
         // The node22 package's binary (see `jailnode.rs` for what runs).
         "node" => fs.exists(cx, "/usr/local/bin/node"),
         "tailscale" => fs.exists(cx, "/usr/local/bin/tailscale"),
@@ -183,6 +184,8 @@ fn builtin(
         "tailscale" => crate::tailscale::run(cx, args, io),
         "freebsd-version" => crate::hosttools::freebsd_version(cx, args, io),
         "route" => route(cx, je, args, io),
+        "git" => crate::gitjail::git(cx, fs, je, args, io),
+        "rm" => crate::gitjail::rm(cx, fs, je, args, io),
         _ => fail(
             io,
             &format!("jexec: execvp: {name}: No such file or directory"),

@@ -48,6 +48,8 @@ pub const JAIL_TOOLS: &[&str] = &[
     "sh",
     "node",
     "tailscale",
+    "git",
+    "rm",
     RUN_COMPUTED,
 ];
 
@@ -316,6 +318,45 @@ pub fn freebsd_path(cx: &Ctx, real: &Path) -> String {
         Ok(rest) => format!("/{}", rest.display()),
         Err(_) => real.display().to_string(),
     }
+}
+
+/// Writes an executable file (mode 0755) inside the jail, as a package installs its programs and rc.d scripts.
+pub fn write_executable(cx: &Ctx, fs: &JailFs, p: &str, text: &str) -> Result<(), String> {
+    fs.write(cx, p, text)?;
+    if let Ok((h, _)) = fs.resolve(cx, p, "/") {
+        set_mode(&h, 0o755);
+    }
+    Ok(())
+}
+
+/// Creates a port's account and its group with the fixed id `id` (the ports' UIDs/GIDs files) unless they exist,
+/// as a package's pkg-install script does.
+pub fn ensure_port_account(
+    cx: &mut Ctx,
+    fs: &JailFs,
+    name: &str,
+    id: u32,
+    gecos: &str,
+    home: &str,
+) -> Result<(), String> {
+    if !groups(cx, fs).iter().any(|g| g.name == name) {
+        append_line(cx, fs, "/etc/group", &format!("{name}:*:{id}:"))?;
+    }
+    if user(cx, fs, name).is_none() {
+        add_user(
+            cx,
+            fs,
+            name,
+            Some(id),
+            Some(name),
+            gecos,
+            home,
+            "/bin/sh",
+            true,
+        )
+        .map_err(|e| e.1)?;
+    }
+    Ok(())
 }
 
 /// Records the simulated owner of a real path.

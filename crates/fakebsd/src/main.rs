@@ -8,6 +8,8 @@ mod bastille;
 mod crash;
 mod daemon;
 mod fsutil;
+mod gitjail;
+mod gitpkg;
 mod hostpkg;
 mod hosttools;
 mod ifconfig;

@@ -192,6 +192,30 @@ const CATALOGUE: &[Package] = &[
         kib: 1_500,
     },
     Package {
+        name: "fcgiwrap",
+        version: "1.1.0_17",
+        origin: "www/fcgiwrap",
+        comment: "Simple FastCGI wrapper for CGI scripts",
+        deps: &["fcgi-devkit"],
+        kib: 60,
+    },
+    Package {
+        name: "fcgi-devkit",
+        version: "2.4.6",
+        origin: "www/fcgi",
+        comment: "FastCGI Development Kit",
+        deps: &[],
+        kib: 500,
+    },
+    Package {
+        name: "forgejo",
+        version: "13.0.3",
+        origin: "www/forgejo",
+        comment: "Compact self-hosted Git forge",
+        deps: &["git"],
+        kib: 180_000,
+    },
+    Package {
         name: "bastille",
         version: "1.4.4.251004",
         origin: "sysutils/bastille",
@@ -338,35 +362,19 @@ fn update_catalogue(cx: &Ctx, fs: &JailFs, io: &mut Io) {
 
 /// Files, users and rc.d scripts a package brings.
 fn apply(cx: &mut Ctx, fs: &JailFs, name: &str) -> Result<(), String> {
-    let exec = |cx: &Ctx, p: &str, text: &str| -> Result<(), String> {
-        fs.write(cx, p, text)?;
-        if let Ok((h, _)) = fs.resolve(cx, p, "/") {
-            use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(h, std::fs::Permissions::from_mode(0o755));
-        }
-        Ok(())
-    };
+    let exec = |cx: &Ctx, p: &str, text: &str| jailfs::write_executable(cx, fs, p, text);
     let stub = "#!/bin/sh\n# simulated by fakebsd\n";
     match name {
         "postgresql18-server" => {
             // The port's pkg-install script creates postgres (770:770).
-            if !jailfs::groups(cx, fs).iter().any(|g| g.name == "postgres") {
-                jailfs::append_line(cx, fs, "/etc/group", "postgres:*:770:")?;
-            }
-            if jailfs::user(cx, fs, "postgres").is_none() {
-                jailfs::add_user(
-                    cx,
-                    fs,
-                    "postgres",
-                    Some(770),
-                    Some("postgres"),
-                    "PostgreSQL Daemon",
-                    "/var/db/postgres",
-                    "/bin/sh",
-                    true,
-                )
-                .map_err(|e| e.1)?;
-            }
+            jailfs::ensure_port_account(
+                cx,
+                fs,
+                "postgres",
+                770,
+                "PostgreSQL Daemon",
+                "/var/db/postgres",
+            )?;
             exec(cx, "/usr/local/etc/rc.d/postgresql", "#!/bin/sh\n# PROVIDE: postgresql\n# REQUIRE: DAEMON\n# KEYWORD: shutdown\n# simulated by fakebsd\n")?;
             for b in ["postgres", "pg_ctl", "initdb"] {
                 exec(cx, &format!("/usr/local/bin/{b}"), stub)?;
@@ -396,7 +404,11 @@ fn apply(cx: &mut Ctx, fs: &JailFs, name: &str) -> Result<(), String> {
             }
             fs.mkdir_p(cx, "/var/log/nginx", "/")?;
         }
-        "git" => exec(cx, "/usr/local/bin/git", stub)?,
+        "git" => {
+            exec(cx, "/usr/local/bin/git", stub)?;
+            exec(cx, "/usr/local/libexec/git-core/git-http-backend", stub)?;
+        }
+        "fcgiwrap" | "forgejo" => crate::gitpkg::apply_package(cx, fs, name)?,
         "bastille" => {
             for (p, text) in bastille_files() {
                 fs.write(cx, &p, &text)?;

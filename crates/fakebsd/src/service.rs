@@ -354,6 +354,9 @@ fn reload(cx: &mut Ctx, name: &str, vars: &BTreeMap<String, String>, io: &mut Io
             &format!("{name} not running? (check /var/run/{name}.pid)."),
         );
     }
+    if name == "nginx" && cx.jail.is_some() {
+        return if nginx_test(cx, io) { 0 } else { 1 };
+    }
     if name == "dnsmasq" {
         let conf = vars
             .get("dnsmasq_conf")
@@ -402,12 +405,19 @@ fn start(
     } else if name == "nginx" && cx.jail.is_some() {
         // rc.d/nginx's start_precmd: `nginx -t` (its output goes to stderr).
         io.out("Performing sanity check on nginx configuration:");
-        let conf = "/usr/local/etc/nginx/nginx.conf";
-        if !cx.path(conf).is_file() {
-            io.err(&format!("nginx: [emerg] open() \"{conf}\" failed (2: No such file or directory)\nnginx: configuration file {conf} test failed"));
+        if !nginx_test(cx, io) {
             return 1;
         }
-        io.err(&format!("nginx: the configuration file {conf} syntax is ok\nnginx: configuration file {conf} test is successful"));
+        io.out(&format!("Starting {name}."));
+    } else if name == "forgejo" && cx.jail.is_some() {
+        // The port's start_precmd: `forgejo doctor check` as git.
+        if let Err(e) = in_jail_fs(cx)
+            .map(|fs| crate::gitjail::forgejo_check(cx, &fs))
+            .unwrap_or(Ok(()))
+        {
+            io.err(&format!("cannot start {name} because of configuration errors. Run\n    su -m git -c '{name} doctor check'\nfor further details ({e})"));
+            return 1;
+        }
         io.out(&format!("Starting {name}."));
     } else {
         io.out(&format!("Starting {name}."));
@@ -420,6 +430,31 @@ fn start(
         &format!("{pid}\n"),
     );
     0
+}
+
+/// The jail's file system, inside a jail.
+fn in_jail_fs(cx: &Ctx) -> Option<crate::jailfs::JailFs> {
+    crate::jailfs::JailFs::new(cx, cx.jail.as_deref()?)
+}
+
+/// rc.d/nginx's `nginx -t` before a start or reload (its output goes to stderr); whether it passed.
+fn nginx_test(cx: &Ctx, io: &mut Io) -> bool {
+    let conf = "/usr/local/etc/nginx/nginx.conf";
+    let checked = in_jail_fs(cx)
+        .map(|fs| crate::gitjail::nginx_check(cx, &fs, conf))
+        .unwrap_or(Ok(()));
+    match checked {
+        Ok(()) => {
+            io.err(&format!("nginx: the configuration file {conf} syntax is ok\nnginx: configuration file {conf} test is successful"));
+            true
+        }
+        Err(e) => {
+            io.err(&format!(
+                "{e}\nnginx: configuration file {conf} test failed"
+            ));
+            false
+        }
+    }
 }
 
 fn stop(cx: &mut Ctx, name: &str, io: &mut Io) -> i32 {
@@ -511,7 +546,7 @@ fn pg_stop(cx: &mut Ctx, fs: &crate::jailfs::JailFs, io: &mut Io) -> i32 {
 /// `NAME_enable` is YES and whose preconditions hold (quietly; failures are only logged by rc).
 pub fn rc_autostart(cx: &mut Ctx, jail: &str) {
     let saved = cx.jail.replace(jail.to_string());
-    for name in ["postgresql", "nginx", "llama-server"] {
+    for name in ["postgresql", "fcgiwrap", "nginx", "forgejo", "llama-server"] {
         let mut scratch = Io::default();
         let rcvar = format!("{}_enable", name.replace('-', "_"));
         if script_path(cx, name).is_some() && yes(rc_vars(cx).get(&rcvar)) {

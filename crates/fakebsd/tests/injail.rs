@@ -239,7 +239,11 @@ fn git_step_never_touches_this_machine() {
         (o.code, o.stderr.as_str()),
         (1, "jexec: execvp: touch: No such file or directory\n")
     );
-    let o = h.jx("root", "clawdiegit", &["/usr/bin/rm", "-rf", "/tmp"]);
+    let o = h.jx(
+        "root",
+        "clawdiegit",
+        &["/usr/bin/chmod", "-R", "777", "/tmp"],
+    );
     assert_eq!(o.code, 1);
     let o = h.jx("root", "clawdiegit", &["psql", "-l"]);
     assert_eq!(
@@ -589,7 +593,7 @@ fn sh_scripts_stay_inside_the_jail() {
     assert_eq!(o.code, 126);
     let o = h.jx("root", g, &["sh", "-c", "echo x > \"$HOME/f\""]);
     assert_eq!(o.code, 126, "computed redirection targets are refused");
-    let o = h.jx("root", g, &["sh", "-c", "echo $(/bin/rm -rf /tmp)"]);
+    let o = h.jx("root", g, &["sh", "-c", "echo $(/bin/chmod -R 777 /tmp)"]);
     assert_eq!(o.code, 126, "command substitutions are checked too");
     // Unknown programs are not found on the jail's PATH; PATH cannot be changed.
     let o = h.jx("root", g, &["sh", "-c", "touch x"]);

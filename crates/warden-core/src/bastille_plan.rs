@@ -5,8 +5,9 @@
 //! jexec passes the command's exit status through (reference/bastille.md §3 cmd, §8.6).
 
 use crate::account;
+use crate::bastille_injail::{jexec, warden_and_state, InJail};
 use crate::layout::{Layout, Role, Service, Shape};
-use crate::observed::{BastilleHost, JailState};
+use crate::observed::BastilleHost;
 use crate::plan::{Action, Blocker, Plan, PlanOptions, Step};
 pub use crate::render::jail_conf::{DEVFS_RULES, DEVFS_VNET_RULES};
 use crate::render::{self, hosts, rc_conf};
@@ -47,8 +48,6 @@ pub fn databases(layout: &Layout) -> Vec<String> {
 
 /// PostgreSQL package (seed 002: PostgreSQL 18).
 pub const POSTGRES_PKG: &str = "postgresql18-server";
-/// Where the git jail keeps bare repositories.
-pub const GIT_REPOS: &str = "/var/git/repos";
 
 /// Which step owns an rc.conf variable: dnsmasq's belong to `dns`, the rest to `host`.
 fn rc_step(var: &str) -> Step {
@@ -487,79 +486,6 @@ fn jails_step(layout: &Layout, host: &BastilleHost, out: &mut Vec<Action>) {
     }
 }
 
-/// Commands inside a jail, as root, with the real exit status.
-fn jexec(jail: &str, user: &str, cmd: &[&str]) -> Vec<String> {
-    let mut argv: Vec<String> = ["jexec", "-l", "-U", user, jail]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    argv.extend(cmd.iter().map(|s| s.to_string()));
-    argv
-}
-
-struct InJail<'a> {
-    step: Step,
-    jail: &'a str,
-    state: JailState,
-    out: &'a mut Vec<Action>,
-}
-
-impl InJail<'_> {
-    fn push(&mut self, summary: String, argv: Vec<String>) {
-        self.out.push(Action {
-            step: self.step,
-            summary,
-            op: crate::plan::Op::Argv(argv),
-            verify: None,
-        });
-    }
-
-    fn pkg(&mut self, pkg: &str) {
-        if !self.state.packages.contains(pkg) {
-            let argv = jexec(
-                self.jail,
-                "root",
-                &["env", "ASSUME_ALWAYS_YES=yes", "pkg", "install", pkg],
-            );
-            let summary = format!("install {pkg} in {}", self.jail);
-            self.out.push(Action {
-                step: self.step,
-                summary,
-                op: crate::plan::Op::Argv(argv),
-                verify: Some(jexec(self.jail, "root", &["pkg", "info", "-e", pkg])),
-            });
-        }
-    }
-
-    fn enable(&mut self, var: &str) {
-        if self.state.rc_conf.get(var).map(String::as_str) != Some("YES") {
-            self.push(
-                format!("set {var}=YES in {}'s rc.conf", self.jail),
-                jexec(self.jail, "root", &["sysrc", &format!("{var}=YES")]),
-            );
-        }
-    }
-
-    /// `sysrc VAR=VALUE` unless rc.conf already says exactly that.
-    fn set(&mut self, var: &str, value: &str) {
-        if self.state.rc_conf.get(var).map(String::as_str) != Some(value) {
-            self.push(
-                format!("set {var}=\"{value}\" in {}'s rc.conf", self.jail),
-                jexec(self.jail, "root", &["sysrc", &format!("{var}={value}")]),
-            );
-        }
-    }
-
-    fn start(&mut self, service: &str) {
-        if !self.state.services_running.contains(service) {
-            self.push(
-                format!("start {service} in {}", self.jail),
-                jexec(self.jail, "root", &["service", service, "start"]),
-            );
-        }
-    }
-}
-
 fn service_steps(
     layout: &Layout,
     host: &BastilleHost,
@@ -585,33 +511,7 @@ fn service_steps(
             state,
             out,
         };
-        j.pkg("git");
-        if !j.state.users.contains("git") {
-            j.push(
-                format!(
-                    "create the git user in {jail} (plain bare repositories first; Forgejo later)"
-                ),
-                jexec(
-                    &jail,
-                    "root",
-                    &[
-                        "pw", "useradd", "-n", "git", "-d", "/var/git", "-m", "-s", "/bin/sh",
-                    ],
-                ),
-            );
-        }
-        if !j.state.paths.contains(GIT_REPOS) {
-            j.push(
-                format!("create {GIT_REPOS} for bare repositories"),
-                jexec(
-                    &jail,
-                    "root",
-                    &[
-                        "install", "-d", "-o", "git", "-g", "git", "-m", "0750", GIT_REPOS,
-                    ],
-                ),
-            );
-        }
+        crate::bastille_git::step(layout, host, &mut j);
     }
     if let Some(jail) = jail_of(Role::Cms) {
         let state = host.jails.get(&jail).cloned().unwrap_or_default();
@@ -688,17 +588,8 @@ fn db_step(layout: &Layout, host: &BastilleHost, j: &mut InJail<'_>) {
             jexec(&jail, "root", &["service", "postgresql", "restart"]),
         );
     }
-    let exe = if host.warden_exe.is_empty() {
-        "warden"
-    } else {
-        host.warden_exe.as_str()
-    };
-    let state = if host.state_dir.is_empty() {
-        crate::bastille_agent::state_dir(layout)
-    } else {
-        host.state_dir.clone()
-    };
-    let state = state.as_str();
+    let (exe, state) = warden_and_state(layout, host);
+    let (exe, state) = (exe.as_str(), state.as_str());
     let roles = crate::db::roles(layout);
     let missing_pw = roles.iter().any(|r| !host.db_passwords.contains(r));
     if missing_pw {
@@ -876,6 +767,7 @@ fn dns_step(layout: &Layout, host: &BastilleHost, out: &mut Vec<Action>) {
 mod tests {
     use super::*;
     use crate::config::load;
+    use crate::observed::JailState;
     use crate::plan::Op;
 
     fn default_layout() -> Layout {
@@ -975,7 +867,7 @@ mod tests {
                 running: true,
                 ..Default::default()
             };
-            for p in [POSTGRES_PKG, "git", "nginx", "llama-cpp", AI_PIP_PKG] {
+            for p in [POSTGRES_PKG, "nginx", "llama-cpp", AI_PIP_PKG] {
                 st.packages.insert(p.into());
             }
             for v in ["postgresql_enable", "nginx_enable", "llama_server_enable"] {
@@ -992,14 +884,13 @@ mod tests {
                 "nginx".to_string(),
                 "llama-server".to_string(),
             ]);
-            st.paths.extend([
-                "/var/db/postgres/data18".to_string(),
-                GIT_REPOS.to_string(),
-                ai_model_path(),
-            ]);
+            st.paths
+                .extend(["/var/db/postgres/data18".to_string(), ai_model_path()]);
             st.databases.extend(crate::db::roles(&layout));
             st.roles.extend(crate::db::roles(&layout));
-            st.users.insert("git".into());
+            if svc.role == Role::Git {
+                crate::bastille_git::converge(&layout, &svc.jail, &mut host, &mut st);
+            }
             host.jails.insert(svc.jail.clone(), st);
         }
         let again = plan(&layout, &host);

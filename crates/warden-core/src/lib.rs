@@ -5,11 +5,14 @@
 
 pub mod account;
 pub mod bastille_agent;
+pub mod bastille_git;
+mod bastille_injail;
 pub mod bastille_plan;
 pub mod bastille_teardown;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod forgejo;
 pub mod git;
 pub mod layout;
 pub mod linux_ai;

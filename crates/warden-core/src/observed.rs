@@ -90,6 +90,12 @@ pub struct BastilleHost {
     /// Tailscale on the host and in the Tailscale jail.
     #[serde(default)]
     pub tailscale: crate::tailscale::Observed,
+    /// git owners with a password file in `<state_dir>/git`.
+    #[serde(default)]
+    pub git_passwords: BTreeSet<String>,
+    /// git owners with an htpasswd file in the git jail.
+    #[serde(default)]
+    pub git_htpasswd: BTreeSet<String>,
 }
 
 /// A Linux host, as observed.

@@ -207,3 +207,17 @@ fn tailscale_jail_conf() {
     let other = render::render(&l, "jail.conf", Some("clawdiecms")).unwrap();
     assert!(!other.contains("allow.tun") && other.contains("devfs_ruleset = 13;"));
 }
+
+/// Forgejo's app.ini for the FreeBSD git jail, its secrets shown as the plan compares them (masked).
+#[test]
+fn forgejo_app_ini() {
+    let secrets = warden_core::forgejo::Secrets::hidden();
+    insta::assert_snapshot!(warden_core::forgejo::app_ini(&layout(), &secrets));
+}
+
+/// The git jail's nginx.conf with the ports' paths (FreeBSD); one location per owner.
+#[test]
+fn freebsd_git_nginx_conf() {
+    let serving = warden_core::bastille_git::SERVING;
+    insta::assert_snapshot!(warden_core::git::nginx_conf(&layout(), &serving));
+}

@@ -68,6 +68,11 @@ impl<R: Runner> BastilleBackend<R> {
         }
         host.db_synced =
             std::fs::read_to_string(warden_core::db::synced_marker(&host.state_dir)).ok();
+        for owner in warden_core::git::owners(layout) {
+            if Path::new(&warden_core::git::password_path(&host.state_dir, &owner)).exists() {
+                host.git_passwords.insert(owner);
+            }
+        }
         Ok(seen)
     }
 }

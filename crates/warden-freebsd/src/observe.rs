@@ -8,13 +8,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use warden_core::account;
 use warden_core::bastille_plan::{
-    BASTILLE_CONF, DEVFS_RULES, GIT_REPOS, HOSTS, HOST_PACKAGES, LOADER_CONF, PF_CONF,
-    POSTGRES_PKG, RC_D,
+    BASTILLE_CONF, DEVFS_RULES, HOSTS, HOST_PACKAGES, LOADER_CONF, PF_CONF, POSTGRES_PKG, RC_D,
 };
 use warden_core::layout::Role;
 use warden_core::observed::{BastilleHost, JailState};
 use warden_core::render::rc_conf::{self, DNSMASQ_CONF};
 use warden_core::Layout;
+use warden_core::{bastille_git, forgejo, git};
 use warden_host::{HostError, Output, RunError, Runner};
 
 use crate::datasets;
@@ -37,25 +37,30 @@ struct InJailProbe {
     packages: Vec<&'static str>,
     rc_vars: Vec<&'static str>,
     services: Vec<&'static str>,
-    paths: Vec<&'static str>,
+    paths: Vec<String>,
     databases: bool,
     users: Vec<&'static str>,
 }
 
-fn probe_for(role: Role) -> InJailProbe {
+fn probe_for(layout: &Layout, role: Role) -> InJailProbe {
     match role {
         Role::Db => InJailProbe {
             packages: vec![POSTGRES_PKG],
             rc_vars: vec!["postgresql_enable"],
             services: vec!["postgresql"],
-            paths: vec!["/var/db/postgres/data18"],
+            paths: vec![warden_core::bastille_plan::PG_DATA.to_string()],
             databases: true,
             ..Default::default()
         },
         Role::Git => InJailProbe {
-            packages: vec!["git"],
-            users: vec!["git"],
-            paths: vec![GIT_REPOS],
+            packages: bastille_git::PACKAGES
+                .into_iter()
+                .chain([forgejo::PKG])
+                .collect(),
+            rc_vars: bastille_git::rc_vars(),
+            services: bastille_git::SERVICES.to_vec(),
+            users: vec![git::USER],
+            paths: bastille_git::paths(layout),
             ..Default::default()
         },
         Role::Cms => InJailProbe {
@@ -72,7 +77,7 @@ fn probe_for(role: Role) -> InJailProbe {
                 "llama_server_args",
             ],
             services: vec!["llama-server"],
-            paths: vec![warden_core::bastille_plan::AI_MODEL],
+            paths: vec![warden_core::bastille_plan::AI_MODEL.to_string()],
             ..Default::default()
         },
         _ => InJailProbe::default(),
@@ -155,13 +160,7 @@ pub fn observe(runner: &dyn Runner, layout: &Layout) -> Result<Observation, Host
             host.files.insert(path.to_string(), content);
         }
     }
-    if let Some(db) = layout.service(Role::Db) {
-        for (path, _) in warden_core::bastille_plan::db_config_files(layout, &db.jail) {
-            if let Some(content) = runner.read_file(&path)? {
-                host.files.insert(path, content);
-            }
-        }
-    }
+    observe_service_files(runner, layout, &mut host)?;
     host.prefix_mode = runner.mode(&layout.bastille.prefix)?;
     observe_base(runner, layout, &mut host, &mut missing)?;
 
@@ -261,6 +260,42 @@ fn observe_tailscale(
                 host.tailscale.jail =
                     warden_host::tailscale::observe(runner, &jexec(jail, "root", &[]))?;
             }
+        }
+    }
+    Ok(())
+}
+
+/// The service jails' files the db and git steps write: the db cluster's two config files; the git jail's
+/// nginx.conf, the owners' htpasswd files, and Forgejo's app.ini with its secrets masked (the plan compares it
+/// with a rendering whose secrets are masked the same way).
+fn observe_service_files(
+    runner: &dyn Runner,
+    layout: &Layout,
+    host: &mut BastilleHost,
+) -> Result<(), HostError> {
+    if let Some(db) = layout.service(Role::Db) {
+        for (path, _) in warden_core::bastille_plan::db_config_files(layout, &db.jail) {
+            if let Some(content) = runner.read_file(&path)? {
+                host.files.insert(path, content);
+            }
+        }
+    }
+    let Some(svc) = layout.service(Role::Git) else {
+        return Ok(());
+    };
+    let at = |inside: &str| bastille_git::host_path(layout, &svc.jail, inside);
+    let conf = at(bastille_git::NGINX_CONF);
+    if let Some(text) = runner.read_file(&conf)? {
+        host.files.insert(conf, text);
+    }
+    let ini = at(forgejo::APP_INI);
+    if let Some(text) = runner.read_file(&ini)? {
+        host.files.insert(ini, forgejo::mask(&text));
+    }
+    for owner in git::owners(layout) {
+        let file = at(&format!("{}/{owner}", bastille_git::AUTH_DIR));
+        if runner.mode(&file)?.is_some() {
+            host.git_htpasswd.insert(owner);
         }
     }
     Ok(())
@@ -413,7 +448,7 @@ fn observe_jails(
             ..Default::default()
         };
         if state.running {
-            let mut want = probe_for(svc.role);
+            let mut want = probe_for(layout, svc.role);
             if layout.tailscale.jail() == Some(svc.jail.as_str()) {
                 // tailscale.mode = jail: the jail's own tailscaled.
                 use warden_core::tailscale::{PKG, RC_ENABLE, SERVICE};
@@ -470,7 +505,7 @@ fn observe_in_jail(
         }
     }
     for path in &want.paths {
-        if ok(jexec(jail, "root", &["test", "-e", path]))?.is_some_and(|o| o.ok()) {
+        if ok(jexec(jail, "root", &["test", "-e", path.as_str()]))?.is_some_and(|o| o.ok()) {
             state.paths.insert(path.to_string());
         }
     }

@@ -4,11 +4,10 @@
 //! A password never reaches an argv, the journal or an error. The `warden` CLI and the FreeBSD test driver
 //! both call these.
 
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 
 use base64::Engine;
-use warden_core::{db, git, names};
+use warden_core::{db, forgejo, git, names, Layout};
 
 /// The password of `owner`, checked to be one Warden generated (its content is never shown).
 pub fn read_password(state: &str, owner: &str) -> Result<String, String> {
@@ -80,21 +79,40 @@ pub fn credentials(state: &str, auth_dir: &str, owners: &[String]) -> Result<(),
         }
         let salt = crate::secrets::random_hex(4)?;
         let line = format!("{owner}:{}\n", ssha(&password, salt.as_bytes()));
-        let tmp = format!("{path}.tmp");
-        let _ = std::fs::remove_file(&tmp);
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .open(&tmp)
-            .and_then(|mut f| {
-                f.write_all(line.as_bytes())?;
-                f.sync_all()
-            })
-            .and_then(|()| std::fs::rename(&tmp, &path))
-            .map_err(|e| format!("failed to write {path}: {e}"))?;
+        crate::secrets::write_private(&path, &line, 0o644)?;
     }
     Ok(())
+}
+
+/// Renders Forgejo's `app.ini` for `layout` with the git db role's password and Forgejo's own keys (each
+/// generated into `<state>/git` if missing, mode 0600) and writes it to `out` (mode 0600).
+pub fn forgejo_config(state: &str, layout: &Layout, out: &str) -> Result<(), String> {
+    let role = forgejo::db_role(layout);
+    let db_password = crate::db_secrets::read_password(state, &role).map_err(|e| e.to_string())?;
+    let mut keys = Vec::new();
+    for (name, path, bytes) in forgejo::secret_files(state) {
+        crate::secrets::ensure_secret_file(&git::secrets_dir(state), &path, bytes)?;
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("failed to read Forgejo's {name} ({path}): {e}"))?;
+        let hex = text.trim();
+        if hex.len() != bytes * 2 || !db::valid_password(hex) {
+            return Err(format!(
+                "{path} does not hold Forgejo's {name} as Warden generates it ({} hex digits)\n  fix: remove it and run `warden setup --step git` (a new one is generated)",
+                bytes * 2
+            ));
+        }
+        keys.push(hex.to_string());
+    }
+    let raw: Vec<u8> = (0..keys[2].len() / 2)
+        .filter_map(|i| u8::from_str_radix(&keys[2][2 * i..2 * i + 2], 16).ok())
+        .collect();
+    let secrets = forgejo::Secrets {
+        db_password,
+        secret_key: keys[0].clone(),
+        internal_token: keys[1].clone(),
+        jwt_secret: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw),
+    };
+    crate::secrets::write_private(out, &forgejo::app_ini(layout, &secrets), 0o600)
 }
 
 #[cfg(test)]

@@ -176,6 +176,14 @@ pub enum GitCommand {
         #[arg(required = true)]
         owners: Vec<String>,
     },
+    /// Setup's action on FreeBSD: render Forgejo's app.ini with the git db role's password and Forgejo's
+    /// keys (generated if missing, mode 0600) into OUT (mode 0600; nothing is printed).
+    #[command(hide = true)]
+    ForgejoConfig {
+        /// The host path to write.
+        #[arg(long, required = true)]
+        out: String,
+    },
 }
 
 /// A repository and its owner.

@@ -69,6 +69,11 @@ pub fn state_dir(layout: &Layout, backend: BackendName) -> PathBuf {
     }
 }
 
+/// The state directory of setup's hidden verbs: the one setup passed (`--state-dir`), else this OS's default.
+pub fn verb_state_dir(layout: &Layout) -> String {
+    state_dir(layout, default_backend()).display().to_string()
+}
+
 /// Creates Warden's state directory if missing, mode 0700 (it holds the token, the journal and worker records).
 pub fn ensure_state_dir(dir: &std::path::Path) -> Result<(), Exit> {
     use std::os::unix::fs::DirBuilderExt;

@@ -58,6 +58,9 @@ fn probe(ctx: &Ctx) -> Vec<Check> {
         ctx.setup("git"),
         svc.jail
     );
+    if ctx.simulated() {
+        return vec![simulated(ctx, &svc.jail, expected, fix)];
+    }
     if let Some(why) = crate::checks::db::no_service_probe(ctx, "HTTP server") {
         return vec![Check::skip(NAME, expected, why)];
     }
@@ -81,26 +84,9 @@ fn probe(ctx: &Ctx) -> Vec<Check> {
             )]
         }
     };
-    let state = ctx.opts.state_dir.display().to_string();
-    let path = git::password_path(&state, owner);
-    let password = match std::fs::read_to_string(&path) {
-        Ok(p) if db::valid_password(p.trim()) => p.trim().to_string(),
-        Ok(_) => {
-            return vec![Check::fail(
-                NAME,
-                expected,
-                format!("{path} does not hold a password Warden generated"),
-                format!("remove {path}, then {fix}"),
-            )]
-        }
-        Err(e) => {
-            return vec![Check::fail(
-                NAME,
-                expected,
-                format!("no password file {path}: {e}"),
-                fix,
-            )]
-        }
+    let password = match password(ctx, owner, &fix) {
+        Ok(p) => p,
+        Err((seen, fix)) => return vec![Check::fail(NAME, expected, seen, fix)],
     };
     vec![ls_remote(
         ctx,
@@ -111,6 +97,66 @@ fn probe(ctx: &Ctx) -> Vec<Check> {
         expected,
         fix,
     )]
+}
+
+/// The owner's password, checked to be one Warden generated; else what was seen and the fix.
+fn password(ctx: &Ctx, owner: &str, fix: &str) -> Result<String, (String, String)> {
+    let state = ctx.opts.state_dir.display().to_string();
+    let path = git::password_path(&state, owner);
+    match std::fs::read_to_string(&path) {
+        Ok(p) if db::valid_password(p.trim()) => Ok(p.trim().to_string()),
+        Ok(_) => Err((
+            format!("{path} does not hold a password Warden generated"),
+            format!("remove {path}, then {fix}"),
+        )),
+        Err(e) => Err((format!("no password file {path}: {e}"), fix.to_string())),
+    }
+}
+
+/// On a simulated host nothing answers HTTP in a jail: what can be probed is probed instead — fcgiwrap and
+/// nginx running in the git jail (their rc.d `status`), the health repository existing, the owner's password
+/// file being Warden's. No request is made, and the check says so.
+fn simulated(ctx: &Ctx, jail: &str, expected: String, fix: String) -> Check {
+    let layout = ctx.layout();
+    for service in ["fcgiwrap", "nginx"] {
+        let argv = [
+            "jexec", "-l", "-U", "root", jail, "service", service, "status",
+        ];
+        match ctx.run(&argv) {
+            Ok(o) if o.ok() => {}
+            Ok(o) => {
+                return Check::fail(
+                    NAME,
+                    expected,
+                    format!("{service} does not run in {jail}: {}", crate::said(&o)),
+                    fix,
+                )
+            }
+            Err(e) => return Check::fail(NAME, expected, format!("{}: {e}", argv.join(" ")), fix),
+        }
+    }
+    let health = git::repo_path(&layout.namespace, git::HEALTH_REPO);
+    let head = format!("{health}/HEAD");
+    match ctx.run(&["jexec", "-l", "-U", git::USER, jail, "test", "-f", &head]) {
+        Ok(o) if o.ok() => {}
+        Ok(_) => {
+            return Check::fail(
+                NAME,
+                expected,
+                format!("no repository {health} in {jail}"),
+                fix,
+            )
+        }
+        Err(e) => return Check::fail(NAME, expected, format!("jexec test -f {head}: {e}"), fix),
+    }
+    if let Err((seen, fix)) = password(ctx, &layout.namespace, &fix) {
+        return Check::fail(NAME, expected, seen, fix);
+    }
+    Check::ok(
+        NAME,
+        expected,
+        format!("simulated host: fcgiwrap and nginx run in {jail}, {health} exists, the password file is Warden's (no HTTP request: nothing answers in a simulated jail)"),
+    )
 }
 
 fn ls_remote(

@@ -23,21 +23,14 @@ pub fn run(global: &Global, command: &DbCommand) -> Result<(), Exit> {
             Ok(())
         }
         DbCommand::Passwords { roles } => {
-            let state = state_dir(&layout);
+            let state = context::verb_state_dir(&layout);
             db_secrets::generate(&state, roles).map_err(|e| Exit::failure(e.to_string()))
         }
         DbCommand::Sync { roles, psql } => {
-            let state = state_dir(&layout);
+            let state = context::verb_state_dir(&layout);
             db_secrets::sync(&state, roles, psql).map_err(|e| Exit::failure(e.to_string()))
         }
     }
-}
-
-/// The state directory setup passed (`--state-dir`), else this OS's default.
-fn state_dir(layout: &Layout) -> String {
-    context::state_dir(layout, context::default_backend())
-        .display()
-        .to_string()
 }
 
 fn url(layout: &Layout, state: &Path, name: &str) -> Result<String, Exit> {

@@ -53,13 +53,26 @@ pub fn run(global: &Global, command: &GitCommand) -> Result<(), Exit> {
             println!("{url}");
             Ok(())
         }
-        GitCommand::Credentials { auth_dir, owners } => {
-            let state = context::state_dir(&layout, context::default_backend())
-                .display()
-                .to_string();
-            git_secrets::credentials(&state, auth_dir, owners).map_err(Exit::failure)
+        GitCommand::Credentials { auth_dir, owners } => git_secrets::credentials(
+            &context::verb_state_dir(&layout),
+            &host_path(auth_dir),
+            owners,
+        )
+        .map_err(Exit::failure),
+        GitCommand::ForgejoConfig { out } => {
+            git_secrets::forgejo_config(&context::verb_state_dir(&layout), &layout, &host_path(out))
+                .map_err(Exit::failure)
         }
     }
+}
+
+/// A host path as this process reaches it: under a simulated host's root when there is one (the plan names
+/// the FreeBSD path, as it names every other).
+fn host_path(path: &str) -> String {
+    warden_host::SystemRunner::with_root(crate::backends::host_root())
+        .local(path)
+        .display()
+        .to_string()
 }
 
 /// The repository's owner, with its name and the tenant checked (bad input: exit 2 naming the fix).
