@@ -490,7 +490,7 @@ fn service_steps(
     layout: &Layout,
     host: &BastilleHost,
     out: &mut Vec<Action>,
-    notes: &mut Vec<String>,
+    _notes: &mut Vec<String>,
 ) {
     let jail_of = |role: Role| layout.service(role).map(|s| s.jail.clone());
     if let Some(jail) = jail_of(Role::Db) {
@@ -513,19 +513,12 @@ fn service_steps(
         };
         crate::bastille_git::step(layout, host, &mut j);
     }
-    if let Some(jail) = jail_of(Role::Cms) {
-        let state = host.jails.get(&jail).cloned().unwrap_or_default();
-        let mut j = InJail {
-            step: Step::Cms,
-            jail: &jail,
-            state,
-            out,
-        };
-        j.pkg("nginx");
-        j.enable("nginx_enable");
-        j.start("nginx");
-        notes.push("step cms serves nginx's default page; the Astro/Starlight site and its deploy are not designed yet".into());
-    }
+    let exe = if host.warden_exe.is_empty() {
+        "warden"
+    } else {
+        host.warden_exe.as_str()
+    };
+    crate::bastille_cms::step(layout, host, exe, out);
     if let Some(jail) = jail_of(Role::Ai) {
         let state = host.jails.get(&jail).cloned().unwrap_or_default();
         let mut j = InJail {
@@ -862,6 +855,10 @@ mod tests {
         );
         host.db_passwords = crate::db::roles(&layout).into_iter().collect();
         host.db_synced = Some(crate::db::synced_content(&crate::db::roles(&layout)));
+        host.cms_current = crate::cms::vhosts(&layout)
+            .into_iter()
+            .map(|v| v.name)
+            .collect();
         for svc in layout.jails() {
             let mut st = JailState {
                 running: true,

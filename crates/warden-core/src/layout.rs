@@ -84,6 +84,9 @@ pub const DB_PORT: u16 = 5432;
 /// The git jail's smart HTTP port (the workers → git service path).
 pub const GIT_HTTP_PORT: u16 = 80;
 
+/// nginx's port on the cms jail: what workers and the doctor request vhosts on.
+pub const CMS_HTTP_PORT: u16 = 80;
+
 pub use crate::config::MODELS_PORT;
 
 /// Host and port of an `http://` or `https://` URL (the scheme's port when none is written), or why not.
@@ -319,7 +322,7 @@ impl Layout {
         self.services.iter().find(|s| s.role == role)
     }
 
-    /// The paths between bridge ports the layout implies: git and cms → db, workers → git's HTTP. Workers reach models only through
+    /// The paths between bridge ports the layout implies: git and cms → db, workers → git's and cms's HTTP. Workers reach models only through
     /// the model gateway on the host (`gateway_port`), never the ai jail itself.
     pub fn service_paths(&self) -> Vec<ServicePath> {
         let mut paths = Vec::new();
@@ -344,6 +347,14 @@ impl Layout {
                 server: git.addr,
                 port: GIT_HTTP_PORT,
                 what: "agents in workers clone and push over HTTP",
+            });
+        }
+        if let Some(cms) = self.service(Role::Cms) {
+            paths.push(ServicePath {
+                clients: Clients::Workers,
+                server: cms.addr,
+                port: CMS_HTTP_PORT,
+                what: "agents in workers publish and check sites over HTTP",
             });
         }
         paths

@@ -5,10 +5,12 @@
 
 pub mod account;
 pub mod bastille_agent;
+pub mod bastille_cms;
 pub mod bastille_git;
 mod bastille_injail;
 pub mod bastille_plan;
 pub mod bastille_teardown;
+pub mod cms;
 pub mod config;
 pub mod db;
 pub mod error;
@@ -16,6 +18,7 @@ pub mod forgejo;
 pub mod git;
 pub mod layout;
 pub mod linux_ai;
+pub mod linux_cms;
 pub mod linux_db;
 pub mod linux_git;
 pub mod linux_plan;

@@ -10,10 +10,11 @@ use crate::plan::{Action, Blocker, Plan, PlanOptions, Step};
 use crate::render;
 
 /// The Debian packages whose programs the Linux backend runs: (package, program).
-pub const PACKAGES: [(&str, &str); 3] = [
+pub const PACKAGES: [(&str, &str); 4] = [
     ("dnsmasq-base", "dnsmasq"),
     ("nftables", "nft"),
     ("iproute2", "ip"),
+    ("nginx", "nginx"),
 ];
 /// The worker account's login shell on Debian.
 pub use crate::account::NOLOGIN;
@@ -88,6 +89,7 @@ pub fn plan_with(
     let (state_dir, exe) = (paths.state_dir.as_str(), warden_exe(host));
     crate::linux_db::plan(layout, host, state_dir, exe, options, p);
     crate::linux_git::plan(layout, host, state_dir, exe, options, p);
+    crate::linux_cms::plan(layout, host, state_dir, exe, p);
     agent(layout, host, paths, &mut p.actions, &mut p.blocked);
     crate::linux_ai::plan(layout, host, state_dir, exe, &mut p.actions, &mut p.notes);
     dns(layout, host, paths, &mut p.actions);
@@ -404,6 +406,10 @@ fn jails(layout: &Layout, host: &LinuxHost, paths: &LinuxPaths, plan: &mut Plan)
                     // nginx.conf and the htpasswd files, written by the `git` step on the host.
                     binds = vec!["--bind".to_string(), crate::linux_git::jail_bind(state)];
                 }
+                if s.role == crate::layout::Role::Cms {
+                    // The config and the sites, written on the host (`warden site deploy`).
+                    binds = vec!["--bind".to_string(), crate::linux_cms::jail_bind(state)];
+                }
                 if layout.tailscale.jail() == Some(name) {
                     // tailscale.mode = jail: the jail runs its own tailscaled.
                     binds.push("--tun".to_string());
@@ -620,10 +626,14 @@ mod tests {
                         "debian"
                     }
                     .into(),
-                    binds: if s.role == crate::layout::Role::Ai {
-                        vec![crate::linux_ai::jail_bind(&paths.state_dir)]
-                    } else {
-                        Vec::new()
+                    binds: match s.role {
+                        crate::layout::Role::Ai => {
+                            vec![crate::linux_ai::jail_bind(&paths.state_dir)]
+                        }
+                        crate::layout::Role::Cms => {
+                            vec![crate::linux_cms::jail_bind(&paths.state_dir)]
+                        }
+                        _ => Vec::new(),
                     },
                     tun: false,
                 },
@@ -650,6 +660,7 @@ mod tests {
         };
         crate::linux_db::converge(&layout, &paths.state_dir, &mut host);
         crate::linux_git::converge(&layout, &paths.state_dir, &mut host);
+        crate::linux_cms::converge(&layout, &paths.state_dir, &mut host);
         let again = plan(&layout, &host, &paths);
         assert_eq!(again.actions.len(), 1);
         assert_eq!(again.actions[0].summary, "start the cms jail clawdiecms");
@@ -676,6 +687,7 @@ mod tests {
                 ("dnsmasq-base".to_string(), false),
                 ("nftables".into(), true),
                 ("iproute2".into(), true),
+                ("nginx".into(), true),
             ]
             .into(),
             node_version: Some("v20.20.2".into()),
@@ -687,6 +699,7 @@ mod tests {
         crate::linux_db::converge(&layout, &paths.state_dir, &mut host);
         crate::linux_git::converge(&layout, &paths.state_dir, &mut host);
         host.packages.insert("dnsmasq-base".into(), false);
+        crate::linux_cms::converge(&layout, &paths.state_dir, &mut host);
         let p = plan(&layout, &host, &paths);
         assert!(p.blocked.is_empty(), "{p:?}");
         let text = p.to_text();

@@ -96,6 +96,9 @@ pub struct BastilleHost {
     /// git owners with an htpasswd file in the git jail.
     #[serde(default)]
     pub git_htpasswd: BTreeSet<String>,
+    /// The cms vhosts whose `current` link exists in the cms jail.
+    #[serde(default)]
+    pub cms_current: BTreeSet<String>,
 }
 
 /// A Linux host, as observed.
@@ -159,6 +162,9 @@ pub struct LinuxHost {
     /// Tailscale on the host and in the Tailscale jail.
     #[serde(default)]
     pub tailscale: crate::tailscale::Observed,
+    /// The cms jail's nginx.
+    #[serde(default)]
+    pub cms: LinuxCms,
 }
 
 /// The git jail's smart HTTP on a Linux host, as observed.
@@ -176,6 +182,17 @@ pub struct LinuxGit {
     pub nginx: bool,
     /// fcgiwrap's socket exists in the jail.
     pub fcgiwrap: bool,
+}
+
+/// The cms jail's nginx on a Linux host, as observed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LinuxCms {
+    /// `<state_dir>/cms` and its sites directory exist with mode 0755.
+    pub dirs_ok: bool,
+    /// nginx's master runs in the cms jail.
+    pub running: bool,
+    /// The vhosts whose `current` link exists.
+    pub current: BTreeSet<String>,
 }
 
 /// The db jail's PostgreSQL on a Linux host, as observed.

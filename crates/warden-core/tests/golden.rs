@@ -221,3 +221,17 @@ fn freebsd_git_nginx_conf() {
     let serving = warden_core::bastille_git::SERVING;
     insta::assert_snapshot!(warden_core::git::nginx_conf(&layout(), &serving));
 }
+
+/// The cms jail's nginx.conf on each backend: the catch-all block, then cms, each tenant and each site.
+#[test]
+fn nginx_conf_per_backend() {
+    let layout = layout();
+    insta::assert_snapshot!(
+        "nginx_conf_linux",
+        warden_core::linux_cms::nginx_conf(&layout)
+    );
+    insta::assert_snapshot!(
+        "nginx_conf_freebsd",
+        warden_core::bastille_cms::conf_file(&layout, "clawdiecms").1
+    );
+}

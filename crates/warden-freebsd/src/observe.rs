@@ -280,6 +280,9 @@ fn observe_service_files(
             }
         }
     }
+    if let Some(cms) = layout.service(Role::Cms) {
+        observe_cms(runner, layout, &cms.jail, host)?;
+    }
     let Some(svc) = layout.service(Role::Git) else {
         return Ok(());
     };
@@ -459,6 +462,28 @@ fn observe_jails(
             observe_in_jail(runner, &svc.jail, &want, &mut state, missing)?;
         }
         host.jails.insert(svc.jail.clone(), state);
+    }
+    Ok(())
+}
+
+/// The cms jail's `nginx.conf` and which vhosts have a `current` release (host paths into the jail's root).
+fn observe_cms(
+    runner: &dyn Runner,
+    layout: &Layout,
+    jail: &str,
+    host: &mut BastilleHost,
+) -> Result<(), HostError> {
+    use warden_core::{bastille_cms, cms};
+    let (path, _) = bastille_cms::conf_file(layout, jail);
+    if let Some(content) = runner.read_file(&path)? {
+        host.files.insert(path, content);
+    }
+    let sites = bastille_cms::sites_host_dir(layout, jail);
+    for v in cms::vhosts(layout) {
+        let current = format!("{}/current", cms::vhost_dir(&sites, &v.name));
+        if runner.mode(&current)?.is_some() {
+            host.cms_current.insert(v.name);
+        }
     }
     Ok(())
 }

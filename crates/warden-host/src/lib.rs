@@ -16,6 +16,7 @@ pub mod lease;
 pub mod runner;
 pub mod secrets;
 pub mod setup;
+pub mod site;
 pub mod tailscale;
 pub mod worker;
 

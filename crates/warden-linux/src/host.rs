@@ -137,6 +137,12 @@ impl LinuxBackend {
         .map(|p| p.display().to_string());
         host.db = self.observe_db(layout, &mut host)?;
         host.git = self.observe_git(layout, &mut host)?;
+        crate::host_cms::observe(
+            self.runner.as_ref(),
+            layout,
+            &self.paths.state_dir,
+            &mut host,
+        )?;
         self.observe_packages(&mut host)?;
         self.observe_accounts(layout, &mut host)?;
         self.observe_agent(&mut host)?;

@@ -31,6 +31,7 @@ mod entry;
 mod error;
 mod helper;
 pub mod host;
+mod host_cms;
 pub mod jail;
 pub mod jail_exec;
 mod jail_init;

@@ -145,6 +145,11 @@ pub enum Command {
         #[command(subcommand)]
         command: GitCommand,
     },
+    /// The cms jail's sites: publish a static directory to a tenant or site vhost, list them.
+    Site {
+        #[command(subcommand)]
+        command: SiteCommand,
+    },
 }
 
 /// `warden git …`.
@@ -197,6 +202,65 @@ pub struct GitRepoArgs {
     /// The host backend (default: this OS's).
     #[arg(long, value_enum)]
     pub backend: Option<BackendName>,
+}
+
+/// `warden site …`.
+#[derive(Debug, Subcommand)]
+pub enum SiteCommand {
+    /// Publish DIR as TENANT's home, or as SITE of TENANT, atomically (new release, link swap, graceful reload).
+    #[command(override_usage = "warden site deploy [OPTIONS] TENANT [SITE] DIR")]
+    Deploy {
+        /// TENANT [SITE] DIR.
+        #[arg(num_args = 2..=3, required = true, value_names = ["TENANT", "SITE", "DIR"])]
+        args: Vec<String>,
+        /// The host backend whose cms jail serves the site (default: this OS's).
+        #[arg(long, value_enum)]
+        backend: Option<BackendName>,
+    },
+    /// List every vhost the cms serves: name, tenant, site, current release.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// The host backend (default: this OS's).
+        #[arg(long, value_enum)]
+        backend: Option<BackendName>,
+    },
+    /// Setup's action: link a placeholder page as VHOST_DIR's first release unless it has one.
+    #[command(hide = true)]
+    Placeholder {
+        /// The vhost's directory (a host path).
+        dir: String,
+        /// The vhost's name.
+        name: String,
+    },
+    /// Deploy's action: copy SRC into VHOST_DIR/releases/ID (through ID.partial).
+    #[command(hide = true)]
+    Stage {
+        /// The directory to publish.
+        src: String,
+        /// The vhost's directory (a host path).
+        dir: String,
+        /// The release id.
+        id: String,
+    },
+    /// Deploy's action: point VHOST_DIR/current at releases/ID (a new link renamed over the old).
+    #[command(hide = true)]
+    Swap {
+        /// The vhost's directory (a host path).
+        dir: String,
+        /// The release id.
+        id: String,
+    },
+    /// Deploy's action: remove all but the newest KEEP releases (never the current one).
+    #[command(hide = true)]
+    Prune {
+        /// The vhost's directory (a host path).
+        dir: String,
+        /// How many to keep.
+        #[arg(long)]
+        keep: usize,
+    },
 }
 
 /// `warden db …`.

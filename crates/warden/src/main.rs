@@ -80,5 +80,6 @@ fn dispatch(cli: &Cli) -> Result<(), Exit> {
         Command::Snapshot(command) => commands::snapshot::run(g, command),
         Command::Db { command } => commands::db::run(g, command),
         Command::Git { command } => commands::git::run(g, command),
+        Command::Site { command } => commands::site::run(g, command),
     }
 }

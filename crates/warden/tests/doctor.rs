@@ -190,7 +190,7 @@ mod linux {
             }
             // The service jails' cgroups are named by jail name machine-wide; the unique identity keeps them apart
             // from other tests' jails. Drop destroys them.
-            host.setup_steps(&["host", "jails", "db", "git", "dns"]);
+            host.setup_steps(&["host", "jails", "db", "git", "cms", "dns"]);
             host
         }
 

@@ -2,6 +2,7 @@
 
 pub mod ai;
 pub mod bastille;
+pub mod cms;
 pub mod control_plane;
 pub mod db;
 pub mod dns;
@@ -91,6 +92,13 @@ pub fn tasks(ctx: &Arc<Ctx>) -> Vec<Task> {
         let c = Arc::clone(ctx);
         let name = ctx.layout().exposures[index].check_name();
         out.push(Task::new(name, move || expose::check(&c, index)));
+    }
+    for name in cms::vhost_names(ctx) {
+        let c = Arc::clone(ctx);
+        out.push(
+            Task::new(format!("cms.vhost.{name}"), move || cms::vhost(&c, &name))
+                .depends(&["network.bridge", "dns.service"]),
+        );
     }
     out.extend([
         task(ctx, "outbound", control_plane::outbound).depends(control_plane::OUTBOUND_DEPS),

@@ -21,6 +21,7 @@ pub mod release;
 pub mod render;
 pub mod run;
 pub mod serve;
+pub mod site;
 pub mod snapshot;
 #[cfg(target_os = "linux")]
 pub mod snapshot_linux;
