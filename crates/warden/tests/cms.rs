@@ -4,6 +4,7 @@
 //! deploys sees only complete releases and no error; old releases are pruned; bad input is refused with the
 //! fix; the doctor's `cms.vhost.*` pass, then fail with the fixing command when nginx is stopped. Needs root
 //! and the host's nginx (`scripts/test` installs it). Also: the rendered config passes `nginx -t`.
+#![cfg(target_os = "linux")]
 
 mod common;
 
@@ -113,7 +114,7 @@ fn request_loop(
 }
 
 /// The doctor's `cms.vhost.*` checks.
-fn checks(h: &LinuxHost) -> Vec<serde_json::Value> {
+fn vhost_checks(h: &LinuxHost) -> Vec<serde_json::Value> {
     let o = h.warden(&["doctor", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
     v["checks"]
@@ -274,7 +275,7 @@ fn nginx_serves_every_tenant_and_site_and_deploys_atomically() {
     assert_eq!(blog["current"], blog["releases"][2], "{blog}");
 
     // The doctor: every vhost answers; with nginx stopped each fails naming the setup command.
-    let checks = checks(&h);
+    let checks = vhost_checks(&h);
     assert_eq!(checks.len(), 4, "{checks:#?}");
     assert!(checks.iter().all(|c| c["status"] == "ok"), "{checks:#?}");
     let cms = h.jail("cms");
@@ -292,7 +293,7 @@ fn nginx_serves_every_tenant_and_site_and_deploys_atomically() {
     ]);
     let deadline = Instant::now() + Duration::from_secs(10);
     let down = loop {
-        let c = checks(&h);
+        let c = vhost_checks(&h);
         if c.iter().all(|c| c["status"] == "fail") || Instant::now() > deadline {
             break c;
         }
@@ -309,7 +310,7 @@ fn nginx_serves_every_tenant_and_site_and_deploys_atomically() {
     let plan = h.ok(&["plan", "--backend", "linux", "--step", "cms"]);
     assert!(plan.contains("start nginx"), "{plan}");
     h.ok(&["setup", "--backend", "linux", "--step", "cms"]);
-    assert!(checks(&h).iter().all(|c| c["status"] == "ok"));
+    assert!(vhost_checks(&h).iter().all(|c| c["status"] == "ok"));
     eprintln!(
         "setup (host, jails, cms, dns) {setup_s:.1} s; 4 deploys of 51 files (0.5 MB) {deploys_s:.2} s with {requests} requests answered whole"
     );
