@@ -47,6 +47,15 @@ pub fn vhost(ctx: &Ctx, name: &str) -> Vec<Check> {
             "the bridge is not usable (network.bridge fails)",
         )];
     }
+    // A dead dnsmasq is dns.service's failure; every name would only repeat it.
+    let service = crate::checks::dns::service(ctx);
+    if service.iter().any(|c| c.status == Status::Fail) {
+        return vec![Check::skip(
+            check,
+            expected,
+            "Warden's dnsmasq is not running (dns.service fails)",
+        )];
+    }
     let dns = SocketAddr::from((layout.gateway, 53));
     let addrs = match query_a(dns, name, ctx.opts.dns_timeout) {
         Ok(a) => a,
