@@ -6,7 +6,7 @@
 use crate::cms::{self, NginxPaths};
 use crate::layout::{Layout, Role};
 use crate::observed::LinuxHost;
-use crate::plan::{Action, Blocker, Step};
+use crate::plan::{Action, Blocker, Plan, Step};
 
 /// Where the cms directory appears inside the jail.
 pub const JAIL_DIR: &str = "/opt/warden-cms";
@@ -74,13 +74,7 @@ pub fn running_argv(exe: &str, state_dir: &str, jail: &str) -> Vec<String> {
 }
 
 /// Plans the `cms` step for the layout's cms jail.
-pub fn plan(
-    layout: &Layout,
-    host: &LinuxHost,
-    state_dir: &str,
-    exe: &str,
-    plan: &mut Plan,
-) {
+pub fn plan(layout: &Layout, host: &LinuxHost, state_dir: &str, exe: &str, plan: &mut Plan) {
     let Plan {
         actions: out,
         blocked,
@@ -195,9 +189,9 @@ mod tests {
             },
         );
         let run = |host: &LinuxHost, layout: &Layout| {
-            let (mut out, mut blocked) = (vec![], vec![]);
-            plan(layout, host, state, "warden", &mut out, &mut blocked);
-            (out, blocked)
+            let mut p = Plan::default();
+            plan(layout, host, state, "warden", &mut p);
+            (p.actions, p.blocked)
         };
         let (first, blocked) = run(&host, &layout);
         assert!(blocked.is_empty());
