@@ -1,16 +1,16 @@
-//! The Linux `cms` step: nginx in the thin cms jail on the `host` release (the host's `/usr/sbin/nginx`, the
-//! `nginx` package of the base step). Its config and the sites live on the host in `<state_dir>/cms`, bound
+//! The Linux `cms` step: nginx in the thin cms jail: the `debian` release's own `/usr/sbin/nginx`, or on the
+//! `host` release the host's (the step installs the `nginx` package on the host). Its config and the sites live on the host in `<state_dir>/cms`, bound
 //! read-only into the jail at [`JAIL_DIR`], so `warden site deploy` publishes from the host and nothing in the
 //! jail can change what it serves. See [`crate::cms`] for the vhosts and the release layout.
 
 use crate::cms::{self, NginxPaths};
 use crate::layout::{Layout, Role};
 use crate::observed::LinuxHost;
-use crate::plan::{Action, Blocker, Plan, Step};
+use crate::plan::{Action, Blocker, Plan, PlanOptions, Step};
 
 /// Where the cms directory appears inside the jail.
 pub const JAIL_DIR: &str = "/opt/warden-cms";
-/// The host's nginx (bound into the jail with the host's `/usr`).
+/// nginx in the jail: the release's, or on the `host` release the host's (bound with the host's `/usr`).
 pub const NGINX: &str = "/usr/sbin/nginx";
 /// nginx's pid file in the jail (`/run` is a fresh tmpfs at every jail start, so it is never stale).
 pub const PID: &str = "/run/nginx.pid";
@@ -74,7 +74,14 @@ pub fn running_argv(exe: &str, state_dir: &str, jail: &str) -> Vec<String> {
 }
 
 /// Plans the `cms` step for the layout's cms jail.
-pub fn plan(layout: &Layout, host: &LinuxHost, state_dir: &str, exe: &str, plan: &mut Plan) {
+pub fn plan(
+    layout: &Layout,
+    host: &LinuxHost,
+    state_dir: &str,
+    exe: &str,
+    options: &PlanOptions,
+    plan: &mut Plan,
+) {
     let Plan {
         actions: out,
         blocked,
@@ -84,6 +91,20 @@ pub fn plan(layout: &Layout, host: &LinuxHost, state_dir: &str, exe: &str, plan:
         return;
     };
     let s = Step::Cms;
+    let why = "the cms jail's nginx, run from the host's /usr";
+    if !layout.services_on_debian()
+        && !crate::linux_db::apt_packages(
+            s,
+            &[("nginx", "nginx")],
+            why,
+            host,
+            options,
+            out,
+            blocked,
+        )
+    {
+        return;
+    }
     let jail = svc.jail.as_str();
     if let Some(j) = host.jails.get(jail) {
         if !j.binds.contains(&jail_bind(state_dir)) {
@@ -190,7 +211,14 @@ mod tests {
         );
         let run = |host: &LinuxHost, layout: &Layout| {
             let mut p = Plan::default();
-            plan(layout, host, state, "warden", &mut p);
+            plan(
+                layout,
+                host,
+                state,
+                "warden",
+                &PlanOptions::default(),
+                &mut p,
+            );
             (p.actions, p.blocked)
         };
         let (first, blocked) = run(&host, &layout);

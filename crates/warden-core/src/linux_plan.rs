@@ -10,11 +10,10 @@ use crate::plan::{Action, Blocker, Plan, PlanOptions, Step};
 use crate::render;
 
 /// The Debian packages whose programs the Linux backend runs: (package, program).
-pub const PACKAGES: [(&str, &str); 4] = [
+pub const PACKAGES: [(&str, &str); 3] = [
     ("dnsmasq-base", "dnsmasq"),
     ("nftables", "nft"),
     ("iproute2", "ip"),
-    ("nginx", "nginx"),
 ];
 /// The worker account's login shell on Debian.
 pub use crate::account::NOLOGIN;
@@ -89,7 +88,7 @@ pub fn plan_with(
     let (state_dir, exe) = (paths.state_dir.as_str(), warden_exe(host));
     crate::linux_db::plan(layout, host, state_dir, exe, options, p);
     crate::linux_git::plan(layout, host, state_dir, exe, options, p);
-    crate::linux_cms::plan(layout, host, state_dir, exe, p);
+    crate::linux_cms::plan(layout, host, state_dir, exe, options, p);
     agent(layout, host, paths, &mut p.actions, &mut p.blocked);
     crate::linux_ai::plan(layout, host, state_dir, exe, &mut p.actions, &mut p.notes);
     dns(layout, host, paths, &mut p.actions);
@@ -687,7 +686,6 @@ mod tests {
                 ("dnsmasq-base".to_string(), false),
                 ("nftables".into(), true),
                 ("iproute2".into(), true),
-                ("nginx".into(), true),
             ]
             .into(),
             node_version: Some("v20.20.2".into()),
