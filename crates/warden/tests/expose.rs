@@ -21,7 +21,7 @@ to = "cms"
 target_port = 80
 "#;
 
-/// The doctor's checks named `expose.*`, by name: (status, remedy).
+/// The doctor's checks named `expose.*`: (name, status, remedy).
 fn expose_checks(out: &std::process::Output) -> Vec<(String, String, String)> {
     let report: Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("doctor --json: {e}: {}", text(out)));
@@ -155,4 +155,163 @@ fn exposure_on_fakebsd_is_planned_validated_loaded_and_doctor_checked() {
             .all(|c| c.1 == "ok"),
         "{checks:?}"
     );
+}
+
+#[cfg(target_os = "linux")]
+mod linux {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    use super::common::linux_host::LinuxHost;
+    use super::common::{text, Netns};
+    use super::expose_checks;
+
+    /// The test host's uplink (`network.ext_if`) and its peer in the outside namespace, on TEST-NET-1.
+    const UPLINK: &str = "wup0";
+    const HOST_IP: &str = "192.0.2.1";
+
+    const CONFIG: &str = r#"
+[network]
+ext_if = "wup0"
+
+[[expose]]
+port = 80
+to = "cms"
+
+[[expose]]
+port = 8080
+to = "cms"
+target_port = 80
+"#;
+
+    /// GET / with `Host: cms.home.arpa` from inside the network namespace at `netns` (a thread that enters it):
+    /// (status, body), or why the connection failed.
+    fn get_from(netns: PathBuf, addr: &str) -> Result<(u16, String), String> {
+        let addr = addr.to_string();
+        std::thread::spawn(move || {
+            let ns = std::fs::File::open(&netns).map_err(|e| e.to_string())?;
+            nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(|e| e.to_string())?;
+            let sock = addr.parse().unwrap();
+            let mut s = TcpStream::connect_timeout(&sock, Duration::from_secs(3))
+                .map_err(|e| format!("connect {addr}: {e}"))?;
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            write!(s, "GET / HTTP/1.0\r\nHost: cms.home.arpa\r\n\r\n")
+                .map_err(|e| e.to_string())?;
+            let mut buf = Vec::new();
+            s.read_to_end(&mut buf)
+                .map_err(|e| format!("read {addr}: {e}"))?;
+            let t = String::from_utf8_lossy(&buf).into_owned();
+            let status = t
+                .split_whitespace()
+                .nth(1)
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(0);
+            let body = t
+                .split_once("\r\n\r\n")
+                .map(|(_, b)| b.to_string())
+                .unwrap_or_default();
+            Ok((status, body))
+        })
+        .join()
+        .expect("request thread")
+    }
+
+    /// An "outside" namespace wired to the test host by a veth: the host's end is its uplink.
+    fn outside_of(h: &LinuxHost) -> Netns {
+        let outside = Netns::new();
+        h.ns.exec_ok(&[
+            "ip", "link", "add", UPLINK, "type", "veth", "peer", "name", "wout0",
+        ]);
+        h.ns.exec_ok(&["ip", "link", "set", "wout0", "netns", &outside.name]);
+        h.ns.exec_ok(&["ip", "addr", "add", &format!("{HOST_IP}/24"), "dev", UPLINK]);
+        h.ns.exec_ok(&["ip", "link", "set", UPLINK, "up"]);
+        outside.exec_ok(&["ip", "addr", "add", "192.0.2.2/24", "dev", "wout0"]);
+        outside.exec_ok(&["ip", "link", "set", "wout0", "up"]);
+        // A route to the subnet, so the direct path is tried and must be refused by the host's rules.
+        outside.exec_ok(&["ip", "route", "add", "10.0.1.0/24", "via", HOST_IP]);
+        outside
+    }
+
+    #[test]
+    fn exposure_on_linux_reaches_the_cms_page_from_outside_and_nothing_else() {
+        let cfg = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(cfg.path(), CONFIG).unwrap();
+        let h = LinuxHost::new("expose", "wexp", 'x')
+            .with_env("WARDEN_CONFIG", &cfg.path().display().to_string());
+        let outside = outside_of(&h);
+
+        // An uplink this host does not have blocks the host step, naming the fix; nothing is changed.
+        let o = h
+            .command(&["plan", "--backend", "linux", "--step", "host"])
+            .env("WARDEN_EXT_IF", "nosuch0")
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+        assert!(
+            text(&o).contains("\"nosuch0\", which is not an interface of this host")
+                && text(&o).contains("network.ext_if"),
+            "{}",
+            text(&o)
+        );
+
+        let plan = h.ok(&["plan", "--backend", "linux", "--step", "host"]);
+        assert!(
+            plan.contains("exposures 80/tcp → cms 10.0.1.3:80, 8080/tcp → cms 10.0.1.3:80"),
+            "{plan}"
+        );
+        h.setup_steps(&["host", "jails", "cms"]);
+
+        // The page as the host sees it on the cms slot, then from outside through each DNAT.
+        let (status, page) = get_from(h.ns.path(), "10.0.1.3:80").expect("cms from the host");
+        assert_eq!(status, 200, "{page}");
+        assert!(!page.is_empty());
+        for port in [80, 8080] {
+            let got = get_from(outside.path(), &format!("{HOST_IP}:{port}"));
+            assert_eq!(got, Ok((200, page.clone())), "outside → {HOST_IP}:{port}");
+        }
+        // Nothing else: not the slots themselves (even routed), not another port of the uplink.
+        for addr in [
+            "10.0.1.3:80",
+            "10.0.1.5:5432",
+            "10.0.1.2:80",
+            "192.0.2.1:81",
+            "192.0.2.1:5432",
+        ] {
+            let got = get_from(outside.path(), addr);
+            assert!(got.is_err(), "outside reached {addr}: {got:?}");
+        }
+
+        // The doctor checks each exposure; with the ruleset gone it fails naming the host step, which restores it.
+        let checks = expose_checks(&h.warden(&["doctor", "--json"]));
+        let names: Vec<&str> = checks.iter().map(|c| c.0.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "expose.80-tcp.rule",
+                "expose.80-tcp.target",
+                "expose.8080-tcp.rule",
+                "expose.8080-tcp.target"
+            ]
+        );
+        assert!(checks.iter().all(|c| c.1 == "ok"), "{checks:?}");
+        h.ns.exec_ok(&["nft", "delete", "table", "inet", "warden"]);
+        let checks = expose_checks(&h.warden(&["doctor", "--json"]));
+        let rule = checks.iter().find(|c| c.0 == "expose.80-tcp.rule").unwrap();
+        assert_eq!(rule.1, "fail", "{checks:?}");
+        assert!(
+            rule.2.contains("setup --backend linux --step host"),
+            "{checks:?}"
+        );
+        assert!(get_from(outside.path(), &format!("{HOST_IP}:80")).is_err());
+        h.setup_steps(&["host"]);
+        let checks = expose_checks(&h.warden(&["doctor", "--json"]));
+        assert!(checks.iter().all(|c| c.1 == "ok"), "{checks:?}");
+        assert_eq!(
+            get_from(outside.path(), &format!("{HOST_IP}:80")),
+            Ok((200, page))
+        );
+    }
 }
