@@ -176,6 +176,9 @@ mod linux {
 [network]
 ext_if = "wup0"
 
+[jails]
+service_release = "host"
+
 [[expose]]
 port = 80
 to = "cms"
