@@ -42,7 +42,11 @@ fn read_response(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
     loop {
-        let n = s.read(&mut chunk)?;
+        // A signal landing during the read is not the server's answer: read again.
+        let n = match s.read(&mut chunk) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            other => other?,
+        };
         if n == 0 {
             return Ok(buf);
         }

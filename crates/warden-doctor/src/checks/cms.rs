@@ -128,7 +128,11 @@ pub fn get(addr: Ipv4Addr, name: &str, limit: Duration) -> std::io::Result<(u16,
                 format!("no answer within {} ms", limit.as_millis()),
             ));
         }
-        let n = s.read(&mut chunk)?;
+        // A signal landing during the read is not the server's answer: read again.
+        let n = match s.read(&mut chunk) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            other => other?,
+        };
         if n == 0 {
             break;
         }

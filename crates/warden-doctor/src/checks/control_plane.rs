@@ -59,7 +59,11 @@ pub(crate) fn http_get(addr: SocketAddr, path: &str, timeout: Duration) -> std::
     let mut buf = Vec::new();
     let mut chunk = [0u8; 512];
     while !buf.contains(&b'\n') && buf.len() < 4096 {
-        let n = stream.read(&mut chunk)?;
+        // A signal landing during the read is not the server's answer: read again.
+        let n = match stream.read(&mut chunk) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            other => other?,
+        };
         if n == 0 {
             break;
         }
