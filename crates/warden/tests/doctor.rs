@@ -418,7 +418,8 @@ impl Host for FakeBsdHost {
 #[test]
 fn bastille_doctor_on_the_simulated_host_finds_each_break_and_its_remedy_fixes_it() {
     let h = FakeBsdHost::fresh();
-    for step in ["base", "host", "jails", "dns", "hosts"] {
+    // db and git too: the simulated git jail's services (fcgiwrap, nginx, Forgejo on db) are what git.http checks.
+    for step in ["base", "host", "jails", "db", "git", "dns", "hosts"] {
         let out = h.warden(&["setup", "--backend", "bastille", "--step", step]);
         assert!(out.status.success(), "setup --step {step}: {}", text(&out));
     }
@@ -436,6 +437,7 @@ fn bastille_doctor_on_the_simulated_host_finds_each_break_and_its_remedy_fixes_i
         "bastille.prefix".into(),
         "bastille.sharedir".into(),
         "bastille.zfs".into(),
+        "git.http".into(),
     ];
     for j in ["clawdiegit", "clawdiecms", "clawdieai", "clawdiedb"] {
         for what in ["exists", "running", "hostname", "patch"] {
