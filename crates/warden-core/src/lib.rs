@@ -16,6 +16,7 @@ pub mod db;
 pub mod error;
 pub mod forgejo;
 pub mod git;
+pub mod http_get;
 pub mod layout;
 pub mod linux_ai;
 pub mod linux_cms;

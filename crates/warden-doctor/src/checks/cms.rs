@@ -2,11 +2,11 @@
 //! Warden's dnsmasq on the gateway, then `GET /` over HTTP with that name as the Host; the answer must be 200
 //! and carry the vhost's own `X-Warden-Vhost` header (so a catch-all 404 or another server does not pass).
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use warden_core::cms::{self, HTTP_PORT, VHOST_HEADER};
+use warden_core::http_get::{self, HttpError, Want};
 use warden_core::layout::Role;
 
 use crate::dns_client::query_a;
@@ -109,67 +109,17 @@ pub fn vhost(ctx: &Ctx, name: &str) -> Vec<Check> {
 }
 
 /// `GET /` with Host `name` at `addr:80`, within `limit`: the status and the vhost header, if any.
-pub fn get(addr: Ipv4Addr, name: &str, limit: Duration) -> std::io::Result<(u16, Option<String>)> {
-    let deadline = Instant::now() + limit;
-    let mut s = TcpStream::connect_timeout(&SocketAddr::from((addr, HTTP_PORT)), limit)?;
-    s.set_read_timeout(Some(limit))?;
-    s.set_write_timeout(Some(limit))?;
-    write!(
-        s,
-        "GET / HTTP/1.0\r\nHost: {name}\r\nConnection: close\r\n\r\n"
+pub fn get(
+    addr: Ipv4Addr,
+    name: &str,
+    limit: Duration,
+) -> Result<(u16, Option<String>), HttpError> {
+    let r = http_get::get(
+        SocketAddr::from((addr, HTTP_PORT)),
+        name,
+        "/",
+        Want::Head,
+        limit,
     )?;
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    // The head is enough; stop at its end, the peer's close, or the deadline.
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 64 * 1024 {
-        if Instant::now() >= deadline {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                format!("no answer within {} ms", limit.as_millis()),
-            ));
-        }
-        // A signal landing during the read is not the server's answer: read again.
-        let n = match s.read(&mut chunk) {
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            other => other?,
-        };
-        if n == 0 {
-            break;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    parse_head(&String::from_utf8_lossy(&buf))
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "not an HTTP response"))
-}
-
-/// The status code and the vhost header of an HTTP response head.
-fn parse_head(head: &str) -> Option<(u16, Option<String>)> {
-    let mut lines = head.lines();
-    let status = lines.next()?.split_whitespace().nth(1)?.parse().ok()?;
-    let header = lines.take_while(|l| !l.is_empty()).find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        k.trim()
-            .eq_ignore_ascii_case(VHOST_HEADER)
-            .then(|| v.trim().to_string())
-    });
-    Some((status, header))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_status_and_header() {
-        let head = "HTTP/1.1 200 OK\r\nServer: nginx\r\nx-warden-vhost: a.home.arpa\r\n\r\nbody";
-        assert_eq!(
-            parse_head(head),
-            Some((200, Some("a.home.arpa".to_string())))
-        );
-        assert_eq!(
-            parse_head("HTTP/1.1 404 Not Found\r\n\r\n"),
-            Some((404, None))
-        );
-        assert_eq!(parse_head("garbage"), None);
-    }
+    Ok((r.status, r.header(VHOST_HEADER).map(str::to_string)))
 }

@@ -1,10 +1,11 @@
 //! The control plane answers `/healthz`; Warden's state directory and token have safe permissions; and a VNET
 //! worker reaches the outside through the NAT (`doctor.probe`).
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
+
+use warden_core::http_get::{HttpError, Want};
 
 use crate::report::Check;
 use crate::{sh_quote, BackendKind, Ctx};
@@ -31,7 +32,7 @@ pub fn healthz(ctx: &Ctx) -> Vec<Check> {
             Check::ok("control_plane.healthz", expected, status_line)
         }
         Ok(status_line) => Check::fail("control_plane.healthz", expected, status_line, remedy),
-        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => Check::warn(
+        Err(e) if e.refused() => Check::warn(
             "control_plane.healthz",
             expected,
             format!("not running: nothing listens on {addr} (serve is optional)"),
@@ -48,34 +49,13 @@ pub fn healthz(ctx: &Ctx) -> Vec<Check> {
 }
 
 /// The status line of `GET path` (HTTP/1.0, so the server closes the connection).
-pub(crate) fn http_get(addr: SocketAddr, path: &str, timeout: Duration) -> std::io::Result<String> {
-    let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
-    stream.set_read_timeout(Some(timeout))?;
-    stream.set_write_timeout(Some(timeout))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 512];
-    while !buf.contains(&b'\n') && buf.len() < 4096 {
-        // A signal landing during the read is not the server's answer: read again.
-        let n = match stream.read(&mut chunk) {
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            other => other?,
-        };
-        if n == 0 {
-            break;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    let text = String::from_utf8_lossy(&buf);
-    Ok(text
-        .lines()
-        .next()
-        .unwrap_or("(empty reply)")
-        .trim()
-        .to_string())
+pub(crate) fn http_get(
+    addr: SocketAddr,
+    path: &str,
+    timeout: Duration,
+) -> Result<String, HttpError> {
+    let host = addr.to_string();
+    warden_core::http_get::get(addr, &host, path, Want::Head, timeout).map(|r| r.status_line)
 }
 
 /// `state_dir.perms` and `state_dir.token`.
