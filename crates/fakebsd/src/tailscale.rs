@@ -370,10 +370,15 @@ impl LinuxHost {
         }
     }
 
+    /// Whether `tailscale0` exists in the caller's network namespace. Asked of `ip`, not `/sys/class/net`: a
+    /// process that entered a namespace with `nsenter --net` still sees the sysfs of the namespace that mounted it.
     fn exists() -> bool {
-        std::path::Path::new("/sys/class/net")
-            .join(INTERFACE)
-            .exists()
+        std::process::Command::new("ip")
+            .args(["link", "show", "dev", INTERFACE])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
     }
 }
 

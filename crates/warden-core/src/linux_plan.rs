@@ -152,11 +152,18 @@ fn host_network(layout: &Layout, host: &LinuxHost, paths: &LinuxPaths, out: &mut
             rules,
         ));
     }
-    if rules_changed || !host.nft_table {
+    // A rule deleted from the loaded table behind Warden's back (the file is unchanged) is loaded again.
+    let lost = render::tailscale::nft_forward_rule(layout)
+        .filter(|rule| host.nft_table && !host.nft_inet.contains(rule.as_str()));
+    if rules_changed || !host.nft_table || lost.is_some() {
+        let why = match &lost {
+            Some(rule) => format!(" (the loaded table lacks `{rule}`)"),
+            None => String::new(),
+        };
         out.push(
             Action::run(
                 s,
-                "load the ruleset into tables inet and bridge warden (atomic)",
+                format!("load the ruleset into tables inet and bridge warden (atomic){why}"),
                 &["nft", "-f", &paths.nftables()],
             )
             .verified_by(&["nft", "list", "table", "inet", render::nftables::TABLE]),
@@ -520,6 +527,37 @@ mod tests {
             "{:?}",
             p.blocked
         );
+    }
+
+    #[test]
+    fn a_tailscale_rule_missing_from_the_loaded_table_reloads_the_ruleset() {
+        let env = |k: &str| (k == "WARDEN_TAILSCALE_MODE").then(|| "subnet".to_string());
+        let layout = Layout::from_loaded(&load(None, &env, &vec![]).unwrap()).unwrap();
+        let paths = LinuxPaths {
+            state_dir: "/var/lib/warden".into(),
+        };
+        let rule = render::tailscale::nft_forward_rule(&layout).unwrap();
+        let mut host = LinuxHost {
+            nft_table: true,
+            nft_inet: format!("table inet warden {{\n\t\t{rule}\n}}\n"),
+            ..Default::default()
+        };
+        host.files
+            .insert(paths.nftables(), render::nftables::render(&layout));
+        let loads = |host: &LinuxHost| -> Vec<String> {
+            plan(&layout, host, &paths)
+                .only(Step::Host)
+                .actions
+                .iter()
+                .filter(|a| a.summary.starts_with("load the ruleset"))
+                .map(|a| a.summary.clone())
+                .collect()
+        };
+        assert!(loads(&host).is_empty(), "{:?}", loads(&host));
+        host.nft_inet = "table inet warden {\n}\n".into();
+        let l = loads(&host);
+        assert_eq!(l.len(), 1, "{l:?}");
+        assert!(l[0].contains(&format!("lacks `{rule}`")), "{l:?}");
     }
 
     #[test]

@@ -120,6 +120,9 @@ pub struct LinuxHost {
     /// The families (`inet`, `bridge`) in which Warden's nftables table exists.
     #[serde(default)]
     pub nft_families: BTreeSet<String>,
+    /// The loaded `inet warden` table as `nft list table` prints it (empty when it is not loaded).
+    #[serde(default)]
+    pub nft_inet: String,
     /// The names in Warden's state directory (`pi`, `ai`, `db`, `dnsmasq.conf`, …).
     #[serde(default)]
     pub state_entries: BTreeSet<String>,

@@ -75,6 +75,9 @@ impl LinuxBackend {
             loaded &= nft.ok();
             if nft.ok() {
                 host.nft_families.insert(family.to_string());
+                if family == "inet" {
+                    host.nft_inet = nft.stdout.clone();
+                }
             }
         }
         host.nft_table = loaded;

@@ -718,6 +718,7 @@ pub fn exec_spec(state_dir: &Path, name: &str, opts: &ExecOpts) -> Result<ExecSp
             .clone()
             .unwrap_or_else(|| PathBuf::from(if opts.root { "/root" } else { "/" })),
         root: opts.root,
+        net_admin: opts.root && jail.tun,
     })
 }
 

@@ -39,7 +39,16 @@ pub struct ExecSpec {
     pub cwd: PathBuf,
     /// Run as the jail's root (keeping [`JAIL_ROOT_CAPS`]) instead of nobody.
     pub root: bool,
+    /// The jail's root also keeps CAP_NET_ADMIN ([`JAIL_TUN_CAP`]): a jail with `/dev/net/tun` (`--tun`), whose
+    /// tailscaled creates and configures `tailscale0` in the jail's own network namespace.
+    #[serde(default)]
+    pub net_admin: bool,
 }
+
+/// CAP_NET_ADMIN: what a jail's root keeps besides [`JAIL_ROOT_CAPS`] when the jail has the tun device. It
+/// reaches only the jail's network namespace (its interfaces, addresses, routes and firewall), as a FreeBSD
+/// VNET jail's root configures its own stack; entering another namespace needs CAP_SYS_ADMIN, never kept.
+pub const JAIL_TUN_CAP: u32 = 12;
 
 /// Runs `spec` in its jail with this process's stdio; returns the command's exit code (128 +
 /// signal when killed), or [`EXEC_FAILED`] after printing why on stderr. Replaces nothing: the
@@ -169,7 +178,15 @@ fn enter_and_run(spec: &ExecSpec) -> Result<i32> {
     let (err_r, err_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| Error::sys("create a pipe", e))?;
     let user = if spec.root { (0, 0) } else { DEFAULT_USER };
-    let keep: &[u32] = if spec.root { &JAIL_ROOT_CAPS } else { &[] };
+    let mut keep: Vec<u32> = if spec.root {
+        JAIL_ROOT_CAPS.to_vec()
+    } else {
+        Vec::new()
+    };
+    if spec.root && spec.net_admin {
+        keep.push(JAIL_TUN_CAP);
+    }
+    let keep = keep.as_slice();
     // SAFETY: single-threaded; the child only prepares and execs (or reports and _exits).
     match unsafe { nix::unistd::fork() }.map_err(|e| Error::sys("fork the command", e))? {
         nix::unistd::ForkResult::Child => {

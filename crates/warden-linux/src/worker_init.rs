@@ -315,7 +315,8 @@ fn configure_network(spec: &WorkerSpec) -> Result<()> {
 
 /// The capabilities a jail's root keeps (`warden jail exec --root`): Docker's default set, enough
 /// to install packages, chown files, switch users and bind low ports; never CAP_SYS_ADMIN,
-/// CAP_NET_ADMIN, CAP_SYS_MODULE or anything else that reaches past the jail. Docker's
+/// CAP_NET_ADMIN (kept only by a jail with the tun device: `jail_exec::JAIL_TUN_CAP`), CAP_SYS_MODULE or
+/// anything else that reaches past the jail. Docker's
 /// CAP_MKNOD (no device cgroup here: it would open the host's disks) and CAP_NET_RAW (spoofing
 /// on the bridge) are left out too.
 pub const JAIL_ROOT_CAPS: [u32; 12] = [

@@ -43,7 +43,7 @@ use warden_store::Store;
 pub use client::{token, Client, ClientError, ListQuery};
 pub use error::{ApiError, ServerError};
 pub use request::{LimitsRequest, Network, TurnRequest};
-pub use state::{GatewayOptions, ServeOptions};
+pub use state::{GatewayOptions, LateListen, ServeOptions};
 pub use view::TurnView;
 pub use warden_host::worker::Workers;
 pub use warden_store::RecoveryPolicy;
@@ -138,6 +138,9 @@ pub async fn serve_until(
         .collect();
     if let (Some(l), Ok((gw, _))) = (gateway_listener, &app.gateway) {
         servers.push(spawn_http(&app, l, warden_gateway::router(gw.clone())));
+    }
+    if let Some(late) = app.opts.late_listen.clone() {
+        tokio::spawn(listen_late(app.clone(), late, router.clone()));
     }
     // serve installs nothing (setup's `agent` step does): without pi, agent turns are refused at once.
     if let Err(e) = agent_turn::installed_pi(&app) {
@@ -269,6 +272,47 @@ async fn bind_listeners(app: &App) -> Result<Vec<tokio::net::TcpListener>, Serve
         return Err(ServerError::NoListener(skipped));
     }
     Ok(listeners)
+}
+
+/// How often a late listen address is asked for.
+const LATE_LISTEN_EVERY: Duration = Duration::from_secs(2);
+
+/// Binds the address `late` names once it is there (and not bound yet), serving `router` on it; asks every
+/// [`LATE_LISTEN_EVERY`] until then or until shutdown. A socket bound to an address stays bound when the
+/// address goes away and accepts again when it comes back, so one bind is enough.
+async fn listen_late(app: Arc<App>, late: state::LateListen, router: axum::Router) {
+    let mut down = app.shutdown.subscribe();
+    loop {
+        let ask = late.0.clone();
+        let addr = tokio::task::spawn_blocking(move || ask())
+            .await
+            .ok()
+            .flatten();
+        if let Some(addr) = addr {
+            if lock(&app.listening).0.contains(&addr) {
+                return;
+            }
+            match tokio::net::TcpListener::bind(addr).await {
+                Ok(l) => {
+                    tracing::info!(bound = %addr, "listening (address that appeared after start)");
+                    lock(&app.listening).0.push(addr);
+                    if let Err(e) = write_serve_file(&app) {
+                        tracing::warn!(error = %e, "could not update serve.json");
+                    }
+                    // Ends with the app's shutdown, as the others do; serve does not wait for it.
+                    drop(spawn_http(&app, l, router));
+                    return;
+                }
+                Err(e) => {
+                    tracing::debug!(%addr, error = %e, "late listen address not bindable yet")
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(LATE_LISTEN_EVERY) => {}
+            _ = down.wait_for(|s| *s) => return,
+        }
+    }
 }
 
 /// Writes `serve.json` (pid and bound addresses: how clients find this server); returns its path.

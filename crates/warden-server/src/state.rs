@@ -45,6 +45,19 @@ pub struct ServeOptions {
     pub gateway: Option<GatewayOptions>,
     /// Warm agents: how many, for how long (`agent.warm`, `agent.warm_idle`).
     pub warm: crate::warm::WarmOptions,
+    /// An address that may appear after start (`tailscale.mode = host`: the node's IPv4 once it is up),
+    /// asked for every few seconds until it is bound.
+    pub late_listen: Option<LateListen>,
+}
+
+/// Asks where to listen once more (blocking: it may run a command); `None` while the address is not there.
+#[derive(Clone)]
+pub struct LateListen(pub Arc<dyn Fn() -> Option<SocketAddr> + Send + Sync>);
+
+impl std::fmt::Debug for LateListen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LateListen(..)")
+    }
 }
 
 /// Where the model gateway listens and how it forwards.
@@ -74,6 +87,7 @@ impl ServeOptions {
             telegram: None,
             gateway: None,
             warm: crate::warm::WarmOptions::default(),
+            late_listen: None,
         }
     }
 

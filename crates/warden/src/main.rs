@@ -21,6 +21,12 @@ fn main() -> ExitCode {
     backends::linux::helper_if_asked();
     closed_stdout::end_quietly();
     let cli = Cli::parse();
+    // The warden commands a plan runs (`warden jail …`) load the configuration again from the environment: an
+    // identity given as a flag must reach them, or what derives from it (jail names, `tailscale.jail`'s check)
+    // disagrees. Still single-threaded here.
+    if let Some(identity) = &cli.global.identity {
+        std::env::set_var("WARDEN_IDENTITY", identity);
+    }
     init_logging();
     match dispatch(&cli) {
         Ok(()) => ExitCode::from(exit::OK),

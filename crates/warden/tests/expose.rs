@@ -159,10 +159,7 @@ fn exposure_on_fakebsd_is_planned_validated_loaded_and_doctor_checked() {
 
 #[cfg(target_os = "linux")]
 mod linux {
-    use std::io::{Read, Write};
-    use std::net::TcpStream;
     use std::path::PathBuf;
-    use std::time::Duration;
 
     use super::common::linux_host::LinuxHost;
     use super::common::{text, Netns};
@@ -189,37 +186,10 @@ to = "cms"
 target_port = 80
 "#;
 
-    /// GET / with `Host: cms.home.arpa` from inside the network namespace at `netns` (a thread that enters it):
-    /// (status, body), or why the connection failed.
+    /// GET / with `Host: cms.home.arpa` from inside the network namespace at `netns`: (status, body), or why the
+    /// connection failed.
     fn get_from(netns: PathBuf, addr: &str) -> Result<(u16, String), String> {
-        let addr = addr.to_string();
-        std::thread::spawn(move || {
-            let ns = std::fs::File::open(&netns).map_err(|e| e.to_string())?;
-            nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET)
-                .map_err(|e| e.to_string())?;
-            let sock = addr.parse().unwrap();
-            let mut s = TcpStream::connect_timeout(&sock, Duration::from_secs(3))
-                .map_err(|e| format!("connect {addr}: {e}"))?;
-            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-            write!(s, "GET / HTTP/1.0\r\nHost: cms.home.arpa\r\n\r\n")
-                .map_err(|e| e.to_string())?;
-            let mut buf = Vec::new();
-            s.read_to_end(&mut buf)
-                .map_err(|e| format!("read {addr}: {e}"))?;
-            let t = String::from_utf8_lossy(&buf).into_owned();
-            let status = t
-                .split_whitespace()
-                .nth(1)
-                .and_then(|c| c.parse().ok())
-                .unwrap_or(0);
-            let body = t
-                .split_once("\r\n\r\n")
-                .map(|(_, b)| b.to_string())
-                .unwrap_or_default();
-            Ok((status, body))
-        })
-        .join()
-        .expect("request thread")
+        super::common::http_get_in(netns, addr, "/", "cms.home.arpa")
     }
 
     /// An "outside" namespace wired to the test host by a veth: the host's end is its uplink.

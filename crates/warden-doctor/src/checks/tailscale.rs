@@ -252,10 +252,7 @@ pub fn routes(ctx: &Ctx) -> Vec<Check> {
                 warden_core::render::nftables::TABLE,
                 "forward",
             ],
-            format!(
-                "iifname \"{INTERFACE}\" oifname \"{}\" ip daddr {cidr} accept",
-                layout.bridge
-            ),
+            warden_core::render::tailscale::nft_forward_rule(layout).unwrap_or_default(),
         ),
         BackendKind::Bastille => (&["pfctl", "-sr"], format!("pass quick on {INTERFACE}")),
     };

@@ -29,26 +29,43 @@ fn gateway_options(
     warden_server::GatewayOptions { listener, config }
 }
 
-/// `tailscale.mode = host`: the layout's listen addresses and the host's Tailscale IPv4 address, read from
-/// `tailscale status --json` at start (a node that is not up yet is said, and serve starts without it).
-fn with_tailscale(layout: &warden_core::Layout) -> Vec<std::net::SocketAddr> {
+/// The host's Tailscale IPv4 address at the layout's port, read from `tailscale status --json` through the
+/// runner; `Err(why)` while the node is not up.
+fn tailscale_addr(port: u16) -> Result<std::net::SocketAddr, String> {
+    let runner = warden_host::SystemRunner::new();
+    let node = warden_host::tailscale::observe(&runner, &[]).map_err(|e| e.to_string())?;
+    match node
+        .status
+        .as_ref()
+        .filter(|_| node.running())
+        .and_then(|s| s.ipv4())
+    {
+        Some(ip) => Ok(std::net::SocketAddr::from((ip, port))),
+        None => Err(node.state_text()),
+    }
+}
+
+/// `tailscale.mode = host`: the layout's listen addresses and the host's Tailscale IPv4 address. A node that is
+/// not up at start is said, and serve listens on its address once it is (asked every few seconds).
+fn with_tailscale(layout: &warden_core::Layout, opts: &mut warden_server::ServeOptions) {
     let mut addrs: Vec<std::net::SocketAddr> = layout
         .listen
         .iter()
         .map(|ip| std::net::SocketAddr::from((*ip, layout.port)))
         .collect();
-    let runner = warden_host::SystemRunner::new();
-    match warden_host::tailscale::observe(&runner, &[]) {
-        Ok(node) => match node.status.as_ref().filter(|_| node.running()).and_then(|s| s.ipv4()) {
-            Some(ip) => addrs.push(std::net::SocketAddr::from((ip, layout.port))),
-            None => tracing::warn!(
-                "tailscale.mode = host, but the node is not up ({}): not listening on a Tailscale address; `tailscale up`, then restart serve",
-                node.state_text()
-            ),
-        },
-        Err(e) => tracing::warn!("tailscale.mode = host, but tailscale could not be read: {e}"),
+    match tailscale_addr(layout.port) {
+        Ok(addr) => addrs.push(addr),
+        Err(why) => {
+            tracing::warn!(
+                "tailscale.mode = host, but the node is not up ({why}): listening on its address once `tailscale up` gives it one"
+            );
+            let port = layout.port;
+            opts.late_listen = Some(warden_server::LateListen(std::sync::Arc::new(move || {
+                tailscale_addr(port).ok()
+            })));
+        }
     }
-    addrs
+    opts.listen = Some(addrs);
 }
 
 /// Builds the serve options from config and flags and runs the server.
@@ -85,7 +102,7 @@ pub fn run(global: &Global, args: &ServeArgs) -> Result<(), Exit> {
         }
         opts.listen = Some(addrs);
     } else if layout.tailscale.mode == warden_core::tailscale::Mode::Host {
-        opts.listen = Some(with_tailscale(&layout));
+        with_tailscale(&layout, &mut opts);
     }
     if let Some(n) = args.concurrency {
         opts.concurrency = n.max(1);

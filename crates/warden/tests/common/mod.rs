@@ -359,3 +359,42 @@ impl Drop for Serve {
 
 #[allow(unused_imports)]
 pub use warden_testkit::fakebsd::{bin_dir, text};
+
+/// HTTP/1.0 GET `path` with `Host: host` from inside the namespace at `netns`: (status, body), or why it failed.
+#[cfg(target_os = "linux")]
+pub fn http_get_in(
+    netns: PathBuf,
+    addr: &str,
+    path: &str,
+    host: &str,
+) -> Result<(u16, String), String> {
+    let (addr, path, host) = (addr.to_string(), path.to_string(), host.to_string());
+    std::thread::spawn(move || {
+        let ns = std::fs::File::open(&netns).map_err(|e| e.to_string())?;
+        nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| e.to_string())?;
+        let sock = addr.parse().map_err(|e| format!("{addr}: {e}"))?;
+        let mut s = std::net::TcpStream::connect_timeout(&sock, Duration::from_secs(3))
+            .map_err(|e| format!("connect {addr}: {e}"))?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        std::io::Write::write_fmt(
+            &mut s,
+            format_args!("GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n"),
+        )
+        .map_err(|e| e.to_string())?;
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut s, &mut buf).map_err(|e| format!("read {addr}: {e}"))?;
+        let t = String::from_utf8_lossy(&buf).into_owned();
+        let status = t
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let body = t
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        Ok((status, body))
+    })
+    .join()
+    .expect("request thread")
+}
