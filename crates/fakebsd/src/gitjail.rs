@@ -278,39 +278,19 @@ pub fn forgejo_check(cx: &mut Ctx, fs: &JailFs) -> Result<(), String> {
     let Some(ip) = host.strip_suffix(":5432") else {
         return Err(format!("database: HOST {host:?} is not ADDRESS:5432"));
     };
-    let jails: Vec<String> = cx.st.jails.keys().cloned().collect();
-    for name in jails {
-        let Some(db) = JailFs::new(cx, &name) else {
-            continue;
-        };
-        let rc = db.read(cx, "/etc/rc.conf").unwrap_or_default();
-        if !rc.contains(&format!("inet {ip}/")) && !rc.contains(&format!("inet {ip}\"")) {
-            continue;
+    let (_, db, data) = crate::pkg::server_at(cx, ip).map_err(|d| match d {
+        crate::pkg::TcpDown::NoRoute => {
+            format!("database: dial tcp {host}: connect: no route to host")
         }
-        // The db jail's own scope: its service table entry and its rc.conf's cluster directory.
-        let saved = cx.jail.replace(name.clone());
-        let running = cx.service_pid("postgresql").is_some();
-        let data = crate::pkg::pg_data(cx);
-        cx.jail = saved;
-        if !running {
-            return Err(format!(
-                "database: dial tcp {host}: connect: connection refused"
-            ));
+        crate::pkg::TcpDown::Refused => {
+            format!("database: dial tcp {host}: connect: connection refused")
         }
-        let listed = |f: &str| {
-            db.read(cx, &format!("{data}/{f}"))
-                .unwrap_or_default()
-                .lines()
-                .any(|l| l == role)
-        };
-        if !listed("fakebsd-roles") || !listed("fakebsd-role-passwords") {
-            return Err(format!(
-                "database: pq: password authentication failed for user \"{role}\""
-            ));
-        }
-        return Ok(());
+    })?;
+    let listed = |f: &str| crate::pkg::listed(cx, &db, &data, f, &role);
+    if !listed("fakebsd-roles") || !listed("fakebsd-role-passwords") {
+        return Err(format!(
+            "database: pq: password authentication failed for user \"{role}\""
+        ));
     }
-    Err(format!(
-        "database: dial tcp {host}: connect: no route to host"
-    ))
+    Ok(())
 }

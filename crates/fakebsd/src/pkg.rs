@@ -995,6 +995,101 @@ fn connect(cx: &Ctx, fs: &JailFs, user: &str, db: &str) -> Result<(), (String, b
     Ok(())
 }
 
+/// Why a TCP connection to a jail's PostgreSQL (`ADDRESS:5432`) got no session.
+pub enum TcpDown {
+    /// No jail has the address (nothing answers ARP on the bridge).
+    NoRoute,
+    /// The jail with the address runs no server.
+    Refused,
+}
+
+/// The address `inet A/…` a jail's rc.conf gives it.
+pub fn jail_inet(cx: &Ctx, fs: &JailFs) -> Option<String> {
+    let rc = fs.read(cx, "/etc/rc.conf")?;
+    let at = rc.find("inet ")? + "inet ".len();
+    let addr: String = rc[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    (!addr.is_empty()).then_some(addr)
+}
+
+/// The jail whose rc.conf gives it `ip`, with its PostgreSQL running: (name, its files, its cluster directory).
+pub fn server_at(cx: &mut Ctx, ip: &str) -> Result<(String, JailFs, String), TcpDown> {
+    let jails: Vec<String> = cx.st.jails.keys().cloned().collect();
+    for name in jails {
+        let Some(fs) = JailFs::new(cx, &name) else {
+            continue;
+        };
+        if jail_inet(cx, &fs).as_deref() != Some(ip) {
+            continue;
+        }
+        // The db jail's own scope: its service table entry and its rc.conf's cluster directory.
+        let saved = cx.jail.replace(name.clone());
+        let running = cx.service_pid("postgresql").is_some();
+        let data = pg_data(cx);
+        cx.jail = saved;
+        if !running {
+            return Err(TcpDown::Refused);
+        }
+        return Ok((name, fs, data));
+    }
+    Err(TcpDown::NoRoute)
+}
+
+/// Whether `name` is a line of the cluster's list file `file` (`fakebsd-roles`, `fakebsd-role-passwords`).
+pub fn listed(cx: &Ctx, fs: &JailFs, data: &str, file: &str, name: &str) -> bool {
+    fs.read(cx, &format!("{data}/{file}"))
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l == name)
+}
+
+/// A libpq connection over TCP from the calling jail to `host`:5432 as `user` with PGPASSWORD from the
+/// environment, into `db`: the server's jail must run PostgreSQL, its `pg_hba.conf` must have a `host` line
+/// for the caller's address, the role must exist with a password and the database must exist (the
+/// simulation keeps no password, so any non-empty one is taken). Ok is the server's jail and files.
+fn connect_tcp(
+    cx: &mut Ctx,
+    je: &JailEnv,
+    host: &str,
+    user: &str,
+    db: &str,
+) -> Result<(String, JailFs), String> {
+    let at = format!("connection to server at \"{host}\", port 5432 failed");
+    let (name, fs, data) = server_at(cx, host).map_err(|d| match d {
+        TcpDown::NoRoute => format!("{at}: No route to host\n\tIs the server running on that host and accepting TCP/IP connections?"),
+        TcpDown::Refused => format!("{at}: Connection refused\n\tIs the server running on that host and accepting TCP/IP connections?"),
+    })?;
+    let from = JailFs::new(cx, &je.name)
+        .and_then(|f| jail_inet(cx, &f))
+        .unwrap_or_else(|| "127.0.0.1".into());
+    let hba = fs
+        .read(cx, &format!("{data}/pg_hba.conf"))
+        .unwrap_or_default();
+    let admitted = hba.lines().any(|l| {
+        let w: Vec<&str> = l.split_whitespace().collect();
+        w.first() == Some(&"host") && w.get(3) == Some(&format!("{from}/32").as_str())
+    });
+    if !admitted {
+        return Err(format!("{at}: FATAL:  no pg_hba.conf entry for host \"{from}\", user \"{user}\", database \"{db}\", no encryption"));
+    }
+    if je.env.get("PGPASSWORD").is_none_or(|p| p.is_empty()) {
+        return Err(format!("{at}: fe_sendauth: no password supplied"));
+    }
+    if !listed(cx, &fs, &data, "fakebsd-roles", user)
+        || !listed(cx, &fs, &data, "fakebsd-role-passwords", user)
+    {
+        return Err(format!(
+            "{at}: FATAL:  password authentication failed for user \"{user}\""
+        ));
+    }
+    if !listed(cx, &fs, &data, "fakebsd-databases", db) {
+        return Err(format!("{at}: FATAL:  database \"{db}\" does not exist"));
+    }
+    Ok((name, fs))
+}
+
 fn valid_ident(n: &str) -> bool {
     !n.is_empty() && n.len() < 64 && !n.contains(['"', '\0'])
 }
@@ -1216,10 +1311,28 @@ pub fn psql(cx: &mut Ctx, fs: &JailFs, je: &JailEnv, args: &[String], io: &mut I
         .or_else(|| je.env.get("PGUSER").cloned())
         .unwrap_or(je.user.clone());
     let db = db.unwrap_or(user.clone());
-    if let Err((e, _)) = connect(cx, fs, &user, &db) {
-        io.err(&format!("psql: error: {e}"));
-        return 2;
-    }
+    // `-h ADDRESS`: a TCP connection to the jail with that address, whose server then answers the queries.
+    let remote;
+    let fs = match p.value("h").filter(|h| !h.starts_with('/')) {
+        Some(host) => match connect_tcp(cx, je, host, &user, &db) {
+            Ok((name, server)) => {
+                cx.jail = Some(name);
+                remote = server;
+                &remote
+            }
+            Err(e) => {
+                io.err(&format!("psql: error: {e}"));
+                return 2;
+            }
+        },
+        None => {
+            if let Err((e, _)) = connect(cx, fs, &user, &db) {
+                io.err(&format!("psql: error: {e}"));
+                return 2;
+            }
+            fs
+        }
+    };
     if list {
         sql = vec!["select datname from pg_database".into()];
     }

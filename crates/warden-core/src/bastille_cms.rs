@@ -1,4 +1,5 @@
-//! The FreeBSD `cms` step: the port's nginx in the cms jail (`pkg install nginx`, `nginx_enable`), Warden's
+//! The FreeBSD `cms` step: the port's nginx in the cms jail (`pkg install nginx`, `nginx_enable`) and psql
+//! (`postgresql18-client`, for the doctor's `db.<role>` from this jail), Warden's
 //! `nginx.conf` written into the jail's `/usr/local/etc/nginx` (the rc script's default config), one docroot
 //! per vhost under [`SITES`], started, or reloaded (`service nginx reload`, graceful) when the config changes.
 //! The vhosts and the release layout are [`crate::cms`]'s, the same as on Linux.
@@ -64,18 +65,21 @@ pub fn step(layout: &Layout, host: &BastilleHost, exe: &str, out: &mut Vec<Actio
     let s = Step::Cms;
     let jail = svc.jail.as_str();
     let state = host.jails.get(jail).cloned().unwrap_or_default();
-    if !state.packages.contains("nginx") {
-        out.push(
-            Action::run(
-                s,
-                format!("install nginx in {jail}"),
-                &jexec(
-                    jail,
-                    &["env", "ASSUME_ALWAYS_YES=yes", "pkg", "install", "nginx"],
-                ),
-            )
-            .verified_by(&jexec(jail, &["pkg", "info", "-e", "nginx"])),
-        );
+    // psql: the doctor's db.<role> connects from here as the cms's roles do.
+    for pkg in ["nginx", crate::db::FREEBSD_CLIENT_PKG] {
+        if !state.packages.contains(pkg) {
+            out.push(
+                Action::run(
+                    s,
+                    format!("install {pkg} in {jail}"),
+                    &jexec(
+                        jail,
+                        &["env", "ASSUME_ALWAYS_YES=yes", "pkg", "install", pkg],
+                    ),
+                )
+                .verified_by(&jexec(jail, &["pkg", "info", "-e", pkg])),
+            );
+        }
     }
     if state.rc_conf.get("nginx_enable").map(String::as_str) != Some("YES") {
         out.push(Action::run(

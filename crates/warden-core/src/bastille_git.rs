@@ -86,6 +86,7 @@ pub(crate) fn step(layout: &Layout, host: &BastilleHost, j: &mut InJail<'_>) {
         j.pkg(p);
     }
     j.pkg(forgejo::PKG);
+    j.pkg(crate::db::FREEBSD_CLIENT_PKG);
     // The forgejo package creates `git` (the ports' uid 211); this is for a jail where it is installed but the
     // account is gone.
     if !j.state.users.contains(git::USER) && j.state.packages.contains(forgejo::PKG) {
@@ -260,6 +261,7 @@ pub(crate) fn converge(
 ) {
     st.packages.extend(PACKAGES.iter().map(|p| p.to_string()));
     st.packages.insert(forgejo::PKG.into());
+    st.packages.insert(crate::db::FREEBSD_CLIENT_PKG.into());
     st.users.insert(git::USER.into());
     let mut want = paths(layout);
     want.retain(|p| p != forgejo::STAGED);

@@ -864,7 +864,13 @@ mod tests {
                 running: true,
                 ..Default::default()
             };
-            for p in [POSTGRES_PKG, "nginx", "llama-cpp", AI_PIP_PKG] {
+            for p in [
+                POSTGRES_PKG,
+                crate::db::FREEBSD_CLIENT_PKG,
+                "nginx",
+                "llama-cpp",
+                AI_PIP_PKG,
+            ] {
                 st.packages.insert(p.into());
             }
             for v in ["postgresql_enable", "nginx_enable", "llama_server_enable"] {

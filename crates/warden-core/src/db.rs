@@ -10,6 +10,9 @@ use crate::layout::{Layout, Role, DB_PORT};
 
 /// The cms's own database and role (seed 002: the Strapi path of the cms).
 pub const CMS_ROLE: &str = "strapi_cms";
+/// PostgreSQL's client (psql) on FreeBSD: the git and cms steps install it, so the doctor's `db.<role>` can
+/// connect from the jail that uses the database (the server package depends on it in the db jail).
+pub const FREEBSD_CLIENT_PKG: &str = "postgresql18-client";
 
 /// Where psql and the server's Unix socket meet inside the db jail: `/tmp` is fresh at every jail start
 /// on Linux and FreeBSD's default, so no run-time directory has to be made before a start.

@@ -55,7 +55,7 @@ fn probe_for(layout: &Layout, role: Role) -> InJailProbe {
         Role::Git => InJailProbe {
             packages: bastille_git::PACKAGES
                 .into_iter()
-                .chain([forgejo::PKG])
+                .chain([forgejo::PKG, warden_core::db::FREEBSD_CLIENT_PKG])
                 .collect(),
             rc_vars: bastille_git::rc_vars(),
             services: bastille_git::SERVICES.to_vec(),
@@ -64,7 +64,7 @@ fn probe_for(layout: &Layout, role: Role) -> InJailProbe {
             ..Default::default()
         },
         Role::Cms => InJailProbe {
-            packages: vec!["nginx"],
+            packages: vec!["nginx", warden_core::db::FREEBSD_CLIENT_PKG],
             rc_vars: vec!["nginx_enable"],
             services: vec!["nginx"],
             ..Default::default()

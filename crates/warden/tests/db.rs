@@ -13,14 +13,7 @@ use std::time::Instant;
 use common::linux_host::{psql_bin as psql, LinuxHost};
 use common::text;
 
-const ROLES: [&str; 6] = [
-    "system_ops",
-    "system_brain",
-    "system_skills",
-    "system_git",
-    "system_web",
-    "strapi_cms",
-];
+use common::DB_ROLES as ROLES;
 
 #[test]
 fn postgres_serves_each_role_its_database_and_keeps_its_data() {
@@ -133,16 +126,57 @@ fn postgres_serves_each_role_its_database_and_keeps_its_data() {
     let o = h.warden(&["db", "url", "nosuch"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
 
-    // The doctor: SELECT 1 in each database as its role passes; a stopped server fails with the fix.
+    // The doctor: SELECT 1 in each database as its role passes; a dropped path and a stopped server fail
+    // with their fixes.
     let db_checks = h.doctor_checks("db.");
     assert_eq!(db_checks.len(), ROLES.len(), "{db_checks:#?}");
     assert!(
         db_checks.iter().all(|c| c["status"] == "ok"),
         "{db_checks:#?}"
     );
+    // Each from the jail that uses it: Forgejo's role from the git jail, the others from the cms jail.
+    let git = h.jail("git");
+    for c in &db_checks {
+        let from = match c["name"].as_str() {
+            Some("db.system_git") => format!("from {git} (10.0.1.2) → 10.0.1.5:5432"),
+            _ => format!("from {cms} (10.0.1.3) → 10.0.1.5:5432"),
+        };
+        assert!(c["seen"].as_str().unwrap().contains(&from), "{c}");
+    }
+    let table = text(&h.warden(&["doctor"]));
     for pw in &passwords {
         assert!(!format!("{db_checks:?}").contains(pw.as_str()));
+        assert!(
+            !table.contains(pw.as_str()),
+            "a password in the doctor's table"
+        );
     }
+    // A bridge filter that drops cms → db:5432 fails the cms's roles with the reload of Warden's ruleset;
+    // the git jail's path still passes. The reload fixes it.
+    let drop_rule = "ip saddr 10.0.1.3 ip daddr 10.0.1.5 tcp dport 5432 drop";
+    let mut insert = vec!["nft", "insert", "rule", "bridge", "warden", "forward"];
+    insert.extend(drop_rule.split(' '));
+    h.ns.exec_ok(&insert);
+    let dropped = h.doctor_checks("db.");
+    let rules = format!("{}/nftables.conf", h.state());
+    for c in &dropped {
+        if c["name"] == "db.system_git" {
+            assert_eq!(c["status"], "ok", "{c}");
+            continue;
+        }
+        assert_eq!(c["status"], "fail", "{c}");
+        assert!(
+            c["seen"].as_str().unwrap().contains("timeout expired")
+                && c["remedy"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with(&format!("nft -f {rules} ")),
+            "{c}"
+        );
+    }
+    h.ns.exec_ok(&["nft", "-f", &rules]);
+    let fixed = h.doctor_checks("db.");
+    assert!(fixed.iter().all(|c| c["status"] == "ok"), "{fixed:#?}");
 
     // A VNET worker cannot reach db:5432 (pg_isready: 2 = no answer).
     let isready = psql().replace("/psql", "/pg_isready");
@@ -175,6 +209,10 @@ fn postgres_serves_each_role_its_database_and_keeps_its_data() {
     let down = h.doctor_checks("db.");
     assert!(
         down.iter().all(|c| c["status"] == "fail"
+            && c["seen"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("Connection refused")
             && c["remedy"]
                 .as_str()
                 .unwrap_or_default()

@@ -418,8 +418,9 @@ impl Host for FakeBsdHost {
 #[test]
 fn bastille_doctor_on_the_simulated_host_finds_each_break_and_its_remedy_fixes_it() {
     let h = FakeBsdHost::fresh();
-    // db and git too: the simulated git jail's services (fcgiwrap, nginx, Forgejo on db) are what git.http checks.
-    for step in ["base", "host", "jails", "db", "git", "dns", "hosts"] {
+    // db, git and cms too: the simulated git jail's services (fcgiwrap, nginx, Forgejo on db) are what git.http
+    // checks, and db.<role> connects from the git and cms jails (their psql) to db.
+    for step in ["base", "host", "jails", "db", "git", "cms", "dns", "hosts"] {
         let out = h.warden(&["setup", "--backend", "bastille", "--step", step]);
         assert!(out.status.success(), "setup --step {step}: {}", text(&out));
     }
@@ -447,8 +448,38 @@ fn bastille_doctor_on_the_simulated_host_finds_each_break_and_its_remedy_fixes_i
     for j in ["clawdiegit", "clawdiecms", "clawdieai"] {
         want_ok.push(format!("jail.{j}.release"));
     }
+    let roles = common::DB_ROLES;
+    want_ok.extend(roles.iter().map(|r| format!("db.{r}")));
     for name in &want_ok {
         assert_eq!(check(&report, name)["status"], "ok", "{name}: {report:#}");
+    }
+    // db.<role> from the jail that uses it, with psql there: jexec without -l, the password in its environment.
+    for r in roles {
+        let from = if r == "system_git" {
+            "from clawdiegit (10.0.1.2) → 10.0.1.5:5432"
+        } else {
+            "from clawdiecms (10.0.1.3) → 10.0.1.5:5432"
+        };
+        let c = check(&report, &format!("db.{r}"));
+        assert!(c["seen"].as_str().unwrap().contains(from), "{c}");
+    }
+    let calls = std::fs::read_to_string(h.p("calls.log")).unwrap();
+    assert!(
+        calls.contains("jexec clawdiecms /usr/local/bin/psql -X -A -t -w -h 10.0.1.5"),
+        "{calls}"
+    );
+    let table = text(&h.warden(&["doctor", "--backend", "bastille"]));
+    for r in roles {
+        let pw = std::fs::read_to_string(h.state_dir().join(format!("db/{r}.password"))).unwrap();
+        let pw = pw.trim();
+        assert!(!pw.is_empty());
+        for (what, t) in [
+            ("the report", &report.to_string()),
+            ("the table", &table),
+            ("fakebsd's call log", &calls),
+        ] {
+            assert!(!t.contains(pw), "{r}'s password in {what}");
+        }
     }
     // What the simulation cannot answer is skipped with the reason, never passed.
     for name in [
@@ -497,6 +528,19 @@ fn bastille_doctor_on_the_simulated_host_finds_each_break_and_its_remedy_fixes_i
         &[("hosts.block", "setup --backend bastille --step hosts")],
         &id,
     );
+    // A stopped server: every role fails naming the db step, which starts it again.
+    let db_fix = "setup --backend bastille --step db";
+    h.break_and_fix(
+        "jexec clawdiedb service postgresql stop",
+        &roles
+            .map(|r| (format!("db.{r}"), db_fix))
+            .iter()
+            .map(|(n, f)| (n.as_str(), *f))
+            .collect::<Vec<_>>(),
+        // The remedy's command, without the words after it that say what it does.
+        &|r: &str| r.split(" (").next().unwrap_or(r).to_string(),
+    );
+    // A stopped git jail: db.system_git, probed from it, is skipped as blocked by it (not failed twice).
     h.break_and_fix(
         "bastille stop clawdiegit",
         &[("jail.clawdiegit.running", "bastille start clawdiegit")],

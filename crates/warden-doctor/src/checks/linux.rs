@@ -158,6 +158,69 @@ fn linux_exec(
     })
 }
 
+/// The newest Debian psql under `root` (`<root>/usr/lib/postgresql/N/bin/psql`), as a path inside `root`.
+fn debian_psql(root: &std::path::Path) -> Option<String> {
+    let dir = root.join("usr/lib/postgresql");
+    std::fs::read_dir(&dir)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .max()
+        .map(|v| format!("/usr/lib/postgresql/{v}/bin/psql"))
+        .filter(|p| root.join(p.trim_start_matches('/')).is_file())
+}
+
+/// The argv that runs the running Linux jail `jail`'s own psql in its network namespace:
+/// `nsenter --target PID --net --root -- /usr/lib/postgresql/N/bin/psql` (PID: the jail's init).
+///
+/// Why nsenter and not the jail exec helper (`warden jail exec`): the helper takes its whole spec, environment
+/// included, as JSON on its command line, where any process could read a password; nsenter is a child of this
+/// process and passes its environment on, so PGPASSWORD stays out of every argv. Entering the network namespace
+/// is what matters for the probe: the connection leaves from the jail's veth with the jail's address, over the
+/// bridge and through the nftables service paths like the real clients'. `--root` runs the psql (and libpq) of
+/// the jail's release from the jail's root, not whatever the host has.
+/// Err is (seen, fix).
+pub fn psql_in_jail(ctx: &Ctx, jail: &str) -> Result<Vec<String>, (String, String)> {
+    use warden_linux::jail::{self as lj, State};
+    let start = format!("{} jail start {jail}", ctx.opts.warden);
+    let info = lj::list(&ctx.opts.state_dir)
+        .map_err(|e| (one_line(&e), String::new()))?
+        .into_iter()
+        .find(|j| j.name == jail)
+        .ok_or_else(|| (format!("no jail {jail}"), ctx.setup("jails")))?;
+    let pid = match (info.state, info.pid) {
+        (State::Running, Some(pid)) => pid,
+        _ => return Err((format!("{jail} is not running"), start)),
+    };
+    let root = std::path::PathBuf::from(format!("/proc/{pid}/root"));
+    let psql = debian_psql(&root).ok_or_else(|| {
+        let fix = if info.release == "host" {
+            "apt-get install postgresql-client (the host release's /usr is the host's)".to_string()
+        } else {
+            format!(
+                "{} release build {} (its package list has postgresql-client)",
+                ctx.opts.warden, info.release
+            )
+        };
+        (
+            format!(
+                "no /usr/lib/postgresql/N/bin/psql in {jail}'s root (release {})",
+                info.release
+            ),
+            fix,
+        )
+    })?;
+    Ok(vec![
+        "nsenter".into(),
+        "--target".into(),
+        pid.to_string(),
+        "--net".into(),
+        "--root".into(),
+        "--".into(),
+        psql,
+    ])
+}
+
 /// An error and its causes on one line, without `fix:` lines (a check's remedy says what to do).
 fn one_line(e: &dyn std::error::Error) -> String {
     let mut msg = e.to_string();

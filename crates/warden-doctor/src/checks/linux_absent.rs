@@ -28,3 +28,8 @@ pub fn jail(_: &Ctx, jail: &str) -> Vec<Check> {
         FIX,
     )]
 }
+
+/// Not on this OS.
+pub fn psql_in_jail(_: &Ctx, _: &str) -> Result<Vec<String>, (String, String)> {
+    Err((WHY.into(), FIX.into()))
+}

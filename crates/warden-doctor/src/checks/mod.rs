@@ -78,10 +78,9 @@ pub fn tasks(ctx: &Arc<Ctx>) -> Vec<Task> {
     out.push(task(ctx, "ai.models", ai::models).depends(&["network.bridge"]));
     for role in db::role_names(ctx) {
         let c = Arc::clone(ctx);
-        out.push(
-            Task::new(format!("db.{role}"), move || db::role(&c, &role))
-                .depends(&["network.bridge"]),
-        );
+        let deps = db::depends_on(ctx, &role);
+        let deps: Vec<&str> = deps.iter().map(String::as_str).collect();
+        out.push(Task::new(format!("db.{role}"), move || db::role(&c, &role)).depends(&deps));
     }
     if let Some(svc) = ctx.layout().service(warden_core::layout::Role::Git) {
         let deps = git::depends_on(&svc.jail);

@@ -13,6 +13,16 @@ pub mod server;
 #[cfg(target_os = "linux")]
 pub mod linux_host;
 
+/// The db roles (= databases) of the default layout (namespace `system`), in `warden_core::db::roles` order.
+pub const DB_ROLES: [&str; 6] = [
+    "system_ops",
+    "system_brain",
+    "system_skills",
+    "system_git",
+    "system_web",
+    "strapi_cms",
+];
+
 /// The built binary.
 pub fn warden_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_warden"))
