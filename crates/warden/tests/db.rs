@@ -177,6 +177,29 @@ fn postgres_serves_each_role_its_database_and_keeps_its_data() {
     h.ns.exec_ok(&["nft", "-f", &rules]);
     let fixed = h.doctor_checks("db.");
     assert!(fixed.iter().all(|c| c["status"] == "ok"), "{fixed:#?}");
+    // A password the server no longer has (the role changed its own): the remedy removes the sync marker and
+    // runs the db step, which sets the file's password again.
+    let o = h.psql(&url, "alter role system_ops password 'changed-elsewhere'");
+    assert!(o.status.success(), "{}", text(&o));
+    let wrong = h.doctor_checks("db.system_ops");
+    let synced = format!("{}/db/synced", h.state());
+    assert!(
+        wrong.len() == 1
+            && wrong[0]["status"] == "fail"
+            && wrong[0]["seen"]
+                .as_str()
+                .unwrap()
+                .contains("password authentication failed")
+            && wrong[0]["remedy"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("rm {synced} && ")),
+        "{wrong:#?}"
+    );
+    std::fs::remove_file(&synced).unwrap();
+    h.ok(&["setup", "--backend", "linux", "--step", "db"]);
+    let fixed = h.doctor_checks("db.");
+    assert!(fixed.iter().all(|c| c["status"] == "ok"), "{fixed:#?}");
 
     // A VNET worker cannot reach db:5432 (pg_isready: 2 = no answer).
     let isready = psql().replace("/psql", "/pg_isready");

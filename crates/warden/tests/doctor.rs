@@ -540,6 +540,29 @@ fn bastille_doctor_on_the_simulated_host_finds_each_break_and_its_remedy_fixes_i
         // The remedy's command, without the words after it that say what it does.
         &|r: &str| r.split(" (").next().unwrap_or(r).to_string(),
     );
+    let command = |r: &str| r.split(" (").next().unwrap_or(r).to_string();
+    let data = format!("{root}/usr/local/bastille/jails/clawdiedb/root/var/db/postgres/data18");
+    // A pg_hba.conf that no longer admits the cms slot: the cms's roles fail, git's passes; the db step
+    // writes Warden's file again.
+    let cms_roles: Vec<String> = roles
+        .iter()
+        .filter(|r| **r != "system_git")
+        .map(|r| format!("db.{r}"))
+        .collect();
+    h.break_and_fix(
+        &format!("sed -i '/10.0.1.3\\/32/d' {data}/pg_hba.conf"),
+        &cms_roles
+            .iter()
+            .map(|n| (n.as_str(), db_fix))
+            .collect::<Vec<_>>(),
+        &command,
+    );
+    // A role whose password the server lost: the remedy removes the sync marker, so the db step syncs again.
+    h.break_and_fix(
+        &format!("sed -i '/^strapi_cms$/d' {data}/fakebsd-role-passwords"),
+        &[("db.strapi_cms", "/warden/db/synced && ")],
+        &command,
+    );
     // A stopped git jail: db.system_git, probed from it, is skipped as blocked by it (not failed twice).
     h.break_and_fix(
         "bastille stop clawdiegit",
