@@ -153,8 +153,9 @@ fn host_network(layout: &Layout, host: &LinuxHost, paths: &LinuxPaths, out: &mut
         ));
     }
     // A rule deleted from the loaded table behind Warden's back (the file is unchanged) is loaded again.
-    let lost = render::tailscale::nft_forward_rule(layout)
-        .filter(|rule| host.nft_table && !host.nft_inet.contains(rule.as_str()));
+    let lost = render::nftables::required_lines(layout)
+        .into_iter()
+        .find(|rule| host.nft_table && !host.nft_inet.lines().any(|l| l.trim() == rule));
     if rules_changed || !host.nft_table || lost.is_some() {
         let why = match &lost {
             Some(rule) => format!(" (the loaded table lacks `{rule}`)"),
@@ -530,16 +531,28 @@ mod tests {
     }
 
     #[test]
-    fn a_tailscale_rule_missing_from_the_loaded_table_reloads_the_ruleset() {
-        let env = |k: &str| (k == "WARDEN_TAILSCALE_MODE").then(|| "subnet".to_string());
-        let layout = Layout::from_loaded(&load(None, &env, &vec![]).unwrap()).unwrap();
+    fn a_rule_missing_from_the_loaded_table_reloads_the_ruleset() {
+        let env = |k: &str| match k {
+            "WARDEN_TAILSCALE_MODE" => Some("subnet".to_string()),
+            "WARDEN_EXT_IF" => Some("eth9".to_string()),
+            _ => None,
+        };
+        let toml = "[[expose]]\nport = 80\nto = \"cms\"\n";
+        let layout =
+            Layout::from_loaded(&load(Some(("w.toml", toml)), &env, &vec![]).unwrap()).unwrap();
         let paths = LinuxPaths {
             state_dir: "/var/lib/warden".into(),
         };
-        let rule = render::tailscale::nft_forward_rule(&layout).unwrap();
+        let required = render::nftables::required_lines(&layout);
+        assert_eq!(required.len(), 3, "{required:?}");
+        let table = |lines: &[String]| {
+            let body: String = lines.iter().map(|l| format!("\t\t{l}\n")).collect();
+            format!("table inet warden {{\n{body}}}\n")
+        };
         let mut host = LinuxHost {
             nft_table: true,
-            nft_inet: format!("table inet warden {{\n\t\t{rule}\n}}\n"),
+            nft_inet: table(&required),
+            uplink_exists: true,
             ..Default::default()
         };
         host.files
@@ -554,10 +567,15 @@ mod tests {
                 .collect()
         };
         assert!(loads(&host).is_empty(), "{:?}", loads(&host));
-        host.nft_inet = "table inet warden {\n}\n".into();
-        let l = loads(&host);
-        assert_eq!(l.len(), 1, "{l:?}");
-        assert!(l[0].contains(&format!("lacks `{rule}`")), "{l:?}");
+        // Each line missing alone (the exposure's DNAT, its forward accept, the tailscale0 rule) reloads.
+        for i in 0..required.len() {
+            let mut rest = required.clone();
+            let gone = rest.remove(i);
+            host.nft_inet = table(&rest);
+            let l = loads(&host);
+            assert_eq!(l.len(), 1, "{l:?}");
+            assert!(l[0].contains(&format!("lacks `{gone}`")), "{l:?}");
+        }
     }
 
     #[test]

@@ -270,6 +270,41 @@ target_port = 80
             ]
         );
         assert!(checks.iter().all(|c| c.1 == "ok"), "{checks:?}");
+
+        // One DNAT deleted from the loaded table (the ruleset file unchanged): the doctor fails, and the host step
+        // sees the loaded table lacks it and loads the ruleset again.
+        let chain =
+            h.ns.exec_ok(&["nft", "-a", "list", "chain", "inet", "warden", "prerouting"]);
+        let handle = chain
+            .lines()
+            .find(|l| l.contains("dport 80 dnat"))
+            .and_then(|l| l.rsplit("# handle ").next())
+            .map(|n| n.trim().to_string())
+            .unwrap_or_else(|| panic!("no DNAT of port 80 in {chain}"));
+        h.ns.exec_ok(&[
+            "nft",
+            "delete",
+            "rule",
+            "inet",
+            "warden",
+            "prerouting",
+            "handle",
+            &handle,
+        ]);
+        let checks = expose_checks(&h.warden(&["doctor", "--json"]));
+        let rule = checks.iter().find(|c| c.0 == "expose.80-tcp.rule").unwrap();
+        assert_eq!(rule.1, "fail", "{checks:?}");
+        assert!(get_from(outside.path(), &format!("{HOST_IP}:80")).is_err());
+        let plan = h.ok(&["plan", "--backend", "linux", "--step", "host"]);
+        assert!(plan.contains("the loaded table lacks"), "{plan}");
+        h.setup_steps(&["host"]);
+        let checks = expose_checks(&h.warden(&["doctor", "--json"]));
+        assert!(checks.iter().all(|c| c.1 == "ok"), "{checks:?}");
+        assert_eq!(
+            get_from(outside.path(), &format!("{HOST_IP}:80")),
+            Ok((200, page.clone()))
+        );
+
         h.ns.exec_ok(&["nft", "delete", "table", "inet", "warden"]);
         let checks = expose_checks(&h.warden(&["doctor", "--json"]));
         let rule = checks.iter().find(|c| c.0 == "expose.80-tcp.rule").unwrap();

@@ -76,6 +76,19 @@ table inet {TABLE} {{
     ) + &render_bridge(layout)
 }
 
+/// The rules of `table inet warden` that the host step loads again when the loaded table lacks one (deleted
+/// behind Warden's back while the file is unchanged), as `nft list` prints them: each firewall exposure's DNAT
+/// and forward accept, and `subnet` mode's `tailscale0` rule. The doctor checks the same lines.
+pub fn required_lines(layout: &Layout) -> Vec<String> {
+    let mut lines = Vec::new();
+    for e in layout.firewall_exposures() {
+        lines.push(super::expose::nft_dnat_line(layout, e));
+        lines.push(super::expose::nft_forward_line(layout, e));
+    }
+    lines.extend(super::tailscale::nft_forward_rule(layout));
+    lines
+}
+
 /// The `workers` set: the networked workers' address range.
 fn workers_set(layout: &Layout) -> String {
     let (wf, wl) = layout.workers;
