@@ -298,15 +298,31 @@ pub fn destroy(cx: &mut Ctx, name: &str, recursive: bool, force: bool) -> Result
         return Err(format!("cannot destroy '{name}': operation does not apply to pools\nuse 'zfs destroy -r {name}' to destroy all datasets in the pool\nuse 'zpool destroy {name}' to destroy the pool itself"));
     }
     if is_snap(name) {
-        let clones = clones_of(cx, name);
-        if !clones.is_empty() {
-            return Err(format!(
-                "cannot destroy '{name}': snapshot has dependent clones\nuse '-R' to destroy the following datasets:\n{}",
-                clones.join("\n")
-            ));
+        // `-r` on a snapshot: the snapshot of that name in every descendant file system too.
+        let mut snaps = vec![name.to_string()];
+        if recursive {
+            let (base, tag) = name.split_once('@').unwrap_or((name, ""));
+            snaps.extend(
+                descendants(cx, base)
+                    .into_iter()
+                    .filter(|d| !is_snap(d))
+                    .map(|d| format!("{d}@{tag}"))
+                    .filter(|s| exists(cx, s)),
+            );
         }
-        cx.st.datasets.remove(name);
-        let _ = fsutil::remove_any(&snap_dir(cx, name));
+        for snap in &snaps {
+            let clones = clones_of(cx, snap);
+            if !clones.is_empty() {
+                return Err(format!(
+                    "cannot destroy '{snap}': snapshot has dependent clones\nuse '-R' to destroy the following datasets:\n{}",
+                    clones.join("\n")
+                ));
+            }
+        }
+        for snap in &snaps {
+            cx.st.datasets.remove(snap.as_str());
+            let _ = fsutil::remove_any(&snap_dir(cx, snap));
+        }
         return Ok(());
     }
     let desc = descendants(cx, name);

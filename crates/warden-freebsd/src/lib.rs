@@ -22,6 +22,6 @@ pub use backend::BastilleBackend;
 pub use lock::BastilleLock;
 pub use observe::{observe, Observation};
 pub use setup::{setup, SetupError, SetupReport};
-pub use snapshot::{rollback, snapshot, snapshots, SnapshotError};
+pub use snapshot::{destroy, rollback, snapshot, snapshots, SnapshotError};
 pub use worker::{run_worker, WorkerError, WorkerOutcome, WorkerSpec};
 pub use workers::BastilleWorkers;

@@ -1,5 +1,6 @@
 //! ZFS snapshots of service jails (seed 000): `zfs` directly, never `bastille zfs`, whose snapshot, rollback and
-//! destroy failures exit 0 (reference/bastille.md §3 zfs, §4.1). Every change is verified with `zfs list`.
+//! destroy failures exit 0 (reference/bastille.md §3 zfs, §4.1). Every change (snapshot, rollback, destroy) is
+//! verified with `zfs list`.
 
 use warden_core::names::check_jail_name;
 use warden_core::Layout;
@@ -147,6 +148,13 @@ pub fn snapshot(
     Ok(tag)
 }
 
+/// The jail's dataset, once the jail name and the tag are acceptable.
+fn checked_dataset(layout: &Layout, jail: &str, tag: &str) -> Result<String, SnapshotError> {
+    check_jail(jail)?;
+    check_tag(tag)?;
+    Ok(datasets::jail(layout, jail))
+}
+
 /// Rolls `jail` back to `tag`: `zfs rollback -r` on the jail dataset and its `/root`, then checks that `tag` is
 /// now the newest snapshot of both (rollback -r destroys later ones). The jail should be stopped first.
 pub fn rollback(
@@ -155,9 +163,7 @@ pub fn rollback(
     jail: &str,
     tag: &str,
 ) -> Result<(), SnapshotError> {
-    check_jail(jail)?;
-    check_tag(tag)?;
-    let ds = datasets::jail(layout, jail);
+    let ds = checked_dataset(layout, jail, tag)?;
     let what = format!("roll {jail} back to {tag}");
     let before = snapshots(runner, layout, jail)?;
     let targets: Vec<String> = [ds.clone(), format!("{ds}/root")]
@@ -196,6 +202,48 @@ pub fn rollback(
                 check: format!("{d}@{tag} is missing or later snapshots remain: {later:?}"),
             });
         }
+    }
+    Ok(())
+}
+
+/// Destroys snapshot `tag` of `jail`: `zfs destroy -r POOL/PREFIX/jails/NAME@TAG` (the jail dataset's and its
+/// `/root`'s, as `zfs snapshot -r` took them), then checks with `zfs list` that no dataset of the jail keeps it.
+/// An unknown tag is bad input naming `warden snapshots JAIL`.
+pub fn destroy(
+    runner: &dyn Runner,
+    layout: &Layout,
+    jail: &str,
+    tag: &str,
+) -> Result<(), SnapshotError> {
+    let ds = checked_dataset(layout, jail, tag)?;
+    if !snapshots(runner, layout, jail)?
+        .iter()
+        .any(|s| s.dataset == ds && s.tag == tag)
+    {
+        return Err(SnapshotError::Invalid {
+            what: "tag",
+            value: tag.to_string(),
+            why: format!(
+                "{ds}@{tag} does not exist\n  fix: `warden snapshots {jail}` lists the jail's snapshots"
+            ),
+        });
+    }
+    let what = format!("destroy snapshot {tag} of {jail}");
+    run(
+        runner,
+        &what,
+        &["zfs", "destroy", "-r", &format!("{ds}@{tag}")],
+    )?;
+    let left: Vec<String> = snapshots(runner, layout, jail)?
+        .into_iter()
+        .filter(|s| s.tag == tag)
+        .map(|s| s.name)
+        .collect();
+    if !left.is_empty() {
+        return Err(SnapshotError::Unverified {
+            what,
+            check: format!("{} still listed", left.join(", ")),
+        });
     }
     Ok(())
 }

@@ -291,6 +291,20 @@ pub enum DbCommand {
         #[arg(last = true, required = true)]
         psql: Vec<String>,
     },
+    /// Setup's action: run PG-ISREADY-ARGV until it exits 0 (the server accepts connections), at most
+    /// --timeout seconds.
+    #[command(hide = true)]
+    Wait {
+        /// Seconds to wait at most.
+        #[arg(long)]
+        timeout: u64,
+        /// The server's log in the jail, named when it does not get ready.
+        #[arg(long)]
+        log: String,
+        /// pg_isready in the db jail.
+        #[arg(last = true, required = true)]
+        probe: Vec<String>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -563,13 +577,16 @@ pub enum SnapshotCommand {
         #[arg(long, value_enum)]
         backend: Option<BackendName>,
     },
-    /// List a jail's snapshots, oldest first.
+    /// List a jail's snapshots, oldest first; or delete one (`--delete TAG`).
     Snapshots {
         /// The jail.
         jail: String,
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Delete snapshot TAG instead of listing (FreeBSD: zfs destroy -r; Linux: its copy of the layer).
+        #[arg(long, value_name = "TAG", conflicts_with = "json")]
+        delete: Option<String>,
         /// The host backend (default: this OS's).
         #[arg(long, value_enum)]
         backend: Option<BackendName>,

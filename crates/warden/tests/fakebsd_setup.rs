@@ -329,4 +329,28 @@ fn a_snapshot_without_a_tag_is_named_by_its_time() {
         "{}",
         text(&out)
     );
+    // Deleted with `zfs destroy -r`: the jail dataset's snapshot and its /root's; again it is bad input.
+    let all = || text(&h.tool(&["zfs", "list", "-H", "-o", "name", "-t", "snapshot"]));
+    assert!(
+        all().contains(&format!("clawdiegit/root@{tag}")),
+        "{}",
+        all()
+    );
+    let delete = [
+        "snapshots",
+        "--backend",
+        "bastille",
+        "clawdiegit",
+        "--delete",
+        &tag,
+    ];
+    h.warden_ok(&delete);
+    assert!(!all().contains(&format!("@{tag}")), "{}", all());
+    let out = h.warden(&delete);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("`warden snapshots clawdiegit`"),
+        "{}",
+        text(&out)
+    );
 }

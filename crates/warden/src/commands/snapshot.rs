@@ -1,4 +1,4 @@
-//! `warden snapshot|rollback|snapshots JAIL`: on the bastille backend ZFS snapshots of FreeBSD service jails
+//! `warden snapshot|rollback|snapshots JAIL` (and `snapshots JAIL --delete TAG`): on the bastille backend ZFS snapshots of FreeBSD service jails
 //! (`warden_freebsd::snapshot`), through the same host runner the backend uses; on the Linux backend copies of a
 //! jail's writable layer (`commands::snapshot_linux`).
 
@@ -58,6 +58,16 @@ fn bastille(global: &Global, command: &SnapshotCommand) -> Result<(), Exit> {
             };
             warden_freebsd::rollback(&runner, &layout, jail, &tag).map_err(exit_for)?;
             eprintln!("warden: rolled {jail} back to {tag} (later snapshots are destroyed)");
+            Ok(())
+        }
+        SnapshotCommand::Snapshots {
+            jail,
+            delete: Some(tag),
+            ..
+        } => {
+            check_jail(&runner, &layout, jail)?;
+            warden_freebsd::destroy(&runner, &layout, jail, tag).map_err(exit_for)?;
+            eprintln!("warden: snapshot {jail}@{tag} destroyed");
             Ok(())
         }
         SnapshotCommand::Snapshots { jail, json, .. } => {
