@@ -154,6 +154,43 @@ pub fn psql_stdin(bin: &str, exe: &str, state_dir: &str, jail: &str) -> Vec<Stri
     )
 }
 
+/// How long setup waits for a running server to accept connections (as `pg_ctl start -w -t 60`).
+pub const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// `pg_isready` on the jail's Unix socket as `postgres`: exit 0 when the server accepts connections, 1 while
+/// it starts or recovers, 2 when nothing answers.
+pub fn pg_isready(bin: &str, exe: &str, state_dir: &str, jail: &str) -> Vec<String> {
+    let prog = format!("{bin}/pg_isready");
+    as_postgres(
+        exe,
+        state_dir,
+        jail,
+        &[&prog, "-h", db::SOCKET_DIR, "-d", "postgres", "-t", "5"],
+    )
+}
+
+/// The hidden `warden db wait` that runs [`pg_isready`] until it answers 0, within [`READY_TIMEOUT`].
+pub fn wait_ready(bin: &str, exe: &str, state_dir: &str, jail: &str) -> Vec<String> {
+    let secs = READY_TIMEOUT.as_secs().to_string();
+    let mut argv: Vec<String> = [
+        exe,
+        "--state-dir",
+        state_dir,
+        "db",
+        "wait",
+        "--timeout",
+        &secs,
+        "--log",
+        LOG,
+        "--",
+    ]
+    .iter()
+    .map(|w| w.to_string())
+    .collect();
+    argv.extend(pg_isready(bin, exe, state_dir, jail));
+    argv
+}
+
 /// Plans the `db` step for the layout's db jail into `plan`.
 pub fn plan(
     layout: &Layout,
@@ -200,7 +237,7 @@ pub fn plan(
     let changed = config(layout, host, state_dir, svc, out);
     start(host, state_dir, exe, svc, &bin, changed, out);
     let d = &host.db;
-    let in_sync = d.running
+    let in_sync = d.accepting
         && roles
             .iter()
             .all(|r| d.roles.contains(r) && d.databases.contains(r))
@@ -413,6 +450,17 @@ fn start(
                 &[&pg_ctl, "start", "-w", "-t", "60", "-D", DATA, "-l", LOG],
             ),
         ));
+    } else if !changed && !host.db.accepting {
+        // A start cut short (its pg_ctl killed) leaves a server that pg_ctl calls running while it still
+        // starts or recovers: psql would be refused until it is ready.
+        out.push(Action::run(
+            s,
+            format!(
+                "wait (at most {} s) until PostgreSQL in {jail} accepts connections: it runs but is still starting or recovering",
+                READY_TIMEOUT.as_secs()
+            ),
+            &wait_ready(bin, exe, state_dir, jail),
+        ));
     } else if changed {
         out.push(Action::run(
             s,
@@ -439,6 +487,7 @@ pub fn converge(layout: &Layout, state_dir: &str, host: &mut LinuxHost) {
         user: true,
         initialised: true,
         running: true,
+        accepting: true,
         synced: Some(db::synced_content(&db::roles(layout))),
         roles: roles.clone(),
         databases: roles.clone(),
@@ -538,6 +587,7 @@ mod tests {
             user: true,
             initialised: true,
             running: true,
+            accepting: true,
             roles: db::roles(&layout).into_iter().collect(),
             databases: db::roles(&layout).into_iter().collect(),
             passwords: db::roles(&layout).into_iter().collect(),
@@ -550,6 +600,19 @@ mod tests {
             }
         }
         assert!(run(&host).0.is_empty());
+        // Running but still starting (its start was cut short): wait for it, then sync (the roles could not
+        // be read).
+        host.db.accepting = false;
+        host.db.roles.clear();
+        let waited = run(&host).0;
+        let text = crate::Plan {
+            actions: waited.clone(),
+            ..Default::default()
+        }
+        .to_text();
+        assert_eq!(waited.len(), 2, "{text}");
+        assert!(text.contains("$ warden --state-dir /var/lib/warden db wait --timeout 60 --log /var/lib/postgresql/server.log -- warden --state-dir /var/lib/warden jail exec --root clawdiedb -- setpriv --reuid=postgres --regid=postgres --init-groups /usr/lib/postgresql/15/bin/pg_isready -h /tmp -d postgres -t 5\n"), "{text}");
+        assert!(text.contains("db sync --roles"), "{text}");
         // After a jail restart: start, then sync again (the roles cannot be read while it is down).
         host.db.running = false;
         let again: Vec<String> = run(&host).0.iter().map(|a| a.summary.clone()).collect();

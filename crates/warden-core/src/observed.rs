@@ -211,11 +211,13 @@ pub struct LinuxDb {
     pub user: bool,
     /// The cluster exists (`PG_VERSION` in the data directory).
     pub initialised: bool,
-    /// The server accepts connections on the db slot.
+    /// A server runs (`pg_ctl status` in the jail: its `postmaster.pid` names a live process).
     pub running: bool,
-    /// Login roles that exist (read only while the server runs).
+    /// It accepts connections (`pg_isready` in the jail): not still starting, recovering or shutting down.
+    pub accepting: bool,
+    /// Login roles that exist (read only while the server accepts connections).
     pub roles: BTreeSet<String>,
-    /// Databases that exist (read only while the server runs).
+    /// Databases that exist (read only while the server accepts connections).
     pub databases: BTreeSet<String>,
     /// Roles with a password file in `<state_dir>/db`.
     pub passwords: BTreeSet<String>,

@@ -319,23 +319,7 @@ impl LinuxBackend {
         };
         let state = self.paths.state_dir.as_str();
         let jail = svc.jail.as_str();
-        if layout.services_on_debian() {
-            // The jail's own server: in its root once it exists, else in the built release it will copy.
-            let release = warden_core::linux_release::BuildPaths::new(
-                &warden_core::linux_release::cache_dir(layout, state),
-            )
-            .tree();
-            let root = linux_db::jail_root(state, jail);
-            let root = if std::path::Path::new(&root).join("usr").is_dir() {
-                root
-            } else {
-                release
-            };
-            let lib = std::path::Path::new(&root).join("usr/lib/postgresql");
-            d.bin = postgres_bin(&lib).and_then(|b| b.strip_prefix(&root).map(str::to_string));
-        } else {
-            d.bin = postgres_bin(std::path::Path::new("/usr/lib/postgresql"));
-        }
+        d.bin = db_bin(layout, state, jail);
         if d.bin.is_none() && !layout.services_on_debian() {
             d.candidate_bin = self
                 .probe(&["apt-cache", "show", "--no-all-versions", linux_db::PACKAGE])?
@@ -377,7 +361,13 @@ impl LinuxBackend {
             );
             d.running = self.runner.run(&argv)?.ok();
         }
+        // pg_ctl calls a server running from its postmaster.pid alone: one still starting or recovering (its
+        // start cut short) refuses psql, so the roles are read only once it accepts connections.
         if let (true, Some(bin)) = (d.running, &d.bin) {
+            let argv = linux_db::pg_isready(bin, &host.warden_exe, state, jail);
+            d.accepting = self.runner.run(&argv)?.ok();
+        }
+        if let (true, Some(bin)) = (d.accepting, &d.bin) {
             let exe = host.warden_exe.as_str();
             let psql = format!("{bin}/psql");
             for (sql, into) in [
@@ -481,6 +471,24 @@ impl LinuxBackend {
 
 fn argv(words: &[&str]) -> Vec<String> {
     words.iter().map(|w| w.to_string()).collect()
+}
+
+/// The db jail's PostgreSQL programs as the jail sees them (`/usr/lib/postgresql/N/bin`): on the `debian`
+/// release the jail's own (in its root once it exists, else in the built release it will copy), on the `host`
+/// fallback the host's (bound in with the host's `/usr`).
+pub fn db_bin(layout: &Layout, state: &str, jail: &str) -> Option<String> {
+    use warden_core::{linux_db, linux_release};
+    if !layout.services_on_debian() {
+        return postgres_bin(std::path::Path::new("/usr/lib/postgresql"));
+    }
+    let root = linux_db::jail_root(state, jail);
+    let root = if std::path::Path::new(&root).join("usr").is_dir() {
+        root
+    } else {
+        linux_release::BuildPaths::new(&linux_release::cache_dir(layout, state)).tree()
+    };
+    let lib = std::path::Path::new(&root).join("usr/lib/postgresql");
+    postgres_bin(&lib).and_then(|b| b.strip_prefix(&root).map(str::to_string))
 }
 
 /// The newest PostgreSQL server under `root` (Debian's `/usr/lib/postgresql/N/bin` with a `postgres` in it).

@@ -146,26 +146,29 @@ fn now() -> u64 {
         .unwrap_or(0)
 }
 
-/// Removes what interrupted snapshots of `name` left (`.TAG.taking`).
+/// Removes what interrupted snapshots and deletions of `name` left (`.TAG.taking`, `.TAG.deleting`).
 fn clean_taking(state_dir: &Path, name: &str) -> Result<()> {
     let Ok(rd) = fs::read_dir(jail_snapshots(state_dir, name)) else {
         return Ok(());
     };
     for e in rd.filter_map(|e| e.ok()) {
-        if e.file_name().to_string_lossy().ends_with(".taking") {
+        let file = e.file_name().to_string_lossy().into_owned();
+        if file.ends_with(".taking") || file.ends_with(".deleting") {
             fs::remove_dir_all(e.path()).map_err(|err| Error::io("remove", e.path(), err))?;
         }
     }
     Ok(())
 }
 
-/// Takes snapshot `tag` of jail `name`: stops it if it runs, copies its layer, starts it again.
+/// Takes snapshot `tag` of jail `name`: stops it if it runs (`before_stop` first: the caller's clean stop of
+/// its services), copies its layer, starts it again.
 pub fn take(
     state_dir: &Path,
     name: &str,
     tag: &str,
     cgroup_root: &Path,
     timeout: Duration,
+    before_stop: &dyn Fn(),
 ) -> Result<Done> {
     check_tag(tag)?;
     let lock = jail::lock(state_dir)?;
@@ -184,6 +187,7 @@ pub fn take(
     let layer = jail_layer::layer_name(jail.shape);
     let dir = jail::jail_dir(state_dir, name);
     jail_layer::recover(&dir, layer)?;
+    before_stop();
     let restarted = jail::stop_held(&lock, state_dir, name, timeout)?;
     let copied = copy_layer(state_dir, name, tag, &dir.join(layer), layer);
     if restarted {
@@ -239,15 +243,32 @@ fn copy_layer(
     })
 }
 
+/// Deletes snapshot `tag` of jail `name`: renamed to `.TAG.deleting` (out of the list at once, so a crash
+/// leaves it listed whole or not at all), then removed. Holds the jail lock like a snapshot or a rollback, so
+/// one under way (a rollback copies from the snapshot while it stages) finishes before the snapshot goes.
+pub fn delete(state_dir: &Path, name: &str, tag: &str) -> Result<Snapshot> {
+    check_tag(tag)?;
+    let _lock = jail::lock(state_dir)?;
+    existing_jail(state_dir, name)?;
+    let snapshot = find(state_dir, name, Some(tag))?;
+    let parent = jail_snapshots(state_dir, name);
+    let doomed = parent.join(format!(".{tag}.deleting"));
+    let from = parent.join(tag);
+    fs::rename(&from, &doomed).map_err(|e| Error::io("rename aside", &from, e))?;
+    clean_taking(state_dir, name)?;
+    Ok(snapshot)
+}
+
 /// Rolls jail `name` back to snapshot `tag` (the newest when `None`): its layer becomes a copy of the snapshot's
-/// (the snapshot stays, as do later ones). A running jail is stopped and started again; if it does not start,
-/// the old layer is put back and started.
+/// (the snapshot stays, as do later ones). A running jail is stopped (`before_stop` first, once the copy is
+/// staged) and started again; if it does not start, the old layer is put back and started.
 pub fn rollback(
     state_dir: &Path,
     name: &str,
     tag: Option<&str>,
     cgroup_root: &Path,
     timeout: Duration,
+    before_stop: &dyn Fn(),
 ) -> Result<Done> {
     if let Some(t) = tag {
         check_tag(t)?;
@@ -273,6 +294,7 @@ pub fn rollback(
         .join(&snapshot.tag)
         .join("layer");
     jail_layer::stage(&dir, &from)?;
+    before_stop();
     let restarted = match jail::stop_held(&lock, state_dir, name, timeout) {
         Ok(r) => r,
         Err(e) => {

@@ -1,8 +1,11 @@
 //! `warden db url NAME`, and the two hidden verbs setup's db step runs so that no password is ever in a plan,
 //! an argv, the journal or an error: `db passwords` (generate the missing files, mode 0600) and `db sync`
-//! (roles, databases and passwords as SQL on psql's stdin). Both backends use them.
+//! (roles, databases and passwords as SQL on psql's stdin). Both backends use them. Linux's also runs `db
+//! wait` (until the server accepts connections) when it finds a server still starting.
 
 use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use warden_core::{db, Layout};
 use warden_host::db_secrets;
@@ -30,6 +33,42 @@ pub fn run(global: &Global, command: &DbCommand) -> Result<(), Exit> {
             let state = context::verb_state_dir(&layout);
             db_secrets::sync(&state, roles, psql).map_err(|e| Exit::failure(e.to_string()))
         }
+        DbCommand::Wait {
+            timeout,
+            log,
+            probe,
+        } => wait_ready(probe, Duration::from_secs(*timeout), log),
+    }
+}
+
+/// Runs `probe` (pg_isready, which bounds its own connect with `-t`) every half second until it exits 0, or
+/// fails after `timeout` with its last answer. Exit 3 (bad arguments) fails at once: waiting cannot help.
+fn wait_ready(probe: &[String], timeout: Duration, log: &str) -> Result<(), Exit> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let out = Command::new(&probe[0])
+            .args(&probe[1..])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| Exit::failure(format!("failed to start {}: {e}", probe[0])))?;
+        if out.status.success() {
+            return Ok(());
+        }
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let said = said.trim();
+        let code = out.status.code();
+        if code == Some(3) || Instant::now() >= deadline {
+            return Err(Exit::failure(format!(
+                "PostgreSQL in the db jail did not accept connections within {} s (pg_isready exited {}: {said})\n  fix: read the server's log {log} in the db jail; `warden jail stop` and `warden jail start` the db jail, then `warden setup --step db`",
+                timeout.as_secs(),
+                code.map_or("on a signal".to_string(), |c| c.to_string()),
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(500));
     }
 }
 
