@@ -86,3 +86,57 @@ fn url(layout: &Layout, state: &Path, name: &str) -> Result<String, Exit> {
     db::url(layout, name, &password)
         .ok_or_else(|| Exit::usage("the layout has no db jail (slots.db)"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh(script: &str) -> Vec<String> {
+        vec!["sh".into(), "-c".into(), script.into()]
+    }
+
+    #[test]
+    fn waits_until_the_probe_answers_ready() {
+        let dir = tempfile::tempdir().unwrap();
+        let count = dir.path().join("n");
+        // Refuses twice (as a server in recovery does), then accepts.
+        let script = format!(
+            "n=$(cat {0} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {0}; [ $n -ge 3 ]",
+            count.display()
+        );
+        wait_ready(&sh(&script), Duration::from_secs(10), "/log").unwrap();
+        assert_eq!(std::fs::read_to_string(&count).unwrap().trim(), "3");
+    }
+
+    #[test]
+    fn gives_up_at_the_deadline_naming_the_answer_and_the_log() {
+        let t0 = Instant::now();
+        let e = wait_ready(
+            &sh("echo '/tmp:5432 - rejecting connections'; exit 1"),
+            Duration::from_secs(1),
+            "/var/lib/postgresql/server.log",
+        )
+        .unwrap_err();
+        let waited = t0.elapsed();
+        assert!(
+            waited >= Duration::from_secs(1) && waited < Duration::from_secs(5),
+            "{waited:?}"
+        );
+        assert!(
+            e.message
+                .contains("within 1 s (pg_isready exited 1: /tmp:5432 - rejecting connections)"),
+            "{}",
+            e.message
+        );
+        assert!(
+            e.message.contains("/var/lib/postgresql/server.log"),
+            "{}",
+            e.message
+        );
+        // Bad arguments (exit 3) cannot get better by waiting.
+        let t0 = Instant::now();
+        let e = wait_ready(&sh("exit 3"), Duration::from_secs(30), "/log").unwrap_err();
+        assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+        assert!(e.message.contains("exited 3"), "{}", e.message);
+    }
+}
