@@ -305,6 +305,17 @@ fn linux_jail(host: &LinuxHost, jail: &str, exe: &str, state_dir: &str, plan: &m
         // The jails step creates it with the device; setup plans this step again once it exists.
         return;
     };
+    // Read inside the running jail: a missing `tailscale` would only fail the start of tailscaled.
+    if state.running && !host.tailscale.jail.installed {
+        plan.blocked.push(Blocker {
+            step: S,
+            problem: format!("tailscale is not installed in {jail} (tailscale.jail runs its own tailscaled)"),
+            fix: format!(
+                "install Tailscale in {jail} from Tailscale's apt repository (https://tailscale.com/kb/1031/install-linux; on the host release, install it on the host: the jail sees the host's /usr), then `warden setup --backend linux --step tailscale`"
+            ),
+        });
+        return;
+    }
     let warden = |cmd: &[&str]| -> Vec<String> {
         let mut argv = vec![exe, "--state-dir", state_dir, "jail"];
         argv.extend_from_slice(cmd);
@@ -630,8 +641,22 @@ mod tests {
                 ..Default::default()
             },
         );
+        // Not installed in the running jail: blocked, naming the install; nothing planned.
         let mut p = Plan::default();
         linux(&l, &host, "/bin/warden", "/s", &mut p);
+        assert!(p.actions.is_empty(), "{p:?}");
+        assert!(
+            p.blocked.len() == 1
+                && p.blocked[0]
+                    .problem
+                    .contains("tailscale is not installed in clawdiegit")
+                && p.blocked[0].fix.contains("apt repository"),
+            "{p:?}"
+        );
+        host.tailscale.jail.installed = true;
+        let mut p = Plan::default();
+        linux(&l, &host, "/bin/warden", "/s", &mut p);
+        assert!(p.blocked.is_empty(), "{p:?}");
         let got = argvs(&p);
         assert_eq!(
             got[..3],

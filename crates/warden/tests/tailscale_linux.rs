@@ -516,6 +516,11 @@ fn jail_mode_gives_the_jail_a_tun_device_and_its_own_node() {
     let other = h0.jail("git");
     let h = h0.with_env("WARDEN_TAILSCALE_JAIL", &jail);
     h.setup_steps(&["host", "jails"]);
+    assert_blocked(
+        &h,
+        &format!("tailscale is not installed in {jail}"),
+        "apt repository",
+    );
     install_in_jail(&h, &jail);
     install_in_jail(&h, &other);
     h.setup_steps(&["tailscale"]);
