@@ -145,6 +145,24 @@ impl FakeBsdHost {
         h
     }
 
+    /// A second host in the state this one is in now (its whole directory copied): a test prepares a host once
+    /// and starts several cases from it. Valid while no `warden` or daemon of this host runs.
+    pub fn copy(&self) -> FakeBsdHost {
+        let h = FakeBsdHost {
+            dir: tempfile::tempdir().expect("a temporary directory"),
+            bastille_version: self.bastille_version.clone(),
+        };
+        let out = output_within(
+            Command::new("cp")
+                .arg("-a")
+                .arg(self.dir.path().join("."))
+                .arg(h.dir.path()),
+            TOOL_LIMIT,
+        );
+        assert!(out.status.success(), "cp -a of the host: {}", text(&out));
+        h
+    }
+
     /// A path under the host's temporary directory.
     pub fn p(&self, sub: &str) -> PathBuf {
         self.dir.path().join(sub)
@@ -234,6 +252,57 @@ impl FakeBsdHost {
         let out = self.tool(&["fakebsd", "state"]);
         assert!(out.status.success(), "fakebsd state: {}", text(&out));
         serde_json::from_slice(&out.stdout).expect("fakebsd state prints JSON")
+    }
+
+    /// What a `warden teardown --keep-data` must not leave on this host, one line each (empty when clean): the
+    /// bridge, Warden's rc.conf keys, dnsmasq.conf, pf.conf, the rc.d script, the hosts block, a service jail;
+    /// and the kept db jail, which must be there and stopped.
+    pub fn teardown_residue(&self) -> Vec<String> {
+        let mut left = Vec::new();
+        if self.tool(&["ifconfig", "warden0"]).status.success() {
+            left.push("the bridge warden0".to_string());
+        }
+        // Gone from /etc/rc.conf: at most the defaults' value is left (pf_enable="NO").
+        for var in [
+            "dnsmasq_enable",
+            "pf_enable",
+            "gateway_enable",
+            "warden_enable",
+        ] {
+            let out = self.tool(&["sysrc", "-n", var]);
+            if String::from_utf8_lossy(&out.stdout).trim() == "YES" {
+                left.push(format!("{var}=YES in rc.conf"));
+            }
+        }
+        let rc = std::fs::read_to_string(self.path("/etc/rc.conf")).unwrap_or_default();
+        if rc.contains("warden0") || rc.contains("dnsmasq") {
+            left.push(format!("warden0 or dnsmasq in rc.conf: {rc}"));
+        }
+        for gone in [
+            "/usr/local/etc/dnsmasq.conf",
+            "/etc/pf.conf",
+            "/usr/local/etc/rc.d/warden",
+            "/usr/local/bastille/jails/clawdiegit",
+        ] {
+            if self.path(gone).exists() {
+                left.push(gone.to_string());
+            }
+        }
+        let hosts = std::fs::read_to_string(self.path("/etc/hosts")).unwrap_or_default();
+        if hosts.contains("warden managed block") {
+            left.push(format!("the managed block of /etc/hosts: {hosts}"));
+        }
+        if !self.path("/usr/local/bastille/jails/clawdiedb").is_dir() {
+            left.push("the kept db jail clawdiedb is gone".to_string());
+        }
+        if self
+            .tool(&["jls", "-j", "clawdiedb", "jid"])
+            .status
+            .success()
+        {
+            left.push("the db jail clawdiedb still runs".to_string());
+        }
+        left
     }
 
     /// The host tool calls made so far, one line each (`TOOL ARGS…`), from fakebsd's call log.

@@ -1,6 +1,7 @@
 //! `warden setup --backend bastille` against the simulated FreeBSD host (`crates/fakebsd`), through the real
 //! binary: every step from a fresh host then an empty second plan; a crash cut after each command setup runs on
-//! the host, then a clean run that reports the interrupted action and reaches the same host; workers.
+//! the host, then a clean run that reports the interrupted action and reaches the same host; the same for
+//! `warden teardown` from a set-up host; workers.
 //!
 //! Crashes are real ones: fakebsd's `FAKEBSD_KILL_PARENT_AFTER=N` SIGKILLs the `warden` that made the Nth tool
 //! call, right after that call did its work (Warden has no test hook). An action that only writes a file runs
@@ -52,6 +53,8 @@ fn converged(h: &FakeBsdHost) -> Value {
         "/etc/hosts",
         "/usr/local/etc/bastille/bastille.conf",
         "/usr/local/etc/dnsmasq.conf",
+        "/etc/devfs.rules",
+        "/usr/local/etc/rc.d/warden",
     ]
     .iter()
     .map(|f| {
@@ -137,6 +140,21 @@ fn full_setup_from_a_fresh_host_then_nothing_to_do() {
     );
 }
 
+/// What the next run must report of a run killed while it printed `said`: the progress line of the action
+/// under way has no `ok` yet (`[K/TOTAL] summary … `); after an action's `ok` (the last one's too), the journal
+/// has it done and the next run names no unconfirmed action.
+fn unconfirmed(said: &str) -> Option<String> {
+    let last = said.lines().rev().find(|l| l.starts_with('['))?;
+    (!last.ends_with(" ok")).then(|| {
+        let (k, rest) = last[1..].split_once('/').unwrap_or_default();
+        let summary = rest.split_once("] ").map(|(_, s)| s).unwrap_or_default();
+        format!(
+            "action {k} ({}) was started but not confirmed",
+            summary.trim_end_matches(" … ")
+        )
+    })
+}
+
 /// Kills `warden setup` after its `n`th call on a fresh host, then runs it again; returns what is wrong, if
 /// anything: the crash did not happen, the clean run did not name the interrupted action, or the host differs.
 fn crash_then_recover(n: usize, want: &Value) -> Option<String> {
@@ -148,17 +166,8 @@ fn crash_then_recover(n: usize, want: &Value) -> Option<String> {
     if out.status.signal() != Some(9) {
         return Some(format!("call {n}: warden was not killed: {said}"));
     }
-    // The progress line of the action under way has no `ok` yet (`[K/TOTAL] summary … `); after the last
-    // action, the journal has every one done and the next run has nothing to report.
     let last = said.lines().rev().find(|l| l.starts_with('['))?;
-    let unconfirmed = (!last.ends_with(" ok")).then(|| {
-        let (k, rest) = last[1..].split_once('/').unwrap_or_default();
-        let summary = rest.split_once("] ").map(|(_, s)| s).unwrap_or_default();
-        format!(
-            "action {k} ({}) was started but not confirmed",
-            summary.trim_end_matches(" … ")
-        )
-    });
+    let unconfirmed = unconfirmed(&said);
     let out = h.warden(&["setup", "--backend", "bastille"]);
     let again = String::from_utf8_lossy(&out.stderr).to_string();
     if !out.status.success() {
@@ -204,6 +213,120 @@ fn a_crash_after_any_setup_command_is_completed_by_the_next_run() {
     });
     let failures = failures.into_inner().unwrap();
     assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// What a finished `warden teardown` shows besides its host: an empty third plan and a doctor that says
+/// "not set up" (exit 1).
+fn torn_down(h: &FakeBsdHost) -> Result<(), String> {
+    let out = h.warden(&["teardown", "--backend", "bastille", "--dry-run"]);
+    if !out.status.success() || !String::from_utf8_lossy(&out.stdout).contains("nothing to do") {
+        return Err(format!(
+            "the plan after teardown is not empty: {}",
+            text(&out)
+        ));
+    }
+    let out = h.warden(&["doctor", "--backend", "bastille"]);
+    if out.status.code() != Some(1) || !String::from_utf8_lossy(&out.stdout).contains("not set up")
+    {
+        return Err(format!("the doctor after teardown: {}", text(&out)));
+    }
+    Ok(())
+}
+
+/// Kills `warden teardown` after its `n`th call on a copy of the set-up host `set_up`, then runs it again:
+/// that host, or what is wrong (as [`crash_then_recover`], and [`torn_down`]).
+fn crash_then_finish_teardown(
+    set_up: &FakeBsdHost,
+    n: usize,
+    want: &Value,
+) -> Result<FakeBsdHost, String> {
+    let h = set_up.copy();
+    let mut crash = h.warden_cmd(&["teardown", "--backend", "bastille"]);
+    crash.env("FAKEBSD_KILL_PARENT_AFTER", n.to_string());
+    let out = output_within(&mut crash, WARDEN_LIMIT);
+    let said = String::from_utf8_lossy(&out.stderr).to_string();
+    if out.status.signal() != Some(9) {
+        return Err(format!("call {n}: warden was not killed: {said}"));
+    }
+    let last = said
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('['))
+        .unwrap_or("");
+    let unconfirmed = unconfirmed(&said);
+    let out = h.warden(&["teardown", "--backend", "bastille"]);
+    let again = String::from_utf8_lossy(&out.stderr).to_string();
+    if !out.status.success() {
+        return Err(format!(
+            "call {n} (after {last:?}): the next teardown failed: {again}"
+        ));
+    }
+    if let Some(expect) = unconfirmed.filter(|e| !again.contains(e.as_str())) {
+        return Err(format!("call {n}: no {expect:?} in {again}"));
+    }
+    let got = converged(&h);
+    if got != *want {
+        return Err(format!(
+            "call {n} (after {last:?}): a different host: {got:#} vs {want:#}"
+        ));
+    }
+    torn_down(&h).map_err(|e| format!("call {n} (after {last:?}): {e}"))?;
+    Ok(h)
+}
+
+#[test]
+fn a_crash_after_any_teardown_command_is_completed_by_the_next_run() {
+    let set_up = FakeBsdHost::fresh();
+    set_up.warden_ok(&["setup", "--backend", "bastille"]);
+    assert!(
+        !set_up.teardown_residue().is_empty(),
+        "a set-up host shows what teardown removes"
+    );
+    // The reference: an uncrashed teardown on a copy, and where its own commands start and end (after the
+    // plan's observation, before the re-plan that confirms it).
+    let reference = set_up.copy();
+    let dry = ["teardown", "--backend", "bastille", "--dry-run"];
+    let observe = counted_calls(&reference, &dry);
+    let teardown = counted_calls(&reference, &["teardown", "--backend", "bastille"]);
+    let replan = counted_calls(&reference, &dry);
+    let left = reference.teardown_residue();
+    assert!(left.is_empty(), "{left:#?}");
+    torn_down(&reference).unwrap();
+    let want = converged(&reference);
+    let (first, last) = (observe + 1, teardown - replan);
+    assert!(
+        last > first + 10,
+        "teardown's commands: {first}..={last} (observe {observe}, teardown {teardown}, re-plan {replan})"
+    );
+    let failures = Mutex::new(Vec::new());
+    let kept = Mutex::new(None);
+    let next = AtomicUsize::new(first);
+    // Two workers: each case is a copy of the set-up host and two short teardowns.
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| loop {
+                let n = next.fetch_add(1, Ordering::SeqCst);
+                if n > last {
+                    break;
+                }
+                match crash_then_finish_teardown(&set_up, n, &want) {
+                    Ok(h) if n == (first + last) / 2 => *kept.lock().unwrap() = Some(h),
+                    Ok(_) => {}
+                    Err(wrong) => failures.lock().unwrap().push(wrong),
+                }
+            });
+        }
+    });
+    let failures = failures.into_inner().unwrap();
+    assert!(failures.is_empty(), "{failures:#?}");
+
+    // Setup rebuilds the layout around the kept db jail on a host whose teardown was cut halfway.
+    let h = kept.into_inner().unwrap().expect("the halfway case's host");
+    h.warden_ok(&["setup", "--backend", "bastille"]);
+    assert!(
+        planned(&h).is_empty(),
+        "the plan after setup again is not empty"
+    );
 }
 
 #[test]

@@ -73,6 +73,62 @@ impl Host {
         cmd
     }
 
+    /// Runs `warden ARGS` in a process group of its own and SIGKILLs the group as soon as it prints the progress
+    /// line of action `k` (`[k/TOTAL] …`): a crash with the actions before `k` done and `k` just started or
+    /// under way. What it printed; fails if it ends first or takes over two minutes.
+    fn crash_at(&self, args: &[&str], k: usize) -> String {
+        use std::io::Read;
+        use std::os::unix::process::CommandExt;
+        let mut child = self
+            .command(args)
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("warden");
+        let group = Pid::from_raw(-(child.id() as i32));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut stderr = child.stderr.take().expect("piped stderr");
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stderr.read(&mut buf) {
+                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        let (mark, deadline) = (format!("[{k}/"), Instant::now() + Duration::from_secs(120));
+        let mut said = Vec::new();
+        loop {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(chunk) => said.extend(chunk),
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    let status = child.wait().expect("wait for warden");
+                    panic!(
+                        "warden {args:?} ended ({status}) before action {k}: {}",
+                        String::from_utf8_lossy(&said)
+                    );
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            }
+            if String::from_utf8_lossy(&said).contains(&mark) {
+                break;
+            }
+            if Instant::now() > deadline {
+                let _ = kill(group, Signal::SIGKILL);
+                let _ = child.wait();
+                panic!(
+                    "warden {args:?} did not reach action {k} within 120 s: {}",
+                    String::from_utf8_lossy(&said)
+                );
+            }
+        }
+        kill(group, Signal::SIGKILL).expect("kill warden's process group");
+        let _ = child.wait();
+        String::from_utf8_lossy(&said).into_owned()
+    }
+
     fn ok(&self, args: &[&str]) -> String {
         let out = self.warden(args);
         assert!(
@@ -686,8 +742,15 @@ fn teardown_leaves_nothing_but_the_db_data_and_setup_restores_the_layout() {
         !plan.contains(&format!("destroy the db jail {db}")),
         "{plan}"
     );
+    // A crash (SIGKILL of warden's process group) as the third action starts; the next run resumes and finishes.
+    let said = h.crash_at(&["teardown", "--backend", "linux", "--keep-data"], 3);
     let o = h.warden(&["teardown", "--backend", "linux", "--keep-data"]);
     assert!(o.status.success(), "teardown: {}", err(&o));
+    assert!(
+        err(&o).contains("resuming after an interrupted run"),
+        "after a crash in {said:?}: {}",
+        err(&o)
+    );
 
     // No residue: links, nftables rules, processes, mounts, cgroups of the thin jails.
     let links = h.ns.exec_ok(&["ip", "-o", "link"]);
@@ -744,8 +807,25 @@ fn teardown_leaves_nothing_but_the_db_data_and_setup_restores_the_layout() {
     assert!(out(&o).contains("10.0.1.5"), "{} {}", out(&o), err(&o));
 
     // --force: the db jail goes too, and nothing of any jail is left.
+    // --force cut later, as its last action starts (the plan's length from its dry run).
+    let plan = h.ok(&["teardown", "--backend", "linux", "--force", "--dry-run"]);
+    let total = plan
+        .lines()
+        .filter(|l| {
+            l.trim_start()
+                .split_once(". ")
+                .is_some_and(|(n, _)| n.parse::<usize>().is_ok())
+        })
+        .count();
+    assert!(total > 3, "{plan}");
+    let said = h.crash_at(&["teardown", "--backend", "linux", "--force"], total);
     let o = h.warden(&["teardown", "--backend", "linux", "--force"]);
     assert!(o.status.success(), "teardown --force: {}", err(&o));
+    assert!(
+        err(&o).contains("resuming after an interrupted run"),
+        "after a crash in {said:?}: {}",
+        err(&o)
+    );
     assert_eq!(h.state_of(&db), "absent");
     h.assert_no_residue(&names);
 }
