@@ -181,6 +181,31 @@ fn crash_then_recover(n: usize, want: &Value) -> Option<String> {
         .then(|| format!("call {n} (after {last:?}): a different host: {got:#} vs {want:#}"))
 }
 
+/// Runs `case` for each call number in `first..=last`, two at a time (each case has a host of its own); what
+/// the cases found wrong.
+fn every_cut(
+    first: usize,
+    last: usize,
+    case: &(dyn Fn(usize) -> Option<String> + Sync),
+) -> Vec<String> {
+    let failures = Mutex::new(Vec::new());
+    let next = AtomicUsize::new(first);
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| loop {
+                let n = next.fetch_add(1, Ordering::SeqCst);
+                if n > last {
+                    break;
+                }
+                if let Some(wrong) = case(n) {
+                    failures.lock().unwrap().push(wrong);
+                }
+            });
+        }
+    });
+    failures.into_inner().unwrap()
+}
+
 #[test]
 fn a_crash_after_any_setup_command_is_completed_by_the_next_run() {
     // The reference: where setup's own commands start and end (after the plan's observation, before the
@@ -195,23 +220,8 @@ fn a_crash_after_any_setup_command_is_completed_by_the_next_run() {
         last > first + 40,
         "setup's commands: {first}..={last} (observe {observe}, setup {setup}, verify {verify})"
     );
-    let failures = Mutex::new(Vec::new());
-    let next = AtomicUsize::new(first);
-    // Two workers: each case is two short setups on its own simulated host.
-    std::thread::scope(|s| {
-        for _ in 0..2 {
-            s.spawn(|| loop {
-                let n = next.fetch_add(1, Ordering::SeqCst);
-                if n > last {
-                    break;
-                }
-                if let Some(wrong) = crash_then_recover(n, &want) {
-                    failures.lock().unwrap().push(wrong);
-                }
-            });
-        }
-    });
-    let failures = failures.into_inner().unwrap();
+    // Each case is two short setups on its own simulated host.
+    let failures = every_cut(first, last, &|n| crash_then_recover(n, &want));
     assert!(failures.is_empty(), "{failures:#?}");
 }
 
@@ -298,26 +308,16 @@ fn a_crash_after_any_teardown_command_is_completed_by_the_next_run() {
         last > first + 10,
         "teardown's commands: {first}..={last} (observe {observe}, teardown {teardown}, re-plan {replan})"
     );
-    let failures = Mutex::new(Vec::new());
     let kept = Mutex::new(None);
-    let next = AtomicUsize::new(first);
-    // Two workers: each case is a copy of the set-up host and two short teardowns.
-    std::thread::scope(|s| {
-        for _ in 0..2 {
-            s.spawn(|| loop {
-                let n = next.fetch_add(1, Ordering::SeqCst);
-                if n > last {
-                    break;
-                }
-                match crash_then_finish_teardown(&set_up, n, &want) {
-                    Ok(h) if n == (first + last) / 2 => *kept.lock().unwrap() = Some(h),
-                    Ok(_) => {}
-                    Err(wrong) => failures.lock().unwrap().push(wrong),
-                }
-            });
+    // Each case is a copy of the set-up host and two short teardowns.
+    let failures = every_cut(first, last, &|n| {
+        match crash_then_finish_teardown(&set_up, n, &want) {
+            Ok(h) if n == (first + last) / 2 => *kept.lock().unwrap() = Some(h),
+            Ok(_) => {}
+            Err(wrong) => return Some(wrong),
         }
+        None
     });
-    let failures = failures.into_inner().unwrap();
     assert!(failures.is_empty(), "{failures:#?}");
 
     // Setup rebuilds the layout around the kept db jail on a host whose teardown was cut halfway.
