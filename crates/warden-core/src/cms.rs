@@ -216,29 +216,13 @@ pub fn valid_release_id(id: &str) -> bool {
 /// A release id for a deploy at `unix_millis`: sortable by time (`YYYYmmddTHHMMSS.mmmZ`), later than
 /// [`PLACEHOLDER_RELEASE`].
 pub fn release_id(unix_millis: u64) -> String {
-    let secs = unix_millis / 1000;
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(days as i64);
+    let (date, time) = crate::snapshot_tag::civil(unix_millis / 1000);
     format!(
-        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
+        "{}T{}.{:03}Z",
+        date.replace('-', ""),
+        time.replace(':', ""),
         unix_millis % 1000
     )
-}
-
-/// Days since 1970-01-01 → (year, month, day) (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 /// The releases a prune removes: all but the newest `keep` (by id), never `current`, never an unfinished

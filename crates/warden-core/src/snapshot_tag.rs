@@ -30,8 +30,8 @@ pub fn utc_text(unix_secs: u64) -> String {
     format!("{date} {time}")
 }
 
-/// (`YYYY-mm-dd`, `HH:MM:SS`) in UTC.
-fn civil(unix_secs: u64) -> (String, String) {
+/// (`YYYY-mm-dd`, `HH:MM:SS`) in UTC: the one calendar conversion (snapshot tags, cms release ids).
+pub(crate) fn civil(unix_secs: u64) -> (String, String) {
     let days = (unix_secs / 86_400) as i64;
     let rem = unix_secs % 86_400;
     let (y, m, d) = civil_from_days(days);
