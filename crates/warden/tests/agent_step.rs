@@ -12,10 +12,10 @@ use common::{text, warden, Netns, Serve};
 
 /// `warden --state-dir STATE ARGS` inside the namespace, with `env`.
 fn warden_in(ns: &Netns, state: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
-    ns.warden(state, args)
-        .envs(env.iter().copied())
-        .output()
-        .expect("run warden in the namespace")
+    common::output_within(
+        ns.warden(state, args).envs(env.iter().copied()),
+        common::WARDEN_LIMIT,
+    )
 }
 
 #[test]

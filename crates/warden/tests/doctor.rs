@@ -221,13 +221,14 @@ mod linux {
                 bin_dir().display(),
                 std::env::var("PATH").unwrap_or_default()
             );
-            Command::new(&argv[0])
-                .args(&argv[1..])
-                .env("PATH", path)
-                // The same layout as `warden` above (no ai jail) for the remedies it runs.
-                .env("WARDEN_JAILS_AI", "false")
-                .output()
-                .expect("sh")
+            common::output_within(
+                Command::new(&argv[0])
+                    .args(&argv[1..])
+                    .env("PATH", path)
+                    // The same layout as `warden` above (no ai jail) for the remedies it runs.
+                    .env("WARDEN_JAILS_AI", "false"),
+                common::WARDEN_LIMIT,
+            )
         }
     }
 
@@ -407,11 +408,10 @@ impl Host for FakeBsdHost {
     }
 
     fn sh(&self, cmd: &str) -> Output {
-        self.cmd(Path::new("sh"))
-            .arg("-c")
-            .arg(cmd)
-            .output()
-            .unwrap()
+        common::output_within(
+            self.cmd(Path::new("sh")).arg("-c").arg(cmd),
+            common::WARDEN_LIMIT,
+        )
     }
 }
 

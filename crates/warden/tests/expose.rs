@@ -217,11 +217,9 @@ target_port = 80
         let outside = outside_of(&h);
 
         // An uplink this host does not have blocks the host step, naming the fix; nothing is changed.
-        let o = h
-            .command(&["plan", "--backend", "linux", "--step", "host"])
-            .env("WARDEN_EXT_IF", "nosuch0")
-            .output()
-            .unwrap();
+        let mut plan = h.command(&["plan", "--backend", "linux", "--step", "host"]);
+        plan.env("WARDEN_EXT_IF", "nosuch0");
+        let o = crate::common::output_within(&mut plan, crate::common::WARDEN_LIMIT);
         assert_eq!(o.status.code(), Some(1), "{}", text(&o));
         assert!(
             text(&o).contains("\"nosuch0\", which is not an interface of this host")

@@ -60,7 +60,7 @@ impl Host {
     }
 
     fn warden(&self, args: &[&str]) -> Output {
-        self.command(args).output().expect("warden")
+        common::output_within(&mut self.command(args), common::WARDEN_LIMIT)
     }
 
     fn command(&self, args: &[&str]) -> Command {

@@ -8,6 +8,7 @@
 mod common;
 
 use std::process::Command;
+use std::time::Duration;
 
 use common::{Netns, Serve};
 
@@ -50,11 +51,11 @@ fn schemathesis_finds_the_api_exactly_as_documented() {
         ]
         .map(String::from),
     );
-    let out = Command::new(&argv[0])
-        .args(&argv[1..])
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run schemathesis (installed by scripts/test: pip install schemathesis)");
+    // schemathesis is installed by scripts/test (pip install schemathesis).
+    let out = common::output_within(
+        Command::new(&argv[0]).args(&argv[1..]).env("NO_COLOR", "1"),
+        Duration::from_secs(900),
+    );
     let report = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

@@ -6,6 +6,10 @@
 mod common;
 
 use std::process::Output;
+use std::time::Duration;
+
+/// How long debootstrap or apt in the tree may take (a first build measured 198 s under load).
+const RELEASE_LIMIT: Duration = Duration::from_secs(1800);
 
 use common::{warden_bin, Netns};
 
@@ -35,10 +39,10 @@ fn bootstraps_debian_and_runs_thin_and_thick_jails_on_it() {
             state.clone(),
         ]);
         argv.extend(args.iter().map(|s| s.to_string()));
-        std::process::Command::new(&argv[0])
-            .args(&argv[1..])
-            .output()
-            .unwrap()
+        common::output_within(
+            std::process::Command::new(&argv[0]).args(&argv[1..]),
+            RELEASE_LIMIT,
+        )
     };
     let ok = |args: &[&str]| -> String {
         let o = w(args);
@@ -46,10 +50,16 @@ fn bootstraps_debian_and_runs_thin_and_thick_jails_on_it() {
         text(&o)
     };
     // debootstrap downloads, so it runs in this machine's own network namespace (it touches no interface).
-    let o = std::process::Command::new(warden_bin())
-        .args(["--state-dir", &state, "release", "bootstrap", "debian"])
-        .output()
-        .unwrap();
+    let o = common::output_within(
+        std::process::Command::new(warden_bin()).args([
+            "--state-dir",
+            &state,
+            "release",
+            "bootstrap",
+            "debian",
+        ]),
+        RELEASE_LIMIT,
+    );
     assert!(o.status.success(), "bootstrap: {}", text(&o));
     let progress = text(&o);
     assert!(
@@ -123,11 +133,12 @@ fn builds_the_service_release_with_the_role_packages_once() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().display().to_string();
     let build = || {
-        std::process::Command::new(warden_bin())
-            .args(["--state-dir", &state, "release", "build", "debian"])
-            .env("WARDEN_RELEASE_CACHE", CI_RELEASE_CACHE)
-            .output()
-            .unwrap()
+        common::output_within(
+            std::process::Command::new(warden_bin())
+                .args(["--state-dir", &state, "release", "build", "debian"])
+                .env("WARDEN_RELEASE_CACHE", CI_RELEASE_CACHE),
+            RELEASE_LIMIT,
+        )
     };
     // Built once per cache (here or by scripts/test before); then nothing to do.
     let o = build();

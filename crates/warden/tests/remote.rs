@@ -9,9 +9,7 @@ use std::process::Output;
 use common::{text, Netns, Serve};
 
 fn warden_in(ns: &Netns, state: &Path, args: &[&str]) -> Output {
-    ns.warden(state, args)
-        .output()
-        .expect("run warden in the namespace")
+    common::output_within(&mut ns.warden(state, args), common::WARDEN_LIMIT)
 }
 
 #[test]

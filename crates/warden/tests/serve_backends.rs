@@ -60,7 +60,7 @@ impl Backend {
             if let Some(m) = &mirror {
                 cmd.env("FAKEBSD_NPM_MIRROR", m);
             }
-            let out = cmd.output().unwrap();
+            let out = common::output_within(&mut cmd, common::WARDEN_LIMIT);
             assert!(
                 out.status.success(),
                 "setup --step {step}: {}",

@@ -80,11 +80,12 @@ impl StandIn {
         let mut argv = ns.prefix();
         argv.push(self.bin.path().join("tailscale").display().to_string());
         argv.extend(args.iter().map(|a| a.to_string()));
-        Command::new(&argv[0])
-            .args(&argv[1..])
-            .env("TAILSCALE_STANDIN_STATE", self.state.path())
-            .output()
-            .unwrap()
+        common::output_within(
+            Command::new(&argv[0])
+                .args(&argv[1..])
+                .env("TAILSCALE_STANDIN_STATE", self.state.path()),
+            common::WARDEN_LIMIT,
+        )
     }
 
     fn cli_ok(&self, ns: &Netns, args: &[&str]) -> String {

@@ -77,7 +77,7 @@ fn warden(ns: Option<&TestNet>, state: &Path, args: &[&str], env: &[(&str, &str)
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.output().expect("run warden")
+    common::output_within(&mut cmd, common::WARDEN_LIMIT)
 }
 
 /// Waits until `pred` holds for what the bot sent (read from the stand-in's record).

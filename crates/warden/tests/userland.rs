@@ -76,15 +76,16 @@ fn a_host_release_worker_has_a_usable_userland_and_no_host_secrets() {
     let _serial = warden_testkit::root_test("userland").expect("root_test never skips");
     let work = tempfile::tempdir().unwrap();
     let state = tempfile::tempdir().unwrap();
-    let o = Command::new("unshare")
-        .args(["--mount", "--propagation", "private", "bash", "-c", OUTER])
-        .env("WORK", work.path())
-        .env("STATE", state.path())
-        .env("WARDEN", warden_bin())
-        .env("INNER", INNER)
-        .env("WARDEN_TIMEZONE", "Asia/Tokyo")
-        .output()
-        .unwrap();
+    let o = common::output_within(
+        Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "bash", "-c", OUTER])
+            .env("WORK", work.path())
+            .env("STATE", state.path())
+            .env("WARDEN", warden_bin())
+            .env("INNER", INNER)
+            .env("WARDEN_TIMEZONE", "Asia/Tokyo"),
+        common::WARDEN_LIMIT,
+    );
     let out = String::from_utf8_lossy(&o.stdout);
     let err = String::from_utf8_lossy(&o.stderr);
     let failed: Vec<&str> = out.lines().filter(|l| !l.starts_with("ok ")).collect();

@@ -37,7 +37,7 @@ pub fn warden(args: &[&str], env: &[(&str, &str)]) -> Output {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.output().expect("failed to run warden")
+    output_within(&mut cmd, WARDEN_LIMIT)
 }
 
 /// stdout as text; panics with stderr if the command failed.
@@ -176,10 +176,7 @@ impl Netns {
     pub fn exec(&self, argv: &[&str]) -> Output {
         let mut full = self.prefix();
         full.extend(argv.iter().map(|s| s.to_string()));
-        Command::new(&full[0])
-            .args(&full[1..])
-            .output()
-            .expect("failed to run nsenter")
+        output_within(Command::new(&full[0]).args(&full[1..]), WARDEN_LIMIT)
     }
 
     /// Runs a command inside the namespace and asserts it succeeded.
@@ -368,7 +365,7 @@ impl Drop for Serve {
 // ---- The simulated FreeBSD host (fakebsd), driven through the real CLI: warden-testkit's `FakeBsdHost`. ----
 
 #[allow(unused_imports)]
-pub use warden_testkit::fakebsd::{bin_dir, text};
+pub use warden_testkit::fakebsd::{bin_dir, output_within, text, WARDEN_LIMIT};
 
 /// HTTP/1.0 GET `path` with `Host: host` from inside the namespace at `netns`: (status, body), or why it failed.
 #[cfg(target_os = "linux")]
