@@ -523,8 +523,9 @@ pub(crate) fn start_held(
     Ok(running)
 }
 
-/// Stops a running jail: SIGTERM to its init (which gives its processes [`crate::jail_init::STOP_GRACE`]),
-/// SIGKILL after `timeout`, then waits for the supervisor's teardown (cgroups, veth, record).
+/// Stops a running jail: SIGTERM to its init (which gives a PostgreSQL it runs its fast shutdown, then its
+/// processes [`crate::jail_init::STOP_GRACE`]), SIGKILL after `timeout` (plus
+/// [`crate::jail_init::POSTGRES_STOP`] while the jail runs PostgreSQL), then waits for the supervisor's teardown (cgroups, veth, record).
 /// Returns false if it was not running (leftovers of a crash are cleaned either way).
 pub fn stop(state_dir: &Path, name: &str, timeout: Duration) -> Result<bool> {
     let lock = lock(state_dir)?;
@@ -557,6 +558,13 @@ fn stop_locked(state_dir: &Path, jail: &Jail, timeout: Duration) -> Result<bool>
             // SAFETY: kill(2) on the jail's init, its identity checked by start time just before.
             unsafe { libc::kill(s.init_pid, sig) };
         }
+    };
+    // The init waits for PostgreSQL's shutdown checkpoint before its grace: a SIGKILL in between would cut it.
+    let root = PathBuf::from(format!("/proc/{}/root", s.init_pid));
+    let timeout = if crate::jail_init::postmaster_pid(&root).exists() {
+        timeout + crate::jail_init::POSTGRES_STOP
+    } else {
+        timeout
     };
     signal(libc::SIGTERM);
     let rec = record::record_path(state_dir, &jail.name);

@@ -160,15 +160,14 @@ fn clean_taking(state_dir: &Path, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Takes snapshot `tag` of jail `name`: stops it if it runs (`before_stop` first: the caller's clean stop of
-/// its services), copies its layer, starts it again.
+/// Takes snapshot `tag` of jail `name`: stops it if it runs (a PostgreSQL in it shut down cleanly, see
+/// [`jail::stop`]), copies its layer, starts it again.
 pub fn take(
     state_dir: &Path,
     name: &str,
     tag: &str,
     cgroup_root: &Path,
     timeout: Duration,
-    before_stop: &dyn Fn(),
 ) -> Result<Done> {
     check_tag(tag)?;
     let lock = jail::lock(state_dir)?;
@@ -187,7 +186,6 @@ pub fn take(
     let layer = jail_layer::layer_name(jail.shape);
     let dir = jail::jail_dir(state_dir, name);
     jail_layer::recover(&dir, layer)?;
-    before_stop();
     let restarted = jail::stop_held(&lock, state_dir, name, timeout)?;
     let copied = copy_layer(state_dir, name, tag, &dir.join(layer), layer);
     if restarted {
@@ -260,15 +258,14 @@ pub fn delete(state_dir: &Path, name: &str, tag: &str) -> Result<Snapshot> {
 }
 
 /// Rolls jail `name` back to snapshot `tag` (the newest when `None`): its layer becomes a copy of the snapshot's
-/// (the snapshot stays, as do later ones). A running jail is stopped (`before_stop` first, once the copy is
-/// staged) and started again; if it does not start, the old layer is put back and started.
+/// (the snapshot stays, as do later ones). A running jail is stopped (once the copy is staged) and started
+/// again; if it does not start, the old layer is put back and started.
 pub fn rollback(
     state_dir: &Path,
     name: &str,
     tag: Option<&str>,
     cgroup_root: &Path,
     timeout: Duration,
-    before_stop: &dyn Fn(),
 ) -> Result<Done> {
     if let Some(t) = tag {
         check_tag(t)?;
@@ -294,7 +291,6 @@ pub fn rollback(
         .join(&snapshot.tag)
         .join("layer");
     jail_layer::stage(&dir, &from)?;
-    before_stop();
     let restarted = match jail::stop_held(&lock, state_dir, name, timeout) {
         Ok(r) => r,
         Err(e) => {

@@ -223,9 +223,28 @@ fn postgres_serves_each_role_its_database_and_keeps_its_data() {
         text(&o)
     );
 
-    // The data survives a restart of the db jail; setup starts the server again and plans nothing after.
+    // The data survives a restart of the db jail; setup starts the server again and plans nothing after. The
+    // stop gives PostgreSQL its fast shutdown (the init's SIGINT, then up to 60 s for the checkpoint), with a
+    // client connected: not only the SIGTERM every process gets with a 5 s grace before SIGKILL.
     let db = h.jail("db");
+    let client = h.hold_connection(&url);
     h.ok(&["jail", "stop", &db]);
+    let data = db_root.join("var/lib/postgresql/data");
+    assert!(
+        !data.join("postmaster.pid").exists(),
+        "the jail stop left {}/postmaster.pid: PostgreSQL was killed",
+        data.display()
+    );
+    let log = std::fs::read_to_string(db_root.join("var/lib/postgresql/server.log")).unwrap();
+    let last = log.lines().last().unwrap_or_default();
+    let request = log.lines().rev().find(|l| l.contains("shutdown request"));
+    assert!(
+        request.is_some_and(|l| l.contains("received fast shutdown request"))
+            && last.contains("database system is shut down"),
+        "PostgreSQL did not get a clean fast shutdown; its log ends: {}",
+        log.lines().rev().take(8).collect::<Vec<_>>().join("\n")
+    );
+    client.finish();
     h.ok(&["jail", "start", &db]);
     let plan = h.ok(&["plan", "--backend", "linux", "--step", "db"]);
     assert!(plan.contains("start PostgreSQL"), "{plan}");

@@ -33,9 +33,8 @@ pub fn run(global: &Global, command: &SnapshotCommand) -> Result<(), Exit> {
                         .unwrap_or(0),
                 )
             });
-            let stop_db = || stop_db_server(&layout, &state_dir, jail);
-            let done = snapshot::take(&state_dir, jail, &tag, cgroups, STOP_TIMEOUT, &stop_db)
-                .map_err(exit_for)?;
+            let done =
+                snapshot::take(&state_dir, jail, &tag, cgroups, STOP_TIMEOUT).map_err(exit_for)?;
             eprintln!(
                 "warden: snapshot {jail}@{tag} taken ({} bytes of {}/{}){}",
                 done.snapshot.bytes,
@@ -48,16 +47,8 @@ pub fn run(global: &Global, command: &SnapshotCommand) -> Result<(), Exit> {
             Ok(())
         }
         SnapshotCommand::Rollback { jail, tag, .. } => {
-            let stop_db = || stop_db_server(&layout, &state_dir, jail);
-            let done = snapshot::rollback(
-                &state_dir,
-                jail,
-                tag.as_deref(),
-                cgroups,
-                STOP_TIMEOUT,
-                &stop_db,
-            )
-            .map_err(exit_for)?;
+            let done = snapshot::rollback(&state_dir, jail, tag.as_deref(), cgroups, STOP_TIMEOUT)
+                .map_err(exit_for)?;
             eprintln!(
                 "warden: rolled {jail} back to {} (taken {} UTC; the snapshots are kept){}",
                 done.snapshot.tag,
@@ -98,53 +89,6 @@ pub fn run(global: &Global, command: &SnapshotCommand) -> Result<(), Exit> {
             }
             Ok(())
         }
-    }
-}
-
-/// Before the layout's db jail is stopped: PostgreSQL's fast shutdown, waited for (its shutdown checkpoint
-/// done, postmaster.pid removed). The jail stop alone sends SIGTERM to every process (a smart shutdown, which
-/// waits for clients) and SIGKILL after a grace, which under I/O load cut the checkpoint short: the snapshot
-/// then held a crashed cluster and every rollback to it started with crash recovery. Best effort: when this
-/// fails (no server running, no jail), the jail stop is what it was.
-fn stop_db_server(layout: &Layout, state_dir: &Path, jail: &str) {
-    let Some(svc) = layout.service(warden_core::layout::Role::Db) else {
-        return;
-    };
-    let state = state_dir.display().to_string();
-    let Some(bin) = (svc.jail == jail)
-        .then(|| warden_linux::host::db_bin(layout, &state, jail))
-        .flatten()
-    else {
-        return;
-    };
-    let Ok(exe) = std::env::current_exe() else {
-        return;
-    };
-    let pg_ctl = format!("{bin}/pg_ctl");
-    let argv = warden_core::linux_db::as_postgres(
-        &exe.display().to_string(),
-        &state,
-        jail,
-        &[
-            &pg_ctl,
-            "stop",
-            "-D",
-            warden_core::linux_db::DATA,
-            "-m",
-            "fast",
-            "-w",
-            "-t",
-            "60",
-        ],
-    );
-    let out = std::process::Command::new(&argv[0])
-        .args(&argv[1..])
-        .stdin(std::process::Stdio::null())
-        .output();
-    if out.is_ok_and(|o| o.status.success()) {
-        eprintln!(
-            "warden: PostgreSQL in {jail} shut down (fast, checkpoint done) before the jail stop"
-        );
     }
 }
 

@@ -189,6 +189,42 @@ impl LinuxHost {
         o
     }
 
+    /// A client connected to `url` in a long query (in the namespace, ended by `timeout` after 60 s at most);
+    /// returns once the server shows its session.
+    pub fn hold_connection(&self, url: &str) -> HeldConnection {
+        let mut argv: Vec<String> = vec!["timeout".into(), "-k".into(), "5".into(), "60".into()];
+        argv.extend(self.ns.prefix());
+        argv.extend([
+            psql_bin(),
+            url.into(),
+            "-XAtc".into(),
+            "select pg_sleep(55)".into(),
+        ]);
+        let child = Command::new(&argv[0])
+            .args(&argv[1..])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let held = HeldConnection(child);
+        let t = std::time::Instant::now();
+        loop {
+            let o = self.psql(
+                url,
+                "select count(*) from pg_stat_activity where query = 'select pg_sleep(55)'",
+            );
+            if String::from_utf8_lossy(&o.stdout).trim() == "1" {
+                return held;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(20),
+                "the held connection did not show in pg_stat_activity within 20 s: {}",
+                text(&o)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// The doctor's checks whose names start with `prefix` (`db.`), as JSON objects.
     pub fn doctor_checks(&self, prefix: &str) -> Vec<serde_json::Value> {
         let o = self.warden(&["doctor", "--json"]);
@@ -215,5 +251,29 @@ impl Drop for LinuxHost {
         if let Ok(pid) = std::fs::read_to_string(self.dir.path().join("dnsmasq.pid")) {
             let _ = Command::new("kill").arg(pid.trim()).status();
         }
+    }
+}
+
+/// A `psql` child holding a connection ([`LinuxHost::hold_connection`]); killed when dropped.
+pub struct HeldConnection(std::process::Child);
+
+impl HeldConnection {
+    /// Waits (at most 10 s, then kills it) for the client to end after its server went away.
+    pub fn finish(mut self) {
+        let t = std::time::Instant::now();
+        while self.0.try_wait().unwrap().is_none() {
+            assert!(
+                t.elapsed() < std::time::Duration::from_secs(10),
+                "the held psql did not end within 10 s of its server's stop"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for HeldConnection {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
