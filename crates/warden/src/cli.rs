@@ -611,7 +611,7 @@ pub enum JailCommand {
         /// The jail.
         name: String,
     },
-    /// Stop a jail: SIGTERM to its processes, SIGKILL after the timeout.
+    /// Stop a jail: a fast shutdown of its PostgreSQL if one runs, SIGTERM to its processes, SIGKILL after the timeout.
     Stop {
         /// The jail.
         name: String,
