@@ -493,13 +493,18 @@ pub fn db_bin(layout: &Layout, state: &str, jail: &str) -> Option<String> {
 
 /// The newest PostgreSQL server under `root` (Debian's `/usr/lib/postgresql/N/bin` with a `postgres` in it).
 pub fn postgres_bin(root: &std::path::Path) -> Option<String> {
+    postgres_bin_with(root, "postgres")
+}
+
+/// The newest Debian PostgreSQL `bin` directory under `root` (`N/bin`) that has `program` in it.
+pub fn postgres_bin_with(root: &std::path::Path, program: &str) -> Option<String> {
     let mut best: Option<(u32, String)> = None;
     for e in std::fs::read_dir(root).ok()?.filter_map(Result::ok) {
         let Some(v) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
             continue;
         };
         let bin = e.path().join("bin");
-        if bin.join("postgres").is_file() && best.as_ref().is_none_or(|(b, _)| v > *b) {
+        if bin.join(program).is_file() && best.as_ref().is_none_or(|(b, _)| v > *b) {
             best = Some((v, bin.display().to_string()));
         }
     }

@@ -160,14 +160,9 @@ fn linux_exec(
 
 /// The newest Debian psql under `root` (`<root>/usr/lib/postgresql/N/bin/psql`), as a path inside `root`.
 fn debian_psql(root: &std::path::Path) -> Option<String> {
-    let dir = root.join("usr/lib/postgresql");
-    std::fs::read_dir(&dir)
-        .ok()?
-        .filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .max()
-        .map(|v| format!("/usr/lib/postgresql/{v}/bin/psql"))
-        .filter(|p| root.join(p.trim_start_matches('/')).is_file())
+    let bin = warden_linux::host::postgres_bin_with(&root.join("usr/lib/postgresql"), "psql")?;
+    let inside = bin.strip_prefix(root.to_str()?)?;
+    Some(format!("/{}/psql", inside.trim_start_matches('/')))
 }
 
 /// The argv that runs the running Linux jail `jail`'s own psql in its network namespace:
@@ -489,5 +484,28 @@ impl Probe<'_> {
             ),
             Err(e) => Check::fail(name, expected, e, remedy),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::debian_psql;
+
+    #[test]
+    fn debian_psql_is_the_newest_version_with_a_psql_as_a_path_inside_the_root() {
+        let root = tempfile::tempdir().unwrap();
+        let lib = root.path().join("usr/lib/postgresql");
+        for v in ["13", "15", "16"] {
+            std::fs::create_dir_all(lib.join(v).join("bin")).unwrap();
+        }
+        assert_eq!(debian_psql(root.path()), None);
+        for v in ["13", "15"] {
+            std::fs::write(lib.join(v).join("bin/psql"), "").unwrap();
+        }
+        // 16 has no psql: the newest that has one.
+        assert_eq!(
+            debian_psql(root.path()).as_deref(),
+            Some("/usr/lib/postgresql/15/bin/psql")
+        );
     }
 }
